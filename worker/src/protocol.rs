@@ -1,0 +1,414 @@
+//! The query protocol: the versioned JSON ticket, and what comes back.
+//!
+//! A ticket names a dataset, filters per dimension, an optional map viewport and
+//! a list of views. The worker answers one Arrow stream: a `summary` batch,
+//! then one batch per view (see `PROTOCOL.md`). [`QueryResult`] is that answer
+//! decoded, and is what the dashboard merges across shards.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::spec::truncate;
+
+/// The ticket version this worker speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest raster a query may ask for, per side.
+pub const MAX_RASTER_SIDE: u32 = 4096;
+/// Largest raster a query may ask for, in pixels.
+pub const MAX_RASTER_PIXELS: u64 = 4_194_304;
+/// Largest sample a query may ask for.
+pub const MAX_SAMPLE_ROWS: u32 = 10_000;
+/// Largest ticket accepted, in bytes.
+pub const MAX_TICKET_BYTES: usize = 64 * 1024;
+/// Largest number of views in one query.
+pub const MAX_VIEWS: usize = 32;
+
+/// A crossfilter query (the DoGet ticket, JSON).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Query {
+    /// Protocol version; must be 1.
+    pub version: u32,
+    /// Dataset name.
+    pub dataset: String,
+    /// Filters by dimension name. A row is selected when it passes every filter.
+    #[serde(default)]
+    pub filters: BTreeMap<String, Filter>,
+    /// The map viewport; required by raster views and by `viewportFilter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewport: Option<Viewport>,
+    /// When true, histograms and the selected count only include rows inside the viewport.
+    #[serde(default)]
+    pub viewport_filter: bool,
+    /// What to compute.
+    pub views: Vec<View>,
+}
+
+/// A filter on one dimension.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Filter {
+    /// Keep rows whose category label is one of these (categorical dimensions).
+    Categories(Vec<String>),
+    /// Keep rows in bins whose lower edge lies in `[min, max)` (numeric and temporal
+    /// dimensions; temporal bounds in unix seconds).
+    Range {
+        /// Inclusive lower bound.
+        min: f64,
+        /// Exclusive upper bound.
+        max: f64,
+    },
+    /// Keep rows in these bins, by index (any dimension).
+    Bins(Vec<u32>),
+}
+
+/// A geographic viewport in degrees. `west > east` crosses the antimeridian.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Viewport {
+    /// Western edge, longitude in [-180, 180].
+    pub west: f64,
+    /// Southern edge, latitude in [-85.0511, 85.0511].
+    pub south: f64,
+    /// Eastern edge, longitude in [-180, 180].
+    pub east: f64,
+    /// Northern edge, latitude in [-85.0511, 85.0511].
+    pub north: f64,
+}
+
+/// One thing to compute over the selected rows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum View {
+    /// Crossfilter histogram of a dimension: counts rows passing every filter but its own.
+    Histogram {
+        /// Dimension name.
+        dimension: String,
+    },
+    /// Counts per pixel per category of the selected rows inside the viewport.
+    Raster {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
+    /// A uniform sample of the selected rows inside the viewport (all of them when
+    /// at most `limit` match).
+    Sample {
+        /// Most rows to return.
+        limit: u32,
+    },
+}
+
+impl Query {
+    /// Parses and checks a ticket. Errors quote the offending field or limit.
+    pub fn from_json(bytes: &[u8]) -> Result<Query> {
+        if bytes.len() > MAX_TICKET_BYTES {
+            return Err(Error::InvalidQuery(format!(
+                "ticket is {} bytes; the limit is {MAX_TICKET_BYTES}",
+                bytes.len()
+            )));
+        }
+        let q: Query = serde_json::from_slice(bytes)
+            .map_err(|e| Error::InvalidQuery(format!("ticket is not a valid query: {e}")))?;
+        q.check_shape()?;
+        Ok(q)
+    }
+
+    /// Serialises the ticket.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a query always serialises")
+    }
+
+    /// Checks limits that do not depend on the dataset.
+    pub fn check_shape(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidQuery(m));
+        if self.version != PROTOCOL_VERSION {
+            return bad(format!(
+                "ticket version {} is not supported; this worker speaks version {PROTOCOL_VERSION}",
+                self.version
+            ));
+        }
+        if self.views.is_empty() {
+            return bad("query has no views".into());
+        }
+        if self.views.len() > MAX_VIEWS {
+            return bad(format!("query has {} views; the limit is {MAX_VIEWS}", self.views.len()));
+        }
+        if let Some(v) = &self.viewport {
+            v.check()?;
+        }
+        let mut rasters = 0;
+        let mut samples = 0;
+        for view in &self.views {
+            match view {
+                View::Raster { width, height } => {
+                    rasters += 1;
+                    if *width == 0 || *height == 0 {
+                        return bad(format!("raster size {width}x{height} must be at least 1x1"));
+                    }
+                    if *width > MAX_RASTER_SIDE || *height > MAX_RASTER_SIDE {
+                        return bad(format!(
+                            "raster size {width}x{height} exceeds the limit of {MAX_RASTER_SIDE} pixels per side"
+                        ));
+                    }
+                    if (*width as u64) * (*height as u64) > MAX_RASTER_PIXELS {
+                        return bad(format!(
+                            "raster size {width}x{height} exceeds the limit of {MAX_RASTER_PIXELS} pixels"
+                        ));
+                    }
+                    if self.viewport.is_none() {
+                        return bad("a raster view needs a viewport".into());
+                    }
+                }
+                View::Sample { limit } => {
+                    samples += 1;
+                    if *limit > MAX_SAMPLE_ROWS {
+                        return bad(format!(
+                            "sample limit {limit} exceeds the limit of {MAX_SAMPLE_ROWS} rows"
+                        ));
+                    }
+                }
+                View::Histogram { .. } => {}
+            }
+        }
+        if rasters > 1 || samples > 1 {
+            return bad("a query may have at most one raster and one sample view".into());
+        }
+        if self.viewport_filter && self.viewport.is_none() {
+            return bad("viewportFilter is set but the query has no viewport".into());
+        }
+        for (dim, f) in &self.filters {
+            match f {
+                Filter::Range { min, max } => {
+                    if min.is_nan() || max.is_nan() {
+                        return bad(format!("filter on {:?}: range bounds must be numbers", truncate(dim, 64)));
+                    }
+                    if min > max {
+                        return bad(format!(
+                            "filter on {:?}: range min {min} is above max {max}",
+                            truncate(dim, 64)
+                        ));
+                    }
+                }
+                Filter::Categories(c) if c.len() > 1024 => {
+                    return bad(format!("filter on {:?} lists {} categories; the limit is 1024", truncate(dim, 64), c.len()));
+                }
+                Filter::Bins(b) if b.len() > 1024 => {
+                    return bad(format!("filter on {:?} lists {} bins; the limit is 1024", truncate(dim, 64), b.len()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Viewport {
+    /// The whole Web Mercator world.
+    pub const WORLD: Viewport = Viewport {
+        west: -180.0,
+        south: -crate::geo::MAX_LAT,
+        east: 180.0,
+        north: crate::geo::MAX_LAT,
+    };
+
+    /// Checks bounds: finite, inside the Mercator world, north above south.
+    pub fn check(&self) -> Result<()> {
+        let Viewport { west, south, east, north } = *self;
+        let finite = [west, south, east, north].iter().all(|v| v.is_finite());
+        if !finite {
+            return Err(Error::InvalidQuery("viewport bounds must be finite numbers".into()));
+        }
+        if !(-180.0..=180.0).contains(&west) || !(-180.0..=180.0).contains(&east) {
+            return Err(Error::InvalidQuery(format!(
+                "viewport longitudes {west}, {east} must lie in [-180, 180]"
+            )));
+        }
+        let m = crate::geo::MAX_LAT;
+        if !(-m..=m).contains(&south) || !(-m..=m).contains(&north) {
+            return Err(Error::InvalidQuery(format!(
+                "viewport latitudes {south}, {north} must lie in [-{m}, {m}]"
+            )));
+        }
+        if south >= north {
+            return Err(Error::InvalidQuery(format!(
+                "viewport south {south} must be below north {north}"
+            )));
+        }
+        if west == east {
+            return Err(Error::InvalidQuery("viewport has zero width".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Which shard answered, and what data it holds: lets a client check that
+/// partial answers come from one consistent sharding.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardInfo {
+    /// This worker's shard index.
+    pub shard: u32,
+    /// Number of shards the dataset is split into.
+    pub shards: u32,
+    /// Identifies the source snapshot (files, sizes, modification times) the
+    /// shard was cut from; equal across workers that loaded the same data.
+    pub generation: String,
+}
+
+/// One histogram bin.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Bin {
+    /// Label (category name, or a formatted range).
+    pub label: String,
+    /// Lower edge (numeric and temporal dimensions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lo: Option<f64>,
+    /// Upper edge (numeric and temporal dimensions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hi: Option<f64>,
+    /// Rows counted.
+    pub count: u64,
+}
+
+/// A crossfilter histogram.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Histogram {
+    /// Dimension name.
+    pub dimension: String,
+    /// Bins in order.
+    pub bins: Vec<Bin>,
+    /// Rows whose value is missing (they never pass a filter on this dimension).
+    pub missing: u64,
+}
+
+/// Counts per pixel per category, sparse: only pixels with a count.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Raster {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Category labels, the order of `counts`' inner index.
+    pub categories: Vec<String>,
+    /// Pixel indices (`row * width + col`, row 0 at the north edge), ascending.
+    pub pixels: Vec<u32>,
+    /// `counts[k * categories.len() + c]`: rows of category `c` in pixel `pixels[k]`.
+    pub counts: Vec<u32>,
+}
+
+/// One sampled row: its position and its original column values.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SampleRow {
+    /// Longitude in degrees.
+    pub lon: f64,
+    /// Latitude in degrees.
+    pub lat: f64,
+    /// Category label.
+    pub category: String,
+    /// Other column values, as text, by column name.
+    pub values: BTreeMap<String, String>,
+}
+
+/// A sample of the selected rows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Sample {
+    /// Rows that matched (the sample is drawn from these).
+    pub matched: u64,
+    /// The sampled rows.
+    pub rows: Vec<SampleRow>,
+}
+
+/// A worker's whole answer to one query, decoded.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryResult {
+    /// Which shard answered.
+    pub shard: ShardInfo,
+    /// Rows in the shard.
+    pub total: u64,
+    /// Rows passing every filter (and inside the viewport when `viewportFilter` is set).
+    pub selected: u64,
+    /// Kernel time on the worker, microseconds.
+    pub kernel_micros: u64,
+    /// Histograms, in the order of the query's views.
+    pub histograms: Vec<Histogram>,
+    /// The raster, if asked for.
+    pub raster: Option<Raster>,
+    /// The sample, if asked for.
+    pub sample: Option<Sample>,
+}
+
+/// Load state of one dataset on one worker.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum LoadState {
+    /// Not loaded yet, or reloading for the first time.
+    Loading,
+    /// Loaded and serving.
+    Ready,
+    /// Loading failed; see `error`.
+    Failed,
+}
+
+/// What a worker reports about one dataset.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetStats {
+    /// Dataset name.
+    pub name: String,
+    /// Load state.
+    pub state: LoadState,
+    /// Rows held (of the data being served; a reload in progress keeps serving the old data).
+    pub rows: u64,
+    /// Bytes held in memory.
+    pub bytes: u64,
+    /// Source snapshot identifier (see [`ShardInfo::generation`]).
+    pub generation: String,
+    /// Seconds the last successful load took.
+    pub load_seconds: f64,
+    /// When the data being served was loaded (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loaded_at: Option<String>,
+    /// The last load error, naming the file and column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// True while a reload runs.
+    pub reloading: bool,
+}
+
+/// The answer to the `stats` action.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStats {
+    /// This worker's shard index.
+    pub shard: u32,
+    /// Number of shards.
+    pub shards: u32,
+    /// Worker version.
+    pub version: String,
+    /// Queries answered since start.
+    pub queries: u64,
+    /// When the last query arrived (RFC 3339); the operator's idle signal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_query_time: Option<String>,
+    /// When the worker started (RFC 3339).
+    pub started_at: String,
+    /// Per-dataset state.
+    pub datasets: Vec<DatasetStats>,
+}
+
+impl WorkerStats {
+    /// True when every dataset is loaded.
+    pub fn all_ready(&self) -> bool {
+        self.datasets.iter().all(|d| d.state == LoadState::Ready)
+    }
+}
