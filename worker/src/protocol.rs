@@ -412,3 +412,22 @@ impl WorkerStats {
         self.datasets.iter().all(|d| d.state == LoadState::Ready)
     }
 }
+
+/// What `ListFlights` / `GetFlightInfo` say about a dataset (the FlightInfo's
+/// `app_metadata`, JSON).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetInfo {
+    /// Dataset name.
+    pub name: String,
+    /// The effective view config (preset defaults applied).
+    pub view: crate::spec::ViewConfig,
+    /// Load state.
+    pub state: LoadState,
+    /// Rows held by this shard.
+    pub rows: u64,
+    /// Bytes held in memory by this shard.
+    pub bytes: u64,
+    /// Which shard this is.
+    pub shard: ShardInfo,
+}
