@@ -1,0 +1,57 @@
+// The dashboard HTTP API (dashboard/API.md) as small async functions. A 401
+// means the session is gone: the page goes back to the login form.
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+  }
+}
+
+export function toLogin() {
+  window.location.assign('/login');
+}
+
+async function request(path, { method = 'GET', body, signal } = {}) {
+  const init = { method, signal, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError(0, 'The dashboard server cannot be reached. Check your connection.');
+  }
+  if (res.status === 401) {
+    toLogin();
+    throw new ApiError(401, 'Your session has ended. Please log in again.');
+  }
+  const text = await res.text();
+  let json = null;
+  if (text) {
+    try {
+      json = JSON.parse(text);
+    } catch {
+      if (res.ok) throw new ApiError(res.status, `${path} answered with something that is not JSON`);
+    }
+  }
+  if (!res.ok) {
+    const msg = (json && json.error) || `${path} failed with HTTP ${res.status}`;
+    const err = new ApiError(res.status, msg);
+    err.retryAfter = res.headers.get('Retry-After');
+    throw err;
+  }
+  return json;
+}
+
+export const api = {
+  datasets: () => request('/api/datasets'),
+  status: () => request('/api/status'),
+  config: () => request('/api/config'),
+  query: (body, signal) => request('/api/query', { method: 'POST', body, signal }),
+  reload: () => request('/api/reload', { method: 'POST', body: {} }),
+};

@@ -1,0 +1,674 @@
+// The Quiver app: owns the view state (dataset, map view, filters, toggles),
+// keeps it in the URL hash, asks /api/query for each state (debounced while
+// the map moves, latest request wins), and hands the answer to the map, the
+// histograms, the counters and the banners.
+
+import { api, ApiError, toLogin } from './api.js';
+import { decodeBasemap } from './basemap.js';
+import { formatBytes, formatCompact, formatCount, formatMs, formatShare } from './format.js';
+import { decodeHash, encodeHash, filtersForDataset } from './hash.js';
+import { Histogram } from './histogram.js';
+import { QuiverMap } from './map.js';
+import { fitImageSize } from './mercator.js';
+
+const SAMPLE_LIMIT = 5000;
+/** Above this many matching rows in view, ask for a 1-row sample (just the count) instead of 5000 rows. */
+const SAMPLE_PROBE_ABOVE = 50000;
+const MOVE_DEBOUNCE_MS = 60;
+const HASH_DEBOUNCE_MS = 150;
+const STATUS_EVERY_MS = 15000;
+const RELOAD_POLL_MS = 1000;
+
+const $ = (sel) => document.querySelector(sel);
+
+const ui = {
+  dataset: $('#dataset'),
+  selected: $('[data-testid="selected-count"]'),
+  total: $('[data-testid="total-count"]'),
+  share: $('#share'),
+  scope: $('#scope'),
+  timings: $('[data-testid="timings"]'),
+  statusButton: $('[data-testid="status"]'),
+  statusPanel: $('[data-testid="status-panel"]'),
+  reload: $('[data-testid="reload"]'),
+  partial: $('[data-testid="partial-banner"]'),
+  error: $('[data-testid="error-banner"]'),
+  reloadBanner: $('[data-testid="reload-banner"]'),
+  cluster: $('[data-testid="cluster-banner"]'),
+  progress: $('[data-testid="loading"]'),
+  vf: $('[data-testid="viewport-filter"]'),
+  legend: $('[data-testid="legend"]'),
+  charts: $('#charts'),
+  resetAll: $('[data-testid="reset-all"]'),
+  filterSummary: $('#filter-summary'),
+  mode: $('[data-testid="map-mode"]'),
+  attribution: $('#attribution'),
+};
+
+const state = {
+  datasets: [],
+  dataset: null,
+  filters: {},
+  viewportFilter: true,
+  log: new Set(),
+};
+
+const charts = new Map();
+const query = {
+  timer: null,
+  controller: null,
+  seq: 0,
+  applied: 0,
+  inFlight: false,
+  lastMatched: null,
+  baselineKey: null,
+  baseline: {},
+};
+let hashTimer = null;
+let map;
+
+// ---------- boot ----------
+
+async function boot() {
+  map = new QuiverMap($('#map'));
+  map.addEventListener('view', () => {
+    scheduleQuery(MOVE_DEBOUNCE_MS);
+    scheduleHash();
+  });
+  bindControls();
+  loadBasemap();
+  loadTileConfig();
+  pollStatus();
+
+  let payload;
+  try {
+    payload = await api.datasets();
+  } catch (e) {
+    showError(e);
+    setBusy();
+    return;
+  }
+  state.datasets = (payload && payload.datasets) || [];
+  if (!state.datasets.length) {
+    showError(new Error('The cluster serves no datasets yet. Check the status panel, or reload the data.'));
+    setBusy();
+    return;
+  }
+  fillDatasetSelect();
+  const fromHash = decodeHash(window.location.hash);
+  applyState(fromHash, { initial: true });
+  window.addEventListener('hashchange', () => {
+    if (window.location.hash !== encodeHash(currentState())) applyState(decodeHash(window.location.hash), {});
+  });
+}
+
+/** Applies a (partial) state from a URL hash: dataset, filters, toggles, map view. */
+function applyState(s, { initial }) {
+  const ds = state.datasets.find((d) => d.name === s.dataset) || (initial || !state.dataset ? state.datasets[0] : state.dataset);
+  if (!state.dataset || ds.name !== state.dataset.name) selectDataset(ds, { keepFilters: true });
+  state.filters = filtersForDataset(s.filters || {}, ds);
+  state.viewportFilter = s.viewportFilter !== undefined ? s.viewportFilter : true;
+  state.log = new Set((s.log || []).filter((n) => ds.dimensions.some((d) => d.name === n)));
+  if (!s.log) {
+    // By default, log-binned dimensions get a log axis too.
+    for (const d of ds.dimensions) if (d.kind === 'log') state.log.add(d.name);
+  }
+  ui.vf.checked = state.viewportFilter;
+  map.setView(s.view || (initial ? map.defaultView() : map.getView()), { silent: true });
+  refreshCharts();
+  writeHash();
+  scheduleQuery(0);
+}
+
+function currentState() {
+  return {
+    dataset: state.dataset && state.dataset.name,
+    view: map.getView(),
+    filters: state.filters,
+    viewportFilter: state.viewportFilter,
+    log: [...state.log],
+  };
+}
+
+function writeHash() {
+  clearTimeout(hashTimer);
+  hashTimer = null;
+  const h = encodeHash(currentState());
+  if (window.location.hash !== h) history.replaceState(null, '', h);
+}
+
+function scheduleHash() {
+  clearTimeout(hashTimer);
+  hashTimer = setTimeout(writeHash, HASH_DEBOUNCE_MS);
+}
+
+async function loadBasemap() {
+  try {
+    const res = await fetch('/static/countries.json');
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    map.setBasemap(decodeBasemap(await res.json()));
+  } catch (e) {
+    console.warn('basemap unavailable:', e.message);
+  }
+}
+
+/** The optional XYZ tile layer: a <meta> tag the server fills, else GET /api/config. */
+async function loadTileConfig() {
+  const meta = document.querySelector('meta[name="quiver-tile-url"]');
+  let url = meta && meta.content ? meta.content : null;
+  if (!url) {
+    try {
+      const cfg = await api.config();
+      url = cfg && cfg.tileUrl;
+    } catch {
+      url = null; // no config endpoint: the offline basemap alone
+    }
+  }
+  if (url && /^https?:\/\/|^\//.test(url) && url.includes('{z}')) {
+    map.setTileUrl(url);
+    let host = url;
+    try {
+      host = new URL(url.replace(/[{}]/g, ''), window.location.href).host;
+    } catch {
+      // keep the raw text
+    }
+    ui.attribution.textContent = `Tiles: ${host} · Outlines: Natural Earth`;
+  }
+}
+
+// ---------- datasets and charts ----------
+
+function fillDatasetSelect() {
+  ui.dataset.replaceChildren(
+    ...state.datasets.map((d) => {
+      const o = document.createElement('option');
+      o.value = d.name;
+      o.textContent = `${d.name} · ${formatCompact(d.rows)} rows`;
+      return o;
+    }),
+  );
+}
+
+function selectDataset(ds, { keepFilters }) {
+  state.dataset = ds;
+  ui.dataset.value = ds.name;
+  if (!keepFilters) state.filters = {};
+  query.lastMatched = null;
+  query.baselineKey = null;
+  query.baseline = {};
+  charts.clear();
+  ui.charts.replaceChildren();
+  for (const dim of ds.dimensions) {
+    const chart = new Histogram(dim, { onFilter: setFilter, onLogToggle: setLog });
+    charts.set(dim.name, chart);
+    ui.charts.append(chart.el);
+  }
+  buildLegend();
+  ui.total.textContent = formatCount(ds.rows);
+}
+
+function categoryDim() {
+  return state.dataset.dimensions.find((d) => d.name === state.dataset.category && d.kind === 'categorical');
+}
+
+function colorOf(label) {
+  const dim = categoryDim();
+  const bin = dim && dim.bins.find((b) => b.label === label);
+  return (bin && bin.color) || '#9aa5b1';
+}
+
+function buildLegend() {
+  const dim = categoryDim();
+  ui.legend.replaceChildren();
+  if (!dim) {
+    ui.legend.hidden = true;
+    return;
+  }
+  ui.legend.hidden = false;
+  const title = document.createElement('div');
+  title.className = 'legend-title';
+  title.textContent = dim.title || dim.name;
+  ui.legend.append(title);
+  const list = document.createElement('ul');
+  for (const bin of dim.bins) {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'legend-item';
+    b.dataset.label = bin.label;
+    b.dataset.testid = 'legend-item';
+    b.title = 'Click to show only this category; shift-click to add or remove it';
+    const sw = document.createElement('span');
+    sw.className = 'swatch';
+    sw.style.background = bin.color || '#9aa5b1';
+    b.append(sw, document.createTextNode(bin.label));
+    b.addEventListener('click', (e) => {
+      const chart = charts.get(dim.name);
+      chart.clickCategory(dim.bins.indexOf(bin), e.shiftKey || e.ctrlKey || e.metaKey);
+    });
+    li.append(b);
+    list.append(li);
+  }
+  ui.legend.append(list);
+  paintLegend();
+}
+
+function paintLegend() {
+  const dim = categoryDim();
+  if (!dim) return;
+  const f = state.filters[dim.name];
+  for (const b of ui.legend.querySelectorAll('.legend-item')) {
+    const on = !f || f.categories.includes(b.dataset.label);
+    b.classList.toggle('off', !on);
+    b.setAttribute('aria-pressed', String(!!f && on));
+  }
+}
+
+function setFilter(name, filter) {
+  if (filter) state.filters = { ...state.filters, [name]: filter };
+  else {
+    const { [name]: _, ...rest } = state.filters;
+    state.filters = rest;
+  }
+  refreshCharts();
+  writeHash();
+  scheduleQuery(0);
+}
+
+function setLog(name, on) {
+  if (on) state.log.add(name);
+  else state.log.delete(name);
+  refreshCharts();
+  writeHash();
+}
+
+/** Repaints charts and legend from the state (filters, log axes) without new data. */
+function refreshCharts() {
+  for (const [name, chart] of charts) {
+    chart.update({ filter: state.filters[name], log: state.log.has(name), missing: chart.missing });
+  }
+  paintLegend();
+  const n = Object.keys(state.filters).length;
+  ui.resetAll.disabled = n === 0;
+  ui.filterSummary.textContent = n ? `${n} active` : 'none active';
+}
+
+// ---------- querying ----------
+
+function scheduleQuery(delay) {
+  clearTimeout(query.timer);
+  query.timer = setTimeout(() => {
+    query.timer = null;
+    runQuery();
+  }, delay);
+  setBusy();
+}
+
+function setBusy() {
+  const busy = query.timer !== null || query.inFlight;
+  document.body.dataset.busy = String(busy);
+  ui.progress.hidden = !query.inFlight;
+}
+
+async function runQuery(forceSample = false) {
+  if (!state.dataset) return;
+  const ds = state.dataset;
+  const vis = map.visible();
+  const image = fitImageSize(vis.pixelWidth, vis.pixelHeight);
+  const baselineKey = `${ds.name}|${state.viewportFilter ? JSON.stringify(vis.viewport) : 'all'}`;
+  const wantBaseline = baselineKey !== query.baselineKey;
+  const probeOnly = !forceSample && query.lastMatched !== null && query.lastMatched > SAMPLE_PROBE_ABOVE;
+  const body = {
+    dataset: ds.name,
+    filters: state.filters,
+    viewport: vis.viewport,
+    viewportFilter: state.viewportFilter,
+    histograms: ds.dimensions.map((d) => d.name),
+    baseline: wantBaseline,
+    image,
+    sample: { limit: probeOnly ? 1 : SAMPLE_LIMIT },
+  };
+  if (query.controller) query.controller.abort();
+  const controller = new AbortController();
+  query.controller = controller;
+  const seq = ++query.seq;
+  query.inFlight = true;
+  setBusy();
+  const t0 = performance.now();
+  try {
+    const res = await api.query(body, controller.signal);
+    if (seq !== query.seq) return; // a newer query superseded this one
+    const rtt = performance.now() - t0;
+    const matched = res.sample ? res.sample.matched : null;
+    query.lastMatched = matched;
+    if (probeOnly && matched !== null && matched <= SAMPLE_LIMIT) {
+      // Few enough rows to draw them: ask again for all of them.
+      query.inFlight = false;
+      runQuery(true);
+      return;
+    }
+    if (wantBaseline && res.baseline) {
+      query.baselineKey = baselineKey;
+      query.baseline = res.baseline;
+    }
+    await applyResult(res, body, vis, rtt, () => seq === query.seq);
+    if (seq !== query.seq) return;
+    hideError();
+    query.applied = seq;
+    document.body.dataset.appliedSeq = String(seq);
+  } catch (e) {
+    if (e.name === 'AbortError' || seq !== query.seq) return;
+    showError(e);
+  } finally {
+    if (seq === query.seq) {
+      query.inFlight = false;
+      query.controller = null;
+      setBusy();
+    }
+  }
+}
+
+async function applyResult(res, body, vis, rtt, isCurrent) {
+  const ds = state.dataset;
+  // Decode the image first, so everything below changes in the same frame.
+  const frame = { x0: vis.x0, x1: vis.x1, y0: vis.y0, y1: vis.y1 };
+  await map.setImage(res.image, frame, isCurrent);
+  if (!isCurrent()) return;
+  // Counts
+  ui.selected.textContent = formatCount(res.selected);
+  ui.selected.dataset.value = String(res.selected);
+  ui.total.textContent = formatCount(res.total);
+  ui.total.dataset.value = String(res.total);
+  ui.share.textContent = formatShare(res.selected, res.total);
+  ui.scope.textContent = body.viewportFilter ? 'in map view' : 'whole dataset';
+  const t = res.timings || {};
+  const parts = [`query ${formatMs(t.totalMs)}`];
+  if (Number.isFinite(t.workersMs)) parts.push(`workers ${formatMs(t.workersMs)}`);
+  if (Number.isFinite(t.shadeMs)) parts.push(`shading ${formatMs(t.shadeMs)}`);
+  parts.push(`round trip ${formatMs(rtt)}`);
+  ui.timings.textContent = parts.join(' · ');
+  ui.timings.title = 'Query time: server total, worker kernels, image shading, and the whole round trip seen by the browser';
+
+  // Histograms
+  for (const dim of ds.dimensions) {
+    const chart = charts.get(dim.name);
+    const h = res.histograms && res.histograms[dim.name];
+    const base = query.baseline[dim.name];
+    chart.update({
+      counts: h ? h.bins.map((b) => b.count) : null,
+      baseline: base ? base.bins.map((b) => b.count) : null,
+      missing: h ? h.missing : 0,
+      filter: state.filters[dim.name],
+      log: state.log.has(dim.name),
+    });
+  }
+
+  // Partial results
+  const shards = res.shards || {};
+  if (res.partial) {
+    const missing = (shards.missing || []).length;
+    const msg =
+      shards.message ||
+      (shards.consistent === false
+        ? 'Workers answered from different versions of the data.'
+        : `${missing} of ${shards.expected} shards did not answer.`);
+    ui.partial.replaceChildren(bannerTitle('Partial result'), document.createTextNode(` ${msg} Counts cover only the shards that answered.`));
+    ui.partial.hidden = false;
+  } else {
+    ui.partial.hidden = true;
+  }
+
+  // Map: points when few enough rows match in view, else the raster.
+  const sample = res.sample;
+  const points = sample && sample.matched <= SAMPLE_LIMIT && sample.rows.length >= sample.matched ? sample.rows : null;
+  map.setPoints(points, colorOf);
+  if (points) {
+    ui.mode.textContent = `${formatCount(points.length)} rows in view, drawn individually · hover a point for details`;
+    ui.mode.hidden = false;
+  } else {
+    ui.mode.hidden = true;
+  }
+}
+
+function bannerTitle(text) {
+  const b = document.createElement('strong');
+  b.textContent = text;
+  return b;
+}
+
+function showError(e) {
+  if (e instanceof ApiError && e.status === 401) {
+    toLogin();
+    return;
+  }
+  const what = e instanceof ApiError && e.status >= 500 ? 'Server error' : e instanceof ApiError && e.status ? 'Request rejected' : 'Error';
+  const retry = document.createElement('button');
+  retry.type = 'button';
+  retry.className = 'link';
+  retry.textContent = 'Retry';
+  retry.addEventListener('click', () => scheduleQuery(0));
+  ui.error.replaceChildren(bannerTitle(what), document.createTextNode(` ${e.message} `), retry);
+  ui.error.hidden = false;
+}
+
+function hideError() {
+  ui.error.hidden = true;
+}
+
+// ---------- status and reload ----------
+
+let statusTimer = null;
+let reloading = null; // {since, seenBusy}
+
+async function pollStatus() {
+  clearTimeout(statusTimer);
+  let status = null;
+  try {
+    status = await api.status();
+    renderStatus(status);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
+    renderStatusError(e);
+  }
+  if (reloading) trackReload(status);
+  statusTimer = setTimeout(pollStatus, reloading ? RELOAD_POLL_MS : STATUS_EVERY_MS);
+}
+
+function renderStatus(s) {
+  const workers = s.workers || [];
+  const ok = workers.filter((w) => w.ok).length;
+  const loading = workers.some((w) => (w.datasets || []).some((d) => d.state === 'loading' || d.reloading));
+  const failed = workers.some((w) => (w.datasets || []).some((d) => d.state === 'failed'));
+  let level = 'ok';
+  let text = `${ok}/${workers.length} workers`;
+  if (!workers.length || ok === 0) {
+    level = 'bad';
+    text = workers.length ? 'no workers answering' : 'no workers';
+  } else if (!s.complete || ok < workers.length || s.consistent === false || failed) {
+    level = 'warn';
+  } else if (loading) {
+    level = 'busy';
+    text += ' · loading';
+  }
+  ui.statusButton.dataset.level = level;
+  ui.statusButton.querySelector('.pill-text').textContent = text;
+  ui.cluster.hidden = ok > 0;
+  if (ok === 0) {
+    ui.cluster.replaceChildren(
+      bannerTitle(s.suspended ? 'Cluster suspended.' : 'No workers are answering.'),
+      document.createTextNode(
+        s.suspended
+          ? ' The workers were scaled down while idle; they start again on the next query.'
+          : ' The cluster may be starting, scaled to zero, or unreachable. The status panel has details.',
+      ),
+    );
+  }
+
+  // Detail panel
+  const rows = [];
+  const head = document.createElement('p');
+  head.className = 'status-summary';
+  head.textContent = `${s.shards ?? '?'} shards · ${s.complete ? 'all answering' : 'incomplete'} · ${s.consistent === false ? 'inconsistent data versions' : 'consistent'}`;
+  rows.push(head);
+  const table = document.createElement('table');
+  table.className = 'status-table';
+  table.innerHTML = '<thead><tr><th scope="col">Worker</th><th scope="col">Shard</th><th scope="col">Datasets</th><th scope="col">Queries</th></tr></thead>';
+  const tbody = document.createElement('tbody');
+  for (const w of workers) {
+    const tr = document.createElement('tr');
+    tr.className = w.ok ? '' : 'bad';
+    const cells = [
+      w.endpoint + (w.error ? ` — ${w.error}` : ''),
+      w.shard !== undefined && w.shard !== null ? `${w.shard} / ${w.shards}` : '–',
+      (w.datasets || [])
+        .map((d) => `${d.name}: ${d.reloading ? 'reloading' : d.state}, ${formatCompact(d.rows)} rows, ${formatBytes(d.bytes)}${d.error ? ` (${d.error})` : ''}`)
+        .join('; ') || '–',
+      w.queries !== undefined ? formatCount(w.queries) : '–',
+    ];
+    for (const c of cells) {
+      const td = document.createElement('td');
+      td.textContent = c;
+      tr.append(td);
+    }
+    tbody.append(tr);
+  }
+  table.append(tbody);
+  rows.push(table);
+  ui.statusPanel.replaceChildren(...rows);
+}
+
+function renderStatusError(e) {
+  ui.statusButton.dataset.level = 'bad';
+  ui.statusButton.querySelector('.pill-text').textContent = 'status unavailable';
+  const p = document.createElement('p');
+  p.textContent = e.message;
+  ui.statusPanel.replaceChildren(p);
+}
+
+async function startReload() {
+  ui.reload.disabled = true;
+  try {
+    const res = await api.reload();
+    const failed = ((res && res.workers) || []).filter((w) => !w.ok);
+    reloading = { since: Date.now(), seenBusy: false, polls: 0 };
+    showReloadBanner('Reloading data from the source…', 0);
+    if (failed.length) {
+      showError(new Error(`Reload was refused by ${failed.map((w) => `${w.endpoint}${w.error ? ` (${w.error})` : ''}`).join(', ')}`));
+    }
+    pollStatus();
+  } catch (e) {
+    ui.reload.disabled = false;
+    showError(e);
+  }
+}
+
+/** Follows a reload through /api/status until every worker serves all its datasets again. */
+function trackReload(status) {
+  if (!status) return;
+  reloading.polls++;
+  const workers = status.workers || [];
+  const all = workers.flatMap((w) => w.datasets || []);
+  const busy = all.filter((d) => d.reloading || d.state === 'loading');
+  if (busy.length) reloading.seenBusy = true;
+  const done = workers.filter((w) => w.ok && (w.datasets || []).every((d) => !d.reloading && d.state !== 'loading')).length;
+  const rows = all.reduce((a, d) => a + (d.rows || 0), 0);
+  const failed = all.filter((d) => d.state === 'failed');
+  const finished = busy.length === 0 && (reloading.seenBusy || reloading.polls >= 3);
+  if (!finished) {
+    showReloadBanner(`Reloading data: ${done} of ${workers.length} workers ready · ${formatCompact(rows)} rows loaded`, workers.length ? done / workers.length : 0);
+    return;
+  }
+  reloading = null;
+  ui.reload.disabled = false;
+  if (failed.length) {
+    showReloadBanner(`Reload finished with errors: ${failed.map((d) => `${d.name}: ${d.error || 'failed'}`).join('; ')}`, 1, 'error');
+  } else {
+    showReloadBanner(`Data reloaded · ${formatCompact(rows)} rows`, 1);
+    setTimeout(() => {
+      if (!reloading) ui.reloadBanner.hidden = true;
+    }, 4000);
+  }
+  refreshDatasets();
+}
+
+function showReloadBanner(text, fraction, kind = 'info') {
+  const bar = document.createElement('div');
+  bar.className = 'bar';
+  bar.setAttribute('role', 'progressbar');
+  bar.setAttribute('aria-valuemin', '0');
+  bar.setAttribute('aria-valuemax', '100');
+  bar.setAttribute('aria-valuenow', String(Math.round(fraction * 100)));
+  const fill = document.createElement('span');
+  fill.style.width = `${Math.round(fraction * 100)}%`;
+  bar.append(fill);
+  ui.reloadBanner.className = `banner ${kind}`;
+  ui.reloadBanner.replaceChildren(document.createTextNode(text), bar);
+  ui.reloadBanner.hidden = false;
+}
+
+async function refreshDatasets() {
+  try {
+    const payload = await api.datasets();
+    state.datasets = payload.datasets || [];
+    fillDatasetSelect();
+    const ds = state.datasets.find((d) => d.name === state.dataset.name) || state.datasets[0];
+    if (ds) {
+      selectDataset(ds, { keepFilters: true });
+      state.filters = filtersForDataset(state.filters, ds);
+      refreshCharts();
+    }
+    scheduleQuery(0);
+  } catch (e) {
+    showError(e);
+  }
+}
+
+// ---------- controls ----------
+
+function bindControls() {
+  ui.dataset.addEventListener('change', () => {
+    const ds = state.datasets.find((d) => d.name === ui.dataset.value);
+    if (!ds) return;
+    selectDataset(ds, { keepFilters: false });
+    state.log = new Set(ds.dimensions.filter((d) => d.kind === 'log').map((d) => d.name));
+    refreshCharts();
+    writeHash();
+    scheduleQuery(0);
+  });
+  ui.vf.addEventListener('change', () => {
+    state.viewportFilter = ui.vf.checked;
+    writeHash();
+    scheduleQuery(0);
+  });
+  ui.resetAll.addEventListener('click', () => {
+    state.filters = {};
+    refreshCharts();
+    writeHash();
+    scheduleQuery(0);
+  });
+  $('[data-testid="zoom-in"]').addEventListener('click', () => map.zoomStep(1));
+  $('[data-testid="zoom-out"]').addEventListener('click', () => map.zoomStep(-1));
+  $('[data-testid="zoom-reset"]').addEventListener('click', () => map.resetView());
+  ui.reload.addEventListener('click', startReload);
+  ui.statusButton.addEventListener('click', () => {
+    const open = ui.statusPanel.hidden;
+    ui.statusPanel.hidden = !open;
+    ui.statusButton.setAttribute('aria-expanded', String(open));
+    if (open) pollStatus();
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && !ui.statusPanel.hidden) {
+      ui.statusPanel.hidden = true;
+      ui.statusButton.setAttribute('aria-expanded', 'false');
+      ui.statusButton.focus();
+    }
+  });
+  document.addEventListener('click', (e) => {
+    if (!ui.statusPanel.hidden && !ui.statusPanel.contains(e.target) && !ui.statusButton.contains(e.target)) {
+      ui.statusPanel.hidden = true;
+      ui.statusButton.setAttribute('aria-expanded', 'false');
+    }
+  });
+}
+
+boot();

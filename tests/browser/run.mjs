@@ -1,0 +1,286 @@
+#!/usr/bin/env node
+// Real-browser test of the Quiver dashboard: Debian chromium driven by
+// playwright-core. Works against `quiver-dashboard demo` and against
+// dashboard/tools/mock-server.mjs.
+//
+//   node tests/browser/run.mjs --url http://127.0.0.1:8050 --token TOKEN --out target/browser
+//        [--chromium /usr/bin/chromium] [--timeout-ms 30000] [--headed]
+//
+// Steps (a screenshot of each lands in --out): login redirect, sign in, map
+// image and histograms render, brush the `created` histogram (count changes),
+// zoom in (new image), toggle a category, the URL hash follows the state, the
+// same hash in a fresh page restores the same count, log out. Any failure or
+// any console error in the page exits non-zero with a message naming the step.
+
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+function parseArgs(argv) {
+  const o = { url: null, token: null, out: 'target/browser', chromium: '/usr/bin/chromium', timeout: 30000, headed: false, brushDim: 'created' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const v = () => {
+      if (argv[i + 1] === undefined) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--url') o.url = v();
+    else if (a === '--token') o.token = v();
+    else if (a === '--out') o.out = v();
+    else if (a === '--chromium') o.chromium = v();
+    else if (a === '--timeout-ms') o.timeout = Number(v());
+    else if (a === '--brush') o.brushDim = v();
+    else if (a === '--headed') o.headed = true;
+    else if (a === '--help' || a === '-h') {
+      console.log('usage: node tests/browser/run.mjs --url URL --token TOKEN [--out DIR] [--chromium PATH] [--timeout-ms N] [--brush DIM]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  if (!o.url) throw new Error('--url is required (e.g. http://127.0.0.1:8050)');
+  if (!o.token) o.token = process.env.QUIVER_DASHBOARD_TOKEN || null;
+  if (!o.token) throw new Error('--token is required (or QUIVER_DASHBOARD_TOKEN)');
+  if (!(o.timeout > 0)) throw new Error('--timeout-ms must be a positive number');
+  o.url = o.url.replace(/\/+$/, '');
+  return o;
+}
+
+class StepError extends Error {}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const out = resolve(opts.out);
+  mkdirSync(out, { recursive: true });
+  const profile = mkdtempSync(join(tmpdir(), 'quiver-browser-'));
+  const consoleErrors = [];
+  let step = 'launch chromium';
+  let shot = 0;
+  let context;
+  let page;
+
+  const log = (msg) => console.log(`[browser] ${msg}`);
+  const screenshot = async (name) => {
+    shot++;
+    const file = join(out, `${String(shot).padStart(2, '0')}-${name}.png`);
+    await page.screenshot({ path: file });
+    log(`  screenshot ${file}`);
+  };
+  const fail = (msg) => {
+    throw new StepError(msg);
+  };
+  const watch = (p) => {
+    p.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(`${p.url()}: ${m.text()}`);
+    });
+    p.on('pageerror', (e) => consoleErrors.push(`${p.url()}: uncaught ${e.message}`));
+  };
+  const checkConsole = () => {
+    if (consoleErrors.length) fail(`the page logged console errors:\n  ${consoleErrors.join('\n  ')}`);
+  };
+
+  /** Waits until the app has no query pending or in flight. */
+  const settle = async (p = page) => {
+    await p.waitForFunction(() => document.body.dataset.busy === 'false', null, { timeout: opts.timeout });
+  };
+  const selectedCount = async (p = page) => {
+    const v = await p.getAttribute('[data-testid="selected-count"]', 'data-value');
+    if (v === null || !/^\d+$/.test(v)) fail(`the selected count is not shown (data-value=${v})`);
+    return Number(v);
+  };
+  const appError = async (p = page) => {
+    const banner = p.locator('[data-testid="error-banner"]');
+    return (await banner.isVisible()) ? (await banner.textContent()).trim() : null;
+  };
+  const expectNoAppError = async (p = page) => {
+    const e = await appError(p);
+    if (e) fail(`the app shows an error: ${e}`);
+  };
+
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: opts.chromium,
+      headless: !opts.headed,
+      args: [
+        '--no-sandbox',
+        ...(opts.headed ? [] : ['--headless']),
+        '--disable-gpu',
+        '--disable-quic',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+      viewport: { width: 1440, height: 900 },
+      timeout: opts.timeout,
+    });
+    context.setDefaultTimeout(opts.timeout);
+    page = context.pages()[0] || (await context.newPage());
+    watch(page);
+
+    step = 'open the dashboard and be sent to the login page';
+    log(step);
+    await page.goto(`${opts.url}/`);
+    if (new URL(page.url()).pathname !== '/login') fail(`expected to land on /login, got ${page.url()}`);
+    await page.waitForSelector('input[name="token"]');
+    await screenshot('login');
+
+    step = 'log in with the token';
+    log(step);
+    await page.fill('input[name="token"]', opts.token);
+    await Promise.all([page.waitForURL((u) => new URL(u).pathname === '/'), page.click('[data-testid="login-submit"]')]);
+
+    step = 'see the map image and the histograms';
+    log(step);
+    await page.waitForFunction(
+      () => {
+        const img = document.querySelector('[data-testid="map-image"]');
+        return img && (img.getAttribute('src') || '').startsWith('data:image/png') && img.naturalWidth > 0;
+      },
+      null,
+      { timeout: opts.timeout },
+    );
+    await settle();
+    await expectNoAppError();
+    const charts = await page.$$eval('[data-testid^="hist-"][data-dimension]', (els) =>
+      els.map((e) => ({ name: e.dataset.dimension, kind: e.dataset.kind, bars: e.querySelectorAll('[data-testid="bar"]').length, nonzero: [...e.querySelectorAll('[data-testid="bar"]')].filter((b) => Number(b.getAttribute('data-count')) > 0).length })),
+    );
+    if (!charts.length) fail('no histograms were rendered');
+    const empty = charts.filter((c) => c.bars === 0 || c.nonzero === 0);
+    if (empty.length) fail(`histograms without data: ${empty.map((c) => c.name).join(', ')}`);
+    log(`  histograms: ${charts.map((c) => `${c.name} (${c.kind}, ${c.bars} bins)`).join(', ')}`);
+    const initial = await selectedCount();
+    const total = Number(await page.getAttribute('[data-testid="total-count"]', 'data-value'));
+    log(`  selected ${initial} of ${total}`);
+    if (!(initial > 0)) fail(`expected rows selected at the start, got ${initial}`);
+    const initialHash = await page.evaluate(() => window.location.hash);
+    await screenshot('loaded');
+
+    step = `brush the ${opts.brushDim} histogram`;
+    log(step);
+    const brushChart = charts.find((c) => c.name === opts.brushDim);
+    if (!brushChart) fail(`no histogram for dimension ${opts.brushDim}; have ${charts.map((c) => c.name).join(', ')}`);
+    if (brushChart.kind === 'categorical') fail(`${opts.brushDim} is categorical and cannot be brushed`);
+    const area = page.locator(`[data-testid="hist-${opts.brushDim}"] [data-testid="brush-area"]`);
+    await area.scrollIntoViewIfNeeded();
+    const box = await area.boundingBox();
+    if (!box) fail('the brush area has no size');
+    const y = box.y + box.height * 0.6;
+    await page.mouse.move(box.x + box.width * 0.55, y);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.7, y, { steps: 4 });
+    await page.mouse.move(box.x + box.width * 0.92, y, { steps: 4 });
+    await page.mouse.up();
+    await settle();
+    await expectNoAppError();
+    const brushed = await selectedCount();
+    log(`  selected ${initial} → ${brushed}`);
+    if (brushed === initial) fail(`brushing ${opts.brushDim} did not change the selected count (${initial})`);
+    if (brushed > initial) fail(`brushing ${opts.brushDim} raised the selected count from ${initial} to ${brushed}`);
+    const brushHash = await page.evaluate(() => decodeURIComponent(window.location.hash));
+    if (!brushHash.includes(`"${opts.brushDim}"`)) fail(`the URL hash does not hold the ${opts.brushDim} filter: ${brushHash}`);
+    await screenshot('brushed');
+
+    step = 'zoom the map in';
+    log(step);
+    const srcBefore = await page.getAttribute('[data-testid="map-image"]', 'src');
+    const hashBeforeZoom = await page.evaluate(() => window.location.hash);
+    await page.click('[data-testid="zoom-in"]');
+    await page.waitForFunction((before) => document.querySelector('[data-testid="map-image"]').getAttribute('src') !== before, srcBefore, {
+      timeout: opts.timeout,
+    });
+    await settle();
+    await expectNoAppError();
+    const zoomed = await selectedCount();
+    log(`  new image; selected ${zoomed}`);
+    await page.waitForFunction((h) => window.location.hash !== h, hashBeforeZoom, { timeout: opts.timeout }).catch(() => fail('the URL hash did not change after zooming'));
+    await screenshot('zoomed');
+
+    step = 'toggle a category';
+    log(step);
+    const catChart = charts.find((c) => c.kind === 'categorical');
+    if (!catChart) fail('no categorical histogram to click');
+    const bars = page.locator(`[data-testid="hist-${catChart.name}"] [data-testid="bar"]`);
+    const counts = await bars.evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-count'))));
+    // The biggest category that is not everything, so the count must drop.
+    const order = counts.map((c, i) => [c, i]).filter(([c]) => c > 0 && c < zoomed).sort((a, b) => b[0] - a[0]);
+    if (!order.length) fail(`no category of ${catChart.name} has rows to select (counts ${counts.join(', ')})`);
+    const [expected, index] = order[0];
+    const label = await bars.nth(index).getAttribute('data-label');
+    await bars.nth(index).click();
+    await settle();
+    await expectNoAppError();
+    const pressed = await bars.nth(index).getAttribute('aria-pressed');
+    if (pressed !== 'true') fail(`category ${label} is not shown as selected after clicking it`);
+    const categoryCount = await selectedCount();
+    log(`  ${catChart.name} = ${label}: selected ${zoomed} → ${categoryCount}`);
+    if (categoryCount !== expected) fail(`selecting ${label} should select the ${expected} rows its bar showed, got ${categoryCount}`);
+    await screenshot('category');
+
+    step = 'the URL hash holds the view';
+    log(step);
+    const hash = await page.evaluate(() => window.location.hash);
+    if (!hash || hash === initialHash) fail(`the URL hash did not change (${hash})`);
+    const decoded = decodeURIComponent(hash);
+    for (const needle of [`"${opts.brushDim}"`, `"${catChart.name}"`, label, 'map=']) {
+      if (!decoded.includes(needle)) fail(`the URL hash misses ${needle}: ${decoded}`);
+    }
+    log(`  ${decoded}`);
+
+    step = 'open the same hash in a new page and get the same count';
+    log(step);
+    const page2 = await context.newPage();
+    watch(page2);
+    await page2.goto(`${opts.url}/${hash}`);
+    await page2.waitForFunction(() => document.body.dataset.appliedSeq !== undefined, null, { timeout: opts.timeout });
+    await settle(page2);
+    await expectNoAppError(page2);
+    const restored = await selectedCount(page2);
+    const restoredHash = await page2.evaluate(() => window.location.hash);
+    log(`  restored selected ${restored}`);
+    if (restored !== categoryCount) fail(`the link restored ${restored} selected rows, expected ${categoryCount}`);
+    if (restoredHash !== hash) fail(`the restored page rewrote the hash:\n  was ${hash}\n  now ${restoredHash}`);
+    const restoredPressed = await page2.getAttribute(`[data-testid="hist-${catChart.name}"] [data-testid="bar"][data-label="${label}"]`, 'aria-pressed');
+    if (restoredPressed !== 'true') fail(`the restored page does not show ${label} selected`);
+    const swap = page;
+    page = page2;
+    await screenshot('restored');
+
+    step = 'reload the page keeps the view';
+    log(step);
+    await page2.reload();
+    await page2.waitForFunction(() => document.body.dataset.appliedSeq !== undefined, null, { timeout: opts.timeout });
+    await settle(page2);
+    const reloaded = await selectedCount(page2);
+    if (reloaded !== categoryCount) fail(`after a reload the page shows ${reloaded} selected rows, expected ${categoryCount}`);
+    await page2.close();
+    page = swap;
+
+    step = 'log out';
+    log(step);
+    await Promise.all([page.waitForURL((u) => new URL(u).pathname === '/login'), page.click('[data-testid="logout"]')]);
+    // The browser context's request client shares the page's cookies.
+    const after = (await context.request.get(`${opts.url}/api/datasets`)).status();
+    if (after !== 401) fail(`after logging out /api/datasets answered ${after}, expected 401`);
+    await screenshot('logged-out');
+
+    step = 'no console errors';
+    checkConsole();
+    log(`passed; screenshots in ${out}`);
+  } catch (e) {
+    if (page) await screenshot('failure').catch(() => {});
+    const msg = e instanceof StepError ? e.message : e.stack || String(e);
+    console.error(`[browser] FAILED at step "${step}": ${msg}`);
+    if (consoleErrors.length && !(e instanceof StepError && msg.includes('console errors'))) {
+      console.error(`[browser] console errors seen:\n  ${consoleErrors.join('\n  ')}`);
+    }
+    process.exitCode = 1;
+  } finally {
+    if (context) await context.close().catch(() => {});
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(`[browser] ${e.message}`);
+  process.exit(2);
+});
