@@ -133,7 +133,7 @@ function trace(ctx, xy, t, k) {
   for (let i = 1; i < n; i++) {
     const sx = t.ox + (xy[2 * i] + k) * t.S;
     const sy = t.oy + xy[2 * i + 1] * t.S;
-    if (i === n - 1 || Math.abs(sx - lx) + Math.abs(sy - ly) >= 0.7) {
+    if (i === n - 1 || Math.abs(sx - lx) + Math.abs(sy - ly) >= (t.minStep || 0.7)) {
       ctx.lineTo(sx, sy);
       lx = sx;
       ly = sy;

@@ -5,7 +5,8 @@
 
 /** Serialises a state {dataset, view: {lon, lat, zoom}, filters, viewportFilter, log: string[]}. */
 export function encodeHash(state) {
-  const p = new URLSearchParams();
+  const p = [];
+  p.set = (k, v) => p.push(`${k}=${encodePart(v)}`);
   if (state.dataset) p.set('dataset', state.dataset);
   if (state.view) {
     const { zoom, lat, lon } = state.view;
@@ -21,7 +22,12 @@ export function encodeHash(state) {
     for (const n of names) ordered[n] = filters[n];
     p.set('f', JSON.stringify(ordered));
   }
-  return `#${p.toString()}`;
+  return `#${p.join('&')}`;
+}
+
+/** Percent-encodes a hash value, leaving the characters that read well and are safe in a fragment. */
+function encodePart(v) {
+  return encodeURIComponent(v).replace(/%2F/g, '/').replace(/%2C/g, ',').replace(/%3A/g, ':');
 }
 
 /**

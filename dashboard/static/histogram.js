@@ -211,14 +211,20 @@ export class Histogram {
     const y = NUM_HEIGHT - NUM_PAD.bottom;
     this.axis.replaceChildren();
     this.axis.append(svgEl('line', { x1: NUM_PAD.left, x2: this.width - NUM_PAD.right, y1: y + 0.5, y2: y + 0.5, class: 'axis-line' }));
-    // Label as many bin starts as fit, evenly.
-    const labelWidth = this.dim.kind === 'temporal' ? 40 : 46;
-    const every = Math.max(1, Math.ceil((n * labelWidth) / (this.width - 8)));
+    // Label as many bin starts as fit, evenly, never overlapping.
+    const charW = 6;
+    let longest = 0;
+    for (let i = 0; i < n; i++) longest = Math.max(longest, this.tickLabel(i).length);
+    const every = Math.max(1, Math.ceil((n * (longest * charW + 12)) / (this.width - 8)));
+    let lastEnd = -Infinity;
     for (let i = 0; i < n; i += every) {
       const text = this.tickLabel(i);
       const x = NUM_PAD.left + i * bw;
-      const t = svgEl('text', { x: x + (i === 0 ? 0 : 0), y: y + 14, class: 'axis-label', 'text-anchor': i === 0 ? 'start' : 'middle' });
-      if (i > 0 && x + labelWidth / 2 > this.width) continue;
+      const w = text.length * charW;
+      const start = i === 0 ? x : x - w / 2;
+      if (start < lastEnd + 8 || start + w > this.width) continue;
+      lastEnd = start + w;
+      const t = svgEl('text', { x, y: y + 14, class: 'axis-label', 'text-anchor': i === 0 ? 'start' : 'middle' });
       t.textContent = text;
       this.axis.append(t);
       this.axis.append(svgEl('line', { x1: x + 0.5, x2: x + 0.5, y1: y, y2: y + 3, class: 'axis-tick' }));
@@ -228,8 +234,15 @@ export class Histogram {
   /** The lower edge of bin i as a short label. */
   tickLabel(i) {
     const b = this.dim.bins[i];
-    if (this.dim.kind === 'temporal') return b.label;
-    return b.label.split('–')[0];
+    if (this.dim.kind !== 'temporal') return b.label.split('–')[0];
+    if (i === 0) return b.label;
+    // Later ticks drop the leading parts they share with the first bin
+    // ("2024-01-05" after "2024-01-01" reads "01-05"), keeping two parts.
+    const parts = b.label.split(/([-T: ])/);
+    const first = this.dim.bins[0].label.split(/([-T: ])/);
+    let k = 0;
+    while (k + 4 < parts.length && parts[k] === first[k] && parts[k + 1] === first[k + 1]) k += 2;
+    return parts.slice(k).join('');
   }
 
   /** Feeds new data: counts by bin index, the baseline (or null), the current filter, log axis. */

@@ -412,7 +412,8 @@ async function applyResult(res, body, vis, rtt, isCurrent) {
       (shards.consistent === false
         ? 'Workers answered from different versions of the data.'
         : `${missing} of ${shards.expected} shards did not answer.`);
-    ui.partial.replaceChildren(bannerTitle('Partial result'), document.createTextNode(` ${msg} Counts cover only the shards that answered.`));
+    const stop = /[.!?]$/.test(msg) ? '' : '.';
+    ui.partial.replaceChildren(bannerTitle('Partial result.'), document.createTextNode(` ${msg}${stop} Counts cover only the shards that answered.`));
     ui.partial.hidden = false;
   } else {
     ui.partial.hidden = true;
@@ -423,7 +424,9 @@ async function applyResult(res, body, vis, rtt, isCurrent) {
   const points = sample && sample.matched <= SAMPLE_LIMIT && sample.rows.length >= sample.matched ? sample.rows : null;
   map.setPoints(points, colorOf);
   if (points) {
-    ui.mode.textContent = `${formatCount(points.length)} rows in view, drawn individually · hover a point for details`;
+    ui.mode.textContent = points.length
+      ? `${formatCount(points.length)} rows in view, drawn individually · hover a point for details`
+      : 'No selected rows in this view';
     ui.mode.hidden = false;
   } else {
     ui.mode.hidden = true;
@@ -549,12 +552,9 @@ async function startReload() {
   ui.reload.disabled = true;
   try {
     const res = await api.reload();
-    const failed = ((res && res.workers) || []).filter((w) => !w.ok);
-    reloading = { since: Date.now(), seenBusy: false, polls: 0 };
+    const refused = ((res && res.workers) || []).filter((w) => !w.ok);
+    reloading = { since: Date.now(), seenBusy: false, polls: 0, refused };
     showReloadBanner('Reloading data from the source…', 0);
-    if (failed.length) {
-      showError(new Error(`Reload was refused by ${failed.map((w) => `${w.endpoint}${w.error ? ` (${w.error})` : ''}`).join(', ')}`));
-    }
     pollStatus();
   } catch (e) {
     ui.reload.disabled = false;
@@ -570,18 +570,27 @@ function trackReload(status) {
   const all = workers.flatMap((w) => w.datasets || []);
   const busy = all.filter((d) => d.reloading || d.state === 'loading');
   if (busy.length) reloading.seenBusy = true;
-  const done = workers.filter((w) => w.ok && (w.datasets || []).every((d) => !d.reloading && d.state !== 'loading')).length;
+  const answering = workers.filter((w) => w.ok);
+  const done = answering.filter((w) => (w.datasets || []).every((d) => !d.reloading && d.state !== 'loading')).length;
   const rows = all.reduce((a, d) => a + (d.rows || 0), 0);
   const failed = all.filter((d) => d.state === 'failed');
   const finished = busy.length === 0 && (reloading.seenBusy || reloading.polls >= 3);
+  const refused = reloading.refused.length
+    ? ` · not reloading: ${reloading.refused.map((w) => `${w.endpoint}${w.error ? ` (${w.error})` : ''}`).join(', ')}`
+    : '';
   if (!finished) {
-    showReloadBanner(`Reloading data: ${done} of ${workers.length} workers ready · ${formatCompact(rows)} rows loaded`, workers.length ? done / workers.length : 0);
+    showReloadBanner(
+      `Reloading data: ${done} of ${answering.length} workers ready · ${formatCompact(rows)} rows loaded${refused}`,
+      answering.length ? done / answering.length : 0,
+      refused ? 'warn' : 'info',
+    );
     return;
   }
   reloading = null;
   ui.reload.disabled = false;
-  if (failed.length) {
-    showReloadBanner(`Reload finished with errors: ${failed.map((d) => `${d.name}: ${d.error || 'failed'}`).join('; ')}`, 1, 'error');
+  if (failed.length || refused) {
+    const errors = failed.map((d) => `${d.name}: ${d.error || 'failed'}`).join('; ');
+    showReloadBanner(`Reload finished with errors${errors ? `: ${errors}` : ''}${refused}`, 1, 'error');
   } else {
     showReloadBanner(`Data reloaded · ${formatCompact(rows)} rows`, 1);
     setTimeout(() => {
@@ -603,6 +612,17 @@ function showReloadBanner(text, fraction, kind = 'info') {
   bar.append(fill);
   ui.reloadBanner.className = `banner ${kind}`;
   ui.reloadBanner.replaceChildren(document.createTextNode(text), bar);
+  if (kind === 'error') {
+    const close = document.createElement('button');
+    close.type = 'button';
+    close.className = 'link';
+    close.textContent = 'Dismiss';
+    close.addEventListener('click', () => {
+      ui.reloadBanner.hidden = true;
+    });
+    bar.hidden = true;
+    ui.reloadBanner.append(document.createTextNode(' '), close);
+  }
   ui.reloadBanner.hidden = false;
 }
 

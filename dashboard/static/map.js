@@ -21,8 +21,9 @@ import {
 import { drawBasemap } from './basemap.js';
 
 const THEME = {
-  ocean: '#0c1219',
-  land: '#18212c',
+  ocean: '#0b1117',
+  land: '#1a2430',
+  sea: '#0e151d',
   coast: '#3b4c60',
   coastWidth: 0.8,
   border: '#2c394a',
@@ -51,6 +52,8 @@ export class QuiverMap extends EventTarget {
     this.points = null;
     this.hoverIndex = -1;
     this.imageFrame = null;
+    this.baseCache = null;
+    this.cacheTimer = null;
 
     this.baseCanvas = document.createElement('canvas');
     this.baseCanvas.className = 'map-layer map-base';
@@ -104,12 +107,14 @@ export class QuiverMap extends EventTarget {
 
   setBasemap(base) {
     this.basemap = base;
+    if (this.baseCache) this.baseCache.stale = true;
     this.requestFrame();
   }
 
   setTileUrl(url) {
     this.tileUrl = url || null;
     this.tiles.clear();
+    if (this.baseCache) this.baseCache.stale = true;
     this.requestFrame();
   }
 
@@ -236,6 +241,7 @@ export class QuiverMap extends EventTarget {
     const changed = w !== this.width || h !== this.height;
     this.width = w;
     this.height = h;
+    if (this.baseCache) this.baseCache.stale = true;
     this.view = clampView(this.view, w, h);
     this.render();
     // A new size is a new viewport: ask for a fresh image once it settles.
@@ -399,21 +405,77 @@ export class QuiverMap extends EventTarget {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.fillStyle = THEME.ocean;
     ctx.fillRect(0, 0, this.width, this.height);
-    // The world's edge, so the map's extent is visible when zoomed out.
-    const top = Math.max(0, t.oy);
-    const bottom = Math.min(this.height, t.oy + t.S);
-    ctx.fillStyle = '#0f1720';
-    for (const k of t.copies) {
-      ctx.fillRect(t.ox + k * t.S, top, t.S, bottom - top);
-    }
-    this.drawGraticule(ctx, t);
-    if (this.basemap) {
-      const theme = this.tileUrl ? { ...THEME, coast: 'rgba(0,0,0,0)', border: 'rgba(0,0,0,0)' } : THEME;
-      drawBasemap(ctx, this.basemap, t, theme);
-    }
+    this.drawCachedBase(ctx, t);
     if (this.tileUrl) this.drawTiles(ctx, t);
     this.placeImage(t);
     this.drawPoints(t);
+  }
+
+  /**
+   * The basemap is drawn into an off-screen canvas a margin larger than the
+   * map, then copied for each frame: panning only moves the copy, a zoom
+   * gesture scales it, and it is redrawn when the view leaves it or a zoom
+   * has settled. (Drawing all outlines takes tens of ms at world scale.)
+   */
+  drawCachedBase(ctx, t) {
+    let c = this.baseCache;
+    let pos = c && !c.stale ? this.cachePosition(c, t) : null;
+    const covers = pos && pos.x <= 0 && pos.y <= 0 && pos.x + pos.w >= this.width && pos.y + pos.h >= this.height;
+    if (!pos || (c.S === t.S && !covers)) {
+      c = this.buildBaseCache(t);
+      pos = this.cachePosition(c, t);
+    } else if (c.S !== t.S) {
+      clearTimeout(this.cacheTimer);
+      this.cacheTimer = setTimeout(() => {
+        if (this.baseCache) this.baseCache.stale = true;
+        this.requestFrame();
+      }, 150);
+    }
+    ctx.drawImage(c.canvas, pos.x, pos.y, pos.w, pos.h);
+  }
+
+  /** Where the cached basemap lands on screen now (the copy of the world nearest the centre). */
+  cachePosition(c, t) {
+    const f = t.S / c.S;
+    let k = 0;
+    if (t.S > this.width) {
+      const centre = (this.width / 2 - t.ox) / t.S;
+      k = Math.round(centre - (c.ux0 + c.w / 2 / c.S));
+    }
+    return { x: t.ox + (c.ux0 + k) * t.S, y: t.oy + c.uy0 * t.S, w: c.w * f, h: c.h * f };
+  }
+
+  buildBaseCache(t) {
+    const mx = Math.round(this.width * 0.35);
+    const my = Math.round(this.height * 0.35);
+    const w = this.width + 2 * mx;
+    const h = this.height + 2 * my;
+    const scale = Math.min(window.devicePixelRatio || 1, 1.5);
+    const prev = this.baseCache;
+    const canvas = prev ? prev.canvas : document.createElement('canvas');
+    canvas.width = Math.round(w * scale);
+    canvas.height = Math.round(h * scale);
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(scale, 0, 0, scale, 0, 0);
+    const tc = { S: t.S, ox: t.ox + mx, oy: t.oy + my, width: w, height: h };
+    tc.copies = [];
+    const first = t.S <= this.width ? 0 : Math.floor(-tc.ox / t.S);
+    const last = t.S <= this.width ? 0 : Math.floor((w - tc.ox) / t.S);
+    for (let k = first; k <= last; k++) tc.copies.push(k);
+    ctx.fillStyle = THEME.ocean;
+    ctx.fillRect(0, 0, w, h);
+    // The world's extent, visible when zoomed out.
+    ctx.fillStyle = THEME.sea;
+    const top = Math.max(0, tc.oy);
+    const bottom = Math.min(h, tc.oy + t.S);
+    for (const k of tc.copies) ctx.fillRect(tc.ox + k * t.S, top, t.S, bottom - top);
+    this.drawGraticule(ctx, tc);
+    if (this.basemap) {
+      const theme = this.tileUrl ? { ...THEME, coast: 'rgba(0,0,0,0)', border: 'rgba(0,0,0,0)' } : THEME;
+      drawBasemap(ctx, this.basemap, tc, theme);
+    }
+    this.baseCache = { canvas, S: t.S, w, h, ux0: -tc.ox / t.S, uy0: -tc.oy / t.S, stale: false };
+    return this.baseCache;
   }
 
   drawGraticule(ctx, t) {
@@ -423,7 +485,7 @@ export class QuiverMap extends EventTarget {
     ctx.lineWidth = 1;
     ctx.beginPath();
     const top = Math.max(0, t.oy);
-    const bottom = Math.min(this.height, t.oy + t.S);
+    const bottom = Math.min(t.height, t.oy + t.S);
     for (const k of t.copies) {
       for (let lon = -180; lon < 180; lon += step) {
         const x = Math.round(t.ox + (lonToX(lon) + k) * t.S) + 0.5;
@@ -434,7 +496,7 @@ export class QuiverMap extends EventTarget {
     for (let lat = -80; lat <= 80; lat += step === 30 ? 20 : 10) {
       const y = Math.round(t.oy + latToY(lat) * t.S) + 0.5;
       ctx.moveTo(Math.max(0, t.ox + t.copies[0] * t.S), y);
-      ctx.lineTo(Math.min(this.width, t.ox + (t.copies[t.copies.length - 1] + 1) * t.S), y);
+      ctx.lineTo(Math.min(t.width, t.ox + (t.copies[t.copies.length - 1] + 1) * t.S), y);
     }
     ctx.stroke();
   }

@@ -1,0 +1,31 @@
+// Number formatting of dashboard/static/format.js.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatCompact, formatCount, formatMs, formatShare, rangeLabel } from '../../../dashboard/static/format.js';
+
+test('counts', () => {
+  assert.equal(formatCount(40000000), '40,000,000');
+  assert.equal(formatCount(NaN), '–');
+  assert.equal(formatCompact(9999), '9,999');
+  assert.equal(formatCompact(12345), '12.3k');
+  assert.equal(formatCompact(40000000), '40.0M');
+  assert.equal(formatCompact(1234567890), '1.23B');
+});
+
+test('times and shares', () => {
+  assert.equal(formatMs(2.345), '2.3 ms');
+  assert.equal(formatMs(23.4), '23 ms');
+  assert.equal(formatMs(12500), '12.5 s');
+  assert.equal(formatShare(1, 3), '33%');
+  assert.equal(formatShare(1, 30), '3.3%');
+  assert.equal(formatShare(1, 100000), '<0.1%');
+  assert.equal(formatShare(0, 0), '–');
+});
+
+test('range labels join the first and last bins', () => {
+  const num = { kind: 'log', bins: [{ label: '1–1.3' }, { label: '1.3–1.8' }, { label: '1.8–2.4' }] };
+  assert.equal(rangeLabel(num, 0, 2), '1–2.4');
+  assert.equal(rangeLabel(num, 1, 1), '1.3–1.8');
+  const time = { kind: 'temporal', bins: [{ label: '2003' }, { label: '2004' }] };
+  assert.equal(rangeLabel(time, 0, 1), '2003 – 2004');
+});
