@@ -1,0 +1,560 @@
+//! Compiled binning of a dimension: source values to one-byte bin codes, bin
+//! labels and edges, and filters to per-code pass tables.
+//!
+//! Code `nbins()` means "value missing"; it never passes a filter on its own
+//! dimension.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+
+use crate::error::{Error, Result};
+use crate::protocol::{Bin, Filter};
+use crate::spec::{Binning, DimensionSpec, Interval, parse_color, truncate};
+
+/// Kind of a dimension, as shown to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Kind {
+    /// Named categories.
+    Categorical,
+    /// Equal-width numeric bins.
+    Linear,
+    /// Log-spaced numeric bins.
+    Log,
+    /// Calendar bins over unix seconds.
+    Temporal,
+}
+
+#[derive(Clone, Debug)]
+enum Rule {
+    Categorical {
+        by_text: HashMap<String, u8>,
+        ranges: Vec<(i64, i64, u8)>,
+        other: u8,
+    },
+    Linear { min: f64, max: f64, n: u32 },
+    Log { lmin: f64, lmax: f64, n: u32 },
+    Temporal { edges: Vec<i64> },
+}
+
+/// A dimension's binning, compiled for fast coding.
+#[derive(Clone, Debug)]
+pub struct DimBins {
+    name: String,
+    column: String,
+    title: String,
+    kind: Kind,
+    rule: Rule,
+    labels: Vec<String>,
+    edges: Option<Vec<f64>>,
+    colors: Vec<Option<[u8; 3]>>,
+}
+
+/// Default category colours (colour-blind friendly), used when a category has none.
+pub const PALETTE: [[u8; 3]; 10] = [
+    [0x1f, 0x77, 0xb4],
+    [0xff, 0x7f, 0x0e],
+    [0x2c, 0xa0, 0x2c],
+    [0xd6, 0x27, 0x28],
+    [0x94, 0x67, 0xbd],
+    [0x8c, 0x56, 0x4b],
+    [0xe3, 0x77, 0xc2],
+    [0x7f, 0x7f, 0x7f],
+    [0xbc, 0xbd, 0x22],
+    [0x17, 0xbe, 0xcf],
+];
+
+impl DimBins {
+    /// Compiles a dimension spec; errors name the dimension.
+    pub fn from_spec(d: &DimensionSpec) -> Result<DimBins> {
+        let bad = |m: String| Error::InvalidSpec(format!("dimension {:?}: {m}", d.name));
+        let (kind, rule, labels, edges, colors) = match &d.bins {
+            Binning::Categorical { categories, other } => {
+                if categories.is_empty() || categories.len() > 64 {
+                    return Err(bad(format!("{} categories; 1 to 64 allowed", categories.len())));
+                }
+                let mut by_text = HashMap::new();
+                let mut ranges = Vec::new();
+                let mut labels = Vec::new();
+                let mut colors = Vec::new();
+                for (i, c) in categories.iter().enumerate() {
+                    let code = i as u8;
+                    for v in &c.values {
+                        by_text.insert(v.clone(), code);
+                    }
+                    for r in &c.ranges {
+                        if r[0] > r[1] {
+                            return Err(bad(format!("range [{}, {}] is reversed", r[0], r[1])));
+                        }
+                        ranges.push((r[0], r[1], code));
+                    }
+                    if labels.contains(&c.label) {
+                        return Err(bad(format!("category {:?} is declared twice", c.label)));
+                    }
+                    labels.push(c.label.clone());
+                    colors.push(match &c.color {
+                        Some(s) => Some(parse_color(s).ok_or_else(|| bad(format!("colour {s:?} is not #rrggbb")))?),
+                        None => None,
+                    });
+                }
+                let other_code = categories.len() as u8;
+                labels.push(other.clone());
+                colors.push(Some([0x99, 0x99, 0x99]));
+                // Fill default colours for categories without one.
+                let mut next = 0;
+                for c in colors.iter_mut() {
+                    if c.is_none() {
+                        *c = Some(PALETTE[next % PALETTE.len()]);
+                        next += 1;
+                    }
+                }
+                (
+                    Kind::Categorical,
+                    Rule::Categorical { by_text, ranges, other: other_code },
+                    labels,
+                    None,
+                    colors,
+                )
+            }
+            Binning::Linear { min, max, count } => {
+                check_numeric(*min, *max, *count).map_err(bad)?;
+                let n = *count;
+                let edges: Vec<f64> = (0..=n).map(|i| min + (max - min) * i as f64 / n as f64).collect();
+                let labels = edges.windows(2).map(|w| format!("{}–{}", fmt_num(w[0]), fmt_num(w[1]))).collect();
+                (Kind::Linear, Rule::Linear { min: *min, max: *max, n }, labels, Some(edges), vec![])
+            }
+            Binning::Log { min, max, count } => {
+                check_numeric(*min, *max, *count).map_err(bad)?;
+                if *min <= 0.0 {
+                    return Err(bad(format!("log binning needs a positive min, got {min}")));
+                }
+                let n = *count;
+                let (lmin, lmax) = (min.log10(), max.log10());
+                let edges: Vec<f64> =
+                    (0..=n).map(|i| 10f64.powf(lmin + (lmax - lmin) * i as f64 / n as f64)).collect();
+                let labels = edges.windows(2).map(|w| format!("{}–{}", fmt_num(w[0]), fmt_num(w[1]))).collect();
+                (Kind::Log, Rule::Log { lmin, lmax, n }, labels, Some(edges), vec![])
+            }
+            Binning::Temporal { start, end, interval } => {
+                let s = parse_instant(start).ok_or_else(|| bad(format!("start {start:?} is not a date")))?;
+                let e = parse_instant(end).ok_or_else(|| bad(format!("end {end:?} is not a date")))?;
+                if s >= e {
+                    return Err(bad(format!("start {start} is not before end {end}")));
+                }
+                let mut edges = vec![s];
+                let mut labels = vec![];
+                let mut t = s;
+                while t < e {
+                    let next = step(t, *interval);
+                    labels.push(label_time(t, *interval));
+                    t = next.min(e);
+                    edges.push(t);
+                    if labels.len() > crate::spec::MAX_BINS as usize {
+                        return Err(bad(format!(
+                            "{start}..{end} by {interval:?} gives more than {} bins",
+                            crate::spec::MAX_BINS
+                        )));
+                    }
+                }
+                let fedges = edges.iter().map(|&v| v as f64).collect();
+                (Kind::Temporal, Rule::Temporal { edges }, labels, Some(fedges), vec![])
+            }
+        };
+        Ok(DimBins {
+            name: d.name.clone(),
+            column: d.column.clone(),
+            title: d.title.clone().unwrap_or_else(|| d.name.clone()),
+            kind,
+            rule,
+            labels,
+            edges,
+            colors,
+        })
+    }
+
+    /// Dimension name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Source column.
+    pub fn column(&self) -> &str {
+        &self.column
+    }
+    /// Chart title.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+    /// Kind.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+    /// Number of bins (codes `0..nbins`); code `nbins` is "missing".
+    pub fn nbins(&self) -> u32 {
+        self.labels.len() as u32
+    }
+    /// The code for missing values. Categorical dimensions have none: a
+    /// missing category is `Other` (so every row has a colour on the map).
+    pub fn missing_code(&self) -> u8 {
+        match &self.rule {
+            Rule::Categorical { other, .. } => *other,
+            _ => self.labels.len() as u8,
+        }
+    }
+    /// Bin labels.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+    /// Bin edges (`nbins + 1` of them) for numeric and temporal dimensions.
+    pub fn edges(&self) -> Option<&[f64]> {
+        self.edges.as_deref()
+    }
+    /// RGB colour of each category (categorical dimensions), `Other` last.
+    pub fn colors(&self) -> Vec<[u8; 3]> {
+        self.colors.iter().map(|c| c.unwrap_or([0x99, 0x99, 0x99])).collect()
+    }
+
+    /// Bins as protocol values with the given counts.
+    pub fn bins_with_counts(&self, counts: &[u64]) -> Vec<Bin> {
+        self.labels
+            .iter()
+            .enumerate()
+            .map(|(i, label)| Bin {
+                label: label.clone(),
+                lo: self.edges.as_ref().map(|e| e[i]),
+                hi: self.edges.as_ref().map(|e| e[i + 1]),
+                count: counts.get(i).copied().unwrap_or(0),
+            })
+            .collect()
+    }
+
+    /// Code of a numeric value (numeric and temporal dimensions; temporal in unix
+    /// seconds). NaN is missing; values outside the range fall in the end bins.
+    #[inline]
+    pub fn code_f64(&self, v: f64) -> u8 {
+        if v.is_nan() {
+            return self.missing_code();
+        }
+        match &self.rule {
+            Rule::Linear { min, max, n } => {
+                let t = ((v - min) / (max - min) * *n as f64).floor();
+                t.clamp(0.0, (*n - 1) as f64) as u8
+            }
+            Rule::Log { lmin, lmax, n } => {
+                if v <= 0.0 {
+                    return 0;
+                }
+                let t = ((v.log10() - lmin) / (lmax - lmin) * *n as f64).floor();
+                t.clamp(0.0, (*n - 1) as f64) as u8
+            }
+            Rule::Temporal { edges } => self.code_i64_temporal(edges, v.floor() as i64),
+            Rule::Categorical { .. } => self.code_i64(v as i64),
+        }
+    }
+
+    fn code_i64_temporal(&self, edges: &[i64], v: i64) -> u8 {
+        // edges[0] <= v < edges[k+1] → k; clamp outside.
+        let k = edges.partition_point(|&e| e <= v);
+        (k.saturating_sub(1)).min(edges.len() - 2) as u8
+    }
+
+    /// Code of an integer value: categorical ranges/values, or numeric binning.
+    #[inline]
+    pub fn code_i64(&self, v: i64) -> u8 {
+        match &self.rule {
+            Rule::Categorical { by_text, ranges, other } => {
+                for &(lo, hi, c) in ranges {
+                    if v >= lo && v <= hi {
+                        return c;
+                    }
+                }
+                if !by_text.is_empty() {
+                    let mut buf = itoa_buf(v);
+                    if let Some(&c) = by_text.get(buf.as_str()) {
+                        return c;
+                    }
+                    buf.clear();
+                }
+                *other
+            }
+            Rule::Temporal { edges } => self.code_i64_temporal(edges, v),
+            _ => self.code_f64(v as f64),
+        }
+    }
+
+    /// Code of a text value: category lookup, or a number/timestamp parsed from text.
+    pub fn code_str(&self, s: &str) -> u8 {
+        match &self.rule {
+            Rule::Categorical { by_text, ranges, other } => {
+                if let Some(&c) = by_text.get(s) {
+                    return c;
+                }
+                if !ranges.is_empty()
+                    && let Ok(v) = s.trim().parse::<i64>()
+                {
+                    return self.code_i64(v);
+                }
+                *other
+            }
+            Rule::Temporal { edges } => match parse_timestamp(s) {
+                Some(t) => self.code_i64_temporal(edges, t),
+                None => self.missing_code(),
+            },
+            _ => match s.trim().parse::<f64>() {
+                Ok(v) => self.code_f64(v),
+                Err(_) => self.missing_code(),
+            },
+        }
+    }
+
+    /// The pass table of a filter: `table[code]` is true when rows with that
+    /// code pass. The table has 256 entries; the missing code never passes.
+    pub fn pass_table(&self, f: &Filter) -> Result<[bool; 256]> {
+        let mut t = [false; 256];
+        let n = self.nbins() as usize;
+        match f {
+            Filter::Categories(labels) => {
+                if self.kind != Kind::Categorical {
+                    return Err(Error::InvalidQuery(format!(
+                        "dimension {:?} is not categorical; filter it with a range",
+                        self.name
+                    )));
+                }
+                for l in labels {
+                    match self.labels.iter().position(|x| x == l) {
+                        Some(i) => t[i] = true,
+                        None => {
+                            return Err(Error::InvalidQuery(format!(
+                                "dimension {:?} has no category {:?}",
+                                self.name,
+                                truncate(l, 64)
+                            )));
+                        }
+                    }
+                }
+            }
+            Filter::Range { min, max } => {
+                let Some(edges) = &self.edges else {
+                    return Err(Error::InvalidQuery(format!(
+                        "dimension {:?} is categorical; filter it with categories",
+                        self.name
+                    )));
+                };
+                for (i, slot) in t.iter_mut().enumerate().take(n) {
+                    *slot = edges[i] >= *min && edges[i] < *max;
+                }
+            }
+            Filter::Bins(bins) => {
+                for &b in bins {
+                    if b as usize >= n {
+                        return Err(Error::InvalidQuery(format!(
+                            "dimension {:?} has {n} bins; bin {b} does not exist",
+                            self.name
+                        )));
+                    }
+                    t[b as usize] = true;
+                }
+            }
+        }
+        Ok(t)
+    }
+}
+
+fn check_numeric(min: f64, max: f64, count: u32) -> std::result::Result<(), String> {
+    if !(min.is_finite() && max.is_finite() && min < max) {
+        return Err(format!("min {min} must be below max {max}"));
+    }
+    if count == 0 || count > crate::spec::MAX_BINS {
+        return Err(format!("{count} bins; 1 to {} allowed", crate::spec::MAX_BINS));
+    }
+    Ok(())
+}
+
+fn itoa_buf(v: i64) -> String {
+    v.to_string()
+}
+
+/// Compact number for labels: 1500 → "1.5k".
+pub fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    let (x, suffix) = if a >= 1e9 {
+        (v / 1e9, "G")
+    } else if a >= 1e6 {
+        (v / 1e6, "M")
+    } else if a >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    let s = if x.fract().abs() < 1e-9 {
+        format!("{}", x.round() as i64)
+    } else if x.abs() >= 100.0 {
+        format!("{:.0}", x)
+    } else if x.abs() >= 10.0 {
+        format!("{:.1}", x)
+    } else {
+        format!("{:.2}", x)
+    };
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    format!("{s}{suffix}")
+}
+
+/// Parses an instant: RFC 3339, `YYYY-MM-DD[ T]HH:MM:SS` (UTC), `YYYY-MM-DD`,
+/// or integer unix seconds.
+pub fn parse_instant(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(v) = s.parse::<i64>() {
+        return Some(v);
+    }
+    parse_timestamp(s)
+}
+
+/// Parses a timestamp as text (not bare integers).
+#[inline]
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    // Fast path for `YYYY-MM-DDTHH:MM:SS` (AIS BaseDateTime).
+    if b.len() == 19 && b[4] == b'-' && b[7] == b'-' && (b[10] == b'T' || b[10] == b' ') && b[13] == b':' && b[16] == b':' {
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            let mut v = 0u32;
+            for &c in &b[r] {
+                if !c.is_ascii_digit() {
+                    return None;
+                }
+                v = v * 10 + (c - b'0') as u32;
+            }
+            Some(v)
+        };
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if h > 23 || mi > 59 || se > 60 {
+            return None;
+        }
+        let days = days_from_civil(y as i64, mo, d)?;
+        return Some(days * 86400 + (h * 3600 + mi * 60 + se) as i64);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp());
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
+        return Some(t.and_utc().timestamp());
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp());
+    }
+    None
+}
+
+/// Days since 1970-01-01 of a civil date, or None when the date is invalid.
+fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
+    let date = NaiveDate::from_ymd_opt(y as i32, m, d)?;
+    Some(date.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days())
+}
+
+fn step(t: i64, interval: Interval) -> i64 {
+    let dt = Utc.timestamp_opt(t, 0).single().expect("edge in range");
+    match interval {
+        Interval::Hour => t + 3600,
+        Interval::Day => t + 86400,
+        Interval::Month => {
+            let (y, m) = if dt.month() == 12 { (dt.year() + 1, 1) } else { (dt.year(), dt.month() + 1) };
+            Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().map(|d| d.timestamp()).unwrap_or(t + 31 * 86400)
+        }
+        Interval::Year => Utc
+            .with_ymd_and_hms(dt.year() + 1, 1, 1, 0, 0, 0)
+            .single()
+            .map(|d| d.timestamp())
+            .unwrap_or(t + 366 * 86400),
+    }
+}
+
+fn label_time(t: i64, interval: Interval) -> String {
+    let dt = Utc.timestamp_opt(t, 0).single().expect("edge in range");
+    match interval {
+        Interval::Year => dt.format("%Y").to_string(),
+        Interval::Month => dt.format("%Y-%m").to_string(),
+        Interval::Day => dt.format("%Y-%m-%d").to_string(),
+        Interval::Hour => dt.format("%Y-%m-%d %Hh").to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::CategoryDef;
+
+    fn dim(bins: Binning) -> DimBins {
+        DimBins::from_spec(&DimensionSpec { name: "d".into(), column: "c".into(), title: None, bins }).unwrap()
+    }
+
+    #[test]
+    fn linear_bins_clamp_and_hit_edges() {
+        let d = dim(Binning::Linear { min: 0.0, max: 30.0, count: 60 });
+        assert_eq!(d.code_f64(0.0), 0);
+        assert_eq!(d.code_f64(1.5), 3);
+        assert_eq!(d.code_f64(-5.0), 0);
+        assert_eq!(d.code_f64(30.0), 59);
+        assert_eq!(d.code_f64(f64::NAN), 60);
+        assert_eq!(d.code_str("abc"), 60);
+    }
+
+    #[test]
+    fn log_bins_are_log_spaced() {
+        let d = dim(Binning::Log { min: 1.0, max: 100_000.0, count: 40 });
+        assert_eq!(d.code_f64(1.0), 0);
+        assert_eq!(d.code_f64(10.0), 8);
+        assert_eq!(d.code_f64(0.0), 0);
+        assert_eq!(d.code_f64(1e9), 39);
+        let e = d.edges().unwrap();
+        assert!((e[8] - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn yearly_bins_follow_the_calendar() {
+        let d = dim(Binning::Temporal { start: "2003-01-01".into(), end: "2022-01-01".into(), interval: Interval::Year });
+        assert_eq!(d.nbins(), 19);
+        assert_eq!(d.labels()[0], "2003");
+        let t2015 = parse_instant("2015-01-01").unwrap();
+        assert_eq!(d.code_i64(t2015), 12);
+        assert_eq!(d.code_i64(t2015 - 1), 11);
+        assert_eq!(d.code_str("2015-06-01T10:00:00"), 12);
+        let pass = d.pass_table(&Filter::Range { min: t2015 as f64, max: parse_instant("2018-01-01").unwrap() as f64 }).unwrap();
+        assert_eq!(pass.iter().filter(|&&p| p).count(), 3);
+        assert!(pass[12] && pass[14] && !pass[15]);
+    }
+
+    #[test]
+    fn timestamps_fast_path_matches_chrono() {
+        for s in ["2024-01-15T13:45:07", "2000-02-29 23:59:59", "1999-12-31T00:00:00"] {
+            let slow = NaiveDateTime::parse_from_str(&s.replace('T', " "), "%Y-%m-%d %H:%M:%S").unwrap().and_utc().timestamp();
+            assert_eq!(parse_timestamp(s), Some(slow), "{s}");
+        }
+        assert_eq!(parse_timestamp("2023-02-30T00:00:00"), None);
+    }
+
+    #[test]
+    fn categories_match_values_ranges_and_other() {
+        let d = dim(Binning::Categorical {
+            categories: vec![
+                CategoryDef { label: "Cargo".into(), values: vec![], ranges: vec![[70, 79]], color: None },
+                CategoryDef { label: "Tug".into(), values: vec!["31".into(), "52".into()], ranges: vec![], color: Some("#ff0000".into()) },
+            ],
+            other: "Other".into(),
+        });
+        assert_eq!(d.code_i64(75), 0);
+        assert_eq!(d.code_i64(52), 1);
+        assert_eq!(d.code_str("31"), 1);
+        assert_eq!(d.code_i64(99), 2);
+        assert_eq!(d.colors()[1], [255, 0, 0]);
+        assert!(d.pass_table(&Filter::Categories(vec!["Nope".into()])).is_err());
+        assert!(d.pass_table(&Filter::Range { min: 0.0, max: 1.0 }).is_err());
+    }
+
+    #[test]
+    fn labels_are_compact() {
+        assert_eq!(fmt_num(1500.0), "1.5k");
+        assert_eq!(fmt_num(100000.0), "100k");
+        assert_eq!(fmt_num(0.5), "0.5");
+    }
+}

@@ -5,16 +5,27 @@
 //! object store ──list/shard──▶ source (csv | csv.gz | parquet, presets)
 //!        ──decode──▶ store::Builder (quantise x/y, bin codes, Hilbert order, blocks)
 //!        ──▶ store::Registry (datasets by name, swapped atomically on reload)
-//! Flight DoGet(ticket JSON) ──▶ protocol::Query ──plan──▶ kernel::scan (one pass,
-//!        parallel over blocks: histograms + raster + sample) ──▶ Arrow batches
+//! Flight DoGet(ticket JSON) ──▶ protocol::Query ──▶ kernel::Plan ──▶ kernel::scan
+//!        (one pass, parallel over blocks: histograms + raster + sample)
+//!        ──▶ query::run (QueryResult) ──▶ flight::encode (one batch per view)
 //! ```
 #![warn(missing_docs)]
 
+//TMP pub mod bench;
 pub mod bins;
+pub mod config;
 pub mod error;
+pub mod flight;
+//TMP pub mod gen;
 pub mod geo;
+pub mod health;
+pub mod kernel;
+pub mod metrics;
 pub mod protocol;
+pub mod query;
+pub mod server;
 pub mod source;
 pub mod spec;
+pub mod store;
 
 pub use error::{Error, Result};

@@ -1,1 +1,79 @@
-fn main() {}
+//! `quiver-worker`: serve datasets over Arrow Flight, generate synthetic data, benchmark.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use quiver_worker::config::ServeArgs;
+use quiver_worker::server::WorkerConfig;
+
+#[derive(Parser, Debug)]
+#[command(name = "quiver-worker", version, about = "Quiver worker: in-memory crossfilter over Arrow Flight")]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "QUIVER_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Load this worker's shards and serve them over Arrow Flight.
+    Serve(ServeArgs),
+    //TMP-GEN
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    let threads = match &cli.command {
+        Command::Serve(a) => a.threads,
+        _ => None,
+    };
+    if let Some(t) = threads {
+        rayon::ThreadPoolBuilder::new().num_threads(t).build_global().context("configuring threads")?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => {
+                let (flight, http) = (args.flight_addr, args.http_addr);
+                let cfg = WorkerConfig::try_from(args)?;
+                let fl = tokio::net::TcpListener::bind(flight).await.with_context(|| format!("binding {flight}"))?;
+                let hl = tokio::net::TcpListener::bind(http).await.with_context(|| format!("binding {http}"))?;
+                quiver_worker::server::serve(cfg, fl, hl, shutdown_signal()).await?;
+            }
+            //TMP-GEN-RUN
+        }
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

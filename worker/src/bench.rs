@@ -1,0 +1,173 @@
+//! `quiver-worker bench`: generation rate, load rate, resident bytes per row,
+//! and kernel times of three interactions next to the floor (one plain pass
+//! over the same columns). Run it from a release build.
+
+use std::time::Instant;
+
+use clap::Args;
+
+use crate::error::{Error, Result};
+use crate::kernel::{self, Plan};
+use crate::protocol::{Filter, Query, View, Viewport};
+use crate::source::{self, LoadOptions, ShardId};
+use crate::spec::{DatasetSpec, Format, Preset};
+
+/// Options of `quiver-worker bench`.
+#[derive(Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Rows of synthetic cell towers.
+    #[arg(long, default_value_t = 40_000_000)]
+    pub rows: u64,
+    /// Where the data is generated (reused when present with the same row count).
+    #[arg(long, default_value = "/tmp/quiver-bench")]
+    pub dir: std::path::PathBuf,
+    /// File format of the generated data.
+    #[arg(long, default_value = "parquet")]
+    pub format: String,
+    /// Repetitions of each interaction.
+    #[arg(long, default_value_t = 30)]
+    pub repeat: usize,
+    /// Regenerate even when data is present.
+    #[arg(long)]
+    pub regen: bool,
+}
+
+struct Timing {
+    median_ms: f64,
+    p90_ms: f64,
+}
+
+fn time<F: FnMut()>(repeat: usize, mut f: F) -> Timing {
+    f(); // warm up
+    let mut v: Vec<f64> = (0..repeat.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    Timing { median_ms: v[v.len() / 2], p90_ms: v[(v.len() * 9 / 10).min(v.len() - 1)] }
+}
+
+/// The three benchmark interactions, as queries over the cell-tower preset.
+pub fn interactions(dataset: &str) -> Vec<(&'static str, Query)> {
+    let views = vec![
+        View::Histogram { dimension: "radio".into() },
+        View::Histogram { dimension: "range".into() },
+        View::Histogram { dimension: "created".into() },
+        View::Raster { width: 800, height: 500 },
+    ];
+    let base = Query {
+        version: 1,
+        dataset: dataset.to_string(),
+        filters: Default::default(),
+        viewport: Some(Viewport::WORLD),
+        viewport_filter: true,
+        views,
+    };
+    let mut brush = base.clone();
+    let y2015 = crate::bins::parse_instant("2015-01-01").expect("date") as f64;
+    let y2018 = crate::bins::parse_instant("2018-01-01").expect("date") as f64;
+    brush.filters.insert("created".into(), Filter::Range { min: y2015, max: y2018 });
+    let mut city = base.clone();
+    city.viewport = Some(Viewport { west: 1.9, south: 48.6, east: 2.8, north: 49.1 });
+    city.filters.insert("radio".into(), Filter::Categories(vec!["LTE".into()]));
+    vec![("world view", base), ("year brush 2015-2017", brush), ("city zoom + LTE", city)]
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(a: BenchArgs) -> Result<()> {
+    let format: Format = a.format.parse()?;
+    std::fs::create_dir_all(&a.dir)?;
+    let dir = std::fs::canonicalize(&a.dir)?;
+    let data_dir = dir.join(format!("celltowers-{}-{}", a.rows, format.extension().replace('.', "")));
+    let url = format!("file://{}/", data_dir.display());
+    println!("quiver-worker bench: {} cell towers, {} threads", a.rows, rayon::current_num_threads());
+    let present = data_dir.join(".complete").exists();
+    if a.regen || !present {
+        if data_dir.exists() {
+            std::fs::remove_dir_all(&data_dir)?;
+        }
+        let opts = crate::gen::GenOptions {
+            preset: Preset::Celltowers,
+            rows: a.rows,
+            out: url.clone(),
+            format,
+            files: a.rows.div_ceil(4_000_000).max(1) as u32,
+            seed: 42,
+            s3: Default::default(),
+        };
+        let s = crate::gen::generate(&opts, true).await?;
+        std::fs::write(data_dir.join(".complete"), b"")?;
+        println!(
+            "generation   {:>10.2} M rows/s   ({} rows, {} files, {:.0} MB, {:.1} s)",
+            s.rows as f64 / s.seconds / 1e6,
+            s.rows,
+            s.files.len(),
+            s.bytes as f64 / 1e6,
+            s.seconds
+        );
+    } else {
+        println!("generation   (reusing {})", data_dir.display());
+    }
+    let spec = DatasetSpec {
+        name: "celltowers".into(),
+        source: url,
+        preset: Some(Preset::Celltowers),
+        format: None,
+        s3: None,
+        view: None,
+    };
+    let t = Instant::now();
+    let shard = source::load(&spec, ShardId::SINGLE, &LoadOptions::default()).await?;
+    let load_s = t.elapsed().as_secs_f64();
+    let rows = shard.rows();
+    if rows == 0 {
+        return Err(Error::InvalidSpec("benchmark data is empty".into()));
+    }
+    println!(
+        "load         {:>10.2} M rows/s   ({rows} rows in {load_s:.2} s, {:.2} M rows/s per core)",
+        rows as f64 / load_s / 1e6,
+        rows as f64 / load_s / 1e6 / rayon::current_num_threads() as f64
+    );
+    println!("resident     {:>10.2} bytes/row ({:.0} MB)", shard.bytes() as f64 / rows as f64, shard.bytes() as f64 / 1e6);
+    let shard = std::sync::Arc::new(shard);
+    let s2 = shard.clone();
+    let floor = tokio::task::spawn_blocking(move || time(a.repeat, || {
+        std::hint::black_box(kernel::plain_pass(&s2));
+    }))
+    .await
+    .map_err(|e| Error::Protocol(e.to_string()))?;
+    let bytes_per_row = 8 + shard.dims.len();
+    println!(
+        "floor        {:>10.2} ms        (one plain pass over {} bytes x {} rows: {:.1} GB/s)",
+        floor.median_ms,
+        bytes_per_row,
+        rows,
+        (bytes_per_row as f64 * rows as f64) / (floor.median_ms / 1000.0) / 1e9
+    );
+    println!("{:<24} {:>10} {:>10} {:>10} {:>12}", "interaction", "median ms", "p90 ms", "x floor", "selected");
+    for (name, q) in interactions("celltowers") {
+        let plan = Plan::new(&q, &shard)?;
+        let s2 = shard.clone();
+        let (t, selected) = tokio::task::spawn_blocking(move || {
+            let mut selected = 0;
+            let t = time(a.repeat, || {
+                selected = kernel::scan(&s2, &plan).selected;
+            });
+            (t, selected)
+        })
+        .await
+        .map_err(|e| Error::Protocol(e.to_string()))?;
+        println!(
+            "{:<24} {:>10.2} {:>10.2} {:>10.2} {:>12}",
+            name,
+            t.median_ms,
+            t.p90_ms,
+            t.median_ms / floor.median_ms,
+            selected
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Command-line and environment configuration of `quiver-worker serve`,
+//! validated once into a [`WorkerConfig`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::error::{Error, Result};
+use crate::server::WorkerConfig;
+use crate::source::{LoadOptions, S3Defaults, ShardId};
+use crate::spec::{DatasetSpec, Preset};
+
+/// S3 settings shared by `serve`, `gen` and `bench`.
+#[derive(Args, Clone, Debug, Default)]
+pub struct S3Args {
+    /// S3 endpoint for S3-compatible stores (MinIO...).
+    #[arg(long, env = "QUIVER_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region.
+    #[arg(long, env = "QUIVER_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Allow plain-HTTP S3 endpoints.
+    #[arg(long, env = "QUIVER_S3_ALLOW_HTTP")]
+    pub s3_allow_http: bool,
+    /// S3 access key id (else AWS_ACCESS_KEY_ID).
+    #[arg(long, env = "QUIVER_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key (else AWS_SECRET_ACCESS_KEY).
+    #[arg(long, env = "QUIVER_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+}
+
+impl S3Args {
+    /// The defaults these flags give.
+    pub fn defaults(&self) -> S3Defaults {
+        S3Defaults {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+            session_token: None,
+            allow_http: self.s3_allow_http.then_some(true),
+        }
+    }
+}
+
+/// `quiver-worker serve`.
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Arrow Flight listen address.
+    #[arg(long, env = "QUIVER_FLIGHT_ADDR", default_value = "0.0.0.0:8815")]
+    pub flight_addr: SocketAddr,
+    /// HTTP listen address (/healthz, /readyz, /metrics).
+    #[arg(long, env = "QUIVER_HTTP_ADDR", default_value = "0.0.0.0:9090")]
+    pub http_addr: SocketAddr,
+    /// JSON or YAML file holding a list of dataset specs.
+    #[arg(long, env = "QUIVER_DATASETS_FILE")]
+    pub datasets_file: Option<PathBuf>,
+    /// JSON list of dataset specs.
+    #[arg(long, env = "QUIVER_DATASETS")]
+    pub datasets: Option<String>,
+    /// A dataset as NAME=PRESET:URL, e.g. celltowers=celltowers:s3://bucket/towers/ (repeatable).
+    #[arg(long = "dataset")]
+    pub dataset: Vec<String>,
+    /// This worker's shard index (default: the ordinal suffix of --pod-name, else 0).
+    #[arg(long, env = "QUIVER_SHARD_INDEX")]
+    pub shard_index: Option<u32>,
+    /// StatefulSet pod name, e.g. demo-workers-3.
+    #[arg(long, env = "QUIVER_POD_NAME")]
+    pub pod_name: Option<String>,
+    /// Number of shards.
+    #[arg(long, env = "QUIVER_SHARDS", default_value_t = 1)]
+    pub shards: u32,
+    /// Bearer token every Flight call must carry.
+    #[arg(long, env = "QUIVER_WORKER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the bearer token.
+    #[arg(long, env = "QUIVER_WORKER_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Memory limit in bytes (default: the cgroup's limit).
+    #[arg(long, env = "QUIVER_MEMORY_LIMIT")]
+    pub memory_limit: Option<u64>,
+    /// Threads for the kernels (default: all cores).
+    #[arg(long, env = "QUIVER_THREADS")]
+    pub threads: Option<usize>,
+    /// S3 settings.
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// Reads a secret from a flag or a file (trailing newline trimmed).
+pub fn read_secret(value: Option<String>, file: Option<&PathBuf>, what: &str) -> Result<Option<String>> {
+    match (value, file) {
+        (Some(v), _) if !v.is_empty() => Ok(Some(v)),
+        (_, Some(path)) => {
+            let t = std::fs::read_to_string(path)
+                .map_err(|e| Error::InvalidSpec(format!("cannot read {what} file {}: {e}", path.display())))?;
+            let t = t.trim_end_matches(['\n', '\r']).to_string();
+            if t.is_empty() {
+                return Err(Error::InvalidSpec(format!("{what} file {} is empty", path.display())));
+            }
+            Ok(Some(t))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Parses `NAME=PRESET:URL`.
+pub fn parse_dataset_arg(s: &str) -> Result<DatasetSpec> {
+    let bad = || Error::InvalidSpec(format!("--dataset {s:?} must look like NAME=PRESET:URL"));
+    let (name, rest) = s.split_once('=').ok_or_else(bad)?;
+    let (preset, url) = rest.split_once(':').ok_or_else(bad)?;
+    let preset: Preset = preset.parse()?;
+    Ok(DatasetSpec {
+        name: name.to_string(),
+        source: url.to_string(),
+        preset: Some(preset),
+        format: None,
+        s3: None,
+        view: None,
+    })
+}
+
+/// The ordinal suffix of a StatefulSet pod name.
+pub fn ordinal_of(pod: &str) -> Option<u32> {
+    pod.rsplit_once('-').and_then(|(_, n)| n.parse().ok())
+}
+
+impl TryFrom<ServeArgs> for WorkerConfig {
+    type Error = Error;
+    fn try_from(a: ServeArgs) -> Result<WorkerConfig> {
+        let mut datasets: Vec<DatasetSpec> = vec![];
+        if let Some(path) = &a.datasets_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::InvalidSpec(format!("cannot read {}: {e}", path.display())))?;
+            let list: Vec<DatasetSpec> = if text.trim_start().starts_with('[') {
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::InvalidSpec(format!("{}: {e}", path.display())))?
+            } else {
+                return Err(Error::InvalidSpec(format!(
+                    "{}: expected a JSON list of dataset specs",
+                    path.display()
+                )));
+            };
+            datasets.extend(list);
+        }
+        if let Some(json) = &a.datasets {
+            let list: Vec<DatasetSpec> = serde_json::from_str(json)
+                .map_err(|e| Error::InvalidSpec(format!("QUIVER_DATASETS is not a JSON list of dataset specs: {e}")))?;
+            datasets.extend(list);
+        }
+        for d in &a.dataset {
+            datasets.push(parse_dataset_arg(d)?);
+        }
+        if datasets.is_empty() {
+            return Err(Error::InvalidSpec(
+                "no datasets: give --dataset NAME=PRESET:URL, --datasets JSON or --datasets-file".into(),
+            ));
+        }
+        let index = match (a.shard_index, &a.pod_name) {
+            (Some(i), _) => i,
+            (None, Some(pod)) => ordinal_of(pod).ok_or_else(|| {
+                Error::InvalidSpec(format!("pod name {pod:?} has no ordinal suffix; set --shard-index"))
+            })?,
+            (None, None) => 0,
+        };
+        let shard = ShardId::new(index, a.shards)?;
+        let token = read_secret(a.token, a.token_file.as_ref(), "worker token")?;
+        let memory_limit = a.memory_limit.or_else(crate::source::cgroup_memory_limit);
+        let cfg = WorkerConfig {
+            datasets,
+            shard,
+            token,
+            load: LoadOptions { s3: a.s3.defaults(), memory_limit },
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dataset_args_parse() {
+        let d = parse_dataset_arg("towers=celltowers:s3://b/p/").unwrap();
+        assert_eq!(d.name, "towers");
+        assert_eq!(d.source, "s3://b/p/");
+        assert_eq!(d.preset, Some(Preset::Celltowers));
+        assert!(parse_dataset_arg("towers").is_err());
+        assert!(parse_dataset_arg("towers=nope:file:///x").is_err());
+    }
+
+    #[test]
+    fn ordinals_come_from_pod_names() {
+        assert_eq!(ordinal_of("demo-workers-3"), Some(3));
+        assert_eq!(ordinal_of("demo"), None);
+    }
+}

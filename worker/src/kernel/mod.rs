@@ -1,0 +1,407 @@
+//! The query kernels: one pass over a shard computes every crossfilter
+//! histogram, the categorical raster and a sample, in parallel across cores.
+//!
+//! Crossfilter in one pass: each row gets a failure mask with one bit per
+//! dimension whose filter it fails (and one for the viewport when the viewport
+//! filters). A row with no bit set counts in every histogram; a row with
+//! exactly one bit set counts only in that dimension's histogram (the one that
+//! ignores its own filter); other rows count nowhere.
+
+pub mod reference;
+
+use std::collections::BinaryHeap;
+
+use rayon::prelude::*;
+
+use crate::bins::DimBins;
+use crate::error::{Error, Result};
+use crate::geo::{PixelMap, QViewport};
+use crate::protocol::{Query, View};
+use crate::spec::truncate;
+use crate::store::{Overlap, Shard};
+
+/// Bit of the failure mask for the viewport.
+const VP_BIT: u32 = 1 << 31;
+/// Independent copies of each histogram, so consecutive rows with the same
+/// bin do not wait on each other's increment.
+const LANES: usize = 4;
+/// Most dimensions the specialised kernels handle.
+pub const MAX_DIMS: usize = 8;
+
+/// A query compiled against one shard.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Per dimension, per code: 0 when rows with that code pass, else the dimension's bit.
+    pub fail: Vec<[u32; 256]>,
+    /// The viewport, if any.
+    pub viewport: Option<QViewport>,
+    /// Whether the viewport filters histograms and the selected count.
+    pub viewport_filter: bool,
+    /// The raster mapping, if a raster is asked for.
+    pub raster: Option<PixelMap>,
+    /// Categories (bins of the category dimension, `Other` included).
+    pub ncat: usize,
+    /// Index of the category dimension.
+    pub cat_dim: usize,
+    /// Sample size (0: no sample).
+    pub sample_limit: usize,
+    /// Dimensions whose histograms are asked for, in view order.
+    pub histograms: Vec<usize>,
+}
+
+impl Plan {
+    /// Compiles a query (already shape-checked) against a shard; errors name
+    /// unknown dimensions and bad filter values.
+    pub fn new(q: &Query, shard: &Shard) -> Result<Plan> {
+        if shard.dims.len() > MAX_DIMS {
+            return Err(Error::InvalidQuery(format!(
+                "dataset {:?} has {} dimensions; queries support at most {MAX_DIMS}",
+                shard.name,
+                shard.dims.len()
+            )));
+        }
+        let dim = |name: &str| {
+            shard.dim_index(name).ok_or_else(|| {
+                Error::InvalidQuery(format!(
+                    "dataset {:?} has no dimension {:?}; it has {}",
+                    shard.name,
+                    truncate(name, 64),
+                    shard.dims.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
+                ))
+            })
+        };
+        let mut fail = vec![[0u32; 256]; shard.dims.len()];
+        for (name, f) in &q.filters {
+            let d = dim(name)?;
+            let pass = shard.dims[d].pass_table(f)?;
+            for (code, p) in pass.iter().enumerate() {
+                fail[d][code] = if *p { 0 } else { 1 << d };
+            }
+        }
+        let viewport = q.viewport.as_ref().map(QViewport::from_viewport);
+        let mut plan = Plan {
+            fail,
+            viewport,
+            viewport_filter: q.viewport_filter,
+            raster: None,
+            ncat: shard.dims[shard.category_dim].nbins() as usize,
+            cat_dim: shard.category_dim,
+            sample_limit: 0,
+            histograms: vec![],
+        };
+        for v in &q.views {
+            match v {
+                View::Histogram { dimension } => plan.histograms.push(dim(dimension)?),
+                View::Raster { width, height } => {
+                    let vp = viewport.ok_or_else(|| Error::InvalidQuery("a raster view needs a viewport".into()))?;
+                    plan.raster = Some(PixelMap::new(vp, *width, *height));
+                }
+                View::Sample { limit } => plan.sample_limit = *limit as usize,
+            }
+        }
+        Ok(plan)
+    }
+}
+
+/// What one scan produces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Counts {
+    /// Per dimension: counts per code, `nbins + 1` entries (the last is "missing").
+    pub hists: Vec<Vec<u64>>,
+    /// Rows passing every filter (and inside the viewport when it filters).
+    pub selected: u64,
+    /// Rows passing every filter and inside the viewport (all selected rows
+    /// when there is no viewport): the pool the sample is drawn from.
+    pub in_view: u64,
+    /// Dense raster `[pixel * ncat + category]`, empty without a raster view.
+    pub raster: Vec<u32>,
+    /// Sampled rows (indices into the shard), ascending.
+    pub sample: Vec<u32>,
+}
+
+/// Salt of the sample priorities.
+pub const SAMPLE_SALT: u64 = 0x5157_4956_4552;
+
+/// The sample priority of a row: a fixed pseudo-random permutation, so the
+/// `k` rows of smallest priority are a uniform sample that merges across
+/// threads and shards.
+#[inline(always)]
+pub fn sample_priority(row: u32, salt: u64) -> u64 {
+    let mut z = (row as u64) ^ salt;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+struct Acc {
+    hists: Vec<[[u32; 256]; LANES]>,
+    selected: u64,
+    in_view: u64,
+    raster: Vec<u32>,
+    heap: BinaryHeap<(u64, u32)>,
+    threshold: u64,
+}
+
+impl Acc {
+    fn new(ndims: usize, plan: &Plan) -> Acc {
+        let raster_len = plan.raster.map_or(0, |r| r.width as usize * r.height as usize * plan.ncat);
+        Acc {
+            hists: vec![[[0u32; 256]; LANES]; ndims],
+            selected: 0,
+            in_view: 0,
+            raster: vec![0; raster_len],
+            heap: BinaryHeap::new(),
+            threshold: u64::MAX,
+        }
+    }
+
+}
+
+/// Keeps the `limit` rows of smallest priority; `threshold` is the largest kept
+/// priority once the heap is full, so most rows are rejected by one compare.
+fn offer(heap: &mut BinaryHeap<(u64, u32)>, threshold: &mut u64, p: u64, row: u32, limit: usize) {
+    heap.push((p, row));
+    if heap.len() > limit {
+        heap.pop();
+    }
+    if heap.len() == limit {
+        *threshold = heap.peek().map_or(u64::MAX, |t| t.0);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Test each row against the viewport.
+    Check,
+    /// Every row is inside.
+    In,
+    /// Every row is outside.
+    Out,
+}
+
+/// Runs the plan over the shard with the rayon pool of the caller.
+pub fn scan(shard: &Shard, plan: &Plan) -> Counts {
+    // Blocks to visit, with how they meet the viewport.
+    let work: Vec<(usize, Mode)> = shard
+        .blocks
+        .iter()
+        .enumerate()
+        .filter_map(|(b, blk)| {
+            let mode = match &plan.viewport {
+                None => Mode::In,
+                Some(vp) => match blk.overlap(vp) {
+                    Overlap::Inside => Mode::In,
+                    Overlap::Partial => Mode::Check,
+                    Overlap::Outside => Mode::Out,
+                },
+            };
+            // Outside blocks contribute nothing when the viewport filters.
+            (!(mode == Mode::Out && plan.viewport_filter)).then_some((b, mode))
+        })
+        .collect();
+    let rows: usize = work.iter().map(|&(b, _)| (shard.blocks[b].end - shard.blocks[b].start) as usize).sum();
+    let threads = rayon::current_num_threads().max(1);
+    let parts = if rows < 200_000 { 1 } else { threads };
+    // Contiguous parts of about equal rows.
+    let mut ranges = Vec::with_capacity(parts);
+    let (mut start, mut acc_rows) = (0usize, 0usize);
+    for (k, &(b, _)) in work.iter().enumerate() {
+        acc_rows += (shard.blocks[b].end - shard.blocks[b].start) as usize;
+        if acc_rows * parts >= rows * (ranges.len() + 1) && ranges.len() + 1 < parts {
+            ranges.push(start..k + 1);
+            start = k + 1;
+        }
+    }
+    ranges.push(start..work.len());
+    let ndims = shard.dims.len();
+    let accs: Vec<Acc> = ranges
+        .into_par_iter()
+        .map(|r| {
+            let mut acc = Acc::new(ndims, plan);
+            for &(b, mode) in &work[r] {
+                scan_block_dispatch(shard, plan, b, mode, &mut acc);
+            }
+            acc
+        })
+        .collect();
+    merge(shard, plan, accs)
+}
+
+fn merge(shard: &Shard, plan: &Plan, mut accs: Vec<Acc>) -> Counts {
+    let mut hists: Vec<Vec<u64>> = shard.dims.iter().map(|d| vec![0u64; d.nbins() as usize + 1]).collect();
+    let (mut selected, mut in_view) = (0, 0);
+    let mut heap: BinaryHeap<(u64, u32)> = BinaryHeap::new();
+    let mut raster: Vec<u32> = vec![];
+    for (k, acc) in accs.iter_mut().enumerate() {
+        for (d, h) in hists.iter_mut().enumerate() {
+            for (code, slot) in h.iter_mut().enumerate() {
+                *slot += acc.hists[d].iter().map(|lane| lane[code] as u64).sum::<u64>();
+            }
+        }
+        selected += acc.selected;
+        in_view += acc.in_view;
+        if k == 0 {
+            raster = std::mem::take(&mut acc.raster);
+        } else {
+            for (a, b) in raster.iter_mut().zip(acc.raster.iter()) {
+                *a += *b;
+            }
+        }
+        for item in acc.heap.drain() {
+            heap.push(item);
+            if heap.len() > plan.sample_limit {
+                heap.pop();
+            }
+        }
+    }
+    let mut sample: Vec<u32> = heap.into_iter().map(|(_, r)| r).collect();
+    sample.sort_unstable();
+    Counts { hists, selected, in_view, raster, sample }
+}
+
+fn scan_block_dispatch(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut Acc) {
+    macro_rules! go {
+        ($n:literal) => {{
+            let cols: [&[u8]; $n] = std::array::from_fn(|d| shard.codes[d].as_slice());
+            let fail: [&[u32; 256]; $n] = std::array::from_fn(|d| &plan.fail[d]);
+            match (mode, plan.viewport_filter, plan.raster.is_some()) {
+                (Mode::Check, false, false) => block::<$n, 0, false, false>(shard, plan, b, cols, fail, acc),
+                (Mode::Check, false, true) => block::<$n, 0, false, true>(shard, plan, b, cols, fail, acc),
+                (Mode::Check, true, false) => block::<$n, 0, true, false>(shard, plan, b, cols, fail, acc),
+                (Mode::Check, true, true) => block::<$n, 0, true, true>(shard, plan, b, cols, fail, acc),
+                (Mode::In, _, false) => block::<$n, 1, false, false>(shard, plan, b, cols, fail, acc),
+                (Mode::In, _, true) => block::<$n, 1, false, true>(shard, plan, b, cols, fail, acc),
+                (Mode::Out, _, _) => block::<$n, 2, false, false>(shard, plan, b, cols, fail, acc),
+            }
+        }};
+    }
+    match shard.dims.len() {
+        1 => go!(1),
+        2 => go!(2),
+        3 => go!(3),
+        4 => go!(4),
+        5 => go!(5),
+        6 => go!(6),
+        7 => go!(7),
+        8 => go!(8),
+        n => unreachable!("plans reject {n} dimensions"),
+    }
+}
+
+/// The inner loop over one block. `MODE`: 0 test each row against the
+/// viewport, 1 all rows inside, 2 all rows outside. `VPF`: the viewport
+/// filters histograms. `RASTER`: count pixels.
+#[inline(always)]
+fn block<const N: usize, const MODE: u8, const VPF: bool, const RASTER: bool>(
+    shard: &Shard,
+    plan: &Plan,
+    b: usize,
+    cols: [&[u8]; N],
+    fail: [&[u32; 256]; N],
+    acc: &mut Acc,
+) {
+    let blk = shard.blocks[b];
+    let (s, e) = (blk.start as usize, blk.end as usize);
+    let len = e - s;
+    let xs = &shard.xs[s..e];
+    let ys = &shard.ys[s..e];
+    let cols: [&[u8]; N] = std::array::from_fn(|d| &cols[d][s..e]);
+    let vp = plan.viewport.unwrap_or(QViewport::WORLD);
+    let pm = plan.raster;
+    let ncat = plan.ncat;
+    let cat = plan.cat_dim;
+    let sample = plan.sample_limit;
+    let salt = SAMPLE_SALT;
+    let mut selected = 0u64;
+    let mut in_view = 0u64;
+    let hists = &mut acc.hists;
+    for i in 0..len {
+        let mut c = [0u8; N];
+        let mut m = 0u32;
+        for d in 0..N {
+            c[d] = cols[d][i];
+            m |= fail[d][c[d] as usize];
+        }
+        let inside = match MODE {
+            0 => vp.contains(xs[i], ys[i]),
+            1 => true,
+            _ => false,
+        };
+        if VPF && !inside {
+            m |= VP_BIT;
+        }
+        let lane = i & (LANES - 1);
+        if m == 0 {
+            for d in 0..N {
+                hists[d][lane][c[d] as usize] += 1;
+            }
+            selected += 1;
+            if inside {
+                in_view += 1;
+                if RASTER && let Some(pm) = &pm {
+                    let p = pm.pixel(xs[i], ys[i]) as usize;
+                    acc.raster[p * ncat + c[cat] as usize] += 1;
+                }
+                if sample > 0 {
+                    // Rare path: rows that match, when a sample is asked for.
+                    let row = (s + i) as u32;
+                    let p = sample_priority(row, salt);
+                    if p < acc.threshold {
+                        offer(&mut acc.heap, &mut acc.threshold, p, row, sample);
+                    }
+                }
+            }
+        } else if m & (m - 1) == 0 && m != VP_BIT {
+            let d = m.trailing_zeros() as usize;
+            hists[d][lane][c[d] as usize] += 1;
+        }
+    }
+    acc.selected += selected;
+    acc.in_view += in_view;
+}
+
+/// Rows of a dense raster turned sparse: pixel indices with any count, and
+/// their counts per category.
+pub fn sparse_raster(dense: &[u32], ncat: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut pixels = vec![];
+    let mut counts = vec![];
+    for (p, cell) in dense.chunks_exact(ncat).enumerate() {
+        if cell.iter().any(|&c| c != 0) {
+            pixels.push(p as u32);
+            counts.extend_from_slice(cell);
+        }
+    }
+    (pixels, counts)
+}
+
+/// One plain pass over the same columns the kernel reads (the floor a kernel
+/// is measured against): sums every column with the same parallelism.
+pub fn plain_pass(shard: &Shard) -> u64 {
+    let n = shard.xs.len();
+    let threads = rayon::current_num_threads().max(1);
+    let chunk = n.div_ceil(threads).max(1);
+    (0..threads)
+        .into_par_iter()
+        .map(|t| {
+            let (s, e) = ((t * chunk).min(n), ((t + 1) * chunk).min(n));
+            let mut sum: u64 = 0;
+            for &x in &shard.xs[s..e] {
+                sum = sum.wrapping_add(x as u64);
+            }
+            for &y in &shard.ys[s..e] {
+                sum = sum.wrapping_add(y as u64);
+            }
+            for c in &shard.codes {
+                for &v in &c[s..e] {
+                    sum = sum.wrapping_add(v as u64);
+                }
+            }
+            sum
+        })
+        .reduce(|| 0, u64::wrapping_add)
+}
+
+/// Names of the category labels (for outputs).
+pub fn category_labels(dims: &[DimBins], cat: usize) -> Vec<String> {
+    dims[cat].labels().to_vec()
+}

@@ -1,0 +1,223 @@
+//! The kernels against the naive reference on random data, filters and
+//! viewports, including the edge cases: empty selections, viewports outside
+//! the data, one-pixel rasters, the antimeridian, points on bin edges.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use quiver_worker::bins::DimBins;
+use quiver_worker::geo::{lat_to_y, lon_to_x};
+use quiver_worker::kernel::reference::{self, Rows};
+use quiver_worker::kernel::{self, Plan};
+use quiver_worker::protocol::{Filter, Query, ShardInfo, View, Viewport};
+use quiver_worker::source::presets::default_view;
+use quiver_worker::spec::{Preset, ViewConfig};
+use quiver_worker::store::{BLOCK_ROWS, Builder, Shard};
+
+fn dims(view: &ViewConfig) -> Vec<DimBins> {
+    view.dimensions.iter().map(|d| DimBins::from_spec(d).unwrap()).collect()
+}
+
+/// Builds a shard and keeps the rows in their original (unsorted) order.
+fn shard_from(rows: &Rows, view: ViewConfig) -> Shard {
+    let d = dims(&view);
+    let cat = view.dimensions.iter().position(|x| x.name == view.category).unwrap();
+    let mut b = Builder::new(d.len());
+    b.xs = rows.xs.clone();
+    b.ys = rows.ys.clone();
+    b.codes = rows.codes.clone();
+    b.finish("t", view, d, cat, ShardInfo { shard: 0, shards: 1, generation: "g".into() })
+}
+
+/// Random rows: clustered points (so blocks have tight bounds) plus some
+/// anywhere, some on the antimeridian, codes in range including "missing".
+fn rows_strategy(max_rows: usize) -> impl Strategy<Value = Rows> {
+    let view = default_view(Preset::Celltowers);
+    let nb: Vec<u32> = dims(&view).iter().map(|d| d.nbins()).collect();
+    (0..max_rows, any::<u64>()).prop_map(move |(n, seed)| {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let centres: Vec<(f64, f64)> =
+            (0..8).map(|_| (rng.random_range(-180.0..180.0), rng.random_range(-80.0..80.0))).collect();
+        let mut r = Rows { xs: vec![], ys: vec![], codes: vec![vec![]; nb.len()] };
+        for _ in 0..n {
+            let (lon, lat) = match rng.random_range(0..10) {
+                0 => (rng.random_range(-180.0..180.0), rng.random_range(-85.0..85.0)),
+                1 => (if rng.random_bool(0.5) { 179.99 } else { -179.99 }, rng.random_range(-10.0..10.0)),
+                _ => {
+                    let c = centres[rng.random_range(0..centres.len())];
+                    ((c.0 + rng.random_range(-2.0..2.0)).clamp(-180.0, 180.0), (c.1 + rng.random_range(-2.0..2.0)))
+                }
+            };
+            r.xs.push(lon_to_x(lon));
+            r.ys.push(lat_to_y(lat));
+            for (d, &k) in nb.iter().enumerate() {
+                // Codes 0..=k: k is "missing", which the categorical
+                // dimension (0, radio) never has.
+                let top = if d == 0 { k - 1 } else { k };
+                r.codes[d].push(rng.random_range(0..=top) as u8);
+            }
+        }
+        r
+    })
+}
+
+fn viewport_strategy() -> impl Strategy<Value = Option<Viewport>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Viewport::WORLD)),
+        // Anywhere, any size, possibly crossing the antimeridian (west > east).
+        (-180.0..180.0f64, -180.0..180.0f64, -85.0..85.0f64, 0.01..60.0f64).prop_filter_map(
+            "non-empty",
+            |(w, e, s, h)| {
+                let n = (s + h).min(85.0);
+                (w != e && s < n).then_some(Some(Viewport { west: w, south: s, east: e, north: n }))
+            }
+        ),
+    ]
+}
+
+fn filters_strategy() -> impl Strategy<Value = BTreeMap<String, Filter>> {
+    let radio = prop::sample::subsequence(vec!["GSM", "UMTS", "LTE", "CDMA", "NR", "Other"], 0..=6)
+        .prop_map(|v| Filter::Categories(v.into_iter().map(String::from).collect()));
+    let range = (0u32..40, 0u32..41).prop_map(|(a, b)| Filter::Bins((a.min(b)..a.max(b)).collect()));
+    let created = (2000i32..2024, 0i32..8).prop_map(|(y, n)| {
+        let s = quiver_worker::bins::parse_instant(&format!("{y}-01-01")).unwrap() as f64;
+        let e = quiver_worker::bins::parse_instant(&format!("{}-01-01", y + n)).unwrap() as f64;
+        Filter::Range { min: s, max: e }
+    });
+    (prop::option::of(radio), prop::option::of(range), prop::option::of(created)).prop_map(|(a, b, c)| {
+        let mut m = BTreeMap::new();
+        if let Some(a) = a {
+            m.insert("radio".to_string(), a);
+        }
+        if let Some(b) = b {
+            m.insert("range".to_string(), b);
+        }
+        if let Some(c) = c {
+            m.insert("created".to_string(), c);
+        }
+        m
+    })
+}
+
+fn check(rows: &Rows, q: &Query) -> Result<(), TestCaseError> {
+    let view = default_view(Preset::Celltowers);
+    let shard = shard_from(rows, view.clone());
+    let plan = Plan::new(q, &shard).unwrap();
+    let got = kernel::scan(&shard, &plan);
+    let nb: Vec<u32> = dims(&view).iter().map(|d| d.nbins()).collect();
+    let want = reference::evaluate(rows, &nb, &plan);
+    prop_assert_eq!(&got.hists, &want.hists);
+    prop_assert_eq!(got.selected, want.selected);
+    prop_assert_eq!(got.in_view, want.in_view);
+    prop_assert_eq!(got.raster.len(), want.raster.len());
+    prop_assert!(got.raster == want.raster, "rasters differ");
+    // The sample: min(limit, matches) distinct rows, each of which matches.
+    if plan.sample_limit > 0 {
+        prop_assert_eq!(got.sample.len() as u64, (plan.sample_limit as u64).min(want.in_view));
+        let mut dedup = got.sample.clone();
+        dedup.dedup();
+        prop_assert_eq!(dedup.len(), got.sample.len());
+        for &r in &got.sample {
+            let r = r as usize;
+            let ok = (0..shard.dims.len()).all(|d| plan.fail[d][shard.codes[d][r] as usize] == 0)
+                && plan.viewport.is_none_or(|vp| vp.contains(shard.xs[r], shard.ys[r]));
+            prop_assert!(ok, "sampled row {} does not match", r);
+        }
+    }
+    Ok(())
+}
+
+fn query(filters: BTreeMap<String, Filter>, viewport: Option<Viewport>, vpf: bool, w: u32, h: u32, sample: u32) -> Query {
+    let mut views = vec![
+        View::Histogram { dimension: "radio".into() },
+        View::Histogram { dimension: "range".into() },
+        View::Histogram { dimension: "created".into() },
+    ];
+    if viewport.is_some() {
+        views.push(View::Raster { width: w, height: h });
+    }
+    if sample > 0 {
+        views.push(View::Sample { limit: sample });
+    }
+    Query {
+        version: 1,
+        dataset: "t".into(),
+        filters,
+        viewport,
+        viewport_filter: vpf && viewport.is_some(),
+        views,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn kernels_match_the_reference(
+        rows in rows_strategy(3 * BLOCK_ROWS + 100),
+        filters in filters_strategy(),
+        viewport in viewport_strategy(),
+        vpf in any::<bool>(),
+        w in 1u32..64, h in 1u32..64,
+        sample in prop_oneof![Just(0u32), 1u32..50],
+    ) {
+        check(&rows, &query(filters, viewport, vpf, w, h, sample))?;
+    }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, .. ProptestConfig::default() })]
+
+    #[test]
+    fn big_shards_split_across_threads_match_the_reference(
+        rows in rows_strategy(300_000).prop_filter("big", |r| r.xs.len() > 210_000),
+        filters in filters_strategy(),
+        viewport in viewport_strategy(),
+    ) {
+        check(&rows, &query(filters, viewport, true, 37, 23, 10))?;
+    }
+}
+
+#[test]
+fn empty_shards_and_empty_selections_count_nothing() {
+    let rows = Rows { xs: vec![], ys: vec![], codes: vec![vec![]; 3] };
+    check(&rows, &query(BTreeMap::new(), Some(Viewport::WORLD), true, 8, 8, 5)).unwrap();
+    let mut f = BTreeMap::new();
+    f.insert("radio".to_string(), Filter::Categories(vec![]));
+    let mut rows = Rows { xs: vec![lon_to_x(2.0); 10], ys: vec![lat_to_y(48.0); 10], codes: vec![vec![0; 10]; 3] };
+    rows.codes[2] = vec![5; 10];
+    check(&rows, &query(f, Some(Viewport::WORLD), true, 1, 1, 5)).unwrap();
+}
+
+#[test]
+fn a_viewport_away_from_the_data_selects_nothing_but_keeps_histograms_when_asked() {
+    let n = 5000;
+    let rows = Rows {
+        xs: (0..n).map(|i| lon_to_x(2.0 + i as f64 * 1e-4)).collect(),
+        ys: vec![lat_to_y(48.0); n],
+        codes: vec![vec![2; n], vec![10; n], vec![12; n]],
+    };
+    let vp = Some(Viewport { west: 100.0, south: 10.0, east: 110.0, north: 20.0 });
+    let view = default_view(Preset::Celltowers);
+    let shard = shard_from(&rows, view);
+    let with = kernel::scan(&shard, &Plan::new(&query(BTreeMap::new(), vp, true, 10, 10, 0), &shard).unwrap());
+    assert_eq!(with.selected, 0);
+    assert_eq!(with.hists[0].iter().sum::<u64>(), 0);
+    let without = kernel::scan(&shard, &Plan::new(&query(BTreeMap::new(), vp, false, 10, 10, 0), &shard).unwrap());
+    assert_eq!(without.selected, n as u64);
+    assert_eq!(without.hists[0][2], n as u64);
+    assert!(without.raster.iter().all(|&c| c == 0));
+}
+
+#[test]
+fn points_on_bin_edges_fall_in_the_upper_bin() {
+    // A value exactly on a yearly edge belongs to the bin that starts there.
+    let view = default_view(Preset::Celltowers);
+    let created = DimBins::from_spec(&view.dimensions[2]).unwrap();
+    let edge = quiver_worker::bins::parse_instant("2010-01-01").unwrap();
+    assert_eq!(created.labels()[created.code_i64(edge) as usize], "2010");
+    assert_eq!(created.labels()[created.code_i64(edge - 1) as usize], "2009");
+}
