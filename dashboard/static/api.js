@@ -54,4 +54,5 @@ export const api = {
   config: () => request('/api/config'),
   query: (body, signal) => request('/api/query', { method: 'POST', body, signal }),
   reload: () => request('/api/reload', { method: 'POST', body: {} }),
+  resume: () => request('/api/resume', { method: 'POST', body: {} }),
 };

@@ -80,26 +80,53 @@ async function boot() {
   loadTileConfig();
   pollStatus();
 
+  window.addEventListener('hashchange', () => {
+    if (state.dataset && window.location.hash !== encodeHash(currentState())) {
+      applyState(decodeHash(window.location.hash), {});
+    }
+  });
+  await loadDatasets();
+}
+
+let datasetsRetry = null;
+
+/**
+ * Reads the datasets (at start, after a reload or a resume). The first time,
+ * the state comes from the URL hash; later the current state is kept where
+ * it still fits. Retries while the cluster cannot answer.
+ */
+async function loadDatasets() {
+  clearTimeout(datasetsRetry);
   let payload;
   try {
     payload = await api.datasets();
   } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
     showError(e);
+    datasetsRetry = setTimeout(loadDatasets, 5000);
     setBusy();
     return;
   }
-  state.datasets = (payload && payload.datasets) || [];
-  if (!state.datasets.length) {
+  const list = (payload && payload.datasets) || [];
+  if (!list.length) {
     showError(new Error('The cluster serves no datasets yet. Check the status panel, or reload the data.'));
+    datasetsRetry = setTimeout(loadDatasets, 5000);
     setBusy();
     return;
   }
+  hideError();
+  state.datasets = list;
   fillDatasetSelect();
-  const fromHash = decodeHash(window.location.hash);
-  applyState(fromHash, { initial: true });
-  window.addEventListener('hashchange', () => {
-    if (window.location.hash !== encodeHash(currentState())) applyState(decodeHash(window.location.hash), {});
-  });
+  if (!state.dataset) {
+    applyState(decodeHash(window.location.hash), { initial: true });
+    return;
+  }
+  const ds = state.datasets.find((d) => d.name === state.dataset.name) || state.datasets[0];
+  selectDataset(ds, { keepFilters: true });
+  state.filters = filtersForDataset(state.filters, ds);
+  refreshCharts();
+  writeHash();
+  scheduleQuery(0);
 }
 
 /** Applies a (partial) state from a URL hash: dataset, filters, toggles, map view. */
@@ -311,7 +338,10 @@ function setBusy() {
 }
 
 async function runQuery(forceSample = false) {
-  if (!state.dataset) return;
+  if (!state.dataset) {
+    setBusy();
+    return;
+  }
   const ds = state.dataset;
   const vis = map.visible();
   const image = fitImageSize(vis.pixelWidth, vis.pixelHeight);
@@ -444,6 +474,11 @@ function showError(e) {
     toLogin();
     return;
   }
+  if (e instanceof ApiError && e.status === 503 && !ui.cluster.hidden) {
+    // The cluster banner already says why nothing answers.
+    ui.error.hidden = true;
+    return;
+  }
   const what = e instanceof ApiError && e.status >= 500 ? 'Server error' : e instanceof ApiError && e.status ? 'Request rejected' : 'Error';
   const retry = document.createElement('button');
   retry.type = 'button';
@@ -495,15 +530,35 @@ function renderStatus(s) {
   }
   ui.statusButton.dataset.level = level;
   ui.statusButton.querySelector('.pill-text').textContent = text;
-  ui.cluster.hidden = ok > 0;
-  if (ok === 0) {
+  ui.cluster.hidden = ok > 0 && !s.suspended;
+  if (s.suspended) {
+    // A cluster scaled to zero while idle (the server says so and offers to resume it).
+    const resume = document.createElement('button');
+    resume.type = 'button';
+    resume.className = 'btn btn-small';
+    resume.dataset.testid = 'resume';
+    resume.textContent = 'Resume';
+    resume.addEventListener('click', async () => {
+      resume.disabled = true;
+      try {
+        await api.resume();
+        reloading = reloading || { since: Date.now(), seenBusy: false, polls: 0, refused: [] };
+        showReloadBanner('Resuming the cluster: starting workers and loading data…', 0);
+        pollStatus();
+      } catch (e) {
+        resume.disabled = false;
+        showError(e);
+      }
+    });
     ui.cluster.replaceChildren(
-      bannerTitle(s.suspended ? 'Cluster suspended.' : 'No workers are answering.'),
-      document.createTextNode(
-        s.suspended
-          ? ' The workers were scaled down while idle; they start again on the next query.'
-          : ' The cluster may be starting, scaled to zero, or unreachable. The status panel has details.',
-      ),
+      bannerTitle('Cluster suspended.'),
+      document.createTextNode(' The workers were stopped while idle. '),
+      resume,
+    );
+  } else if (ok === 0) {
+    ui.cluster.replaceChildren(
+      bannerTitle('No workers are answering.'),
+      document.createTextNode(' The cluster may be starting, scaled to zero, or unreachable. The status panel has details.'),
     );
   }
 
@@ -597,7 +652,7 @@ function trackReload(status) {
       if (!reloading) ui.reloadBanner.hidden = true;
     }, 4000);
   }
-  refreshDatasets();
+  loadDatasets();
 }
 
 function showReloadBanner(text, fraction, kind = 'info') {
@@ -624,23 +679,6 @@ function showReloadBanner(text, fraction, kind = 'info') {
     ui.reloadBanner.append(document.createTextNode(' '), close);
   }
   ui.reloadBanner.hidden = false;
-}
-
-async function refreshDatasets() {
-  try {
-    const payload = await api.datasets();
-    state.datasets = payload.datasets || [];
-    fillDatasetSelect();
-    const ds = state.datasets.find((d) => d.name === state.dataset.name) || state.datasets[0];
-    if (ds) {
-      selectDataset(ds, { keepFilters: true });
-      state.filters = filtersForDataset(state.filters, ds);
-      refreshCharts();
-    }
-    scheduleQuery(0);
-  } catch (e) {
-    showError(e);
-  }
 }
 
 // ---------- controls ----------

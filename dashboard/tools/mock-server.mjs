@@ -6,7 +6,10 @@
 //
 //   node dashboard/tools/mock-server.mjs [--port 8050] [--host 127.0.0.1]
 //        [--token mock-token] [--rows 200000] [--delay MS] [--partial]
-//        [--tile-url URL] [--static DIR]
+//        [--tile-url URL|self] [--suspended] [--static DIR]
+//
+// `--tile-url self` serves debug tiles (a grid with each tile's z/x/y
+// parity) at /tiles/{z}/{x}/{y}.png, to check the tile layer's registration.
 //
 // It prints `listening on http://HOST:PORT` once ready (port 0 picks a free one).
 // Nothing here is used by the real server; it only has to follow the contract.
@@ -28,6 +31,7 @@ function parseArgs(argv) {
     rows: 200000,
     delay: 0,
     partial: false,
+    suspended: false,
     tileUrl: null,
     staticDir: join(here, '..', 'static'),
   };
@@ -43,6 +47,7 @@ function parseArgs(argv) {
     else if (a === '--rows') o.rows = Number(v());
     else if (a === '--delay') o.delay = Number(v());
     else if (a === '--partial') o.partial = true;
+    else if (a === '--suspended') o.suspended = true;
     else if (a === '--tile-url') o.tileUrl = v();
     else if (a === '--static') o.staticDir = v();
     else throw new Error(`unknown argument ${a}`);
@@ -481,6 +486,21 @@ function shade(raster, w, h, colors) {
   return `data:image/png;base64,${encodePng(out, w, h).toString('base64')}`;
 }
 
+/** A 256×256 debug tile: translucent fill by (x + y) parity, opaque 1-px border. */
+function debugTile(z, x, y) {
+  const n = 256;
+  const px = Buffer.alloc(n * n * 4);
+  const shade = (x + y + z) % 2 ? [90, 140, 220, 40] : [220, 160, 90, 40];
+  for (let j = 0; j < n; j++) {
+    for (let i = 0; i < n; i++) {
+      const edge = i === 0 || j === 0;
+      const c = edge ? [255, 255, 255, 160] : shade;
+      px.set(c, (j * n + i) * 4);
+    }
+  }
+  return encodePng(px, n, n);
+}
+
 // ---------- HTTP ----------
 
 const TYPES = {
@@ -548,7 +568,9 @@ function main() {
     category: d.category,
     dimensions: d.dims.map(({ name, title, kind, bins }) => ({ name, title, kind, bins })),
   });
+  let suspended = opts.suspended;
   const status = () => {
+    if (suspended) return { shards: 0, complete: false, consistent: true, suspended: true, workers: [] };
     const loading = Date.now() < reloadUntil;
     const progress = loading ? 1 - (reloadUntil - Date.now()) / 3000 : 1;
     const workers = [0, 1].map((shard) => ({
@@ -600,6 +622,8 @@ function main() {
       }
       if (path.startsWith('/static/')) return serveFile(res, path.slice('/static/'.length));
       if (path === '/healthz' || path === '/readyz') return send(res, 200, 'ok');
+      const tile = /^\/tiles\/(\d+)\/(\d+)\/(\d+)\.png$/.exec(path);
+      if (tile) return send(res, 200, debugTile(...tile.slice(1).map(Number)), { 'Content-Type': 'image/png' });
       if (path === '/') {
         if (!authed(req)) return send(res, 303, '', { Location: '/login' });
         return serveFile(res, 'index.html');
@@ -610,6 +634,14 @@ function main() {
       if (path === '/api/datasets' && req.method === 'GET') return json(res, 200, { datasets: datasets.map(datasetJson) });
       if (path === '/api/config' && req.method === 'GET') return json(res, 200, { tileUrl: opts.tileUrl });
       if (path === '/api/status' && req.method === 'GET') return json(res, 200, status());
+      if (path === '/api/resume' && req.method === 'POST') {
+        suspended = false;
+        reloadUntil = Date.now() + 3000;
+        return json(res, 202, { resumed: true });
+      }
+      if (suspended && path !== '/api/status' && path !== '/api/config') {
+        return json(res, 503, { error: 'the cluster is suspended; resume it to query' });
+      }
       if (path === '/api/reload' && req.method === 'POST') {
         reloadUntil = Date.now() + 3000;
         return json(res, 202, { workers: status().workers.map((w) => ({ endpoint: w.endpoint, ok: w.ok, error: w.error })) });
@@ -635,6 +667,7 @@ function main() {
   });
   server.listen(opts.port, opts.host, () => {
     const { port } = server.address();
+    if (opts.tileUrl === 'self') opts.tileUrl = `http://${opts.host}:${port}/tiles/{z}/{x}/{y}.png`;
     console.log(`listening on http://${opts.host}:${port}`);
   });
 }
