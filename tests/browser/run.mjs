@@ -12,10 +12,20 @@
 // same hash in a fresh page restores the same count, log out. Any failure or
 // any console error in the page exits non-zero with a message naming the step.
 
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+async function loadChromium() {
+  try {
+    return (await import('playwright-core')).chromium;
+  } catch (e) {
+    throw new Error(`playwright-core is not installed (${e.code || e.message}): run \`npm ci --prefix ${here}\``);
+  }
+}
 
 function parseArgs(argv) {
   const o = { url: null, token: null, out: 'target/browser', chromium: '/usr/bin/chromium', timeout: 30000, headed: false, brushDim: 'created' };
@@ -49,6 +59,10 @@ class StepError extends Error {}
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
+  if (!existsSync(opts.chromium)) {
+    throw new Error(`no chromium at ${opts.chromium}: install it (apt-get install chromium) or pass --chromium PATH`);
+  }
+  const chromium = await loadChromium();
   const out = resolve(opts.out);
   mkdirSync(out, { recursive: true });
   const profile = mkdtempSync(join(tmpdir(), 'quiver-browser-'));
@@ -127,7 +141,15 @@ async function main() {
     step = 'log in with the token';
     log(step);
     await page.fill('input[name="token"]', opts.token);
-    await Promise.all([page.waitForURL((u) => new URL(u).pathname === '/'), page.click('[data-testid="login-submit"]')]);
+    await Promise.all([
+      page.waitForURL((u) => new URL(u).pathname === '/' || new URL(u).searchParams.has('error')),
+      page.click('[data-testid="login-submit"]'),
+    ]);
+    const landed = new URL(page.url());
+    if (landed.pathname !== '/') {
+      const shown = await page.locator('[data-testid="login-error"]').textContent();
+      fail(`the login was refused (${landed.pathname}${landed.search}); the page says: ${shown.trim()}`);
+    }
 
     step = 'see the map image and the histograms';
     log(step);
