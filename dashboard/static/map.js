@@ -213,6 +213,10 @@ export class QuiverMap extends EventTarget {
 
   animate(ms, step) {
     this.cancelAnimation();
+    if (window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches) {
+      step(1);
+      return;
+    }
     const t0 = performance.now();
     const tick = (now) => {
       const t = Math.min(1, (now - t0) / ms);
