@@ -413,7 +413,9 @@ async function applyResult(res, body, vis, rtt, isCurrent) {
   ui.scope.textContent = body.viewportFilter ? 'in map view' : 'whole dataset';
   const t = res.timings || {};
   const parts = [`query ${formatMs(t.totalMs)}`];
-  if (Number.isFinite(t.workersMs)) parts.push(`workers ${formatMs(t.workersMs)}`);
+  if (Number.isFinite(t.workersMs)) {
+    parts.push(`workers ${formatMs(t.workersMs)}${Number.isFinite(t.kernelMs) ? ` (kernels ${formatMs(t.kernelMs)})` : ''}`);
+  }
   if (Number.isFinite(t.shadeMs)) parts.push(`shading ${formatMs(t.shadeMs)}`);
   parts.push(`round trip ${formatMs(rtt)}`);
   ui.timings.textContent = parts.join(' · ');

@@ -48,10 +48,20 @@ function parseArgs(argv) {
     } else throw new Error(`unknown argument ${a}`);
   }
   if (!o.url) throw new Error('--url is required (e.g. http://127.0.0.1:8050)');
+  let u;
+  try {
+    u = new URL(o.url);
+  } catch {
+    throw new Error(`--url ${o.url} is not a URL`);
+  }
+  // A login URL as printed by `quiver-dashboard demo` may carry the token
+  // (`?token=` or `#token=`): use it when --token is not given.
+  const inUrl = u.searchParams.get('token') || new URLSearchParams(u.hash.replace(/^#/, '')).get('token');
+  if (!o.token && inUrl) o.token = inUrl;
+  o.url = u.origin;
   if (!o.token) o.token = process.env.QUIVER_DASHBOARD_TOKEN || null;
   if (!o.token) throw new Error('--token is required (or QUIVER_DASHBOARD_TOKEN)');
   if (!(o.timeout > 0)) throw new Error('--timeout-ms must be a positive number');
-  o.url = o.url.replace(/\/+$/, '');
   return o;
 }
 
