@@ -1,1 +1,10 @@
-//! placeholder
+//! Quiver operator (work in progress).
+#![warn(missing_docs)]
+
+pub mod children;
+pub mod crd;
+pub mod error;
+mod schema;
+pub mod validate;
+
+pub use error::{Error, Result};

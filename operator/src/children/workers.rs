@@ -1,0 +1,242 @@
+//! The worker StatefulSet and its headless Service.
+//!
+//! Sharding: pod `NAME-workers-i` is shard `i` (the worker reads its ordinal from
+//! `QUIVER_POD_NAME`), and `QUIVER_SHARDS` is the spec's replica count. Scaling
+//! changes `QUIVER_SHARDS` in the pod template, so the StatefulSet rolls every
+//! pod and each reloads its new share from the source.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath,
+    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{
+    Component, FLIGHT_PORT, TOKEN_KEY, WORKER_HTTP_PORT, WORKER_TOKEN_DIR, child_meta,
+    container_security, labels, pod_security, selector_labels,
+};
+use crate::crd::RESTART_ANNOTATION;
+use crate::validate::ValidCluster;
+
+/// Name of the worker StatefulSet and of its headless Service.
+pub fn workers_name(c: &ValidCluster) -> String {
+    format!("{}-workers", c.name)
+}
+
+/// The Flight endpoint of worker `ordinal`, through the headless Service's per-pod DNS.
+pub fn worker_endpoint(cluster: &str, namespace: &str, ordinal: u32, cluster_domain: &str) -> String {
+    format!("http://{cluster}-workers-{ordinal}.{cluster}-workers.{namespace}.svc.{cluster_domain}:{FLIGHT_PORT}")
+}
+
+/// The headless Service that gives each worker a DNS name and lets the
+/// dashboard discover the ready workers.
+pub fn build_worker_service(c: &ValidCluster) -> Service {
+    Service {
+        metadata: child_meta(c, workers_name(c), Component::Worker),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            publish_not_ready_addresses: Some(false),
+            selector: Some(selector_labels(&c.name, Component::Worker)),
+            ports: Some(vec![
+                ServicePort {
+                    name: Some("flight".into()),
+                    port: FLIGHT_PORT,
+                    target_port: Some(IntOrString::String("flight".into())),
+                    protocol: Some("TCP".into()),
+                    app_protocol: Some("kubernetes.io/h2c".into()),
+                    ..Default::default()
+                },
+                ServicePort {
+                    name: Some("http".into()),
+                    port: WORKER_HTTP_PORT,
+                    target_port: Some(IntOrString::String("http".into())),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: path.into(), api_version: None }),
+            ..Default::default()
+        }),
+    }
+}
+
+pub(super) fn http_probe(path: &str, port: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(port.into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(2),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+pub(super) fn secret_volume(volume: &str, secret: &str, items: Vec<(String, String)>) -> Volume {
+    Volume {
+        name: volume.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.into()),
+            // Readable by the pod's fsGroup only.
+            default_mode: Some(0o440),
+            items: Some(
+                items.into_iter().map(|(key, path)| KeyToPath { key, path, mode: None, user: None }).collect(),
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub(super) fn mount(volume: &str, path: &str) -> VolumeMount {
+    VolumeMount { name: volume.into(), mount_path: path.into(), read_only: Some(true), ..Default::default() }
+}
+
+pub(super) fn tmp_volume() -> (Volume, VolumeMount) {
+    (
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+        VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
+    )
+}
+
+/// The datasets as the workers read them from `QUIVER_DATASETS`.
+pub fn datasets_json(c: &ValidCluster) -> String {
+    let specs: Vec<_> = c.datasets.iter().map(|d| &d.spec).collect();
+    serde_json::to_string(&specs).expect("dataset specs always serialise")
+}
+
+/// The worker StatefulSet with `replicas` pods (0 while suspended) and
+/// `QUIVER_SHARDS` = the spec's replica count.
+pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet {
+    let shards = c.worker_replicas.max(1);
+    let mut env_vars = vec![
+        field_env("QUIVER_POD_NAME", "metadata.name"),
+        env("QUIVER_SHARDS", shards.to_string()),
+        env("QUIVER_DATASETS", datasets_json(c)),
+        env("QUIVER_FLIGHT_ADDR", format!("0.0.0.0:{FLIGHT_PORT}")),
+        env("QUIVER_HTTP_ADDR", format!("0.0.0.0:{WORKER_HTTP_PORT}")),
+        env("QUIVER_WORKER_TOKEN_FILE", format!("{WORKER_TOKEN_DIR}/{TOKEN_KEY}")),
+        env("QUIVER_LOG_FORMAT", "json"),
+    ];
+    if let Some(t) = c.worker_threads {
+        env_vars.push(env("QUIVER_THREADS", t.to_string()));
+    }
+
+    let (tmp, tmp_mount) = tmp_volume();
+    let mut volumes = vec![
+        secret_volume("worker-token", &c.worker_token_secret(), vec![(TOKEN_KEY.into(), TOKEN_KEY.into())]),
+        tmp,
+    ];
+    let mut mounts = vec![mount("worker-token", WORKER_TOKEN_DIR), tmp_mount];
+    for (i, d) in c.datasets.iter().enumerate() {
+        let Some(creds) = &d.credentials else { continue };
+        let volume = format!("credentials-{i}");
+        let mut items = vec![
+            (creds.access_key_id_key.clone(), "accessKeyId".to_string()),
+            (creds.secret_access_key_key.clone(), "secretAccessKey".to_string()),
+        ];
+        if let Some(k) = &creds.session_token_key {
+            items.push((k.clone(), "sessionToken".to_string()));
+        }
+        volumes.push(secret_volume(&volume, &creds.name, items));
+        mounts.push(mount(&volume, &d.credentials_dir()));
+    }
+
+    let mut annotations = BTreeMap::new();
+    if let Some(at) = &c.restarted_at {
+        annotations.insert(RESTART_ANNOTATION.to_string(), at.clone());
+    }
+
+    let container = Container {
+        name: "worker".into(),
+        image: Some(c.worker_image.clone()),
+        image_pull_policy: c.worker_pull_policy.map(|p| p.as_str().into()),
+        args: Some(vec!["serve".into()]),
+        env: Some(env_vars),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("flight".into()),
+                container_port: FLIGHT_PORT,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: WORKER_HTTP_PORT,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
+        ]),
+        // Ready only once every dataset of the shard is loaded.
+        readiness_probe: Some(http_probe("/readyz", "http", 5, 3)),
+        // Never depends on loading or on the object store.
+        liveness_probe: Some(http_probe("/healthz", "http", 10, 6)),
+        resources: c.worker_resources.clone(),
+        security_context: Some(container_security()),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    };
+
+    StatefulSet {
+        metadata: child_meta(c, workers_name(c), Component::Worker),
+        spec: StatefulSetSpec {
+            replicas: Some(replicas),
+            service_name: Some(workers_name(c)),
+            // Shards load independently: start and stop them all at once.
+            pod_management_policy: Some("Parallel".into()),
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: None,
+            }),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(&c.name, Component::Worker)),
+                match_expressions: None,
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(&c.name, Component::Worker)),
+                    annotations: (!annotations.is_empty()).then_some(annotations),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    security_context: Some(pod_security()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    termination_grace_period_seconds: Some(30),
+                    image_pull_secrets: (!c.image_pull_secrets.is_empty()).then(|| c.image_pull_secrets.clone()),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        },
+        status: None,
+    }
+}

@@ -1,0 +1,376 @@
+//! Spec + operator defaults → a validated cluster, or a message for the
+//! `SpecValid` condition. Pure: everything the builders need, checked once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{LocalObjectReference, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::jiff::Timestamp;
+use kube::{Resource, ResourceExt};
+use quiver_worker::spec::{DatasetSpec, S3Options};
+
+use crate::crd::{
+    AutoscalingSpec, CredentialsSecretRef, DataCluster, IngressSpec, OnIdle, PullPolicy,
+    RESTART_ANNOTATION, RESUME_ANNOTATION, SecretKeyRef,
+};
+use crate::error::{Error, Result};
+
+/// Longest DataCluster name: `NAME-workers` must leave room for the StatefulSet's
+/// revision hash in a 63-character label value.
+pub const MAX_NAME_LEN: usize = 44;
+/// Shortest `idleTimeout`.
+pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Where a dataset's credentials Secret is mounted in the workers (plus `/<dataset>`).
+pub const CREDENTIALS_ROOT: &str = "/var/run/quiver/credentials";
+
+/// Operator-wide settings the builders need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Defaults {
+    /// Worker image when the spec names none.
+    pub worker_image: String,
+    /// Dashboard image when the spec names none.
+    pub dashboard_image: String,
+    /// The cluster's DNS domain, for the dashboard's worker discovery.
+    pub cluster_domain: String,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        let v = env!("CARGO_PKG_VERSION");
+        Defaults {
+            worker_image: format!("ghcr.io/quiver-dev/quiver-worker:{v}"),
+            dashboard_image: format!("ghcr.io/quiver-dev/quiver-dashboard:{v}"),
+            cluster_domain: "cluster.local".into(),
+        }
+    }
+}
+
+/// A DataCluster whose spec was checked, with defaults applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidCluster {
+    /// Resource name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// `metadata.generation`.
+    pub generation: i64,
+    /// Owner reference every child carries.
+    pub owner: OwnerReference,
+    /// Workers (and shards) the spec asks for.
+    pub worker_replicas: i32,
+    /// Worker image.
+    pub worker_image: String,
+    /// Worker image pull policy.
+    pub worker_pull_policy: Option<PullPolicy>,
+    /// Worker resources.
+    pub worker_resources: Option<ResourceRequirements>,
+    /// Worker query threads.
+    pub worker_threads: Option<i32>,
+    /// Datasets as the workers will read them (credentials paths filled in).
+    pub datasets: Vec<ValidDataset>,
+    /// Dashboard replicas when not autoscaled.
+    pub dashboard_replicas: i32,
+    /// Dashboard image.
+    pub dashboard_image: String,
+    /// Dashboard image pull policy.
+    pub dashboard_pull_policy: Option<PullPolicy>,
+    /// Dashboard resources (defaulted so the autoscaler has a CPU request).
+    pub dashboard_resources: ResourceRequirements,
+    /// Dashboard autoscaling.
+    pub autoscaling: AutoscalingSpec,
+    /// Ingress settings.
+    pub ingress: IngressSpec,
+    /// Where the dashboard token lives.
+    pub dashboard_token: SecretKeyRef,
+    /// Whether the operator generates the dashboard token Secret.
+    pub generate_dashboard_token: bool,
+    /// XYZ tiles for the map.
+    pub tile_url: Option<String>,
+    /// Image pull secrets.
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Idle timeout, when set.
+    pub idle_timeout: Option<Duration>,
+    /// What to do when idle.
+    pub on_idle: OnIdle,
+    /// `spec.lifecycle.suspend`.
+    pub suspend: bool,
+    /// Value of the restart annotation, copied to the worker pod template.
+    pub restarted_at: Option<String>,
+    /// When a dashboard last asked to resume.
+    pub resume_requested_at: Option<Timestamp>,
+    /// When the resource was created.
+    pub created_at: Option<Timestamp>,
+    /// Operator defaults used.
+    pub defaults: Defaults,
+}
+
+/// One dataset, ready to hand to the workers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidDataset {
+    /// The spec given to the worker (with `s3.credentialsDir` pointing at the mount).
+    pub spec: DatasetSpec,
+    /// The credentials Secret to mount, if any.
+    pub credentials: Option<CredentialsSecretRef>,
+}
+
+impl ValidDataset {
+    /// Where this dataset's credentials are mounted.
+    pub fn credentials_dir(&self) -> String {
+        format!("{CREDENTIALS_ROOT}/{}", self.spec.name)
+    }
+}
+
+impl ValidCluster {
+    /// Secret holding the worker token (always generated).
+    pub fn worker_token_secret(&self) -> String {
+        format!("{}-worker-token", self.name)
+    }
+
+    /// Default name of the generated dashboard token Secret.
+    pub fn generated_dashboard_token_secret(name: &str) -> String {
+        format!("{name}-dashboard-token")
+    }
+}
+
+/// Checks a DataCluster's spec. Errors are meant for users: they name the field.
+pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
+    let name = dc.metadata.name.clone().ok_or(Error::MissingField("metadata.name"))?;
+    let namespace = dc.metadata.namespace.clone().ok_or(Error::MissingField("metadata.namespace"))?;
+    let owner = dc.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
+    let bad = |m: String| Err(Error::InvalidSpec(m));
+    check_cluster_name(&name)?;
+    let spec = &dc.spec;
+
+    if !(0..=1024).contains(&spec.workers.replicas) {
+        return bad(format!("workers.replicas is {}; 0 to 1024 allowed", spec.workers.replicas));
+    }
+    if let Some(t) = spec.workers.threads
+        && !(1..=256).contains(&t)
+    {
+        return bad(format!("workers.threads is {t}; 1 to 256 allowed"));
+    }
+
+    if spec.datasets.is_empty() {
+        return bad("datasets is empty; a cluster needs at least one dataset".into());
+    }
+    let mut seen = BTreeSet::new();
+    let mut datasets = Vec::with_capacity(spec.datasets.len());
+    for d in &spec.datasets {
+        d.spec.validate().map_err(|e| Error::InvalidSpec(e.to_string()))?;
+        if !seen.insert(d.spec.name.clone()) {
+            return bad(format!("dataset name {:?} is used twice", d.spec.name));
+        }
+        let mut ds = ValidDataset { spec: d.spec.clone(), credentials: d.credentials_secret.clone() };
+        if let Some(creds) = &d.credentials_secret {
+            let has_dir = d.spec.s3.as_ref().is_some_and(|s| s.credentials_dir.is_some());
+            if has_dir {
+                return bad(format!(
+                    "dataset {:?} gives both credentialsSecret and s3.credentialsDir; give one",
+                    d.spec.name
+                ));
+            }
+            check_object_name("credentialsSecret.name", &creds.name)?;
+            let dir = ds.credentials_dir();
+            ds.spec.s3.get_or_insert_with(S3Options::default).credentials_dir = Some(dir);
+        }
+        datasets.push(ds);
+    }
+
+    let dash = &spec.dashboard;
+    let a = &dash.autoscaling;
+    if a.enabled && a.max_replicas < a.min_replicas {
+        return bad(format!(
+            "dashboard.autoscaling.maxReplicas {} is below minReplicas {}",
+            a.max_replicas, a.min_replicas
+        ));
+    }
+    let dashboard_resources = match &dash.resources {
+        Some(r) => {
+            let has_cpu = r.requests.as_ref().is_some_and(|m| m.contains_key("cpu"))
+                || r.limits.as_ref().is_some_and(|m| m.contains_key("cpu"));
+            if a.enabled && !has_cpu {
+                return bad(
+                    "dashboard.autoscaling needs a CPU request: set dashboard.resources.requests.cpu \
+                     or disable autoscaling"
+                        .into(),
+                );
+            }
+            r.clone()
+        }
+        None => default_dashboard_resources(),
+    };
+    if dash.ingress.tls.is_some() && dash.ingress.host.is_none() {
+        return bad("dashboard.ingress.tls needs dashboard.ingress.host".into());
+    }
+    let (dashboard_token, generate_dashboard_token) = match &dash.token_secret_ref {
+        Some(r) => {
+            check_object_name("dashboard.tokenSecretRef.name", &r.name)?;
+            (r.clone(), false)
+        }
+        None => (
+            SecretKeyRef { name: ValidCluster::generated_dashboard_token_secret(&name), key: "token".into() },
+            true,
+        ),
+    };
+    if let Some(url) = &dash.tile_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return bad(format!("dashboard.tileUrl {url:?} must be an http(s) URL"));
+    }
+
+    let idle_timeout = match &spec.lifecycle.idle_timeout {
+        None => None,
+        Some(s) => {
+            let d = parse_duration(s).map_err(|e| Error::InvalidSpec(format!("lifecycle.idleTimeout: {e}")))?;
+            if d < MIN_IDLE_TIMEOUT {
+                return bad(format!("lifecycle.idleTimeout {s:?} is below the minimum of 1m"));
+            }
+            Some(d)
+        }
+    };
+
+    let annotations = dc.annotations();
+    let restarted_at = annotations.get(RESTART_ANNOTATION).cloned();
+    // A malformed resume request is ignored rather than failing the cluster: it comes
+    // from a dashboard, not from the spec's author.
+    let resume_requested_at = annotations.get(RESUME_ANNOTATION).and_then(|s| s.parse::<Timestamp>().ok());
+
+    Ok(ValidCluster {
+        generation: dc.metadata.generation.unwrap_or(0),
+        owner,
+        worker_replicas: spec.workers.replicas,
+        worker_image: spec.workers.image.clone().unwrap_or_else(|| defaults.worker_image.clone()),
+        worker_pull_policy: spec.workers.image_pull_policy,
+        worker_resources: spec.workers.resources.clone(),
+        worker_threads: spec.workers.threads,
+        datasets,
+        dashboard_replicas: dash.replicas.max(1),
+        dashboard_image: dash.image.clone().unwrap_or_else(|| defaults.dashboard_image.clone()),
+        dashboard_pull_policy: dash.image_pull_policy,
+        dashboard_resources,
+        autoscaling: a.clone(),
+        ingress: dash.ingress.clone(),
+        dashboard_token,
+        generate_dashboard_token,
+        tile_url: dash.tile_url.clone(),
+        image_pull_secrets: spec.image_pull_secrets.clone(),
+        idle_timeout,
+        on_idle: spec.lifecycle.on_idle,
+        suspend: spec.lifecycle.suspend,
+        restarted_at,
+        resume_requested_at,
+        created_at: dc.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        defaults: defaults.clone(),
+        name,
+        namespace,
+    })
+}
+
+fn default_dashboard_resources() -> ResourceRequirements {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    ResourceRequirements {
+        requests: Some(
+            [("cpu".to_string(), Quantity("100m".into())), ("memory".to_string(), Quantity("128Mi".into()))]
+                .into_iter()
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// Checks the DataCluster name: children such as `NAME-workers` must be valid
+/// Service names and leave room for pod and revision suffixes.
+pub fn check_cluster_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.as_bytes()[0].is_ascii_lowercase()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSpec(format!(
+            "name {name:?} must start with a letter, hold only lowercase letters, digits and dashes, \
+             and be at most {MAX_NAME_LEN} characters (children are named NAME-workers, NAME-dashboard-token...)"
+        )))
+    }
+}
+
+fn check_object_name(field: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSpec(format!("{field} {name:?} is not a valid Secret name")))
+    }
+}
+
+/// Parses a Go-style duration made of `<digits><h|m|s>` parts, e.g. `1h30m`.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    if s.is_empty() {
+        return Err("empty duration; expected e.g. 30m or 1h30m".into());
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(format!("{s:?}: unexpected {c:?}; expected e.g. 30m or 1h30m (units h, m, s)")),
+        };
+        if digits.is_empty() {
+            return Err(format!("{s:?}: unit {c:?} has no number before it"));
+        }
+        let n: u64 = digits.parse().map_err(|_| format!("{s:?}: number too large"))?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("{s:?}: duration too large"))?;
+        digits.clear();
+    }
+    if !digits.is_empty() {
+        return Err(format!("{s:?}: number {digits} has no unit (h, m or s)"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_go_syntax() {
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h0m5s"), Ok(Duration::from_secs(7205)));
+    }
+
+    #[test]
+    fn bad_durations_are_rejected_with_the_value() {
+        for bad in ["", "30", "m", "1d", "1.5h", "-1m", "99999999999999999999h"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")) || bad.is_empty(), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cluster_names_must_leave_room_for_children() {
+        assert!(check_cluster_name("demo").is_ok());
+        assert!(check_cluster_name(&"a".repeat(MAX_NAME_LEN)).is_ok());
+        assert!(check_cluster_name(&"a".repeat(MAX_NAME_LEN + 1)).is_err());
+        assert!(check_cluster_name("1demo").is_err());
+        assert!(check_cluster_name("demo-").is_err());
+        assert!(check_cluster_name("Demo").is_err());
+    }
+}
