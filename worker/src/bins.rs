@@ -296,7 +296,7 @@ impl DimBins {
                 }
                 *other
             }
-            Rule::Temporal { edges } => match parse_timestamp(s) {
+            Rule::Temporal { edges } => match parse_instant(s) {
                 Some(t) => self.code_i64_temporal(edges, t),
                 None => self.missing_code(),
             },
