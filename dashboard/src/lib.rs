@@ -1,1 +1,71 @@
-//! placeholder
+//! Quiver dashboard: a stateless web app in front of the workers.
+//!
+//! ```text
+//! browser ──cookie/Bearer──▶ routes (auth guard, validation against the catalogue)
+//!   ──▶ fanout: every worker in parallel over Flight (deadline, one retry)
+//!   ──▶ merge: sum one consistent sharding, report missing / mixed shards
+//!   ──▶ shade: mix category colours, equalise alpha, spread, PNG
+//!   ──▶ JSON (histograms, counts, data: URL image, shard report, timings)
+//! ```
+//! Sessions live in HMAC-signed cookies derived from the token, so replicas
+//! share nothing; workers come from a static list or a headless Service's DNS.
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod bench;
+pub mod catalog;
+pub mod config;
+pub mod demo;
+pub mod discovery;
+pub mod error;
+pub mod fanout;
+pub mod flight;
+pub mod merge;
+pub mod metrics;
+pub mod query;
+pub mod routes;
+pub mod shade;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use error::{Error, Result};
+pub use state::AppState;
+
+/// The dashboard's router over a state.
+pub fn app(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets requests in
+/// flight finish.
+pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Runs the dashboard for a configuration on `listener` until `shutdown` resolves.
+pub async fn run(config: config::Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let discovery = discovery::Discovery::start(config.workers.clone(), stop_rx).await;
+    tracing::info!(
+        addr = %listener.local_addr()?, workers = %discovery.describe(), found = discovery.endpoints().len(),
+        cookie_secure = config.cookie_secure, "dashboard listening"
+    );
+    let connector = Arc::new(flight::FlightConnector::new(
+        config.worker_token.as_ref().map(|t| t.expose().to_string()),
+    ));
+    let state = AppState::new(&config, discovery, connector);
+    let result = serve(listener, app(state), shutdown).await;
+    let _ = stop_tx.send(true);
+    tracing::info!("dashboard stopped");
+    result
+}

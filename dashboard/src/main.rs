@@ -1,1 +1,56 @@
-fn main() {}
+//! `quiver-dashboard`: serve, demo, bench.
+
+use anyhow::Context;
+use clap::Parser;
+use quiver_dashboard::config::{Cli, Command, Config, LogFormat};
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends before killing a pod).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match cli.command {
+        Command::Serve(args) => {
+            let config = Config::try_from(args)?;
+            let listener = tokio::net::TcpListener::bind(config.addr)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.addr))?;
+            quiver_dashboard::run(config, listener, shutdown_signal()).await?;
+        }
+        Command::Demo(args) => quiver_dashboard::demo::run(args, shutdown_signal()).await?,
+        Command::Bench(args) => quiver_dashboard::bench::run(args).await?,
+    }
+    Ok(())
+}

@@ -1,0 +1,398 @@
+//! Command line and environment, parsed once at the edge into a validated [`Config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::{Error, Result};
+
+/// `quiver-dashboard`: the Quiver web dashboard.
+#[derive(Parser, Debug)]
+#[command(name = "quiver-dashboard", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "QUIVER_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the dashboard in front of running workers.
+    Serve(ServeArgs),
+    /// Generate demo data if absent, start workers in-process, and serve on 127.0.0.1.
+    Demo(crate::demo::DemoArgs),
+    /// Measure end-to-end latency of `/api/query` for typical interactions.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// Flags of `quiver-dashboard serve`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "QUIVER_ADDR", default_value = "0.0.0.0:8050")]
+    pub addr: String,
+    /// Worker Flight endpoints, comma-separated, e.g. `http://127.0.0.1:8815`.
+    #[arg(long, env = "QUIVER_WORKERS", value_delimiter = ',')]
+    pub workers: Vec<String>,
+    /// Headless Service `HOST:PORT` whose DNS records list the workers; re-resolved periodically.
+    #[arg(long, env = "QUIVER_WORKERS_DNS")]
+    pub workers_dns: Option<String>,
+    /// How often to re-resolve `--workers-dns`.
+    #[arg(long, env = "QUIVER_WORKERS_DNS_INTERVAL", default_value = "10s")]
+    pub workers_dns_interval: String,
+    /// The login token. Prefer `--token-file` (a mounted Secret): flags show in `ps`.
+    #[arg(long, env = "QUIVER_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the login token (trailing whitespace ignored).
+    #[arg(long, env = "QUIVER_DASHBOARD_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Token sent to workers as a Bearer token.
+    #[arg(long, env = "QUIVER_WORKER_TOKEN", hide_env_values = true)]
+    pub worker_token: Option<String>,
+    /// File holding the worker token.
+    #[arg(long, env = "QUIVER_WORKER_TOKEN_FILE")]
+    pub worker_token_file: Option<PathBuf>,
+    /// Mark the session cookie `Secure` (serve behind HTTPS).
+    #[arg(long, env = "QUIVER_COOKIE_SECURE")]
+    pub cookie_secure: bool,
+    /// How long a login lasts.
+    #[arg(long, env = "QUIVER_SESSION_TTL", default_value = "12h")]
+    pub session_ttl: String,
+    /// Revocation epoch: changing it invalidates every session without changing the token.
+    #[arg(long, env = "QUIVER_SESSION_EPOCH", default_value_t = 0)]
+    pub session_epoch: u64,
+    /// Per-worker time limit for one call (retry included).
+    #[arg(long, env = "QUIVER_WORKER_TIMEOUT", default_value = "5s")]
+    pub worker_timeout: String,
+    /// Optional XYZ tile URL template for the basemap, e.g. `https://tile.example/{z}/{x}/{y}.png`.
+    #[arg(long, env = "QUIVER_TILE_URL")]
+    pub tile_url: Option<String>,
+    /// Name of the DataCluster this dashboard belongs to (in Kubernetes).
+    #[arg(long, env = "QUIVER_CLUSTER")]
+    pub cluster: Option<String>,
+    /// Namespace of the DataCluster (in Kubernetes).
+    #[arg(long, env = "QUIVER_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Take the client address from the last `X-Forwarded-For` entry (behind a trusted
+    /// proxy only), for the login rate limit.
+    #[arg(long, env = "QUIVER_TRUST_PROXY")]
+    pub trust_proxy: bool,
+}
+
+/// A secret string: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Where the list of workers comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkerSource {
+    /// A fixed list of Flight endpoints.
+    Static(Vec<String>),
+    /// The A/AAAA records of a headless Service, re-resolved every `interval`.
+    Dns {
+        /// Host name.
+        host: String,
+        /// Flight port.
+        port: u16,
+        /// Re-resolution period.
+        interval: Duration,
+    },
+}
+
+/// The validated configuration of `serve`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// Worker discovery.
+    pub workers: WorkerSource,
+    /// Login token.
+    pub token: Secret,
+    /// Token for the workers.
+    pub worker_token: Option<Secret>,
+    /// `Secure` cookies.
+    pub cookie_secure: bool,
+    /// Session lifetime.
+    pub session_ttl: Duration,
+    /// Session revocation epoch.
+    pub session_epoch: u64,
+    /// Per-worker call time limit.
+    pub worker_timeout: Duration,
+    /// XYZ tile URL template.
+    pub tile_url: Option<String>,
+    /// DataCluster name and namespace, when running in Kubernetes.
+    pub cluster: Option<(String, String)>,
+    /// Trust `X-Forwarded-For`.
+    pub trust_proxy: bool,
+}
+
+/// Parses a duration like `5s`, `250ms`, `12h`, quoting the flag and the value on error.
+pub fn parse_duration(flag: &str, s: &str) -> Result<Duration> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| Error::Config(format!("--{flag} {s:?} is not a duration (e.g. 5s, 12h): {e}")))?;
+    if d.is_zero() {
+        return Err(Error::Config(format!("--{flag} {s:?} must be longer than zero")));
+    }
+    Ok(d)
+}
+
+/// Reads a secret from a flag value or a file, refusing both or an empty value.
+fn read_secret(name: &str, value: Option<String>, file: Option<PathBuf>) -> Result<Option<Secret>> {
+    let s = match (value, file) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Config(format!("give --{name} or --{name}-file, not both")));
+        }
+        (Some(v), None) => v,
+        (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| {
+            Error::Config(format!("cannot read --{name}-file {}: {e}", path.display()))
+        })?,
+        (None, None) => return Ok(None),
+    };
+    // Secrets mounted from files usually end with a newline.
+    let s = s.trim_end_matches(['\n', '\r', ' ', '\t']).to_string();
+    if s.is_empty() {
+        return Err(Error::Config(format!("--{name} is empty")));
+    }
+    Ok(Some(Secret(s)))
+}
+
+/// Checks a worker endpoint URL: `http(s)://host:port`.
+pub fn parse_worker_url(s: &str) -> Result<String> {
+    let s = s.trim();
+    let u = url::Url::parse(s)
+        .map_err(|e| Error::Config(format!("worker endpoint {s:?} is not a URL: {e}")))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(Error::Config(format!(
+            "worker endpoint {s:?} must look like http://host:8815"
+        )));
+    }
+    Ok(s.trim_end_matches('/').to_string())
+}
+
+impl TryFrom<ServeArgs> for Config {
+    type Error = Error;
+
+    fn try_from(a: ServeArgs) -> Result<Config> {
+        let addr: SocketAddr = a
+            .addr
+            .parse()
+            .map_err(|e| Error::Config(format!("--addr {:?} is not an address like 0.0.0.0:8050: {e}", a.addr)))?;
+        let workers = match (a.workers.is_empty(), a.workers_dns) {
+            (false, Some(_)) => {
+                return Err(Error::Config("give --workers or --workers-dns, not both".into()));
+            }
+            (true, None) => {
+                return Err(Error::Config(
+                    "no workers: give --workers URL,URL or --workers-dns HOST:PORT".into(),
+                ));
+            }
+            (false, None) => {
+                let mut list = Vec::new();
+                for w in a.workers.iter().filter(|w| !w.trim().is_empty()) {
+                    let u = parse_worker_url(w)?;
+                    if !list.contains(&u) {
+                        list.push(u);
+                    }
+                }
+                if list.is_empty() {
+                    return Err(Error::Config("--workers lists no endpoint".into()));
+                }
+                WorkerSource::Static(list)
+            }
+            (true, Some(dns)) => {
+                let (host, port) = dns.rsplit_once(':').ok_or_else(|| {
+                    Error::Config(format!("--workers-dns {dns:?} must be HOST:PORT"))
+                })?;
+                let port: u16 = port.parse().map_err(|_| {
+                    Error::Config(format!("--workers-dns {dns:?}: port {port:?} is not a number"))
+                })?;
+                if host.is_empty() || port == 0 {
+                    return Err(Error::Config(format!("--workers-dns {dns:?} must be HOST:PORT")));
+                }
+                WorkerSource::Dns {
+                    host: host.to_string(),
+                    port,
+                    interval: parse_duration("workers-dns-interval", &a.workers_dns_interval)?,
+                }
+            }
+        };
+        let token = read_secret("token", a.token, a.token_file)?.ok_or_else(|| {
+            Error::Config("no login token: give --token-file, --token or QUIVER_DASHBOARD_TOKEN".into())
+        })?;
+        let worker_token = read_secret("worker-token", a.worker_token, a.worker_token_file)?;
+        let session_ttl = parse_duration("session-ttl", &a.session_ttl)?;
+        if session_ttl > Duration::from_secs(366 * 86400) {
+            return Err(Error::Config(format!("--session-ttl {:?} is longer than a year", a.session_ttl)));
+        }
+        let worker_timeout = parse_duration("worker-timeout", &a.worker_timeout)?;
+        let tile_url = match a.tile_url.filter(|t| !t.trim().is_empty()) {
+            None => None,
+            Some(t) => {
+                let ok = (t.starts_with("https://") || t.starts_with("http://"))
+                    && ["{z}", "{x}", "{y}"].iter().all(|p| t.contains(p));
+                if !ok {
+                    return Err(Error::Config(format!(
+                        "--tile-url {t:?} must be an http(s) URL template with {{z}}, {{x}} and {{y}}"
+                    )));
+                }
+                Some(t)
+            }
+        };
+        let cluster = match (a.cluster, a.namespace) {
+            (Some(c), Some(n)) => Some((c, n)),
+            (Some(c), None) => Some((c, "default".to_string())),
+            (None, _) => None,
+        };
+        Ok(Config {
+            addr,
+            workers,
+            token,
+            worker_token,
+            cookie_secure: a.cookie_secure,
+            session_ttl,
+            session_epoch: a.session_epoch,
+            worker_timeout,
+            tile_url,
+            cluster,
+            trust_proxy: a.trust_proxy,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ServeArgs {
+        ServeArgs {
+            addr: "127.0.0.1:0".into(),
+            workers: vec!["http://127.0.0.1:8815".into()],
+            workers_dns_interval: "10s".into(),
+            token: Some("s3cret-token".into()),
+            session_ttl: "12h".into(),
+            worker_timeout: "5s".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn valid_flags_become_a_config() {
+        let c = Config::try_from(args()).unwrap();
+        assert_eq!(c.workers, WorkerSource::Static(vec!["http://127.0.0.1:8815".into()]));
+        assert_eq!(c.session_ttl, Duration::from_secs(12 * 3600));
+        assert_eq!(c.worker_timeout, Duration::from_secs(5));
+        assert_eq!(c.token.expose(), "s3cret-token");
+    }
+
+    #[test]
+    fn token_never_shows_in_debug_output() {
+        let c = Config::try_from(args()).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret-token"));
+    }
+
+    #[test]
+    fn token_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        std::fs::write(&p, "from-file\n").unwrap();
+        let c = Config::try_from(ServeArgs { token: None, token_file: Some(p), ..args() }).unwrap();
+        assert_eq!(c.token.expose(), "from-file");
+    }
+
+    #[test]
+    fn missing_or_double_token_is_refused() {
+        let e = Config::try_from(ServeArgs { token: None, ..args() }).unwrap_err();
+        assert!(e.to_string().contains("no login token"), "{e}");
+        let e = Config::try_from(ServeArgs { token_file: Some("/x".into()), ..args() }).unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
+        let e = Config::try_from(ServeArgs { token: Some(" \n".into()), ..args() }).unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_quoted_in_errors() {
+        let e = Config::try_from(ServeArgs { session_ttl: "soon".into(), ..args() }).unwrap_err();
+        assert!(e.to_string().contains("\"soon\""), "{e}");
+        let e = Config::try_from(ServeArgs { addr: "nowhere".into(), ..args() }).unwrap_err();
+        assert!(e.to_string().contains("\"nowhere\""), "{e}");
+        let e = Config::try_from(ServeArgs { workers: vec!["ftp://x".into()], ..args() }).unwrap_err();
+        assert!(e.to_string().contains("ftp://x"), "{e}");
+        let e = Config::try_from(ServeArgs { tile_url: Some("https://t/{z}".into()), ..args() }).unwrap_err();
+        assert!(e.to_string().contains("{x}"), "{e}");
+    }
+
+    #[test]
+    fn dns_discovery_needs_host_and_port_and_excludes_a_static_list() {
+        let c = Config::try_from(ServeArgs {
+            workers: vec![],
+            workers_dns: Some("demo-workers.ns.svc:8815".into()),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(
+            c.workers,
+            WorkerSource::Dns {
+                host: "demo-workers.ns.svc".into(),
+                port: 8815,
+                interval: Duration::from_secs(10)
+            }
+        );
+        let e = Config::try_from(ServeArgs { workers_dns: Some("h:1".into()), ..args() }).unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
+        let e = Config::try_from(ServeArgs { workers: vec![], workers_dns: Some("h".into()), ..args() })
+            .unwrap_err();
+        assert!(e.to_string().contains("HOST:PORT"), "{e}");
+        let e = Config::try_from(ServeArgs { workers: vec![], ..args() }).unwrap_err();
+        assert!(e.to_string().contains("no workers"), "{e}");
+    }
+
+    #[test]
+    fn cli_reads_flags_and_environment() {
+        let cli = Cli::try_parse_from([
+            "quiver-dashboard",
+            "serve",
+            "--workers",
+            "http://a:8815,http://b:8815",
+            "--token",
+            "t",
+            "--cookie-secure",
+        ])
+        .unwrap();
+        let Command::Serve(a) = cli.command else { panic!("expected serve") };
+        assert_eq!(a.workers, vec!["http://a:8815", "http://b:8815"]);
+        assert!(a.cookie_secure);
+        assert_eq!(a.addr, "0.0.0.0:8050");
+    }
+}

@@ -1,0 +1,377 @@
+//! The `/api/query` request: checked against the catalogue, turned into worker
+//! tickets, and the merged answers turned into the response (pure).
+
+use std::collections::BTreeMap;
+
+use quiver_worker::bins::Kind;
+use quiver_worker::protocol::{
+    Filter, Histogram, MAX_RASTER_PIXELS, MAX_RASTER_SIDE, MAX_SAMPLE_ROWS, PROTOCOL_VERSION, Query, Sample,
+    View, Viewport,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Dataset;
+use crate::error::{Error, Result};
+use crate::merge::ShardReport;
+
+/// The body of `POST /api/query` (see `API.md`).
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QueryRequest {
+    /// Dataset name.
+    pub dataset: String,
+    /// Filters by dimension.
+    #[serde(default)]
+    pub filters: BTreeMap<String, Filter>,
+    /// Map viewport.
+    #[serde(default)]
+    pub viewport: Option<Viewport>,
+    /// Count only rows inside the viewport.
+    #[serde(default)]
+    pub viewport_filter: bool,
+    /// Dimensions to histogram.
+    #[serde(default)]
+    pub histograms: Vec<String>,
+    /// Also the same histograms without filters.
+    #[serde(default)]
+    pub baseline: bool,
+    /// The map image size.
+    #[serde(default)]
+    pub image: Option<ImageSize>,
+    /// A sample of matching rows.
+    #[serde(default)]
+    pub sample: Option<SampleSize>,
+}
+
+/// Requested image size.
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSize {
+    /// Pixels.
+    pub width: u32,
+    /// Pixels.
+    pub height: u32,
+}
+
+/// Requested sample size.
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SampleSize {
+    /// Most rows.
+    pub limit: u32,
+}
+
+/// The worker tickets for one request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The filtered query.
+    pub main: Query,
+    /// The unfiltered histograms, when asked for.
+    pub baseline: Option<Query>,
+    /// Sample size asked for.
+    pub sample_limit: Option<u32>,
+}
+
+fn bad<T>(msg: String) -> Result<T> {
+    Err(Error::BadRequest(msg))
+}
+
+/// Quotes user text in an error, shortened.
+fn q(s: &str) -> String {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}", &s[..end])
+}
+
+/// Checks a request against the dataset and builds the worker tickets.
+pub fn plan(req: &QueryRequest, ds: &Dataset) -> Result<Plan> {
+    let names = || ds.bins.iter().map(|b| b.name().to_string()).collect::<Vec<_>>().join(", ");
+    let mut views = Vec::new();
+    for (i, h) in req.histograms.iter().enumerate() {
+        if ds.dimension(h).is_none() {
+            return bad(format!("histograms: unknown dimension {} (dataset {} has {})", q(h), q(&req.dataset), names()));
+        }
+        if req.histograms[..i].contains(h) {
+            return bad(format!("histograms: dimension {} is listed twice", q(h)));
+        }
+        views.push(View::Histogram { dimension: h.clone() });
+    }
+    for (dim, f) in &req.filters {
+        let Some(b) = ds.dimension(dim) else {
+            return bad(format!("filters: unknown dimension {} (dataset {} has {})", q(dim), q(&req.dataset), names()));
+        };
+        match (f, b.kind()) {
+            (Filter::Categories(cats), Kind::Categorical) => {
+                if cats.len() > 1024 {
+                    return bad(format!("filters.{dim}: {} categories listed; the limit is 1024", cats.len()));
+                }
+                if let Some(c) = cats.iter().find(|c| !b.labels().contains(c)) {
+                    return bad(format!(
+                        "filters.{dim}: unknown category {}; expected one of {}",
+                        q(c),
+                        b.labels().join(", ")
+                    ));
+                }
+            }
+            (Filter::Categories(_), _) => {
+                return bad(format!("filters.{dim}: categories apply to categorical dimensions; use range or bins"));
+            }
+            (Filter::Range { .. }, Kind::Categorical) => {
+                return bad(format!("filters.{dim}: a range does not apply to a categorical dimension; use categories"));
+            }
+            (Filter::Range { min, max }, _) => {
+                if !min.is_finite() || !max.is_finite() {
+                    return bad(format!("filters.{dim}: range bounds must be finite numbers"));
+                }
+                if min >= max {
+                    return bad(format!("filters.{dim}: range min {min} must be below max {max}"));
+                }
+            }
+            (Filter::Bins(bins), _) => {
+                if bins.len() > 1024 {
+                    return bad(format!("filters.{dim}: {} bins listed; the limit is 1024", bins.len()));
+                }
+                if let Some(i) = bins.iter().find(|&&i| i >= b.nbins()) {
+                    return bad(format!("filters.{dim}: bin {i} does not exist; {dim} has {} bins", b.nbins()));
+                }
+            }
+        }
+    }
+    if let Some(v) = &req.viewport {
+        v.check().map_err(|e| Error::BadRequest(format!("viewport: {}", strip(e))))?;
+    }
+    let needs_viewport = |what: &str| -> Result<()> {
+        if req.viewport.is_none() {
+            return bad(format!("{what} needs a viewport"));
+        }
+        Ok(())
+    };
+    if let Some(ImageSize { width, height }) = req.image {
+        needs_viewport("image")?;
+        if width == 0 || height == 0 || width > MAX_RASTER_SIDE || height > MAX_RASTER_SIDE {
+            return bad(format!(
+                "image: {width}x{height} is outside 1x1 to {MAX_RASTER_SIDE}x{MAX_RASTER_SIDE} pixels"
+            ));
+        }
+        if u64::from(width) * u64::from(height) > MAX_RASTER_PIXELS {
+            return bad(format!("image: {width}x{height} exceeds the limit of {MAX_RASTER_PIXELS} pixels"));
+        }
+        views.push(View::Raster { width, height });
+    }
+    if let Some(SampleSize { limit }) = req.sample {
+        needs_viewport("sample")?;
+        if limit > MAX_SAMPLE_ROWS {
+            return bad(format!("sample: limit {limit} exceeds the limit of {MAX_SAMPLE_ROWS} rows"));
+        }
+        views.push(View::Sample { limit });
+    }
+    if req.viewport_filter {
+        needs_viewport("viewportFilter")?;
+    }
+    if views.is_empty() {
+        return bad("nothing to compute: ask for histograms, an image or a sample".into());
+    }
+    let main = Query {
+        version: PROTOCOL_VERSION,
+        dataset: req.dataset.clone(),
+        filters: req.filters.clone(),
+        viewport: req.viewport,
+        viewport_filter: req.viewport_filter,
+        views,
+    };
+    // Whatever the worker would refuse is refused here, with its message.
+    main.check_shape().map_err(|e| Error::BadRequest(strip(e)))?;
+    let baseline = (req.baseline && !req.histograms.is_empty()).then(|| Query {
+        filters: BTreeMap::new(),
+        views: req.histograms.iter().map(|h| View::Histogram { dimension: h.clone() }).collect(),
+        ..main.clone()
+    });
+    Ok(Plan { main, baseline, sample_limit: req.sample.map(|s| s.limit) })
+}
+
+/// The worker's message without its "invalid query: " prefix.
+fn strip(e: quiver_worker::Error) -> String {
+    match e {
+        quiver_worker::Error::InvalidQuery(m) => m,
+        other => other.to_string(),
+    }
+}
+
+/// One histogram bin in a response.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct BinCount {
+    /// Label.
+    pub label: String,
+    /// Rows.
+    pub count: u64,
+}
+
+/// One histogram in a response.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct HistogramOut {
+    /// Bins in order.
+    pub bins: Vec<BinCount>,
+    /// Rows with no value.
+    pub missing: u64,
+}
+
+/// Histograms keyed by dimension.
+pub fn histograms_out(hs: &[Histogram]) -> BTreeMap<String, HistogramOut> {
+    hs.iter()
+        .map(|h| {
+            (
+                h.dimension.clone(),
+                HistogramOut {
+                    bins: h.bins.iter().map(|b| BinCount { label: b.label.clone(), count: b.count }).collect(),
+                    missing: h.missing,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Where the time went, milliseconds.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Timings {
+    /// Whole request.
+    pub total_ms: f64,
+    /// Fan-out until the last worker answered.
+    pub workers_ms: f64,
+    /// Longest worker kernel time.
+    pub kernel_ms: f64,
+    /// Merging, shading and PNG encoding.
+    pub shade_ms: f64,
+}
+
+/// The answer of `POST /api/query`.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryResponse {
+    /// Rows in the dataset (over the shards that answered).
+    pub total: u64,
+    /// Rows passing every filter.
+    pub selected: u64,
+    /// Crossfiltered histograms.
+    pub histograms: BTreeMap<String, HistogramOut>,
+    /// Unfiltered histograms, when asked for.
+    pub baseline: Option<BTreeMap<String, HistogramOut>>,
+    /// `data:image/png;base64,...`, when asked for.
+    pub image: Option<String>,
+    /// Sampled rows, when asked for.
+    pub sample: Option<Sample>,
+    /// Which shards the counts cover.
+    pub shards: ShardReport,
+    /// True when shards are missing or inconsistent.
+    pub partial: bool,
+    /// Timings.
+    pub timings: Timings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quiver_worker::spec::Preset;
+
+    fn towers() -> Dataset {
+        let view = quiver_worker::source::presets::default_view(Preset::Celltowers);
+        Dataset::new("celltowers", 100, view).unwrap()
+    }
+
+    fn req(json: serde_json::Value) -> Result<Plan> {
+        let r: QueryRequest = serde_json::from_value(json).map_err(|e| Error::BadRequest(e.to_string()))?;
+        plan(&r, &towers())
+    }
+
+    fn err(json: serde_json::Value) -> String {
+        match req(json) {
+            Err(Error::BadRequest(m)) => m,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    const WORLD: &str = r#"{"west": -180, "south": -80, "east": 180, "north": 80}"#;
+
+    fn world() -> serde_json::Value {
+        serde_json::from_str(WORLD).unwrap()
+    }
+
+    #[test]
+    fn a_full_request_becomes_one_ticket_and_a_baseline() {
+        let p = req(serde_json::json!({
+            "dataset": "celltowers",
+            "filters": {"radio": {"categories": ["LTE", "NR"]}, "created": {"range": {"min": 1420070400, "max": 1514764800}}},
+            "viewport": world(), "viewportFilter": true,
+            "histograms": ["radio", "range", "created"], "baseline": true,
+            "image": {"width": 800, "height": 500}, "sample": {"limit": 10}
+        }))
+        .unwrap();
+        assert_eq!(p.main.views.len(), 5);
+        assert_eq!(p.main.views[3], View::Raster { width: 800, height: 500 });
+        assert_eq!(p.main.views[4], View::Sample { limit: 10 });
+        assert_eq!(p.main.filters.len(), 2);
+        let b = p.baseline.unwrap();
+        assert!(b.filters.is_empty());
+        assert_eq!(b.views.len(), 3);
+        assert!(b.viewport_filter);
+        assert_eq!(p.sample_limit, Some(10));
+    }
+
+    #[test]
+    fn unknown_dataset_fields_are_refused_by_name() {
+        let m = err(serde_json::json!({"dataset": "celltowers", "histogram": ["radio"]}));
+        assert!(m.contains("histogram"), "{m}");
+    }
+
+    #[test]
+    fn unknown_dimensions_and_categories_are_named() {
+        let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["colour"]}));
+        assert!(m.contains("\"colour\"") && m.contains("radio"), "{m}");
+        let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"speed": {"bins": [1]}}}));
+        assert!(m.contains("\"speed\""), "{m}");
+        let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"radio": {"categories": ["5G"]}}}));
+        assert!(m.contains("\"5G\"") && m.contains("LTE"), "{m}");
+    }
+
+    #[test]
+    fn bad_ranges_are_refused() {
+        let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"range": {"range": {"min": 10, "max": 5}}}}));
+        assert!(m.contains("min 10") && m.contains("max 5"), "{m}");
+        let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"radio": {"range": {"min": 1, "max": 5}}}}));
+        assert!(m.contains("categorical"), "{m}");
+        let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"range": {"categories": ["x"]}}}));
+        assert!(m.contains("categorical"), "{m}");
+        let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"created": {"bins": [999]}}}));
+        assert!(m.contains("bin 999"), "{m}");
+    }
+
+    #[test]
+    fn oversize_images_and_samples_are_refused_naming_the_limit() {
+        let m = err(serde_json::json!({"dataset": "celltowers", "viewport": world(), "image": {"width": 5000, "height": 10}}));
+        assert!(m.contains("4096"), "{m}");
+        let m = err(serde_json::json!({"dataset": "celltowers", "viewport": world(), "image": {"width": 4096, "height": 4096}}));
+        assert!(m.contains("4194304"), "{m}");
+        let m = err(serde_json::json!({"dataset": "celltowers", "viewport": world(), "image": {"width": 0, "height": 10}}));
+        assert!(m.contains("1x1"), "{m}");
+        let m = err(serde_json::json!({"dataset": "celltowers", "viewport": world(), "sample": {"limit": 10001}}));
+        assert!(m.contains("10000"), "{m}");
+    }
+
+    #[test]
+    fn images_samples_and_viewport_filters_need_a_viewport() {
+        let m = err(serde_json::json!({"dataset": "celltowers", "image": {"width": 8, "height": 8}}));
+        assert!(m.contains("viewport"), "{m}");
+        let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "viewportFilter": true}));
+        assert!(m.contains("viewport"), "{m}");
+        let m = err(serde_json::json!({"dataset": "celltowers", "viewport": {"west": 0, "south": 10, "east": 5, "north": 5}, "histograms": ["radio"]}));
+        assert!(m.starts_with("viewport:"), "{m}");
+    }
+
+    #[test]
+    fn an_empty_request_is_refused() {
+        let m = err(serde_json::json!({"dataset": "celltowers"}));
+        assert!(m.contains("nothing to compute"), "{m}");
+    }
+}

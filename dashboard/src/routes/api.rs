@@ -1,0 +1,276 @@
+//! The JSON API behind the session guard (see `API.md`).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use quiver_worker::protocol::LoadState;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::merge::{Merged, merge};
+use crate::query::{QueryRequest, QueryResponse, Timings, histograms_out, plan};
+use crate::routes::{BODY_LIMIT, read_body};
+use crate::shade::{category_colors, encode_png, shade};
+use crate::state::AppState;
+
+/// `GET /api/datasets`.
+pub async fn datasets(State(state): State<AppState>) -> Result<Response> {
+    let catalog = state.catalog.get(&state.fanout).await?;
+    Ok(Json(serde_json::json!({ "datasets": catalog.views() })).into_response())
+}
+
+/// `GET /api/config`: what the front end needs to know about this deployment.
+pub async fn config(State(state): State<AppState>) -> Response {
+    Json(serde_json::json!({ "tileUrl": state.settings.tile_url })).into_response()
+}
+
+/// Parses a JSON body, answering 400 with serde's message (which names the field).
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+/// `POST /api/query`: fan out, merge, shade.
+pub async fn query(State(state): State<AppState>, req: Request) -> Result<Response> {
+    let started = Instant::now();
+    let body = read_body(req.into_body(), BODY_LIMIT).await?;
+    let request: QueryRequest = parse_json(&body)?;
+    let mut catalog = state.catalog.get(&state.fanout).await?;
+    if !catalog.datasets.contains_key(&request.dataset) {
+        // Maybe added since the catalogue was cached.
+        catalog = state.catalog.get_within(&state.fanout, Duration::from_secs(1)).await?;
+    }
+    let Some(dataset) = catalog.datasets.get(&request.dataset) else {
+        let known = catalog.datasets.keys().cloned().collect::<Vec<_>>().join(", ");
+        return Err(Error::BadRequest(format!(
+            "unknown dataset {:?}; this cluster serves: {}",
+            request.dataset.chars().take(64).collect::<String>(),
+            if known.is_empty() { "nothing yet" } else { &known }
+        )));
+    };
+    let plan = plan(&request, dataset)?;
+    let fanout = state.fanout.clone();
+    let t_workers = Instant::now();
+    let main = fanout.query(plan.main.clone());
+    let base = async {
+        match &plan.baseline {
+            Some(b) => Some(fanout.query(b.clone()).await),
+            None => None,
+        }
+    };
+    let (main, base) = tokio::join!(main, base);
+    let workers_ms = ms(t_workers.elapsed());
+
+    let t_shade = Instant::now();
+    let sample_limit = plan.sample_limit;
+    let (legend_labels, legend_colors) = dataset.legend();
+    let shade_opts = state.settings.shade;
+    // Merging and shading are CPU work: keep them off the request threads.
+    let (merged, baseline, image) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut merged: Merged = merge(main, sample_limit)?;
+        let baseline = match base {
+            Some(b) => Some(merge(b, None)?),
+            None => None,
+        };
+        let image = match merged.raster.take() {
+            Some(raster) => {
+                let colors = category_colors(&legend_labels, &legend_colors, &raster.categories);
+                let img = shade(&raster, &colors, &shade_opts)?;
+                let png = encode_png(&img)?;
+                Some(format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png)))
+            }
+            None => None,
+        };
+        Ok((merged, baseline, image))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("shading task failed: {e}")))??;
+    let shade_ms = ms(t_shade.elapsed());
+
+    let mut shards = merged.shards.clone();
+    if let Some(b) = &baseline
+        && b.shards.partial()
+    {
+        shards.consistent &= b.shards.consistent;
+        if shards.message.is_none() {
+            shards.message = b.shards.message.clone().map(|m| format!("unfiltered histograms: {m}"));
+        }
+    }
+    let partial = shards.partial() || baseline.as_ref().is_some_and(|b| b.shards.partial());
+    if partial {
+        state.metrics.partial_results.inc();
+    }
+    let total = started.elapsed();
+    state.metrics.query_seconds.observe(total.as_secs_f64());
+    tracing::debug!(
+        dataset = %request.dataset, views = plan.main.views.len(), selected = merged.selected,
+        partial, total_ms = ms(total), workers_ms, shade_ms, "query answered"
+    );
+    let resp = QueryResponse {
+        total: merged.total,
+        selected: merged.selected,
+        histograms: histograms_out(&merged.histograms),
+        baseline: baseline.map(|b| histograms_out(&b.histograms)),
+        image,
+        sample: merged.sample,
+        shards,
+        partial,
+        timings: Timings {
+            total_ms: ms(started.elapsed()),
+            workers_ms,
+            kernel_ms: merged.kernel_micros as f64 / 1000.0,
+            shade_ms,
+        },
+    };
+    Ok(Json(resp).into_response())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DatasetStatus {
+    name: String,
+    state: LoadState,
+    rows: u64,
+    bytes: u64,
+    generation: String,
+    error: Option<String>,
+    reloading: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WorkerStatus {
+    endpoint: String,
+    ok: bool,
+    shard: Option<u32>,
+    shards: Option<u32>,
+    queries: Option<u64>,
+    last_query_time: Option<String>,
+    error: Option<String>,
+    datasets: Vec<DatasetStatus>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusResponse {
+    shards: u32,
+    complete: bool,
+    consistent: bool,
+    workers: Vec<WorkerStatus>,
+}
+
+/// `GET /api/status`: every worker's shard and load state.
+pub async fn status(State(state): State<AppState>) -> Result<Response> {
+    let replies = state.fanout.stats().await;
+    let mut workers = Vec::with_capacity(replies.len());
+    // Shard count: the one most workers report.
+    let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+    for r in &replies {
+        if let Ok(s) = &r.result {
+            *counts.entry(s.shards).or_default() += 1;
+        }
+    }
+    let shards = counts.iter().max_by_key(|(n, c)| (**c, **n)).map(|(n, _)| *n).unwrap_or(0);
+    let mut seen = vec![false; shards as usize];
+    let mut consistent = counts.len() <= 1;
+    let mut generations: BTreeMap<String, String> = BTreeMap::new();
+    for r in replies {
+        match r.result {
+            Ok(s) => {
+                if s.shards == shards
+                    && let Some(slot) = seen.get_mut(s.shard as usize)
+                {
+                    consistent &= !*slot;
+                    *slot = true;
+                }
+                for d in &s.datasets {
+                    if d.state == LoadState::Ready {
+                        let g = generations.entry(d.name.clone()).or_insert_with(|| d.generation.clone());
+                        consistent &= *g == d.generation;
+                    }
+                }
+                workers.push(WorkerStatus {
+                    endpoint: r.endpoint,
+                    ok: true,
+                    shard: Some(s.shard),
+                    shards: Some(s.shards),
+                    queries: Some(s.queries),
+                    last_query_time: s.last_query_time,
+                    error: None,
+                    datasets: s
+                        .datasets
+                        .into_iter()
+                        .map(|d| DatasetStatus {
+                            name: d.name,
+                            state: d.state,
+                            rows: d.rows,
+                            bytes: d.bytes,
+                            generation: d.generation,
+                            error: d.error,
+                            reloading: d.reloading,
+                        })
+                        .collect(),
+                });
+            }
+            Err(e) => workers.push(WorkerStatus {
+                endpoint: r.endpoint,
+                ok: false,
+                shard: None,
+                shards: None,
+                queries: None,
+                last_query_time: None,
+                error: Some(e.public_message()),
+                datasets: Vec::new(),
+            }),
+        }
+    }
+    let complete = shards > 0 && seen.iter().all(|s| *s);
+    Ok(Json(StatusResponse { shards, complete, consistent, workers }).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReloadRequest {
+    #[serde(default)]
+    dataset: Option<String>,
+}
+
+/// `POST /api/reload`: every worker reloads its shard from the source.
+pub async fn reload(State(state): State<AppState>, req: Request) -> Result<Response> {
+    let body = read_body(req.into_body(), BODY_LIMIT).await?;
+    let r: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) { ReloadRequest::default() } else { parse_json(&body)? };
+    if let Some(d) = &r.dataset {
+        quiver_worker::spec::validate_name(d).map_err(|e| Error::BadRequest(e.to_string()))?;
+    }
+    let replies = state.fanout.reload(r.dataset).await;
+    if replies.is_empty() {
+        return Err(Error::Unavailable("no workers are known (none configured or discovered yet)".into()));
+    }
+    state.catalog.invalidate();
+    let ok = replies.iter().filter(|r| r.result.is_ok()).count();
+    tracing::info!(workers = replies.len(), ok, "reload requested");
+    let workers: Vec<_> = replies
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "endpoint": r.endpoint,
+                "ok": r.result.is_ok(),
+                "error": r.result.err().map(|e| e.public_message()),
+            })
+        })
+        .collect();
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "workers": workers }))).into_response())
+}
+
+/// Unknown `/api` routes (reached only once authenticated).
+pub async fn not_found(req: Request) -> Response {
+    Error::NotFound(req.uri().path().chars().take(100).collect()).into_response()
+}

@@ -1,0 +1,115 @@
+//! The HTTP surface: pages, login, the JSON API, probes, assets.
+
+pub mod api;
+pub mod assets;
+pub mod ops;
+pub mod session;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use http_body_util::{BodyExt, Limited};
+
+use crate::error::Error;
+use crate::state::AppState;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Reads a body, refusing one over `limit` bytes with 413.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::PayloadTooLarge { limit }),
+        Err(e) => Err(Error::BadRequest(format!("could not read the request body: {e}"))),
+    }
+}
+
+/// The metrics label of a path: the route pattern, so raw paths never explode cardinality.
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/" => "/",
+        "/login" => "/login",
+        "/logout" => "/logout",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        "/api/datasets" => "/api/datasets",
+        "/api/status" => "/api/status",
+        "/api/query" => "/api/query",
+        "/api/reload" => "/api/reload",
+        "/api/config" => "/api/config",
+        p if p.starts_with("/static/") => "/static/*",
+        p if p.starts_with("/api/") => "/api/other",
+        _ => "other",
+    }
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = route_label(req.uri().path());
+    let resp = next.run(req).await;
+    state.metrics.request(route, resp.status().as_u16());
+    resp
+}
+
+/// Headers every answer carries: no sniffing, no framing, no referrer, and a
+/// content policy that allows only this origin (plus the tile server's images).
+async fn security_headers(State(csp): State<HeaderValue>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// The Content-Security-Policy for a deployment.
+pub fn content_security_policy(tile_url: Option<&str>) -> HeaderValue {
+    let tiles = tile_url
+        .and_then(|t| url::Url::parse(&t.replace(['{', '}'], "")).ok())
+        .map(|u| format!(" {}", u.origin().ascii_serialization()))
+        .unwrap_or_default();
+    let csp = format!(
+        "default-src 'self'; img-src 'self' data: blob:{tiles}; style-src 'self' 'unsafe-inline'; \
+         script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    );
+    HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"))
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/datasets", get(api::datasets))
+        .route("/status", get(api::status))
+        .route("/query", post(api::query))
+        .route("/reload", post(api::reload))
+        .route("/config", get(api::config))
+        .route("/{*rest}", any(api::not_found))
+        .fallback(api::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), session::require_auth));
+    let csp = content_security_policy(state.settings.tile_url.as_deref());
+    Router::new()
+        .route("/", get(session::index))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/static/{*path}", get(assets::static_file))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .nest("/api", api)
+        .fallback(|req: Request| async move {
+            Error::NotFound(req.uri().path().chars().take(100).collect()).into_response()
+        })
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(csp, security_headers))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,78 @@
+//! What every request handler shares. Nothing here is per-session: sessions
+//! live in signed cookies, so any replica answers any request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::{Auth, LoginLimiter};
+use crate::catalog::CatalogCache;
+use crate::config::Config;
+use crate::fanout::{Connector, Fanout};
+use crate::discovery::Discovery;
+use crate::metrics::Metrics;
+use crate::shade::ShadeOptions;
+
+/// Settings the handlers read.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `Secure` cookies.
+    pub cookie_secure: bool,
+    /// Trust `X-Forwarded-For` for the client address.
+    pub trust_proxy: bool,
+    /// XYZ tile URL template.
+    pub tile_url: Option<String>,
+    /// Shading parameters.
+    pub shade: ShadeOptions,
+}
+
+/// Shared state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The shared parts.
+pub struct Inner {
+    /// Settings.
+    pub settings: Settings,
+    /// Token and session checks.
+    pub auth: Auth,
+    /// Failed-login rate limit.
+    pub limiter: LoginLimiter,
+    /// Calls to the workers.
+    pub fanout: Arc<Fanout>,
+    /// Datasets and their views.
+    pub catalog: CatalogCache,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Failed logins allowed at once per client...
+pub const LOGIN_BURST: u32 = 5;
+/// ...then one more per this period.
+pub const LOGIN_REFILL: Duration = Duration::from_secs(12);
+
+impl AppState {
+    /// State for a configuration, workers found by `discovery` and reached through `connector`.
+    pub fn new(config: &Config, discovery: Discovery, connector: Arc<dyn Connector>) -> AppState {
+        let metrics = Metrics::new();
+        AppState(Arc::new(Inner {
+            settings: Settings {
+                cookie_secure: config.cookie_secure,
+                trust_proxy: config.trust_proxy,
+                tile_url: config.tile_url.clone(),
+                shade: ShadeOptions::default(),
+            },
+            auth: Auth::new(&config.token, config.session_epoch, config.session_ttl),
+            limiter: LoginLimiter::new(LOGIN_BURST, LOGIN_REFILL),
+            fanout: Arc::new(Fanout::new(discovery, connector, config.worker_timeout, metrics.clone())),
+            catalog: CatalogCache::new(Duration::from_secs(10)),
+            metrics,
+        }))
+    }
+}
