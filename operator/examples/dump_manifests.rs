@@ -13,12 +13,16 @@ use quiver_operator::validate::{Defaults, ValidCluster, validate};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let out = std::path::PathBuf::from(args.next().context("usage: dump_manifests OUT_DIR cluster.yaml...")?);
+    let out = std::path::PathBuf::from(
+        args.next()
+            .context("usage: dump_manifests OUT_DIR cluster.yaml...")?,
+    );
     std::fs::create_dir_all(&out)?;
     let mut written = 0;
     for file in args {
         let text = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
-        let dc: DataCluster = serde_yaml::from_str(&text).with_context(|| format!("{file} is not a DataCluster"))?;
+        let dc: DataCluster =
+            serde_yaml::from_str(&text).with_context(|| format!("{file} is not a DataCluster"))?;
         let c = validate(&dc, &Defaults::default()).with_context(|| format!("{file}"))?;
         for (variant, replicas) in [("running", c.worker_replicas), ("suspended", 0)] {
             let mut objects: Vec<(String, String, serde_json::Value)> = build_all(&c, replicas)
@@ -31,7 +35,11 @@ fn main() -> anyhow::Result<()> {
                 objects.push(("Secret".into(), name, serde_json::to_value(&s)?));
             }
             for (kind, name, json) in objects {
-                let path = out.join(format!("{}-{variant}-{}-{name}.json", c.name, kind.to_lowercase()));
+                let path = out.join(format!(
+                    "{}-{variant}-{}-{name}.json",
+                    c.name,
+                    kind.to_lowercase()
+                ));
                 std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
                 written += 1;
             }

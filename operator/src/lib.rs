@@ -4,6 +4,7 @@
 pub mod children;
 pub mod crd;
 pub mod error;
+pub mod lifecycle;
 mod schema;
 pub mod validate;
 

@@ -56,7 +56,10 @@ pub(crate) fn cluster_dataset_schema(generator: &mut SchemaGenerator) -> Schema 
         dims.insert("maxItems".into(), json!(16));
     }
     // Same constraint as `quiver_worker::spec::validate_name`.
-    if let Some(name) = dataset.pointer_mut("/properties/name").and_then(Value::as_object_mut) {
+    if let Some(name) = dataset
+        .pointer_mut("/properties/name")
+        .and_then(Value::as_object_mut)
+    {
         name.insert("pattern".into(), json!("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"));
         name.insert("maxLength".into(), json!(63));
     }

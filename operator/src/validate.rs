@@ -135,15 +135,28 @@ impl ValidCluster {
 
 /// Checks a DataCluster's spec. Errors are meant for users: they name the field.
 pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
-    let name = dc.metadata.name.clone().ok_or(Error::MissingField("metadata.name"))?;
-    let namespace = dc.metadata.namespace.clone().ok_or(Error::MissingField("metadata.namespace"))?;
-    let owner = dc.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
+    let name = dc
+        .metadata
+        .name
+        .clone()
+        .ok_or(Error::MissingField("metadata.name"))?;
+    let namespace = dc
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let owner = dc
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingField("metadata.uid"))?;
     let bad = |m: String| Err(Error::InvalidSpec(m));
     check_cluster_name(&name)?;
     let spec = &dc.spec;
 
     if !(0..=1024).contains(&spec.workers.replicas) {
-        return bad(format!("workers.replicas is {}; 0 to 1024 allowed", spec.workers.replicas));
+        return bad(format!(
+            "workers.replicas is {}; 0 to 1024 allowed",
+            spec.workers.replicas
+        ));
     }
     if let Some(t) = spec.workers.threads
         && !(1..=256).contains(&t)
@@ -157,13 +170,22 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
     let mut seen = BTreeSet::new();
     let mut datasets = Vec::with_capacity(spec.datasets.len());
     for d in &spec.datasets {
-        d.spec.validate().map_err(|e| Error::InvalidSpec(e.to_string()))?;
+        d.spec
+            .validate()
+            .map_err(|e| Error::InvalidSpec(e.to_string()))?;
         if !seen.insert(d.spec.name.clone()) {
             return bad(format!("dataset name {:?} is used twice", d.spec.name));
         }
-        let mut ds = ValidDataset { spec: d.spec.clone(), credentials: d.credentials_secret.clone() };
+        let mut ds = ValidDataset {
+            spec: d.spec.clone(),
+            credentials: d.credentials_secret.clone(),
+        };
         if let Some(creds) = &d.credentials_secret {
-            let has_dir = d.spec.s3.as_ref().is_some_and(|s| s.credentials_dir.is_some());
+            let has_dir = d
+                .spec
+                .s3
+                .as_ref()
+                .is_some_and(|s| s.credentials_dir.is_some());
             if has_dir {
                 return bad(format!(
                     "dataset {:?} gives both credentialsSecret and s3.credentialsDir; give one",
@@ -172,7 +194,10 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
             }
             check_object_name("credentialsSecret.name", &creds.name)?;
             let dir = ds.credentials_dir();
-            ds.spec.s3.get_or_insert_with(S3Options::default).credentials_dir = Some(dir);
+            ds.spec
+                .s3
+                .get_or_insert_with(S3Options::default)
+                .credentials_dir = Some(dir);
         }
         datasets.push(ds);
     }
@@ -209,7 +234,10 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
             (r.clone(), false)
         }
         None => (
-            SecretKeyRef { name: ValidCluster::generated_dashboard_token_secret(&name), key: "token".into() },
+            SecretKeyRef {
+                name: ValidCluster::generated_dashboard_token_secret(&name),
+                key: "token".into(),
+            },
             true,
         ),
     };
@@ -222,9 +250,12 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
     let idle_timeout = match &spec.lifecycle.idle_timeout {
         None => None,
         Some(s) => {
-            let d = parse_duration(s).map_err(|e| Error::InvalidSpec(format!("lifecycle.idleTimeout: {e}")))?;
+            let d = parse_duration(s)
+                .map_err(|e| Error::InvalidSpec(format!("lifecycle.idleTimeout: {e}")))?;
             if d < MIN_IDLE_TIMEOUT {
-                return bad(format!("lifecycle.idleTimeout {s:?} is below the minimum of 1m"));
+                return bad(format!(
+                    "lifecycle.idleTimeout {s:?} is below the minimum of 1m"
+                ));
             }
             Some(d)
         }
@@ -234,19 +265,28 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
     let restarted_at = annotations.get(RESTART_ANNOTATION).cloned();
     // A malformed resume request is ignored rather than failing the cluster: it comes
     // from a dashboard, not from the spec's author.
-    let resume_requested_at = annotations.get(RESUME_ANNOTATION).and_then(|s| s.parse::<Timestamp>().ok());
+    let resume_requested_at = annotations
+        .get(RESUME_ANNOTATION)
+        .and_then(|s| s.parse::<Timestamp>().ok());
 
     Ok(ValidCluster {
         generation: dc.metadata.generation.unwrap_or(0),
         owner,
         worker_replicas: spec.workers.replicas,
-        worker_image: spec.workers.image.clone().unwrap_or_else(|| defaults.worker_image.clone()),
+        worker_image: spec
+            .workers
+            .image
+            .clone()
+            .unwrap_or_else(|| defaults.worker_image.clone()),
         worker_pull_policy: spec.workers.image_pull_policy,
         worker_resources: spec.workers.resources.clone(),
         worker_threads: spec.workers.threads,
         datasets,
         dashboard_replicas: dash.replicas.max(1),
-        dashboard_image: dash.image.clone().unwrap_or_else(|| defaults.dashboard_image.clone()),
+        dashboard_image: dash
+            .image
+            .clone()
+            .unwrap_or_else(|| defaults.dashboard_image.clone()),
         dashboard_pull_policy: dash.image_pull_policy,
         dashboard_resources,
         autoscaling: a.clone(),
@@ -271,9 +311,12 @@ fn default_dashboard_resources() -> ResourceRequirements {
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     ResourceRequirements {
         requests: Some(
-            [("cpu".to_string(), Quantity("100m".into())), ("memory".to_string(), Quantity("128Mi".into()))]
-                .into_iter()
-                .collect(),
+            [
+                ("cpu".to_string(), Quantity("100m".into())),
+                ("memory".to_string(), Quantity("128Mi".into())),
+            ]
+            .into_iter()
+            .collect(),
         ),
         ..Default::default()
     }
@@ -285,7 +328,9 @@ pub fn check_cluster_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name.as_bytes()[0].is_ascii_lowercase()
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.ends_with('-');
     if ok {
         Ok(())
@@ -300,13 +345,17 @@ pub fn check_cluster_name(name: &str) -> Result<()> {
 fn check_object_name(field: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidSpec(format!("{field} {name:?} is not a valid Secret name")))
+        Err(Error::InvalidSpec(format!(
+            "{field} {name:?} is not a valid Secret name"
+        )))
     }
 }
 
@@ -326,12 +375,18 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
             'h' => 3600,
             'm' => 60,
             's' => 1,
-            _ => return Err(format!("{s:?}: unexpected {c:?}; expected e.g. 30m or 1h30m (units h, m, s)")),
+            _ => {
+                return Err(format!(
+                    "{s:?}: unexpected {c:?}; expected e.g. 30m or 1h30m (units h, m, s)"
+                ));
+            }
         };
         if digits.is_empty() {
             return Err(format!("{s:?}: unit {c:?} has no number before it"));
         }
-        let n: u64 = digits.parse().map_err(|_| format!("{s:?}: number too large"))?;
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("{s:?}: number too large"))?;
         total = n
             .checked_mul(unit)
             .and_then(|v| total.checked_add(v))
@@ -360,7 +415,10 @@ mod tests {
     fn bad_durations_are_rejected_with_the_value() {
         for bad in ["", "30", "m", "1d", "1.5h", "-1m", "99999999999999999999h"] {
             let e = parse_duration(bad).unwrap_err();
-            assert!(e.contains(&format!("{bad:?}")) || bad.is_empty(), "{bad}: {e}");
+            assert!(
+                e.contains(&format!("{bad:?}")) || bad.is_empty(),
+                "{bad}: {e}"
+            );
         }
     }
 

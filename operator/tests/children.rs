@@ -4,17 +4,26 @@ mod common;
 
 use common::{fixture, valid_fixture};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use quiver_operator::children::{build_all, build_worker_statefulset, dashboard_url, worker_selector_string};
+use quiver_operator::children::{
+    build_all, build_worker_statefulset, dashboard_url, worker_selector_string,
+};
 use quiver_operator::validate::{Defaults, validate};
 
 fn env_of(sts: &StatefulSet, name: &str) -> Option<String> {
     let spec = sts.spec.template.spec.as_ref().unwrap();
-    spec.containers[0].env.as_ref().unwrap().iter().find(|e| e.name == name).and_then(|e| e.value.clone())
+    spec.containers[0]
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
 }
 
 #[test]
 fn a_minimal_cluster_gets_an_autoscaled_dashboard_and_no_ingress() {
-    let text = std::fs::read_to_string(common::crate_dir().join("tests/fixtures/minimal.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(common::crate_dir().join("tests/fixtures/minimal.yaml")).unwrap();
     let dc = serde_yaml::from_str(&text).unwrap();
     let c = validate(&dc, &Defaults::default()).unwrap();
     let ch = build_all(&c, c.worker_replicas);
@@ -22,11 +31,26 @@ fn a_minimal_cluster_gets_an_autoscaled_dashboard_and_no_ingress() {
     let hpa = ch.hpa.expect("autoscaling is on by default");
     assert_eq!(hpa.spec.min_replicas, Some(1));
     assert_eq!(hpa.spec.max_replicas, 3);
-    assert_eq!(ch.dashboard.spec.replicas, None, "the HPA owns the replica count");
+    assert_eq!(
+        ch.dashboard.spec.replicas, None,
+        "the HPA owns the replica count"
+    );
     assert_eq!(ch.workers.spec.replicas, Some(2), "two workers by default");
-    let image = ch.workers.spec.template.spec.as_ref().unwrap().containers[0].image.clone().unwrap();
-    assert_eq!(image, format!("ghcr.io/quiver-dev/quiver-worker:{}", env!("CARGO_PKG_VERSION")));
-    assert_eq!(dashboard_url(&c, None), "http://towers-dashboard.default.svc:8050/");
+    let image = ch.workers.spec.template.spec.as_ref().unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap();
+    assert_eq!(
+        image,
+        format!(
+            "ghcr.io/quiver-dev/quiver-worker:{}",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    assert_eq!(
+        dashboard_url(&c, None),
+        "http://towers-dashboard.default.svc:8050/"
+    );
 }
 
 #[test]
@@ -56,11 +80,17 @@ fn scaling_the_workers_changes_the_shard_count_in_the_pod_template() {
     let before = validate(&dc, &Defaults::default()).unwrap();
     dc.spec.workers.replicas = 8;
     let after = validate(&dc, &Defaults::default()).unwrap();
-    let (a, b) = (build_worker_statefulset(&before, 4), build_worker_statefulset(&after, 8));
+    let (a, b) = (
+        build_worker_statefulset(&before, 4),
+        build_worker_statefulset(&after, 8),
+    );
     assert_eq!(env_of(&a, "QUIVER_SHARDS").as_deref(), Some("4"));
     assert_eq!(env_of(&b, "QUIVER_SHARDS").as_deref(), Some("8"));
     assert_eq!(b.spec.replicas, Some(8));
-    assert_ne!(a.spec.template, b.spec.template, "a new template makes the StatefulSet roll every pod");
+    assert_ne!(
+        a.spec.template, b.spec.template,
+        "a new template makes the StatefulSet roll every pod"
+    );
     // Pods learn their shard index from their own name (NAME-workers-<ordinal>).
     let pod_name_env = b.spec.template.spec.as_ref().unwrap().containers[0]
         .env
@@ -79,13 +109,20 @@ fn scaling_the_workers_changes_the_shard_count_in_the_pod_template() {
 fn the_restart_annotation_is_copied_to_the_pod_template_and_a_new_value_rolls_the_workers() {
     let mut dc = fixture();
     let first = build_worker_statefulset(&validate(&dc, &Defaults::default()).unwrap(), 4);
-    let ann = first.spec.template.metadata.as_ref().unwrap().annotations.clone().unwrap();
-    assert_eq!(ann["quiver.dev/restartedAt"], "2026-01-06T12:00:00Z");
-    dc.metadata
-        .annotations
-        .as_mut()
+    let ann = first
+        .spec
+        .template
+        .metadata
+        .as_ref()
         .unwrap()
-        .insert("quiver.dev/restartedAt".into(), "2026-01-07T08:30:00Z".into());
+        .annotations
+        .clone()
+        .unwrap();
+    assert_eq!(ann["quiver.dev/restartedAt"], "2026-01-06T12:00:00Z");
+    dc.metadata.annotations.as_mut().unwrap().insert(
+        "quiver.dev/restartedAt".into(),
+        "2026-01-07T08:30:00Z".into(),
+    );
     let second = build_worker_statefulset(&validate(&dc, &Defaults::default()).unwrap(), 4);
     assert_ne!(first.spec.template, second.spec.template);
     dc.metadata.annotations = None;
@@ -96,13 +133,20 @@ fn the_restart_annotation_is_copied_to_the_pod_template_and_a_new_value_rolls_th
 #[test]
 fn a_session_token_key_is_projected_next_to_the_access_keys() {
     let mut dc = fixture();
-    dc.spec.datasets[0].credentials_secret.as_mut().unwrap().session_token_key = Some("AWS_SESSION_TOKEN".into());
+    dc.spec.datasets[0]
+        .credentials_secret
+        .as_mut()
+        .unwrap()
+        .session_token_key = Some("AWS_SESSION_TOKEN".into());
     let c = validate(&dc, &Defaults::default()).unwrap();
     let sts = build_worker_statefulset(&c, 4);
     let volumes = sts.spec.template.spec.unwrap().volumes.unwrap();
     let creds = volumes.iter().find(|v| v.name == "credentials-0").unwrap();
     let items = creds.secret.as_ref().unwrap().items.as_ref().unwrap();
-    let paths: Vec<_> = items.iter().map(|i| (i.key.as_str(), i.path.as_str())).collect();
+    let paths: Vec<_> = items
+        .iter()
+        .map(|i| (i.key.as_str(), i.path.as_str()))
+        .collect();
     assert_eq!(
         paths,
         [
@@ -112,26 +156,34 @@ fn a_session_token_key_is_projected_next_to_the_access_keys() {
         ]
     );
     // The worker finds the files through the dataset's s3.credentialsDir.
-    let datasets: serde_json::Value = serde_json::from_str(&env_of(
-        &build_worker_statefulset(&c, 4),
-        "QUIVER_DATASETS",
-    )
-    .unwrap())
-    .unwrap();
-    assert_eq!(datasets[0]["s3"]["credentialsDir"], "/var/run/quiver/credentials/celltowers");
+    let datasets: serde_json::Value =
+        serde_json::from_str(&env_of(&build_worker_statefulset(&c, 4), "QUIVER_DATASETS").unwrap())
+            .unwrap();
+    assert_eq!(
+        datasets[0]["s3"]["credentialsDir"],
+        "/var/run/quiver/credentials/celltowers"
+    );
     assert!(datasets[1]["s3"].get("credentialsDir").is_none());
 }
 
 #[test]
 fn a_given_dashboard_token_secret_is_mounted_and_none_is_generated() {
     let mut dc = fixture();
-    dc.spec.dashboard.token_secret_ref =
-        Some(quiver_operator::crd::SecretKeyRef { name: "team-token".into(), key: "password".into() });
+    dc.spec.dashboard.token_secret_ref = Some(quiver_operator::crd::SecretKeyRef {
+        name: "team-token".into(),
+        key: "password".into(),
+    });
     let c = validate(&dc, &Defaults::default()).unwrap();
     assert!(!c.generate_dashboard_token);
     let d = build_all(&c, 4).dashboard;
     let vols = d.spec.template.spec.unwrap().volumes.unwrap();
-    let secret = vols.iter().find(|v| v.name == "dashboard-token").unwrap().secret.clone().unwrap();
+    let secret = vols
+        .iter()
+        .find(|v| v.name == "dashboard-token")
+        .unwrap()
+        .secret
+        .clone()
+        .unwrap();
     assert_eq!(secret.secret_name.as_deref(), Some("team-token"));
     assert_eq!(secret.items.unwrap()[0].key, "password");
 }
@@ -139,12 +191,21 @@ fn a_given_dashboard_token_secret_is_mounted_and_none_is_generated() {
 #[test]
 fn the_dashboard_url_follows_the_ingress() {
     let mut dc = fixture();
-    assert_eq!(dashboard_url(&valid_fixture(), None), "https://quiver.example.com/");
+    assert_eq!(
+        dashboard_url(&valid_fixture(), None),
+        "https://quiver.example.com/"
+    );
     dc.spec.dashboard.ingress.tls = None;
     dc.spec.dashboard.ingress.host = None;
     let c = validate(&dc, &Defaults::default()).unwrap();
-    assert_eq!(dashboard_url(&c, Some("203.0.113.7")), "http://203.0.113.7/");
-    assert_eq!(dashboard_url(&c, None), "http://demo-dashboard.analytics.svc:8050/");
+    assert_eq!(
+        dashboard_url(&c, Some("203.0.113.7")),
+        "http://203.0.113.7/"
+    );
+    assert_eq!(
+        dashboard_url(&c, None),
+        "http://demo-dashboard.analytics.svc:8050/"
+    );
 }
 
 #[test]
@@ -159,11 +220,26 @@ fn the_scale_selector_names_the_worker_pods() {
 fn invalid_specs_are_rejected_with_the_field_named() {
     let cases: Vec<(Box<dyn Fn(&mut quiver_operator::crd::DataCluster)>, &str)> = vec![
         (Box::new(|d| d.spec.datasets.clear()), "datasets is empty"),
-        (Box::new(|d| d.spec.workers.replicas = -1), "workers.replicas"),
-        (Box::new(|d| d.spec.lifecycle.idle_timeout = Some("30s".into())), "idleTimeout"),
-        (Box::new(|d| d.spec.lifecycle.idle_timeout = Some("soon".into())), "idleTimeout"),
-        (Box::new(|d| d.spec.datasets[1].spec.name = "celltowers".into()), "used twice"),
-        (Box::new(|d| d.spec.datasets[0].spec.source = "not a url".into()), "not a URL"),
+        (
+            Box::new(|d| d.spec.workers.replicas = -1),
+            "workers.replicas",
+        ),
+        (
+            Box::new(|d| d.spec.lifecycle.idle_timeout = Some("30s".into())),
+            "idleTimeout",
+        ),
+        (
+            Box::new(|d| d.spec.lifecycle.idle_timeout = Some("soon".into())),
+            "idleTimeout",
+        ),
+        (
+            Box::new(|d| d.spec.datasets[1].spec.name = "celltowers".into()),
+            "used twice",
+        ),
+        (
+            Box::new(|d| d.spec.datasets[0].spec.source = "not a url".into()),
+            "not a URL",
+        ),
         (
             Box::new(|d| {
                 d.spec.datasets[0].spec.s3.as_mut().unwrap().credentials_dir = Some("/x".into());
@@ -182,12 +258,17 @@ fn invalid_specs_are_rejected_with_the_field_named() {
             }),
             "CPU request",
         ),
-        (Box::new(|d| d.metadata.name = Some("x".repeat(45))), "at most 44"),
+        (
+            Box::new(|d| d.metadata.name = Some("x".repeat(45))),
+            "at most 44",
+        ),
     ];
     for (mutate, needle) in cases {
         let mut dc = fixture();
         mutate(&mut dc);
-        let err = validate(&dc, &Defaults::default()).expect_err(needle).to_string();
+        let err = validate(&dc, &Defaults::default())
+            .expect_err(needle)
+            .to_string();
         assert!(err.contains(needle), "expected {needle:?} in {err:?}");
     }
 }

@@ -14,8 +14,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::workers::{http_probe, mount, secret_volume, tmp_volume};
 use super::{
-    Component, DASHBOARD_PORT, DASHBOARD_TOKEN_DIR, FLIGHT_PORT, TOKEN_KEY, WORKER_TOKEN_DIR, child_meta,
-    container_security, labels, pod_security, selector_labels,
+    Component, DASHBOARD_PORT, DASHBOARD_TOKEN_DIR, FLIGHT_PORT, TOKEN_KEY, WORKER_TOKEN_DIR,
+    child_meta, container_security, labels, pod_security, selector_labels,
 };
 use crate::validate::ValidCluster;
 
@@ -25,7 +25,11 @@ pub fn dashboard_name(c: &ValidCluster) -> String {
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
 }
 
 /// The dashboard Deployment. Its replica count is left to the HPA when autoscaling is on.
@@ -37,14 +41,23 @@ pub fn build_dashboard_deployment(c: &ValidCluster) -> Deployment {
     let mut env_vars = vec![
         env("QUIVER_ADDR", format!("0.0.0.0:{DASHBOARD_PORT}")),
         env("QUIVER_WORKERS_DNS", workers_dns),
-        env("QUIVER_DASHBOARD_TOKEN_FILE", format!("{DASHBOARD_TOKEN_DIR}/{TOKEN_KEY}")),
-        env("QUIVER_WORKER_TOKEN_FILE", format!("{WORKER_TOKEN_DIR}/{TOKEN_KEY}")),
+        env(
+            "QUIVER_DASHBOARD_TOKEN_FILE",
+            format!("{DASHBOARD_TOKEN_DIR}/{TOKEN_KEY}"),
+        ),
+        env(
+            "QUIVER_WORKER_TOKEN_FILE",
+            format!("{WORKER_TOKEN_DIR}/{TOKEN_KEY}"),
+        ),
         env("QUIVER_CLUSTER", c.name.clone()),
         EnvVar {
             name: "QUIVER_NAMESPACE".into(),
             value: None,
             value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector { field_path: "metadata.namespace".into(), api_version: None }),
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.namespace".into(),
+                    api_version: None,
+                }),
                 ..Default::default()
             }),
         },
@@ -64,10 +77,18 @@ pub fn build_dashboard_deployment(c: &ValidCluster) -> Deployment {
             &c.dashboard_token.name,
             vec![(c.dashboard_token.key.clone(), TOKEN_KEY.into())],
         ),
-        secret_volume("worker-token", &c.worker_token_secret(), vec![(TOKEN_KEY.into(), TOKEN_KEY.into())]),
+        secret_volume(
+            "worker-token",
+            &c.worker_token_secret(),
+            vec![(TOKEN_KEY.into(), TOKEN_KEY.into())],
+        ),
         tmp,
     ];
-    let mounts = vec![mount("dashboard-token", DASHBOARD_TOKEN_DIR), mount("worker-token", WORKER_TOKEN_DIR), tmp_mount];
+    let mounts = vec![
+        mount("dashboard-token", DASHBOARD_TOKEN_DIR),
+        mount("worker-token", WORKER_TOKEN_DIR),
+        tmp_mount,
+    ];
 
     let container = Container {
         name: "dashboard".into(),
@@ -100,7 +121,10 @@ pub fn build_dashboard_deployment(c: &ValidCluster) -> Deployment {
                 match_expressions: None,
             },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels(&c.name, Component::Dashboard)), ..Default::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(&c.name, Component::Dashboard)),
+                    ..Default::default()
+                }),
                 spec: Some(PodSpec {
                     containers: vec![container],
                     volumes: Some(volumes),
@@ -109,7 +133,8 @@ pub fn build_dashboard_deployment(c: &ValidCluster) -> Deployment {
                     service_account_name: Some(dashboard_name(c)),
                     automount_service_account_token: Some(true),
                     enable_service_links: Some(false),
-                    image_pull_secrets: (!c.image_pull_secrets.is_empty()).then(|| c.image_pull_secrets.clone()),
+                    image_pull_secrets: (!c.image_pull_secrets.is_empty())
+                        .then(|| c.image_pull_secrets.clone()),
                     ..Default::default()
                 }),
             },

@@ -26,7 +26,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 pub use dashboard::{build_dashboard_deployment, build_dashboard_hpa, build_dashboard_service};
 pub use ingress::{build_ingress, dashboard_url};
 pub use network::{build_worker_network_policy, build_worker_pdb};
-pub use rbac::{build_dashboard_role, build_dashboard_role_binding, build_dashboard_service_account};
+pub use rbac::{
+    build_dashboard_role, build_dashboard_role_binding, build_dashboard_service_account,
+};
 pub use secrets::{TOKEN_KEY, build_token_secret, generate_token};
 pub use workers::{build_worker_service, build_worker_statefulset, worker_endpoint};
 
@@ -84,7 +86,10 @@ pub fn selector_labels(cluster: &str, component: Component) -> BTreeMap<String, 
 /// The standard labels of every child.
 pub fn labels(cluster: &str, component: Component) -> BTreeMap<String, String> {
     let mut l = selector_labels(cluster, component);
-    l.insert("app.kubernetes.io/managed-by".into(), "quiver-operator".into());
+    l.insert(
+        "app.kubernetes.io/managed-by".into(),
+        "quiver-operator".into(),
+    );
     l
 }
 
@@ -117,7 +122,10 @@ pub(crate) fn container_security() -> SecurityContext {
         run_as_non_root: Some(true),
         run_as_user: Some(RUN_AS_USER),
         run_as_group: Some(RUN_AS_USER),
-        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
         seccomp_profile: Some(runtime_default()),
         ..Default::default()
     }
@@ -136,7 +144,10 @@ pub(crate) fn pod_security() -> PodSecurityContext {
 }
 
 fn runtime_default() -> SeccompProfile {
-    SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        localhost_profile: None,
+    }
 }
 
 /// Every object the operator applies for one cluster (the token Secrets are

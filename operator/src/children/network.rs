@@ -3,24 +3,35 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::workers::workers_name;
-use super::{Component, FLIGHT_PORT, OPERATOR_APP_NAME, WORKER_HTTP_PORT, child_meta, selector_labels};
+use super::{
+    Component, FLIGHT_PORT, OPERATOR_APP_NAME, WORKER_HTTP_PORT, child_meta, selector_labels,
+};
 use crate::validate::ValidCluster;
 
 fn select(labels: BTreeMap<String, String>) -> LabelSelector {
-    LabelSelector { match_labels: Some(labels), match_expressions: None }
+    LabelSelector {
+        match_labels: Some(labels),
+        match_expressions: None,
+    }
 }
 
 /// Only this cluster's dashboard pods and the operator's pods (any namespace)
 /// reach the worker ports; everything else is denied.
 pub fn build_worker_network_policy(c: &ValidCluster) -> NetworkPolicy {
-    let operator = [("app.kubernetes.io/name".to_string(), OPERATOR_APP_NAME.to_string())].into_iter().collect();
+    let operator = [(
+        "app.kubernetes.io/name".to_string(),
+        OPERATOR_APP_NAME.to_string(),
+    )]
+    .into_iter()
+    .collect();
     let port = |p: i32| NetworkPolicyPort {
         port: Some(IntOrString::Int(p)),
         protocol: Some("TCP".into()),

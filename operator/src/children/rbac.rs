@@ -10,7 +10,10 @@ use crate::validate::ValidCluster;
 
 /// `NAME-dashboard` ServiceAccount.
 pub fn build_dashboard_service_account(c: &ValidCluster) -> ServiceAccount {
-    ServiceAccount { metadata: child_meta(c, dashboard_name(c), Component::Dashboard), ..Default::default() }
+    ServiceAccount {
+        metadata: child_meta(c, dashboard_name(c), Component::Dashboard),
+        ..Default::default()
+    }
 }
 
 /// `NAME-dashboard` Role: get and patch this one DataCluster.

@@ -29,8 +29,15 @@ pub fn workers_name(c: &ValidCluster) -> String {
 }
 
 /// The Flight endpoint of worker `ordinal`, through the headless Service's per-pod DNS.
-pub fn worker_endpoint(cluster: &str, namespace: &str, ordinal: u32, cluster_domain: &str) -> String {
-    format!("http://{cluster}-workers-{ordinal}.{cluster}-workers.{namespace}.svc.{cluster_domain}:{FLIGHT_PORT}")
+pub fn worker_endpoint(
+    cluster: &str,
+    namespace: &str,
+    ordinal: u32,
+    cluster_domain: &str,
+) -> String {
+    format!(
+        "http://{cluster}-workers-{ordinal}.{cluster}-workers.{namespace}.svc.{cluster_domain}:{FLIGHT_PORT}"
+    )
 }
 
 /// The headless Service that gives each worker a DNS name and lets the
@@ -66,7 +73,11 @@ pub fn build_worker_service(c: &ValidCluster) -> Service {
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
 }
 
 fn field_env(name: &str, path: &str) -> EnvVar {
@@ -74,7 +85,10 @@ fn field_env(name: &str, path: &str) -> EnvVar {
         name: name.into(),
         value: None,
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: path.into(), api_version: None }),
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                api_version: None,
+            }),
             ..Default::default()
         }),
     }
@@ -102,7 +116,15 @@ pub(super) fn secret_volume(volume: &str, secret: &str, items: Vec<(String, Stri
             // Readable by the pod's fsGroup only.
             default_mode: Some(0o440),
             items: Some(
-                items.into_iter().map(|(key, path)| KeyToPath { key, path, mode: None, user: None }).collect(),
+                items
+                    .into_iter()
+                    .map(|(key, path)| KeyToPath {
+                        key,
+                        path,
+                        mode: None,
+                        user: None,
+                    })
+                    .collect(),
             ),
             ..Default::default()
         }),
@@ -111,7 +133,12 @@ pub(super) fn secret_volume(volume: &str, secret: &str, items: Vec<(String, Stri
 }
 
 pub(super) fn mount(volume: &str, path: &str) -> VolumeMount {
-    VolumeMount { name: volume.into(), mount_path: path.into(), read_only: Some(true), ..Default::default() }
+    VolumeMount {
+        name: volume.into(),
+        mount_path: path.into(),
+        read_only: Some(true),
+        ..Default::default()
+    }
 }
 
 pub(super) fn tmp_volume() -> (Volume, VolumeMount) {
@@ -121,7 +148,11 @@ pub(super) fn tmp_volume() -> (Volume, VolumeMount) {
             empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Default::default()
         },
-        VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        },
     )
 }
 
@@ -141,7 +172,10 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
         env("QUIVER_DATASETS", datasets_json(c)),
         env("QUIVER_FLIGHT_ADDR", format!("0.0.0.0:{FLIGHT_PORT}")),
         env("QUIVER_HTTP_ADDR", format!("0.0.0.0:{WORKER_HTTP_PORT}")),
-        env("QUIVER_WORKER_TOKEN_FILE", format!("{WORKER_TOKEN_DIR}/{TOKEN_KEY}")),
+        env(
+            "QUIVER_WORKER_TOKEN_FILE",
+            format!("{WORKER_TOKEN_DIR}/{TOKEN_KEY}"),
+        ),
         env("QUIVER_LOG_FORMAT", "json"),
     ];
     if let Some(t) = c.worker_threads {
@@ -150,16 +184,25 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
 
     let (tmp, tmp_mount) = tmp_volume();
     let mut volumes = vec![
-        secret_volume("worker-token", &c.worker_token_secret(), vec![(TOKEN_KEY.into(), TOKEN_KEY.into())]),
+        secret_volume(
+            "worker-token",
+            &c.worker_token_secret(),
+            vec![(TOKEN_KEY.into(), TOKEN_KEY.into())],
+        ),
         tmp,
     ];
     let mut mounts = vec![mount("worker-token", WORKER_TOKEN_DIR), tmp_mount];
     for (i, d) in c.datasets.iter().enumerate() {
-        let Some(creds) = &d.credentials else { continue };
+        let Some(creds) = &d.credentials else {
+            continue;
+        };
         let volume = format!("credentials-{i}");
         let mut items = vec![
             (creds.access_key_id_key.clone(), "accessKeyId".to_string()),
-            (creds.secret_access_key_key.clone(), "secretAccessKey".to_string()),
+            (
+                creds.secret_access_key_key.clone(),
+                "secretAccessKey".to_string(),
+            ),
         ];
         if let Some(k) = &creds.session_token_key {
             items.push((k.clone(), "sessionToken".to_string()));
@@ -231,7 +274,8 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
                     termination_grace_period_seconds: Some(30),
-                    image_pull_secrets: (!c.image_pull_secrets.is_empty()).then(|| c.image_pull_secrets.clone()),
+                    image_pull_secrets: (!c.image_pull_secrets.is_empty())
+                        .then(|| c.image_pull_secrets.clone()),
                     ..Default::default()
                 }),
             },
