@@ -13,8 +13,8 @@ export function encodeHash(state) {
     p.set('map', `${zoom}/${lat}/${lon}`);
   }
   p.set('vf', state.viewportFilter === false ? '0' : '1');
-  const log = [...(state.log || [])].sort();
-  if (log.length) p.set('log', log.join(','));
+  // Always written (even empty), so "no log axes" survives a reload.
+  p.set('log', [...(state.log || [])].sort().join(','));
   const filters = state.filters || {};
   const names = Object.keys(filters).sort();
   if (names.length) {
@@ -53,7 +53,7 @@ export function decodeHash(hash) {
   const vf = p.get('vf');
   if (vf !== null) out.viewportFilter = vf !== '0';
   const log = p.get('log');
-  if (log) out.log = log.split(',').filter(Boolean);
+  if (log !== null) out.log = log.split(',').filter(Boolean);
   const f = p.get('f');
   if (f !== null) {
     try {

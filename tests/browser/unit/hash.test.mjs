@@ -66,3 +66,8 @@ test('binRangeOf follows the lower-edge rule of range filters', () => {
   assert.deepEqual(binRangeOf(dim, { min: 1, max: 1000 }), [0, 2]);
   assert.deepEqual(binRangeOf(dim, { min: 10.5, max: 99 }), null);
 });
+
+test('an empty list of log axes is kept, unlike a missing one', () => {
+  assert.deepEqual(decodeHash(encodeHash({ dataset: 'x', log: [] })).log, []);
+  assert.equal(decodeHash('#dataset=x').log, undefined);
+});
