@@ -502,6 +502,11 @@ let reloading = null; // {since, seenBusy}
 
 async function pollStatus() {
   clearTimeout(statusTimer);
+  if (document.hidden && !reloading) {
+    // Nobody is looking: check again when the tab is shown.
+    statusTimer = setTimeout(pollStatus, STATUS_EVERY_MS);
+    return;
+  }
   let status = null;
   try {
     status = await api.status();
@@ -686,6 +691,9 @@ function showReloadBanner(text, fraction, kind = 'info') {
 // ---------- controls ----------
 
 function bindControls() {
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden) pollStatus();
+  });
   ui.dataset.addEventListener('change', () => {
     const ds = state.datasets.find((d) => d.name === ui.dataset.value);
     if (!ds) return;
