@@ -444,8 +444,10 @@ async function applyResult(res, body, vis, rtt, isCurrent) {
       (shards.consistent === false
         ? 'Workers answered from different versions of the data.'
         : `${missing} of ${shards.expected} shards did not answer.`);
+    // The server's message says which shards and why; without one, say what the counts mean.
     const stop = /[.!?]$/.test(msg) ? '' : '.';
-    ui.partial.replaceChildren(bannerTitle('Partial result.'), document.createTextNode(` ${msg}${stop} Counts cover only the shards that answered.`));
+    const tail = shards.message ? '' : ' Counts cover only the shards that answered.';
+    ui.partial.replaceChildren(bannerTitle('Partial result.'), document.createTextNode(` ${msg}${stop}${tail}`));
     ui.partial.hidden = false;
   } else {
     ui.partial.hidden = true;
