@@ -393,7 +393,6 @@ export class Histogram {
       this.area.setPointerCapture(e.pointerId);
       const i = this.binAt(e.clientX);
       this.drag = { start: i, cur: i, x: e.clientX, moved: false, id: e.pointerId };
-      this.svg.focus({ preventScroll: true });
     });
     this.area.addEventListener('pointermove', (e) => {
       const i = this.binAt(e.clientX);
