@@ -125,6 +125,11 @@ impl Error {
             Error::Worker { source, .. } => match source {
                 // These name the dataset, field or limit the user sent; safe to echo.
                 W::InvalidQuery(_) | W::UnknownDataset(_) | W::NotReady { .. } => source.to_string(),
+                // Worker messages never carry secrets; the reason helps whoever runs the cluster.
+                W::Unavailable { message, .. } => format!("worker unavailable: {message}"),
+                W::Unauthenticated(_) => {
+                    "the worker refused the dashboard's credentials (check --worker-token)".to_string()
+                }
                 _ => format!("a worker failed ({})", source.category()),
             },
             Error::Config(_) | Error::Io(_) | Error::Internal(_) => "internal error".to_string(),
