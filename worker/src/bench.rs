@@ -89,7 +89,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         if data_dir.exists() {
             std::fs::remove_dir_all(&data_dir)?;
         }
-        let opts = crate::gen::GenOptions {
+        let opts = crate::synth::GenOptions {
             preset: Preset::Celltowers,
             rows: a.rows,
             out: url.clone(),
@@ -98,7 +98,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             seed: 42,
             s3: Default::default(),
         };
-        let s = crate::gen::generate(&opts, true).await?;
+        let s = crate::synth::generate(&opts, true).await?;
         std::fs::write(data_dir.join(".complete"), b"")?;
         println!(
             "generation   {:>10.2} M rows/s   ({} rows, {} files, {:.0} MB, {:.1} s)",

@@ -11,12 +11,15 @@
 //! ```
 #![warn(missing_docs)]
 
-//TMP pub mod bench;
+pub mod bench;
 pub mod bins;
 pub mod config;
 pub mod error;
 pub mod flight;
-//TMP pub mod gen;
+// `gen` is a reserved word in edition 2024: the generator lives in gen/ and is
+// named `synth` in paths (`quiver_worker::synth::generate`, `crate::synth::...`).
+#[path = "gen/mod.rs"]
+pub mod synth;
 pub mod geo;
 pub mod health;
 pub mod kernel;

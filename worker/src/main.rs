@@ -19,7 +19,18 @@ struct Cli {
 enum Command {
     /// Load this worker's shards and serve them over Arrow Flight.
     Serve(ServeArgs),
-    //TMP-GEN
+    /// Write realistic synthetic data in the published schemas.
+    Gen(GenCommand),
+    /// Benchmark generation, loading and the kernels (use a release build).
+    Bench(quiver_worker::bench::BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct GenCommand {
+    #[command(flatten)]
+    args: quiver_worker::synth::GenArgs,
+    #[command(flatten)]
+    s3: quiver_worker::config::S3Args,
 }
 
 fn init_logging(format: &str) {
@@ -53,7 +64,19 @@ fn main() -> anyhow::Result<()> {
                 let hl = tokio::net::TcpListener::bind(http).await.with_context(|| format!("binding {http}"))?;
                 quiver_worker::server::serve(cfg, fl, hl, shutdown_signal()).await?;
             }
-            //TMP-GEN-RUN
+            Command::Gen(cmd) => {
+                let opts = cmd.args.options(cmd.s3.defaults())?;
+                let summary = quiver_worker::synth::generate(&opts, !cmd.args.no_progress).await?;
+                println!(
+                    "wrote {} rows in {} files ({:.1} MB) in {:.1} s: {:.2} M rows/s",
+                    summary.rows,
+                    summary.files.len(),
+                    summary.bytes as f64 / 1e6,
+                    summary.seconds,
+                    summary.rows as f64 / summary.seconds.max(1e-9) / 1e6
+                );
+            }
+            Command::Bench(args) => quiver_worker::bench::run(args).await?,
         }
         Ok(())
     })
