@@ -1,11 +1,27 @@
-//! Quiver operator (work in progress).
+//! Quiver operator: one `DataCluster` becomes a running cluster of workers and
+//! dashboards, stopped or deleted when idle by policy.
+//!
+//! ```text
+//! DataCluster ──watch──▶ reconcile:
+//!   validate (pure: spec + defaults → ValidCluster, or SpecValid=False)
+//!   → token Secrets (created once, never overwritten)
+//!   → activity (workers' `stats` over Flight: load state, rows, last query)
+//!   → lifecycle::decide (pure: Run | Suspend | Resume | Delete)
+//!   → children::build_all (pure) → apply (server-side apply, owner refs)
+//!   → status::compute (pure: phase, conditions, rows) → status + Events
+//! ```
 #![warn(missing_docs)]
 
+pub mod activity;
+pub mod apply;
 pub mod children;
 pub mod crd;
 pub mod error;
 pub mod lifecycle;
+pub mod metrics;
+pub mod reconcile;
 mod schema;
+pub mod status;
 pub mod validate;
 
 pub use error::{Error, Result};

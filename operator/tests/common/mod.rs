@@ -1,6 +1,8 @@
 //! Helpers shared by the operator's integration tests.
 #![allow(dead_code)]
 
+pub mod apiserver;
+
 use std::path::PathBuf;
 
 use quiver_operator::crd::DataCluster;

@@ -1,0 +1,253 @@
+//! The only call into the data plane: each worker's `stats` (load state, rows,
+//! last query time). Behind a trait so tests inject what the workers say.
+//!
+//! Failures are returned per worker, never swallowed: the status reports which
+//! workers did not answer and why, and unknown activity blocks idle actions.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams};
+use quiver_worker::flight::client::WorkerClient;
+use quiver_worker::protocol::WorkerStats;
+
+use crate::children::{FLIGHT_PORT, worker_endpoint, worker_selector_string};
+use crate::lifecycle::Activity;
+
+/// The workers of one cluster, as the reconciler knows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Target {
+    /// DataCluster name.
+    pub cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Worker pods expected to run (0 while suspended).
+    pub replicas: i32,
+    /// The worker token (never logged; `Debug` hides it).
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("cluster", &self.cluster)
+            .field("namespace", &self.namespace)
+            .field("replicas", &self.replicas)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// What one worker answered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerReport {
+    /// Pod ordinal (`NAME-workers-<ordinal>`).
+    pub ordinal: u32,
+    /// Its stats, or why they could not be read.
+    pub outcome: Result<WorkerStats, String>,
+}
+
+/// Reads the workers' stats.
+#[async_trait]
+pub trait ActivitySource: Send + Sync + 'static {
+    /// One report per expected worker (`0..target.replicas`).
+    async fn observe(&self, target: &Target) -> Vec<WorkerReport>;
+}
+
+/// Query activity from the reports: the latest last-query time among the workers
+/// that answered; unknown when workers are expected and none answered.
+pub fn summarize(expected: i32, reports: &[WorkerReport]) -> Activity {
+    if expected <= 0 {
+        return Activity::NoWorkers;
+    }
+    let answered: Vec<&WorkerStats> = reports
+        .iter()
+        .filter_map(|r| r.outcome.as_ref().ok())
+        .collect();
+    if answered.is_empty() {
+        let why = reports
+            .iter()
+            .filter_map(|r| {
+                r.outcome
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("worker {}: {e}", r.ordinal))
+            })
+            .next()
+            .unwrap_or_else(|| "no worker was reachable".into());
+        return Activity::Unknown(why);
+    }
+    let latest = answered
+        .iter()
+        .filter_map(|s| s.last_query_time.as_deref())
+        .filter_map(|t| t.parse::<Timestamp>().ok())
+        .max();
+    Activity::Known(latest)
+}
+
+/// Production source: lists the worker pods, then calls `stats` on each over
+/// Arrow Flight, in parallel, with a per-worker timeout. Pods are reached by IP
+/// (loading workers are not ready, so the headless Service does not publish
+/// them); a pod without an IP is reached through its per-pod DNS name.
+pub struct FlightActivity {
+    client: kube::Client,
+    cluster_domain: String,
+    timeout: Duration,
+}
+
+impl FlightActivity {
+    /// A source using this API client for pod discovery.
+    pub fn new(client: kube::Client, cluster_domain: impl Into<String>, timeout: Duration) -> Self {
+        FlightActivity {
+            client,
+            cluster_domain: cluster_domain.into(),
+            timeout,
+        }
+    }
+
+    async fn endpoints(&self, t: &Target) -> Vec<(u32, String)> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &t.namespace);
+        let listed = pods
+            .list(&ListParams::default().labels(&worker_selector_string(&t.cluster)))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_else(|e| {
+                tracing::warn!(cluster = %t.cluster, namespace = %t.namespace, error = %e,
+                    "listing worker pods failed; using per-pod DNS names");
+                Vec::new()
+            });
+        let prefix = format!("{}-workers-", t.cluster);
+        (0..t.replicas.max(0) as u32)
+            .map(|i| {
+                let ip = listed
+                    .iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .find(|p| {
+                        p.metadata
+                            .name
+                            .as_deref()
+                            .and_then(|n| n.strip_prefix(&prefix))
+                            == Some(&i.to_string())
+                    })
+                    .and_then(|p| p.status.as_ref()?.pod_ip.clone());
+                let endpoint = match ip {
+                    Some(ip) if ip.contains(':') => format!("http://[{ip}]:{FLIGHT_PORT}"),
+                    Some(ip) => format!("http://{ip}:{FLIGHT_PORT}"),
+                    None => worker_endpoint(&t.cluster, &t.namespace, i, &self.cluster_domain),
+                };
+                (i, endpoint)
+            })
+            .collect()
+    }
+}
+
+/// Calls `stats` on each endpoint with a timeout (shared with tests that run real workers).
+pub async fn stats_of(
+    endpoints: Vec<(u32, String)>,
+    token: Option<String>,
+    timeout: Duration,
+) -> Vec<WorkerReport> {
+    join_all(endpoints.into_iter().map(|(ordinal, endpoint)| {
+        let token = token.clone();
+        async move {
+            let call = async {
+                let client = WorkerClient::connect(&endpoint, token)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                client.stats().await.map_err(|e| e.to_string())
+            };
+            let outcome = match tokio::time::timeout(timeout, call).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("{endpoint}: no answer within {timeout:?}")),
+            };
+            WorkerReport { ordinal, outcome }
+        }
+    }))
+    .await
+}
+
+#[async_trait]
+impl ActivitySource for FlightActivity {
+    async fn observe(&self, t: &Target) -> Vec<WorkerReport> {
+        if t.replicas <= 0 {
+            return Vec::new();
+        }
+        let endpoints = self.endpoints(t).await;
+        stats_of(endpoints, t.token.clone(), self.timeout).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(last: Option<&str>) -> WorkerStats {
+        WorkerStats {
+            shard: 0,
+            shards: 1,
+            version: "0".into(),
+            queries: 0,
+            last_query_time: last.map(String::from),
+            started_at: "2026-03-01T00:00:00Z".into(),
+            datasets: vec![],
+        }
+    }
+
+    #[test]
+    fn activity_is_the_latest_query_among_the_workers_that_answered() {
+        let reports = vec![
+            WorkerReport {
+                ordinal: 0,
+                outcome: Ok(stats(Some("2026-03-01T10:00:00Z"))),
+            },
+            WorkerReport {
+                ordinal: 1,
+                outcome: Err("refused".into()),
+            },
+            WorkerReport {
+                ordinal: 2,
+                outcome: Ok(stats(Some("2026-03-01T11:00:00Z"))),
+            },
+            WorkerReport {
+                ordinal: 3,
+                outcome: Ok(stats(None)),
+            },
+        ];
+        assert_eq!(
+            summarize(4, &reports),
+            Activity::Known(Some("2026-03-01T11:00:00Z".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn no_answer_is_unknown_activity_naming_the_failure() {
+        let reports = vec![WorkerReport {
+            ordinal: 0,
+            outcome: Err("connect failed".into()),
+        }];
+        assert_eq!(
+            summarize(1, &reports),
+            Activity::Unknown("worker 0: connect failed".into())
+        );
+        assert!(matches!(summarize(2, &[]), Activity::Unknown(_)));
+    }
+
+    #[test]
+    fn zero_expected_workers_means_no_traffic() {
+        assert_eq!(summarize(0, &[]), Activity::NoWorkers);
+    }
+
+    #[test]
+    fn the_token_never_appears_in_debug_output() {
+        let t = Target {
+            cluster: "c".into(),
+            namespace: "n".into(),
+            replicas: 1,
+            token: Some("s3cr3t".into()),
+        };
+        assert!(!format!("{t:?}").contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,453 @@
+//! Drives one reconcile: validate → secrets → observe the workers → decide the
+//! lifecycle → apply the children → status and events. Also the error policy
+//! and the controller wiring.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, DeleteParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use tracing::{Instrument, info, warn};
+
+use crate::activity::{ActivitySource, Target, summarize};
+use crate::apply::{apply, apply_status, delete_owned, ensure_token_secret};
+use crate::children::{Component, build_all};
+use crate::crd::{DataCluster, DataClusterStatus};
+use crate::error::{Error, Result};
+use crate::lifecycle::{Action, Clock, Observation, Policy, decide};
+use crate::metrics::Metrics;
+use crate::status::{self, Inputs, Note, Severity, memory_of};
+use crate::validate::{Defaults, ValidCluster, validate};
+
+/// What every reconcile shares.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// The workers' stats.
+    pub activity: Arc<dyn ActivitySource>,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
+    /// Default images and cluster domain.
+    pub defaults: Defaults,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// How often a running cluster is re-examined (worker load progress, activity).
+    pub poll_interval: Duration,
+    /// Consecutive failures per object, for the error backoff.
+    failures: Mutex<HashMap<ObjectRef<DeserializeGuard<DataCluster>>, u32>>,
+}
+
+impl Context {
+    /// A context; `poll_interval` bounds how stale the status gets.
+    pub fn new(
+        client: Client,
+        activity: Arc<dyn ActivitySource>,
+        clock: Arc<dyn Clock>,
+        defaults: Defaults,
+        metrics: Arc<Metrics>,
+        poll_interval: Duration,
+    ) -> Context {
+        let reporter = Reporter {
+            controller: "quiver-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            activity,
+            clock,
+            defaults,
+            metrics,
+            poll_interval,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// How long a suspended cluster waits between checks (resume comes through watch events).
+const SUSPENDED_POLL: Duration = Duration::from_secs(300);
+/// First retry after an error; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest retry delay after errors.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Reconciles one DataCluster. An object that does not even deserialize gets
+/// a `SpecValid=False` condition; so does a spec that does not validate. Neither
+/// is retried until it changes.
+pub async fn reconcile(
+    obj: Arc<DeserializeGuard<DataCluster>>,
+    ctx: Arc<Context>,
+) -> Result<Requeue> {
+    let started = Instant::now();
+    ctx.metrics.reconciles.inc();
+    let name = obj.name_any();
+    let namespace = obj.namespace().unwrap_or_default();
+    let span = tracing::info_span!("reconcile", cluster = %name, namespace = %namespace);
+    let result = async {
+        match &obj.0 {
+            Ok(dc) => reconcile_cluster(dc, &ctx).await,
+            Err(invalid) => {
+                let message = format!("the DataCluster cannot be read: {}", invalid.error);
+                let previous = raw_status(&ctx.client, &name, &namespace).await?;
+                let next = status::invalid(
+                    previous.as_ref(),
+                    invalid.metadata.generation,
+                    &message,
+                    ctx.clock.now(),
+                );
+                if previous.as_ref() != Some(&next) {
+                    apply_status(&ctx.client, &name, &namespace, &next).await?;
+                    warn!(error = %invalid.error, "DataCluster does not deserialize");
+                    publish_raw(
+                        &ctx,
+                        &obj.object_ref(&()),
+                        Severity::Warning,
+                        "InvalidSpec",
+                        &message,
+                    )
+                    .await;
+                }
+                Ok(Requeue::await_change())
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+    ctx.metrics
+        .duration
+        .observe(started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        ctx.failures
+            .lock()
+            .expect("failures lock")
+            .remove(&ObjectRef::from_obj(&*obj));
+    }
+    result
+}
+
+/// The status of a DataCluster whose spec does not deserialize, read on its own.
+async fn raw_status(
+    client: &Client,
+    name: &str,
+    namespace: &str,
+) -> Result<Option<DataClusterStatus>> {
+    let resource = kube::core::ApiResource::erase::<DataCluster>(&());
+    let api: Api<kube::core::DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &resource);
+    let obj = api
+        .get_opt(name)
+        .await
+        .map_err(|e| Error::kube(format!("reading DataCluster {name}"), e))?;
+    Ok(obj
+        .and_then(|o| o.data.get("status").cloned())
+        .and_then(|s| serde_json::from_value(s).ok()))
+}
+
+async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
+    let now = ctx.clock.now();
+    let previous = dc.status.as_ref();
+
+    // 1. Validate: a bad spec is reported, nothing else is written.
+    let c = match validate(dc, &ctx.defaults) {
+        Ok(c) => c,
+        Err(Error::InvalidSpec(message)) => {
+            let next = status::invalid(previous, dc.metadata.generation, &message, now);
+            if previous != Some(&next) {
+                apply_status(
+                    &ctx.client,
+                    &dc.name_any(),
+                    &dc.namespace().unwrap_or_default(),
+                    &next,
+                )
+                .await?;
+            }
+            let changed = previous
+                .and_then(|p| {
+                    p.conditions
+                        .iter()
+                        .find(|c| c.type_ == status::condition::SPEC_VALID)
+                })
+                .is_none_or(|c| c.message != message);
+            if changed {
+                warn!(reason = %message, "invalid spec");
+                publish(
+                    ctx,
+                    dc,
+                    &Note {
+                        severity: Severity::Warning,
+                        reason: "InvalidSpec",
+                        action: "Validate",
+                        message: message.clone(),
+                    },
+                )
+                .await;
+            }
+            return Ok(Requeue::await_change());
+        }
+        Err(e) => return Err(e),
+    };
+
+    // 2. Token Secrets, generated once.
+    let worker_token =
+        ensure_token_secret(&ctx.client, &c, &c.worker_token_secret(), Component::Worker).await?;
+    if c.generate_dashboard_token {
+        ensure_token_secret(
+            &ctx.client,
+            &c,
+            &c.dashboard_token.name,
+            Component::Dashboard,
+        )
+        .await?;
+    }
+
+    // 3. Observe the workers that should be running now.
+    let memory = memory_of(previous);
+    let expected = if memory.suspended.is_some() {
+        0
+    } else {
+        c.worker_replicas
+    };
+    let target = Target {
+        cluster: c.name.clone(),
+        namespace: c.namespace.clone(),
+        replicas: expected,
+        token: worker_token,
+    };
+    let reports = ctx.activity.observe(&target).await;
+    let activity = summarize(expected, &reports);
+
+    // 4. Decide.
+    let policy = Policy {
+        idle_timeout: c.idle_timeout,
+        on_idle: c.on_idle,
+        suspend: c.suspend,
+    };
+    let observation = Observation {
+        generation: c.generation,
+        created_at: c.created_at,
+        resume_requested_at: c.resume_requested_at,
+        activity: activity.clone(),
+    };
+    let decision = decide(&policy, &memory, &observation, now);
+    if decision.action == Action::Delete {
+        info!(idle_since = %decision.last_activity, "idle past the timeout; deleting the DataCluster");
+        ctx.metrics.action("delete");
+        let unchanged = previous.cloned().unwrap_or_default();
+        for n in status::events(previous, &unchanged, Action::Delete) {
+            publish(ctx, dc, &n).await;
+        }
+        let api: Api<DataCluster> = Api::namespaced(ctx.client.clone(), &c.namespace);
+        api.delete(&c.name, &DeleteParams::foreground())
+            .await
+            .map_err(|e| Error::kube(format!("deleting DataCluster {}", c.name), e))?;
+        return Ok(Requeue::await_change());
+    }
+
+    // 5. Apply every child.
+    let desired = if decision.action.workers_stopped() {
+        0
+    } else {
+        c.worker_replicas
+    };
+    let (workers, ingress_address) = apply_children(ctx, &c, desired).await?;
+
+    // 6. Status and events.
+    let next = status::compute(&Inputs {
+        cluster: &c,
+        decision: &decision,
+        desired,
+        workers: Some(&workers),
+        reports: &reports,
+        activity: &activity,
+        ingress_address,
+        previous,
+        now,
+    });
+    if previous != Some(&next) {
+        apply_status(&ctx.client, &c.name, &c.namespace, &next).await?;
+    }
+    match decision.action {
+        Action::Suspend(_) => {
+            info!(reason = ?decision.action, "workers scaled to zero");
+            ctx.metrics.action("suspend");
+        }
+        Action::Resume(trigger) => {
+            info!(?trigger, "resuming the workers");
+            ctx.metrics.action("resume");
+        }
+        _ => {}
+    }
+    for n in status::events(previous, &next, decision.action) {
+        publish(ctx, dc, &n).await;
+    }
+
+    // 7. Come back when something may have changed that no watch event reports.
+    let wait = if decision.action.workers_stopped() {
+        SUSPENDED_POLL
+    } else {
+        let deadline = decision
+            .idle_deadline_in
+            .map(|d| d + Duration::from_secs(1));
+        deadline.map_or(ctx.poll_interval, |d| d.min(ctx.poll_interval))
+    };
+    Ok(Requeue::requeue(wait))
+}
+
+/// Applies every child; removes the optional ones the spec turned off. Returns
+/// the StatefulSet as applied (with its status) and the Ingress address.
+async fn apply_children(
+    ctx: &Context,
+    c: &ValidCluster,
+    desired: i32,
+) -> Result<(StatefulSet, Option<String>)> {
+    let ns = &c.namespace;
+    let client = &ctx.client;
+    let ch = build_all(c, desired);
+    apply::<ServiceAccount>(client, ns, &ch.service_account).await?;
+    apply::<Role>(client, ns, &ch.role).await?;
+    apply::<RoleBinding>(client, ns, &ch.role_binding).await?;
+    apply::<Service>(client, ns, &ch.worker_service).await?;
+    let workers = apply::<StatefulSet>(client, ns, &ch.workers).await?;
+    apply::<NetworkPolicy>(client, ns, &ch.network_policy).await?;
+    apply::<PodDisruptionBudget>(client, ns, &ch.pdb).await?;
+    apply::<Deployment>(client, ns, &ch.dashboard).await?;
+    apply::<Service>(client, ns, &ch.dashboard_service).await?;
+    let dashboard = format!("{}-dashboard", c.name);
+    match &ch.hpa {
+        Some(h) => {
+            apply::<HorizontalPodAutoscaler>(client, ns, h).await?;
+        }
+        None => {
+            delete_owned::<HorizontalPodAutoscaler>(client, c, &dashboard).await?;
+        }
+    }
+    let ingress_address = match &ch.ingress {
+        Some(i) => {
+            let applied = apply::<Ingress>(client, ns, i).await?;
+            applied
+                .status
+                .and_then(|s| s.load_balancer)
+                .and_then(|lb| lb.ingress)
+                .and_then(|v| v.into_iter().next())
+                .and_then(|i| i.hostname.or(i.ip))
+        }
+        None => {
+            delete_owned::<Ingress>(client, c, &c.name).await?;
+            None
+        }
+    };
+    Ok((workers, ingress_address))
+}
+
+async fn publish(ctx: &Context, dc: &DataCluster, n: &Note) {
+    publish_raw(ctx, &dc.object_ref(&()), n.severity, n.reason, &n.message).await;
+}
+
+async fn publish_raw(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    severity: Severity,
+    reason: &str,
+    message: &str,
+) {
+    let event = Event {
+        type_: match severity {
+            Severity::Normal => EventType::Normal,
+            Severity::Warning => EventType::Warning,
+        },
+        reason: reason.into(),
+        note: Some(message.chars().take(1000).collect()),
+        action: reason.into(),
+        secondary: None,
+    };
+    // An event that cannot be published must not fail the reconcile; it is logged.
+    if let Err(e) = ctx.recorder.publish(&event, reference).await {
+        warn!(reason, error = %e, "publishing an event failed");
+    }
+}
+
+/// Requeues a failed reconcile with exponential backoff per object.
+pub fn error_policy(
+    obj: Arc<DeserializeGuard<DataCluster>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Requeue {
+    ctx.metrics.error(error.category());
+    let key = ObjectRef::from_obj(&*obj);
+    let n = {
+        let mut f = ctx.failures.lock().expect("failures lock");
+        let n = f.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let wait = backoff(n);
+    warn!(cluster = %obj.name_any(), namespace = %obj.namespace().unwrap_or_default(),
+          error = %error, category = error.category(), retry_in = ?wait, "reconcile failed");
+    Requeue::requeue(wait)
+}
+
+/// Delay before retry number `attempt` (1-based): 5 s, 10 s, 20 s... capped at 5 min.
+pub fn backoff(attempt: u32) -> Duration {
+    let factor = 1u32 << attempt.saturating_sub(1).min(16);
+    (MIN_BACKOFF * factor).min(MAX_BACKOFF)
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let clusters: Api<DeserializeGuard<DataCluster>> = Api::all(client.clone());
+    let config = watcher::Config::default().any_semantic();
+    // Our own status writes trigger one more pass, which finds nothing to change
+    // (statuses are only written when they differ), so there is no loop.
+    Controller::new(clusters, config.clone())
+        .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_secs(1)))
+        .owns(Api::<StatefulSet>::all(client.clone()), config.clone())
+        .owns(Api::<Deployment>::all(client.clone()), config.clone())
+        .owns(Api::<Service>::all(client.clone()), config.clone())
+        .owns(Api::<Ingress>::all(client.clone()), config.clone())
+        .owns(
+            Api::<HorizontalPodAutoscaler>::all(client.clone()),
+            config.clone(),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::debug!(cluster = %obj.name, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "controller event"),
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_secs(5));
+        assert_eq!(backoff(2), Duration::from_secs(10));
+        assert_eq!(backoff(4), Duration::from_secs(40));
+        assert_eq!(backoff(7), Duration::from_secs(300));
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,583 @@
+//! Status from what was applied and what the workers said: phase, conditions,
+//! ready/desired workers, rows per dataset, activity, URL. Pure.
+//!
+//! `Ready` means every shard `0..n` answered with the current shard count `n`
+//! and has loaded every dataset, and the StatefulSet rollout is complete (so a
+//! restart or a re-shard is not reported ready while old pods still serve).
+//! Rows are summed over those shards only: a worker still on an old sharding is
+//! never counted, so rows are neither lost nor counted twice once settled.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use quiver_worker::protocol::LoadState;
+
+use crate::activity::WorkerReport;
+use crate::children::{dashboard_url, worker_selector_string};
+use crate::crd::{DataClusterStatus, DatasetStatus, Phase, SuspendReason};
+use crate::lifecycle::{Action, Activity, Decision, Memory, ResumeTrigger, Suspension};
+use crate::validate::ValidCluster;
+
+/// Condition types this operator sets.
+pub mod condition {
+    /// The spec could be validated.
+    pub const SPEC_VALID: &str = "SpecValid";
+    /// Every shard loaded every dataset.
+    pub const READY: &str = "Ready";
+    /// The workers are stopped.
+    pub const SUSPENDED: &str = "Suspended";
+    /// The operator could read the workers' query activity.
+    pub const ACTIVITY_KNOWN: &str = "ActivityKnown";
+}
+
+/// What the status remembers for the lifecycle decision.
+pub fn memory_of(status: Option<&DataClusterStatus>) -> Memory {
+    let Some(s) = status else {
+        return Memory::default();
+    };
+    let suspended = match (s.suspend_reason, &s.suspended_at) {
+        (Some(reason), Some(at)) => Some(Suspension {
+            reason,
+            since: at.0,
+            generation: s.suspended_generation,
+        }),
+        _ => None,
+    };
+    Memory {
+        suspended,
+        last_activity: s.last_activity_time.as_ref().map(|t| t.0),
+    }
+}
+
+/// Per-shard summary of the workers' reports under the current sharding.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Shards {
+    /// Workers that answered with the right shard index and count and loaded every dataset.
+    pub ready: i32,
+    /// Workers that answered at all.
+    pub answered: i32,
+    /// Per-dataset rows and readiness.
+    pub datasets: Vec<DatasetStatus>,
+    /// Load failures, `dataset shard i/n: error`.
+    pub failures: Vec<String>,
+    /// Workers still serving another shard count (a re-shard in progress).
+    pub stale: i32,
+}
+
+/// Summarises the workers' reports for `desired` workers and `shards` shards.
+pub fn summarize_shards(
+    c: &ValidCluster,
+    desired: i32,
+    shards: i32,
+    reports: &[WorkerReport],
+) -> Shards {
+    let mut out = Shards {
+        datasets: c
+            .datasets
+            .iter()
+            .map(|d| DatasetStatus {
+                name: d.spec.name.clone(),
+                rows: 0,
+                shards_ready: 0,
+                shards: desired,
+                error: None,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut seen = BTreeSet::new();
+    for r in reports {
+        let Ok(stats) = &r.outcome else { continue };
+        out.answered += 1;
+        if r.ordinal as i32 >= desired {
+            continue;
+        }
+        if stats.shards as i32 != shards || stats.shard != r.ordinal {
+            out.stale += 1;
+            continue;
+        }
+        // One answer per shard index, whatever the transport did.
+        if !seen.insert(stats.shard) {
+            continue;
+        }
+        let mut all_ready = true;
+        for ds in &mut out.datasets {
+            match stats.datasets.iter().find(|d| d.name == ds.name) {
+                Some(d) if d.state == LoadState::Ready => {
+                    ds.rows += d.rows as i64;
+                    ds.shards_ready += 1;
+                }
+                Some(d) => {
+                    all_ready = false;
+                    if d.state == LoadState::Failed {
+                        let msg = format!(
+                            "dataset {} shard {}/{}: {}",
+                            ds.name,
+                            stats.shard,
+                            stats.shards,
+                            d.error.as_deref().unwrap_or("load failed")
+                        );
+                        ds.error.get_or_insert_with(|| msg.clone());
+                        out.failures.push(msg);
+                    }
+                }
+                None => all_ready = false,
+            }
+        }
+        if all_ready {
+            out.ready += 1;
+        }
+    }
+    out
+}
+
+/// True when the StatefulSet runs `desired` up-to-date, ready pods.
+pub fn rollout_complete(sts: Option<&StatefulSet>, desired: i32) -> bool {
+    let Some(sts) = sts else { return desired == 0 };
+    let Some(st) = &sts.status else {
+        return desired == 0;
+    };
+    let observed = match (st.observed_generation, sts.metadata.generation) {
+        (Some(o), Some(g)) => o >= g,
+        _ => true,
+    };
+    let revisions = match (&st.current_revision, &st.update_revision) {
+        (Some(c), Some(u)) => c == u,
+        _ => true,
+    };
+    observed
+        && revisions
+        && st.replicas == desired
+        && st.updated_replicas.unwrap_or(0) == desired
+        && st.ready_replicas.unwrap_or(0) == desired
+}
+
+/// Everything the status is computed from.
+pub struct Inputs<'a> {
+    /// The validated cluster.
+    pub cluster: &'a ValidCluster,
+    /// The lifecycle decision taken.
+    pub decision: &'a Decision,
+    /// Workers that should run now.
+    pub desired: i32,
+    /// The StatefulSet as the API server returned it after the apply.
+    pub workers: Option<&'a StatefulSet>,
+    /// What the workers said.
+    pub reports: &'a [WorkerReport],
+    /// Query activity derived from the reports.
+    pub activity: &'a Activity,
+    /// The Ingress load balancer address, when it has one.
+    pub ingress_address: Option<String>,
+    /// The status before this reconcile.
+    pub previous: Option<&'a DataClusterStatus>,
+    /// Now.
+    pub now: Timestamp,
+}
+
+fn cond(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    generation: i64,
+    now: Timestamp,
+) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: Some(generation),
+        last_transition_time: Time(now),
+    }
+}
+
+/// Keeps a condition's transition time when its status did not change.
+pub fn merge_conditions(previous: &[Condition], mut next: Vec<Condition>) -> Vec<Condition> {
+    for c in &mut next {
+        if let Some(p) = previous.iter().find(|p| p.type_ == c.type_)
+            && p.status == c.status
+        {
+            c.last_transition_time = p.last_transition_time.clone();
+        }
+    }
+    next
+}
+
+/// Computes the status of a valid cluster.
+pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
+    let c = i.cluster;
+    let generation_now = c.generation;
+    let shards = summarize_shards(c, i.desired, c.worker_replicas.max(1), i.reports);
+    let rolled = rollout_complete(i.workers, i.desired);
+    let prev_phase = i.previous.and_then(|p| p.phase);
+    let prev_gen = i.previous.and_then(|p| p.observed_generation);
+    let stopped = i.decision.action.workers_stopped();
+
+    let phase = if stopped || i.desired == 0 {
+        Phase::Suspended
+    } else if shards.ready == i.desired && rolled {
+        Phase::Ready
+    } else if !shards.failures.is_empty() {
+        Phase::Degraded
+    } else if matches!(prev_phase, Some(Phase::Ready | Phase::Degraded))
+        && prev_gen == Some(generation_now)
+        && rolled
+    {
+        // Nothing was asked to change, yet a shard is gone.
+        Phase::Degraded
+    } else if shards.answered > 0 {
+        Phase::Loading
+    } else {
+        Phase::Pending
+    };
+
+    let ready_msg = format!(
+        "{}/{} workers have loaded their shard of every dataset",
+        shards.ready, i.desired
+    );
+    let ready = match phase {
+        Phase::Ready => cond(
+            condition::READY,
+            "True",
+            "AllShardsLoaded",
+            ready_msg,
+            generation_now,
+            i.now,
+        ),
+        Phase::Suspended => cond(
+            condition::READY,
+            "False",
+            "Suspended",
+            "the workers are stopped".into(),
+            generation_now,
+            i.now,
+        ),
+        Phase::Degraded if !shards.failures.is_empty() => cond(
+            condition::READY,
+            "False",
+            "LoadFailed",
+            shards.failures.join("; "),
+            generation_now,
+            i.now,
+        ),
+        Phase::Degraded => cond(
+            condition::READY,
+            "False",
+            "ShardsUnavailable",
+            ready_msg,
+            generation_now,
+            i.now,
+        ),
+        Phase::Loading if shards.stale > 0 => cond(
+            condition::READY,
+            "False",
+            "Resharding",
+            format!(
+                "{ready_msg}; {} still serve another shard count",
+                shards.stale
+            ),
+            generation_now,
+            i.now,
+        ),
+        Phase::Loading => cond(
+            condition::READY,
+            "False",
+            "Loading",
+            ready_msg,
+            generation_now,
+            i.now,
+        ),
+        _ => cond(
+            condition::READY,
+            "False",
+            "WaitingForWorkers",
+            ready_msg,
+            generation_now,
+            i.now,
+        ),
+    };
+
+    let suspended = match (i.decision.suspended, i.desired) {
+        (Some(s), _) => {
+            let (reason, msg) = match s.reason {
+                SuspendReason::Spec => ("Spec", "spec.lifecycle.suspend is true".to_string()),
+                SuspendReason::Idle => (
+                    "Idle",
+                    format!(
+                        "no query since {}; resume from the dashboard or by changing the spec",
+                        i.decision.last_activity
+                    ),
+                ),
+            };
+            cond(
+                condition::SUSPENDED,
+                "True",
+                reason,
+                msg,
+                generation_now,
+                i.now,
+            )
+        }
+        (None, 0) => cond(
+            condition::SUSPENDED,
+            "True",
+            "NoReplicas",
+            "spec.workers.replicas is 0".into(),
+            generation_now,
+            i.now,
+        ),
+        (None, _) => cond(
+            condition::SUSPENDED,
+            "False",
+            "Running",
+            "the workers run".into(),
+            generation_now,
+            i.now,
+        ),
+    };
+
+    let activity = match i.activity {
+        Activity::Known(_) => cond(
+            condition::ACTIVITY_KNOWN,
+            "True",
+            "WorkersAnswered",
+            format!(
+                "{} of {} workers reported their query activity",
+                shards.answered, i.desired
+            ),
+            generation_now,
+            i.now,
+        ),
+        Activity::NoWorkers => cond(
+            condition::ACTIVITY_KNOWN,
+            "True",
+            "NoWorkers",
+            "no worker runs, so no query can arrive".into(),
+            generation_now,
+            i.now,
+        ),
+        Activity::Unknown(why) => cond(
+            condition::ACTIVITY_KNOWN,
+            "Unknown",
+            "WorkersUnreachable",
+            format!("no worker reported its activity, so idle actions are held: {why}"),
+            generation_now,
+            i.now,
+        ),
+    };
+    let valid = cond(
+        condition::SPEC_VALID,
+        "True",
+        "Valid",
+        "the spec is valid".into(),
+        generation_now,
+        i.now,
+    );
+    let previous_conditions = i.previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+    let conditions = merge_conditions(previous_conditions, vec![valid, ready, suspended, activity]);
+
+    let rows = shards.datasets.iter().map(|d| d.rows).sum();
+    DataClusterStatus {
+        phase: Some(phase),
+        conditions,
+        observed_generation: Some(generation_now),
+        replicas: i
+            .workers
+            .and_then(|s| s.status.as_ref())
+            .map(|s| s.replicas)
+            .unwrap_or(0),
+        selector: Some(worker_selector_string(&c.name)),
+        desired_workers: i.desired,
+        ready_workers: shards.ready,
+        workers: Some(format!("{}/{}", shards.ready, i.desired)),
+        rows,
+        datasets: shards.datasets,
+        last_activity_time: Some(Time(i.decision.last_activity)),
+        suspended_at: i.decision.suspended.map(|s| Time(s.since)),
+        suspend_reason: i.decision.suspended.map(|s| s.reason),
+        suspended_generation: i.decision.suspended.and_then(|s| s.generation),
+        url: Some(dashboard_url(c, i.ingress_address.as_deref())),
+    }
+}
+
+/// Status of a cluster whose spec cannot be run: phase Failed, `SpecValid=False`
+/// with the message; everything else is kept from before.
+pub fn invalid(
+    previous: Option<&DataClusterStatus>,
+    generation: Option<i64>,
+    message: &str,
+    now: Timestamp,
+) -> DataClusterStatus {
+    let mut s = previous.cloned().unwrap_or_default();
+    let generation_now = generation.unwrap_or(0);
+    let mut next: Vec<Condition> = s
+        .conditions
+        .iter()
+        .filter(|c| c.type_ != condition::SPEC_VALID && c.type_ != condition::READY)
+        .cloned()
+        .collect();
+    next.insert(
+        0,
+        cond(
+            condition::SPEC_VALID,
+            "False",
+            "InvalidSpec",
+            message.to_string(),
+            generation_now,
+            now,
+        ),
+    );
+    next.insert(
+        1,
+        cond(
+            condition::READY,
+            "False",
+            "InvalidSpec",
+            "the spec cannot be run".into(),
+            generation_now,
+            now,
+        ),
+    );
+    s.conditions = merge_conditions(&s.conditions, next);
+    s.phase = Some(Phase::Failed);
+    s.observed_generation = generation;
+    s
+}
+
+/// Severity of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// Expected transition.
+    Normal,
+    /// Something needs attention.
+    Warning,
+}
+
+/// A Kubernetes Event to publish about the DataCluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// Severity.
+    pub severity: Severity,
+    /// PascalCase reason.
+    pub reason: &'static str,
+    /// What the operator did or saw.
+    pub action: &'static str,
+    /// Human message.
+    pub message: String,
+}
+
+/// The events a reconcile should publish: lifecycle actions and phase changes.
+pub fn events(
+    previous: Option<&DataClusterStatus>,
+    next: &DataClusterStatus,
+    action: Action,
+) -> Vec<Note> {
+    let mut out = Vec::new();
+    let note = |severity, reason, action, message: String| Note {
+        severity,
+        reason,
+        action,
+        message,
+    };
+    match action {
+        Action::Suspend(SuspendReason::Idle) => out.push(note(
+            Severity::Normal,
+            "IdleSuspended",
+            "ScaleToZero",
+            "no query within the idle timeout; workers scaled to zero".into(),
+        )),
+        Action::Suspend(SuspendReason::Spec) => out.push(note(
+            Severity::Normal,
+            "Suspended",
+            "ScaleToZero",
+            "spec.lifecycle.suspend is true; workers scaled to zero".into(),
+        )),
+        Action::Resume(t) => {
+            let why = match t {
+                ResumeTrigger::SpecUnsuspended => "spec.lifecycle.suspend is false again",
+                ResumeTrigger::ResumeRequest => "a dashboard asked to resume",
+                ResumeTrigger::SpecChanged => "the spec changed",
+            };
+            out.push(note(
+                Severity::Normal,
+                "Resumed",
+                "Resume",
+                format!("{why}; starting the workers"),
+            ));
+        }
+        Action::Delete => out.push(note(
+            Severity::Normal,
+            "IdleDeleted",
+            "Delete",
+            "no query within the idle timeout; deleting the DataCluster".into(),
+        )),
+        Action::Run | Action::StaySuspended(_) => {}
+    }
+    let prev_phase = previous.and_then(|p| p.phase);
+    if let Some(phase) = next.phase
+        && prev_phase != Some(phase)
+        && phase != Phase::Suspended
+    {
+        let ready = next.conditions.iter().find(|c| c.type_ == condition::READY);
+        let valid = next
+            .conditions
+            .iter()
+            .find(|c| c.type_ == condition::SPEC_VALID);
+        let (severity, message) = match phase {
+            Phase::Degraded => (
+                Severity::Warning,
+                ready.map(|c| c.message.clone()).unwrap_or_default(),
+            ),
+            Phase::Failed => (
+                Severity::Warning,
+                valid.map(|c| c.message.clone()).unwrap_or_default(),
+            ),
+            _ => (
+                Severity::Normal,
+                ready.map(|c| c.message.clone()).unwrap_or_default(),
+            ),
+        };
+        out.push(Note {
+            severity,
+            reason: phase_reason(phase),
+            action: "Reconcile",
+            message,
+        });
+    }
+    let was_known = previous
+        .and_then(|p| {
+            p.conditions
+                .iter()
+                .find(|c| c.type_ == condition::ACTIVITY_KNOWN)
+        })
+        .is_none_or(|c| c.status == "True");
+    if let Some(c) = next
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition::ACTIVITY_KNOWN)
+        && c.status != "True"
+        && was_known
+    {
+        out.push(note(
+            Severity::Warning,
+            "WorkersUnreachable",
+            "ObserveActivity",
+            c.message.clone(),
+        ));
+    }
+    out
+}
+
+fn phase_reason(p: Phase) -> &'static str {
+    match p {
+        Phase::Pending => "Pending",
+        Phase::Loading => "Loading",
+        Phase::Ready => "Ready",
+        Phase::Degraded => "Degraded",
+        Phase::Suspended => "Suspended",
+        Phase::Failed => "InvalidSpec",
+    }
+}
