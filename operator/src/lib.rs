@@ -17,6 +17,8 @@ pub mod apply;
 pub mod children;
 pub mod crd;
 pub mod error;
+pub mod http;
+pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod reconcile;

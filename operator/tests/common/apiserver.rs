@@ -55,6 +55,7 @@ struct State {
     statefulset_status: Option<Value>,
     ingress_status: Option<Value>,
     faults: Vec<Fault>,
+    conflict_next_put: bool,
     calls: Vec<Call>,
 }
 
@@ -111,6 +112,11 @@ impl FakeApi {
     /// Adds a failure to inject.
     pub fn fail(&self, fault: Fault) {
         self.state.lock().unwrap().faults.push(fault);
+    }
+
+    /// The next PUT answers 409 Conflict, as if another writer got there first.
+    pub fn fail_next_put_as_conflict(&self) {
+        self.state.lock().unwrap().conflict_next_put = true;
     }
 
     /// Every request so far.
@@ -198,7 +204,8 @@ impl FakeApi {
                 ),
             },
             "POST" => {
-                let obj = body.unwrap_or(json!({}));
+                let mut obj = body.unwrap_or(json!({}));
+                obj["metadata"]["resourceVersion"] = json!("1");
                 let name = obj["metadata"]["name"]
                     .as_str()
                     .unwrap_or_default()
@@ -253,6 +260,33 @@ impl FakeApi {
                 {
                     obj["status"] = s;
                 }
+                st.objects.insert(path, obj.clone());
+                respond(200, obj)
+            }
+            "PUT" if std::mem::take(&mut st.conflict_next_put) => respond(
+                409,
+                status_json(409, "Conflict", "the object has been modified"),
+            ),
+            "PUT" => {
+                let mut obj = body.unwrap_or(json!({}));
+                let Some(current) = st.objects.get(&path) else {
+                    return respond(
+                        404,
+                        status_json(404, "NotFound", &format!("{path} not found")),
+                    );
+                };
+                let version = current["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or("0")
+                    .to_string();
+                if obj["metadata"]["resourceVersion"].as_str() != Some(version.as_str()) {
+                    return respond(
+                        409,
+                        status_json(409, "Conflict", "the object has been modified"),
+                    );
+                }
+                let next: u64 = version.parse::<u64>().unwrap_or(0) + 1;
+                obj["metadata"]["resourceVersion"] = json!(next.to_string());
                 st.objects.insert(path, obj.clone());
                 respond(200, obj)
             }
