@@ -115,6 +115,17 @@ impl PixelMap {
         PixelMap { vp, width, height, sx: sx as u64, sy: sy as u64 }
     }
 
+    /// Like [`PixelMap::pixel`] for points inside the viewport; for points
+    /// outside it returns some number without panicking (the caller discards it).
+    #[inline(always)]
+    pub fn pixel_wrapping(&self, x: u32, y: u32) -> u32 {
+        let dx = x.wrapping_sub(self.vp.x0) as u64;
+        let dy = y.wrapping_sub(self.vp.y0) as u64;
+        let col = (dx.wrapping_mul(self.sx) >> 32) as u32;
+        let row = (dy.wrapping_mul(self.sy) >> 32) as u32;
+        row.wrapping_mul(self.width).wrapping_add(col)
+    }
+
     /// Pixel index (`row * width + col`) of a point inside the viewport.
     #[inline(always)]
     pub fn pixel(&self, x: u32, y: u32) -> u32 {

@@ -25,6 +25,8 @@ const VP_BIT: u32 = 1 << 31;
 /// Independent copies of each histogram, so consecutive rows with the same
 /// bin do not wait on each other's increment.
 const LANES: usize = 4;
+/// Scratch cells past the end of each raster accumulator.
+const SCRATCH: usize = 8;
 /// Most dimensions the specialised kernels handle.
 pub const MAX_DIMS: usize = 8;
 
@@ -144,7 +146,7 @@ struct Acc {
 
 impl Acc {
     fn new(ndims: usize, plan: &Plan) -> Acc {
-        let raster_len = plan.raster.map_or(0, |r| r.width as usize * r.height as usize * plan.ncat);
+        let raster_len = plan.raster.map_or(0, |r| r.width as usize * r.height as usize * plan.ncat + SCRATCH);
         Acc {
             hists: vec![[[0u32; 256]; LANES]; ndims],
             selected: 0,
@@ -254,6 +256,7 @@ fn merge(shard: &Shard, plan: &Plan, mut accs: Vec<Acc>) -> Counts {
             }
         }
     }
+    raster.truncate(raster.len().saturating_sub(SCRATCH));
     let mut sample: Vec<u32> = heap.into_iter().map(|(_, r)| r).collect();
     sample.sort_unstable();
     Counts { hists, selected, in_view, raster, sample }
@@ -315,6 +318,8 @@ fn block<const N: usize, const MODE: u8, const VPF: bool, const RASTER: bool>(
     let mut selected = 0u64;
     let mut in_view = 0u64;
     let hists = &mut acc.hists;
+    let raster = &mut acc.raster;
+    let scratch = raster.len().saturating_sub(SCRATCH);
     for i in 0..len {
         let mut c = [0u8; N];
         let mut m = 0u32;
@@ -331,29 +336,30 @@ fn block<const N: usize, const MODE: u8, const VPF: bool, const RASTER: bool>(
             m |= VP_BIT;
         }
         let lane = i & (LANES - 1);
-        if m == 0 {
-            for d in 0..N {
-                hists[d][lane][c[d] as usize] += 1;
+        // Branch-free crossfilter: a dimension counts the row when no other
+        // bit is set (its own may be).
+        for d in 0..N {
+            let others = m & !(1u32 << d);
+            hists[d][lane][c[d] as usize] += u32::from(others == 0);
+        }
+        let hit = u32::from(m == 0);
+        selected += hit as u64;
+        let hit_in = hit & u32::from(inside);
+        in_view += hit_in as u64;
+        if RASTER && let Some(pm) = &pm {
+            // Rows that do not count add 0 to one of eight scratch cells past
+            // the raster, so there is no branch to mispredict.
+            let p = pm.pixel_wrapping(xs[i], ys[i]) as usize * ncat + c[cat] as usize;
+            let idx = if hit_in != 0 { p } else { scratch + (i & 7) };
+            raster[idx] += hit_in;
+        }
+        if sample > 0 && hit_in != 0 {
+            // Rare path: rows that match, when a sample is asked for.
+            let row = (s + i) as u32;
+            let p = sample_priority(row, salt);
+            if p < acc.threshold {
+                offer(&mut acc.heap, &mut acc.threshold, p, row, sample);
             }
-            selected += 1;
-            if inside {
-                in_view += 1;
-                if RASTER && let Some(pm) = &pm {
-                    let p = pm.pixel(xs[i], ys[i]) as usize;
-                    acc.raster[p * ncat + c[cat] as usize] += 1;
-                }
-                if sample > 0 {
-                    // Rare path: rows that match, when a sample is asked for.
-                    let row = (s + i) as u32;
-                    let p = sample_priority(row, salt);
-                    if p < acc.threshold {
-                        offer(&mut acc.heap, &mut acc.threshold, p, row, sample);
-                    }
-                }
-            }
-        } else if m & (m - 1) == 0 && m != VP_BIT {
-            let d = m.trailing_zeros() as usize;
-            hists[d][lane][c[d] as usize] += 1;
         }
     }
     acc.selected += selected;

@@ -133,7 +133,7 @@ pub async fn load(spec: &DatasetSpec, shard: ShardId, opts: &LoadOptions) -> Res
     );
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
     let progress = Arc::new(decode::Progress::new(&spec.name, estimate));
-    let mut builder = Builder::new(compiled.dims.len());
+    let mut builder = Builder::with_capacity(compiled.dims.len(), estimate as usize);
     let mut stream = futures::stream::iter(plan.into_iter().map(|unit| {
         let (loc, compiled, progress) = (loc.clone(), compiled.clone(), progress.clone());
         let preset = spec.preset;
@@ -166,8 +166,9 @@ pub async fn load(spec: &DatasetSpec, shard: ShardId, opts: &LoadOptions) -> Res
 fn check_memory(spec: &DatasetSpec, shard: ShardId, rows: u64, ndims: usize, limit: Option<u64>) -> Result<()> {
     let Some(limit) = limit else { return Ok(()) };
     let resident = rows * (8 + ndims as u64);
-    // While building: the rows twice (before and after sorting) plus 8-byte sort keys.
-    let peak = rows * (2 * (8 + ndims as u64) + 8) + (64 << 20);
+    // While building: the columns, then 16-byte packed records sorted with a
+    // second buffer of the same size, then the columns again.
+    let peak = rows * (40 + ndims as u64) + (64 << 20);
     if peak > limit {
         return Err(Error::OutOfMemory(format!(
             "dataset {:?} shard {}/{}: about {} rows need about {} MiB to load ({} MiB resident), \

@@ -27,6 +27,16 @@ impl Builder {
         Builder { xs: vec![], ys: vec![], codes: vec![vec![]; ndims], dropped: 0 }
     }
 
+    /// An empty builder with room for about `rows` rows.
+    pub fn with_capacity(ndims: usize, rows: usize) -> Builder {
+        Builder {
+            xs: Vec::with_capacity(rows),
+            ys: Vec::with_capacity(rows),
+            codes: (0..ndims).map(|_| Vec::with_capacity(rows)).collect(),
+            dropped: 0,
+        }
+    }
+
     /// Rows so far.
     pub fn len(&self) -> usize {
         self.xs.len()
@@ -52,22 +62,8 @@ impl Builder {
     pub fn finish(self, name: &str, view: ViewConfig, dims: Vec<DimBins>, category_dim: usize, info: ShardInfo) -> Shard {
         let n = self.xs.len();
         assert!(n < u32::MAX as usize, "a shard holds fewer than 2^32 rows");
-        let mut keys: Vec<u64> = (0..n)
-            .into_par_iter()
-            .map(|i| ((hilbert_key(self.xs[i], self.ys[i]) as u64) << 32) | i as u64)
-            .collect();
-        keys.par_sort_unstable();
-        let order = |i: usize| (keys[i] & 0xffff_ffff) as usize;
-        let xs: Vec<u32> = (0..n).into_par_iter().map(|i| self.xs[order(i)]).collect();
-        let ys: Vec<u32> = (0..n).into_par_iter().map(|i| self.ys[order(i)]).collect();
-        drop(self.xs);
-        drop(self.ys);
-        let codes: Vec<Vec<u8>> = self
-            .codes
-            .into_iter()
-            .map(|c| (0..n).into_par_iter().map(|i| c[order(i)]).collect())
-            .collect();
-        drop(keys);
+        let dropped = self.dropped;
+        let (xs, ys, codes) = if self.codes.len() <= 4 { self.sort_packed() } else { self.sort_gathered() };
         let blocks = cut_blocks(&xs, &ys);
         Shard {
             name: name.to_string(),
@@ -79,8 +75,84 @@ impl Builder {
             codes,
             blocks,
             info,
-            dropped_rows: self.dropped,
+            dropped_rows: dropped,
         }
+    }
+}
+
+type Columns = (Vec<u32>, Vec<u32>, Vec<Vec<u8>>);
+
+impl Builder {
+    /// Up to four dimensions: each row packs into one `u128` (key, x, y,
+    /// codes), which a stable LSD radix sort on the key moves with streaming
+    /// memory access; unpacking is sequential too.
+    fn sort_packed(self) -> Columns {
+        let n = self.xs.len();
+        let ndims = self.codes.len();
+        let mut recs: Vec<u128> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let mut c: u128 = 0;
+                for (d, col) in self.codes.iter().enumerate() {
+                    c |= (col[i] as u128) << (8 * d);
+                }
+                ((hilbert_key(self.xs[i], self.ys[i]) as u128) << 96)
+                    | ((self.xs[i] as u128) << 64)
+                    | ((self.ys[i] as u128) << 32)
+                    | c
+            })
+            .collect();
+        drop(self.xs);
+        drop(self.ys);
+        drop(self.codes);
+        radix_sort_top32(&mut recs);
+        let xs = recs.par_iter().map(|r| (r >> 64) as u32).collect();
+        let ys = recs.par_iter().map(|r| (r >> 32) as u32).collect();
+        let codes = (0..ndims).map(|d| recs.par_iter().map(|r| (r >> (8 * d)) as u8).collect()).collect();
+        (xs, ys, codes)
+    }
+
+    /// Any number of dimensions: sort (key, row) pairs, then gather columns.
+    fn sort_gathered(self) -> Columns {
+        let n = self.xs.len();
+        let mut keys: Vec<u64> = (0..n)
+            .into_par_iter()
+            .map(|i| ((hilbert_key(self.xs[i], self.ys[i]) as u64) << 32) | i as u64)
+            .collect();
+        keys.par_sort_unstable();
+        let order = |i: usize| (keys[i] & 0xffff_ffff) as usize;
+        let xs: Vec<u32> = (0..n).into_par_iter().map(|i| self.xs[order(i)]).collect();
+        let ys: Vec<u32> = (0..n).into_par_iter().map(|i| self.ys[order(i)]).collect();
+        let codes = self.codes.iter().map(|c| (0..n).into_par_iter().map(|i| c[order(i)]).collect()).collect();
+        (xs, ys, codes)
+    }
+}
+
+/// Stable LSD radix sort of records by their top 32 bits.
+fn radix_sort_top32(v: &mut Vec<u128>) {
+    let n = v.len();
+    let mut buf = vec![0u128; n];
+    for pass in 0..4 {
+        let shift = 96 + pass * 8;
+        let mut counts = [0usize; 256];
+        for &r in v.iter() {
+            counts[((r >> shift) & 0xff) as usize] += 1;
+        }
+        if counts.contains(&n) {
+            continue; // every record has the same digit
+        }
+        let mut offs = [0usize; 256];
+        let mut sum = 0;
+        for (o, c) in offs.iter_mut().zip(counts.iter()) {
+            *o = sum;
+            sum += c;
+        }
+        for &r in v.iter() {
+            let d = ((r >> shift) & 0xff) as usize;
+            buf[offs[d]] = r;
+            offs[d] += 1;
+        }
+        std::mem::swap(v, &mut buf);
     }
 }
 
@@ -127,6 +199,28 @@ pub fn hilbert_key(x: u32, y: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_and_gathered_sorts_agree() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let n = 50_000;
+        let mut b = Builder::new(3);
+        for _ in 0..n {
+            // Few distinct positions, so keys tie and stability matters.
+            b.xs.push(rng.random_range(0..8u32) << 28);
+            b.ys.push(rng.random_range(0..8u32) << 28);
+            for d in 0..3 {
+                b.codes[d].push(rng.random());
+            }
+        }
+        let copy = Builder { xs: b.xs.clone(), ys: b.ys.clone(), codes: b.codes.clone(), dropped: 0 };
+        let packed = b.sort_packed();
+        let gathered = copy.sort_gathered();
+        assert_eq!(packed, gathered);
+        let keys: Vec<u32> = packed.0.iter().zip(&packed.1).map(|(&x, &y)| hilbert_key(x, y)).collect();
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]));
+    }
 
     #[test]
     fn hilbert_neighbours_are_adjacent_cells() {
