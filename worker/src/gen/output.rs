@@ -15,7 +15,7 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -126,14 +126,25 @@ fn parquet_err(e: parquet::errors::ParquetError) -> Error {
     Error::Arrow(ArrowError::ParquetError(e.to_string()))
 }
 
-/// Writer settings: snappy, ~1M-row row groups, dictionaries only where values repeat.
+/// Writer settings: ~1M-row row groups; dictionaries where values repeat; snappy
+/// only where it pays (random coordinates and dictionary indices do not compress,
+/// and compressing them would cost a third of the encoding time); no min/max
+/// statistics on free-text columns.
 pub(super) fn parquet_properties(preset: Preset) -> WriterProperties {
-    let dictionary: &[&str] = match preset {
-        Preset::Celltowers => &["radio", "mcc", "net", "unit", "changeable", "averageSignal"],
-        Preset::Ais => &[
-            "MMSI", "Heading", "VesselName", "IMO", "CallSign", "VesselType", "Status", "Length", "Width",
-            "Draft", "Cargo", "TransceiverClass",
-        ],
+    let (dictionary, uncompressed, no_stats): (&[&str], &[&str], &[&str]) = match preset {
+        Preset::Celltowers => (
+            &["radio", "mcc", "net", "unit", "changeable", "averageSignal"],
+            &["radio", "mcc", "net", "area", "unit", "lon", "lat"],
+            &[],
+        ),
+        Preset::Ais => (
+            &[
+                "MMSI", "Heading", "VesselName", "IMO", "CallSign", "VesselType", "Status", "Length", "Width",
+                "Draft", "Cargo", "TransceiverClass",
+            ],
+            &["LAT", "LON", "Heading"],
+            &["VesselName", "IMO", "CallSign", "TransceiverClass"],
+        ),
     };
     let mut b = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
@@ -141,6 +152,12 @@ pub(super) fn parquet_properties(preset: Preset) -> WriterProperties {
         .set_dictionary_enabled(false);
     for c in dictionary {
         b = b.set_column_dictionary_enabled(ColumnPath::from(*c), true);
+    }
+    for c in uncompressed {
+        b = b.set_column_compression(ColumnPath::from(*c), Compression::UNCOMPRESSED);
+    }
+    for c in no_stats {
+        b = b.set_column_statistics_enabled(ColumnPath::from(*c), EnabledStatistics::None);
     }
     b.build()
 }

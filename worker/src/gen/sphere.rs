@@ -88,6 +88,7 @@ pub(super) fn offset_along(p: V3, dir: V3, km: f64) -> V3 {
     normalize([c * p[0] + s * dir[0], c * p[1] + s * dir[1], c * p[2] + s * dir[2]])
 }
 
+#[cfg(test)]
 /// The point `km` away from (lat, lon) on compass bearing `bearing_deg`.
 pub(super) fn destination(lat: f64, lon: f64, bearing_deg: f64, km: f64) -> (f64, f64) {
     let p = to_v3(lat, lon);

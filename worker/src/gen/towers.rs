@@ -184,7 +184,9 @@ impl Towers {
             changeable.push(if rng.random::<f64>() < 0.93 { 1 } else { 0 });
             let cr = created_time(r, rng);
             created.push(cr);
-            let up = cr + ((T_END - cr) as f64 * rng.random::<f64>().powf(0.35)) as i64;
+            // Skewed towards recent updates: 1 - (1 - u)^3.
+            let v = 1.0 - rng.random::<f64>();
+            let up = cr + ((T_END - cr) as f64 * (1.0 - v * v * v)) as i64;
             updated.push(up.min(T_END));
             signal.push(average_signal(r, rng));
         }
@@ -228,22 +230,47 @@ impl Towers {
         }
         let city = pick(&self.urban_cdf, rng.random::<f64>());
         let c = &self.cities[city];
-        let r = loop {
-            let r = if rng.random::<f64>() < 0.75 {
-                // Dense core: Rayleigh radius of a 2-D Gaussian.
-                c.sigma_km * (-2.0 * (1.0 - rng.random::<f64>()).ln()).sqrt()
+        // East and north offsets in km. Flat geometry is exact enough within a city's
+        // reach and avoids trigonometry per tower.
+        let (x, y, r) = loop {
+            let gx: f64 = rng.sample(StandardNormal);
+            let gy: f64 = rng.sample(StandardNormal);
+            let (x, y) = if rng.random::<f64>() < 0.75 {
+                // Dense core: a 2-D Gaussian.
+                (c.sigma_km * gx, c.sigma_km * gy)
             } else {
-                // Heavy tail: Pareto-distributed suburbs and outskirts.
-                c.sigma_km * 1.2 * ((1.0 - rng.random::<f64>()).powf(-1.0 / 1.6) - 1.0)
+                // Heavy tail: Pareto-distributed radius for suburbs and outskirts.
+                let r = c.sigma_km * 1.2 * ((1.0 - rng.random::<f64>()).powf(-1.0 / 1.6) - 1.0);
+                let g = (gx * gx + gy * gy).sqrt().max(1e-12);
+                (r * gx / g, r * gy / g)
             };
+            let r = (x * x + y * y).sqrt();
             if r <= c.cap_km {
-                break r;
+                break (x, y, r);
             }
         };
-        let bearing = 360.0 * rng.random::<f64>();
-        let pos = sphere::destination(c.lat, c.lon, bearing, r);
+        let lat = c.lat + y / KM_PER_DEGREE;
+        let lon = c.lon + x / (KM_PER_DEGREE * ((c.lat + lat) * 0.5).to_radians().cos());
         let ring = ((r / c.sigma_km.max(2.0)) as i32).min(6);
-        (pos, city, (bearing / 45.0) as i32 + 8 * ring, false)
+        ((lat, lon), city, octant(x, y) + 8 * ring, false)
+    }
+}
+
+/// Kilometres per degree of latitude.
+const KM_PER_DEGREE: f64 = sphere::EARTH_KM * std::f64::consts::PI / 180.0;
+
+/// Which eighth of the compass (0 = north-north-east, clockwise) an offset points to.
+#[inline]
+fn octant(x: f64, y: f64) -> i32 {
+    match (x >= 0.0, y >= 0.0, x.abs() >= y.abs()) {
+        (true, true, false) => 0,
+        (true, true, true) => 1,
+        (true, false, true) => 2,
+        (true, false, false) => 3,
+        (false, false, false) => 4,
+        (false, false, true) => 5,
+        (false, true, true) => 6,
+        (false, true, false) => 7,
     }
 }
 
@@ -305,14 +332,16 @@ fn unit_code(radio: usize, rng: &mut ChaCha8Rng) -> Option<i32> {
 
 /// When a tower was first seen: radio generations arrive in their own eras.
 fn created_time(radio: usize, rng: &mut ChaCha8Rng) -> i64 {
-    let (start, end, skew) = match radio {
-        GSM => (T_2003, T_END, 1.2),
-        UMTS => (T_2006, T_END, 1.0),
-        LTE => (T_2010, T_END, 0.6),
-        CDMA => (T_2003, T_2019 - 1, 1.3),
-        _ => (T_2019, T_END, 0.7),
+    let u = rng.random::<f64>();
+    // Where in its era a tower appears: GSM and CDMA lean early, LTE and NR late.
+    let (start, end, f) = match radio {
+        GSM => (T_2003, T_END, u * (0.7 + 0.3 * u)),
+        UMTS => (T_2006, T_END, u),
+        LTE => (T_2010, T_END, u.sqrt()),
+        CDMA => (T_2003, T_2019 - 1, u * (0.6 + 0.4 * u)),
+        _ => (T_2019, T_END, u.sqrt()),
     };
-    start + ((end - start) as f64 * rng.random::<f64>().powf(skew)) as i64
+    start + ((end - start) as f64 * f) as i64
 }
 
 fn average_signal(radio: usize, rng: &mut ChaCha8Rng) -> i32 {
