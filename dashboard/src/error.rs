@@ -60,6 +60,9 @@ pub enum Error {
     /// Invalid configuration at start-up.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The demo or benchmark could not set itself up (data, workers, listener).
+    #[error("{0}")]
+    Setup(String),
     /// Local I/O (listeners, files).
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -82,6 +85,7 @@ impl Error {
             Error::WorkerTimeout { .. } => "timeout",
             Error::Unavailable(_) => "unavailable",
             Error::Config(_) => "config",
+            Error::Setup(_) => "setup",
             Error::Io(_) => "io",
             Error::Internal(_) => "internal",
         }
@@ -112,7 +116,7 @@ impl Error {
             },
             Error::WorkerTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Config(_) | Error::Io(_) | Error::Internal(_) => {
+            Error::Config(_) | Error::Setup(_) | Error::Io(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
@@ -132,7 +136,7 @@ impl Error {
                 }
                 _ => format!("a worker failed ({})", source.category()),
             },
-            Error::Config(_) | Error::Io(_) | Error::Internal(_) => "internal error".to_string(),
+            Error::Config(_) | Error::Setup(_) | Error::Io(_) | Error::Internal(_) => "internal error".to_string(),
             other => other.to_string(),
         }
     }

@@ -4,9 +4,9 @@ use anyhow::Context;
 use clap::Parser;
 use quiver_dashboard::config::{Cli, Command, Config, LogFormat};
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -40,7 +40,10 @@ pub async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // The demo and the benchmark talk to a person on the terminal: only warnings
+    // interrupt them (RUST_LOG overrides).
+    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    init_tracing(cli.log_format, default_level);
     match cli.command {
         Command::Serve(args) => {
             let config = Config::try_from(args)?;

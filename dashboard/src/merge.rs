@@ -256,6 +256,9 @@ fn add_rasters(a: &Raster, b: &Raster) -> Raster {
         })
         .collect();
     let (na, nb, nc) = (a.categories.len(), b.categories.len(), categories.len());
+    if na == nc && map.iter().enumerate().all(|(c, &m)| c == m) {
+        return add_aligned(a, b);
+    }
     let mut pixels = Vec::with_capacity(a.pixels.len().max(b.pixels.len()));
     let mut counts = Vec::with_capacity(pixels.capacity() * nc);
     let (mut i, mut j) = (0, 0);
@@ -279,6 +282,38 @@ fn add_rasters(a: &Raster, b: &Raster) -> Raster {
         pixels.push(p);
     }
     Raster { width: a.width, height: a.height, categories, pixels, counts }
+}
+
+/// `a + b` when both list the same categories in the same order (the usual case).
+fn add_aligned(a: &Raster, b: &Raster) -> Raster {
+    let nc = a.categories.len();
+    let cap = a.pixels.len().max(b.pixels.len());
+    let mut pixels = Vec::with_capacity(cap);
+    let mut counts = Vec::with_capacity(cap * nc);
+    let (mut i, mut j) = (0, 0);
+    while i < a.pixels.len() && j < b.pixels.len() {
+        let (pa, pb) = (a.pixels[i], b.pixels[j]);
+        if pa < pb {
+            pixels.push(pa);
+            counts.extend_from_slice(&a.counts[i * nc..(i + 1) * nc]);
+            i += 1;
+        } else if pb < pa {
+            pixels.push(pb);
+            counts.extend_from_slice(&b.counts[j * nc..(j + 1) * nc]);
+            j += 1;
+        } else {
+            pixels.push(pa);
+            let (ca, cb) = (&a.counts[i * nc..(i + 1) * nc], &b.counts[j * nc..(j + 1) * nc]);
+            counts.extend(ca.iter().zip(cb).map(|(x, y)| x.saturating_add(*y)));
+            i += 1;
+            j += 1;
+        }
+    }
+    pixels.extend_from_slice(&a.pixels[i..]);
+    counts.extend_from_slice(&a.counts[i * nc..]);
+    pixels.extend_from_slice(&b.pixels[j..]);
+    counts.extend_from_slice(&b.counts[j * nc..]);
+    Raster { width: a.width, height: a.height, categories: a.categories.clone(), pixels, counts }
 }
 
 /// Combines per-shard samples into one uniform sample of at most `limit` rows:
@@ -498,6 +533,18 @@ mod tests {
         let sum = |r: &Raster| r.counts.iter().map(|&c| u64::from(c)).sum::<u64>();
         assert_eq!(sum(&m), sum(&a) + sum(&b));
         crate::shade::check_raster(&m).unwrap();
+    }
+
+    #[test]
+    fn rasters_with_the_same_categories_add_the_same_way() {
+        let a = raster(&["x", "y"], &[(1, &[1, 2]), (5, &[3, 0]), (9, &[1, 1])]);
+        let b = raster(&["x", "y"], &[(0, &[7, 1]), (5, &[1, 4])]);
+        let m = merge_rasters(vec![&a, &b]).unwrap().unwrap();
+        assert_eq!(m.pixels, vec![0, 1, 5, 9]);
+        assert_eq!(m.counts, vec![7, 1, 1, 2, 4, 4, 1, 1]);
+        // The general path (categories reordered) gives the same sums.
+        let b2 = raster(&["y", "x"], &[(0, &[1, 7]), (5, &[4, 1])]);
+        assert_eq!(merge_rasters(vec![&a, &b2]).unwrap().unwrap(), m);
     }
 
     fn sample(matched: u64, n: usize, tag: &str) -> Sample {

@@ -86,15 +86,15 @@ pub struct AlphaMap {
     large: Vec<(u64, u8)>,
 }
 
-/// Totals below this are counted in a table instead of sorted.
-const SMALL_TOTALS: usize = 4096;
+/// Totals below this are counted in a table instead of sorted (256 KiB of counts).
+const SMALL_TOTALS: usize = 65_536;
 
 impl AlphaMap {
     /// Builds the map from the totals of the non-empty pixels (zeros are ignored).
     pub fn equalize(totals: &[u64], min_alpha: u8) -> AlphaMap {
         let max = totals.iter().copied().max().unwrap_or(0);
         let small_len = (max as usize + 1).min(SMALL_TOTALS);
-        let mut small_counts = vec![0u64; small_len];
+        let mut small_counts = vec![0u32; small_len];
         let mut large: Vec<u64> = Vec::new();
         for &t in totals {
             if t == 0 {
@@ -107,12 +107,13 @@ impl AlphaMap {
             }
         }
         large.sort_unstable();
-        let n: u64 = small_counts.iter().sum::<u64>() + large.len() as u64;
+        let n: u64 = small_counts.iter().map(|&c| u64::from(c)).sum::<u64>() + large.len() as u64;
         // Count of the lowest total: it maps to min_alpha, the highest to 255.
         let first = small_counts
             .iter()
             .copied()
             .find(|&c| c > 0)
+            .map(u64::from)
             .unwrap_or_else(|| large.iter().take_while(|&&t| Some(&t) == large.first()).count() as u64);
         let span = f64::from(255 - min_alpha);
         let to_alpha = |cum: u64| -> u8 {
@@ -122,7 +123,7 @@ impl AlphaMap {
         let mut cum = 0u64;
         let mut small = vec![0u8; small_len];
         for (t, &c) in small_counts.iter().enumerate() {
-            cum += c;
+            cum += u64::from(c);
             if t > 0 {
                 small[t] = if cum == 0 { min_alpha } else { to_alpha(cum) };
             }

@@ -73,15 +73,25 @@ async fn security_headers(State(csp): State<HeaderValue>, req: Request, next: Ne
 
 /// The Content-Security-Policy for a deployment.
 pub fn content_security_policy(tile_url: Option<&str>) -> HeaderValue {
-    let tiles = tile_url
-        .and_then(|t| url::Url::parse(&t.replace(['{', '}'], "")).ok())
-        .map(|u| format!(" {}", u.origin().ascii_serialization()))
-        .unwrap_or_default();
+    let tiles = tile_url.map(|t| format!(" {}", tile_source(t))).unwrap_or_default();
     let csp = format!(
         "default-src 'self'; img-src 'self' data: blob:{tiles}; style-src 'self' 'unsafe-inline'; \
          script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     );
     HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"))
+}
+
+/// The CSP source matching a tile URL template's host: `{s}.tile.example` becomes
+/// `*.tile.example`; a host with other placeholders allows the whole scheme.
+pub fn tile_source(template: &str) -> String {
+    let (scheme, rest) = template.split_once("://").unwrap_or(("https", template));
+    let host = rest.split('/').next().unwrap_or_default();
+    let host = host.strip_prefix("{s}.").map(|h| format!("*.{h}")).unwrap_or_else(|| host.to_string());
+    if host.is_empty() || host.contains(['{', '}', ' ', ';', '\'', ',']) {
+        format!("{scheme}:")
+    } else {
+        format!("{scheme}://{host}")
+    }
 }
 
 /// The whole router.
@@ -112,4 +122,25 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(csp, security_headers))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_sources_cover_subdomain_templates() {
+        assert_eq!(tile_source("https://tiles.example/{z}/{x}/{y}.png"), "https://tiles.example");
+        assert_eq!(tile_source("https://{s}.tile.osm.org/{z}/{x}/{y}.png"), "https://*.tile.osm.org");
+        assert_eq!(tile_source("http://localhost:8080/{z}/{x}/{y}"), "http://localhost:8080");
+        assert_eq!(tile_source("https://{a}x.example/{z}/{x}/{y}"), "https:");
+    }
+
+    #[test]
+    fn metrics_labels_are_route_patterns() {
+        assert_eq!(route_label("/static/app.js"), "/static/*");
+        assert_eq!(route_label("/api/query"), "/api/query");
+        assert_eq!(route_label("/api/../../etc"), "/api/other");
+        assert_eq!(route_label("/wp-admin"), "other");
+    }
 }
