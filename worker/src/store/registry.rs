@@ -1,7 +1,6 @@
 //! The datasets a worker holds, each swapped atomically when a reload succeeds.
 //! A failed reload keeps serving the old data and reports the error.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::Shard;
@@ -94,10 +93,11 @@ impl Slot {
     }
 }
 
-/// All datasets of this worker, by name.
+/// All datasets of this worker, in the order they were declared (clients
+/// show them in that order).
 #[derive(Debug, Default)]
 pub struct Registry {
-    slots: BTreeMap<String, Arc<Slot>>,
+    slots: Vec<Arc<Slot>>,
 }
 
 impl Registry {
@@ -105,23 +105,23 @@ impl Registry {
     pub fn new(specs: Vec<DatasetSpec>) -> Registry {
         let slots = specs
             .into_iter()
-            .map(|spec| (spec.name.clone(), Arc::new(Slot { spec, status: Mutex::new(SlotStatus::default()) })))
+            .map(|spec| Arc::new(Slot { spec, status: Mutex::new(SlotStatus::default()) }))
             .collect();
         Registry { slots }
     }
 
     /// A slot by name.
     pub fn get(&self, name: &str) -> Option<Arc<Slot>> {
-        self.slots.get(name).cloned()
+        self.slots.iter().find(|s| s.spec.name == name).cloned()
     }
 
-    /// All slots, by name.
+    /// All slots, in declaration order.
     pub fn slots(&self) -> impl Iterator<Item = &Arc<Slot>> {
-        self.slots.values()
+        self.slots.iter()
     }
 
     /// True when every dataset has data to serve.
     pub fn all_loaded(&self) -> bool {
-        self.slots.values().all(|s| s.data().is_some())
+        self.slots.iter().all(|s| s.data().is_some())
     }
 }
