@@ -27,6 +27,8 @@ pub const RESUME_ANNOTATION: &str = "quiver.dev/resumeRequestedAt";
 pub const DURATION_PATTERN: &str = r"^([0-9]+(h|m|s))+$";
 
 /// A managed Quiver cluster: workers holding datasets in memory, dashboards in front.
+// Each `printcolumn(...)` repeats `type_`, which clippy mistakes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "quiver.dev",

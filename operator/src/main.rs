@@ -126,7 +126,7 @@ impl TryFrom<Cli> for Config {
         Ok(Config {
             metrics_addr,
             log_format: cli.log_format,
-            lease: (!cli.no_leader_election).then(|| LeaseConfig {
+            lease: (!cli.no_leader_election).then_some(LeaseConfig {
                 name: cli.lease_name,
                 namespace: cli.namespace,
                 identity,

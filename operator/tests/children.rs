@@ -218,7 +218,8 @@ fn the_scale_selector_names_the_worker_pods() {
 
 #[test]
 fn invalid_specs_are_rejected_with_the_field_named() {
-    let cases: Vec<(Box<dyn Fn(&mut quiver_operator::crd::DataCluster)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut quiver_operator::crd::DataCluster)>;
+    let cases: Vec<(Mutation, &str)> = vec![
         (Box::new(|d| d.spec.datasets.clear()), "datasets is empty"),
         (
             Box::new(|d| d.spec.workers.replicas = -1),
