@@ -1,0 +1,682 @@
+//! Packaging: the Dockerfile names binaries and paths that exist, runs as the
+//! user the chart and the operator expect; `deploy/launch.sh` brings up workers,
+//! two dashboards and nginx, answers through nginx exactly as a dashboard does,
+//! survives a dashboard dying, and stops every process it started.
+//!
+//! The launch test needs nginx (Debian package `nginx`; `.ci/run` installs it)
+//! and curl; without nginx it prints why it is skipped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lies in the repository").to_path_buf()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+// ------------------------------------------------------------------ Dockerfile
+
+/// One instruction: keyword (upper case) and its arguments, continuation lines joined.
+#[derive(Debug)]
+struct Instruction {
+    keyword: String,
+    args: String,
+    line: usize,
+}
+
+fn parse_dockerfile(text: &str) -> Vec<Instruction> {
+    let mut out = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if pending.is_none() && (line.is_empty() || line.starts_with('#')) {
+            continue;
+        }
+        if pending.is_some() && line.starts_with('#') {
+            continue; // comments inside a continued instruction
+        }
+        let (start, mut acc) = pending.take().unwrap_or((n + 1, String::new()));
+        if let Some(body) = line.strip_suffix('\\') {
+            acc.push_str(body);
+            acc.push(' ');
+            pending = Some((start, acc));
+            continue;
+        }
+        acc.push_str(line);
+        let (keyword, args) = acc.split_once(char::is_whitespace).unwrap_or((&acc, ""));
+        out.push(Instruction { keyword: keyword.to_uppercase(), args: args.trim().to_string(), line: start });
+    }
+    assert!(pending.is_none(), "the Dockerfile ends inside a continued instruction");
+    out
+}
+
+/// Workspace members (from the root Cargo.toml) and, per package, its binaries.
+struct Workspace {
+    members: Vec<String>,
+    bins: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn toml_string(line: &str, key: &str) -> Option<String> {
+    let (k, v) = line.split_once('=')?;
+    (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+}
+
+fn workspace() -> Workspace {
+    let root = repo_root();
+    let manifest = read(&root.join("Cargo.toml"));
+    let start = manifest.find("members").expect("the root Cargo.toml lists workspace members");
+    let list = &manifest[start..];
+    let list = &list[list.find('[').unwrap() + 1..list.find(']').unwrap()];
+    let members: Vec<String> =
+        list.split(',').map(|m| m.trim().trim_matches('"').to_string()).filter(|m| !m.is_empty()).collect();
+    let mut bins = BTreeMap::new();
+    for m in &members {
+        let text = read(&root.join(m).join("Cargo.toml"));
+        let mut package = None;
+        let mut section = String::new();
+        let mut names = BTreeSet::new();
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line.to_string();
+                continue;
+            }
+            if section == "[package]" && package.is_none() {
+                package = toml_string(line, "name");
+            } else if section == "[[bin]]"
+                && let Some(n) = toml_string(line, "name")
+            {
+                names.insert(n);
+            }
+        }
+        let package = package.unwrap_or_else(|| panic!("{m}/Cargo.toml has no package name"));
+        // Cargo's implicit binary.
+        if root.join(m).join("src/main.rs").exists() {
+            names.insert(package.clone());
+        }
+        bins.insert(package, names);
+    }
+    Workspace { members, bins }
+}
+
+/// Values following `flag` in a shell command line (`-p X`, `--bin X`, `--bin=X`).
+fn flag_values(words: &[&str], flag: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        if *w == flag {
+            if let Some(v) = words.get(i + 1) {
+                out.push(v.to_string());
+            }
+        } else if let Some(v) = w.strip_prefix(&format!("{flag}=")) {
+            out.push(v.to_string());
+        }
+    }
+    out
+}
+
+fn dockerfiles() -> Vec<PathBuf> {
+    let dir = repo_root().join("deploy");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("deploy/ exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            (name == "Dockerfile" || name.starts_with("Dockerfile.") || name.ends_with(".Dockerfile"))
+                && !name.ends_with(".dockerignore")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Checks one Dockerfile (panicking with the file, line and reason) and returns
+/// its images: stage -> (program, uid).
+fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, (String, String)> {
+    let root = repo_root();
+    let mut images = BTreeMap::new();
+    {
+        let ins = parse_dockerfile(text);
+        let mut stage = String::new();
+        let mut stages = BTreeSet::new();
+        // Per stage: files it leaves in /out (or elsewhere) from `cp`, binaries it builds.
+        let mut produced: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut copied_members = BTreeSet::new();
+        let mut entry: BTreeMap<String, String> = BTreeMap::new();
+        let mut copied_to: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut user: BTreeMap<String, String> = BTreeMap::new();
+        let mut parent: BTreeMap<String, String> = BTreeMap::new();
+        for i in &ins {
+            let at = format!("{name}:{}", i.line);
+            match i.keyword.as_str() {
+                "FROM" => {
+                    let words: Vec<&str> = i.args.split_whitespace().collect();
+                    let base = words[0].to_string();
+                    stage = match words.iter().position(|w| w.eq_ignore_ascii_case("as")) {
+                        Some(p) => words[p + 1].to_string(),
+                        None => format!("#{}", stages.len()),
+                    };
+                    if stages.contains(&base) {
+                        parent.insert(stage.clone(), base);
+                    }
+                    stages.insert(stage.clone());
+                }
+                "COPY" | "ADD" => {
+                    let words: Vec<&str> = i.args.split_whitespace().collect();
+                    let from = words.iter().find_map(|w| w.strip_prefix("--from="));
+                    let paths: Vec<&str> = words.iter().copied().filter(|w| !w.starts_with("--")).collect();
+                    assert!(paths.len() >= 2, "{at}: COPY needs a source and a destination");
+                    let (dest, sources) = paths.split_last().unwrap();
+                    match from {
+                        Some(src_stage) => {
+                            assert!(stages.contains(src_stage), "{at}: COPY --from={src_stage}: no such stage above");
+                            let made = produced.get(src_stage).cloned().unwrap_or_default();
+                            for s in sources {
+                                assert!(
+                                    made.contains(*s),
+                                    "{at}: COPY --from={src_stage} {s}: stage {src_stage} does not produce it \
+                                     (it produces {made:?})"
+                                );
+                                let file = Path::new(s).file_name().unwrap().to_string_lossy().to_string();
+                                let target = if dest.ends_with('/') { format!("{dest}{file}") } else { dest.to_string() };
+                                copied_to.entry(stage.clone()).or_default().insert(target);
+                            }
+                        }
+                        None => {
+                            for s in sources {
+                                let p = root.join(s.trim_start_matches("./"));
+                                assert!(p.exists(), "{at}: COPY {s}: no such path in the repository");
+                                let member = s.trim_start_matches("./").trim_end_matches('/');
+                                if ws.members.iter().any(|m| m == member) {
+                                    copied_members.insert(member.to_string());
+                                }
+                            }
+                        }
+                    }
+                }
+                "RUN" => {
+                    let mut built = BTreeSet::new();
+                    for segment in i.args.split("&&") {
+                        let words: Vec<&str> = segment.split_whitespace().collect();
+                        let Some(pos) = words.windows(2).position(|w| w == ["cargo", "build"]) else { continue };
+                        let cmd = &words[pos..];
+                        let packages = flag_values(cmd, "-p");
+                        for p in &packages {
+                            assert!(ws.bins.contains_key(p), "{at}: cargo build -p {p}: no such workspace package");
+                        }
+                        let release = cmd.contains(&"--release");
+                        let bins = flag_values(cmd, "--bin");
+                        assert!(!bins.is_empty(), "{at}: cargo build without --bin builds more than the images need");
+                        for b in &bins {
+                            let owner = packages.iter().find(|p| ws.bins[*p].contains(b));
+                            assert!(owner.is_some(), "{at}: --bin {b} is not a binary of {packages:?}");
+                            let profile = if release { "release" } else { "debug" };
+                            built.insert(format!("target/{profile}/{b}"));
+                        }
+                    }
+                    // `cp A B C /dir/` after the build: the files the stage leaves behind.
+                    for segment in i.args.split("&&") {
+                        let w: Vec<&str> = segment.split_whitespace().collect();
+                        if w.first() == Some(&"cp") && w.len() >= 3 {
+                            let (dest, srcs) = w[1..].split_last().unwrap();
+                            for s in srcs.iter().filter(|s| !s.starts_with('-')) {
+                                assert!(
+                                    built.contains(*s),
+                                    "{at}: cp {s}: not a binary this RUN builds ({built:?})"
+                                );
+                                let file = Path::new(s).file_name().unwrap().to_string_lossy();
+                                produced.entry(stage.clone()).or_default().insert(format!(
+                                    "{}/{file}",
+                                    dest.trim_end_matches('/')
+                                ));
+                            }
+                        }
+                    }
+                }
+                "ENTRYPOINT" => {
+                    let v: Value = serde_json::from_str(&i.args).unwrap_or_else(|_| {
+                        panic!("{at}: ENTRYPOINT must be the exec (JSON) form: the images have no shell")
+                    });
+                    entry.insert(stage.clone(), v[0].as_str().expect("ENTRYPOINT names a program").to_string());
+                }
+                "CMD" => {
+                    assert!(
+                        serde_json::from_str::<Value>(&i.args).is_ok(),
+                        "{at}: CMD must be the exec (JSON) form: the images have no shell"
+                    );
+                }
+                "USER" => {
+                    user.insert(stage.clone(), i.args.clone());
+                }
+                _ => {}
+            }
+        }
+        // Every workspace member must be in the build context copy, or cargo cannot load the workspace.
+        for m in &ws.members {
+            assert!(copied_members.contains(m), "{name}: workspace member {m} is not copied into the build stage");
+        }
+        // Each image with an entry point runs a binary that was copied into it, as a non-root user.
+        for (s, program) in &entry {
+            assert!(
+                copied_to.get(s).is_some_and(|c| c.contains(program)),
+                "{name}: stage {s} runs {program}, which no COPY puts there"
+            );
+            let mut u = None;
+            let mut cur = Some(s.clone());
+            while let Some(c) = cur {
+                if let Some(found) = user.get(&c) {
+                    u = Some(found.clone());
+                    break;
+                }
+                cur = parent.get(&c).cloned();
+            }
+            let u = u.unwrap_or_else(|| panic!("{name}: stage {s} sets no USER (it would run as root)"));
+            let uid = u.split(':').next().unwrap();
+            assert!(uid != "0" && uid != "root", "{name}: stage {s} runs as root");
+            images.insert(s.clone(), (program.clone(), uid.to_string()));
+        }
+    }
+    images
+}
+
+#[test]
+fn dockerfile_builds_only_binaries_and_copies_only_paths_that_exist() {
+    let root = repo_root();
+    let ws = workspace();
+    let files = dockerfiles();
+    assert!(!files.is_empty(), "no Dockerfile in deploy/");
+    let mut images = BTreeMap::new();
+    for file in files {
+        let name = file.strip_prefix(&root).unwrap().display().to_string();
+        images.extend(check_dockerfile(&name, &read(&file), &ws));
+    }
+    // One image per binary the cluster runs.
+    for bin in ["quiver-worker", "quiver-dashboard", "quiver-operator"] {
+        assert!(
+            images.values().any(|(p, _)| p.ends_with(&format!("/{bin}"))),
+            "no image runs {bin}: {images:?}"
+        );
+    }
+    println!("images: {images:?}");
+}
+
+#[test]
+fn dockerfile_check_catches_a_missing_binary_path_or_member() {
+    let ws = workspace();
+    let good = read(&repo_root().join("deploy/Dockerfile"));
+    for (from, to, expected) in [
+        ("--bin quiver-worker", "--bin quiver-wrker", "--bin quiver-wrker is not a binary"),
+        ("COPY worker worker", "COPY wrker worker", "COPY wrker: no such path"),
+        ("COPY tests tests\n", "\n", "workspace member tests is not copied"),
+        ("/out/quiver-dashboard /usr", "/out/quiver-dash /usr", "does not produce it"),
+        ("ENTRYPOINT [\"/usr/local/bin/quiver-operator\"]", "ENTRYPOINT /usr/local/bin/quiver-operator", "exec (JSON) form"),
+        ("USER 65532:65532", "USER root", "runs as root"),
+    ] {
+        assert!(good.contains(from), "the Dockerfile no longer contains {from:?}; update this test");
+        let bad = good.replacen(from, to, 1);
+        let caught = std::panic::catch_unwind(|| check_dockerfile("mutated", &bad, &ws));
+        let message = match caught {
+            Ok(_) => panic!("replacing {from:?} with {to:?} went unnoticed"),
+            Err(e) => e.downcast_ref::<String>().cloned().unwrap_or_default(),
+        };
+        assert!(message.contains(expected), "replacing {from:?}: expected {expected:?}, got {message:?}");
+    }
+}
+
+#[test]
+fn images_run_as_the_user_the_operator_and_the_chart_expect() {
+    let root = repo_root();
+    let dockerfile = read(&root.join("deploy/Dockerfile"));
+    let users: BTreeSet<String> = parse_dockerfile(&dockerfile)
+        .into_iter()
+        .filter(|i| i.keyword == "USER")
+        .map(|i| i.args.split(':').next().unwrap().to_string())
+        .collect();
+    let operator = read(&root.join("operator/src/children/mod.rs"));
+    let run_as = operator
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("pub const RUN_AS_USER: i64 = "))
+        .expect("operator/src/children/mod.rs defines RUN_AS_USER")
+        .trim_end_matches(';')
+        .to_string();
+    let chart = read(&root.join("charts/quiver/templates/deployment.yaml"));
+    let chart_users: BTreeSet<String> = chart
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("runAsUser: "))
+        .map(|v| v.trim().to_string())
+        .collect();
+    assert_eq!(users, BTreeSet::from([run_as.clone()]), "Dockerfile USER vs operator RUN_AS_USER");
+    assert_eq!(chart_users, BTreeSet::from([run_as]), "chart runAsUser vs operator RUN_AS_USER");
+}
+
+// ------------------------------------------------------------------ launch.sh
+
+fn launch_script() -> PathBuf {
+    repo_root().join("deploy/launch.sh")
+}
+
+#[test]
+fn launch_rejects_bad_arguments_with_a_clear_message() {
+    for (args, expected) in [
+        (vec!["--workers", "0"], "--workers must be a whole number"),
+        (vec!["--port", "http"], "--port must be a port number"),
+        (vec!["--rows", "-5"], "--rows must be a positive whole number"),
+        (vec!["--frobnicate"], "unknown option: --frobnicate"),
+    ] {
+        let out = Command::new("bash").arg(launch_script()).args(&args).output().expect("bash runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in: {stderr}");
+    }
+}
+
+fn nginx_available() -> bool {
+    Command::new("nginx").arg("-v").output().is_ok() || Path::new("/usr/sbin/nginx").exists()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The directory cargo puts this profile's binaries in: `<target>/debug` for
+/// `<target>/debug/deps/packaging-HASH`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).expect("the test binary lies in <target>/<profile>/deps").to_path_buf()
+}
+
+/// Builds the worker and dashboard binaries (a no-op when `cargo test
+/// --workspace` already built them) and returns their directory.
+fn build_binaries() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(repo_root())
+        .args(["build", "-p", "quiver-worker", "-p", "quiver-dashboard", "--bins"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build of quiver-worker and quiver-dashboard failed");
+    let dir = profile_dir();
+    for b in ["quiver-worker", "quiver-dashboard"] {
+        assert!(dir.join(b).exists(), "{} was not built", dir.join(b).display());
+    }
+    dir
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // A zombie is as good as gone: it runs nothing and holds no port.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat"))
+            && let Some((_, rest)) = stat.rsplit_once(')')
+            && rest.split_whitespace().nth(1).and_then(|v| v.parse::<u32>().ok()) == Some(pid)
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn signal(pid: i64, sig: &str) {
+    let _ = Command::new("kill").args([format!("-{sig}"), "--".to_string(), pid.to_string()]).status();
+}
+
+/// Stops the whole process group of launch.sh if the test fails half-way.
+struct Cluster {
+    child: Child,
+    stopped: bool,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let pgid = -(self.child.id() as i64);
+            let _ = Command::new("kill").args(["-TERM", "--", &pgid.to_string()]).status();
+            std::thread::sleep(Duration::from_secs(3));
+            let _ = Command::new("kill").args(["-KILL", "--", &pgid.to_string()]).status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn env_file(path: &Path) -> BTreeMap<String, String> {
+    read(path)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+async fn post_query(http: &reqwest::Client, base: &str, token: &str, body: &Value) -> Value {
+    let resp = http
+        .post(format!("{base}/api/query"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {base}/api/query: {e}"));
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 200, "POST {base}/api/query answered {status}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The parts of an answer that must not depend on which dashboard gave it.
+fn counts(answer: &Value) -> Value {
+    json!({
+        "total": answer["total"],
+        "selected": answer["selected"],
+        "histograms": answer["histograms"],
+        "partial": answer["partial"],
+        "answered": answer["shards"]["answered"],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_serves_the_same_counts_through_nginx_and_survives_a_dashboard_dying() {
+    if !nginx_available() {
+        println!("SKIPPED launch test: nginx is not installed (apt-get install nginx; .ci/run installs it)");
+        return;
+    }
+    const ROWS: u64 = 200_000;
+    const AIS_ROWS: u64 = 50_000;
+    let bin_dir = build_binaries();
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let port = free_port();
+    let token = "packaging-test-token-0123456789";
+    let started = Instant::now();
+    let mut child = Command::new("bash");
+    child
+        .arg(launch_script())
+        .args(["--workers", "2", "--dashboards", "2", "--rows", &ROWS.to_string()])
+        .args(["--ais-rows", &AIS_ROWS.to_string(), "--port", &port.to_string()])
+        .arg("--data")
+        .arg(tmp.path().join("data"))
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .arg("--bin-dir")
+        .arg(&bin_dir)
+        .args(["--token", token, "--timeout", "300"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut child, 0);
+    let mut cluster = Cluster { child: child.spawn().expect("bash runs launch.sh"), stopped: false };
+
+    // stdout carries the status line; stderr the progress (kept for failure messages).
+    let (tx, rx) = mpsc::channel::<String>();
+    let stdout = cluster.child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let stderr = cluster.child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let log_writer = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("launch.sh: {line}");
+            log_writer.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let status_line = loop {
+        match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(line) if line.starts_with("quiver: ready at ") => break line,
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(status) = cluster.child.try_wait().unwrap() {
+                    panic!("launch.sh exited ({status}) before it was ready:\n{}", log.lock().unwrap());
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(360),
+                    "launch.sh not ready after 6 minutes:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("launch.sh closed stdout before it was ready:\n{}", log.lock().unwrap())
+            }
+        }
+    };
+    println!("{status_line} (after {:.1} s)", started.elapsed().as_secs_f64());
+    let url = format!("http://127.0.0.1:{port}");
+    assert!(status_line.contains(&format!("{url}/login")), "status line names the nginx URL: {status_line}");
+    assert!(status_line.contains(token), "status line shows the token: {status_line}");
+
+    let env = env_file(&run_dir.join("cluster.env"));
+    assert_eq!(env["QUIVER_URL"], url);
+    let dashboards: Vec<String> = env["QUIVER_DASHBOARDS"].split(',').map(String::from).collect();
+    assert_eq!(dashboards.len(), 2, "two dashboards: {dashboards:?}");
+    let pids: Vec<(String, String, u32)> = read(&run_dir.join("pids"))
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_string(), f[1].to_string(), f[2].parse().unwrap())
+        })
+        .collect();
+    let roles: Vec<&str> = pids.iter().map(|(r, _, _)| r.as_str()).collect();
+    assert_eq!(roles, ["worker", "worker", "dashboard", "dashboard", "nginx"], "processes started: {pids:?}");
+
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    // The catalogue through nginx: both datasets, every row loaded.
+    let datasets: Value = http
+        .get(format!("{url}/api/datasets"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let find = |name: &str| {
+        datasets["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap_or_else(|| panic!("dataset {name} in {datasets}"))
+            .clone()
+    };
+    let towers = find("celltowers");
+    assert_eq!(towers["rows"].as_u64(), Some(ROWS), "celltowers rows");
+    assert_eq!(find("ais")["rows"].as_u64(), Some(AIS_ROWS), "ais rows");
+    // Without a token nginx passes the dashboard's refusal through.
+    let anonymous = http.get(format!("{url}/api/datasets")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    // A crossfiltered query on every histogram, filtered to the first category.
+    let category = towers["category"].as_str().unwrap().to_string();
+    let dims: Vec<Value> = towers["dimensions"].as_array().unwrap().clone();
+    let names: Vec<&str> = dims.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    let first_label = dims.iter().find(|d| d["name"] == category.as_str()).unwrap()["bins"][0]["label"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let query = json!({
+        "dataset": "celltowers",
+        "filters": { category.clone(): { "categories": [first_label.clone()] } },
+        "histograms": names,
+    });
+    let via_nginx = post_query(&http, &url, token, &query).await;
+    let direct = post_query(&http, &dashboards[0], token, &query).await;
+    let direct_other = post_query(&http, &dashboards[1], token, &query).await;
+    assert_eq!(counts(&via_nginx), counts(&direct), "through nginx vs straight to dashboard 0");
+    assert_eq!(counts(&direct), counts(&direct_other), "dashboard 0 vs dashboard 1");
+    // Complete: every row counted once, both shards answered.
+    assert_eq!(via_nginx["total"].as_u64(), Some(ROWS));
+    assert_eq!(via_nginx["partial"], false);
+    assert_eq!(via_nginx["shards"]["answered"], json!([0, 1]));
+    let own = &via_nginx["histograms"][category.as_str()];
+    let own_total: u64 = own["bins"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum::<u64>()
+        + own["missing"].as_u64().unwrap_or(0);
+    assert_eq!(own_total, ROWS, "the filtered dimension's own histogram ignores its filter");
+    let first = own["bins"].as_array().unwrap().iter().find(|b| b["label"] == first_label.as_str()).unwrap();
+    assert_eq!(via_nginx["selected"], first["count"], "selected = rows in the chosen category");
+    let selected = via_nginx["selected"].as_u64().unwrap();
+    assert!(selected > 0 && selected < ROWS, "the filter selects some rows: {selected}");
+
+    // nginx spreads requests over both dashboards.
+    for _ in 0..6 {
+        assert_eq!(counts(&post_query(&http, &url, token, &query).await), counts(&direct));
+    }
+    let access = read(&run_dir.join("logs/nginx-access.log"));
+    for d in &dashboards {
+        let addr = d.trim_start_matches("http://");
+        assert!(access.contains(&format!("upstream={addr}")), "nginx never used {addr}:\n{access}");
+    }
+
+    // One dashboard dies: nginx moves every request to the other.
+    let (_, _, dashboard0) = pids.iter().find(|(r, i, _)| r == "dashboard" && i == "0").unwrap().clone();
+    signal(dashboard0 as i64, "KILL");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pid_alive(dashboard0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..10 {
+        assert_eq!(counts(&post_query(&http, &url, token, &query).await), counts(&direct), "after a dashboard died");
+        let r = http.get(format!("{url}/api/datasets")).bearer_auth(token).send().await.unwrap();
+        assert_eq!(r.status(), 200, "GET /api/datasets after a dashboard died");
+    }
+    assert!(cluster.child.try_wait().unwrap().is_none(), "launch.sh keeps running when one dashboard dies");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.lock().unwrap().contains("quiver: dashboard 0 (pid") {
+        assert!(Instant::now() < deadline, "launch.sh did not report the dashboard that died:\n{}", log.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Stop: every process launch.sh started exits, nginx's own workers too.
+    let nginx = pids.iter().find(|(r, _, _)| r == "nginx").unwrap().2;
+    let nginx_workers = children_of(nginx);
+    assert!(!nginx_workers.is_empty(), "nginx runs worker processes");
+    signal(cluster.child.id() as i64, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = cluster.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "launch.sh did not stop within 30 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    cluster.stopped = true;
+    assert!(status.success(), "launch.sh exits cleanly on SIGTERM: {status}");
+    let left: Vec<u32> = pids.iter().map(|p| p.2).chain(nginx_workers).filter(|p| pid_alive(*p)).collect();
+    assert!(left.is_empty(), "processes still running after launch.sh stopped: {left:?}");
+    assert!(TcpListener::bind(("127.0.0.1", port)).is_ok(), "port {port} is free again");
+}
