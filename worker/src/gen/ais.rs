@@ -159,13 +159,13 @@ fn cdf(weights: impl Iterator<Item = f64>) -> Vec<f64> {
 /// The lane network as `(lat, lon)` segments (waypoint legs and port approaches),
 /// for tests that check positions stay on it.
 #[cfg(test)]
-pub(super) fn network_segments() -> Result<Vec<((f64, f64), (f64, f64))>, String> {
+pub(super) fn network_segments() -> Result<Vec<[(f64, f64); 2]>, String> {
     let ais = Ais::new()?;
     let mut segs = Vec::new();
     for (a, nbrs) in ais.adjacency().iter().enumerate() {
         for &(b, _) in nbrs {
             if a < b {
-                segs.push((ais.latlon[a], ais.latlon[b]));
+                segs.push([ais.latlon[a], ais.latlon[b]]);
             }
         }
     }
@@ -208,22 +208,18 @@ impl Ais {
         };
         let adj = ais.adjacency_checked(&index)?;
         let np = ais.ports.len();
-        let mut dist_to_ports = vec![vec![f64::INFINITY; np]; np];
-        for o in 0..np {
-            let (dist, pred) = dijkstra(&adj, ais.ports[o].node);
-            for d in 0..np {
-                dist_to_ports[o][d] = dist[ais.ports[d].node];
-            }
+        let mut dist_to_ports = Vec::with_capacity(np);
+        for port in &ais.ports {
+            let (dist, pred) = dijkstra(&adj, port.node);
+            dist_to_ports.push(ais.ports.iter().map(|p| dist[p.node]).collect::<Vec<f64>>());
             ais.pred.push(pred);
         }
-        for o in 0..np {
-            for d in 0..np {
-                if !dist_to_ports[o][d].is_finite() {
-                    return Err(format!("no sea route from {} to {}", PORTS[o].0, PORTS[d].0));
-                }
+        for (o, row) in dist_to_ports.iter().enumerate() {
+            if let Some(d) = row.iter().position(|km| !km.is_finite()) {
+                return Err(format!("no sea route from {} to {}", PORTS[o].0, PORTS[d].0));
             }
             let w = |d: usize, f: &dyn Fn(f64) -> f64| {
-                if d == o { 0.0 } else { ais.ports[d].weight * f(dist_to_ports[o][d]) }
+                if d == o { 0.0 } else { ais.ports[d].weight * f(row[d]) }
             };
             ais.dest_long.push(cdf((0..np).map(|d| w(d, &|km| 1.0 / (1.0 + km / 6000.0)))));
             ais.dest_short.push(cdf((0..np).map(|d| w(d, &|km| (-km / 400.0).exp()))));

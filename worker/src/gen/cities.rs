@@ -89,7 +89,7 @@ pub(super) const CITIES: &[(&str, &str, f64, f64, u32)] = &[
     ("Hanoi", "VN", 21.03, 105.85, 8000),
     ("Da Nang", "VN", 16.05, 108.20, 1200),
     ("Haiphong", "VN", 20.84, 106.69, 2000),
-    ("Kuala Lumpur", "MY", 3.14, 101.69, 8000),
+    ("Kuala Lumpur", "MY", 3.139, 101.687, 8000),
     ("George Town", "MY", 5.41, 100.33, 2500),
     ("Johor Bahru", "MY", 1.49, 103.74, 2000),
     ("Singapore", "SG", 1.35, 103.82, 6000),

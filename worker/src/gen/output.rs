@@ -118,8 +118,8 @@ pub(super) async fn upload(
 /// A format's encoder over the sink.
 pub(super) enum Encoder {
     Parquet(Box<ArrowWriter<ChannelSink>>),
-    Csv(arrow::csv::Writer<ChannelSink>),
-    CsvGz(arrow::csv::Writer<flate2::write::GzEncoder<ChannelSink>>),
+    Csv(Box<arrow::csv::Writer<ChannelSink>>),
+    CsvGz(Box<arrow::csv::Writer<flate2::write::GzEncoder<ChannelSink>>>),
 }
 
 fn parquet_err(e: parquet::errors::ParquetError) -> Error {
@@ -169,11 +169,11 @@ impl Encoder {
             Format::Parquet => Encoder::Parquet(Box::new(
                 ArrowWriter::try_new(sink, schema, Some(parquet_properties(preset))).map_err(parquet_err)?,
             )),
-            Format::Csv => Encoder::Csv(csv().build(sink)),
+            Format::Csv => Encoder::Csv(Box::new(csv().build(sink))),
             // Level 1: gzip's fastest setting; generation speed matters more than size here.
-            Format::CsvGz => Encoder::CsvGz(
+            Format::CsvGz => Encoder::CsvGz(Box::new(
                 csv().build(flate2::write::GzEncoder::new(sink, flate2::Compression::new(1))),
-            ),
+            )),
         })
     }
 
@@ -189,8 +189,8 @@ impl Encoder {
     pub(super) fn finish(self) -> Result<ChannelSink> {
         match self {
             Encoder::Parquet(w) => w.into_inner().map_err(parquet_err),
-            Encoder::Csv(w) => Ok(w.into_inner()),
-            Encoder::CsvGz(w) => Ok(w.into_inner().finish()?),
+            Encoder::Csv(w) => Ok((*w).into_inner()),
+            Encoder::CsvGz(w) => Ok((*w).into_inner().finish()?),
         }
     }
 }

@@ -315,16 +315,17 @@ fn towers_cluster_around_cities_of_their_country() {
             if d < nearest.0 {
                 nearest = (d, j);
             }
-            // The farthest a tower is placed from its city: 12 spreads, at most 120 km.
-            let cap = (12.0 * (1.0 + 1.6 * (c.4 as f64 / 1000.0).powf(0.45))).min(120.0);
+            // The farthest a tower is placed from its city: 20 spreads, at most 150 km.
+            let cap = (20.0 * (1.0 + 1.6 * (c.4 as f64 / 1000.0).powf(0.45))).min(150.0);
             // Positions use flat geometry around the centre: allow its tiny error.
             if d <= cap * 1.005 + 0.05 {
                 countries.push(c.1);
             }
         }
-        if countries.is_empty() {
+        // Rural towers may lie near a foreign city: look at the roads when the cities do not explain them.
+        if !countries.iter().any(|cc| mccs_of(cc).contains(&m)) {
             let p = to_v3(la, lo);
-            countries.extend(roads.iter().filter(|r| distance_to_segment_km(p, r.0, r.1) <= 15.5).map(|r| r.2));
+            countries.extend(roads.iter().filter(|r| distance_to_segment_km(p, r.0, r.1) <= 20.5).map(|r| r.2));
         }
         assert!(!countries.is_empty(), "tower at {la},{lon} is far from every city and road", lon = lo);
         assert!(
@@ -430,7 +431,7 @@ fn ais_positions_stay_on_the_sea_lanes() {
     // Index segments by 1-degree cells they pass near.
     let mut grid: HashMap<(i32, i32), Vec<usize>> = HashMap::new();
     let cell = |lat: f64, lon: f64| (lat.floor() as i32, lon.floor().rem_euclid(360.0) as i32);
-    for (k, &((la1, lo1), (la2, lo2))) in segs.iter().enumerate() {
+    for (k, &[(la1, lo1), (la2, lo2)]) in segs.iter().enumerate() {
         let (a, b) = (to_v3(la1, lo1), to_v3(la2, lo2));
         let steps = (super::sphere::angle(a, b) * super::sphere::EARTH_KM / 10.0).ceil().max(1.0) as usize;
         for s in 0..=steps {
@@ -454,7 +455,7 @@ fn ais_positions_stay_on_the_sea_lanes() {
         let near = grid.get(&cell(la, lo)).map_or(f64::INFINITY, |ks| {
             ks.iter()
                 .map(|&k| {
-                    let ((a1, o1), (a2, o2)) = segs[k];
+                    let [(a1, o1), (a2, o2)] = segs[k];
                     distance_to_segment_km(p, to_v3(a1, o1), to_v3(a2, o2))
                 })
                 .fold(f64::INFINITY, f64::min)

@@ -49,9 +49,9 @@ pub(super) const RURAL_SHARE: f64 = 0.12;
 /// Neighbouring cities (same country) closer than this get rural towers between them.
 pub(super) const RURAL_LINK_MAX_KM: f64 = 500.0;
 /// Rural towers stay within this distance of the road between two cities.
-pub(super) const RURAL_OFFSET_MAX_KM: f64 = 15.0;
+pub(super) const RURAL_OFFSET_MAX_KM: f64 = 20.0;
 /// No urban tower is farther than this from its city centre.
-pub(super) const URBAN_MAX_KM: f64 = 120.0;
+pub(super) const URBAN_MAX_KM: f64 = 150.0;
 
 /// 2003-01-01T00:00:00Z, the earliest `created`.
 pub(super) const T_2003: i64 = 1_041_379_200;
@@ -70,7 +70,7 @@ pub(super) fn city_sigma_km(pop_k: u32) -> f64 {
 
 /// Farthest an urban tower may be from its city centre, km.
 pub(super) fn city_cap_km(pop_k: u32) -> f64 {
-    (12.0 * city_sigma_km(pop_k)).min(URBAN_MAX_KM)
+    (20.0 * city_sigma_km(pop_k)).min(URBAN_MAX_KM)
 }
 
 struct City {
@@ -222,7 +222,7 @@ impl Towers {
                 let t = 0.05 + 0.9 * rng.random::<f64>();
                 let p = sphere::slerp(va, vb, sphere::angle(va, vb), t);
                 let side = sphere::normalize(sphere::cross(p, sphere::tangent(p, vb)));
-                let off = (4.0 * rng.sample::<f64, _>(StandardNormal))
+                let off = (6.0 * rng.sample::<f64, _>(StandardNormal))
                     .clamp(-RURAL_OFFSET_MAX_KM, RURAL_OFFSET_MAX_KM);
                 let q = sphere::offset_along(p, side, off);
                 return (sphere::to_latlon(q), a, 64 + (t * 16.0) as i32, true);
