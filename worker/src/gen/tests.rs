@@ -189,6 +189,31 @@ async fn output_to_a_memory_store_lists_as_the_summary_says() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_output_is_a_multipart_upload_with_the_same_bytes_as_a_local_file() {
+    use crate::source::objstore::testing::S3Server;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("bucket")).unwrap();
+    let server = S3Server::start(root.path()).await;
+    // Over 16 MiB, so the upload takes more than one part.
+    let rows = 500_000;
+    let mut o = opts(Preset::Celltowers, rows, 1, Format::Parquet, "s3://bucket/gen/towers/", 9);
+    o.s3 = server.defaults();
+    let s = generate(&o, false).await.unwrap();
+    assert_eq!(s.files, vec!["s3://bucket/gen/towers/part-00000.parquet".to_string()]);
+    assert!(s.bytes > 16 << 20, "{} bytes is a single part", s.bytes);
+    let on_server = std::fs::read(root.path().join("bucket/gen/towers/part-00000.parquet")).unwrap();
+    assert_eq!(on_server.len() as u64, s.bytes);
+    let local = tempfile::tempdir().unwrap();
+    generate(&opts(Preset::Celltowers, rows, 1, Format::Parquet, &dir_url(local.path()), 9), false).await.unwrap();
+    assert!(on_server == std::fs::read(local.path().join("part-00000.parquet")).unwrap());
+    // A nested local directory that does not exist yet is created.
+    let nested = local.path().join("a/b/c/");
+    let s = generate(&opts(Preset::Ais, 1000, 1, Format::Csv, &dir_url(&nested), 9), false).await.unwrap();
+    assert_eq!(s.files.len(), 1);
+    assert!(nested.join("part-00000.csv").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwritable_destination_fails_with_its_url() {
     let d = tempfile::tempdir().unwrap();
     // A regular file where the output directory should be.

@@ -319,6 +319,70 @@ pub async fn list_files(loc: &Location) -> Result<Vec<ObjectMeta>> {
     Ok(files)
 }
 
+/// An S3 server for tests: `s3s-fs` over a directory (each subdirectory is a
+/// bucket) on 127.0.0.1, with one access key.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// Access key id the test server accepts.
+    pub const ACCESS_KEY: &str = "objstore-test-key";
+    /// Secret the test server accepts.
+    pub const SECRET_KEY: &str = "objstore-test-secret-9876543210";
+
+    /// A running server; stops when dropped.
+    pub struct S3Server {
+        /// `http://127.0.0.1:PORT`.
+        pub endpoint: String,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl S3Server {
+        pub async fn start(root: &std::path::Path) -> S3Server {
+            let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs root");
+            let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+            builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+            let service = builder.build();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("local addr");
+            let task = tokio::spawn(async move {
+                while let Ok((sock, _)) = listener.accept().await {
+                    let svc = service.clone();
+                    tokio::spawn(async move {
+                        let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                        let _ = http.serve_connection(hyper_util::rt::TokioIo::new(sock), svc).await;
+                    });
+                }
+            });
+            S3Server { endpoint: format!("http://{addr}"), task }
+        }
+
+        /// Dataset S3 settings that reach this server.
+        pub fn options(&self) -> crate::spec::S3Options {
+            crate::spec::S3Options {
+                endpoint: Some(self.endpoint.clone()),
+                region: Some("us-east-1".into()),
+                ..Default::default()
+            }
+        }
+
+        /// Worker defaults carrying the server's credentials.
+        pub fn defaults(&self) -> super::S3Defaults {
+            super::S3Defaults {
+                endpoint: Some(self.endpoint.clone()),
+                region: Some("us-east-1".into()),
+                access_key_id: Some(ACCESS_KEY.into()),
+                secret_access_key: Some(SECRET_KEY.into()),
+                ..Default::default()
+            }
+        }
+    }
+
+    impl Drop for S3Server {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,6 +530,44 @@ mod tests {
         let e = list_files(&loc).await.unwrap_err();
         assert!(matches!(e, Error::Store { .. }));
         assert!(e.to_string().contains("missing") && e.to_string().contains("no files"), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn s3_listing_signs_with_a_credentials_dir_and_reports_failures_by_url() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("lake/towers/2024")).unwrap();
+        std::fs::write(root.path().join("lake/towers/b.csv"), "x\n1\n").unwrap();
+        std::fs::write(root.path().join("lake/towers/2024/a.csv"), "x\n1\n2\n").unwrap();
+        std::fs::write(root.path().join("lake/towers/_SUCCESS"), "").unwrap();
+        let server = testing::S3Server::start(root.path()).await;
+        let creds = tempfile::tempdir().unwrap();
+        std::fs::write(creds.path().join("accessKeyId"), testing::ACCESS_KEY).unwrap();
+        std::fs::write(creds.path().join("secretAccessKey"), format!("{}\n", testing::SECRET_KEY)).unwrap();
+        let opts = S3Options { credentials_dir: Some(creds.path().display().to_string()), ..server.options() };
+        let none = S3Defaults::default();
+
+        let loc = open("s3://lake/towers/", Some(&opts), &none).unwrap();
+        let files = list_files(&loc).await.unwrap();
+        let names: Vec<&str> = files.iter().map(|m| m.location.as_ref()).collect();
+        assert_eq!(names, vec!["towers/2024/a.csv", "towers/b.csv"]);
+        assert_eq!(files[0].size, 6);
+        assert_eq!(loc.url_of(&files[1].location), "s3://lake/towers/b.csv");
+
+        let one = open("s3://lake/towers/b.csv", Some(&opts), &none).unwrap();
+        assert_eq!(list_files(&one).await.unwrap().len(), 1);
+
+        let missing = open("s3://lake/nothing/", Some(&opts), &none).unwrap();
+        let e = list_files(&missing).await.unwrap_err().to_string();
+        assert!(e.contains("s3://lake/nothing/"), "{e}");
+
+        // Worker defaults alone also sign; a wrong secret fails without showing it.
+        let loc = open("s3://lake/towers/", None, &server.defaults()).unwrap();
+        assert_eq!(list_files(&loc).await.unwrap().len(), 2);
+        let wrong = S3Defaults { secret_access_key: Some("wrong-secret-value".into()), ..server.defaults() };
+        let e = list_files(&open("s3://lake/towers/", None, &wrong).unwrap()).await.unwrap_err();
+        assert!(matches!(e, Error::Store { .. }));
+        let e = e.to_string();
+        assert!(e.contains("s3://lake/towers/") && !e.contains("wrong-secret-value"), "{e}");
     }
 
     #[tokio::test]
