@@ -119,29 +119,36 @@ impl FlightActivity {
                     "listing worker pods failed; using per-pod DNS names");
                 Vec::new()
             });
-        let prefix = format!("{}-workers-", t.cluster);
-        (0..t.replicas.max(0) as u32)
-            .map(|i| {
-                let ip = listed
-                    .iter()
-                    .filter(|p| p.metadata.deletion_timestamp.is_none())
-                    .find(|p| {
-                        p.metadata
-                            .name
-                            .as_deref()
-                            .and_then(|n| n.strip_prefix(&prefix))
-                            == Some(&i.to_string())
-                    })
-                    .and_then(|p| p.status.as_ref()?.pod_ip.clone());
-                let endpoint = match ip {
-                    Some(ip) if ip.contains(':') => format!("http://[{ip}]:{FLIGHT_PORT}"),
-                    Some(ip) => format!("http://{ip}:{FLIGHT_PORT}"),
-                    None => worker_endpoint(&t.cluster, &t.namespace, i, &self.cluster_domain),
-                };
-                (i, endpoint)
-            })
-            .collect()
+        endpoints_from_pods(t, &listed, &self.cluster_domain)
     }
+}
+
+/// Where to reach each expected worker: its pod IP when the pod is listed and
+/// not terminating, else its per-pod DNS name. Pure.
+pub fn endpoints_from_pods(t: &Target, pods: &[Pod], cluster_domain: &str) -> Vec<(u32, String)> {
+    let prefix = format!("{}-workers-", t.cluster);
+    (0..t.replicas.max(0) as u32)
+        .map(|i| {
+            let ordinal = i.to_string();
+            let ip = pods
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .find(|p| {
+                    p.metadata
+                        .name
+                        .as_deref()
+                        .and_then(|n| n.strip_prefix(&prefix))
+                        == Some(ordinal.as_str())
+                })
+                .and_then(|p| p.status.as_ref()?.pod_ip.clone());
+            let endpoint = match ip {
+                Some(ip) if ip.contains(':') => format!("http://[{ip}]:{FLIGHT_PORT}"),
+                Some(ip) => format!("http://{ip}:{FLIGHT_PORT}"),
+                None => worker_endpoint(&t.cluster, &t.namespace, i, cluster_domain),
+            };
+            (i, endpoint)
+        })
+        .collect()
 }
 
 /// Calls `stats` on each endpoint with a timeout (shared with tests that run real workers).
@@ -233,6 +240,42 @@ mod tests {
             Activity::Unknown("worker 0: connect failed".into())
         );
         assert!(matches!(summarize(2, &[]), Activity::Unknown(_)));
+    }
+
+    fn pod(name: &str, ip: Option<&str>, terminating: bool) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "deletionTimestamp": terminating.then_some("2026-03-01T00:00:00Z")},
+            "status": {"podIP": ip}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn workers_are_reached_by_pod_ip_else_by_their_dns_name() {
+        let t = Target {
+            cluster: "demo".into(),
+            namespace: "ns".into(),
+            replicas: 4,
+            token: None,
+        };
+        let pods = vec![
+            pod("demo-workers-0", Some("10.0.0.5"), false),
+            pod("demo-workers-1", Some("fd00::7"), false),
+            pod("demo-workers-2", Some("10.0.0.9"), true),
+            pod("demo-workers-30", Some("10.0.0.30"), false),
+            pod("other-workers-3", Some("10.0.0.31"), false),
+        ];
+        let dns =
+            |i: u32| format!("http://demo-workers-{i}.demo-workers.ns.svc.cluster.local:8815");
+        assert_eq!(
+            endpoints_from_pods(&t, &pods, "cluster.local"),
+            vec![
+                (0, "http://10.0.0.5:8815".to_string()),
+                (1, "http://[fd00::7]:8815".to_string()),
+                (2, dns(2)),
+                (3, dns(3)),
+            ]
+        );
     }
 
     #[test]
