@@ -22,15 +22,6 @@ pub enum Error {
         #[source]
         source: Box<kube::Error>,
     },
-    /// An object could not be encoded for the API.
-    #[error("cannot encode {what}: {source}")]
-    Encode {
-        /// The object.
-        what: String,
-        /// The encoder's error.
-        #[source]
-        source: serde_json::Error,
-    },
     /// The object lacks a field the API server always sets (name, namespace, uid).
     #[error("DataCluster has no {0}")]
     MissingField(&'static str),
@@ -48,7 +39,6 @@ impl Error {
         match self {
             Error::InvalidSpec(_) => "invalid_spec",
             Error::Kube { .. } => "kube_api",
-            Error::Encode { .. } => "encode",
             Error::MissingField(_) => "missing_field",
             Error::Lease(_) => "lease",
             Error::Config(_) => "config",
