@@ -406,8 +406,9 @@ for n in $(curl -s --max-time 5 -H "Authorization: Bearer $token" "http://127.0.
              | grep -o '"rows": *[0-9]*' | grep -o '[0-9]*$' || true); do
   total=$(( total + n ))
 done
-printf 'quiver: ready at http://127.0.0.1:%s/login  token %s  (%s workers, %s dashboards behind nginx, %s rows; logs in %s; Ctrl-C stops)\n' \
-  "$port" "$token" "$workers" "$dashboards" "$total" "$logs"
+plural() { [ "$1" = 1 ] && echo "$1 $2" || echo "$1 ${2}s"; }
+printf 'quiver: ready at http://127.0.0.1:%s/login  token %s  (%s, %s behind nginx, %s rows; logs in %s; Ctrl-C stops)\n' \
+  "$port" "$token" "$(plural "$workers" worker)" "$(plural "$dashboards" dashboard)" "$total" "$logs"
 
 # ---------------------------------------------------------------- run ---
 # Report processes that exit; nginx exiting ends the cluster (nothing is reachable).

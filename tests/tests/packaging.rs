@@ -11,13 +11,16 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lies in the repository").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lies in the repository")
+        .to_path_buf()
 }
 
 fn read(path: &Path) -> String {
@@ -54,9 +57,16 @@ fn parse_dockerfile(text: &str) -> Vec<Instruction> {
         }
         acc.push_str(line);
         let (keyword, args) = acc.split_once(char::is_whitespace).unwrap_or((&acc, ""));
-        out.push(Instruction { keyword: keyword.to_uppercase(), args: args.trim().to_string(), line: start });
+        out.push(Instruction {
+            keyword: keyword.to_uppercase(),
+            args: args.trim().to_string(),
+            line: start,
+        });
     }
-    assert!(pending.is_none(), "the Dockerfile ends inside a continued instruction");
+    assert!(
+        pending.is_none(),
+        "the Dockerfile ends inside a continued instruction"
+    );
     out
 }
 
@@ -74,11 +84,16 @@ fn toml_string(line: &str, key: &str) -> Option<String> {
 fn workspace() -> Workspace {
     let root = repo_root();
     let manifest = read(&root.join("Cargo.toml"));
-    let start = manifest.find("members").expect("the root Cargo.toml lists workspace members");
+    let start = manifest
+        .find("members")
+        .expect("the root Cargo.toml lists workspace members");
     let list = &manifest[start..];
     let list = &list[list.find('[').unwrap() + 1..list.find(']').unwrap()];
-    let members: Vec<String> =
-        list.split(',').map(|m| m.trim().trim_matches('"').to_string()).filter(|m| !m.is_empty()).collect();
+    let members: Vec<String> = list
+        .split(',')
+        .map(|m| m.trim().trim_matches('"').to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
     let mut bins = BTreeMap::new();
     for m in &members {
         let text = read(&root.join(m).join("Cargo.toml"));
@@ -131,7 +146,9 @@ fn dockerfiles() -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy();
-            (name == "Dockerfile" || name.starts_with("Dockerfile.") || name.ends_with(".Dockerfile"))
+            (name == "Dockerfile"
+                || name.starts_with("Dockerfile.")
+                || name.ends_with(".Dockerfile"))
                 && !name.ends_with(".dockerignore")
         })
         .collect();
@@ -173,12 +190,22 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
                 "COPY" | "ADD" => {
                     let words: Vec<&str> = i.args.split_whitespace().collect();
                     let from = words.iter().find_map(|w| w.strip_prefix("--from="));
-                    let paths: Vec<&str> = words.iter().copied().filter(|w| !w.starts_with("--")).collect();
-                    assert!(paths.len() >= 2, "{at}: COPY needs a source and a destination");
+                    let paths: Vec<&str> = words
+                        .iter()
+                        .copied()
+                        .filter(|w| !w.starts_with("--"))
+                        .collect();
+                    assert!(
+                        paths.len() >= 2,
+                        "{at}: COPY needs a source and a destination"
+                    );
                     let (dest, sources) = paths.split_last().unwrap();
                     match from {
                         Some(src_stage) => {
-                            assert!(stages.contains(src_stage), "{at}: COPY --from={src_stage}: no such stage above");
+                            assert!(
+                                stages.contains(src_stage),
+                                "{at}: COPY --from={src_stage}: no such stage above"
+                            );
                             let made = produced.get(src_stage).cloned().unwrap_or_default();
                             for s in sources {
                                 assert!(
@@ -186,15 +213,26 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
                                     "{at}: COPY --from={src_stage} {s}: stage {src_stage} does not produce it \
                                      (it produces {made:?})"
                                 );
-                                let file = Path::new(s).file_name().unwrap().to_string_lossy().to_string();
-                                let target = if dest.ends_with('/') { format!("{dest}{file}") } else { dest.to_string() };
+                                let file = Path::new(s)
+                                    .file_name()
+                                    .unwrap()
+                                    .to_string_lossy()
+                                    .to_string();
+                                let target = if dest.ends_with('/') {
+                                    format!("{dest}{file}")
+                                } else {
+                                    dest.to_string()
+                                };
                                 copied_to.entry(stage.clone()).or_default().insert(target);
                             }
                         }
                         None => {
                             for s in sources {
                                 let p = root.join(s.trim_start_matches("./"));
-                                assert!(p.exists(), "{at}: COPY {s}: no such path in the repository");
+                                assert!(
+                                    p.exists(),
+                                    "{at}: COPY {s}: no such path in the repository"
+                                );
                                 let member = s.trim_start_matches("./").trim_end_matches('/');
                                 if ws.members.iter().any(|m| m == member) {
                                     copied_members.insert(member.to_string());
@@ -207,18 +245,30 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
                     let mut built = BTreeSet::new();
                     for segment in i.args.split("&&") {
                         let words: Vec<&str> = segment.split_whitespace().collect();
-                        let Some(pos) = words.windows(2).position(|w| w == ["cargo", "build"]) else { continue };
+                        let Some(pos) = words.windows(2).position(|w| w == ["cargo", "build"])
+                        else {
+                            continue;
+                        };
                         let cmd = &words[pos..];
                         let packages = flag_values(cmd, "-p");
                         for p in &packages {
-                            assert!(ws.bins.contains_key(p), "{at}: cargo build -p {p}: no such workspace package");
+                            assert!(
+                                ws.bins.contains_key(p),
+                                "{at}: cargo build -p {p}: no such workspace package"
+                            );
                         }
                         let release = cmd.contains(&"--release");
                         let bins = flag_values(cmd, "--bin");
-                        assert!(!bins.is_empty(), "{at}: cargo build without --bin builds more than the images need");
+                        assert!(
+                            !bins.is_empty(),
+                            "{at}: cargo build without --bin builds more than the images need"
+                        );
                         for b in &bins {
                             let owner = packages.iter().find(|p| ws.bins[*p].contains(b));
-                            assert!(owner.is_some(), "{at}: --bin {b} is not a binary of {packages:?}");
+                            assert!(
+                                owner.is_some(),
+                                "{at}: --bin {b} is not a binary of {packages:?}"
+                            );
                             let profile = if release { "release" } else { "debug" };
                             built.insert(format!("target/{profile}/{b}"));
                         }
@@ -234,10 +284,10 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
                                     "{at}: cp {s}: not a binary this RUN builds ({built:?})"
                                 );
                                 let file = Path::new(s).file_name().unwrap().to_string_lossy();
-                                produced.entry(stage.clone()).or_default().insert(format!(
-                                    "{}/{file}",
-                                    dest.trim_end_matches('/')
-                                ));
+                                produced
+                                    .entry(stage.clone())
+                                    .or_default()
+                                    .insert(format!("{}/{file}", dest.trim_end_matches('/')));
                             }
                         }
                     }
@@ -246,7 +296,12 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
                     let v: Value = serde_json::from_str(&i.args).unwrap_or_else(|_| {
                         panic!("{at}: ENTRYPOINT must be the exec (JSON) form: the images have no shell")
                     });
-                    entry.insert(stage.clone(), v[0].as_str().expect("ENTRYPOINT names a program").to_string());
+                    entry.insert(
+                        stage.clone(),
+                        v[0].as_str()
+                            .expect("ENTRYPOINT names a program")
+                            .to_string(),
+                    );
                 }
                 "CMD" => {
                     assert!(
@@ -262,7 +317,10 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
         }
         // Every workspace member must be in the build context copy, or cargo cannot load the workspace.
         for m in &ws.members {
-            assert!(copied_members.contains(m), "{name}: workspace member {m} is not copied into the build stage");
+            assert!(
+                copied_members.contains(m),
+                "{name}: workspace member {m} is not copied into the build stage"
+            );
         }
         // Each image with an entry point runs a binary that was copied into it, as a non-root user.
         for (s, program) in &entry {
@@ -279,9 +337,13 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
                 }
                 cur = parent.get(&c).cloned();
             }
-            let u = u.unwrap_or_else(|| panic!("{name}: stage {s} sets no USER (it would run as root)"));
+            let u = u
+                .unwrap_or_else(|| panic!("{name}: stage {s} sets no USER (it would run as root)"));
             let uid = u.split(':').next().unwrap();
-            assert!(uid != "0" && uid != "root", "{name}: stage {s} runs as root");
+            assert!(
+                uid != "0" && uid != "root",
+                "{name}: stage {s} runs as root"
+            );
             images.insert(s.clone(), (program.clone(), uid.to_string()));
         }
     }
@@ -302,7 +364,9 @@ fn dockerfile_builds_only_binaries_and_copies_only_paths_that_exist() {
     // One image per binary the cluster runs.
     for bin in ["quiver-worker", "quiver-dashboard", "quiver-operator"] {
         assert!(
-            images.values().any(|(p, _)| p.ends_with(&format!("/{bin}"))),
+            images
+                .values()
+                .any(|(p, _)| p.ends_with(&format!("/{bin}"))),
             "no image runs {bin}: {images:?}"
         );
     }
@@ -314,21 +378,47 @@ fn dockerfile_check_catches_a_missing_binary_path_or_member() {
     let ws = workspace();
     let good = read(&repo_root().join("deploy/Dockerfile"));
     for (from, to, expected) in [
-        ("--bin quiver-worker", "--bin quiver-wrker", "--bin quiver-wrker is not a binary"),
-        ("COPY worker worker", "COPY wrker worker", "COPY wrker: no such path"),
-        ("COPY tests tests\n", "\n", "workspace member tests is not copied"),
-        ("/out/quiver-dashboard /usr", "/out/quiver-dash /usr", "does not produce it"),
-        ("ENTRYPOINT [\"/usr/local/bin/quiver-operator\"]", "ENTRYPOINT /usr/local/bin/quiver-operator", "exec (JSON) form"),
+        (
+            "--bin quiver-worker",
+            "--bin quiver-wrker",
+            "--bin quiver-wrker is not a binary",
+        ),
+        (
+            "COPY worker worker",
+            "COPY wrker worker",
+            "COPY wrker: no such path",
+        ),
+        (
+            "COPY tests tests\n",
+            "\n",
+            "workspace member tests is not copied",
+        ),
+        (
+            "/out/quiver-dashboard /usr",
+            "/out/quiver-dash /usr",
+            "does not produce it",
+        ),
+        (
+            "ENTRYPOINT [\"/usr/local/bin/quiver-operator\"]",
+            "ENTRYPOINT /usr/local/bin/quiver-operator",
+            "exec (JSON) form",
+        ),
         ("USER 65532:65532", "USER root", "runs as root"),
     ] {
-        assert!(good.contains(from), "the Dockerfile no longer contains {from:?}; update this test");
+        assert!(
+            good.contains(from),
+            "the Dockerfile no longer contains {from:?}; update this test"
+        );
         let bad = good.replacen(from, to, 1);
         let caught = std::panic::catch_unwind(|| check_dockerfile("mutated", &bad, &ws));
         let message = match caught {
             Ok(_) => panic!("replacing {from:?} with {to:?} went unnoticed"),
             Err(e) => e.downcast_ref::<String>().cloned().unwrap_or_default(),
         };
-        assert!(message.contains(expected), "replacing {from:?}: expected {expected:?}, got {message:?}");
+        assert!(
+            message.contains(expected),
+            "replacing {from:?}: expected {expected:?}, got {message:?}"
+        );
     }
 }
 
@@ -354,8 +444,16 @@ fn images_run_as_the_user_the_operator_and_the_chart_expect() {
         .filter_map(|l| l.trim().strip_prefix("runAsUser: "))
         .map(|v| v.trim().to_string())
         .collect();
-    assert_eq!(users, BTreeSet::from([run_as.clone()]), "Dockerfile USER vs operator RUN_AS_USER");
-    assert_eq!(chart_users, BTreeSet::from([run_as]), "chart runAsUser vs operator RUN_AS_USER");
+    assert_eq!(
+        users,
+        BTreeSet::from([run_as.clone()]),
+        "Dockerfile USER vs operator RUN_AS_USER"
+    );
+    assert_eq!(
+        chart_users,
+        BTreeSet::from([run_as]),
+        "chart runAsUser vs operator RUN_AS_USER"
+    );
 }
 
 // ------------------------------------------------------------------ launch.sh
@@ -369,13 +467,23 @@ fn launch_rejects_bad_arguments_with_a_clear_message() {
     for (args, expected) in [
         (vec!["--workers", "0"], "--workers must be a whole number"),
         (vec!["--port", "http"], "--port must be a port number"),
-        (vec!["--rows", "-5"], "--rows must be a positive whole number"),
+        (
+            vec!["--rows", "-5"],
+            "--rows must be a positive whole number",
+        ),
         (vec!["--frobnicate"], "unknown option: --frobnicate"),
     ] {
-        let out = Command::new("bash").arg(launch_script()).args(&args).output().expect("bash runs");
+        let out = Command::new("bash")
+            .arg(launch_script())
+            .args(&args)
+            .output()
+            .expect("bash runs");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected {expected:?} in: {stderr}"
+        );
     }
 }
 
@@ -384,14 +492,21 @@ fn nginx_available() -> bool {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The directory cargo puts this profile's binaries in: `<target>/debug` for
 /// `<target>/debug/deps/packaging-HASH`.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).expect("the test binary lies in <target>/<profile>/deps").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test binary lies in <target>/<profile>/deps")
+        .to_path_buf()
 }
 
 /// Builds the worker and dashboard binaries (a no-op when `cargo test
@@ -399,13 +514,27 @@ fn profile_dir() -> PathBuf {
 fn build_binaries() -> PathBuf {
     let status = Command::new(env!("CARGO"))
         .current_dir(repo_root())
-        .args(["build", "-p", "quiver-worker", "-p", "quiver-dashboard", "--bins"])
+        .args([
+            "build",
+            "-p",
+            "quiver-worker",
+            "-p",
+            "quiver-dashboard",
+            "--bins",
+        ])
         .status()
         .expect("cargo runs");
-    assert!(status.success(), "cargo build of quiver-worker and quiver-dashboard failed");
+    assert!(
+        status.success(),
+        "cargo build of quiver-worker and quiver-dashboard failed"
+    );
     let dir = profile_dir();
     for b in ["quiver-worker", "quiver-dashboard"] {
-        assert!(dir.join(b).exists(), "{} was not built", dir.join(b).display());
+        assert!(
+            dir.join(b).exists(),
+            "{} was not built",
+            dir.join(b).display()
+        );
     }
     dir
 }
@@ -413,7 +542,9 @@ fn build_binaries() -> PathBuf {
 fn pid_alive(pid: u32) -> bool {
     // A zombie is as good as gone: it runs nothing and holds no port.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -421,10 +552,16 @@ fn pid_alive(pid: u32) -> bool {
 fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat"))
             && let Some((_, rest)) = stat.rsplit_once(')')
-            && rest.split_whitespace().nth(1).and_then(|v| v.parse::<u32>().ok()) == Some(pid)
+            && rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u32>().ok())
+                == Some(pid)
         {
             out.push(p);
         }
@@ -433,7 +570,9 @@ fn children_of(pid: u32) -> Vec<u32> {
 }
 
 fn signal(pid: i64, sig: &str) {
-    let _ = Command::new("kill").args([format!("-{sig}"), "--".to_string(), pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args([format!("-{sig}"), "--".to_string(), pid.to_string()])
+        .status();
 }
 
 /// Stops the whole process group of launch.sh if the test fails half-way.
@@ -446,9 +585,13 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if !self.stopped {
             let pgid = -(self.child.id() as i64);
-            let _ = Command::new("kill").args(["-TERM", "--", &pgid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", "--", &pgid.to_string()])
+                .status();
             std::thread::sleep(Duration::from_secs(3));
-            let _ = Command::new("kill").args(["-KILL", "--", &pgid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &pgid.to_string()])
+                .status();
             let _ = self.child.wait();
         }
     }
@@ -472,7 +615,10 @@ async fn post_query(http: &reqwest::Client, base: &str, token: &str, body: &Valu
         .unwrap_or_else(|e| panic!("POST {base}/api/query: {e}"));
     let status = resp.status();
     let text = resp.text().await.unwrap();
-    assert_eq!(status, 200, "POST {base}/api/query answered {status}: {text}");
+    assert_eq!(
+        status, 200,
+        "POST {base}/api/query answered {status}: {text}"
+    );
     serde_json::from_str(&text).unwrap()
 }
 
@@ -487,27 +633,28 @@ fn counts(answer: &Value) -> Value {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn launch_serves_the_same_counts_through_nginx_and_survives_a_dashboard_dying() {
-    if !nginx_available() {
-        println!("SKIPPED launch test: nginx is not installed (apt-get install nginx; .ci/run installs it)");
-        return;
-    }
-    const ROWS: u64 = 200_000;
-    const AIS_ROWS: u64 = 50_000;
+/// A running `deploy/launch.sh`, ready.
+struct Launched {
+    cluster: Cluster,
+    run_dir: PathBuf,
+    url: String,
+    port: u16,
+    /// Everything launch.sh wrote to stderr so far.
+    log: Arc<Mutex<String>>,
+}
+
+/// Runs launch.sh with `args` (plus a port, run folder, the test's binaries and
+/// `token`) and waits for its status line.
+fn launch(tmp: &Path, args: &[&str], token: &str) -> Launched {
     let bin_dir = build_binaries();
-    let tmp = tempfile::tempdir().unwrap();
-    let run_dir = tmp.path().join("run");
+    let run_dir = tmp.join("run");
     let port = free_port();
-    let token = "packaging-test-token-0123456789";
     let started = Instant::now();
     let mut child = Command::new("bash");
     child
         .arg(launch_script())
-        .args(["--workers", "2", "--dashboards", "2", "--rows", &ROWS.to_string()])
-        .args(["--ais-rows", &AIS_ROWS.to_string(), "--port", &port.to_string()])
-        .arg("--data")
-        .arg(tmp.path().join("data"))
+        .args(args)
+        .args(["--port", &port.to_string()])
         .arg("--run-dir")
         .arg(&run_dir)
         .arg("--bin-dir")
@@ -516,8 +663,12 @@ async fn launch_serves_the_same_counts_through_nginx_and_survives_a_dashboard_dy
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Its own process group, so a failed test can stop everything it started.
     std::os::unix::process::CommandExt::process_group(&mut child, 0);
-    let mut cluster = Cluster { child: child.spawn().expect("bash runs launch.sh"), stopped: false };
+    let mut cluster = Cluster {
+        child: child.spawn().expect("bash runs launch.sh"),
+        stopped: false,
+    };
 
     // stdout carries the status line; stderr the progress (kept for failure messages).
     let (tx, rx) = mpsc::channel::<String>();
@@ -528,7 +679,7 @@ async fn launch_serves_the_same_counts_through_nginx_and_survives_a_dashboard_dy
         }
     });
     let stderr = cluster.child.stderr.take().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let log = Arc::new(Mutex::new(String::new()));
     let log_writer = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -542,7 +693,10 @@ async fn launch_serves_the_same_counts_through_nginx_and_survives_a_dashboard_dy
             Ok(_) => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if let Some(status) = cluster.child.try_wait().unwrap() {
-                    panic!("launch.sh exited ({status}) before it was ready:\n{}", log.lock().unwrap());
+                    panic!(
+                        "launch.sh exited ({status}) before it was ready:\n{}",
+                        log.lock().unwrap()
+                    );
                 }
                 assert!(
                     started.elapsed() < Duration::from_secs(360),
@@ -551,61 +705,184 @@ async fn launch_serves_the_same_counts_through_nginx_and_survives_a_dashboard_dy
                 );
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                panic!("launch.sh closed stdout before it was ready:\n{}", log.lock().unwrap())
+                panic!(
+                    "launch.sh closed stdout before it was ready:\n{}",
+                    log.lock().unwrap()
+                )
             }
         }
     };
-    println!("{status_line} (after {:.1} s)", started.elapsed().as_secs_f64());
+    println!(
+        "{status_line} (after {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
     let url = format!("http://127.0.0.1:{port}");
-    assert!(status_line.contains(&format!("{url}/login")), "status line names the nginx URL: {status_line}");
-    assert!(status_line.contains(token), "status line shows the token: {status_line}");
+    assert!(
+        status_line.contains(&format!("{url}/login")),
+        "status line names the nginx URL: {status_line}"
+    );
+    assert!(
+        status_line.contains(token),
+        "status line shows the token: {status_line}"
+    );
+    Launched {
+        cluster,
+        run_dir,
+        url,
+        port,
+        log,
+    }
+}
 
-    let env = env_file(&run_dir.join("cluster.env"));
-    assert_eq!(env["QUIVER_URL"], url);
-    let dashboards: Vec<String> = env["QUIVER_DASHBOARDS"].split(',').map(String::from).collect();
-    assert_eq!(dashboards.len(), 2, "two dashboards: {dashboards:?}");
-    let pids: Vec<(String, String, u32)> = read(&run_dir.join("pids"))
+/// `role index pid` lines of the run folder's `pids`.
+fn started_processes(run_dir: &Path) -> Vec<(String, String, u32)> {
+    read(&run_dir.join("pids"))
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             (f[0].to_string(), f[1].to_string(), f[2].parse().unwrap())
         })
-        .collect();
-    let roles: Vec<&str> = pids.iter().map(|(r, _, _)| r.as_str()).collect();
-    assert_eq!(roles, ["worker", "worker", "dashboard", "dashboard", "nginx"], "processes started: {pids:?}");
+        .collect()
+}
 
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    // The catalogue through nginx: both datasets, every row loaded.
-    let datasets: Value = http
-        .get(format!("{url}/api/datasets"))
+/// SIGTERM to launch.sh; it must exit 0 and leave no process it started (nor
+/// nginx's workers) running, and free the port.
+async fn stop_and_check(l: &mut Launched) {
+    let pids = started_processes(&l.run_dir);
+    let nginx = pids
+        .iter()
+        .find(|(r, _, _)| r == "nginx")
+        .expect("nginx was started")
+        .2;
+    let nginx_workers = children_of(nginx);
+    assert!(!nginx_workers.is_empty(), "nginx runs worker processes");
+    signal(l.cluster.child.id() as i64, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = l.cluster.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "launch.sh did not stop within 30 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    l.cluster.stopped = true;
+    assert!(
+        status.success(),
+        "launch.sh exits cleanly on SIGTERM: {status}"
+    );
+    let left: Vec<u32> = pids
+        .iter()
+        .map(|p| p.2)
+        .chain(nginx_workers)
+        .filter(|p| pid_alive(*p))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "processes still running after launch.sh stopped: {left:?}"
+    );
+    assert!(
+        TcpListener::bind(("127.0.0.1", l.port)).is_ok(),
+        "port {} is free again",
+        l.port
+    );
+}
+
+async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
+    let resp = http
+        .get(url)
         .bearer_auth(token)
         .send()
         .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(resp.status(), 200, "GET {url}");
+    resp.json().await.unwrap()
+}
+
+fn dataset(catalogue: &Value, name: &str) -> Value {
+    catalogue["datasets"]
+        .as_array()
         .unwrap()
-        .json()
-        .await
+        .iter()
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("dataset {name} in {catalogue}"))
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_serves_the_same_counts_through_nginx_and_survives_a_dashboard_dying() {
+    if !nginx_available() {
+        println!(
+            "SKIPPED launch test: nginx is not installed (apt-get install nginx; .ci/run installs it)"
+        );
+        return;
+    }
+    const ROWS: u64 = 200_000;
+    const AIS_ROWS: u64 = 50_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let token = "packaging-test-token-0123456789";
+    let data = tmp.path().join("data");
+    let mut l = launch(
+        tmp.path(),
+        &[
+            "--workers",
+            "2",
+            "--dashboards",
+            "2",
+            "--rows",
+            &ROWS.to_string(),
+            "--ais-rows",
+            &AIS_ROWS.to_string(),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        token,
+    );
+    let (run_dir, url, log) = (l.run_dir.clone(), l.url.clone(), l.log.clone());
+
+    let env = env_file(&run_dir.join("cluster.env"));
+    assert_eq!(env["QUIVER_URL"], url);
+    let dashboards: Vec<String> = env["QUIVER_DASHBOARDS"]
+        .split(',')
+        .map(String::from)
+        .collect();
+    assert_eq!(dashboards.len(), 2, "two dashboards: {dashboards:?}");
+    let pids = started_processes(&run_dir);
+    let roles: Vec<&str> = pids.iter().map(|(r, _, _)| r.as_str()).collect();
+    assert_eq!(
+        roles,
+        ["worker", "worker", "dashboard", "dashboard", "nginx"],
+        "processes started: {pids:?}"
+    );
+
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
         .unwrap();
-    let find = |name: &str| {
-        datasets["datasets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["name"] == name)
-            .unwrap_or_else(|| panic!("dataset {name} in {datasets}"))
-            .clone()
-    };
+    // The catalogue through nginx: both datasets, every row loaded.
+    let datasets = get_json(&http, &format!("{url}/api/datasets"), token).await;
+    let find = |name: &str| dataset(&datasets, name);
     let towers = find("celltowers");
     assert_eq!(towers["rows"].as_u64(), Some(ROWS), "celltowers rows");
     assert_eq!(find("ais")["rows"].as_u64(), Some(AIS_ROWS), "ais rows");
     // Without a token nginx passes the dashboard's refusal through.
-    let anonymous = http.get(format!("{url}/api/datasets")).send().await.unwrap();
+    let anonymous = http
+        .get(format!("{url}/api/datasets"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
 
     // A crossfiltered query on every histogram, filtered to the first category.
     let category = towers["category"].as_str().unwrap().to_string();
     let dims: Vec<Value> = towers["dimensions"].as_array().unwrap().clone();
     let names: Vec<&str> = dims.iter().map(|d| d["name"].as_str().unwrap()).collect();
-    let first_label = dims.iter().find(|d| d["name"] == category.as_str()).unwrap()["bins"][0]["label"]
+    let first_label = dims
+        .iter()
+        .find(|d| d["name"] == category.as_str())
+        .unwrap()["bins"][0]["label"]
         .as_str()
         .unwrap()
         .to_string();
@@ -617,66 +894,183 @@ async fn launch_serves_the_same_counts_through_nginx_and_survives_a_dashboard_dy
     let via_nginx = post_query(&http, &url, token, &query).await;
     let direct = post_query(&http, &dashboards[0], token, &query).await;
     let direct_other = post_query(&http, &dashboards[1], token, &query).await;
-    assert_eq!(counts(&via_nginx), counts(&direct), "through nginx vs straight to dashboard 0");
-    assert_eq!(counts(&direct), counts(&direct_other), "dashboard 0 vs dashboard 1");
+    assert_eq!(
+        counts(&via_nginx),
+        counts(&direct),
+        "through nginx vs straight to dashboard 0"
+    );
+    assert_eq!(
+        counts(&direct),
+        counts(&direct_other),
+        "dashboard 0 vs dashboard 1"
+    );
     // Complete: every row counted once, both shards answered.
     assert_eq!(via_nginx["total"].as_u64(), Some(ROWS));
     assert_eq!(via_nginx["partial"], false);
     assert_eq!(via_nginx["shards"]["answered"], json!([0, 1]));
     let own = &via_nginx["histograms"][category.as_str()];
-    let own_total: u64 = own["bins"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum::<u64>()
+    let own_total: u64 = own["bins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum::<u64>()
         + own["missing"].as_u64().unwrap_or(0);
-    assert_eq!(own_total, ROWS, "the filtered dimension's own histogram ignores its filter");
-    let first = own["bins"].as_array().unwrap().iter().find(|b| b["label"] == first_label.as_str()).unwrap();
-    assert_eq!(via_nginx["selected"], first["count"], "selected = rows in the chosen category");
+    assert_eq!(
+        own_total, ROWS,
+        "the filtered dimension's own histogram ignores its filter"
+    );
+    let first = own["bins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["label"] == first_label.as_str())
+        .unwrap();
+    assert_eq!(
+        via_nginx["selected"], first["count"],
+        "selected = rows in the chosen category"
+    );
     let selected = via_nginx["selected"].as_u64().unwrap();
-    assert!(selected > 0 && selected < ROWS, "the filter selects some rows: {selected}");
+    assert!(
+        selected > 0 && selected < ROWS,
+        "the filter selects some rows: {selected}"
+    );
 
     // nginx spreads requests over both dashboards.
     for _ in 0..6 {
-        assert_eq!(counts(&post_query(&http, &url, token, &query).await), counts(&direct));
+        assert_eq!(
+            counts(&post_query(&http, &url, token, &query).await),
+            counts(&direct)
+        );
     }
     let access = read(&run_dir.join("logs/nginx-access.log"));
     for d in &dashboards {
         let addr = d.trim_start_matches("http://");
-        assert!(access.contains(&format!("upstream={addr}")), "nginx never used {addr}:\n{access}");
+        assert!(
+            access.contains(&format!("upstream={addr}")),
+            "nginx never used {addr}:\n{access}"
+        );
     }
 
     // One dashboard dies: nginx moves every request to the other.
-    let (_, _, dashboard0) = pids.iter().find(|(r, i, _)| r == "dashboard" && i == "0").unwrap().clone();
+    let (_, _, dashboard0) = pids
+        .iter()
+        .find(|(r, i, _)| r == "dashboard" && i == "0")
+        .unwrap()
+        .clone();
     signal(dashboard0 as i64, "KILL");
     let deadline = Instant::now() + Duration::from_secs(5);
     while pid_alive(dashboard0) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for _ in 0..10 {
-        assert_eq!(counts(&post_query(&http, &url, token, &query).await), counts(&direct), "after a dashboard died");
-        let r = http.get(format!("{url}/api/datasets")).bearer_auth(token).send().await.unwrap();
+        assert_eq!(
+            counts(&post_query(&http, &url, token, &query).await),
+            counts(&direct),
+            "after a dashboard died"
+        );
+        let r = http
+            .get(format!("{url}/api/datasets"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "GET /api/datasets after a dashboard died");
     }
-    assert!(cluster.child.try_wait().unwrap().is_none(), "launch.sh keeps running when one dashboard dies");
+
+    assert!(
+        l.cluster.child.try_wait().unwrap().is_none(),
+        "launch.sh keeps running when one dashboard dies"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !log.lock().unwrap().contains("quiver: dashboard 0 (pid") {
-        assert!(Instant::now() < deadline, "launch.sh did not report the dashboard that died:\n{}", log.lock().unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "launch.sh did not report the dashboard that died:\n{}",
+            log.lock().unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // Stop: every process launch.sh started exits, nginx's own workers too.
-    let nginx = pids.iter().find(|(r, _, _)| r == "nginx").unwrap().2;
-    let nginx_workers = children_of(nginx);
-    assert!(!nginx_workers.is_empty(), "nginx runs worker processes");
-    signal(cluster.child.id() as i64, "TERM");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = cluster.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "launch.sh did not stop within 30 s of SIGTERM");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    cluster.stopped = true;
-    assert!(status.success(), "launch.sh exits cleanly on SIGTERM: {status}");
-    let left: Vec<u32> = pids.iter().map(|p| p.2).chain(nginx_workers).filter(|p| pid_alive(*p)).collect();
-    assert!(left.is_empty(), "processes still running after launch.sh stopped: {left:?}");
-    assert!(TcpListener::bind(("127.0.0.1", port)).is_ok(), "port {port} is free again");
+    stop_and_check(&mut l).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_s3_mode_loads_every_shard_from_the_s3_server() {
+    if !nginx_available() {
+        println!(
+            "SKIPPED launch --s3 test: nginx is not installed (apt-get install nginx; .ci/run installs it)"
+        );
+        return;
+    }
+    let moto = Command::new("python3")
+        .args(["-c", "import moto.server"])
+        .output();
+    if !moto.is_ok_and(|o| o.status.success()) {
+        println!(
+            "SKIPPED launch --s3 test: python3 cannot import moto.server (pip install 'moto[server]')"
+        );
+        return;
+    }
+    const ROWS: u64 = 120_000;
+    const AIS_ROWS: u64 = 30_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let token = "packaging-s3-token-0123456789";
+    let mut l = launch(
+        tmp.path(),
+        &[
+            "--s3",
+            "--workers",
+            "3",
+            "--dashboards",
+            "1",
+            "--rows",
+            &ROWS.to_string(),
+            "--ais-rows",
+            &AIS_ROWS.to_string(),
+        ],
+        token,
+    );
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let catalogue = get_json(&http, &format!("{}/api/datasets", l.url), token).await;
+    assert_eq!(
+        dataset(&catalogue, "celltowers")["rows"].as_u64(),
+        Some(ROWS)
+    );
+    assert_eq!(dataset(&catalogue, "ais")["rows"].as_u64(), Some(AIS_ROWS));
+    let category = dataset(&catalogue, "ais")["category"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let answer = post_query(
+        &http,
+        &l.url,
+        token,
+        &json!({"dataset": "ais", "histograms": [category]}),
+    )
+    .await;
+    assert_eq!(answer["total"].as_u64(), Some(AIS_ROWS));
+    assert_eq!(
+        answer["shards"]["answered"],
+        json!([0, 1, 2]),
+        "all three shards answered: {answer}"
+    );
+    // The workers read the data from the S3 server, not from a directory.
+    let s3_log = read(&l.run_dir.join("logs/s3.log"));
+    for preset in ["celltowers", "ais"] {
+        assert!(
+            s3_log.contains(&format!("GET /quiver/{preset}/")),
+            "no worker read s3://quiver/{preset}/:\n{s3_log}"
+        );
+    }
+    assert_eq!(
+        started_processes(&l.run_dir)[0].0,
+        "s3",
+        "the S3 server is one of the processes launch.sh stops"
+    );
+    stop_and_check(&mut l).await;
 }
