@@ -203,8 +203,7 @@ pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_proxy: boo
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .last();
+            .rfind(|s| !s.is_empty());
         if let Some(ip) = last.and_then(|s| s.parse::<IpAddr>().ok()) {
             return ip;
         }

@@ -214,11 +214,9 @@ pub fn shade(raster: &Raster, colors: &[[u8; 3]], opts: &ShadeOptions) -> Result
             }
         }
         totals.push(t);
-        mixed.push(if t == 0 {
-            [0, 0, 0]
-        } else {
-            [((r + t / 2) / t) as u8, ((g + t / 2) / t) as u8, ((b + t / 2) / t) as u8]
-        });
+        // Empty pixels (t == 0) are never drawn; max(1) only avoids the division by zero.
+        let d = t.max(1);
+        mixed.push([((r + d / 2) / d) as u8, ((g + d / 2) / d) as u8, ((b + d / 2) / d) as u8]);
     }
     let alpha = AlphaMap::equalize(&totals, opts.min_alpha);
     let mut rgba = vec![0u8; (w as usize) * (h as usize) * 4];
