@@ -169,28 +169,27 @@ fail() { # message [log to show]
   exit 1
 }
 
-# N distinct free TCP ports on 127.0.0.1 (bound together, then released).
+# N distinct free TCP ports on 127.0.0.1, below the kernel's ephemeral range:
+# a port taken from that range (bind to port 0) can be grabbed again as the
+# source port of any outgoing connection before our process binds it.
 free_ports() {
-  local n=$1
-  if command -v python3 >/dev/null 2>&1; then
-    python3 - "$n" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-  else
-    local out=() p
-    while [ ${#out[@]} -lt "$n" ]; do
-      p=$(( 20000 + RANDOM % 40000 ))
-      [[ " ${out[*]} " == *" $p "* ]] && continue
-      (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || out+=("$p")
-    done
-    echo "${out[*]}"
-  fi
+  local n=$1 low=32768 hi out=() p tries=0
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  hi=$(( low - 1 )); low=$(( hi - 10000 > 1024 ? hi - 10000 : 1024 ))
+  while [ ${#out[@]} -lt "$n" ]; do
+    tries=$(( tries + 1 ))
+    [ "$tries" -le 10000 ] || die "found no free port between $low and $hi"
+    p=$(( low + (RANDOM * 32768 + RANDOM) % (hi - low + 1) ))
+    [[ " ${out[*]} " == *" $p "* ]] && continue
+    if command -v python3 >/dev/null 2>&1; then
+      python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$p" \
+        2>/dev/null || continue
+    else
+      (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+    fi
+    out+=("$p")
+  done
+  echo "${out[*]}"
 }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -217,6 +216,17 @@ worker_s3=()
 # Same marker as `quiver-dashboard demo`, so both reuse each other's data.
 marker=_quiver_demo.json
 
+# Files to generate for ROWS rows: about 4M rows each, a multiple of the worker
+# count so that every shard gets the same number of whole files.
+files_for() {
+  local n=$1 per
+  per=$(( (n + 4000000 * workers - 1) / (4000000 * workers) ))
+  [ "$per" -ge 1 ] || per=1
+  local f=$(( per * workers ))
+  [ "$f" -le "$n" ] || f=$n
+  echo "$f"
+}
+
 # ensure_local PRESET ROWS: DIR/PRESET holds data (generated, or the user's files).
 ensure_local() {
   local preset=$1 n=$2 dir="$data/$1" files had
@@ -230,9 +240,7 @@ ensure_local() {
     say "$preset: using the files in $dir"
     return 0
   fi
-  # At least one file per worker, so every shard gets whole files.
-  files=$(( (n + 3999999) / 4000000 )); [ "$files" -ge "$workers" ] || files=$workers
-  [ "$files" -le "$n" ] || files=$n
+  files=$(files_for "$n")
   say "$preset: generating $n rows into $dir ($files files)"
   local progress=(--no-progress); [ -t 2 ] && progress=()
   "$worker_bin" gen "$preset" --rows "$n" --files "$files" --out "file://$dir/" "${progress[@]}" \
@@ -259,8 +267,7 @@ if [ "$s3" = 1 ]; then
   say "S3 server on $s3_url (bucket quiver, in memory)"
   for spec in "celltowers $rows" "ais $ais_rows"; do
     set -- $spec
-    files=$(( ($2 + 3999999) / 4000000 )); [ "$files" -ge "$workers" ] || files=$workers
-    [ "$files" -le "$2" ] || files=$2
+    files=$(files_for "$2")
     say "$1: generating $2 rows into s3://quiver/$1/"
     "$worker_bin" gen "$1" --rows "$2" --files "$files" --out "s3://quiver/$1/" --no-progress "${worker_s3[@]}" \
       >>"$logs/gen-$1.log" 2>&1 || fail "generating $1 into S3" "$logs/gen-$1.log"

@@ -491,12 +491,18 @@ fn nginx_available() -> bool {
     Command::new("nginx").arg("-v").output().is_ok() || Path::new("/usr/sbin/nginx").exists()
 }
 
+/// A free port below the kernel's ephemeral range (32768 and up by default), where
+/// no outgoing connection can take it between this check and nginx binding it.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64;
+    (0..10_000u64)
+        .map(|i| 21_000 + ((seed + i * 7919) % 11_000) as u16)
+        .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port between 21000 and 32000")
 }
 
 /// The directory cargo puts this profile's binaries in: `<target>/debug` for
