@@ -72,10 +72,10 @@ pub(super) fn tangent(p: V3, b: V3) -> V3 {
 /// Compass bearing (degrees clockwise from north, in [0, 360)) of tangent `t` at `p`.
 #[inline]
 pub(super) fn bearing_of(p: V3, t: V3) -> f64 {
-    let (lat, lon) = to_latlon(p);
-    let (la, lo) = (lat.to_radians(), lon.to_radians());
-    let east = [-lo.sin(), lo.cos(), 0.0];
-    let north = [-la.sin() * lo.cos(), -la.sin() * lo.sin(), la.cos()];
+    // East is z × p and north is p × east, both scaled by cos(lat): no trigonometry
+    // needed, and the common scale cancels in atan2.
+    let east = [-p[1], p[0], 0.0];
+    let north = [-p[2] * p[0], -p[2] * p[1], p[0] * p[0] + p[1] * p[1]];
     let b = dot(t, east).atan2(dot(t, north)).to_degrees();
     if b < 0.0 { b + 360.0 } else { b }
 }
@@ -84,7 +84,8 @@ pub(super) fn bearing_of(p: V3, t: V3) -> f64 {
 #[inline]
 pub(super) fn offset_along(p: V3, dir: V3, km: f64) -> V3 {
     let a = km / EARTH_KM;
-    let (s, c) = a.sin_cos();
+    // Offsets are a few km: the small-angle form is exact to well under a metre.
+    let (s, c) = if a.abs() < 0.01 { (a, 1.0 - 0.5 * a * a) } else { a.sin_cos() };
     normalize([c * p[0] + s * dir[0], c * p[1] + s * dir[1], c * p[2] + s * dir[2]])
 }
 
@@ -142,6 +143,25 @@ mod tests {
         // Due east along the equator.
         assert!((bearing(0.0, 0.0, 0.0, 10.0) - 90.0).abs() < 1e-9);
         assert!((bearing(0.0, 0.0, -10.0, 0.0) - 180.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bearing_matches_the_spherical_trigonometry_formula() {
+        let pts: [(f64, f64); 6] = [(51.5, -0.1), (-33.9, 151.2), (1.3, 103.8), (-54.8, -68.3), (64.1, -21.9), (35.7, 139.7)];
+        for &(la1, lo1) in &pts {
+            for &(la2, lo2) in &pts {
+                if (la1, lo1) == (la2, lo2) {
+                    continue;
+                }
+                let (p1, p2, dl) = (la1.to_radians(), la2.to_radians(), (lo2 - lo1).to_radians());
+                let y = dl.sin() * p2.cos();
+                let x = p1.cos() * p2.sin() - p1.sin() * p2.cos() * dl.cos();
+                let want = y.atan2(x).to_degrees().rem_euclid(360.0);
+                let got = bearing(la1, lo1, la2, lo2);
+                let d = (got - want).rem_euclid(360.0);
+                assert!(d.min(360.0 - d) < 1e-9, "({la1},{lo1})->({la2},{lo2}): {got} vs {want}");
+            }
+        }
     }
 
     #[test]
