@@ -415,3 +415,74 @@ async fn reqwest_get(url: &str) -> (u16, String) {
     let code = buf.split_whitespace().nth(1).unwrap().parse().unwrap();
     (code, buf)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_datasets_declare_their_view_and_metrics_count_queries() {
+    use quiver_worker::spec::{Binning, CategoryDef, DimensionSpec, ViewConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let rows = towers(5_000, 12);
+    write_parquet(&dir.path().join("t.parquet"), &rows, 5_000);
+    let cat = |l: &str| CategoryDef { label: l.into(), values: vec![l.into()], ranges: vec![], color: None };
+    let view = ViewConfig {
+        x: "lon".into(),
+        y: "lat".into(),
+        category: "tech".into(),
+        dimensions: vec![
+            DimensionSpec {
+                name: "tech".into(),
+                column: "radio".into(),
+                title: None,
+                bins: Binning::Categorical { categories: vec![cat("GSM"), cat("LTE")], other: "rest".into() },
+            },
+            DimensionSpec {
+                name: "reach".into(),
+                column: "range".into(),
+                title: Some("Range".into()),
+                bins: Binning::Linear { min: 0.0, max: 100_000.0, count: 10 },
+            },
+        ],
+    };
+    let custom = DatasetSpec {
+        name: "custom".into(),
+        source: format!("file://{}/", dir.path().display()),
+        preset: None,
+        format: None,
+        s3: None,
+        view: Some(view),
+    };
+    let w = spawn(cfg(vec![custom], 0, 1, None)).await.unwrap();
+    let c = WorkerClient::connect(&w.flight_url(), None).await.unwrap();
+    let s = wait_loaded(&c, "custom").await;
+    assert_eq!(s.datasets[0].state, LoadState::Ready, "{:?}", s.datasets[0].error);
+    let q = Query {
+        version: 1,
+        dataset: "custom".into(),
+        filters: BTreeMap::new(),
+        viewport: None,
+        viewport_filter: false,
+        views: vec![View::Histogram { dimension: "tech".into() }, View::Histogram { dimension: "reach".into() }],
+    };
+    let r = c.query(&q).await.unwrap();
+    let mut want_tech = [0u64; 3];
+    let mut want_reach = [0u64; 10];
+    for t in &rows {
+        want_tech[match t.radio {
+            "GSM" => 0,
+            "LTE" => 1,
+            _ => 2,
+        }] += 1;
+        want_reach[((t.range as f64) / 10_000.0).floor().clamp(0.0, 9.0) as usize] += 1;
+    }
+    assert_eq!(counts(&r, "tech"), want_tech.to_vec());
+    assert_eq!(counts(&r, "reach"), want_reach.to_vec());
+    assert_eq!(r.histograms[0].bins[2].label, "rest");
+    let infos = c.datasets().await.unwrap();
+    assert_eq!(infos[0].view.category, "tech");
+    // The side port counts the query and the rows held.
+    let (code, body) = reqwest_get(&format!("{}/metrics", w.http_url())).await;
+    assert_eq!(code, 200);
+    assert!(body.contains("quiver_worker_queries_total{dataset=\"custom\"} 1"), "{body}");
+    assert!(body.contains("quiver_worker_rows{dataset=\"custom\"} 5000"), "{body}");
+    assert!(body.contains("quiver_worker_query_seconds_count 1"), "{body}");
+    assert_eq!(reqwest_get(&format!("{}/readyz", w.http_url())).await.0, 200);
+}
