@@ -456,6 +456,43 @@ fn images_run_as_the_user_the_operator_and_the_chart_expect() {
     );
 }
 
+#[test]
+fn chart_deploys_the_release_the_workspace_builds() {
+    let root = repo_root();
+    let workspace_version = read(&root.join("Cargo.toml"))
+        .lines()
+        .skip_while(|l| l.trim() != "[workspace.package]")
+        .find_map(|l| toml_string(l, "version"))
+        .expect("[workspace.package] has a version");
+    let chart = read(&root.join("charts/quiver/Chart.yaml"));
+    let app_version = chart
+        .lines()
+        .find_map(|l| l.strip_prefix("appVersion:"))
+        .expect("Chart.yaml has an appVersion")
+        .trim()
+        .trim_matches('"');
+    assert_eq!(
+        app_version, workspace_version,
+        "Chart.yaml appVersion (the default image tag)"
+    );
+    // The chart's default images are the ones the operator falls back to.
+    let helpers = read(&root.join("charts/quiver/templates/_helpers.tpl"));
+    let operator = read(&root.join("operator/src/validate.rs"));
+    for image in [
+        "ghcr.io/quiver-dev/quiver-worker",
+        "ghcr.io/quiver-dev/quiver-dashboard",
+    ] {
+        assert!(
+            helpers.contains(&format!("\"{image}:%s\"")),
+            "chart default {image}"
+        );
+        assert!(
+            operator.contains(&format!("\"{image}:{{v}}\"")),
+            "operator default {image}"
+        );
+    }
+}
+
 // ------------------------------------------------------------------ launch.sh
 
 fn launch_script() -> PathBuf {
