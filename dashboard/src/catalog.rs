@@ -139,6 +139,8 @@ impl Dataset {
 pub struct Catalog {
     /// By name.
     pub datasets: BTreeMap<String, Dataset>,
+    /// Names in the order the workers declare them (the UI opens the first).
+    pub order: Vec<String>,
 }
 
 impl Catalog {
@@ -146,11 +148,15 @@ impl Catalog {
     /// summed over one sharding (the one most shards agree on), once per shard.
     pub fn from_replies(replies: &[Reply<Vec<DatasetInfo>>]) -> Result<Catalog> {
         let mut by_name: BTreeMap<String, Vec<&DatasetInfo>> = BTreeMap::new();
+        let mut order: Vec<String> = Vec::new();
         let mut answered = 0;
         for r in replies {
             if let Ok(infos) = &r.result {
                 answered += 1;
                 for i in infos {
+                    if !order.contains(&i.name) {
+                        order.push(i.name.clone());
+                    }
                     by_name.entry(i.name.clone()).or_default().push(i);
                 }
             }
@@ -183,12 +189,12 @@ impl Catalog {
             let rows = best.iter().map(|i| i.rows).sum();
             datasets.insert(name.clone(), Dataset::new(&name, rows, best[0].view.clone())?);
         }
-        Ok(Catalog { datasets })
+        Ok(Catalog { datasets, order })
     }
 
-    /// The `/api/datasets` answer.
+    /// The `/api/datasets` answer, in the workers' order.
     pub fn views(&self) -> Vec<&DatasetView> {
-        self.datasets.values().map(|d| &d.view).collect()
+        self.order.iter().filter_map(|n| self.datasets.get(n)).map(|d| &d.view).collect()
     }
 }
 
