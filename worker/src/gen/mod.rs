@@ -364,6 +364,25 @@ impl Job {
     }
 }
 
+/// Files already in the destination that this run will not overwrite would be
+/// loaded along with the new ones; say so (one level only, so it stays cheap).
+async fn warn_about_other_files(loc: &objstore::Location, opts: &GenOptions) {
+    let Ok(listing) = loc.store.list_with_delimiter(Some(&loc.prefix)).await else {
+        return;
+    };
+    let ours: std::collections::HashSet<String> =
+        (0..opts.files).map(|f| loc.child(&opts.file_name(f)).to_string()).collect();
+    let others = listing.objects.iter().filter(|m| !ours.contains(m.location.as_ref())).count()
+        + listing.common_prefixes.len();
+    if others > 0 {
+        tracing::warn!(
+            out = %loc.display_url(),
+            others,
+            "the destination already holds other files or folders; a dataset reading this prefix will include them"
+        );
+    }
+}
+
 fn progress_bar(total: u64, show: bool) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
@@ -393,6 +412,7 @@ pub async fn generate(opts: &GenOptions, show_progress: bool) -> Result<GenSumma
         out = %loc.display_url(),
         "generating"
     );
+    warn_about_other_files(&loc, opts).await;
     let job = Arc::new(Job {
         world: World::new(opts.preset)?,
         store: loc.store.clone(),
