@@ -92,7 +92,8 @@ pub(super) async fn upload(
     mut rx: mpsc::Receiver<Msg>,
 ) -> Result<u64> {
     let store_err = |e: &dyn std::fmt::Display| Error::Store { location: url.clone(), message: e.to_string() };
-    let mut w = BufWriter::with_capacity(store, path, PART_SIZE);
+    // Four parts in flight keep an S3 upload busy and bound the memory per file.
+    let mut w = BufWriter::with_capacity(store, path, PART_SIZE).with_max_concurrency(4);
     let mut bytes = 0u64;
     loop {
         match rx.recv().await {
