@@ -362,10 +362,10 @@ impl Ais {
         let route = self.route(from, to);
         let total = route.total();
         let (n, base_dt) = self.schedule(rng, v, 700.0);
-        let n = n.min(remaining);
         let departing = rng.random::<f64>() < 0.25;
         let mut s = if departing { 0.0 } else { total * 0.95 * rng.random::<f64>() };
-        let mut t = rng.random_range(0..MONTH_SECONDS) as f64;
+        let mut t = track_start(rng, n, base_dt);
+        let mut emitted = 0;
         let lane_offset = (1.5 * rng.sample::<f64, _>(StandardNormal)).clamp(-5.0, 5.0);
         let mut moored_left = if departing { rng.random_range(1..12) } else { 0 };
         let mut arrived_left = 3 + rng.random_range(0..20);
@@ -428,7 +428,13 @@ impl Ais {
             } else {
                 (cog + heading_noise * rng.sample::<f64, _>(StandardNormal)).round().rem_euclid(360.0) as i32
             };
-            out.push(v, t as u32, lat, lon, sog, cog, heading, status);
+            if t >= 0.0 {
+                out.push(v, t as u32, lat, lon, sog, cog, heading, status);
+                emitted += 1;
+                if emitted == remaining {
+                    break;
+                }
+            }
             let dt = base_dt * (0.9 + 0.2 * rng.random::<f64>());
             if underway {
                 s += sog * KNOT_KM_PER_S * dt;
@@ -458,8 +464,8 @@ impl Ais {
         let km_lat = sphere::EARTH_KM.to_radians();
         let km_lon = km_lat * lat0.to_radians().cos().max(0.05);
         let (n, base_dt) = self.schedule(rng, v, 300.0);
-        let n = n.min(remaining);
-        let mut t = rng.random_range(0..MONTH_SECONDS) as f64;
+        let mut t = track_start(rng, n, base_dt);
+        let mut emitted = 0;
         let (mut x, mut y) = (0.0f64, 0.0f64);
         let mut h = 360.0 * rng.random::<f64>();
         let mut working = rng.random::<f64>() < 0.6;
@@ -502,7 +508,13 @@ impl Ais {
             } else {
                 (h + 4.0 * rng.sample::<f64, _>(StandardNormal)).round().rem_euclid(360.0) as i32
             };
-            out.push_opt_status(v, t as u32, lat, lon, sog, h, heading, status);
+            if t >= 0.0 {
+                out.push_opt_status(v, t as u32, lat, lon, sog, h, heading, status);
+                emitted += 1;
+                if emitted == remaining {
+                    break;
+                }
+            }
             let dt = base_dt * (0.9 + 0.2 * rng.random::<f64>());
             let step = sog * KNOT_KM_PER_S * dt;
             let (sh, ch) = h.to_radians().sin_cos();
@@ -511,6 +523,14 @@ impl Ais {
             t += dt;
         }
     }
+}
+
+/// When a track starts, seconds from 2024-01-01T00:00:00. Tracks may begin before
+/// the month (their early reports are not emitted) so that every day of January
+/// sees the same traffic, not a ramp-up from an empty sea on the 1st.
+fn track_start(rng: &mut ChaCha8Rng, reports: usize, interval: f64) -> f64 {
+    let span = reports as f64 * interval;
+    -span + (MONTH_SECONDS as f64 + span) * rng.random::<f64>()
 }
 
 fn dijkstra(adj: &[Vec<(usize, f64)>], start: usize) -> (Vec<f64>, Vec<usize>) {

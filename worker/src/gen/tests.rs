@@ -450,6 +450,21 @@ fn ais_reports_are_january_2024_tracks_with_plausible_ships() {
 }
 
 #[test]
+fn ais_traffic_is_even_across_january() {
+    let b = all(Preset::Ais, 400_000, 2);
+    let time = col_str(&b, "BaseDateTime");
+    let mut days = [0usize; 31];
+    for t in time.iter() {
+        days[t.unwrap()[8..10].parse::<usize>().unwrap() - 1] += 1;
+    }
+    let even = b.num_rows() as f64 / 31.0;
+    for (d, &n) in days.iter().enumerate() {
+        // No ramp-up from an empty sea on the 1st, no fade-out on the 31st.
+        assert!(n as f64 > 0.6 * even && (n as f64) < 1.6 * even, "2024-01-{:02}: {n} reports, {even:.0} on average", d + 1);
+    }
+}
+
+#[test]
 fn ais_positions_stay_on_the_sea_lanes() {
     use super::sphere::{distance_to_segment_km, to_v3};
     let segs = super::ais::network_segments().unwrap();
