@@ -92,8 +92,23 @@ impl Error {
     }
 }
 
+/// gRPC metadata key carrying [`Error::category`], so clients recover the kind
+/// of error that one status code covers (e.g. `unavailable`: loading vs down).
+pub const CATEGORY_HEADER: &str = "quiver-error";
+
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
+        let category = e.category();
+        let mut status = status_of(e);
+        if let Ok(v) = category.parse() {
+            status.metadata_mut().insert(CATEGORY_HEADER, v);
+        }
+        status
+    }
+}
+
+fn status_of(e: Error) -> tonic::Status {
+    {
         let msg = e.to_string();
         match e {
             Error::InvalidSpec(_) | Error::InvalidQuery(_) => tonic::Status::invalid_argument(msg),

@@ -290,7 +290,8 @@ async fn bad_sources_fail_their_dataset_only() {
     assert!(e.error.unwrap().contains("nowhere"));
     // The failed datasets answer "not ready", the good one answers.
     let err = c.query(&all_views("corrupt")).await.unwrap_err();
-    assert!(err.to_string().contains("not ready"), "{err}");
+    assert!(matches!(&err, Error::NotReady { name, .. } if name == "corrupt"), "{err:?}");
+    assert!(err.to_string().contains("not ready") && !err.is_transient(), "{err}");
     c.query(&all_views("good")).await.unwrap();
     // The HTTP side port is not ready while any dataset failed.
     let ready = reqwest_get(&format!("{}/readyz", w.http_url())).await;

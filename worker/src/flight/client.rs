@@ -72,6 +72,15 @@ impl WorkerClient {
     fn status(&self, s: tonic::Status) -> Error {
         use tonic::Code;
         let msg = s.message().to_string();
+        let category = s.metadata().get(crate::error::CATEGORY_HEADER).and_then(|v| v.to_str().ok());
+        if category == Some("not_ready") {
+            // The worker says `dataset "NAME" is not ready: REASON`.
+            let parsed = msg.strip_prefix("dataset \"").and_then(|r| r.split_once("\" is not ready: "));
+            return match parsed {
+                Some((name, reason)) => Error::NotReady { name: name.to_string(), reason: reason.to_string() },
+                None => Error::NotReady { name: String::new(), reason: msg },
+            };
+        }
         match s.code() {
             Code::InvalidArgument | Code::FailedPrecondition => Error::InvalidQuery(msg),
             Code::NotFound => Error::UnknownDataset(msg),
