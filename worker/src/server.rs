@@ -213,7 +213,10 @@ impl RunningWorker {
         }
         (&mut self.task).await.map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?
     }
-    /// Stops the worker abruptly (as if the process died).
+    /// Stops accepting connections at once, without a graceful shutdown.
+    /// Connections already open keep being served by their own tasks (tonic
+    /// spawns them); to cut those too, put a proxy in front, as the
+    /// dashboard's fault tests do, or run the worker as a process and kill it.
     pub fn kill(self) {
         self.task.abort();
     }
