@@ -15,8 +15,8 @@ use crate::spec::{DatasetSpec, Format, Preset};
 /// Options of `quiver-worker bench`.
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
-    /// Rows of synthetic cell towers.
-    #[arg(long, default_value_t = 40_000_000)]
+    /// Rows of synthetic cell towers (e.g. 40M).
+    #[arg(long, default_value = "40M", value_parser = crate::synth::parse_count)]
     pub rows: u64,
     /// Where the data is generated (reused when present with the same row count).
     #[arg(long, default_value = "/tmp/quiver-bench")]

@@ -47,10 +47,7 @@ fn init_logging(format: &str) {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
-    let threads = match &cli.command {
-        Command::Serve(a) => a.threads,
-        _ => None,
-    };
+    let threads = if let Command::Serve(a) = &cli.command { a.threads } else { None };
     if let Some(t) = threads {
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global().context("configuring threads")?;
     }
