@@ -14,29 +14,6 @@ fn init_tracing(format: LogFormat, default: &str) {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends before killing a pod).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -50,9 +27,9 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(config.addr)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.addr))?;
-            quiver_dashboard::run(config, listener, shutdown_signal()).await?;
+            quiver_dashboard::run(config, listener, quiver_worker::server::shutdown_signal()).await?;
         }
-        Command::Demo(args) => quiver_dashboard::demo::run(args, shutdown_signal()).await?,
+        Command::Demo(args) => quiver_dashboard::demo::run(args, quiver_worker::server::shutdown_signal()).await?,
         Command::Bench(args) => quiver_dashboard::bench::run(args).await?,
     }
     Ok(())

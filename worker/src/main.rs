@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
                 let cfg = WorkerConfig::try_from(args)?;
                 let fl = tokio::net::TcpListener::bind(flight).await.with_context(|| format!("binding {flight}"))?;
                 let hl = tokio::net::TcpListener::bind(http).await.with_context(|| format!("binding {http}"))?;
-                quiver_worker::server::serve(cfg, fl, hl, shutdown_signal()).await?;
+                quiver_worker::server::serve(cfg, fl, hl, quiver_worker::server::shutdown_signal()).await?;
             }
             Command::Gen(cmd) => {
                 let opts = cmd.args.options(cmd.s3.defaults())?;
@@ -77,23 +77,4 @@ fn main() -> anyhow::Result<()> {
         }
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
 }
