@@ -268,12 +268,10 @@ impl DimBins {
                         return c;
                     }
                 }
-                if !by_text.is_empty() {
-                    let mut buf = itoa_buf(v);
-                    if let Some(&c) = by_text.get(buf.as_str()) {
-                        return c;
-                    }
-                    buf.clear();
+                if !by_text.is_empty()
+                    && let Some(&c) = by_text.get(v.to_string().as_str())
+                {
+                    return c;
                 }
                 *other
             }
@@ -368,10 +366,6 @@ fn check_numeric(min: f64, max: f64, count: u32) -> std::result::Result<(), Stri
         return Err(format!("{count} bins; 1 to {} allowed", crate::spec::MAX_BINS));
     }
     Ok(())
-}
-
-fn itoa_buf(v: i64) -> String {
-    v.to_string()
 }
 
 /// Compact number for labels: 1500 → "1.5k".

@@ -7,7 +7,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringBuilder};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -19,26 +19,7 @@ use super::towers::pick;
 /// The MarineCadastre AIS schema, columns in published order. `BaseDateTime`
 /// is text (`2024-01-15T13:45:07`) in CSV and Parquet alike.
 pub fn ais_schema() -> SchemaRef {
-    let f = |name: &str, t: DataType| Field::new(name, t, true);
-    Arc::new(Schema::new(vec![
-        f("MMSI", DataType::Int64),
-        f("BaseDateTime", DataType::Utf8),
-        f("LAT", DataType::Float64),
-        f("LON", DataType::Float64),
-        f("SOG", DataType::Float64),
-        f("COG", DataType::Float64),
-        f("Heading", DataType::Int32),
-        f("VesselName", DataType::Utf8),
-        f("IMO", DataType::Utf8),
-        f("CallSign", DataType::Utf8),
-        f("VesselType", DataType::Int32),
-        f("Status", DataType::Int32),
-        f("Length", DataType::Float64),
-        f("Width", DataType::Float64),
-        f("Draft", DataType::Float64),
-        f("Cargo", DataType::Int32),
-        f("TransceiverClass", DataType::Utf8),
-    ]))
+    crate::source::presets::schema(crate::spec::Preset::Ais)
 }
 
 /// Seconds in January 2024; timestamps run from 2024-01-01T00:00:00 to 2024-01-31T23:59:59.

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -16,23 +16,7 @@ use super::sphere;
 
 /// The OpenCelliD schema, columns in published order.
 pub fn celltowers_schema() -> SchemaRef {
-    let f = |name: &str, t: DataType| Field::new(name, t, true);
-    Arc::new(Schema::new(vec![
-        f("radio", DataType::Utf8),
-        f("mcc", DataType::Int32),
-        f("net", DataType::Int32),
-        f("area", DataType::Int32),
-        f("cell", DataType::Int64),
-        f("unit", DataType::Int32),
-        f("lon", DataType::Float64),
-        f("lat", DataType::Float64),
-        f("range", DataType::Int64),
-        f("samples", DataType::Int64),
-        f("changeable", DataType::Int32),
-        f("created", DataType::Int64),
-        f("updated", DataType::Int64),
-        f("averageSignal", DataType::Int32),
-    ]))
+    crate::source::presets::schema(crate::spec::Preset::Celltowers)
 }
 
 const GSM: usize = 0;

@@ -13,7 +13,6 @@ use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
 
-use crate::bins::DimBins;
 use crate::error::{Error, Result};
 use crate::geo::{PixelMap, QViewport};
 use crate::protocol::{Query, View};
@@ -405,9 +404,4 @@ pub fn plain_pass(shard: &Shard) -> u64 {
             sum
         })
         .reduce(|| 0, u64::wrapping_add)
-}
-
-/// Names of the category labels (for outputs).
-pub fn category_labels(dims: &[DimBins], cat: usize) -> Vec<String> {
-    dims[cat].labels().to_vec()
 }

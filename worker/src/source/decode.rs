@@ -210,7 +210,7 @@ fn csv_rows<R: BufRead>(
         match preset {
             // A headerless file of a preset: the first line is data.
             Some(p) if header.len() == super::presets::columns(p).len() && !first.trim().is_empty() => {
-                header = super::presets::columns(p).iter().map(|s| s.to_string()).collect();
+                header = super::presets::columns(p);
                 pending_first = Some(first.clone().into_bytes());
             }
             _ => {

@@ -1,25 +1,35 @@
 //! The two published schemas Quiver reads unchanged, and their default views.
 
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
 use crate::spec::{Binning, CategoryDef, DimensionSpec, Interval, Preset, ViewConfig};
 
-/// OpenCelliD column names, in file order.
-pub const CELLTOWERS_COLUMNS: [&str; 14] = [
-    "radio", "mcc", "net", "area", "cell", "unit", "lon", "lat", "range", "samples", "changeable",
-    "created", "updated", "averageSignal",
-];
-
-/// MarineCadastre AIS column names, in file order.
-pub const AIS_COLUMNS: [&str; 17] = [
-    "MMSI", "BaseDateTime", "LAT", "LON", "SOG", "COG", "Heading", "VesselName", "IMO", "CallSign",
-    "VesselType", "Status", "Length", "Width", "Draft", "Cargo", "TransceiverClass",
-];
+/// The published schema of a preset, columns in file order; every column is
+/// nullable, so it also reads real downloads with blanks. AIS `BaseDateTime`
+/// is text (`2024-01-15T13:45:07`) in CSV and Parquet alike.
+pub fn schema(p: Preset) -> SchemaRef {
+    use DataType::{Float64 as F, Int32 as I32, Int64 as I64, Utf8 as S};
+    let cols: &[(&str, DataType)] = match p {
+        Preset::Celltowers => &[
+            ("radio", S), ("mcc", I32), ("net", I32), ("area", I32), ("cell", I64), ("unit", I32),
+            ("lon", F), ("lat", F), ("range", I64), ("samples", I64), ("changeable", I32),
+            ("created", I64), ("updated", I64), ("averageSignal", I32),
+        ],
+        Preset::Ais => &[
+            ("MMSI", I64), ("BaseDateTime", S), ("LAT", F), ("LON", F), ("SOG", F), ("COG", F),
+            ("Heading", I32), ("VesselName", S), ("IMO", S), ("CallSign", S), ("VesselType", I32),
+            ("Status", I32), ("Length", F), ("Width", F), ("Draft", F), ("Cargo", I32),
+            ("TransceiverClass", S),
+        ],
+    };
+    Arc::new(Schema::new(cols.iter().map(|(n, t)| Field::new(*n, t.clone(), true)).collect::<Vec<_>>()))
+}
 
 /// Column names of a preset, in file order (used when a CSV has no header).
-pub fn columns(p: Preset) -> &'static [&'static str] {
-    match p {
-        Preset::Celltowers => &CELLTOWERS_COLUMNS,
-        Preset::Ais => &AIS_COLUMNS,
-    }
+pub fn columns(p: Preset) -> Vec<String> {
+    schema(p).fields().iter().map(|f| f.name().clone()).collect()
 }
 
 fn cat(label: &str, values: &[&str], ranges: &[[i64; 2]], color: &str) -> CategoryDef {
