@@ -38,6 +38,8 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Measure end-to-end latency of `/api/query` for typical interactions.
     Bench(crate::bench::BenchArgs),
+    /// Bounded load (loopback only) from simulated users replaying a mix of interactions; checks every answer.
+    Load(crate::load::LoadArgs),
 }
 
 /// Flags of `quiver-dashboard serve`.
@@ -92,6 +94,16 @@ pub struct ServeArgs {
     /// proxy only), for the login rate limit.
     #[arg(long, env = "QUIVER_TRUST_PROXY")]
     pub trust_proxy: bool,
+    /// Time a client has to send a request's headers (default 30s); idle keep-alive
+    /// connections are closed after it too, so keep a proxy's upstream keep-alive below it.
+    #[arg(long, env = "QUIVER_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<String>,
+    /// Time a client has to send a request's body once its headers arrived (default 30s); `408` beyond.
+    #[arg(long, env = "QUIVER_BODY_READ_TIMEOUT")]
+    pub body_read_timeout: Option<String>,
+    /// Open connections beyond this are closed as soon as they are accepted (default 4096).
+    #[arg(long, env = "QUIVER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// A secret string: never printed by `Debug`.
@@ -156,6 +168,8 @@ pub struct Config {
     pub cluster: Option<(String, String)>,
     /// Trust `X-Forwarded-For`.
     pub trust_proxy: bool,
+    /// Header and body read times and the connection cap.
+    pub limits: crate::conn::Limits,
 }
 
 /// Parses a duration like `5s`, `250ms`, `12h`, quoting the flag and the value on error.
@@ -270,6 +284,22 @@ impl TryFrom<ServeArgs> for Config {
                 Some(t)
             }
         };
+        let defaults = crate::conn::Limits::default();
+        let limits = crate::conn::Limits {
+            header_read_timeout: match &a.header_read_timeout {
+                Some(s) => parse_duration("header-read-timeout", s)?,
+                None => defaults.header_read_timeout,
+            },
+            body_read_timeout: match &a.body_read_timeout {
+                Some(s) => parse_duration("body-read-timeout", s)?,
+                None => defaults.body_read_timeout,
+            },
+            max_connections: match a.max_connections {
+                Some(0) => return Err(Error::Config("--max-connections must be at least 1".into())),
+                Some(n) => n,
+                None => defaults.max_connections,
+            },
+        };
         let cluster = match (a.cluster, a.namespace) {
             (Some(c), Some(n)) => Some((c, n)),
             (Some(c), None) => Some((c, "default".to_string())),
@@ -287,6 +317,7 @@ impl TryFrom<ServeArgs> for Config {
             tile_url,
             cluster,
             trust_proxy: a.trust_proxy,
+            limits,
         })
     }
 }
@@ -351,6 +382,26 @@ mod tests {
         assert!(e.to_string().contains("ftp://x"), "{e}");
         let e = Config::try_from(ServeArgs { tile_url: Some("https://t/{z}".into()), ..args() }).unwrap_err();
         assert!(e.to_string().contains("{x}"), "{e}");
+    }
+
+    #[test]
+    fn connection_limits_default_and_parse() {
+        let c = Config::try_from(args()).unwrap();
+        assert_eq!(c.limits, crate::conn::Limits::default());
+        let c = Config::try_from(ServeArgs {
+            header_read_timeout: Some("5s".into()),
+            body_read_timeout: Some("250ms".into()),
+            max_connections: Some(10),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(c.limits.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(c.limits.body_read_timeout, Duration::from_millis(250));
+        assert_eq!(c.limits.max_connections, 10);
+        let e = Config::try_from(ServeArgs { body_read_timeout: Some("slow".into()), ..args() }).unwrap_err();
+        assert!(e.to_string().contains("--body-read-timeout \"slow\""), "{e}");
+        let e = Config::try_from(ServeArgs { max_connections: Some(0), ..args() }).unwrap_err();
+        assert!(e.to_string().contains("--max-connections"), "{e}");
     }
 
     #[test]

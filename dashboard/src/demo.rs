@@ -189,6 +189,7 @@ impl Stack {
             tile_url: o.tile_url.clone(),
             cluster: None,
             trust_proxy: false,
+            limits: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind(o.addr)
             .await

@@ -22,6 +22,9 @@ pub enum Error {
         /// The limit, bytes.
         limit: usize,
     },
+    /// The client sent the request body too slowly.
+    #[error("the request body did not arrive within {}", humantime::format_duration(*.0))]
+    BodyTimeout(Duration),
     /// No credential was presented, or the session cookie is invalid or expired.
     #[error("authentication required")]
     Unauthenticated,
@@ -77,6 +80,7 @@ impl Error {
         match self {
             Error::BadRequest(_) => "bad_request",
             Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::BodyTimeout(_) => "body_timeout",
             Error::Unauthenticated => "unauthenticated",
             Error::WrongToken => "wrong_token",
             Error::RateLimited { .. } => "rate_limited",
@@ -106,6 +110,7 @@ impl Error {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::Unauthenticated | Error::WrongToken => StatusCode::UNAUTHORIZED,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::NotFound(_) => StatusCode::NOT_FOUND,

@@ -15,11 +15,13 @@ pub mod auth;
 pub mod bench;
 pub mod catalog;
 pub mod config;
+pub mod conn;
 pub mod demo;
 pub mod discovery;
 pub mod error;
 pub mod fanout;
 pub mod flight;
+pub mod load;
 pub mod merge;
 pub mod metrics;
 pub mod query;
@@ -28,7 +30,6 @@ pub mod shade;
 pub mod state;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -43,12 +44,21 @@ pub fn app(state: AppState) -> Router {
     routes::router(state)
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets requests in
-/// flight finish.
+/// Serves `app` on `listener` with the default [`conn::Limits`] until `shutdown`
+/// resolves, then lets requests in flight finish.
 pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    serve_with(listener, app, conn::Limits::default(), shutdown).await
+}
+
+/// Serves `app` on `listener` within `limits` (header and body read times,
+/// open connections) until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    limits: conn::Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    conn::serve(listener, app, limits, shutdown).await?;
     Ok(())
 }
 
@@ -64,7 +74,7 @@ pub async fn run(config: config::Config, listener: TcpListener, shutdown: impl F
         config.worker_token.as_ref().map(|t| t.expose().to_string()),
     ));
     let state = AppState::new(&config, discovery, connector);
-    let result = serve(listener, app(state), shutdown).await;
+    let result = serve_with(listener, app(state), config.limits, shutdown).await;
     let _ = stop_tx.send(true);
     tracing::info!("dashboard stopped");
     result

@@ -20,11 +20,17 @@ use crate::state::AppState;
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// Reads a body, refusing one over `limit` bytes with 413.
+/// Reads a body, refusing one over `limit` bytes with 413 and one sent slower
+/// than the server's body read time limit with 408.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
+    // A declared length over the limit is refused before waiting for any of it.
+    if axum::body::HttpBody::size_hint(&body).lower() > limit as u64 {
+        return Err(Error::PayloadTooLarge { limit });
+    }
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::PayloadTooLarge { limit }),
+        Err(e) if let Some(t) = crate::conn::BodyTimeout::find(&*e) => Err(Error::BodyTimeout(t.0)),
         Err(e) => Err(Error::BadRequest(format!("could not read the request body: {e}"))),
     }
 }
@@ -94,6 +100,16 @@ pub fn tile_source(template: &str) -> String {
     }
 }
 
+/// A known path asked with the wrong method: `405` with the JSON error every other refusal has.
+async fn method_not_allowed(req: Request) -> Response {
+    let msg = format!(
+        "method {} is not allowed on {}",
+        req.method(),
+        req.uri().path().chars().take(100).collect::<String>()
+    );
+    (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(serde_json::json!({ "error": msg }))).into_response()
+}
+
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -104,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/config", get(api::config))
         .route("/{*rest}", any(api::not_found))
         .fallback(api::not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), session::require_auth));
     let csp = content_security_policy(state.settings.tile_url.as_deref());
     Router::new()
@@ -115,12 +132,16 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .nest("/api", api)
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(|req: Request| async move {
             Error::NotFound(req.uri().path().chars().take(100).collect()).into_response()
         })
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(middleware::from_fn_with_state(csp, security_headers))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // The span names the path only: a query string may hold anything, even a token.
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
         .with_state(state)
 }
 
