@@ -174,6 +174,12 @@ pub async fn serve(
     let grpc = tonic::service::interceptor::InterceptedService::new(svc, BearerAuth::new(cfg.token.clone()));
     let flight_task = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+        // A connection that never completes the HTTP/2 preface has no other time limit:
+        // every connection is asked to go away after 10 minutes (clients reconnect) and
+        // cut 30 s later, so idle or half-open sockets cannot pile up.
+        .max_connection_age(std::time::Duration::from_secs(600))
+        .max_connection_age_grace(std::time::Duration::from_secs(30))
         .add_service(grpc)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(flight), wait(rx.clone()));
     let http_task = axum::serve(http, crate::health::router(state.clone())).with_graceful_shutdown(wait(rx.clone()));
