@@ -79,9 +79,16 @@ pub fn serve_file(path: &str, headers: &HeaderMap) -> Response {
     resp
 }
 
-/// `GET /static/{*path}`.
-pub async fn static_file(Path(path): Path<String>, headers: HeaderMap) -> Response {
-    serve_file(&path, &headers)
+/// `GET /static/{*path}`. A path that does not decode (invalid UTF-8 after
+/// percent-decoding) names no embedded file: `404` in JSON like every other refusal.
+pub async fn static_file(
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    match path {
+        Ok(Path(path)) => serve_file(&path, &headers),
+        Err(_) => Error::NotFound("/static/ (the path is not valid UTF-8)".into()).into_response(),
+    }
 }
 
 /// An HTML page that must never be cached (it depends on the session).
