@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Demo(args) => quiver_dashboard::demo::run(args, quiver_worker::server::shutdown_signal()).await?,
         Command::Bench(args) => quiver_dashboard::bench::run(args).await?,
+        Command::Load(args) => quiver_dashboard::load::run(args).await?,
     }
     Ok(())
 }
