@@ -40,6 +40,7 @@ options:
   --no-build        do not run cargo; use the binaries already in target/
   --bin-dir DIR     take quiver-worker and quiver-dashboard from DIR (implies --no-build)
   --timeout SECS    how long to wait for everything to be ready (default 900)
+  --worker-timeout D  the dashboards' per-worker deadline, e.g. 2s (default 5s)
   -h, --help        this text
 
 Files in the run folder: logs/ (one log per process, nginx's access log shows
@@ -52,7 +53,7 @@ die() { printf 'launch.sh: %s\n' "$*" >&2; exit 2; }
 say() { printf 'quiver: %s\n' "$*" >&2; }
 
 workers=2 dashboards=2 port=8080 rows=10000000 ais_rows="" data="" s3=0
-run_dir="" token="${QUIVER_DASHBOARD_TOKEN:-}" profile=release build=1 bin_dir="" timeout=900
+run_dir="" token="${QUIVER_DASHBOARD_TOKEN:-}" profile=release build=1 bin_dir="" timeout=900 worker_timeout=5s
 while [ $# -gt 0 ]; do
   case "$1" in
     --workers) workers=${2:?--workers needs a number}; shift 2 ;;
@@ -68,6 +69,7 @@ while [ $# -gt 0 ]; do
     --no-build) build=0; shift ;;
     --bin-dir) bin_dir=${2:?--bin-dir needs a directory}; build=0; shift 2 ;;
     --timeout) timeout=${2:?--timeout needs seconds}; shift 2 ;;
+    --worker-timeout) worker_timeout=${2:?--worker-timeout needs a duration}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac
@@ -79,6 +81,7 @@ is_count "$dashboards" 1 64 || die "--dashboards must be a whole number from 1 t
 is_count "$port" 1 65535 || die "--port must be a port number (1-65535), not '$port'"
 is_count "$rows" 1 100000000000 || die "--rows must be a positive whole number, not '$rows'"
 is_count "$timeout" 1 86400 || die "--timeout must be a number of seconds, not '$timeout'"
+[[ $worker_timeout =~ ^[0-9]+(ms|s|m)$ ]] || die "--worker-timeout must be a duration like 500ms, 2s or 1m, not '$worker_timeout'"
 [ -n "$ais_rows" ] || ais_rows=$(( rows * 3 / 10 > 0 ? rows * 3 / 10 : 1 ))
 is_count "$ais_rows" 1 100000000000 || die "--ais-rows must be a positive whole number, not '$ais_rows'"
 [ -n "$token" ] || token=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
@@ -308,6 +311,7 @@ for (( j=0; j<dashboards; j++ )); do
     --workers "$workers_csv" \
     --token-file "$run_dir/secrets/dashboard-token" \
     --worker-token-file "$run_dir/secrets/worker-token" \
+    --worker-timeout "$worker_timeout" \
     --trust-proxy >"$logs/dashboard-$j.log" 2>&1 &
   started dashboard "$j" $!
   dashboard_urls+=("http://127.0.0.1:$dp")
@@ -352,6 +356,9 @@ EOF
   done
   cat <<EOF
         keepalive 16;
+        # Below the dashboards' idle-connection timeout (30 s), so nginx never
+        # reuses a connection the dashboard is closing.
+        keepalive_timeout 20s;
     }
 
     server {
@@ -366,18 +373,15 @@ EOF
         # to accept before the request moves on.
         proxy_connect_timeout 1s;
         proxy_read_timeout 60s;
-        proxy_next_upstream error timeout http_502 http_503;
+        # Every POST the dashboard takes is safe to send twice (a query only
+        # reads, a login only issues a cookie, a logout only clears it, a reload
+        # asks the workers to reload), so a request a dashboard dropped half-way
+        # goes to the next one too: a user never sees a replica die.
+        proxy_next_upstream error timeout http_502 http_503 non_idempotent;
         proxy_next_upstream_timeout 20s;
 
         location / {
             proxy_pass http://quiver_dashboards;
-        }
-
-        # Queries only read, so they may be sent again to the next dashboard
-        # even when one failed after receiving the request.
-        location = /api/query {
-            proxy_pass http://quiver_dashboards;
-            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
         }
     }
 }
