@@ -173,7 +173,7 @@ async fn decode_csv(
             res = &mut handle => {
                 let now = counted.load(Ordering::Relaxed);
                 progress.add(now - reported);
-                return res.map_err(|e| Error::Protocol(format!("decode task failed: {e}")))?;
+                return res.map_err(|e| super::task_error(&unit.url, e))?;
             }
             _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
                 let now = counted.load(Ordering::Relaxed);

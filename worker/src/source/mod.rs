@@ -54,6 +54,11 @@ impl ShardId {
 /// Rows of CSV per striping chunk.
 pub const CSV_CHUNK_ROWS: usize = 65_536;
 
+/// Most rows the loader preallocates for, whatever the estimate says (about
+/// 740 MB of columns with 3 dimensions; more than a worker's share of the
+/// 40M-row target).
+pub const MAX_PREALLOC_ROWS: u64 = 1 << 26;
+
 /// What a load needs besides the spec.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
@@ -133,16 +138,20 @@ pub async fn load(spec: &DatasetSpec, shard: ShardId, opts: &LoadOptions) -> Res
     );
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
     let progress = Arc::new(decode::Progress::new(&spec.name, estimate));
-    let mut builder = Builder::with_capacity(compiled.dims.len(), estimate as usize);
+    // The estimate comes from Parquet footers, which a corrupt file can inflate:
+    // preallocate at most MAX_PREALLOC_ROWS and let larger shards grow.
+    let mut builder = Builder::with_capacity(compiled.dims.len(), estimate.min(MAX_PREALLOC_ROWS) as usize);
     let mut stream = futures::stream::iter(plan.into_iter().map(|unit| {
         let (loc, compiled, progress) = (loc.clone(), compiled.clone(), progress.clone());
         let preset = spec.preset;
-        tokio::spawn(async move { decode::decode_unit(&loc, &unit, &compiled, preset, shard, &progress).await })
+        let url = unit.url.clone();
+        let task =
+            tokio::spawn(async move { decode::decode_unit(&loc, &unit, &compiled, preset, shard, &progress).await });
+        async move { task.await.map_err(|e| task_error(&url, e))? }
     }))
     .buffered(parallel);
     while let Some(part) = stream.next().await {
-        let part = part.map_err(|e| Error::Protocol(format!("load task failed: {e}")))??;
-        builder.append(part);
+        builder.append(part?);
     }
     let rows = builder.len();
     let dropped = builder.dropped;
@@ -163,12 +172,29 @@ pub async fn load(spec: &DatasetSpec, shard: ShardId, opts: &LoadOptions) -> Res
     Ok(data)
 }
 
+/// The error for a decode task that did not finish. A panic there means the
+/// file's decoder met data it cannot handle (the parquet reader panics on some
+/// malformed pages): a decode error naming the file, not an internal failure.
+pub(crate) fn task_error(url: &str, e: tokio::task::JoinError) -> Error {
+    if !e.is_panic() {
+        return Error::Protocol(format!("decode task for {url} failed: {e}"));
+    }
+    let payload = e.into_panic();
+    let why = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    Error::Decode { file: url.to_string(), message: format!("the decoder failed on malformed data: {why}") }
+}
+
 fn check_memory(spec: &DatasetSpec, shard: ShardId, rows: u64, ndims: usize, limit: Option<u64>) -> Result<()> {
     let Some(limit) = limit else { return Ok(()) };
-    let resident = rows * (8 + ndims as u64);
+    // Saturating: the row estimate comes from file footers and may be absurd.
+    let resident = rows.saturating_mul(8 + ndims as u64);
     // While building: the columns, then 16-byte packed records sorted with a
     // second buffer of the same size, then the columns again.
-    let peak = rows * (40 + ndims as u64) + (64 << 20);
+    let peak = rows.saturating_mul(40 + ndims as u64).saturating_add(64 << 20);
     if peak > limit {
         return Err(Error::OutOfMemory(format!(
             "dataset {:?} shard {}/{}: about {} rows need about {} MiB to load ({} MiB resident), \

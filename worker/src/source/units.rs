@@ -84,9 +84,12 @@ pub async fn plan(loc: &Location, files: &[(ObjectMeta, Format)], shard: ShardId
         async move {
             #[allow(deprecated)]
             let mut reader = ParquetObjectReader::new(store, path).with_file_size(size);
-            ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+            let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
                 .await
-                .map_err(|e| Error::Decode { file: url, message: format!("not a readable Parquet file: {e}") })
+                .map_err(|e| Error::Decode { file: url.clone(), message: format!("not a readable Parquet file: {e}") })?;
+            check_footer(meta.metadata(), size)
+                .map_err(|m| Error::Decode { file: url, message: format!("not a readable Parquet file: {m}") })?;
+            Ok::<_, Error>(meta)
         }
     }))
     .await?;
@@ -126,6 +129,30 @@ pub async fn plan(loc: &Location, files: &[(ObjectMeta, Format)], shard: ShardId
     Ok(units)
 }
 
+/// Checks what the footer says against the file before anything trusts it:
+/// the parquet reader panics on a negative column chunk offset or size, reads
+/// past the end become store errors (which look transient), and a negative
+/// row count would turn into a huge row estimate.
+fn check_footer(meta: &parquet::file::metadata::ParquetMetaData, file_size: u64) -> std::result::Result<(), String> {
+    for (r, rg) in meta.row_groups().iter().enumerate() {
+        if rg.num_rows() < 0 {
+            return Err(format!("row group {r} has a negative row count {}", rg.num_rows()));
+        }
+        for (c, col) in rg.columns().iter().enumerate() {
+            let start = col.dictionary_page_offset().unwrap_or(col.data_page_offset());
+            let len = col.compressed_size();
+            let end = start.checked_add(len);
+            if start < 0 || len < 0 || end.is_none_or(|e| e as u64 > file_size) {
+                return Err(format!(
+                    "row group {r} column {c} ({}) claims bytes {start}+{len}, outside the file of {file_size} bytes",
+                    col.column_path()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Estimated rows of this shard: exact for Parquet, from a sample of the first
 /// megabyte for CSV.
 pub async fn estimate_rows(loc: &Location, units: &[Unit]) -> Result<u64> {
@@ -134,7 +161,8 @@ pub async fn estimate_rows(loc: &Location, units: &[Unit]) -> Result<u64> {
     for u in units {
         match &u.kind {
             UnitKind::Parquet { meta, row_group } => {
-                rows += meta.metadata().row_group(*row_group).num_rows() as u64;
+                // Non-negative (check_footer); saturating, as footers may claim anything.
+                rows = rows.saturating_add(meta.metadata().row_group(*row_group).num_rows() as u64);
             }
             UnitKind::CsvWhole { gzip } | UnitKind::CsvStripes { gzip } => {
                 if bytes_per_row.is_none() {
@@ -148,7 +176,7 @@ pub async fn estimate_rows(loc: &Location, units: &[Unit]) -> Result<u64> {
                     r = r.div_ceil(CSV_CHUNK_ROWS as u64).max(1) * CSV_CHUNK_ROWS as u64;
                     r = r.min((u.size as f64 / per.max(1.0)) as u64 + CSV_CHUNK_ROWS as u64);
                 }
-                rows += r;
+                rows = rows.saturating_add(r);
             }
         }
     }
