@@ -9,6 +9,7 @@
 //! ```
 
 mod decode;
+pub mod fuzzing;
 pub mod objstore;
 pub mod presets;
 mod units;
