@@ -160,14 +160,24 @@ fn parquet_with_a_negative_column_offset_is_refused_before_decoding() {
 }
 
 #[test]
-fn parquet_page_that_panics_the_upstream_decoder_is_a_decode_error() {
-    // Found by the parquet target: parquet 60.1 divides by zero on this
-    // dictionary page. The loader contains the panic and names the file.
-    let bytes = regression("parquet", "dictionary-page-without-values");
-    let results = no_panic("dictionary page", || fuzzing::parquet_all(&bytes));
-    let e = results[0].as_ref().expect_err("the celltowers load reads the broken page");
-    assert_clean_load_error("dictionary page", e);
-    assert!(e.to_string().contains("the decoder failed on malformed data"), "{e}");
+fn parquet_pages_that_panic_the_upstream_decoder_are_decode_errors() {
+    // Found by the parquet target: parquet 60.1 divides by zero on the first
+    // file's dictionary page, and arrow-buffer 60.1 asserts on the second's
+    // definition levels. The loader contains the panic and names the file.
+    for name in ["dictionary-page-without-values", "short-definition-levels"] {
+        let bytes = regression("parquet", name);
+        let errors: Vec<Error> = no_panic(name, || fuzzing::parquet_all(&bytes))
+            .into_iter()
+            .map(|r| r.expect_err("neither preset loads a broken file"))
+            .collect();
+        for e in &errors {
+            assert_clean_load_error(name, e);
+        }
+        assert!(
+            errors.iter().any(|e| e.to_string().contains("the decoder failed on malformed data")),
+            "{name}: the preset whose columns the file has reads the broken page: {errors:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
