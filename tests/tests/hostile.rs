@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +22,7 @@ use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{Action, Criteria, FlightData, FlightDescriptor, HandshakeRequest, Ticket};
 use futures::StreamExt;
 use quiver_dashboard::auth::Auth;
+use quiver_e2e::cluster::build_binaries;
 use quiver_dashboard::config::Secret;
 use quiver_worker::flight::client::WorkerClient;
 use quiver_worker::protocol::{PROTOCOL_VERSION, Query, View};
@@ -37,42 +38,6 @@ const ROWS: u64 = 200_000;
 const READ_TIMEOUT_SECS: u64 = 5;
 
 // ---------------------------------------------------------------- processes
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// `<target>/<profile>` for `<target>/<profile>/deps/hostile-HASH`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).expect("the test binary lies in <target>/<profile>/deps").to_path_buf()
-}
-
-/// The cargo flags that build into `profile_dir()`: the profile this test was built with.
-fn profile_args(dir: &Path) -> Vec<String> {
-    match dir.file_name().and_then(|n| n.to_str()).expect("profile directory name") {
-        "debug" => vec![],
-        "release" => vec!["--release".into()],
-        other => vec!["--profile".into(), other.into()],
-    }
-}
-
-/// Builds the worker and dashboard binaries with this test's profile (a no-op
-/// when already built) and returns their directory.
-fn build_binaries() -> PathBuf {
-    let dir = profile_dir();
-    let status = Command::new(env!("CARGO"))
-        .current_dir(repo_root())
-        .args(["build", "-p", "quiver-worker", "-p", "quiver-dashboard", "--bins"])
-        .args(profile_args(&dir))
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo build of quiver-worker and quiver-dashboard failed");
-    for b in ["quiver-worker", "quiver-dashboard"] {
-        assert!(dir.join(b).exists(), "{} was not built", dir.join(b).display());
-    }
-    dir
-}
 
 fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use quiver_e2e::cluster::{
-    Launched, env_file, launch, launch_script, nginx_available, pid_alive, read, repo_root, signal,
+    env_file, launch, launch_script, nginx_available, pid_alive, read, repo_root, signal,
     started_processes, stop_and_check,
 };
 use serde_json::{Value, json};
