@@ -97,6 +97,11 @@ pub fn build_binaries() -> PathBuf {
     let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_string();
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(repo_root()).args(["test", "--workspace", "--no-run", "--quiet"]);
+    // Not the jobserver of the `cargo test` running us: its tokens stay taken
+    // while tests run, and this build would wait for them forever.
+    for var in ["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"] {
+        cmd.env_remove(var);
+    }
     match profile.as_str() {
         "debug" => {}
         "release" => {

@@ -5,11 +5,13 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
+use futures::FutureExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -59,6 +61,11 @@ pub struct WorkerState {
     pub load: LoadOptions,
     /// Metrics.
     pub metrics: Metrics,
+    /// Admission to the kernels: one scan already uses every core (rayon),
+    /// so more scans at once only add scratch memory (a raster and histograms
+    /// each) and allocator arenas. Queries beyond this wait their turn, and a
+    /// caller that gives up (deadline) leaves the queue.
+    pub scans: tokio::sync::Semaphore,
     queries: AtomicU64,
     last_query: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     started_at: chrono::DateTime<chrono::Utc>,
@@ -78,6 +85,8 @@ impl WorkerState {
             shard: cfg.shard,
             load: cfg.load.clone(),
             metrics: Metrics::new(),
+            // Two, so one scan's merge and encoding overlap the next scan.
+            scans: tokio::sync::Semaphore::new(rayon::current_num_threads().max(2)),
             queries: AtomicU64::new(0),
             last_query: Mutex::new(None),
             started_at: chrono::Utc::now(),
@@ -115,7 +124,19 @@ impl WorkerState {
         tokio::spawn(async move {
             let started = Instant::now();
             let label = DatasetLabel { dataset: slot.spec.name.clone() };
-            let result = source::load(&slot.spec, state.shard, &state.load).await;
+            // A panic anywhere in the load must still end it, or the slot
+            // would report "loading" forever and refuse every later reload.
+            let result = match AssertUnwindSafe(source::load(&slot.spec, state.shard, &state.load)).catch_unwind().await {
+                Ok(r) => r,
+                Err(payload) => {
+                    let why = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "no message".into());
+                    Err(Error::Protocol(format!("the load of {} failed unexpectedly: {why}", slot.spec.name)))
+                }
+            };
             let secs = started.elapsed().as_secs_f64();
             match result {
                 Ok(data) => {

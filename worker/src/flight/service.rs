@@ -184,6 +184,7 @@ impl FlightService for Service {
         })?;
         let dataset = q.dataset.clone();
         let views = q.views.len();
+        let _turn = self.state.scans.acquire().await.map_err(|_| Status::unavailable("the worker is stopping"))?;
         let result = tokio::task::spawn_blocking(move || crate::query::run(&data, &q))
             .await
             .map_err(|e| Status::internal(format!("query task failed: {e}")))?
