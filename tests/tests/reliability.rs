@@ -454,11 +454,15 @@ async fn quiver_holds_under_load_and_faults() {
     assert_no_errors("S3 unreachable", &f);
     assert_eq!(f.summary["partial"], 0, "the old data must keep serving complete answers:\n{}", f.stdout);
     assert_eq!(reported.0["complete"], true, "shards still complete after the failed reload: {}", reported.0);
+    let catalogue: Value =
+        http.get(format!("{url}/api/datasets")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     for d in ["celltowers", "ais"] {
+        let entry = catalogue["datasets"].as_array().unwrap().iter().find(|e| e["name"] == d).unwrap();
+        let first_dim = entry["dimensions"][0]["name"].clone();
         let a: Value = http
             .post(format!("{url}/api/query"))
             .bearer_auth(TOKEN)
-            .json(&json!({"dataset": d}))
+            .json(&json!({"dataset": d, "histograms": [first_dim]}))
             .send()
             .await
             .unwrap()
@@ -466,7 +470,7 @@ async fn quiver_holds_under_load_and_faults() {
             .await
             .unwrap();
         let want = if d == "ais" { AIS_ROWS } else { ROWS };
-        assert_eq!((a["total"].as_u64(), &a["partial"]), (Some(want), &json!(false)), "{d} after the failed reload");
+        assert_eq!((a["total"].as_u64(), &a["partial"]), (Some(want), &json!(false)), "{d} after the failed reload: {a}");
     }
 
     // ---------------------------------------------------------------- final memory, secrets in logs

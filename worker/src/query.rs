@@ -11,8 +11,13 @@ use crate::store::Shard;
 /// Runs a (shape-checked) query over a shard on the current rayon pool.
 pub fn run(shard: &Shard, q: &Query) -> Result<QueryResult> {
     let plan = Plan::new(q, shard)?;
+    run_planned(shard, q, &plan)
+}
+
+/// [`run`] with the plan already compiled (by [`Plan::new`] for `q` and `shard`).
+pub fn run_planned(shard: &Shard, q: &Query, plan: &Plan) -> Result<QueryResult> {
     let started = Instant::now();
-    let counts = kernel::scan(shard, &plan);
+    let counts = kernel::scan(shard, plan);
     let kernel_micros = started.elapsed().as_micros() as u64;
     let mut histograms = vec![];
     let mut raster = None;

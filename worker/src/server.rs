@@ -61,11 +61,15 @@ pub struct WorkerState {
     pub load: LoadOptions,
     /// Metrics.
     pub metrics: Metrics,
-    /// Admission to the kernels: one scan already uses every core (rayon),
-    /// so more scans at once only add scratch memory (a raster and histograms
-    /// each) and allocator arenas. Queries beyond this wait their turn, and a
-    /// caller that gives up (deadline) leaves the queue.
+    /// Admission to the kernels: one large scan already uses every core
+    /// (rayon), so more at once only add scratch memory (a raster and
+    /// histograms each) and allocator arenas. Scans beyond this wait their
+    /// turn, and a caller that gives up (deadline) leaves the queue.
     pub scans: tokio::sync::Semaphore,
+    /// Admission of small scans (a zoomed viewport, under
+    /// [`crate::kernel::SMALL_SCAN_ROWS`] rows): a queue of their own, so a
+    /// city zoom never waits behind whole-world scans.
+    pub small_scans: tokio::sync::Semaphore,
     queries: AtomicU64,
     last_query: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     started_at: chrono::DateTime<chrono::Utc>,
@@ -87,6 +91,7 @@ impl WorkerState {
             metrics: Metrics::new(),
             // Two, so one scan's merge and encoding overlap the next scan.
             scans: tokio::sync::Semaphore::new(rayon::current_num_threads().max(2)),
+            small_scans: tokio::sync::Semaphore::new(4 * rayon::current_num_threads().max(2)),
             queries: AtomicU64::new(0),
             last_query: Mutex::new(None),
             started_at: chrono::Utc::now(),

@@ -113,6 +113,15 @@ fn check(rows: &Rows, q: &Query) -> Result<(), TestCaseError> {
     prop_assert_eq!(got.in_view, want.in_view);
     prop_assert_eq!(got.raster.len(), want.raster.len());
     prop_assert!(got.raster == want.raster, "rasters differ");
+    // The admission estimate: every row without a filtering viewport, and at
+    // least every row in view with one (blocks outside it are skipped).
+    let visit = kernel::rows_to_visit(&shard, &plan);
+    prop_assert!(visit <= rows.xs.len());
+    if plan.viewport.is_some() && plan.viewport_filter {
+        prop_assert!(visit as u64 >= want.in_view, "visits {} rows, {} in view", visit, want.in_view);
+    } else {
+        prop_assert_eq!(visit, rows.xs.len());
+    }
     // The sample: min(limit, matches) distinct rows, each of which matches.
     if plan.sample_limit > 0 {
         prop_assert_eq!(got.sample.len() as u64, (plan.sample_limit as u64).min(want.in_view));

@@ -184,8 +184,15 @@ impl FlightService for Service {
         })?;
         let dataset = q.dataset.clone();
         let views = q.views.len();
-        let _turn = self.state.scans.acquire().await.map_err(|_| Status::unavailable("the worker is stopping"))?;
-        let result = tokio::task::spawn_blocking(move || crate::query::run(&data, &q))
+        // Compiled first: a bad query is refused without queueing.
+        let plan = crate::kernel::Plan::new(&q, &data).map_err(|e| self.fail(e))?;
+        let queue = if crate::kernel::rows_to_visit(&data, &plan) < crate::kernel::SMALL_SCAN_ROWS {
+            &self.state.small_scans
+        } else {
+            &self.state.scans
+        };
+        let _turn = queue.acquire().await.map_err(|_| Status::unavailable("the worker is stopping"))?;
+        let result = tokio::task::spawn_blocking(move || crate::query::run_planned(&data, &q, &plan))
             .await
             .map_err(|e| Status::internal(format!("query task failed: {e}")))?
             .map_err(|e| self.fail(e))?;

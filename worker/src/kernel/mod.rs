@@ -180,10 +180,18 @@ enum Mode {
     Out,
 }
 
-/// Runs the plan over the shard with the rayon pool of the caller.
-pub fn scan(shard: &Shard, plan: &Plan) -> Counts {
-    // Blocks to visit, with how they meet the viewport.
-    let work: Vec<(usize, Mode)> = shard
+/// Rows a scan of the plan visits (blocks outside a filtering viewport are
+/// skipped): what it will cost, known before it runs.
+pub fn rows_to_visit(shard: &Shard, plan: &Plan) -> usize {
+    visits(shard, plan).iter().map(|&(b, _)| (shard.blocks[b].end - shard.blocks[b].start) as usize).sum()
+}
+
+/// Below this many rows a scan runs on one thread (splitting costs more).
+pub const SMALL_SCAN_ROWS: usize = 200_000;
+
+/// Blocks to visit, with how they meet the viewport.
+fn visits(shard: &Shard, plan: &Plan) -> Vec<(usize, Mode)> {
+    shard
         .blocks
         .iter()
         .enumerate()
@@ -199,10 +207,15 @@ pub fn scan(shard: &Shard, plan: &Plan) -> Counts {
             // Outside blocks contribute nothing when the viewport filters.
             (!(mode == Mode::Out && plan.viewport_filter)).then_some((b, mode))
         })
-        .collect();
+        .collect()
+}
+
+/// Runs the plan over the shard with the rayon pool of the caller.
+pub fn scan(shard: &Shard, plan: &Plan) -> Counts {
+    let work = visits(shard, plan);
     let rows: usize = work.iter().map(|&(b, _)| (shard.blocks[b].end - shard.blocks[b].start) as usize).sum();
     let threads = rayon::current_num_threads().max(1);
-    let parts = if rows < 200_000 { 1 } else { threads };
+    let parts = if rows < SMALL_SCAN_ROWS { 1 } else { threads };
     // Contiguous parts of about equal rows.
     let mut ranges = Vec::with_capacity(parts);
     let (mut start, mut acc_rows) = (0usize, 0usize);
