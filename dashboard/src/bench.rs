@@ -488,12 +488,7 @@ mod tests {
 
     #[test]
     fn interactions_follow_the_dataset() {
-        let towers = crate::catalog::Dataset::new(
-            "celltowers",
-            10,
-            quiver_worker::source::presets::default_view(quiver_worker::spec::Preset::Celltowers),
-        )
-        .unwrap();
+        let towers = crate::catalog::celltowers_for_tests(10);
         let v = serde_json::to_value(&towers.view).unwrap();
         let list = interactions(&v, 800, 500, (2.35, 48.86)).unwrap();
         assert_eq!(list.len(), 3);

@@ -258,3 +258,14 @@ impl CatalogCache {
         *self.current.write().expect("catalog lock") = None;
     }
 }
+
+/// The celltowers preset as a catalogue entry of `rows` rows, for tests.
+#[cfg(test)]
+pub(crate) fn celltowers_for_tests(rows: u64) -> Dataset {
+    Dataset::new(
+        "celltowers",
+        rows,
+        quiver_worker::source::presets::default_view(quiver_worker::spec::Preset::Celltowers),
+    )
+    .expect("the preset's view is valid")
+}

@@ -760,26 +760,15 @@ pub async fn run(a: LoadArgs) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn tower_infos() -> Vec<DatasetInfo> {
-        let towers = crate::catalog::Dataset::new(
-            "celltowers",
-            10,
-            quiver_worker::source::presets::default_view(quiver_worker::spec::Preset::Celltowers),
-        )
-        .unwrap();
+    fn tower_infos(towers: &crate::catalog::Dataset) -> Vec<DatasetInfo> {
         let v = serde_json::to_value(&towers.view).unwrap();
         vec![DatasetInfo::from_catalog(&v).expect("catalogue entry")]
     }
 
     #[test]
     fn every_planned_query_is_valid_for_the_dataset() {
-        let towers = crate::catalog::Dataset::new(
-            "celltowers",
-            10,
-            quiver_worker::source::presets::default_view(quiver_worker::spec::Preset::Celltowers),
-        )
-        .unwrap();
-        let infos = tower_infos();
+        let towers = crate::catalog::celltowers_for_tests(10);
+        let infos = tower_infos(&towers);
         let mut rng = SmallRng::seed_from_u64(7);
         let mut kinds = BTreeMap::new();
         for _ in 0..2000 {
