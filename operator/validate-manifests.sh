@@ -19,7 +19,13 @@ if [ -d deploy/examples ]; then
     < <(grep -l -r --include='*.yaml' --include='*.yml' '^kind: DataCluster' deploy/examples | sort)
 fi
 
-cargo run -q -p quiver-operator --example dump_manifests -- "$out" "${clusters[@]}"
+# .ci/run has just built the example with the tests (profile ci, QUIVER_BIN_DIR):
+# run that one rather than a second build in another profile.
+if [ -n "${QUIVER_BIN_DIR:-}" ] && [ -x "$QUIVER_BIN_DIR/examples/dump_manifests" ]; then
+  "$QUIVER_BIN_DIR/examples/dump_manifests" "$out" "${clusters[@]}"
+else
+  cargo run -q -p quiver-operator --example dump_manifests -- "$out" "${clusters[@]}"
+fi
 kubernetes-validate --strict --quiet "$out"/*.json crds/*.yaml
 echo "kubernetes-validate: $(ls "$out"/*.json | wc -l) child manifests and $(ls crds/*.yaml | wc -l) CRD(s) valid"
 python3 "$here/validate_instances.py" crds/datacluster.yaml "${clusters[@]}"
