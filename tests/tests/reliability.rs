@@ -100,7 +100,6 @@ fn environ(pid: u32) -> Vec<(String, String)> {
 struct Load {
     child: Child,
     report: PathBuf,
-    started_ms: f64,
 }
 
 fn start_load(bin: &Path, url: &str, seconds: u64, report: &Path, seed: u64) -> Load {
@@ -117,7 +116,7 @@ fn start_load(bin: &Path, url: &str, seconds: u64, report: &Path, seed: u64) -> 
         .stderr(Stdio::piped())
         .spawn()
         .expect("quiver-dashboard load starts");
-    Load { child, report: report.to_path_buf(), started_ms: now_ms() }
+    Load { child, report: report.to_path_buf() }
 }
 
 /// The load's summary and records, once it finished.
@@ -135,7 +134,6 @@ fn finish(load: Load) -> Finished {
         panic!("the load wrote no report ({e}); exit {}:\n{stdout}\n{stderr}", out.status)
     }))
     .unwrap();
-    let _ = load.started_ms;
     Finished {
         summary: report["summary"].clone(),
         records: report["records"].as_array().cloned().unwrap_or_default(),

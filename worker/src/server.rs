@@ -134,11 +134,7 @@ impl WorkerState {
             let result = match AssertUnwindSafe(source::load(&slot.spec, state.shard, &state.load)).catch_unwind().await {
                 Ok(r) => r,
                 Err(payload) => {
-                    let why = payload
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| payload.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "no message".into());
+                    let why = source::panic_message(payload.as_ref());
                     Err(Error::Protocol(format!("the load of {} failed unexpectedly: {why}", slot.spec.name)))
                 }
             };

@@ -180,13 +180,17 @@ pub(crate) fn task_error(url: &str, e: tokio::task::JoinError) -> Error {
     if !e.is_panic() {
         return Error::Protocol(format!("decode task for {url} failed: {e}"));
     }
-    let payload = e.into_panic();
-    let why = payload
+    let why = panic_message(e.into_panic().as_ref());
+    Error::Decode { file: url.to_string(), message: format!("the decoder failed on malformed data: {why}") }
+}
+
+/// The message a panic carried (`panic!` with a literal or a formatted string).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into());
-    Error::Decode { file: url.to_string(), message: format!("the decoder failed on malformed data: {why}") }
+        .unwrap_or_else(|| "no message".into())
 }
 
 fn check_memory(spec: &DatasetSpec, shard: ShardId, rows: u64, ndims: usize, limit: Option<u64>) -> Result<()> {
