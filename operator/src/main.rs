@@ -35,7 +35,8 @@ struct Cli {
     /// Log format.
     #[arg(long, env = "QUIVER_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
-    /// Namespace of the leader Lease (the operator's own).
+    /// The operator's own namespace: where the leader Lease lives, and the only
+    /// namespace whose operator pods the workers' NetworkPolicy admits.
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     namespace: String,
     /// This replica's identity in the Lease; defaults to the host name.
@@ -104,6 +105,7 @@ impl TryFrom<Cli> for Config {
         })?;
         let mut defaults = Defaults {
             cluster_domain: cli.cluster_domain,
+            operator_namespace: cli.namespace.clone(),
             ..Defaults::default()
         };
         if let Some(i) = cli.worker_image {

@@ -33,6 +33,8 @@ pub struct Defaults {
     pub dashboard_image: String,
     /// The cluster's DNS domain, for the dashboard's worker discovery.
     pub cluster_domain: String,
+    /// The operator's own namespace (the only one whose operator pods may reach workers).
+    pub operator_namespace: String,
 }
 
 impl Default for Defaults {
@@ -42,6 +44,7 @@ impl Default for Defaults {
             worker_image: format!("ghcr.io/quiver-dev/quiver-worker:{v}"),
             dashboard_image: format!("ghcr.io/quiver-dev/quiver-dashboard:{v}"),
             cluster_domain: "cluster.local".into(),
+            operator_namespace: "quiver-system".into(),
         }
     }
 }

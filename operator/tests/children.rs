@@ -273,3 +273,32 @@ fn invalid_specs_are_rejected_with_the_field_named() {
         assert!(err.contains(needle), "expected {needle:?} in {err:?}");
     }
 }
+
+#[test]
+fn the_worker_pdb_never_blocks_a_drain_on_workers_that_are_not_ready() {
+    // Loading or crash-looping workers are not "healthy"; with the default
+    // policy a drain would wait on them forever.
+    let c = valid_fixture();
+    let pdb = build_all(&c, c.worker_replicas).pdb;
+    let spec = pdb.spec.unwrap();
+    assert_eq!(
+        spec.unhealthy_pod_eviction_policy.as_deref(),
+        Some("AlwaysAllow")
+    );
+}
+
+#[test]
+fn only_the_operator_in_its_own_namespace_reaches_the_workers() {
+    let c = valid_fixture();
+    let np = serde_json::to_value(build_all(&c, c.worker_replicas).network_policy).unwrap();
+    let from = np["spec"]["ingress"][0]["from"].as_array().unwrap().clone();
+    let operator_peer = from
+        .iter()
+        .find(|p| p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "quiver-operator")
+        .expect("a peer for the operator");
+    assert_eq!(
+        operator_peer["namespaceSelector"]["matchLabels"],
+        serde_json::json!({"kubernetes.io/metadata.name": "quiver-system"}),
+        "Defaults::default() names quiver-system as the operator's namespace"
+    );
+}

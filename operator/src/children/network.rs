@@ -23,8 +23,10 @@ fn select(labels: BTreeMap<String, String>) -> LabelSelector {
     }
 }
 
-/// Only this cluster's dashboard pods and the operator's pods (any namespace)
-/// reach the worker ports; everything else is denied.
+/// Only this cluster's dashboard pods and the operator's pods, in the
+/// operator's own namespace, reach the worker ports; everything else is
+/// denied. (A pod labelled like the operator in any other namespace is not
+/// admitted: anyone who can create pods somewhere could wear that label.)
 pub fn build_worker_network_policy(c: &ValidCluster) -> NetworkPolicy {
     let operator = [(
         "app.kubernetes.io/name".to_string(),
@@ -49,7 +51,15 @@ pub fn build_worker_network_policy(c: &ValidCluster) -> NetworkPolicy {
                         ..Default::default()
                     },
                     NetworkPolicyPeer {
-                        namespace_selector: Some(LabelSelector::default()),
+                        // Set by the API server on every namespace, and not forgeable.
+                        namespace_selector: Some(select(
+                            [(
+                                "kubernetes.io/metadata.name".to_string(),
+                                c.defaults.operator_namespace.clone(),
+                            )]
+                            .into_iter()
+                            .collect(),
+                        )),
                         pod_selector: Some(select(operator)),
                         ip_block: None,
                     },
@@ -61,12 +71,16 @@ pub fn build_worker_network_policy(c: &ValidCluster) -> NetworkPolicy {
     }
 }
 
-/// At most one worker evicted at a time (a drained node takes one shard down, not all).
+/// At most one worker evicted at a time (a drained node takes one shard down,
+/// not all). Workers that are not Ready (still loading, crash-looping,
+/// failing to pull) may always be evicted: they serve nothing, and counting
+/// them would block every node drain for as long as they stay unready.
 pub fn build_worker_pdb(c: &ValidCluster) -> PodDisruptionBudget {
     PodDisruptionBudget {
         metadata: child_meta(c, workers_name(c), Component::Worker),
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(1)),
+            unhealthy_pod_eviction_policy: Some("AlwaysAllow".into()),
             selector: Some(select(selector_labels(&c.name, Component::Worker))),
             ..Default::default()
         }),
