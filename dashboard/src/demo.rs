@@ -174,6 +174,7 @@ impl Stack {
                 shard: ShardId::new(i, o.workers).map_err(|e| setup("shard", e))?,
                 token: Some(worker_token.clone()),
                 load: LoadOptions::default(),
+                result_cache_bytes: quiver_worker::cache::DEFAULT_BUDGET,
             };
             workers.push(quiver_worker::server::spawn(cfg).await.map_err(|e| setup("starting a worker", e))?);
         }

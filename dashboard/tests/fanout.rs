@@ -144,6 +144,7 @@ async fn start_worker(url: &str, shard: u32, shards: u32) -> quiver_worker::serv
         shard: ShardId::new(shard, shards).unwrap(),
         token: Some("worker-secret".into()),
         load: LoadOptions::default(),
+        result_cache_bytes: quiver_worker::cache::DEFAULT_BUDGET,
     };
     spawn(cfg).await.unwrap()
 }

@@ -48,6 +48,7 @@ async fn start_pod(c: &ValidCluster, sts: &StatefulSet, ordinal: u32) -> Running
         shard: ShardId::new(index, shards).unwrap(),
         token: None,
         load: LoadOptions::default(),
+        result_cache_bytes: quiver_worker::cache::DEFAULT_BUDGET,
     })
     .await
     .unwrap()

@@ -35,6 +35,7 @@ async fn pyarrow_flight_reads_our_answers() {
             shard: ShardId::new(i, 2).unwrap(),
             token: Some(token.into()),
             load: LoadOptions::default(),
+            result_cache_bytes: quiver_worker::cache::DEFAULT_BUDGET,
         };
         let w = spawn(cfg).await.unwrap();
         let c = WorkerClient::connect(&w.flight_url(), Some(token.into())).await.unwrap();

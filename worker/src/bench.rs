@@ -73,7 +73,14 @@ pub fn interactions(dataset: &str) -> Vec<(&'static str, Query)> {
     let mut city = base.clone();
     city.viewport = Some(Viewport { west: 1.9, south: 48.6, east: 2.8, north: 49.1 });
     city.filters.insert("radio".into(), Filter::Categories(vec!["LTE".into()]));
-    vec![("world view", base), ("year brush 2015-2017", brush), ("city zoom + LTE", city)]
+    let mut hist_only = base.clone();
+    hist_only.views.retain(|v| !matches!(v, View::Raster { .. }));
+    vec![
+        ("world view", base),
+        ("world, histograms only", hist_only),
+        ("year brush 2015-2017", brush),
+        ("city zoom + LTE", city),
+    ]
 }
 
 /// Runs the benchmark and prints its figures.

@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// Threads for the kernels (default: all cores).
     #[arg(long, env = "QUIVER_THREADS")]
     pub threads: Option<usize>,
+    /// MiB of recent answers kept for identical queries (per dataset
+    /// generation; 0 keeps none, identical concurrent queries still share one scan).
+    #[arg(long, env = "QUIVER_RESULT_CACHE_MB", default_value_t = 64)]
+    pub result_cache_mb: usize,
     /// S3 settings.
     #[command(flatten)]
     pub s3: S3Args,
@@ -173,6 +177,7 @@ impl TryFrom<ServeArgs> for WorkerConfig {
             shard,
             token,
             load: LoadOptions { s3: a.s3.defaults(), memory_limit },
+            result_cache_bytes: a.result_cache_mb.saturating_mul(1 << 20),
         };
         cfg.validate()?;
         Ok(cfg)

@@ -126,6 +126,16 @@ impl PixelMap {
         row.wrapping_mul(self.width).wrapping_add(col)
     }
 
+    /// Column of an x offset `dx < wx` from the west edge.
+    pub fn col(&self, dx: u64) -> u32 {
+        ((dx as u128 * self.sx as u128) >> 32) as u32
+    }
+
+    /// Row of a y offset `dy < hy` from the north edge.
+    pub fn row(&self, dy: u64) -> u32 {
+        ((dy as u128 * self.sy as u128) >> 32) as u32
+    }
+
     /// Pixel index (`row * width + col`) of a point inside the viewport.
     #[inline(always)]
     pub fn pixel(&self, x: u32, y: u32) -> u32 {

@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod bins;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod flight;

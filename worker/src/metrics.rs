@@ -21,6 +21,13 @@ pub struct ErrorLabel {
     pub category: String,
 }
 
+/// Label naming where an answer came from (`computed`, `shared`, `cached`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    /// See [`crate::cache::Source`].
+    pub source: &'static str,
+}
+
 /// The worker's metrics.
 pub struct Metrics {
     /// The registry they are exported from.
@@ -33,6 +40,8 @@ pub struct Metrics {
     pub queries: Family<DatasetLabel, Counter>,
     /// Errors by category.
     pub errors: Family<ErrorLabel, Counter>,
+    /// Answers by where they came from: a scan, a concurrent identical scan, or kept.
+    pub answers: Family<SourceLabel, Counter>,
     /// Query latency on the worker (parse, kernel, encode), seconds.
     pub query_seconds: Histogram,
     /// Duration of the last load per dataset, milliseconds.
@@ -56,6 +65,7 @@ impl Metrics {
             bytes: Family::default(),
             queries: Family::default(),
             errors: Family::default(),
+            answers: Family::default(),
             query_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             load_millis: Family::default(),
             load_failures: Family::default(),
@@ -65,6 +75,7 @@ impl Metrics {
         registry.register("bytes", "Bytes held in memory", m.bytes.clone());
         registry.register("queries", "Queries answered", m.queries.clone());
         registry.register("errors", "Errors by category", m.errors.clone());
+        registry.register("answers", "Answers by source (computed, shared, cached)", m.answers.clone());
         registry.register("query_seconds", "Query latency on the worker", m.query_seconds.clone());
         registry.register("load_duration_milliseconds", "Duration of the last load", m.load_millis.clone());
         registry.register("load_failures", "Failed loads", m.load_failures.clone());

@@ -17,7 +17,7 @@ pub fn run(shard: &Shard, q: &Query) -> Result<QueryResult> {
 /// [`run`] with the plan already compiled (by [`Plan::new`] for `q` and `shard`).
 pub fn run_planned(shard: &Shard, q: &Query, plan: &Plan) -> Result<QueryResult> {
     let started = Instant::now();
-    let counts = kernel::scan(shard, plan);
+    let mut counts = kernel::scan(shard, plan);
     let kernel_micros = started.elapsed().as_micros() as u64;
     let mut histograms = vec![];
     let mut raster = None;
@@ -36,7 +36,7 @@ pub fn run_planned(shard: &Shard, q: &Query, plan: &Plan) -> Result<QueryResult>
                 });
             }
             View::Raster { width, height } => {
-                let (pixels, cell_counts) = kernel::sparse_raster(&counts.raster, plan.ncat);
+                let (pixels, cell_counts) = (std::mem::take(&mut counts.pixels), std::mem::take(&mut counts.cells));
                 raster = Some(Raster {
                     width: *width,
                     height: *height,

@@ -35,6 +35,8 @@ pub struct WorkerConfig {
     pub token: Option<String>,
     /// Loading options (S3 defaults, memory limit).
     pub load: LoadOptions,
+    /// Bytes of recent answers kept for identical queries (0: none kept).
+    pub result_cache_bytes: usize,
 }
 
 impl WorkerConfig {
@@ -70,6 +72,8 @@ pub struct WorkerState {
     /// [`crate::kernel::SMALL_SCAN_ROWS`] rows): a queue of their own, so a
     /// city zoom never waits behind whole-world scans.
     pub small_scans: tokio::sync::Semaphore,
+    /// Recent answers, and identical queries in flight computed once.
+    pub results: crate::cache::ResultCache,
     queries: AtomicU64,
     last_query: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     started_at: chrono::DateTime<chrono::Utc>,
@@ -92,6 +96,7 @@ impl WorkerState {
             // Two, so one scan's merge and encoding overlap the next scan.
             scans: tokio::sync::Semaphore::new(rayon::current_num_threads().max(2)),
             small_scans: tokio::sync::Semaphore::new(4 * rayon::current_num_threads().max(2)),
+            results: crate::cache::ResultCache::new(cfg.result_cache_bytes),
             queries: AtomicU64::new(0),
             last_query: Mutex::new(None),
             started_at: chrono::Utc::now(),
@@ -203,7 +208,18 @@ pub async fn serve(
         .max_connection_age(std::time::Duration::from_secs(600))
         .max_connection_age_grace(std::time::Duration::from_secs(30))
         .add_service(grpc)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(flight), wait(rx.clone()));
+        // `Server::tcp_nodelay` applies only to listeners tonic binds itself:
+        // accepted sockets get TCP_NODELAY here, or every answer waits on
+        // Nagle's algorithm and the client's delayed ACK (about 40 ms).
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(flight)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(std::time::Duration::from_secs(60))),
+            wait(rx.clone()),
+        );
+    let http = axum::serve::ListenerExt::tap_io(http, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     let http_task = axum::serve(http, crate::health::router(state.clone())).with_graceful_shutdown(wait(rx.clone()));
     let (f, h) = tokio::join!(flight_task, http_task);
     f.map_err(|e| Error::Io(std::io::Error::other(format!("flight server: {e}"))))?;

@@ -26,6 +26,7 @@ fn cfg(datasets: Vec<DatasetSpec>, index: u32, count: u32, token: Option<&str>) 
         shard: ShardId::new(index, count).unwrap(),
         token: token.map(String::from),
         load: LoadOptions::default(),
+        result_cache_bytes: quiver_worker::cache::DEFAULT_BUDGET,
     }
 }
 
@@ -318,10 +319,18 @@ async fn a_shard_that_cannot_fit_memory_is_refused_with_the_numbers() {
 async fn reload_picks_up_new_files_and_a_failed_reload_keeps_the_old_data() {
     let dir = tempfile::tempdir().unwrap();
     write_parquet(&dir.path().join("a.parquet"), &towers(1_000, 9), 1_000);
-    let (_w, clients) = start_shards(&format!("file://{}/", dir.path().display()), 1, None).await;
+    let (w, clients) = start_shards(&format!("file://{}/", dir.path().display()), 1, None).await;
     let c = &clients[0];
     let before = c.query(&all_views("towers")).await.unwrap();
     assert_eq!(before.total, 1_000);
+    // The same query again is answered from the kept result, equal to the scan.
+    let again = c.query(&all_views("towers")).await.unwrap();
+    assert_eq!((again.histograms.clone(), again.raster.clone(), again.selected), (before.histograms.clone(), before.raster.clone(), before.selected));
+    assert_eq!(again.kernel_micros, 0, "no kernel ran for a kept answer");
+    let (_, metrics) = reqwest_get(&format!("{}/metrics", w[0].http_url())).await;
+    assert!(metrics.contains("quiver_worker_answers_total{source=\"cached\"} 1"), "{metrics}");
+    assert!(metrics.contains("quiver_worker_answers_total{source=\"computed\"} 1"), "{metrics}");
+    // A reload is a new generation: nothing kept from the old data is served.
     write_parquet(&dir.path().join("b.parquet"), &towers(500, 10), 500);
     c.reload(Some("towers")).await.unwrap();
     wait_loaded(c, "towers").await;

@@ -111,8 +111,14 @@ fn check(rows: &Rows, q: &Query) -> Result<(), TestCaseError> {
     prop_assert_eq!(&got.hists, &want.hists);
     prop_assert_eq!(got.selected, want.selected);
     prop_assert_eq!(got.in_view, want.in_view);
-    prop_assert_eq!(got.raster.len(), want.raster.len());
-    prop_assert!(got.raster == want.raster, "rasters differ");
+    if let Some(pm) = plan.raster {
+        prop_assert!(got.pixels.windows(2).all(|p| p[0] < p[1]), "pixels ascending");
+        prop_assert_eq!(got.cells.len(), got.pixels.len() * plan.ncat);
+        prop_assert!(got.cells.chunks(plan.ncat).all(|c| c.iter().any(|&n| n > 0)), "only non-empty pixels");
+        prop_assert!(got.dense_raster(pm.width, pm.height, plan.ncat) == want.raster, "rasters differ");
+    } else {
+        prop_assert!(got.pixels.is_empty() && want.raster.is_empty());
+    }
     // The admission estimate: every row without a filtering viewport, and at
     // least every row in view with one (blocks outside it are skipped).
     let visit = kernel::rows_to_visit(&shard, &plan);
@@ -218,7 +224,7 @@ fn a_viewport_away_from_the_data_selects_nothing_but_keeps_histograms_when_asked
     let without = kernel::scan(&shard, &Plan::new(&query(BTreeMap::new(), vp, false, 10, 10, 0), &shard).unwrap());
     assert_eq!(without.selected, n as u64);
     assert_eq!(without.hists[0][2], n as u64);
-    assert!(without.raster.iter().all(|&c| c == 0));
+    assert!(without.pixels.is_empty() && without.cells.is_empty());
 }
 
 #[test]

@@ -191,18 +191,37 @@ impl FlightService for Service {
         } else {
             &self.state.scans
         };
-        let _turn = queue.acquire().await.map_err(|_| Status::unavailable("the worker is stopping"))?;
-        let result = tokio::task::spawn_blocking(move || crate::query::run_planned(&data, &q, &plan))
-            .await
-            .map_err(|e| Status::internal(format!("query task failed: {e}")))?
-            .map_err(|e| self.fail(e))?;
-        let batches = crate::flight::encode::encode(&result).map_err(|e| self.fail(e))?;
+        let key = crate::cache::Key {
+            dataset: dataset.clone(),
+            generation: data.info.generation.clone(),
+            query: String::from_utf8_lossy(&q.to_json()).into_owned(),
+        };
+        let (answer, source) = self
+            .state
+            .results
+            .get_or_compute(key, || async {
+                let _turn = queue.acquire().await.map_err(|_| Status::unavailable("the worker is stopping"))?;
+                let result = tokio::task::spawn_blocking(move || crate::query::run_planned(&data, &q, &plan))
+                    .await
+                    .map_err(|e| Status::internal(format!("query task failed: {e}")))?
+                    .map_err(|e| self.fail(e))?;
+                let batches = crate::flight::encode::encode(&result).map_err(|e| self.fail(e))?;
+                Ok::<_, Status>(crate::cache::Answer {
+                    batches,
+                    total: result.total,
+                    selected: result.selected,
+                    kernel_micros: result.kernel_micros,
+                })
+            })
+            .await?;
         let elapsed = started.elapsed();
         self.state.metrics.query_seconds.observe(elapsed.as_secs_f64());
+        self.state.metrics.answers.get_or_create(&crate::metrics::SourceLabel { source: source.as_str() }).inc();
         tracing::debug!(
-            dataset = %dataset, views, rows = result.total, selected = result.selected,
-            kernel_us = result.kernel_micros, elapsed_us = elapsed.as_micros() as u64, "query"
+            dataset = %dataset, views, rows = answer.total, selected = answer.selected,
+            kernel_us = answer.kernel_micros, elapsed_us = elapsed.as_micros() as u64, source = source.as_str(), "query"
         );
+        let batches = crate::cache::stamp(&answer.batches, source);
         // One encoder per view, so each view's batch carries its own schema.
         let streams: Vec<BoxStream<'static, Result<FlightData, Status>>> = batches
             .into_iter()

@@ -7,6 +7,7 @@
 //! exactly one bit set counts only in that dimension's histogram (the one that
 //! ignores its own filter); other rows count nowhere.
 
+pub mod raster;
 pub mod reference;
 
 use std::collections::BinaryHeap;
@@ -24,8 +25,6 @@ const VP_BIT: u32 = 1 << 31;
 /// Independent copies of each histogram, so consecutive rows with the same
 /// bin do not wait on each other's increment.
 const LANES: usize = 4;
-/// Scratch cells past the end of each raster accumulator.
-const SCRATCH: usize = 8;
 /// Most dimensions the specialised kernels handle.
 pub const MAX_DIMS: usize = 8;
 
@@ -114,10 +113,25 @@ pub struct Counts {
     /// Rows passing every filter and inside the viewport (all selected rows
     /// when there is no viewport): the pool the sample is drawn from.
     pub in_view: u64,
-    /// Dense raster `[pixel * ncat + category]`, empty without a raster view.
-    pub raster: Vec<u32>,
+    /// Non-empty pixels of the raster (`row · W + col`, ascending); empty
+    /// without a raster view.
+    pub pixels: Vec<u32>,
+    /// Counts per category of each pixel in `pixels`, `ncat` each.
+    pub cells: Vec<u32>,
     /// Sampled rows (indices into the shard), ascending.
     pub sample: Vec<u32>,
+}
+
+impl Counts {
+    /// The raster as one dense vector `[(row · W + col) · ncat + category]`.
+    pub fn dense_raster(&self, width: u32, height: u32, ncat: usize) -> Vec<u32> {
+        let mut dense = vec![0u32; width as usize * height as usize * ncat];
+        for (i, &p) in self.pixels.iter().enumerate() {
+            let p = p as usize;
+            dense[p * ncat..(p + 1) * ncat].copy_from_slice(&self.cells[i * ncat..(i + 1) * ncat]);
+        }
+        dense
+    }
 }
 
 /// Salt of the sample priorities.
@@ -138,24 +152,22 @@ struct Acc {
     hists: Vec<[[u32; 256]; LANES]>,
     selected: u64,
     in_view: u64,
-    raster: Vec<u32>,
+    grid: Option<raster::Grid>,
     heap: BinaryHeap<(u64, u32)>,
     threshold: u64,
 }
 
 impl Acc {
     fn new(ndims: usize, plan: &Plan) -> Acc {
-        let raster_len = plan.raster.map_or(0, |r| r.width as usize * r.height as usize * plan.ncat + SCRATCH);
         Acc {
             hists: vec![[[0u32; 256]; LANES]; ndims],
             selected: 0,
             in_view: 0,
-            raster: vec![0; raster_len],
+            grid: plan.raster.map(|r| raster::Grid::new(r.width, r.height, plan.ncat)),
             heap: BinaryHeap::new(),
             threshold: u64::MAX,
         }
     }
-
 }
 
 /// Keeps the `limit` rows of smallest priority; `threshold` is the largest kept
@@ -245,8 +257,8 @@ fn merge(shard: &Shard, plan: &Plan, mut accs: Vec<Acc>) -> Counts {
     let mut hists: Vec<Vec<u64>> = shard.dims.iter().map(|d| vec![0u64; d.nbins() as usize + 1]).collect();
     let (mut selected, mut in_view) = (0, 0);
     let mut heap: BinaryHeap<(u64, u32)> = BinaryHeap::new();
-    let mut raster: Vec<u32> = vec![];
-    for (k, acc) in accs.iter_mut().enumerate() {
+    let mut grid: Option<raster::Grid> = None;
+    for acc in accs.iter_mut() {
         for (d, h) in hists.iter_mut().enumerate() {
             for (code, slot) in h.iter_mut().enumerate() {
                 *slot += acc.hists[d].iter().map(|lane| lane[code] as u64).sum::<u64>();
@@ -254,12 +266,10 @@ fn merge(shard: &Shard, plan: &Plan, mut accs: Vec<Acc>) -> Counts {
         }
         selected += acc.selected;
         in_view += acc.in_view;
-        if k == 0 {
-            raster = std::mem::take(&mut acc.raster);
-        } else {
-            for (a, b) in raster.iter_mut().zip(acc.raster.iter()) {
-                *a += *b;
-            }
+        match (&mut grid, acc.grid.take()) {
+            (None, g) => grid = g,
+            (Some(into), Some(g)) => into.absorb(&g),
+            (Some(_), None) => {}
         }
         for item in acc.heap.drain() {
             heap.push(item);
@@ -268,13 +278,42 @@ fn merge(shard: &Shard, plan: &Plan, mut accs: Vec<Acc>) -> Counts {
             }
         }
     }
-    raster.truncate(raster.len().saturating_sub(SCRATCH));
+    let (pixels, cells) = grid.as_ref().map(raster::Grid::sparse).unwrap_or_default();
     let mut sample: Vec<u32> = heap.into_iter().map(|(_, r)| r).collect();
     sample.sort_unstable();
-    Counts { hists, selected, in_view, raster, sample }
+    Counts { hists, selected, in_view, pixels, cells, sample }
+}
+
+/// Marks the pixels a block may count in (its bounding box within the viewport).
+fn mark_block(grid: &mut raster::Grid, pm: &PixelMap, blk: &crate::store::Block) {
+    let vp = pm.vp;
+    let last = |n: u64| n.saturating_sub(1);
+    // y: no wrap; clip to the viewport.
+    let (ylo, yhi) = (blk.ymin.max(vp.y0) as u64, (blk.ymax as u64).min(vp.y0 as u64 + last(vp.hy)));
+    if ylo > yhi {
+        return;
+    }
+    let (r0, r1) = (pm.row(ylo - vp.y0 as u64), pm.row(yhi - vp.y0 as u64));
+    // x: modulo 2^32 from the west edge; a block straddling the west edge marks every column.
+    let a = blk.xmin.wrapping_sub(vp.x0) as u64;
+    let b = blk.xmax.wrapping_sub(vp.x0) as u64;
+    let (c0, c1) = if a <= b {
+        if a >= vp.wx {
+            return;
+        }
+        (pm.col(a), pm.col(b.min(last(vp.wx))))
+    } else {
+        (0, pm.width - 1)
+    };
+    grid.mark(r0, r1, c0, c1);
 }
 
 fn scan_block_dispatch(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut Acc) {
+    if mode != Mode::Out
+        && let (Some(pm), Some(grid)) = (&plan.raster, acc.grid.as_mut())
+    {
+        mark_block(grid, pm, &shard.blocks[b]);
+    }
     macro_rules! go {
         ($n:literal) => {{
             let cols: [&[u8]; $n] = std::array::from_fn(|d| shard.codes[d].as_slice());
@@ -306,6 +345,10 @@ fn scan_block_dispatch(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &m
 /// The inner loop over one block. `MODE`: 0 test each row against the
 /// viewport, 1 all rows inside, 2 all rows outside. `VPF`: the viewport
 /// filters histograms. `RASTER`: count pixels.
+///
+/// Everything the loop touches per row is a local or a fixed-size array, so
+/// nothing is re-read through `acc` and no index is bounds-checked but the
+/// raster's.
 #[inline(always)]
 fn block<const N: usize, const MODE: u8, const VPF: bool, const RASTER: bool>(
     shard: &Shard,
@@ -321,22 +364,27 @@ fn block<const N: usize, const MODE: u8, const VPF: bool, const RASTER: bool>(
     let xs = &shard.xs[s..e];
     let ys = &shard.ys[s..e];
     let cols: [&[u8]; N] = std::array::from_fn(|d| &cols[d][s..e]);
+    let cat_col = cols[plan.cat_dim];
     let vp = plan.viewport.unwrap_or(QViewport::WORLD);
-    let pm = plan.raster;
+    let pm = plan.raster.unwrap_or(PixelMap::new(QViewport::WORLD, 1, 1));
     let ncat = plan.ncat;
-    let cat = plan.cat_dim;
     let sample = plan.sample_limit;
-    let salt = SAMPLE_SALT;
     let mut selected = 0u64;
     let mut in_view = 0u64;
-    let hists = &mut acc.hists;
-    let raster = &mut acc.raster;
-    let scratch = raster.len().saturating_sub(SCRATCH);
+    let hists: &mut [[[u32; 256]; LANES]; N] = (&mut acc.hists[..N]).try_into().expect("one histogram per dimension");
+    let (cells, spare): (&mut [u32], usize) = match acc.grid.as_mut() {
+        Some(g) if RASTER => {
+            let spare = g.spare();
+            (g.cells_mut(), spare)
+        }
+        _ => (&mut [], 0),
+    };
+    let heap = &mut acc.heap;
+    let threshold = &mut acc.threshold;
     for i in 0..len {
-        let mut c = [0u8; N];
+        let c: [u8; N] = std::array::from_fn(|d| cols[d][i]);
         let mut m = 0u32;
         for d in 0..N {
-            c[d] = cols[d][i];
             m |= fail[d][c[d] as usize];
         }
         let inside = match MODE {
@@ -358,38 +406,24 @@ fn block<const N: usize, const MODE: u8, const VPF: bool, const RASTER: bool>(
         selected += hit as u64;
         let hit_in = hit & u32::from(inside);
         in_view += hit_in as u64;
-        if RASTER && let Some(pm) = &pm {
-            // Rows that do not count add 0 to one of eight scratch cells past
+        if RASTER {
+            // Rows that do not count add 0 to one of the spare counters past
             // the raster, so there is no branch to mispredict.
-            let p = pm.pixel_wrapping(xs[i], ys[i]) as usize * ncat + c[cat] as usize;
-            let idx = if hit_in != 0 { p } else { scratch + (i & 7) };
-            raster[idx] += hit_in;
+            let p = pm.pixel_wrapping(xs[i], ys[i]) as usize * ncat + cat_col[i] as usize;
+            let idx = if hit_in != 0 { p } else { spare + (i & 7) };
+            cells[idx] += hit_in;
         }
         if sample > 0 && hit_in != 0 {
             // Rare path: rows that match, when a sample is asked for.
             let row = (s + i) as u32;
-            let p = sample_priority(row, salt);
-            if p < acc.threshold {
-                offer(&mut acc.heap, &mut acc.threshold, p, row, sample);
+            let p = sample_priority(row, SAMPLE_SALT);
+            if p < *threshold {
+                offer(heap, threshold, p, row, sample);
             }
         }
     }
     acc.selected += selected;
     acc.in_view += in_view;
-}
-
-/// Rows of a dense raster turned sparse: pixel indices with any count, and
-/// their counts per category.
-pub fn sparse_raster(dense: &[u32], ncat: usize) -> (Vec<u32>, Vec<u32>) {
-    let mut pixels = vec![];
-    let mut counts = vec![];
-    for (p, cell) in dense.chunks_exact(ncat).enumerate() {
-        if cell.iter().any(|&c| c != 0) {
-            pixels.push(p as u32);
-            counts.extend_from_slice(cell);
-        }
-    }
-    (pixels, counts)
 }
 
 /// One plain pass over the same columns the kernel reads (the floor a kernel

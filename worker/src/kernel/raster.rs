@@ -1,0 +1,293 @@
+//! Raster scratch: the dense per-thread count grids of a scan, reused across
+//! queries, so a scan neither page-faults nor zeroes a fresh grid of
+//! W×H×categories counters, and everything after the scan (the merge of the
+//! threads' grids, the sparse extraction, the zeroing for the next query)
+//! costs what the scan touched, not the pixel count.
+//!
+//! The grid is row-major (`(row · W + col) · ncat + category`, the order of
+//! the protocol's sparse pixels). What a scan touched is tracked in tiles of
+//! [`TILE`]×[`TILE`] pixels, marked once per block from its bounding box, not
+//! per row. Grids live in a small pool and are all zero whenever they are in it.
+
+use std::sync::Mutex;
+
+/// Side of a tracking tile, pixels.
+pub const TILE: u32 = 32;
+/// Counters past the grid that rows which do not count add 0 to (so the
+/// inner loop has no branch).
+pub const SPARE: usize = 8;
+/// Grids larger than this are not kept for reuse.
+const KEEP_MAX_BYTES: usize = 256 << 20;
+/// Grids kept for reuse at most.
+const KEEP_MAX: usize = 8;
+
+static POOL: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());
+
+/// A zeroed grid of at least `len` counters, from the pool when one fits.
+fn take(len: usize) -> Vec<u32> {
+    let reused = {
+        let mut pool = POOL.lock().expect("raster pool");
+        // The smallest kept grid that is large enough, else the largest (grown below).
+        let fit = pool.iter().enumerate().filter(|(_, b)| b.len() >= len).min_by_key(|(_, b)| b.len()).map(|(i, _)| i);
+        let pick = fit.or_else(|| pool.iter().enumerate().max_by_key(|(_, b)| b.len()).map(|(i, _)| i));
+        pick.map(|i| pool.swap_remove(i))
+    };
+    match reused {
+        Some(b) if b.len() >= len => {
+            check_zero(&b);
+            b
+        }
+        Some(b) if b.capacity() >= len => {
+            let mut b = b;
+            b.resize(len, 0);
+            b
+        }
+        _ => fresh(len),
+    }
+}
+
+/// A new zeroed grid. Large grids ask for transparent huge pages before their
+/// first touch (many machines enable them only on request): a scan's random
+/// increments then cost no TLB misses.
+fn fresh(len: usize) -> Vec<u32> {
+    let v = vec![0u32; len];
+    advise_huge_pages(&v);
+    v
+}
+
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(v: &[u32]) {
+    const HUGE: usize = 2 << 20;
+    let start = v.as_ptr() as usize;
+    let end = start + std::mem::size_of_val(v);
+    let (a, b) = (start.next_multiple_of(HUGE), end & !(HUGE - 1));
+    if b > a {
+        // SAFETY: [a, b) lies inside the allocation of `v`, which this call
+        // neither reads nor writes; MADV_HUGEPAGE only changes how the kernel
+        // backs the range, never its contents. Failure (no THP) is harmless.
+        unsafe {
+            libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_: &[u32]) {}
+
+/// With debug assertions, small grids are checked to be all zero where the
+/// pool promises it (large ones would slow the optimised test build).
+fn check_zero(cells: &[u32]) {
+    if cfg!(debug_assertions) && cells.len() <= 1 << 20 {
+        assert!(cells.iter().all(|&c| c == 0), "a raster count outside the tiles marked as touched");
+    }
+}
+
+/// Puts a zeroed grid back.
+fn give(b: Vec<u32>) {
+    if std::mem::size_of_val(b.as_slice()) > KEEP_MAX_BYTES {
+        return;
+    }
+    let mut pool = POOL.lock().expect("raster pool");
+    if pool.len() < KEEP_MAX {
+        pool.push(b);
+    } else if let Some((i, _)) = pool.iter().enumerate().min_by_key(|(_, p)| p.len()).filter(|(_, p)| p.len() < b.len()) {
+        pool[i] = b; // keep the larger ones: they serve every smaller query too
+    }
+}
+
+/// One thread's counts of a raster view.
+pub struct Grid {
+    cells: Vec<u32>,
+    width: u32,
+    height: u32,
+    ncat: usize,
+    tiles_w: u32,
+    /// One bit per tile, row-major.
+    touched: Vec<u64>,
+}
+
+impl std::fmt::Debug for Grid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grid").field("width", &self.width).field("height", &self.height).field("ncat", &self.ncat).finish()
+    }
+}
+
+impl Grid {
+    /// A zeroed grid of `width`×`height` pixels of `ncat` counters.
+    pub fn new(width: u32, height: u32, ncat: usize) -> Grid {
+        let len = width as usize * height as usize * ncat + SPARE;
+        let tiles_w = width.div_ceil(TILE);
+        let tiles = tiles_w as usize * height.div_ceil(TILE) as usize;
+        Grid { cells: take(len), width, height, ncat, tiles_w, touched: vec![0; tiles.div_ceil(64)] }
+    }
+
+    /// The counters: `(row · W + col) · ncat + category`, then [`SPARE`] more.
+    /// Callers must [`Grid::mark`] every pixel they add to.
+    #[inline(always)]
+    pub fn cells_mut(&mut self) -> &mut [u32] {
+        let n = self.len();
+        &mut self.cells[..n]
+    }
+
+    fn len(&self) -> usize {
+        self.width as usize * self.height as usize * self.ncat + SPARE
+    }
+
+    /// Index of the first spare counter.
+    pub fn spare(&self) -> usize {
+        self.len() - SPARE
+    }
+
+    /// Marks the pixels of rows `r0..=r1`, columns `c0..=c1` as possibly counted.
+    pub fn mark(&mut self, r0: u32, r1: u32, c0: u32, c1: u32) {
+        let (r1, c1) = (r1.min(self.height - 1), c1.min(self.width - 1));
+        if r0 > r1 || c0 > c1 {
+            return;
+        }
+        for tr in r0 / TILE..=r1 / TILE {
+            for tc in c0 / TILE..=c1 / TILE {
+                let t = (tr * self.tiles_w + tc) as usize;
+                self.touched[t / 64] |= 1 << (t % 64);
+            }
+        }
+    }
+
+    /// Tiles marked, as (tile row, tile col), row-major.
+    fn tiles(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let tw = self.tiles_w;
+        self.touched.iter().enumerate().flat_map(move |(w, &bits)| {
+            let mut bits = bits;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    let t = w as u32 * 64 + b;
+                    (t / tw, t % tw)
+                })
+            })
+        })
+    }
+
+    /// The counter ranges of a tile: one contiguous run per pixel row.
+    fn runs(&self, tr: u32, tc: u32) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
+        let (w, ncat) = (self.width as usize, self.ncat);
+        let c0 = (tc * TILE) as usize;
+        let c1 = (c0 + TILE as usize).min(w);
+        let r0 = tr * TILE;
+        let r1 = (r0 + TILE).min(self.height);
+        (r0..r1).map(move |r| {
+            let base = r as usize * w;
+            (base + c0) * ncat..(base + c1) * ncat
+        })
+    }
+
+    /// Adds another thread's counts of the same raster.
+    pub fn absorb(&mut self, other: &Grid) {
+        debug_assert_eq!((self.width, self.height, self.ncat), (other.width, other.height, other.ncat));
+        for (tr, tc) in other.tiles().collect::<Vec<_>>() {
+            for run in other.runs(tr, tc) {
+                for (a, b) in self.cells[run.clone()].iter_mut().zip(&other.cells[run]) {
+                    *a += *b;
+                }
+            }
+            let t = (tr * self.tiles_w + tc) as usize;
+            self.touched[t / 64] |= 1 << (t % 64);
+        }
+    }
+
+    /// The non-empty pixels (ascending `row · W + col`) and their counts per category.
+    pub fn sparse(&self) -> (Vec<u32>, Vec<u32>) {
+        let (w, ncat) = (self.width as usize, self.ncat);
+        let mut pixels = vec![];
+        let mut counts = vec![];
+        // Row-major over pixels: tile rows, then pixel rows, then the marked tiles of that row.
+        let tiles: Vec<(u32, u32)> = self.tiles().collect();
+        let mut k = 0;
+        while k < tiles.len() {
+            let tr = tiles[k].0;
+            let end = k + tiles[k..].iter().take_while(|t| t.0 == tr).count();
+            let r0 = tr * TILE;
+            for r in r0..(r0 + TILE).min(self.height) {
+                for &(_, tc) in &tiles[k..end] {
+                    let c0 = (tc * TILE) as usize;
+                    let c1 = (c0 + TILE as usize).min(w);
+                    let base = r as usize * w;
+                    for p in base + c0..base + c1 {
+                        let cell = &self.cells[p * ncat..(p + 1) * ncat];
+                        if cell.iter().any(|&c| c != 0) {
+                            pixels.push(p as u32);
+                            counts.extend_from_slice(cell);
+                        }
+                    }
+                }
+            }
+            k = end;
+        }
+        (pixels, counts)
+    }
+
+    /// The counts as one dense vector (tests and small rasters).
+    pub fn dense(&self) -> Vec<u32> {
+        self.cells[..self.spare()].to_vec()
+    }
+}
+
+impl Drop for Grid {
+    fn drop(&mut self) {
+        // Back to zero where this scan may have counted, then back to the pool.
+        for (tr, tc) in self.tiles().collect::<Vec<_>>() {
+            for run in self.runs(tr, tc) {
+                self.cells[run].fill(0);
+            }
+        }
+        let spare = self.spare();
+        self.cells[spare..spare + SPARE].fill(0);
+        check_zero(&self.cells);
+        give(std::mem::take(&mut self.cells));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_come_back_sparse_in_pixel_order_and_the_grid_comes_back_zero() {
+        let (w, h, ncat) = (100u32, 70u32, 3usize);
+        let mut a = Grid::new(w, h, ncat);
+        let mut b = Grid::new(w, h, ncat);
+        let mut want = vec![0u32; (w * h) as usize * ncat];
+        let mut rng = 12345u64;
+        for k in 0..2000 {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let (r, c, cat) = ((rng >> 40) as u32 % h, (rng >> 20) as u32 % w, (rng >> 8) as usize % ncat);
+            let g = if k % 2 == 0 { &mut a } else { &mut b };
+            g.mark(r, r, c, c);
+            g.cells_mut()[((r * w + c) as usize) * ncat + cat] += 1;
+            want[((r * w + c) as usize) * ncat + cat] += 1;
+        }
+        a.absorb(&b);
+        assert_eq!(a.dense(), want);
+        let (pixels, counts) = a.sparse();
+        assert!(pixels.windows(2).all(|p| p[0] < p[1]), "ascending");
+        let mut rebuilt = vec![0u32; want.len()];
+        for (i, &p) in pixels.iter().enumerate() {
+            rebuilt[p as usize * ncat..(p as usize + 1) * ncat].copy_from_slice(&counts[i * ncat..(i + 1) * ncat]);
+        }
+        assert_eq!(rebuilt, want);
+        drop(a);
+        drop(b);
+        // Whatever the pool hands out next is zero, also for another shape.
+        let g = Grid::new(w + 7, h, ncat);
+        assert!(g.dense().iter().all(|&c| c == 0));
+    }
+
+    #[test]
+    fn marks_are_clipped_to_the_grid() {
+        let mut g = Grid::new(40, 40, 1);
+        g.mark(35, 1000, 0, 1000);
+        g.mark(5, 2, 0, 0); // empty
+        let tiles: Vec<_> = g.tiles().collect();
+        assert_eq!(tiles, vec![(1, 0), (1, 1)]);
+    }
+}
