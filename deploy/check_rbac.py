@@ -10,8 +10,8 @@ Reads operator/src and finds what the operator asks of the API server:
     as well as `patch`;
   * the same inside generic functions (`Api<K>`), attributed to each kind at the
     call sites `function::<Kind>(`;
-  * watches: `Controller::new(api, ...)` and `.owns(Api::<Kind>::all(...))`
-    need `list` and `watch`;
+  * watches: `Controller::new(api, ...)`, `watcher(api, ...)` and
+    `.owns(Api::<Kind>::all(...))` need `list` and `watch`;
   * `Recorder::new` (kube's event recorder) needs `create` and `patch` on
     `events.k8s.io` events;
   * the rules of every Role the operator builds (children/rbac.rs): RBAC lets it
@@ -163,7 +163,7 @@ def scan(src_dir):
                 else:
                     need(kind, verbs, sub, where)
             # Watches of the controller.
-            for var in re.findall(r"Controller::new\(\s*(\w+)", body):
+            for var in re.findall(r"(?:Controller::new|\bwatcher)\(\s*(\w+)", body):
                 if var in bindings:
                     need(last_segment(bindings[var]), ["list", "watch"], "", where + " (watch)")
             for kind in re.findall(r"\.owns\(\s*Api::<\s*([\w:]+)\s*>", body):

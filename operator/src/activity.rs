@@ -4,7 +4,9 @@
 //! Failures are returned per worker, never swallowed: the status reports which
 //! workers did not answer and why, and unknown activity blocks idle actions.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::future::join_all;
@@ -96,6 +98,7 @@ pub struct FlightActivity {
     client: kube::Client,
     cluster_domain: String,
     timeout: Duration,
+    connections: Connections,
 }
 
 impl FlightActivity {
@@ -105,6 +108,7 @@ impl FlightActivity {
             client,
             cluster_domain: cluster_domain.into(),
             timeout,
+            connections: Connections::default(),
         }
     }
 
@@ -151,7 +155,79 @@ pub fn endpoints_from_pods(t: &Target, pods: &[Pod], cluster_domain: &str) -> Ve
         .collect()
 }
 
-/// Calls `stats` on each endpoint with a timeout (shared with tests that run real workers).
+/// Flight connections to workers, kept across reconciles: one HTTP/2 channel
+/// per (endpoint, token), which reconnects by itself when the worker restarts.
+/// Channels unused for [`IDLE_CONNECTION`] are dropped (deleted clusters,
+/// rescheduled pods with new IPs).
+#[derive(Default)]
+pub struct Connections {
+    clients: Mutex<HashMap<(String, Option<String>), (WorkerClient, Instant)>>,
+}
+
+/// How long an unused worker connection is kept.
+pub const IDLE_CONNECTION: Duration = Duration::from_secs(600);
+
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.clients.lock().map(|c| c.len()).unwrap_or(0);
+        f.debug_struct("Connections").field("open", &n).finish()
+    }
+}
+
+impl Connections {
+    /// The client for `endpoint`, reusing an open channel.
+    pub fn client(&self, endpoint: &str, token: Option<&str>) -> Result<WorkerClient, String> {
+        let key = (endpoint.to_string(), token.map(String::from));
+        let mut clients = self.clients.lock().expect("connections lock");
+        clients.retain(|_, (_, used)| used.elapsed() < IDLE_CONNECTION);
+        if let Some((c, used)) = clients.get_mut(&key) {
+            *used = Instant::now();
+            return Ok(c.clone());
+        }
+        let c = WorkerClient::connect_lazy(endpoint, token.map(String::from))
+            .map_err(|e| e.to_string())?;
+        clients.insert(key, (c.clone(), Instant::now()));
+        Ok(c)
+    }
+
+    /// Forgets the channel to `endpoint` (after a failed call, so the next pass dials afresh).
+    pub fn forget(&self, endpoint: &str) {
+        self.clients
+            .lock()
+            .expect("connections lock")
+            .retain(|(e, _), _| e != endpoint);
+    }
+
+    /// Calls `stats` on each endpoint, in parallel, with a timeout each.
+    pub async fn stats(
+        &self,
+        endpoints: Vec<(u32, String)>,
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Vec<WorkerReport> {
+        join_all(endpoints.into_iter().map(|(ordinal, endpoint)| {
+            let token = token.clone();
+            async move {
+                let call = async {
+                    let client = self.client(&endpoint, token.as_deref())?;
+                    client.stats().await.map_err(|e| e.to_string())
+                };
+                let outcome = match tokio::time::timeout(timeout, call).await {
+                    Ok(r) => r,
+                    Err(_) => Err(format!("{endpoint}: no answer within {timeout:?}")),
+                };
+                if outcome.is_err() {
+                    self.forget(&endpoint);
+                }
+                WorkerReport { ordinal, outcome }
+            }
+        }))
+        .await
+    }
+}
+
+/// Calls `stats` on each endpoint with a timeout over fresh connections
+/// (for tests and one-off checks; the operator keeps [`Connections`]).
 pub async fn stats_of(
     endpoints: Vec<(u32, String)>,
     token: Option<String>,
@@ -183,7 +259,9 @@ impl ActivitySource for FlightActivity {
             return Vec::new();
         }
         let endpoints = self.endpoints(t).await;
-        stats_of(endpoints, t.token.clone(), self.timeout).await
+        self.connections
+            .stats(endpoints, t.token.clone(), self.timeout)
+            .await
     }
 }
 

@@ -12,7 +12,7 @@ use quiver_operator::error::Error;
 use quiver_operator::leader::{LeaseConfig, release, spawn_elector};
 use quiver_operator::lifecycle::SystemClock;
 use quiver_operator::metrics::Metrics;
-use quiver_operator::reconcile::{Context, run};
+use quiver_operator::reconcile::{Context, DEFAULT_CONCURRENCY, run};
 use quiver_operator::validate::Defaults;
 use tokio::sync::watch;
 
@@ -66,6 +66,10 @@ struct Cli {
     /// Timeout of each worker `stats` call.
     #[arg(long, env = "QUIVER_STATS_TIMEOUT", default_value = "3s")]
     stats_timeout: String,
+    /// Most DataClusters reconciled at once.
+    #[arg(long, env = "QUIVER_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
 }
 
 /// Validated configuration.
@@ -77,6 +81,7 @@ struct Config {
     defaults: Defaults,
     poll_interval: Duration,
     stats_timeout: Duration,
+    concurrency: u16,
 }
 
 fn duration(flag: &str, value: &str) -> Result<Duration, Error> {
@@ -137,6 +142,7 @@ impl TryFrom<Cli> for Config {
             defaults,
             poll_interval: duration("poll-interval", &cli.poll_interval)?,
             stats_timeout: duration("stats-timeout", &cli.stats_timeout)?,
+            concurrency: cli.concurrency,
         })
     }
 }
@@ -231,14 +237,16 @@ async fn main() -> anyhow::Result<()> {
         config.defaults.cluster_domain.clone(),
         config.stats_timeout,
     ));
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         client.clone(),
         activity,
         clock,
         config.defaults.clone(),
         metrics.clone(),
         config.poll_interval,
-    ));
+    );
+    ctx.concurrency = config.concurrency;
+    let ctx = Arc::new(ctx);
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<bool>();
     let mut watch_leadership = leadership.clone();
     let mut watch_stop = stop_rx.clone();

@@ -17,15 +17,15 @@ use kube::api::{Api, DeleteParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{Instrument, info, warn};
 
 use crate::activity::{ActivitySource, Target, summarize};
 use crate::apply::{apply, apply_status, delete_owned, ensure_token_secret};
-use crate::children::{Component, build_all};
-use crate::crd::{DataCluster, DataClusterStatus};
+use crate::children::{Component, build_all, managed_by_selector};
+use crate::crd::{DataCluster, DataClusterStatus, RESTART_ANNOTATION, RESUME_ANNOTATION};
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, Clock, Observation, Policy, decide};
 use crate::metrics::Metrics;
@@ -48,9 +48,16 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// How often a running cluster is re-examined (worker load progress, activity).
     pub poll_interval: Duration,
+    /// Most DataClusters reconciled at once.
+    pub concurrency: u16,
     /// Consecutive failures per object, for the error backoff.
     failures: Mutex<HashMap<ObjectRef<DeserializeGuard<DataCluster>>, u32>>,
 }
+
+/// Default of [`Context::concurrency`]: reconciles mostly wait on the network
+/// (API server, workers' `stats`), so a few run at once; a thousand clusters
+/// polled every 30 s need about 33 passes a second at most.
+pub const DEFAULT_CONCURRENCY: u16 = 8;
 
 impl Context {
     /// A context; `poll_interval` bounds how stale the status gets.
@@ -74,6 +81,7 @@ impl Context {
             defaults,
             metrics,
             poll_interval,
+            concurrency: DEFAULT_CONCURRENCY,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -407,6 +415,26 @@ pub fn backoff(attempt: u32) -> Duration {
     (MIN_BACKOFF * factor).min(MAX_BACKOFF)
 }
 
+/// What makes a DataCluster event worth a reconcile: its generation (the
+/// spec), the restart and resume annotations, and the start of its deletion.
+/// Status writes (ours included) and other metadata do not: a reconcile's own
+/// status write must not schedule the next one.
+pub fn trigger_hash(obj: &DeserializeGuard<DataCluster>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let m = obj.meta();
+    let annotation = |k: &str| m.annotations.as_ref().and_then(|a| a.get(k)).cloned();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        m.uid.as_deref(),
+        m.generation,
+        annotation(RESTART_ANNOTATION),
+        annotation(RESUME_ANNOTATION),
+        m.deletion_timestamp.is_some(),
+    )
+        .hash(&mut h);
+    Some(h.finish())
+}
+
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
@@ -414,18 +442,32 @@ pub async fn run(
 ) {
     let client = ctx.client.clone();
     let clusters: Api<DeserializeGuard<DataCluster>> = Api::all(client.clone());
-    let config = watcher::Config::default().any_semantic();
-    // Our own status writes trigger one more pass, which finds nothing to change
-    // (statuses are only written when they differ), so there is no loop.
-    Controller::new(clusters, config.clone())
-        .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_secs(1)))
-        .owns(Api::<StatefulSet>::all(client.clone()), config.clone())
-        .owns(Api::<Deployment>::all(client.clone()), config.clone())
-        .owns(Api::<Service>::all(client.clone()), config.clone())
-        .owns(Api::<Ingress>::all(client.clone()), config.clone())
+    // The store sees every change; only the changes `trigger_hash` cares about
+    // start a reconcile (status writes do not).
+    let (reader, writer) = reflector::store();
+    let triggers = watcher(clusters, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, PredicateConfig::default());
+    // Only our children: a watch without a selector would stream every
+    // StatefulSet, Service... of the whole cluster into this pod.
+    let children = watcher::Config::default()
+        .labels(&managed_by_selector())
+        .any_semantic();
+    Controller::for_stream(triggers, reader)
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .debounce(Duration::from_secs(1))
+                .concurrency(ctx.concurrency),
+        )
+        .owns(Api::<StatefulSet>::all(client.clone()), children.clone())
+        .owns(Api::<Deployment>::all(client.clone()), children.clone())
+        .owns(Api::<Service>::all(client.clone()), children.clone())
+        .owns(Api::<Ingress>::all(client.clone()), children.clone())
         .owns(
             Api::<HorizontalPodAutoscaler>::all(client.clone()),
-            config.clone(),
+            children.clone(),
         )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -441,6 +483,44 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dc(generation: i64, annotations: &[(&str, &str)], resource_version: &str) -> DeserializeGuard<DataCluster> {
+        let mut v = serde_json::json!({
+            "apiVersion": "quiver.dev/v1alpha1", "kind": "DataCluster",
+            "metadata": {"name": "demo", "namespace": "ns", "uid": "u", "generation": generation,
+                         "resourceVersion": resource_version,
+                         "annotations": annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>()},
+            "spec": {"datasets": [{"name": "t", "preset": "celltowers", "source": "file:///d/"}]}
+        });
+        v["status"] = serde_json::json!({"phase": "Ready", "lastActivityTime": format!("2026-01-05T09:{:02}:00Z", resource_version.len())});
+        DeserializeGuard(Ok(serde_json::from_value(v).unwrap()))
+    }
+
+    #[test]
+    fn status_writes_and_unrelated_annotations_trigger_no_reconcile() {
+        let base = trigger_hash(&dc(3, &[], "100"));
+        assert!(base.is_some());
+        // Our own status write: a new resourceVersion, same generation.
+        assert_eq!(trigger_hash(&dc(3, &[], "1001")), base);
+        // kubectl's bookkeeping annotation.
+        assert_eq!(
+            trigger_hash(&dc(3, &[("kubectl.kubernetes.io/last-applied-configuration", "{}")], "102")),
+            base
+        );
+    }
+
+    #[test]
+    fn spec_changes_restart_and_resume_requests_and_deletion_trigger_a_reconcile() {
+        let base = trigger_hash(&dc(3, &[], "100"));
+        assert_ne!(trigger_hash(&dc(4, &[], "100")), base);
+        assert_ne!(trigger_hash(&dc(3, &[(crate::crd::RESTART_ANNOTATION, "2026-01-06T00:00:00Z")], "100")), base);
+        assert_ne!(trigger_hash(&dc(3, &[(crate::crd::RESUME_ANNOTATION, "2026-01-06T00:00:00Z")], "100")), base);
+        let mut deleting = dc(3, &[], "100");
+        if let Ok(d) = deleting.0.as_mut() {
+            d.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-01-06T00:00:00Z".parse().unwrap()));
+        }
+        assert_ne!(trigger_hash(&deleting), base);
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -8,6 +8,7 @@
 //! never counted, so rows are neither lost nor counted twice once settled.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -30,6 +31,41 @@ pub mod condition {
     pub const SUSPENDED: &str = "Suspended";
     /// The operator could read the workers' query activity.
     pub const ACTIVITY_KNOWN: &str = "ActivityKnown";
+}
+
+/// The status as the API server stores it: `Time` keeps whole seconds, so
+/// comparing a freshly computed status with the stored one must go through
+/// the same serialisation, or sub-second times make every pass a write.
+pub fn stored(s: DataClusterStatus) -> DataClusterStatus {
+    serde_json::to_value(&s)
+        .and_then(serde_json::from_value)
+        .expect("a status always round-trips through JSON")
+}
+
+/// How finely `lastActivityTime` is recorded: a twentieth of the idle timeout,
+/// between 5 s and 5 min (5 min without a timeout). Idle decisions use the
+/// workers' exact times while they answer; the recorded value only matters
+/// when they do not, so a busy cluster rewrites its status at most this often.
+pub fn activity_resolution(idle_timeout: Option<Duration>) -> Duration {
+    idle_timeout.map_or(Duration::from_secs(300), |t| {
+        (t / 20).clamp(Duration::from_secs(5), Duration::from_secs(300))
+    })
+}
+
+/// `lastActivityTime` to record: the previous value while the new one is less
+/// than `resolution` later, else the new one in whole seconds.
+pub fn coarse_activity(
+    previous: Option<Timestamp>,
+    latest: Timestamp,
+    resolution: Duration,
+) -> Timestamp {
+    if let Some(p) = previous
+        && latest >= p
+        && crate::lifecycle::elapsed(p, latest) < resolution
+    {
+        return p;
+    }
+    Timestamp::from_second(latest.as_second()).unwrap_or(latest)
 }
 
 /// What the status remembers for the lifecycle decision.
@@ -378,9 +414,16 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
     );
     let previous_conditions = i.previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
     let conditions = merge_conditions(previous_conditions, vec![valid, ready, suspended, activity]);
+    let last_activity = coarse_activity(
+        i.previous
+            .and_then(|p| p.last_activity_time.as_ref())
+            .map(|t| t.0),
+        i.decision.last_activity,
+        activity_resolution(c.idle_timeout),
+    );
 
     let rows = shards.datasets.iter().map(|d| d.rows).sum();
-    DataClusterStatus {
+    stored(DataClusterStatus {
         phase: Some(phase),
         conditions,
         observed_generation: Some(generation_now),
@@ -395,12 +438,12 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
         workers: Some(format!("{}/{}", shards.ready, i.desired)),
         rows,
         datasets: shards.datasets,
-        last_activity_time: Some(Time(i.decision.last_activity)),
+        last_activity_time: Some(Time(last_activity)),
         suspended_at: i.decision.suspended.map(|s| Time(s.since)),
         suspend_reason: i.decision.suspended.map(|s| s.reason),
         suspended_generation: i.decision.suspended.and_then(|s| s.generation),
         url: Some(dashboard_url(c, i.ingress_address.as_deref())),
-    }
+    })
 }
 
 /// Status of a cluster whose spec cannot be run: phase Failed, `SpecValid=False`
@@ -444,7 +487,7 @@ pub fn invalid(
     s.conditions = merge_conditions(&s.conditions, next);
     s.phase = Some(Phase::Failed);
     s.observed_generation = generation;
-    s
+    stored(s)
 }
 
 /// Severity of an event.

@@ -854,3 +854,62 @@ async fn an_unchanged_cluster_writes_no_status() {
     );
     assert!(h.api.event_reasons().is_empty());
 }
+
+#[tokio::test]
+async fn sub_second_worker_activity_compares_equal_to_the_stored_status() {
+    // Workers report query times with milliseconds; `Time` stores whole seconds.
+    let h = harness("2026-01-05T09:10:00Z");
+    h.existing_secrets();
+    h.statefulset_ready(4);
+    h.set_workers(
+        (0..4)
+            .map(|i| worker(i, 4, LoadState::Ready, 10, Some("2026-01-05T09:09:58.123Z")))
+            .collect(),
+    );
+    let mut dc = fixture();
+    h.run(dc.clone()).await.unwrap();
+    dc.status = Some(h.last_status());
+    h.run(dc).await.unwrap();
+    assert!(
+        h.api.status_writes().is_empty(),
+        "the stored status already says everything: {:?}",
+        h.api.status_writes()
+    );
+}
+
+#[tokio::test]
+async fn ongoing_queries_move_last_activity_coarsely() {
+    // The fixture's idle timeout is 30m: activity is recorded to within 90 s.
+    let first = harness("2026-01-05T09:10:00Z");
+    first.existing_secrets();
+    first.statefulset_ready(4);
+    let queried = |at: &str| -> Vec<WorkerReport> {
+        (0..4)
+            .map(|i| worker(i, 4, LoadState::Ready, 10, Some(at)))
+            .collect()
+    };
+    first.set_workers(queried("2026-01-05T09:09:59Z"));
+    let mut dc = fixture();
+    first.run(dc.clone()).await.unwrap();
+    dc.status = Some(first.last_status());
+
+    // 40 s later, with a query a second ago: nothing a user needs to see changed.
+    let later = harness("2026-01-05T09:10:40Z");
+    later.existing_secrets();
+    later.statefulset_ready(4);
+    later.set_workers(queried("2026-01-05T09:10:39Z"));
+    later.run(dc.clone()).await.unwrap();
+    assert!(later.api.status_writes().is_empty(), "no write within the resolution");
+
+    // Two minutes later the recorded activity moves on.
+    let much_later = harness("2026-01-05T09:12:00Z");
+    much_later.existing_secrets();
+    much_later.statefulset_ready(4);
+    much_later.set_workers(queried("2026-01-05T09:11:59.5Z"));
+    much_later.run(dc).await.unwrap();
+    assert_eq!(
+        much_later.last_status().last_activity_time,
+        Some(Time(t("2026-01-05T09:11:59Z")))
+    );
+}
+

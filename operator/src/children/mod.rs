@@ -93,6 +93,12 @@ pub fn labels(cluster: &str, component: Component) -> BTreeMap<String, String> {
     l
 }
 
+/// The label selector matching every child of every cluster (what the
+/// controller watches).
+pub fn managed_by_selector() -> String {
+    "app.kubernetes.io/managed-by=quiver-operator".into()
+}
+
 /// The `key=value,...` form of the worker selector (the scale subresource's selector).
 pub fn worker_selector_string(cluster: &str) -> String {
     selector_labels(cluster, Component::Worker)
