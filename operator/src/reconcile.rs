@@ -170,6 +170,23 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
     let now = ctx.clock.now();
     let previous = dc.status.as_ref();
 
+    // 0. Being deleted (a finalizer holds it): report, touch nothing. Garbage
+    // collection is removing the children; re-applying them would fight it.
+    if dc.metadata.deletion_timestamp.is_some() {
+        let finalizers = dc.metadata.finalizers.clone().unwrap_or_default();
+        let next = status::deleting(previous, dc.metadata.generation, &finalizers, now);
+        if previous != Some(&next) {
+            apply_status(
+                &ctx.client,
+                &dc.name_any(),
+                &dc.namespace().unwrap_or_default(),
+                &next,
+            )
+            .await?;
+        }
+        return Ok(Requeue::await_change());
+    }
+
     // 1. Validate: a bad spec is reported, nothing else is written.
     let c = match validate(dc, &ctx.defaults) {
         Ok(c) => c,

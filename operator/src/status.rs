@@ -33,6 +33,33 @@ pub mod condition {
     pub const ACTIVITY_KNOWN: &str = "ActivityKnown";
 }
 
+/// Items named in a condition message before "and N more".
+pub const MESSAGE_ITEMS: usize = 3;
+/// Longest single item in a condition message (a load error can quote a whole file path and more).
+pub const MESSAGE_ITEM_CHARS: usize = 240;
+
+/// Joins the first [`MESSAGE_ITEMS`] items, each cut to [`MESSAGE_ITEM_CHARS`],
+/// then "and N more": a condition message stays readable and bounded however
+/// many shards fail.
+pub fn bounded_list(items: &[String]) -> String {
+    let mut out: Vec<String> = items
+        .iter()
+        .take(MESSAGE_ITEMS)
+        .map(|m| {
+            if m.chars().count() > MESSAGE_ITEM_CHARS {
+                let cut: String = m.chars().take(MESSAGE_ITEM_CHARS - 1).collect();
+                format!("{cut}…")
+            } else {
+                m.clone()
+            }
+        })
+        .collect();
+    if items.len() > MESSAGE_ITEMS {
+        out.push(format!("and {} more", items.len() - MESSAGE_ITEMS));
+    }
+    out.join("; ")
+}
+
 /// The status as the API server stores it: `Time` keeps whole seconds, so
 /// comparing a freshly computed status with the stored one must go through
 /// the same serialisation, or sub-second times make every pass a write.
@@ -295,7 +322,7 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
             condition::READY,
             "False",
             "LoadFailed",
-            shards.failures.join("; "),
+            bounded_list(&shards.failures),
             generation_now,
             i.now,
         ),
@@ -399,7 +426,10 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
             condition::ACTIVITY_KNOWN,
             "Unknown",
             "WorkersUnreachable",
-            format!("no worker reported its activity, so idle actions are held: {why}"),
+            format!(
+                "no worker reported its activity, so idle actions are held: {}",
+                bounded_list(std::slice::from_ref(why))
+            ),
             generation_now,
             i.now,
         ),
@@ -487,6 +517,42 @@ pub fn invalid(
     s.conditions = merge_conditions(&s.conditions, next);
     s.phase = Some(Phase::Failed);
     s.observed_generation = generation;
+    stored(s)
+}
+
+/// Status of a cluster whose deletion waits on finalizers: `Ready=False`
+/// (reason `Deleting`, naming them); nothing else changes. Its children are
+/// left to the garbage collector.
+pub fn deleting(
+    previous: Option<&DataClusterStatus>,
+    generation: Option<i64>,
+    finalizers: &[String],
+    now: Timestamp,
+) -> DataClusterStatus {
+    let mut s = previous.cloned().unwrap_or_default();
+    let waiting = if finalizers.is_empty() {
+        "nothing".to_string()
+    } else {
+        bounded_list(finalizers)
+    };
+    let message = format!(
+        "the DataCluster is being deleted; waiting for finalizers: {waiting}; the children are left to garbage collection"
+    );
+    let mut next: Vec<Condition> = s
+        .conditions
+        .iter()
+        .filter(|c| c.type_ != condition::READY)
+        .cloned()
+        .collect();
+    next.push(cond(
+        condition::READY,
+        "False",
+        "Deleting",
+        message,
+        generation.unwrap_or(0),
+        now,
+    ));
+    s.conditions = merge_conditions(&s.conditions, next);
     stored(s)
 }
 

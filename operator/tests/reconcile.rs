@@ -913,3 +913,60 @@ async fn ongoing_queries_move_last_activity_coarsely() {
     );
 }
 
+#[tokio::test]
+async fn a_cluster_being_deleted_is_only_reported_on() {
+    // Another tool's finalizer holds the deletion; garbage collection is
+    // removing the children meanwhile.
+    let h = harness("2026-01-05T09:10:00Z");
+    h.existing_secrets();
+    h.statefulset_ready(4);
+    h.set_workers(
+        (0..4)
+            .map(|i| worker(i, 4, LoadState::Ready, 10, None))
+            .collect(),
+    );
+    let mut dc = fixture();
+    dc.metadata.deletion_timestamp = Some(Time(t("2026-01-05T09:09:00Z")));
+    dc.metadata.finalizers = Some(vec!["backup.example.com/snapshot".into()]);
+    dc.status = Some(ready_status("2026-01-05T09:08:00Z"));
+    let requeue = h.run(dc).await.unwrap();
+    assert_eq!(requeue, Requeue::await_change());
+    let writes = h.api.writes();
+    assert!(
+        writes
+            .iter()
+            .all(|c| c.method == "PATCH" && c.path == format!("{DC}/status")),
+        "nothing but the status is written: {writes:?}"
+    );
+    assert!(
+        h.workers.targets.lock().unwrap().is_empty(),
+        "the workers are not asked"
+    );
+    let s = h.last_status();
+    let ready = condition(&s, "Ready");
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Deleting"));
+    assert!(ready.message.contains("backup.example.com/snapshot"), "{}", ready.message);
+}
+
+#[tokio::test]
+async fn a_condition_names_the_first_failures_and_counts_the_rest() {
+    let h = harness("2026-01-05T09:10:00Z");
+    h.existing_secrets();
+    h.statefulset_ready(64);
+    h.set_workers(
+        (0..64)
+            .map(|i| worker(i, 64, LoadState::Failed, 0, None))
+            .collect(),
+    );
+    let mut dc = fixture();
+    dc.spec.workers.replicas = 64;
+    h.run(dc).await.unwrap();
+    let s = h.last_status();
+    let ready = condition(&s, "Ready");
+    assert_eq!(ready.reason, "LoadFailed");
+    assert!(ready.message.len() <= 1024, "{} bytes", ready.message.len());
+    // 64 shards × 2 datasets failed; three are named.
+    assert!(ready.message.ends_with("and 125 more"), "{}", ready.message);
+    assert!(ready.message.contains("dataset celltowers shard 0/64"), "{}", ready.message);
+}
+
