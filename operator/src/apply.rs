@@ -1,8 +1,13 @@
 //! Writes to the API server: server-side apply of children under one field
 //! manager, removal of children the spec no longer asks for, token Secrets
-//! created once, and the status.
+//! created once, and the status. Nothing is applied over an object this
+//! DataCluster does not own: a forced apply would take it over, and garbage
+//! collection would later delete it with the cluster.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Secret;
@@ -18,6 +23,92 @@ use crate::validate::ValidCluster;
 
 fn kind<K: Resource<DynamicType = ()>>() -> String {
     K::kind(&()).into_owned()
+}
+
+/// Who holds a child's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// No object has the name yet.
+    Free,
+    /// This DataCluster owns the object.
+    Ours,
+    /// Someone else's object, described for the condition (`Service demo-workers`).
+    Foreign(String),
+}
+
+/// True when `meta` carries an owner reference to the DataCluster with this uid.
+pub fn owned_by(meta: &kube::core::ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid)
+}
+
+/// Children known to be ours, so steady-state passes skip the ownership read.
+/// An entry lasts [`OWNERSHIP_TTL`]: an object deleted and recreated by
+/// someone else under the same name is noticed within that time.
+#[derive(Debug, Default)]
+pub struct OwnedChildren {
+    seen: Mutex<HashMap<(String, String, String, String), Instant>>,
+}
+
+/// How long a child's ownership, once read, is trusted.
+pub const OWNERSHIP_TTL: Duration = Duration::from_secs(600);
+
+impl OwnedChildren {
+    fn key(kind: &str, namespace: &str, name: &str, uid: &str) -> (String, String, String, String) {
+        (kind.into(), namespace.into(), name.into(), uid.into())
+    }
+
+    fn known(&self, kind: &str, namespace: &str, name: &str, uid: &str) -> bool {
+        let seen = self.seen.lock().expect("owned children lock");
+        seen.get(&Self::key(kind, namespace, name, uid))
+            .is_some_and(|at| at.elapsed() < OWNERSHIP_TTL)
+    }
+
+    fn remember(&self, kind: &str, namespace: &str, name: &str, uid: &str) {
+        let mut seen = self.seen.lock().expect("owned children lock");
+        seen.retain(|_, at| at.elapsed() < OWNERSHIP_TTL);
+        seen.insert(Self::key(kind, namespace, name, uid), Instant::now());
+    }
+}
+
+/// Who holds the name of child `obj` of cluster `c`: read from the API server
+/// unless it is known to be ours.
+pub async fn holder<K>(
+    client: &Client,
+    c: &ValidCluster,
+    obj: &K,
+    owned: &OwnedChildren,
+) -> Result<Holder>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let name = obj
+        .meta()
+        .name
+        .clone()
+        .ok_or(Error::MissingField("child name"))?;
+    let kind = kind::<K>();
+    if owned.known(&kind, &c.namespace, &name, &c.owner.uid) {
+        return Ok(Holder::Ours);
+    }
+    let api: Api<K> = Api::namespaced(client.clone(), &c.namespace);
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| Error::kube(format!("reading {kind} {name}"), e))?;
+    Ok(match existing {
+        None => Holder::Free,
+        Some(o) if owned_by(o.meta(), &c.owner.uid) => {
+            owned.remember(&kind, &c.namespace, &name, &c.owner.uid);
+            Holder::Ours
+        }
+        Some(_) => Holder::Foreign(format!("{kind} {name}")),
+    })
 }
 
 /// Server-side applies one child (forcing ownership of the fields we set) and
@@ -62,13 +153,7 @@ where
     let Some(obj) = existing else {
         return Ok(false);
     };
-    let owned = obj
-        .meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.uid == c.owner.uid);
-    if !owned {
+    if !owned_by(obj.meta(), &c.owner.uid) {
         return Ok(false);
     }
     match api.delete(name, &DeleteParams::background()).await {
@@ -78,15 +163,35 @@ where
     }
 }
 
+/// A generated token Secret as found.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TokenSecret {
+    /// Ours (existing or just created): its token (never logged).
+    Ours(Option<String>),
+    /// A Secret of that name this cluster does not own (e.g. left by an earlier
+    /// DataCluster of the same name): described for the condition.
+    Foreign(String),
+}
+
+impl Debug for TokenSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSecret::Ours(_) => f.write_str("Ours(<redacted>)"),
+            TokenSecret::Foreign(d) => write!(f, "Foreign({d:?})"),
+        }
+    }
+}
+
 /// Returns the token in Secret `name` (key `token`), creating the Secret with a
 /// fresh random token when it does not exist. An existing Secret is never
-/// changed. The token is returned to the caller and never logged.
+/// changed, and one this cluster does not own is never used. The token is
+/// returned to the caller and never logged.
 pub async fn ensure_token_secret(
     client: &Client,
     c: &ValidCluster,
     name: &str,
     component: Component,
-) -> Result<Option<String>> {
+) -> Result<TokenSecret> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &c.namespace);
     let read = |s: Secret| -> Option<String> {
         let bytes = s.data?.remove(crate::children::TOKEN_KEY)?.0;
@@ -97,7 +202,10 @@ pub async fn ensure_token_secret(
         .await
         .map_err(|e| Error::kube(format!("reading Secret {name}"), e))?
     {
-        return Ok(read(s));
+        if !owned_by(&s.metadata, &c.owner.uid) {
+            return Ok(TokenSecret::Foreign(format!("Secret {name}")));
+        }
+        return Ok(TokenSecret::Ours(read(s)));
     }
     let fresh = build_token_secret(c, name, component, &generate_token());
     match api
@@ -112,7 +220,7 @@ pub async fn ensure_token_secret(
     {
         Ok(s) => {
             tracing::info!(cluster = %c.name, namespace = %c.namespace, secret = name, "generated token Secret");
-            Ok(read(s).or_else(|| read(fresh)))
+            Ok(TokenSecret::Ours(read(s).or_else(|| read(fresh))))
         }
         // Created concurrently by someone else: theirs wins.
         Err(e) if is_status(&e, 409) => {
@@ -120,7 +228,10 @@ pub async fn ensure_token_secret(
                 .get(name)
                 .await
                 .map_err(|e| Error::kube(format!("reading Secret {name}"), e))?;
-            Ok(read(s))
+            if !owned_by(&s.metadata, &c.owner.uid) {
+                return Ok(TokenSecret::Foreign(format!("Secret {name}")));
+            }
+            Ok(TokenSecret::Ours(read(s)))
         }
         Err(e) => Err(Error::kube(format!("creating Secret {name}"), e)),
     }

@@ -23,8 +23,11 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::{Instrument, info, warn};
 
 use crate::activity::{ActivitySource, Target, summarize};
-use crate::apply::{apply, apply_status, delete_owned, ensure_token_secret};
-use crate::children::{Component, build_all, managed_by_selector};
+use crate::apply::{
+    Holder, OwnedChildren, TokenSecret, apply, apply_status, delete_owned, ensure_token_secret,
+    holder,
+};
+use crate::children::{Children, Component, build_all, managed_by_selector};
 use crate::crd::{DataCluster, DataClusterStatus, RESTART_ANNOTATION, RESUME_ANNOTATION};
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, Clock, Observation, Policy, decide};
@@ -50,6 +53,8 @@ pub struct Context {
     pub poll_interval: Duration,
     /// Most DataClusters reconciled at once.
     pub concurrency: u16,
+    /// Children known to be owned (skips the ownership read).
+    pub owned: OwnedChildren,
     /// Consecutive failures per object, for the error backoff.
     failures: Mutex<HashMap<ObjectRef<DeserializeGuard<DataCluster>>, u32>>,
 }
@@ -82,6 +87,7 @@ impl Context {
             metrics,
             poll_interval,
             concurrency: DEFAULT_CONCURRENCY,
+            owned: OwnedChildren::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -227,17 +233,32 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
         Err(e) => return Err(e),
     };
 
-    // 2. Token Secrets, generated once.
+    // 2. Token Secrets, generated once; every child name free or ours.
+    let mut foreign = Vec::new();
     let worker_token =
-        ensure_token_secret(&ctx.client, &c, &c.worker_token_secret(), Component::Worker).await?;
-    if c.generate_dashboard_token {
-        ensure_token_secret(
+        match ensure_token_secret(&ctx.client, &c, &c.worker_token_secret(), Component::Worker)
+            .await?
+        {
+            TokenSecret::Ours(t) => t,
+            TokenSecret::Foreign(what) => {
+                foreign.push(what);
+                None
+            }
+        };
+    if c.generate_dashboard_token
+        && let TokenSecret::Foreign(what) = ensure_token_secret(
             &ctx.client,
             &c,
             &c.dashboard_token.name,
             Component::Dashboard,
         )
-        .await?;
+        .await?
+    {
+        foreign.push(what);
+    }
+    foreign.extend(foreign_children(ctx, &c, &build_all(&c, c.worker_replicas)).await?);
+    if !foreign.is_empty() {
+        return refuse_foreign(ctx, dc, &c, &foreign, now).await;
     }
 
     // 3. Observe the workers that should be running now.
@@ -331,6 +352,75 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
         deadline.map_or(ctx.poll_interval, |d| d.min(ctx.poll_interval))
     };
     Ok(Requeue::requeue(wait))
+}
+
+/// The children whose names are taken by objects this cluster does not own.
+async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Result<Vec<String>> {
+    let (client, owned) = (&ctx.client, &ctx.owned);
+    let mut holders = vec![
+        holder::<ServiceAccount>(client, c, &ch.service_account, owned).await?,
+        holder::<Role>(client, c, &ch.role, owned).await?,
+        holder::<RoleBinding>(client, c, &ch.role_binding, owned).await?,
+        holder::<Service>(client, c, &ch.worker_service, owned).await?,
+        holder::<StatefulSet>(client, c, &ch.workers, owned).await?,
+        holder::<NetworkPolicy>(client, c, &ch.network_policy, owned).await?,
+        holder::<PodDisruptionBudget>(client, c, &ch.pdb, owned).await?,
+        holder::<Deployment>(client, c, &ch.dashboard, owned).await?,
+        holder::<Service>(client, c, &ch.dashboard_service, owned).await?,
+    ];
+    if let Some(h) = &ch.hpa {
+        holders.push(holder::<HorizontalPodAutoscaler>(client, c, h, owned).await?);
+    }
+    if let Some(i) = &ch.ingress {
+        holders.push(holder::<Ingress>(client, c, i, owned).await?);
+    }
+    Ok(holders
+        .into_iter()
+        .filter_map(|h| match h {
+            Holder::Foreign(what) => Some(what),
+            Holder::Free | Holder::Ours => None,
+        })
+        .collect())
+}
+
+/// Reports child names taken by objects this cluster does not own; writes nothing else.
+async fn refuse_foreign(
+    ctx: &Context,
+    dc: &DataCluster,
+    c: &ValidCluster,
+    foreign: &[String],
+    now: k8s_openapi::jiff::Timestamp,
+) -> Result<Requeue> {
+    let previous = dc.status.as_ref();
+    let next = status::not_owned(previous, c.generation, foreign, now);
+    if previous != Some(&next) {
+        apply_status(&ctx.client, &c.name, &c.namespace, &next).await?;
+    }
+    let message = |s: Option<&DataClusterStatus>| {
+        s.and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == status::condition::CHILDREN_OWNED)
+        })
+        .map(|c| (c.status.clone(), c.message.clone()))
+    };
+    if message(previous) != message(Some(&next)) {
+        warn!(objects = ?foreign, "child names taken by objects this DataCluster does not own");
+        let text = message(Some(&next)).map(|(_, m)| m).unwrap_or_default();
+        publish(
+            ctx,
+            dc,
+            &Note {
+                severity: Severity::Warning,
+                reason: "NotOwned",
+                action: "Apply",
+                message: text,
+            },
+        )
+        .await;
+    }
+    // Nothing announces that the other object went away: look again later.
+    Ok(Requeue::requeue(ctx.poll_interval))
 }
 
 /// Applies every child; removes the optional ones the spec turned off. Returns

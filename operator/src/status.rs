@@ -31,6 +31,8 @@ pub mod condition {
     pub const SUSPENDED: &str = "Suspended";
     /// The operator could read the workers' query activity.
     pub const ACTIVITY_KNOWN: &str = "ActivityKnown";
+    /// Every child name is free or already owned by this DataCluster.
+    pub const CHILDREN_OWNED: &str = "ChildrenOwned";
 }
 
 /// Items named in a condition message before "and N more".
@@ -443,7 +445,18 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
         i.now,
     );
     let previous_conditions = i.previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
-    let conditions = merge_conditions(previous_conditions, vec![valid, ready, suspended, activity]);
+    let owned = cond(
+        condition::CHILDREN_OWNED,
+        "True",
+        "Owned",
+        "every child is owned by this DataCluster".into(),
+        generation_now,
+        i.now,
+    );
+    let conditions = merge_conditions(
+        previous_conditions,
+        vec![valid, ready, suspended, activity, owned],
+    );
     let last_activity = coarse_activity(
         i.previous
             .and_then(|p| p.last_activity_time.as_ref())
@@ -517,6 +530,34 @@ pub fn invalid(
     s.conditions = merge_conditions(&s.conditions, next);
     s.phase = Some(Phase::Failed);
     s.observed_generation = generation;
+    stored(s)
+}
+
+/// Status of a cluster some of whose child names are taken by objects it does
+/// not own: `ChildrenOwned=False` naming them, `Ready=False`, phase Failed;
+/// everything else is kept from before.
+pub fn not_owned(
+    previous: Option<&DataClusterStatus>,
+    generation: i64,
+    foreign: &[String],
+    now: Timestamp,
+) -> DataClusterStatus {
+    let mut s = previous.cloned().unwrap_or_default();
+    let message = format!(
+        "refusing to take over objects this DataCluster does not own (rename or delete them): {}",
+        bounded_list(foreign)
+    );
+    let mut next: Vec<Condition> = s
+        .conditions
+        .iter()
+        .filter(|c| c.type_ != condition::CHILDREN_OWNED && c.type_ != condition::READY)
+        .cloned()
+        .collect();
+    next.push(cond(condition::READY, "False", "NotOwned", message.clone(), generation, now));
+    next.push(cond(condition::CHILDREN_OWNED, "False", "NotOwned", message, generation, now));
+    s.conditions = merge_conditions(&s.conditions, next);
+    s.phase = Some(Phase::Failed);
+    s.observed_generation = Some(generation);
     stored(s)
 }
 

@@ -154,11 +154,18 @@ impl Harness {
         for name in ["demo-worker-token", "demo-dashboard-token"] {
             self.api.insert(
                 &format!("{NS}/secrets/{name}"),
-                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "analytics"},
+                json!({"apiVersion": "v1", "kind": "Secret",
+                       "metadata": {"name": name, "namespace": "analytics", "ownerReferences": [owner()]},
                        "data": {"token": "ZXhpc3Rpbmc="}}),
             );
         }
     }
+}
+
+/// The fixture DataCluster's owner reference, as its children carry it.
+fn owner() -> serde_json::Value {
+    json!({"apiVersion": "quiver.dev/v1alpha1", "kind": "DataCluster", "name": "demo",
+           "uid": "3f1c9a52-7d4e-4b8a-9c1e-0a2b3c4d5e6f", "controller": true})
 }
 
 fn condition<'a>(
@@ -970,3 +977,51 @@ async fn a_condition_names_the_first_failures_and_counts_the_rest() {
     assert!(ready.message.contains("dataset celltowers shard 0/64"), "{}", ready.message);
 }
 
+#[tokio::test]
+async fn a_service_this_cluster_does_not_own_is_never_taken_over() {
+    let h = harness("2026-01-05T09:10:00Z");
+    h.existing_secrets();
+    h.statefulset_ready(4);
+    // Someone's own Service already has the workers' name.
+    h.api.insert(
+        &format!("{NS}/services/demo-workers"),
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "demo-workers", "namespace": "analytics", "uid": "x-1"},
+               "spec": {"ports": [{"port": 5432}]}}),
+    );
+    let requeue = h.run(fixture()).await.unwrap();
+    assert_eq!(requeue, Requeue::requeue(Duration::from_secs(30)));
+    assert!(
+        h.api.writes().iter().all(|c| c.path.ends_with("/status")),
+        "no child is applied while one name is taken: {:?}",
+        h.api.writes()
+    );
+    let s = h.last_status();
+    let owned = condition(&s, "ChildrenOwned");
+    assert_eq!((owned.status.as_str(), owned.reason.as_str()), ("False", "NotOwned"));
+    assert!(owned.message.contains("Service demo-workers"), "{}", owned.message);
+    assert_eq!(h.api.event_reasons(), vec!["NotOwned".to_string()]);
+}
+
+#[tokio::test]
+async fn a_token_secret_left_by_an_earlier_cluster_of_the_same_name_is_not_reused() {
+    let h = harness("2026-01-05T09:10:00Z");
+    h.statefulset_ready(4);
+    h.api.insert(
+        &format!("{NS}/secrets/demo-worker-token"),
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "demo-worker-token", "namespace": "analytics",
+                            "ownerReferences": [{"apiVersion": "quiver.dev/v1alpha1", "kind": "DataCluster",
+                                                 "name": "demo", "uid": "an-earlier-uid", "controller": true}]},
+               "data": {"token": "b2xk"}}),
+    );
+    h.run(fixture()).await.unwrap();
+    assert!(
+        h.api.applied("statefulsets/demo-workers").is_none(),
+        "no worker starts with someone else's token"
+    );
+    let s = h.last_status();
+    let owned = condition(&s, "ChildrenOwned");
+    assert_eq!(owned.status, "False");
+    assert!(owned.message.contains("Secret demo-worker-token"), "{}", owned.message);
+}
