@@ -1,0 +1,52 @@
+//! `quiver-kube-sim`: serves the simulated control plane and writes a kubeconfig.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// A simulated Kubernetes control plane on 127.0.0.1 for kubectl, helm and kube-rs.
+#[derive(Debug, Parser)]
+#[command(name = "quiver-kube-sim", version)]
+struct Cli {
+    /// Address to serve the API on (use port 0 for any free port).
+    #[arg(long, env = "QUIVER_SIM_LISTEN", default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Where to write the kubeconfig pointing at the server.
+    #[arg(long, env = "QUIVER_SIM_KUBECONFIG", default_value = "kube-sim.kubeconfig")]
+    kubeconfig: PathBuf,
+    /// Seconds between watch bookmarks.
+    #[arg(long, env = "QUIVER_SIM_BOOKMARK_SECONDS", default_value_t = 15)]
+    bookmark_seconds: u64,
+    /// Changes kept for watches to resume from; older resourceVersions get 410 Gone.
+    #[arg(long, env = "QUIVER_SIM_HISTORY", default_value_t = 10_000)]
+    history: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    if !cli.listen.ip().is_loopback() {
+        anyhow::bail!("--listen must be a loopback address, got {}", cli.listen);
+    }
+    let listener = tokio::net::TcpListener::bind(cli.listen).await?;
+    let config = quiver_kube_sim::Config {
+        bookmark_interval: Duration::from_secs(cli.bookmark_seconds.max(1)),
+        history: cli.history.max(1),
+        ..Default::default()
+    };
+    let handle = quiver_kube_sim::start(listener, config).await?;
+    handle.write_kubeconfig(&cli.kubeconfig)?;
+    tracing::info!(url = %handle.url(), kubeconfig = %cli.kubeconfig.display(), "ready");
+    println!("KUBECONFIG={}", cli.kubeconfig.display());
+    tokio::signal::ctrl_c().await?;
+    handle.stop().await;
+    Ok(())
+}
