@@ -1,11 +1,20 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, so two operator
 //! replicas never reconcile at once.
 //!
-//! The holder renews the Lease every `duration / 3`; a standby takes it over
-//! once `renewTime + leaseDurationSeconds` has passed. Writes use the Lease's
-//! `resourceVersion`, so of two replicas racing for an expired Lease one gets a
-//! conflict and stays standby. A leader that cannot renew within
-//! `renew_deadline` stops leading before anyone else may take over.
+//! As in client-go: the holder renews the Lease every `duration / 3`; a standby
+//! takes it over only once it has seen the same Lease record, unchanged, for
+//! `leaseDurationSeconds` of its *own* monotonic time (the holder's
+//! `renewTime` is never compared with the local wall clock, so clock skew
+//! cannot make a standby steal a healthy Lease). Writes carry the Lease's
+//! `resourceVersion`, so of two replicas racing for a free Lease one gets a
+//! conflict and stays standby.
+//!
+//! Every round is bounded: a leader's round may last at most until its renew
+//! deadline (`2/3 × duration` after the start of its last successful renewal),
+//! and leadership is dropped the moment that deadline passes, whatever the API
+//! call is doing. A standby that observes a change waits a full `duration`, so
+//! the old leader has stopped at least `duration / 3` before anyone may take
+//! over.
 
 use std::time::Duration;
 
@@ -15,9 +24,10 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::error::{Error, Result, is_status};
-use crate::lifecycle::{Clock, elapsed};
+use crate::lifecycle::Clock;
 
 /// Election settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,12 +43,12 @@ pub struct LeaseConfig {
 }
 
 impl LeaseConfig {
-    /// Time between renewals.
+    /// Time between renewals (and between a standby's looks at the Lease).
     pub fn renew_every(&self) -> Duration {
         self.duration / 3
     }
 
-    /// How long a leader keeps leading without a successful renewal.
+    /// How long a leader keeps leading after the start of its last successful renewal.
     pub fn renew_deadline(&self) -> Duration {
         self.duration * 2 / 3
     }
@@ -60,13 +70,38 @@ pub enum LeaseAction {
     },
 }
 
-/// Decides from the Lease as read. Pure.
-pub fn decide(lease: Option<&Lease>, me: &str, now: Timestamp) -> LeaseAction {
+/// The Lease record a standby last saw and when, by its own monotonic clock.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observer {
+    seen: Option<(LeaseSpec, Instant)>,
+}
+
+impl Observer {
+    /// Notes the record read at `local_now`; returns when it was first seen unchanged.
+    pub fn observe(&mut self, spec: &LeaseSpec, local_now: Instant) -> Instant {
+        match &self.seen {
+            Some((s, at)) if s == spec => *at,
+            _ => {
+                self.seen = Some((spec.clone(), local_now));
+                local_now
+            }
+        }
+    }
+}
+
+/// Decides from the Lease as read at `local_now`. Pure but for the observer's memory.
+pub fn decide(
+    lease: Option<&Lease>,
+    me: &str,
+    observer: &mut Observer,
+    local_now: Instant,
+) -> LeaseAction {
     let Some(lease) = lease else {
         return LeaseAction::Create;
     };
     let spec = lease.spec.clone().unwrap_or_default();
-    let holder = spec.holder_identity.unwrap_or_default();
+    let since = observer.observe(&spec, local_now);
+    let holder = spec.holder_identity.clone().unwrap_or_default();
     if holder == me {
         return LeaseAction::Renew;
     }
@@ -74,9 +109,10 @@ pub fn decide(lease: Option<&Lease>, me: &str, now: Timestamp) -> LeaseAction {
         return LeaseAction::TakeOver;
     }
     let valid_for = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(0).max(0) as u64);
-    match spec.renew_time.or(spec.acquire_time) {
-        Some(renewed) if elapsed(renewed.0, now) < valid_for => LeaseAction::Wait { holder },
-        _ => LeaseAction::TakeOver,
+    if local_now.saturating_duration_since(since) < valid_for {
+        LeaseAction::Wait { holder }
+    } else {
+        LeaseAction::TakeOver
     }
 }
 
@@ -105,75 +141,126 @@ fn held_spec(
     }
 }
 
-/// One round of the election: read, decide, write. Returns whether we hold the Lease.
-pub async fn try_acquire_or_renew(
-    client: &Client,
-    cfg: &LeaseConfig,
-    now: Timestamp,
-) -> Result<bool> {
-    let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
-    let current = api
-        .get_opt(&cfg.name)
-        .await
-        .map_err(|e| Error::Lease(format!("reading Lease {}: {e}", cfg.name)))?;
-    let action = decide(current.as_ref(), &cfg.identity, now);
-    let lost_race = |e: &kube::Error| is_status(e, 409);
-    match action {
-        LeaseAction::Wait { .. } => Ok(false),
-        LeaseAction::Create => {
-            let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(cfg.name.clone()),
-                    namespace: Some(cfg.namespace.clone()),
-                    ..Default::default()
-                },
-                spec: Some(held_spec(cfg, now, None, false)),
-            };
-            match api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
-                Err(e) if lost_race(&e) => Ok(false),
-                Err(e) => Err(Error::Lease(format!("creating Lease {}: {e}", cfg.name))),
-            }
+/// One replica's side of the election.
+#[derive(Clone, Debug)]
+pub struct Elector {
+    cfg: LeaseConfig,
+    observer: Observer,
+}
+
+impl Elector {
+    /// An elector that has seen nothing yet.
+    pub fn new(cfg: LeaseConfig) -> Elector {
+        Elector {
+            cfg,
+            observer: Observer::default(),
         }
-        LeaseAction::Renew | LeaseAction::TakeOver => {
-            let mut lease = current.expect("a Lease exists for renew and take-over");
-            let transition = action == LeaseAction::TakeOver;
-            lease.spec = Some(held_spec(cfg, now, lease.spec.as_ref(), transition));
-            // `replace` sends the resourceVersion read above: a concurrent writer makes it fail.
-            match api.replace(&cfg.name, &PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
-                Err(e) if lost_race(&e) => Ok(false),
-                Err(e) => Err(Error::Lease(format!("updating Lease {}: {e}", cfg.name))),
+    }
+
+    /// One round: read, decide, write. `now` is only written into the Lease
+    /// (for people reading it); expiry is judged on `local_now`. Returns whether
+    /// we hold the Lease.
+    pub async fn round(&mut self, client: &Client, now: Timestamp, local_now: Instant) -> Result<bool> {
+        let cfg = &self.cfg;
+        let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
+        let current = api
+            .get_opt(&cfg.name)
+            .await
+            .map_err(|e| Error::Lease(format!("reading Lease {}: {e}", cfg.name)))?;
+        let action = decide(current.as_ref(), &cfg.identity, &mut self.observer, local_now);
+        let lost_race = |e: &kube::Error| is_status(e, 409);
+        match action {
+            LeaseAction::Wait { .. } => Ok(false),
+            LeaseAction::Create => {
+                let lease = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(cfg.name.clone()),
+                        namespace: Some(cfg.namespace.clone()),
+                        ..Default::default()
+                    },
+                    spec: Some(held_spec(cfg, now, None, false)),
+                };
+                match api.create(&PostParams::default(), &lease).await {
+                    Ok(_) => Ok(true),
+                    Err(e) if lost_race(&e) => Ok(false),
+                    Err(e) => Err(Error::Lease(format!("creating Lease {}: {e}", cfg.name))),
+                }
+            }
+            LeaseAction::Renew | LeaseAction::TakeOver => {
+                let mut lease = current.expect("a Lease exists for renew and take-over");
+                let transition = action == LeaseAction::TakeOver;
+                lease.spec = Some(held_spec(cfg, now, lease.spec.as_ref(), transition));
+                // `replace` sends the resourceVersion read above: a concurrent writer makes it fail.
+                match api.replace(&cfg.name, &PostParams::default(), &lease).await {
+                    Ok(_) => Ok(true),
+                    Err(e) if lost_race(&e) => Ok(false),
+                    Err(e) => Err(Error::Lease(format!("updating Lease {}: {e}", cfg.name))),
+                }
             }
         }
     }
 }
 
-/// Gives the Lease up (on shutdown) so a standby takes over at once.
+/// Gives the Lease up (on shutdown) so a standby takes over at once. Bounded by
+/// `renew_every`: a release that cannot be written just lets the Lease expire.
 pub async fn release(client: &Client, cfg: &LeaseConfig) -> Result<()> {
-    let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
-    let Some(mut lease) = api
-        .get_opt(&cfg.name)
-        .await
-        .map_err(|e| Error::Lease(e.to_string()))?
-    else {
-        return Ok(());
+    let call = async {
+        let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
+        let Some(mut lease) = api
+            .get_opt(&cfg.name)
+            .await
+            .map_err(|e| Error::Lease(e.to_string()))?
+        else {
+            return Ok(());
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return Ok(());
+        };
+        if spec.holder_identity.as_deref() != Some(cfg.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        api.replace(&cfg.name, &PostParams::default(), &lease)
+            .await
+            .map_err(|e| Error::Lease(format!("releasing Lease {}: {e}", cfg.name)))?;
+        Ok(())
     };
-    let Some(spec) = lease.spec.as_mut() else {
-        return Ok(());
-    };
-    if spec.holder_identity.as_deref() != Some(cfg.identity.as_str()) {
-        return Ok(());
-    }
-    spec.holder_identity = None;
-    spec.lease_duration_seconds = Some(1);
-    api.replace(&cfg.name, &PostParams::default(), &lease)
+    tokio::time::timeout(cfg.renew_every(), call)
         .await
-        .map_err(|e| Error::Lease(format!("releasing Lease {}: {e}", cfg.name)))?;
-    Ok(())
+        .map_err(|_| Error::Lease(format!("releasing Lease {}: no answer within {:?}", cfg.name, cfg.renew_every())))?
 }
 
-/// Runs the election until `stop` flips to true; publishes leadership on the returned channel.
+/// Why a leader stops reconciling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Termination was requested: finish, release the Lease, exit 0.
+    Stopped,
+    /// The Lease was lost: stop at once and exit non-zero.
+    Lost,
+}
+
+/// Waits, while leading, until leadership is lost or a stop is requested. A
+/// requested stop wins: on SIGTERM the elector stops and closes its channel
+/// right after the stop flag is set, and that must not read as a lost Lease.
+pub async fn await_end(
+    mut leadership: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) -> Ending {
+    let ending = tokio::select! {
+        biased;
+        _ = stop.wait_for(|s| *s) => Ending::Stopped,
+        _ = leadership.wait_for(|l| !*l) => Ending::Lost,
+    };
+    if ending == Ending::Lost && *stop.borrow() {
+        return Ending::Stopped;
+    }
+    ending
+}
+
+/// Runs the election until `stop` flips to true; publishes leadership on the
+/// returned channel. A leader's rounds are cut off at its renew deadline, when
+/// `false` is published.
 pub fn spawn_elector(
     client: Client,
     cfg: LeaseConfig,
@@ -182,30 +269,49 @@ pub fn spawn_elector(
 ) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        let mut last_renewed: Option<tokio::time::Instant> = None;
+        let mut elector = Elector::new(cfg.clone());
+        // Start of the last successful round while leading.
+        let mut renewed: Option<Instant> = None;
         loop {
-            let leading = match try_acquire_or_renew(&client, &cfg, clock.now()).await {
-                Ok(true) => {
-                    last_renewed = Some(tokio::time::Instant::now());
+            let started = Instant::now();
+            let budget = match renewed {
+                Some(at) => (at + cfg.renew_deadline()).saturating_duration_since(started),
+                None => cfg.renew_every(),
+            }
+            .min(cfg.renew_every());
+            let outcome = tokio::time::timeout(budget, elector.round(&client, clock.now(), started)).await;
+            let leading = match outcome {
+                Ok(Ok(true)) => {
+                    renewed = Some(started);
                     true
                 }
-                Ok(false) => false,
-                Err(e) => {
+                Ok(Ok(false)) => false,
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "leader election round failed");
-                    // Keep leading only while the last renewal is recent enough.
-                    last_renewed.is_some_and(|t| t.elapsed() < cfg.renew_deadline())
+                    renewed.is_some_and(|at| Instant::now() < at + cfg.renew_deadline())
+                }
+                Err(_) => {
+                    tracing::warn!(budget = ?budget, "leader election round timed out");
+                    renewed.is_some_and(|at| Instant::now() < at + cfg.renew_deadline())
                 }
             };
+            if !leading {
+                renewed = None;
+            }
             if *tx.borrow() != leading {
                 tracing::info!(identity = %cfg.identity, leading, "leadership changed");
             }
-            if !leading {
-                last_renewed = None;
-            }
             let _ = tx.send(leading);
+            let next = started + cfg.renew_every();
+            let wake = match renewed {
+                // Retry sooner than the deadline when a renewal failed.
+                Some(at) => next.min(at + cfg.renew_deadline()),
+                None => next,
+            };
             tokio::select! {
-                _ = tokio::time::sleep(cfg.renew_every()) => {}
+                biased;
                 _ = stop.wait_for(|s| *s) => break,
+                _ = tokio::time::sleep_until(wake) => {}
             }
         }
     });
@@ -228,56 +334,43 @@ mod tests {
         }
     }
 
-    fn now() -> Timestamp {
-        "2026-03-01T12:00:00Z".parse().unwrap()
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
     }
 
     #[test]
-    fn no_lease_is_created() {
-        assert_eq!(decide(None, "a", now()), LeaseAction::Create);
+    fn no_lease_is_created_and_ours_is_renewed() {
+        let l0 = Instant::now();
+        let mut o = Observer::default();
+        assert_eq!(decide(None, "a", &mut o, l0), LeaseAction::Create);
+        let ours = lease(Some("a"), "2026-03-01T11:59:55Z", 15);
+        assert_eq!(decide(Some(&ours), "a", &mut o, l0), LeaseAction::Renew);
     }
 
     #[test]
-    fn our_lease_is_renewed() {
+    fn another_replicas_lease_is_respected_until_seen_unchanged_for_its_duration() {
+        let l0 = Instant::now();
+        let mut o = Observer::default();
+        // Its renewTime is an hour old by our wall clock (skew): irrelevant.
+        let theirs = lease(Some("b"), "2026-03-01T11:00:00Z", 15);
+        let wait = LeaseAction::Wait { holder: "b".into() };
+        assert_eq!(decide(Some(&theirs), "a", &mut o, l0), wait);
+        assert_eq!(decide(Some(&theirs), "a", &mut o, l0 + secs(14)), wait);
+        // A renewal restarts our observation.
+        let renewed = lease(Some("b"), "2026-03-01T11:00:10Z", 15);
+        assert_eq!(decide(Some(&renewed), "a", &mut o, l0 + secs(14)), wait);
+        assert_eq!(decide(Some(&renewed), "a", &mut o, l0 + secs(28)), wait);
         assert_eq!(
-            decide(
-                Some(&lease(Some("a"), "2026-03-01T11:59:55Z", 15)),
-                "a",
-                now()
-            ),
-            LeaseAction::Renew
-        );
-    }
-
-    #[test]
-    fn a_valid_lease_of_another_replica_is_respected() {
-        assert_eq!(
-            decide(
-                Some(&lease(Some("b"), "2026-03-01T11:59:50Z", 15)),
-                "a",
-                now()
-            ),
-            LeaseAction::Wait { holder: "b".into() }
-        );
-    }
-
-    #[test]
-    fn an_expired_or_released_lease_is_taken_over() {
-        assert_eq!(
-            decide(
-                Some(&lease(Some("b"), "2026-03-01T11:59:45Z", 15)),
-                "a",
-                now()
-            ),
+            decide(Some(&renewed), "a", &mut o, l0 + secs(29)),
             LeaseAction::TakeOver
         );
-        assert_eq!(
-            decide(Some(&lease(None, "2026-03-01T11:59:59Z", 15)), "a", now()),
-            LeaseAction::TakeOver
-        );
-        let mut no_times = lease(Some("b"), "2026-03-01T11:59:59Z", 15);
-        no_times.spec.as_mut().unwrap().renew_time = None;
-        assert_eq!(decide(Some(&no_times), "a", now()), LeaseAction::TakeOver);
+    }
+
+    #[test]
+    fn a_released_lease_is_taken_over_at_once() {
+        let mut o = Observer::default();
+        let free = lease(None, "2026-03-01T11:59:59Z", 15);
+        assert_eq!(decide(Some(&free), "a", &mut o, Instant::now()), LeaseAction::TakeOver);
     }
 
     #[test]
@@ -288,18 +381,13 @@ mod tests {
             identity: "a".into(),
             duration: Duration::from_secs(15),
         };
+        let now: Timestamp = "2026-03-01T12:00:00Z".parse().unwrap();
         let prev = LeaseSpec {
             lease_transitions: Some(2),
             ..Default::default()
         };
-        assert_eq!(
-            held_spec(&cfg, now(), Some(&prev), true).lease_transitions,
-            Some(3)
-        );
-        assert_eq!(
-            held_spec(&cfg, now(), Some(&prev), false).lease_transitions,
-            Some(2)
-        );
+        assert_eq!(held_spec(&cfg, now, Some(&prev), true).lease_transitions, Some(3));
+        assert_eq!(held_spec(&cfg, now, Some(&prev), false).lease_transitions, Some(2));
         assert_eq!(cfg.renew_every(), Duration::from_secs(5));
         assert_eq!(cfg.renew_deadline(), Duration::from_secs(10));
     }

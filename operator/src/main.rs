@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use quiver_operator::activity::FlightActivity;
 use quiver_operator::error::Error;
-use quiver_operator::leader::{LeaseConfig, release, spawn_elector};
+use quiver_operator::leader::{Ending, LeaseConfig, await_end, release, spawn_elector};
 use quiver_operator::lifecycle::SystemClock;
 use quiver_operator::metrics::Metrics;
 use quiver_operator::reconcile::{Context, DEFAULT_CONCURRENCY, run};
@@ -181,8 +181,10 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::try_from(Cli::parse())?;
     init_logging(config.log_format);
     let metrics = Arc::new(Metrics::default());
-    let client = kube::Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
+        .context("reading the Kubernetes client configuration")?;
+    let client = kube::Client::try_from(kube_config.clone())
         .context("connecting to the Kubernetes API")?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -206,28 +208,34 @@ async fn main() -> anyhow::Result<()> {
     ));
 
     let clock = Arc::new(SystemClock);
+    // Without election this replica always leads; the sender lives as long as main.
+    let (_always_leading, always) = watch::channel(true);
     let mut leadership = match &config.lease {
         Some(lease) => {
             tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity,
                 "waiting for the leader Lease");
-            spawn_elector(
-                client.clone(),
-                lease.clone(),
-                clock.clone(),
-                stop_rx.clone(),
-            )
+            // Its own client, whose reads time out: a half-open connection
+            // must fail the round, not hang it. (Rounds are also cut off at the
+            // renew deadline whatever the client does.)
+            let mut lease_config = kube_config.clone();
+            lease_config.read_timeout = Some(lease.renew_every());
+            lease_config.reset_reader_on_write = true;
+            let lease_client = kube::Client::try_from(lease_config)
+                .context("connecting to the Kubernetes API for the Lease")?;
+            spawn_elector(lease_client, lease.clone(), clock.clone(), stop_rx.clone())
         }
-        None => watch::channel(true).1,
+        None => always,
     };
 
-    // Wait to lead (or to be told to stop).
+    // Wait to lead (or to be told to stop: that wins when both happen).
     let mut stop_wait = stop_rx.clone();
     tokio::select! {
-        r = leadership.wait_for(|l| *l) => { r.context("leader election stopped")?; }
+        biased;
         _ = stop_wait.wait_for(|s| *s) => {
             let _ = http.await;
             return Ok(());
         }
+        r = leadership.wait_for(|l| *l) => { r.context("leader election stopped")?; }
     }
     metrics.leader.set(1);
     tracing::info!("leading: reconciling DataClusters");
@@ -247,35 +255,29 @@ async fn main() -> anyhow::Result<()> {
     );
     ctx.concurrency = config.concurrency;
     let ctx = Arc::new(ctx);
-    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<bool>();
-    let mut watch_leadership = leadership.clone();
-    let mut watch_stop = stop_rx.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = watch_leadership.wait_for(|l| !*l) => { let _ = lost_tx.send(true); }
-            _ = watch_stop.wait_for(|s| *s) => { let _ = lost_tx.send(false); }
-        }
-    });
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<bool>();
-    run(ctx, async move {
-        let lost = lost_rx.await.unwrap_or(false);
-        let _ = done_tx.send(lost);
-    })
-    .await;
+    let ending = await_end(leadership.clone(), stop_rx.clone());
+    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<Ending>();
+    let controller = tokio::spawn(run(ctx, async move {
+        let _ = ended_tx.send(ending.await);
+    }));
+    let ending = ended_rx.await.unwrap_or(Ending::Lost);
+    if ending == Ending::Lost {
+        // The renew deadline passed: a standby may take the Lease once it has
+        // seen it unchanged for its duration. Stop writing now, without
+        // waiting for reconciles in flight, and come back as a standby.
+        metrics.leader.set(0);
+        tracing::error!("lost the leader Lease; exiting so that no reconcile outlives it");
+        std::process::exit(1);
+    }
+    // Stopped: reconciles in flight finish (graceful shutdown), then the Lease is released.
+    let _ = controller.await;
     metrics.leader.set(0);
-    let lost = done_rx.await.unwrap_or(false);
-
     if let Some(lease) = &config.lease
-        && !lost
         && let Err(e) = release(&client, lease).await
     {
         tracing::warn!(error = %e, "could not release the leader Lease; a standby takes over when it expires");
     }
     let _ = http.await;
-    if lost {
-        // Another replica may lead now: exit so Kubernetes restarts this one as a standby.
-        anyhow::bail!("lost the leader Lease; exiting");
-    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -38,7 +38,7 @@ impl Call {
 }
 
 /// A failure to inject: requests with this method whose path contains this text
-/// answer with this HTTP code.
+/// answer with this HTTP code ([`HANG`]: never answer).
 #[derive(Clone, Debug)]
 pub struct Fault {
     /// HTTP method.
@@ -48,6 +48,9 @@ pub struct Fault {
     /// HTTP status code.
     pub code: u16,
 }
+
+/// The fault code of a request that is never answered.
+pub const HANG: u16 = 0;
 
 #[derive(Default)]
 struct State {
@@ -78,8 +81,18 @@ impl FakeApi {
         let server = api.clone();
         tokio::spawn(async move {
             while let Some((request, send)) = handle.next_request().await {
-                let response = server.handle(request).await;
-                send.send_response(response);
+                let server = server.clone();
+                // One task per request, so a request left unanswered blocks no other.
+                tokio::spawn(async move {
+                    match server.handle(request).await {
+                        Some(response) => send.send_response(response),
+                        None => {
+                            // A half-open connection: the answer never comes.
+                            std::future::pending::<()>().await;
+                            drop(send);
+                        }
+                    }
+                });
             }
         });
         (Client::new(service, "default"), api)
@@ -161,7 +174,24 @@ impl FakeApi {
         self.state.lock().unwrap().calls.clear();
     }
 
-    async fn handle(&self, request: Request<Body>) -> Response<Body> {
+    /// Removes every injected failure.
+    pub fn heal(&self) {
+        self.state.lock().unwrap().faults.clear();
+    }
+
+    /// The answer to a request, `None` when a fault says it never comes.
+    async fn handle(&self, request: Request<Body>) -> Option<Response<Body>> {
+        let hang = {
+            let st = self.state.lock().unwrap();
+            st.faults.iter().any(|f| {
+                f.code == HANG && f.method == request.method().as_str() && request.uri().path().contains(f.path_contains)
+            })
+        };
+        let response = self.reply(request).await;
+        (!hang).then_some(response)
+    }
+
+    async fn reply(&self, request: Request<Body>) -> Response<Body> {
         let method = request.method().to_string();
         let path = request.uri().path().to_string();
         let query = request.uri().query().unwrap_or("").to_string();
@@ -187,7 +217,7 @@ impl FakeApi {
         if let Some(f) = st
             .faults
             .iter()
-            .find(|f| f.method == method && path.contains(f.path_contains))
+            .find(|f| f.code != HANG && f.method == method && path.contains(f.path_contains))
         {
             let code = f.code;
             return respond(code, status_json(code, "InternalError", "injected failure"));
