@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::geo::{PixelMap, QViewport};
 use crate::protocol::{Query, View};
 use crate::spec::truncate;
-use crate::store::{Overlap, Shard};
+use crate::store::{Overlap, SAMPLE_KEEP, Shard};
 
 /// Bit of the failure mask for the viewport.
 const VP_BIT: u32 = 1 << 31;
@@ -47,6 +47,10 @@ pub struct Plan {
     pub sample_limit: usize,
     /// Dimensions whose histograms are asked for, in view order.
     pub histograms: Vec<usize>,
+    /// True when no dimension but the category one filters (its filter
+    /// passes every code): blocks whose rows all meet the viewport alike are
+    /// then answered from the shard's pre-aggregates.
+    pub aggregable: bool,
 }
 
 impl Plan {
@@ -88,6 +92,7 @@ impl Plan {
             cat_dim: shard.category_dim,
             sample_limit: 0,
             histograms: vec![],
+            aggregable: false,
         };
         for v in &q.views {
             match v {
@@ -99,6 +104,10 @@ impl Plan {
                 View::Sample { limit } => plan.sample_limit = *limit as usize,
             }
         }
+        // Codes a row can hold: the bins and "missing".
+        plan.aggregable = plan.fail.iter().enumerate().all(|(d, t)| {
+            d == plan.cat_dim || t[..=shard.dims[d].nbins() as usize].iter().all(|&f| f == 0)
+        });
         Ok(plan)
     }
 }
@@ -134,19 +143,7 @@ impl Counts {
     }
 }
 
-/// Salt of the sample priorities.
-pub const SAMPLE_SALT: u64 = 0x5157_4956_4552;
-
-/// The sample priority of a row: a fixed pseudo-random permutation, so the
-/// `k` rows of smallest priority are a uniform sample that merges across
-/// threads and shards.
-#[inline(always)]
-pub fn sample_priority(row: u32, salt: u64) -> u64 {
-    let mut z = (row as u64) ^ salt;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+pub use crate::store::{SAMPLE_SALT, sample_priority};
 
 struct Acc {
     hists: Vec<[[u32; 256]; LANES]>,
@@ -192,10 +189,20 @@ enum Mode {
     Out,
 }
 
-/// Rows a scan of the plan visits (blocks outside a filtering viewport are
-/// skipped): what it will cost, known before it runs.
+/// Rows a scan of the plan reads one by one (blocks outside a filtering
+/// viewport are skipped, blocks answered from pre-aggregates cost no row
+/// unless a raster or a large sample needs their rows): what it will cost,
+/// known before it runs.
 pub fn rows_to_visit(shard: &Shard, plan: &Plan) -> usize {
-    visits(shard, plan).iter().map(|&(b, _)| (shard.blocks[b].end - shard.blocks[b].start) as usize).sum()
+    visits(shard, plan)
+        .iter()
+        .filter(|&&(_, mode)| {
+            let aggregated = plan.aggregable && mode != Mode::Check;
+            let rows_needed = mode == Mode::In && (plan.raster.is_some() || plan.sample_limit > SAMPLE_KEEP);
+            !aggregated || rows_needed
+        })
+        .map(|&(b, _)| (shard.blocks[b].end - shard.blocks[b].start) as usize)
+        .sum()
 }
 
 /// Below this many rows a scan runs on one thread (splitting costs more).
@@ -245,7 +252,11 @@ pub fn scan(shard: &Shard, plan: &Plan) -> Counts {
         .map(|r| {
             let mut acc = Acc::new(ndims, plan);
             for &(b, mode) in &work[r] {
-                scan_block_dispatch(shard, plan, b, mode, &mut acc);
+                if plan.aggregable && mode != Mode::Check {
+                    from_aggregates(shard, plan, b, mode, &mut acc);
+                } else {
+                    scan_block_dispatch(shard, plan, b, mode, &mut acc);
+                }
             }
             acc
         })
@@ -306,6 +317,77 @@ fn mark_block(grid: &mut raster::Grid, pm: &PixelMap, blk: &crate::store::Block)
         (0, pm.width - 1)
     };
     grid.mark(r0, r1, c0, c1);
+}
+
+/// A block whose rows all meet the viewport alike (`In`, or `Out` when the
+/// viewport does not filter), under an aggregable plan: histograms and counts
+/// from the pre-aggregates; the raster (and a sample larger than the kept
+/// rows) from a lean pass over the rows of categories that pass.
+fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut Acc) {
+    let agg = &shard.aggregates;
+    let cat = plan.cat_dim;
+    let ncodes = agg.codes[cat];
+    let passes = |c: usize| plan.fail[cat][c] == 0;
+    for d in 0..shard.dims.len() {
+        let lane = &mut acc.hists[d][0];
+        for c in (0..ncodes).filter(|&c| d == cat || passes(c)) {
+            for (slot, &n) in lane.iter_mut().zip(agg.table(b, d, c)) {
+                *slot += n;
+            }
+        }
+    }
+    let selected: u64 = (0..ncodes).filter(|&c| passes(c)).map(|c| agg.table(b, cat, c)[c] as u64).sum();
+    acc.selected += selected;
+    if mode != Mode::In {
+        return; // outside a viewport that does not filter: histograms only
+    }
+    acc.in_view += selected;
+    if let (Some(pm), Some(grid)) = (&plan.raster, acc.grid.as_mut()) {
+        mark_block(grid, pm, &shard.blocks[b]);
+        raster_rows(shard, plan, b, grid);
+    }
+    let limit = plan.sample_limit;
+    if limit > 0 && limit <= SAMPLE_KEEP {
+        for c in (0..ncodes).filter(|&c| passes(c)) {
+            for row in agg.sample_rows(b, c) {
+                let p = sample_priority(row, SAMPLE_SALT);
+                if p < acc.threshold {
+                    offer(&mut acc.heap, &mut acc.threshold, p, row, limit);
+                }
+            }
+        }
+    } else if limit > 0 {
+        let blk = shard.blocks[b];
+        let cats = &shard.codes[cat];
+        for row in blk.start..blk.end {
+            if passes(cats[row as usize] as usize) {
+                let p = sample_priority(row, SAMPLE_SALT);
+                if p < acc.threshold {
+                    offer(&mut acc.heap, &mut acc.threshold, p, row, limit);
+                }
+            }
+        }
+    }
+}
+
+/// The raster of a block wholly inside the viewport, counting the rows whose
+/// category passes: positions and categories only.
+fn raster_rows(shard: &Shard, plan: &Plan, b: usize, grid: &mut raster::Grid) {
+    let blk = shard.blocks[b];
+    let (s, e) = (blk.start as usize, blk.end as usize);
+    let (xs, ys, cats) = (&shard.xs[s..e], &shard.ys[s..e], &shard.codes[plan.cat_dim][s..e]);
+    let pass: [u32; 256] = std::array::from_fn(|c| u32::from(plan.fail[plan.cat_dim][c] == 0));
+    let pm = plan.raster.expect("a raster view");
+    let ncat = plan.ncat;
+    let spare = grid.spare();
+    let cells = grid.cells_mut();
+    for i in 0..xs.len() {
+        let c = cats[i];
+        let hit = pass[c as usize];
+        let p = pm.pixel_wrapping(xs[i], ys[i]) as usize * ncat + c as usize;
+        let idx = if hit != 0 { p } else { spare + (i & 7) };
+        cells[idx] += hit;
+    }
 }
 
 fn scan_block_dispatch(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut Acc) {

@@ -65,6 +65,10 @@ impl Builder {
         let dropped = self.dropped;
         let (xs, ys, codes) = if self.codes.len() <= 4 { self.sort_packed() } else { self.sort_gathered() };
         let blocks = cut_blocks(&xs, &ys);
+        let ncodes: Vec<usize> = dims.iter().map(|d| d.nbins() as usize + 1).collect();
+        let aggregates = super::Aggregates::build(&codes, &ncodes, category_dim, |r| {
+            super::sample_priority(r, super::SAMPLE_SALT)
+        });
         Shard {
             name: name.to_string(),
             view,
@@ -76,6 +80,7 @@ impl Builder {
             blocks,
             info,
             dropped_rows: dropped,
+            aggregates,
         }
     }
 }

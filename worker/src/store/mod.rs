@@ -6,9 +6,11 @@
 //! [`BLOCK_ROWS`] rows with bounding boxes, so a zoomed viewport skips blocks
 //! that cannot match and treats blocks wholly inside it without per-row tests.
 
+mod aggregates;
 mod build;
 mod registry;
 
+pub use aggregates::{Aggregates, SAMPLE_KEEP};
 pub use build::{Builder, hilbert_key};
 pub use registry::{Registry, Slot, SlotStatus};
 
@@ -19,6 +21,20 @@ use crate::spec::ViewConfig;
 
 /// Rows per block.
 pub const BLOCK_ROWS: usize = 16_384;
+
+/// Salt of the sample priorities.
+pub const SAMPLE_SALT: u64 = 0x5157_4956_4552;
+
+/// The sample priority of a row: a fixed pseudo-random permutation, so the
+/// `k` rows of smallest priority are a uniform sample that merges across
+/// threads and shards.
+#[inline(always)]
+pub fn sample_priority(row: u32, salt: u64) -> u64 {
+    let mut z = (row as u64) ^ salt;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 /// Bounding box of a block, inclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +120,8 @@ pub struct Shard {
     pub info: ShardInfo,
     /// Rows dropped at load because they had no position.
     pub dropped_rows: u64,
+    /// Per-block pre-aggregates.
+    pub aggregates: Aggregates,
 }
 
 impl Shard {
@@ -112,11 +130,11 @@ impl Shard {
         self.xs.len() as u64
     }
 
-    /// Bytes held by the row data and block index.
+    /// Bytes held by the row data, the block index and the pre-aggregates.
     pub fn bytes(&self) -> u64 {
         let cols = (self.xs.capacity() + self.ys.capacity()) * 4
             + self.codes.iter().map(|c| c.capacity()).sum::<usize>();
-        (cols + self.blocks.capacity() * std::mem::size_of::<Block>()) as u64
+        (cols + self.blocks.capacity() * std::mem::size_of::<Block>() + self.aggregates.bytes()) as u64
     }
 
     /// Position of a dimension by name.
