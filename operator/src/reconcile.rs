@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -362,6 +362,7 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
         holder::<Role>(client, c, &ch.role, owned).await?,
         holder::<RoleBinding>(client, c, &ch.role_binding, owned).await?,
         holder::<Service>(client, c, &ch.worker_service, owned).await?,
+        holder::<ConfigMap>(client, c, &ch.datasets, owned).await?,
         holder::<StatefulSet>(client, c, &ch.workers, owned).await?,
         holder::<NetworkPolicy>(client, c, &ch.network_policy, owned).await?,
         holder::<PodDisruptionBudget>(client, c, &ch.pdb, owned).await?,
@@ -437,6 +438,8 @@ async fn apply_children(
     apply::<Role>(client, ns, &ch.role).await?;
     apply::<RoleBinding>(client, ns, &ch.role_binding).await?;
     apply::<Service>(client, ns, &ch.worker_service).await?;
+    // Before the StatefulSet: new pods mount the list they were rolled for.
+    apply::<ConfigMap>(client, ns, &ch.datasets).await?;
     let workers = apply::<StatefulSet>(client, ns, &ch.workers).await?;
     apply::<NetworkPolicy>(client, ns, &ch.network_policy).await?;
     apply::<PodDisruptionBudget>(client, ns, &ch.pdb).await?;

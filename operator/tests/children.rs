@@ -127,7 +127,16 @@ fn the_restart_annotation_is_copied_to_the_pod_template_and_a_new_value_rolls_th
     assert_ne!(first.spec.template, second.spec.template);
     dc.metadata.annotations = None;
     let none = build_worker_statefulset(&validate(&dc, &Defaults::default()).unwrap(), 4);
-    assert!(none.spec.template.metadata.unwrap().annotations.is_none());
+    assert!(
+        !none
+            .spec
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap_or_default()
+            .contains_key("quiver.dev/restartedAt")
+    );
 }
 
 #[test]
@@ -157,8 +166,7 @@ fn a_session_token_key_is_projected_next_to_the_access_keys() {
     );
     // The worker finds the files through the dataset's s3.credentialsDir.
     let datasets: serde_json::Value =
-        serde_json::from_str(&env_of(&build_worker_statefulset(&c, 4), "QUIVER_DATASETS").unwrap())
-            .unwrap();
+        serde_json::from_str(&build_all(&c, 4).datasets.data.unwrap()["datasets.json"]).unwrap();
     assert_eq!(
         datasets[0]["s3"]["credentialsDir"],
         "/var/run/quiver/credentials/celltowers"
@@ -301,4 +309,52 @@ fn only_the_operator_in_its_own_namespace_reaches_the_workers() {
         serde_json::json!({"kubernetes.io/metadata.name": "quiver-system"}),
         "Defaults::default() names quiver-system as the operator's namespace"
     );
+}
+
+#[test]
+fn the_dataset_list_reaches_the_workers_as_a_mounted_file_and_a_change_rolls_them() {
+    // 32 datasets with long sources: far beyond what one environment variable may hold.
+    let mut dc = fixture();
+    let template = dc.spec.datasets[1].clone();
+    dc.spec.datasets = (0..32)
+        .map(|i| {
+            let mut d = template.clone();
+            d.spec.name = format!("ds-{i}");
+            d.spec.source = format!("s3://bucket/{}/", "p".repeat(4000));
+            d
+        })
+        .collect();
+    let c = validate(&dc, &Defaults::default()).unwrap();
+    let sts = build_worker_statefulset(&c, 4);
+    assert_eq!(env_of(&sts, "QUIVER_DATASETS"), None, "no list in the environment");
+    assert_eq!(
+        env_of(&sts, "QUIVER_DATASETS_FILE").as_deref(),
+        Some("/etc/quiver/datasets/datasets.json")
+    );
+    let ch = build_all(&c, 4);
+    let file = ch.datasets.data.as_ref().unwrap()["datasets.json"].clone();
+    assert!(file.len() > 128 * 1024);
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&file).unwrap();
+    assert_eq!(listed.len(), 32);
+    let spec = sts.spec.template.spec.as_ref().unwrap();
+    let volume = spec
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.config_map.as_ref().is_some_and(|cm| cm.name == "demo-datasets"))
+        .expect("the ConfigMap is a volume");
+    assert!(
+        spec.containers[0]
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|m| m.name == volume.name && m.mount_path == "/etc/quiver/datasets")
+    );
+    // Same list, same template; a new list, a new template (the workers roll).
+    assert_eq!(build_worker_statefulset(&c, 4).spec.template, sts.spec.template);
+    dc.spec.datasets[5].spec.source = "s3://bucket/other/".into();
+    let changed = build_worker_statefulset(&validate(&dc, &Defaults::default()).unwrap(), 4);
+    assert_ne!(changed.spec.template, sts.spec.template);
 }

@@ -250,6 +250,7 @@ async fn create_applies_every_child_with_owner_references_and_reports_loading() 
             "roles/demo-dashboard",
             "rolebindings/demo-dashboard",
             "services/demo-workers",
+            "configmaps/demo-datasets",
             "statefulsets/demo-workers",
             "networkpolicies/demo-workers",
             "poddisruptionbudgets/demo-workers",

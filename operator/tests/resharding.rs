@@ -1,6 +1,6 @@
 //! Re-sharding with real workers: the pod template the operator builds is run
 //! as in-process workers (shard index from the pod name, count from
-//! `QUIVER_SHARDS`, datasets from `QUIVER_DATASETS`) over generated Parquet
+//! `QUIVER_SHARDS`, datasets from the `NAME-datasets` ConfigMap) over generated Parquet
 //! files, and their `stats` go through the operator's status summary. Before a
 //! scale settles, old-sharding answers are not counted; once it settles, every
 //! row is counted exactly once.
@@ -41,7 +41,10 @@ async fn start_pod(c: &ValidCluster, sts: &StatefulSet, ordinal: u32) -> Running
     let pod_name = format!("{}-{ordinal}", sts.metadata.name.as_ref().unwrap());
     let index: u32 = pod_name.rsplit('-').next().unwrap().parse().unwrap();
     let shards: u32 = env(sts, "QUIVER_SHARDS").parse().unwrap();
-    let datasets: Vec<DatasetSpec> = serde_json::from_str(&env(sts, "QUIVER_DATASETS")).unwrap();
+    assert_eq!(env(sts, "QUIVER_DATASETS_FILE"), "/etc/quiver/datasets/datasets.json");
+    let config_map = quiver_operator::children::build_datasets_config_map(c);
+    let datasets: Vec<DatasetSpec> =
+        serde_json::from_str(&config_map.data.unwrap()["datasets.json"]).unwrap();
     assert_eq!(datasets.len(), c.datasets.len());
     spawn(WorkerConfig {
         datasets,

@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    Capabilities, PodSecurityContext, SeccompProfile, SecurityContext, Service, ServiceAccount,
+    Capabilities, ConfigMap, PodSecurityContext, SeccompProfile, SecurityContext, Service,
+    ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -30,7 +31,10 @@ pub use rbac::{
     build_dashboard_role, build_dashboard_role_binding, build_dashboard_service_account,
 };
 pub use secrets::{TOKEN_KEY, build_token_secret, generate_token};
-pub use workers::{build_worker_service, build_worker_statefulset, worker_endpoint};
+pub use workers::{
+    DATASETS_DIR, DATASETS_HASH_ANNOTATION, DATASETS_KEY, build_datasets_config_map,
+    build_worker_service, build_worker_statefulset, datasets_hash, worker_endpoint,
+};
 
 use crate::validate::ValidCluster;
 
@@ -168,6 +172,8 @@ pub struct Children {
     pub role_binding: RoleBinding,
     /// `NAME-workers` headless Service.
     pub worker_service: Service,
+    /// `NAME-datasets` ConfigMap: the dataset list the workers load.
+    pub datasets: ConfigMap,
     /// `NAME-workers` StatefulSet.
     pub workers: StatefulSet,
     /// `NAME-workers` NetworkPolicy.
@@ -192,6 +198,7 @@ pub fn build_all(c: &ValidCluster, worker_replicas: i32) -> Children {
         role: build_dashboard_role(c),
         role_binding: build_dashboard_role_binding(c),
         worker_service: build_worker_service(c),
+        datasets: build_datasets_config_map(c),
         workers: build_worker_statefulset(c, worker_replicas),
         network_policy: build_worker_network_policy(c),
         pdb: build_worker_pdb(c),
@@ -228,6 +235,7 @@ impl Children {
             m(&self.role),
             m(&self.role_binding),
             m(&self.worker_service),
+            m(&self.datasets),
             m(&self.workers),
             m(&self.network_policy),
             m(&self.pdb),

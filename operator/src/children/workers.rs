@@ -4,14 +4,18 @@
 //! `QUIVER_POD_NAME`), and `QUIVER_SHARDS` is the spec's replica count. Scaling
 //! changes `QUIVER_SHARDS` in the pod template, so the StatefulSet rolls every
 //! pod and each reloads its new share from the source.
+//!
+//! The dataset list reaches the workers as a file from ConfigMap
+//! `NAME-datasets` (an environment variable is limited to 128 KiB), and the
+//! pod template carries its hash, so a change to the list rolls the workers.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath,
-    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe,
+    SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -156,10 +160,46 @@ pub(super) fn tmp_volume() -> (Volume, VolumeMount) {
     )
 }
 
-/// The datasets as the workers read them from `QUIVER_DATASETS`.
+/// The datasets as the workers read them from their datasets file.
 pub fn datasets_json(c: &ValidCluster) -> String {
     let specs: Vec<_> = c.datasets.iter().map(|d| &d.spec).collect();
-    serde_json::to_string(&specs).expect("dataset specs always serialise")
+    serde_json::to_string_pretty(&specs).expect("dataset specs always serialise")
+}
+
+/// Where the dataset list is mounted in the workers.
+pub const DATASETS_DIR: &str = "/etc/quiver/datasets";
+/// Key (and file name) of the dataset list in its ConfigMap.
+pub const DATASETS_KEY: &str = "datasets.json";
+/// Pod template annotation holding the dataset list's hash: a new list rolls the workers.
+pub const DATASETS_HASH_ANNOTATION: &str = "quiver.dev/datasets-hash";
+
+/// Name of the ConfigMap holding the dataset list.
+pub fn datasets_config_map_name(c: &ValidCluster) -> String {
+    format!("{}-datasets", c.name)
+}
+
+/// The ConfigMap `NAME-datasets` holding the dataset list the workers load.
+pub fn build_datasets_config_map(c: &ValidCluster) -> ConfigMap {
+    ConfigMap {
+        metadata: child_meta(c, datasets_config_map_name(c), Component::Worker),
+        data: Some(
+            [(DATASETS_KEY.to_string(), datasets_json(c))]
+                .into_iter()
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// FNV-1a (64 bit) of the dataset list, as 16 hex digits: stable across
+/// operator builds, so an unchanged list never rolls the workers.
+pub fn datasets_hash(c: &ValidCluster) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in datasets_json(c).bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 /// The worker StatefulSet with `replicas` pods (0 while suspended) and
@@ -169,7 +209,10 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
     let mut env_vars = vec![
         field_env("QUIVER_POD_NAME", "metadata.name"),
         env("QUIVER_SHARDS", shards.to_string()),
-        env("QUIVER_DATASETS", datasets_json(c)),
+        env(
+            "QUIVER_DATASETS_FILE",
+            format!("{DATASETS_DIR}/{DATASETS_KEY}"),
+        ),
         env("QUIVER_FLIGHT_ADDR", format!("0.0.0.0:{FLIGHT_PORT}")),
         env("QUIVER_HTTP_ADDR", format!("0.0.0.0:{WORKER_HTTP_PORT}")),
         env(
@@ -189,9 +232,29 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
             &c.worker_token_secret(),
             vec![(TOKEN_KEY.into(), TOKEN_KEY.into())],
         ),
+        Volume {
+            name: "datasets".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: datasets_config_map_name(c),
+                default_mode: Some(0o444),
+                items: Some(vec![KeyToPath {
+                    key: DATASETS_KEY.into(),
+                    path: DATASETS_KEY.into(),
+                    mode: None,
+                    user: None,
+                }]),
+                optional: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
         tmp,
     ];
-    let mut mounts = vec![mount("worker-token", WORKER_TOKEN_DIR), tmp_mount];
+    let mut mounts = vec![
+        mount("worker-token", WORKER_TOKEN_DIR),
+        mount("datasets", DATASETS_DIR),
+        tmp_mount,
+    ];
     for (i, d) in c.datasets.iter().enumerate() {
         let Some(creds) = &d.credentials else {
             continue;
@@ -211,7 +274,8 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
         mounts.push(mount(&volume, &d.credentials_dir()));
     }
 
-    let mut annotations = BTreeMap::new();
+    let mut annotations: BTreeMap<String, String> = BTreeMap::new();
+    annotations.insert(DATASETS_HASH_ANNOTATION.into(), datasets_hash(c));
     if let Some(at) = &c.restarted_at {
         annotations.insert(RESTART_ANNOTATION.to_string(), at.clone());
     }
@@ -264,7 +328,7 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels(&c.name, Component::Worker)),
-                    annotations: (!annotations.is_empty()).then_some(annotations),
+                    annotations: Some(annotations),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
