@@ -30,6 +30,33 @@ pub struct BenchArgs {
     /// Regenerate even when data is present.
     #[arg(long)]
     pub regen: bool,
+    /// Fail (exit non-zero) when a ratio measured in this run passes its
+    /// bound: a full scan over the floor above `--max-scan-ratio`, or an
+    /// answer from pre-aggregates over the full scan above `--max-aggregate-ratio`.
+    /// A guard against slow-downs for CI: ratios of two timings made in the
+    /// same run, never absolute times.
+    #[arg(long)]
+    pub guard: bool,
+    /// Largest full scan (3 histograms and the raster, world view, every
+    /// row read) ÷ floor the guard accepts.
+    #[arg(long, default_value_t = 12.0)]
+    pub max_scan_ratio: f64,
+    /// Largest pre-aggregated world view (histograms only) ÷ full scan the guard accepts.
+    #[arg(long, default_value_t = 0.1)]
+    pub max_aggregate_ratio: f64,
+}
+
+/// Resident and peak resident bytes of this process (Linux; zeros elsewhere).
+fn memory() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 struct Timing {
@@ -129,6 +156,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     let t = Instant::now();
     let shard = source::load(&spec, ShardId::SINGLE, &LoadOptions::default()).await?;
     let load_s = t.elapsed().as_secs_f64();
+    source::return_freed_memory();
     let rows = shard.rows();
     if rows == 0 {
         return Err(Error::InvalidSpec("benchmark data is empty".into()));
@@ -154,27 +182,64 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         rows,
         (bytes_per_row as f64 * rows as f64) / (floor.median_ms / 1000.0) / 1e9
     );
-    println!("{:<24} {:>10} {:>10} {:>10} {:>12}", "interaction", "median ms", "p90 ms", "x floor", "selected");
+    println!("{:<36} {:>10} {:>10} {:>10} {:>12}", "interaction", "median ms", "p90 ms", "x floor", "selected");
+    let mut medians = std::collections::HashMap::new();
     for (name, q) in interactions("celltowers") {
         let plan = Plan::new(&q, &shard)?;
-        let s2 = shard.clone();
-        let (t, selected) = tokio::task::spawn_blocking(move || {
-            let mut selected = 0;
-            let t = time(a.repeat, || {
-                selected = kernel::scan(&s2, &plan).selected;
-            });
-            (t, selected)
-        })
-        .await
-        .map_err(|e| Error::Protocol(e.to_string()))?;
-        println!(
-            "{:<24} {:>10.2} {:>10.2} {:>10.2} {:>12}",
-            name,
-            t.median_ms,
-            t.p90_ms,
-            t.median_ms / floor.median_ms,
-            selected
-        );
+        let mut variants = vec![(name.to_string(), plan.clone())];
+        if plan.aggregable {
+            // The same answer with every row read: what the kernel costs without pre-aggregates.
+            let mut scan_only = plan.clone();
+            scan_only.aggregable = false;
+            variants.push((format!("{name} (full scan)"), scan_only));
+        }
+        for (label, plan) in variants {
+            let s2 = shard.clone();
+            let (t, selected) = tokio::task::spawn_blocking(move || {
+                let mut selected = 0;
+                let t = time(a.repeat, || {
+                    selected = kernel::scan(&s2, &plan).selected;
+                });
+                (t, selected)
+            })
+            .await
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+            println!(
+                "{:<36} {:>10.2} {:>10.2} {:>10.2} {:>12}",
+                label,
+                t.median_ms,
+                t.p90_ms,
+                t.median_ms / floor.median_ms,
+                selected
+            );
+            medians.insert(label, t.median_ms);
+        }
+    }
+    let (rss, peak) = memory();
+    println!(
+        "memory       RSS after the queries {:.1} bytes/row ({:.0} MB); peak {:.1} bytes/row ({:.0} MB, the whole process: generation too unless reused)",
+        rss as f64 / rows as f64,
+        rss as f64 / 1e6,
+        peak as f64 / rows as f64,
+        peak as f64 / 1e6
+    );
+    if a.guard {
+        let scan = medians["world view (full scan)"];
+        let checks = [
+            ("full scan / floor", scan / floor.median_ms, a.max_scan_ratio),
+            ("pre-aggregated histograms / full scan", medians["world, histograms only"] / scan, a.max_aggregate_ratio),
+        ];
+        let mut failed = vec![];
+        for (what, ratio, bound) in checks {
+            let ok = ratio <= bound;
+            println!("guard        {what:<40} {ratio:>8.3} (bound {bound}) {}", if ok { "ok" } else { "FAILED" });
+            if !ok {
+                failed.push(what);
+            }
+        }
+        if !failed.is_empty() {
+            return Err(Error::Protocol(format!("benchmark guard failed: {}", failed.join(", "))));
+        }
     }
     Ok(())
 }

@@ -158,6 +158,7 @@ impl WorkerState {
                     slot.finish_load(Err(e.to_string()));
                 }
             }
+            crate::source::return_freed_memory();
         });
         true
     }

@@ -60,6 +60,17 @@ pub const CSV_CHUNK_ROWS: usize = 65_536;
 /// 40M-row target).
 pub const MAX_PREALLOC_ROWS: u64 = 1 << 26;
 
+/// Hands the memory a load freed (decode buffers, sort scratch, an old
+/// generation) back to the system, so the pod's RSS is what the data holds
+/// rather than what loading once needed (glibc keeps freed heap otherwise).
+pub fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// What a load needs besides the spec.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
