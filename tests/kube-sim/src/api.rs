@@ -114,7 +114,8 @@ fn new_uid() -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
-fn random_suffix() -> String {
+/// Five characters as the real server appends to generateName.
+pub fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut r = rand::rng();
     (0..5)
@@ -968,4 +969,80 @@ fn delete_collection(sim: &Sim, t: &Target, q: &Query, body: &[u8]) -> Result<Re
             "items": deleted,
         }),
     ))
+}
+
+/// The simulator's own clients (controllers, kubelet) write through the same
+/// pipeline as API requests, as the named field manager.
+pub mod internal {
+    use super::*;
+
+    fn target(sim: &Sim, group: &str, plural: &str, ns: &str, name: &str, sub: Option<&str>) -> Result<Target, ApiError> {
+        let rt = sim
+            .registry
+            .all()
+            .into_iter()
+            .find(|t| t.group == group && t.plural == plural)
+            .ok_or(ApiError::NoRoute)?;
+        Ok(Target {
+            version: rt.versions[0].clone(),
+            namespace: rt.namespaced.then(|| ns.to_string()),
+            name: Some(name.to_string()),
+            sub: sub.map(str::to_string),
+            rt,
+        })
+    }
+
+    /// Creates an object (409 when it exists).
+    pub fn create(sim: &Sim, group: &str, plural: &str, ns: &str, obj: Value, manager: &str) -> Result<Value, ApiError> {
+        let name = meta_str(&obj, "name").unwrap_or_default().to_string();
+        let t = target(sim, group, plural, ns, &name, None)?;
+        check_namespace(sim, &t)?;
+        let rt = t.rt.clone();
+        commit(
+            sim,
+            &t,
+            &Query::new(),
+            |cur| {
+                if cur.is_some() {
+                    return Err(ApiError::already_exists(&rt, &name));
+                }
+                Ok((obj, Tracking::Update(manager.to_string())))
+            },
+            true,
+        )
+        .map(|(_, o)| o)
+    }
+
+    /// Rewrites an existing object (or its status with `sub = Some("status")`)
+    /// with `f`; a rewrite that changes nothing is not stored.
+    pub fn modify(
+        sim: &Sim,
+        group: &str,
+        plural: &str,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+        manager: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> Result<Value, ApiError> {
+        let t = target(sim, group, plural, ns, name, sub)?;
+        commit(
+            sim,
+            &t,
+            &Query::new(),
+            |cur| {
+                let mut obj = cur.expect("exists").clone();
+                f(&mut obj);
+                Ok((obj, Tracking::Update(manager.to_string())))
+            },
+            false,
+        )
+        .map(|(_, o)| o)
+    }
+
+    /// Deletes an object as a client would (finalizers, graceful pods).
+    pub fn delete(sim: &Sim, group: &str, plural: &str, ns: &str, name: &str) -> Result<Value, ApiError> {
+        let t = target(sim, group, plural, ns, name, None)?;
+        delete_object(sim, &t, &Query::new(), b"")
+    }
 }

@@ -11,7 +11,8 @@
 //!                      → admission (admission.rs, crd.rs, cel.rs)
 //!                      → generation → managedFields → no-op check
 //!                   ─▶ store.rs (one lock, global resourceVersion, history)
-//!                         └─▶ change feed ─▶ watches, garbage collector (gc.rs)
+//!                         └─▶ change feed ─▶ watches, garbage collector (gc.rs),
+//!                             controllers (controllers.rs), kubelet (kubelet.rs)
 //! ```
 //!
 //! Start it in-process with [`start`] on `127.0.0.1:0`, or run the binary.
@@ -25,8 +26,10 @@ pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
+pub mod controllers;
 pub mod fields;
 pub mod gc;
+pub mod kubelet;
 pub mod patch;
 pub mod proto;
 pub mod resources;
@@ -68,6 +71,11 @@ pub struct Config {
     pub history: usize,
     /// The longest a watch stays open (the real server: 30–60 minutes).
     pub max_watch: Duration,
+    /// What happens to pods.
+    pub pods: kubelet::PodMode,
+    /// Run the workload controllers (off: Deployments and StatefulSets are
+    /// only stored, as in a cluster whose controller manager is down).
+    pub controllers: bool,
 }
 
 impl Default for Config {
@@ -76,6 +84,8 @@ impl Default for Config {
             bookmark_interval: Duration::from_secs(15),
             history: 10_000,
             max_watch: Duration::from_secs(1800),
+            pods: kubelet::PodMode::Instant,
+            controllers: true,
         }
     }
 }
@@ -91,6 +101,7 @@ pub struct Sim {
     /// Tunables.
     pub config: Config,
     next_cluster_ip: AtomicU32,
+    next_pod_ip: AtomicU32,
     kubelet: AtomicBool,
     addr: std::sync::OnceLock<SocketAddr>,
 }
@@ -104,6 +115,7 @@ impl Sim {
             accounting: Accounting::default(),
             config,
             next_cluster_ip: AtomicU32::new(1),
+            next_pod_ip: AtomicU32::new(0),
             kubelet: AtomicBool::new(false),
             addr: std::sync::OnceLock::new(),
         });
@@ -346,7 +358,10 @@ pub async fn start(listener: TcpListener, config: Config) -> std::io::Result<Han
     let sim = Sim::new(config);
     let _ = sim.addr.set(addr);
     let (tx, rx) = oneshot::channel::<()>();
-    let gc = tokio::spawn(gc::run(sim.clone()));
+    let mut background = vec![tokio::spawn(gc::run(sim.clone())), tokio::spawn(kubelet::run(sim.clone()))];
+    if sim.config.controllers {
+        background.push(tokio::spawn(controllers::run(sim.clone())));
+    }
     let router = app(sim.clone());
     let task = tokio::spawn(async move {
         // Not a graceful shutdown: open watches would hold it for their timeout.
@@ -358,7 +373,9 @@ pub async fn start(listener: TcpListener, config: Config) -> std::io::Result<Han
             }
             _ = rx => {}
         }
-        gc.abort();
+        for t in background {
+            t.abort();
+        }
     });
     tracing::info!(%addr, "kube-sim listening");
     Ok(Handle {

@@ -22,6 +22,13 @@ struct Cli {
     /// Changes kept for watches to resume from; older resourceVersions get 410 Gone.
     #[arg(long, env = "QUIVER_SIM_HISTORY", default_value_t = 10_000)]
     history: usize,
+    /// What happens to pods: `instant` (Running and Ready at once, with a
+    /// loopback IP; no process runs) or `none` (they stay Pending).
+    #[arg(long, env = "QUIVER_SIM_PODS", value_enum, default_value = "instant")]
+    pods: quiver_kube_sim::kubelet::PodMode,
+    /// Do not run the Deployment / ReplicaSet / StatefulSet controllers.
+    #[arg(long, env = "QUIVER_SIM_NO_CONTROLLERS")]
+    no_controllers: bool,
 }
 
 #[tokio::main]
@@ -40,6 +47,8 @@ async fn main() -> anyhow::Result<()> {
     let config = quiver_kube_sim::Config {
         bookmark_interval: Duration::from_secs(cli.bookmark_seconds.max(1)),
         history: cli.history.max(1),
+        pods: cli.pods,
+        controllers: !cli.no_controllers,
         ..Default::default()
     };
     let handle = quiver_kube_sim::start(listener, config).await?;

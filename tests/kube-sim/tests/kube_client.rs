@@ -194,7 +194,12 @@ fn deployment(replicas: i64, image: &str) -> Value {
 
 #[tokio::test]
 async fn server_side_apply_owns_fields_and_noop_applies_write_nothing() {
-    let (_h, client) = sim(Default::default()).await;
+    // No controllers: their status writes would be watch events too.
+    let (_h, client) = sim(quiver_kube_sim::Config {
+        controllers: false,
+        ..Default::default()
+    })
+    .await;
     let api: Api<Deployment> = Api::namespaced(client, "default");
     let a = PatchParams::apply("manager-a");
     let first = api.patch("d", &a, &Patch::Apply(deployment(2, "x:1"))).await.unwrap();

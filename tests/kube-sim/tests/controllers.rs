@@ -1,0 +1,174 @@
+//! The workload controllers and the instant kubelet, seen through kube-rs:
+//! Deployments roll out through ReplicaSets, StatefulSets create ordinal pods
+//! in order (or in parallel) and honour their update strategy.
+
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use kube::{Client, Config};
+use quiver_kube_sim::{Handle, start};
+use serde_json::{Value, json};
+
+async fn sim() -> (Handle, Client) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = start(listener, Default::default()).await.unwrap();
+    let config = Config::new(handle.url().parse().unwrap());
+    (handle, Client::try_from(config).unwrap())
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match check().await {
+            Ok(()) => return,
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("{what}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+fn workload(kind: &str, name: &str, replicas: i64, image: &str, extra: Value) -> Value {
+    let mut spec = json!({
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": image}]}}
+    });
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    json!({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec})
+}
+
+async fn pod_images(pods: &Api<Pod>, app: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = pods
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| (p.metadata.name.unwrap(), p.spec.unwrap().containers[0].image.clone().unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn deployment_rolls_out_a_new_template_through_a_second_replica_set() {
+    let (_h, client) = sim().await;
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pp = PatchParams::apply("test").force();
+    deps.patch("web", &pp, &Patch::Apply(workload("Deployment", "web", 3, "web:1", json!({})))).await.unwrap();
+    eventually("3 ready pods", || async {
+        let d = deps.get("web").await.unwrap();
+        let st = d.status.unwrap_or_default();
+        (st.ready_replicas == Some(3) && st.updated_replicas == Some(3) && st.observed_generation == Some(1))
+            .then_some(())
+            .ok_or(format!("{st:?}"))
+    })
+    .await;
+    let running = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+    assert!(running.items.iter().all(|p| p.status.as_ref().unwrap().pod_ip.as_deref().unwrap().starts_with("127.")));
+
+    deps.patch("web", &pp, &Patch::Apply(workload("Deployment", "web", 3, "web:2", json!({})))).await.unwrap();
+    eventually("rolled to web:2", || async {
+        let d = deps.get("web").await.unwrap();
+        let st = d.status.unwrap_or_default();
+        let images = pod_images(&pods, "web").await;
+        let done = st.observed_generation == Some(2)
+            && st.updated_replicas == Some(3)
+            && st.ready_replicas == Some(3)
+            && st.replicas == Some(3)
+            && images.len() == 3
+            && images.iter().all(|(_, i)| i == "web:2");
+        done.then_some(()).ok_or(format!("{st:?} {images:?}"))
+    })
+    .await;
+    let rs = sets.list(&Default::default()).await.unwrap().items;
+    assert_eq!(rs.len(), 2);
+    let mut replicas: Vec<i32> = rs.iter().map(|r| r.spec.replicas.unwrap()).collect();
+    replicas.sort();
+    assert_eq!(replicas, [0, 3]);
+}
+
+#[tokio::test]
+async fn ordered_statefulset_creates_ordinals_in_order_and_removes_from_the_top() {
+    let (_h, client) = sim().await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pp = PatchParams::apply("test").force();
+    let mut added = pods.watch(&WatchParams::default().labels("app=w").timeout(20), "0").await.unwrap().boxed();
+    sts.patch("w", &pp, &Patch::Apply(workload("StatefulSet", "w", 3, "w:1", json!({"serviceName": "w"})))).await.unwrap();
+    let mut order = Vec::new();
+    while order.len() < 3 {
+        if let WatchEvent::Added(p) = added.try_next().await.unwrap().unwrap() {
+            let spec = p.spec.unwrap();
+            assert_eq!((spec.hostname.as_deref(), spec.subdomain.as_deref()), (p.metadata.name.as_deref(), Some("w")));
+            order.push(p.metadata.name.unwrap());
+        }
+    }
+    assert_eq!(order, ["w-0", "w-1", "w-2"]);
+    drop(added);
+    eventually("3 ready workers", || async {
+        let st = sts.get("w").await.unwrap().status.unwrap_or_default();
+        (st.ready_replicas == Some(3)).then_some(()).ok_or(format!("{st:?}"))
+    })
+    .await;
+
+    // Partition 1: only ordinals >= 1 get the new template.
+    let upd = json!({"serviceName": "w", "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}});
+    sts.patch("w", &pp, &Patch::Apply(workload("StatefulSet", "w", 3, "w:2", upd))).await.unwrap();
+    eventually("partitioned update", || async {
+        let images = pod_images(&pods, "w").await;
+        let want = vec![("w-0".to_string(), "w:1".to_string()), ("w-1".to_string(), "w:2".to_string()), ("w-2".to_string(), "w:2".to_string())];
+        let st = sts.get("w").await.unwrap().status.unwrap_or_default();
+        (images == want && st.updated_replicas == Some(2) && st.ready_replicas == Some(3)).then_some(()).ok_or(format!("{images:?} {st:?}"))
+    })
+    .await;
+
+    // OnDelete: a new template waits until the pod is deleted.
+    let on_delete = json!({"serviceName": "w", "updateStrategy": {"type": "OnDelete"}});
+    sts.patch("w", &pp, &Patch::Apply(workload("StatefulSet", "w", 3, "w:3", on_delete.clone()))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(pod_images(&pods, "w").await.iter().all(|(_, i)| i != "w:3"));
+    pods.delete("w-1", &DeleteParams::default()).await.unwrap();
+    eventually("w-1 recreated at w:3", || async {
+        let images = pod_images(&pods, "w").await;
+        images.contains(&("w-1".to_string(), "w:3".to_string())).then_some(()).ok_or(format!("{images:?}"))
+    })
+    .await;
+
+    sts.patch("w", &pp, &Patch::Apply(workload("StatefulSet", "w", 1, "w:3", on_delete))).await.unwrap();
+    eventually("scaled to 1", || async {
+        let images = pod_images(&pods, "w").await;
+        (images.len() == 1 && images[0].0 == "w-0").then_some(()).ok_or(format!("{images:?}"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn parallel_statefulset_creates_every_ordinal_at_once() {
+    let (_h, client) = sim().await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pp = PatchParams::apply("test").force();
+    let spec = json!({"serviceName": "p", "podManagementPolicy": "Parallel"});
+    sts.patch("p", &pp, &Patch::Apply(workload("StatefulSet", "p", 4, "p:1", spec))).await.unwrap();
+    eventually("4 ready", || async {
+        let st = sts.get("p").await.unwrap().status.unwrap_or_default();
+        (st.ready_replicas == Some(4) && st.current_revision == st.update_revision).then_some(()).ok_or(format!("{st:?}"))
+    })
+    .await;
+    assert_eq!(pod_images(&pods, "p").await.len(), 4);
+}
