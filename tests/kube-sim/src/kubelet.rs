@@ -1,7 +1,8 @@
 //! The node side: pods are scheduled onto the one simulated node and given a
 //! loopback pod IP (127.1.x.y). In `Instant` mode a pod is Running and Ready as
 //! soon as it exists (enough for the controllers and the operator to see
-//! workloads come up); processes are not started. `None` leaves pods Pending.
+//! workloads come up); processes are not started. `Process` runs them
+//! (`runtime.rs`). `None` leaves pods Pending.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,6 +20,8 @@ pub enum PodMode {
     None,
     /// Pods become Running and Ready at once, with a loopback IP; nothing runs.
     Instant,
+    /// Containers run as local processes (see `runtime.rs`).
+    Process,
 }
 
 /// The simulated node's name.
@@ -102,6 +105,10 @@ pub async fn run(sim: Arc<Sim>) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         while rx.try_recv().is_ok() {}
-        pass(&sim);
+        match sim.config.pods {
+            PodMode::Instant => pass(&sim),
+            PodMode::Process => crate::runtime::pass(&sim),
+            PodMode::None => {}
+        }
     }
 }

@@ -33,6 +33,7 @@ pub mod kubelet;
 pub mod patch;
 pub mod proto;
 pub mod resources;
+pub mod runtime;
 pub mod selectors;
 pub mod store;
 pub mod table;
@@ -41,7 +42,7 @@ pub mod watch;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -76,6 +77,8 @@ pub struct Config {
     /// Run the workload controllers (off: Deployments and StatefulSets are
     /// only stored, as in a cluster whose controller manager is down).
     pub controllers: bool,
+    /// The process kubelet's settings (`pods: Process`).
+    pub runtime: runtime::RuntimeConfig,
 }
 
 impl Default for Config {
@@ -86,6 +89,11 @@ impl Default for Config {
             max_watch: Duration::from_secs(1800),
             pods: kubelet::PodMode::Instant,
             controllers: true,
+            runtime: runtime::RuntimeConfig {
+                root: std::env::temp_dir().join("quiver-kube-sim-pods"),
+                probe_period: Duration::from_millis(500),
+                ..Default::default()
+            },
         }
     }
 }
@@ -102,7 +110,7 @@ pub struct Sim {
     pub config: Config,
     next_cluster_ip: AtomicU32,
     next_pod_ip: AtomicU32,
-    kubelet: AtomicBool,
+    running: runtime::Running,
     addr: std::sync::OnceLock<SocketAddr>,
 }
 
@@ -116,7 +124,7 @@ impl Sim {
             config,
             next_cluster_ip: AtomicU32::new(1),
             next_pod_ip: AtomicU32::new(0),
-            kubelet: AtomicBool::new(false),
+            running: runtime::Running::default(),
             addr: std::sync::OnceLock::new(),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -157,7 +165,12 @@ impl Sim {
 
     /// Whether pods are deleted gracefully (a kubelet runs them).
     pub fn graceful_pods(&self) -> bool {
-        self.kubelet.load(Ordering::Relaxed)
+        self.config.pods == kubelet::PodMode::Process
+    }
+
+    /// `http://ADDR` of the API.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address())
     }
 
     fn address(&self) -> String {

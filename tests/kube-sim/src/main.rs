@@ -23,12 +23,24 @@ struct Cli {
     #[arg(long, env = "QUIVER_SIM_HISTORY", default_value_t = 10_000)]
     history: usize,
     /// What happens to pods: `instant` (Running and Ready at once, with a
-    /// loopback IP; no process runs) or `none` (they stay Pending).
+    /// loopback IP; no process runs), `process` (containers run as local
+    /// processes, see --image-binary) or `none` (they stay Pending).
     #[arg(long, env = "QUIVER_SIM_PODS", value_enum, default_value = "instant")]
     pods: quiver_kube_sim::kubelet::PodMode,
     /// Do not run the Deployment / ReplicaSet / StatefulSet controllers.
     #[arg(long, env = "QUIVER_SIM_NO_CONTROLLERS")]
     no_controllers: bool,
+    /// With `--pods process`: the binary an image runs, as IMAGE=PATH where
+    /// IMAGE is the image name without registry or tag (repeatable).
+    #[arg(long = "image-binary", env = "QUIVER_SIM_IMAGE_BINARIES", value_delimiter = ',')]
+    image_binaries: Vec<String>,
+    /// Extra env for an image's containers, as IMAGE=VAR=VALUE; VALUE may
+    /// use $(POD_IP) (repeatable).
+    #[arg(long = "image-env", env = "QUIVER_SIM_IMAGE_ENV", value_delimiter = ',')]
+    image_env: Vec<String>,
+    /// Where pod directories (volumes, logs, kubeconfigs) go.
+    #[arg(long, env = "QUIVER_SIM_POD_ROOT")]
+    pod_root: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -44,7 +56,27 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("--listen must be a loopback address, got {}", cli.listen);
     }
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
+    let mut runtime = quiver_kube_sim::Config::default().runtime;
+    for m in &cli.image_binaries {
+        let (image, path) = m
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--image-binary wants IMAGE=PATH, got {m:?}"))?;
+        runtime.images.insert(image.to_string(), PathBuf::from(path));
+    }
+    for m in &cli.image_env {
+        let (image, kv) = m
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--image-env wants IMAGE=VAR=VALUE, got {m:?}"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--image-env wants IMAGE=VAR=VALUE, got {m:?}"))?;
+        runtime.image_env.entry(image.to_string()).or_default().push((k.to_string(), v.to_string()));
+    }
+    if let Some(root) = &cli.pod_root {
+        runtime.root = root.clone();
+    }
     let config = quiver_kube_sim::Config {
+        runtime,
         bookmark_interval: Duration::from_secs(cli.bookmark_seconds.max(1)),
         history: cli.history.max(1),
         pods: cli.pods,
