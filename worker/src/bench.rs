@@ -77,34 +77,44 @@ fn time<F: FnMut()>(repeat: usize, mut f: F) -> Timing {
     Timing { median_ms: v[v.len() / 2], p90_ms: v[(v.len() * 9 / 10).min(v.len() - 1)] }
 }
 
-/// The three benchmark interactions, as queries over the cell-tower preset.
+/// The benchmark interactions, as the front end asks them over the
+/// cell-tower preset: three histograms, a 1400×800 map, the viewport filtering;
+/// the first view with a 5000-row sample, later ones with a 1-row probe.
 pub fn interactions(dataset: &str) -> Vec<(&'static str, Query)> {
-    let views = vec![
-        View::Histogram { dimension: "radio".into() },
-        View::Histogram { dimension: "range".into() },
-        View::Histogram { dimension: "created".into() },
-        View::Raster { width: 800, height: 500 },
-    ];
+    let views = |sample: u32| {
+        vec![
+            View::Histogram { dimension: "radio".into() },
+            View::Histogram { dimension: "range".into() },
+            View::Histogram { dimension: "created".into() },
+            View::Raster { width: 1400, height: 800 },
+            View::Sample { limit: sample },
+        ]
+    };
     let base = Query {
         version: 1,
         dataset: dataset.to_string(),
         filters: Default::default(),
         viewport: Some(Viewport::WORLD),
         viewport_filter: true,
-        views,
+        views: views(5000),
     };
+    let mut hist_only = base.clone();
+    hist_only.views.retain(|v| matches!(v, View::Histogram { .. }));
+    let mut category = base.clone();
+    category.views = views(1);
+    category.filters.insert("radio".into(), Filter::Categories(vec!["LTE".into()]));
     let mut brush = base.clone();
+    brush.views = views(1);
     let y2015 = crate::bins::parse_instant("2015-01-01").expect("date") as f64;
     let y2018 = crate::bins::parse_instant("2018-01-01").expect("date") as f64;
     brush.filters.insert("created".into(), Filter::Range { min: y2015, max: y2018 });
     let mut city = base.clone();
     city.viewport = Some(Viewport { west: 1.9, south: 48.6, east: 2.8, north: 49.1 });
     city.filters.insert("radio".into(), Filter::Categories(vec!["LTE".into()]));
-    let mut hist_only = base.clone();
-    hist_only.views.retain(|v| !matches!(v, View::Raster { .. }));
     vec![
         ("world view", base),
         ("world, histograms only", hist_only),
+        ("category click (LTE)", category),
         ("year brush 2015-2017", brush),
         ("city zoom + LTE", city),
     ]

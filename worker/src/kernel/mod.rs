@@ -152,6 +152,8 @@ struct Acc {
     grid: Option<raster::Grid>,
     heap: BinaryHeap<(u64, u32)>,
     threshold: u64,
+    /// (block, category code, last kept priority) of full kept-row lists.
+    unseen: Vec<(u32, u8, u64)>,
 }
 
 impl Acc {
@@ -163,6 +165,7 @@ impl Acc {
             grid: plan.raster.map(|r| raster::Grid::new(r.width, r.height, plan.ncat)),
             heap: BinaryHeap::new(),
             threshold: u64::MAX,
+            unseen: vec![],
         }
     }
 }
@@ -198,7 +201,7 @@ pub fn rows_to_visit(shard: &Shard, plan: &Plan) -> usize {
         .iter()
         .filter(|&&(_, mode)| {
             let aggregated = plan.aggregable && mode != Mode::Check;
-            let rows_needed = mode == Mode::In && (plan.raster.is_some() || plan.sample_limit > SAMPLE_KEEP);
+            let rows_needed = mode == Mode::In && plan.raster.is_some();
             !aggregated || rows_needed
         })
         .map(|&(b, _)| (shard.blocks[b].end - shard.blocks[b].start) as usize)
@@ -258,6 +261,7 @@ pub fn scan(shard: &Shard, plan: &Plan) -> Counts {
                     scan_block_dispatch(shard, plan, b, mode, &mut acc);
                 }
             }
+            finish_samples(shard, plan, &mut acc);
             acc
         })
         .collect();
@@ -321,8 +325,8 @@ fn mark_block(grid: &mut raster::Grid, pm: &PixelMap, blk: &crate::store::Block)
 
 /// A block whose rows all meet the viewport alike (`In`, or `Out` when the
 /// viewport does not filter), under an aggregable plan: histograms and counts
-/// from the pre-aggregates; the raster (and a sample larger than the kept
-/// rows) from a lean pass over the rows of categories that pass.
+/// from the pre-aggregates, sample candidates from the kept rows, the raster
+/// from a lean pass over positions and categories.
 fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut Acc) {
     let agg = &shard.aggregates;
     let cat = plan.cat_dim;
@@ -347,23 +351,43 @@ fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut A
         raster_rows(shard, plan, b, grid);
     }
     let limit = plan.sample_limit;
-    if limit > 0 && limit <= SAMPLE_KEEP {
+    if limit > 0 {
+        // The kept rows are the candidates; a full list may hide rows of
+        // larger priority, which `finish_samples` reads if they could still
+        // make the sample.
         for c in (0..ncodes).filter(|&c| passes(c)) {
+            let mut last = None;
+            let mut kept = 0;
             for row in agg.sample_rows(b, c) {
                 let p = sample_priority(row, SAMPLE_SALT);
+                last = Some(p);
+                kept += 1;
                 if p < acc.threshold {
                     offer(&mut acc.heap, &mut acc.threshold, p, row, limit);
                 }
             }
+            if let (Some(p), SAMPLE_KEEP) = (last, kept) {
+                acc.unseen.push((b as u32, c as u8, p));
+            }
         }
-    } else if limit > 0 {
-        let blk = shard.blocks[b];
-        let cats = &shard.codes[cat];
+    }
+}
+
+/// After a thread's blocks: the rows pre-aggregates did not keep, read only
+/// for the (block, category) lists whose last kept priority is below the
+/// thread's sample threshold (otherwise none of them can enter the sample).
+fn finish_samples(shard: &Shard, plan: &Plan, acc: &mut Acc) {
+    let cats = &shard.codes[plan.cat_dim];
+    for (b, c, last) in std::mem::take(&mut acc.unseen) {
+        if last >= acc.threshold {
+            continue;
+        }
+        let blk = shard.blocks[b as usize];
         for row in blk.start..blk.end {
-            if passes(cats[row as usize] as usize) {
+            if cats[row as usize] == c {
                 let p = sample_priority(row, SAMPLE_SALT);
-                if p < acc.threshold {
-                    offer(&mut acc.heap, &mut acc.threshold, p, row, limit);
+                if p > last && p < acc.threshold {
+                    offer(&mut acc.heap, &mut acc.threshold, p, row, plan.sample_limit);
                 }
             }
         }
