@@ -431,11 +431,93 @@ pub fn selected_pods(sim: &Sim, ns: &str, selector: &Value) -> Vec<Value> {
     pods.into_iter().filter(|p| !sel.is_empty() && sel.matches(p)).collect()
 }
 
+/// Endpoints and an EndpointSlice per Service with a selector: the selected
+/// pods' IPs, ready ones as addresses, the rest as not ready. Both carry an
+/// owner reference to the Service (the real endpoints controller deletes
+/// Endpoints itself; here the garbage collector does).
+fn endpoints(sim: &Sim) {
+    let (services, _) = sim.store.list("services", None);
+    for svc in &services {
+        let Some(selector) = svc.pointer("/spec/selector").filter(|s| s.as_object().is_some_and(|m| !m.is_empty())) else {
+            continue;
+        };
+        if terminating(svc) {
+            continue;
+        }
+        let ns = meta_str(svc, "namespace").unwrap_or_default();
+        let pods: Vec<Value> = selected_pods(sim, ns, selector)
+            .into_iter()
+            .filter(|p| !terminating(p) && p.pointer("/status/podIP").is_some())
+            .collect();
+        let not_ready_too = svc.pointer("/spec/publishNotReadyAddresses").and_then(Value::as_bool) == Some(true);
+        let addr = |p: &Value| json!({"ip": p["status"]["podIP"], "nodeName": crate::kubelet::NODE, "targetRef": {"kind": "Pod", "name": name(p), "namespace": ns, "uid": uid(p)}});
+        let ready: Vec<Value> = pods.iter().filter(|p| not_ready_too || pod_ready(p)).map(addr).collect();
+        let unready: Vec<Value> = pods.iter().filter(|p| !(not_ready_too || pod_ready(p))).map(addr).collect();
+        let ports: Vec<Value> = svc
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        let target = p.get("targetPort").filter(|t| t.is_number()).or(p.get("port")).cloned().unwrap_or(Value::Null);
+                        let mut o = json!({"port": target, "protocol": p.get("protocol").cloned().unwrap_or(json!("TCP"))});
+                        if let Some(n) = p.get("name") {
+                            o["name"] = n.clone();
+                        }
+                        o
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut subset = json!({"ports": ports});
+        if !ready.is_empty() {
+            subset["addresses"] = json!(ready);
+        }
+        if !unready.is_empty() {
+            subset["notReadyAddresses"] = json!(unready);
+        }
+        let subsets = if ready.is_empty() && unready.is_empty() { json!([]) } else { json!([subset]) };
+        let owner = owner_ref(svc, "Service", "v1");
+        let labels = svc.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+        let ep = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name(svc), "namespace": ns, "labels": labels, "ownerReferences": [owner]}, "subsets": subsets});
+        let mut slice_labels = labels.clone();
+        slice_labels["kubernetes.io/service-name"] = json!(name(svc));
+        slice_labels["endpointslice.kubernetes.io/managed-by"] = json!("endpointslice-controller.k8s.io");
+        let slice_endpoints: Vec<Value> = pods
+            .iter()
+            .map(|p| {
+                let r = not_ready_too || pod_ready(p);
+                json!({"addresses": [p["status"]["podIP"]], "conditions": {"ready": r, "serving": r, "terminating": false},
+                       "nodeName": crate::kubelet::NODE, "targetRef": {"kind": "Pod", "name": name(p), "namespace": ns, "uid": uid(p)}})
+            })
+            .collect();
+        let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": format!("{}-sim", name(svc)), "namespace": ns, "labels": slice_labels, "ownerReferences": [owner_ref(svc, "Service", "v1")]},
+            "endpoints": slice_endpoints, "ports": ports});
+        for (group, plural, obj) in [("", "endpoints", ep), ("discovery.k8s.io", "endpointslices", slice)] {
+            let oname = meta_str(&obj, "name").unwrap_or_default().to_string();
+            let key = if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") };
+            if sim.store.get(&key, ns, &oname).is_some() {
+                let _ = internal::modify(sim, group, plural, ns, &oname, None, MANAGER, |o| {
+                    for f in ["subsets", "endpoints", "ports"] {
+                        if let Some(v) = obj.get(f) {
+                            o[f] = v.clone();
+                        }
+                    }
+                });
+            } else {
+                let _ = internal::create(sim, group, plural, ns, obj, MANAGER);
+            }
+        }
+    }
+}
+
 /// One pass of every controller.
 pub fn pass(sim: &Sim) {
     deployments(sim);
     replica_sets(sim);
     stateful_sets(sim);
+    endpoints(sim);
 }
 
 /// Runs the controllers until the simulator stops.
@@ -443,7 +525,7 @@ pub async fn run(sim: Arc<Sim>) {
     let mut rx = sim.store.follow();
     loop {
         match rx.recv().await {
-            Ok(c) if !matches!(c.key.as_str(), "pods" | "deployments.apps" | "replicasets.apps" | "statefulsets.apps") => continue,
+            Ok(c) if !matches!(c.key.as_str(), "pods" | "services" | "deployments.apps" | "replicasets.apps" | "statefulsets.apps") => continue,
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }

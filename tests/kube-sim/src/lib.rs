@@ -25,6 +25,7 @@ pub mod cel;
 pub mod crd;
 pub mod defaults;
 pub mod discovery;
+pub mod dns;
 pub mod error;
 pub mod controllers;
 pub mod fields;
@@ -79,6 +80,12 @@ pub struct Config {
     pub controllers: bool,
     /// The process kubelet's settings (`pods: Process`).
     pub runtime: runtime::RuntimeConfig,
+    /// UDP port of the cluster DNS server on 127.0.0.1 (0: any free port).
+    pub dns_port: u16,
+}
+
+fn config_dns_port(sim: &Sim) -> u16 {
+    sim.config.dns_port
 }
 
 impl Default for Config {
@@ -94,6 +101,7 @@ impl Default for Config {
                 probe_period: Duration::from_millis(500),
                 ..Default::default()
             },
+            dns_port: 0,
         }
     }
 }
@@ -112,6 +120,7 @@ pub struct Sim {
     next_pod_ip: AtomicU32,
     running: runtime::Running,
     addr: std::sync::OnceLock<SocketAddr>,
+    dns_addr: std::sync::OnceLock<SocketAddr>,
 }
 
 impl Sim {
@@ -126,6 +135,7 @@ impl Sim {
             next_pod_ip: AtomicU32::new(0),
             running: runtime::Running::default(),
             addr: std::sync::OnceLock::new(),
+            dns_addr: std::sync::OnceLock::new(),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let mut obj = json!({
@@ -166,6 +176,11 @@ impl Sim {
     /// Whether pods are deleted gracefully (a kubelet runs them).
     pub fn graceful_pods(&self) -> bool {
         self.config.pods == kubelet::PodMode::Process
+    }
+
+    /// Where the cluster DNS server answers (UDP).
+    pub fn dns_addr(&self) -> Option<SocketAddr> {
+        self.dns_addr.get().copied()
     }
 
     /// `http://ADDR` of the API.
@@ -370,8 +385,14 @@ pub async fn start(listener: TcpListener, config: Config) -> std::io::Result<Han
     let addr = listener.local_addr()?;
     let sim = Sim::new(config);
     let _ = sim.addr.set(addr);
+    let dns = tokio::net::UdpSocket::bind(("127.0.0.1", config_dns_port(&sim))).await?;
+    let _ = sim.dns_addr.set(dns.local_addr()?);
     let (tx, rx) = oneshot::channel::<()>();
-    let mut background = vec![tokio::spawn(gc::run(sim.clone())), tokio::spawn(kubelet::run(sim.clone()))];
+    let mut background = vec![
+        tokio::spawn(gc::run(sim.clone())),
+        tokio::spawn(kubelet::run(sim.clone())),
+        tokio::spawn(dns::serve(sim.clone(), dns)),
+    ];
     if sim.config.controllers {
         background.push(tokio::spawn(controllers::run(sim.clone())));
     }

@@ -38,6 +38,9 @@ struct Cli {
     /// use $(POD_IP) (repeatable).
     #[arg(long = "image-env", env = "QUIVER_SIM_IMAGE_ENV", value_delimiter = ',')]
     image_env: Vec<String>,
+    /// UDP port of the cluster DNS server on 127.0.0.1 (0: any free port).
+    #[arg(long, env = "QUIVER_SIM_DNS_PORT", default_value_t = 0)]
+    dns_port: u16,
     /// Where pod directories (volumes, logs, kubeconfigs) go.
     #[arg(long, env = "QUIVER_SIM_POD_ROOT")]
     pod_root: Option<PathBuf>,
@@ -81,11 +84,14 @@ async fn main() -> anyhow::Result<()> {
         history: cli.history.max(1),
         pods: cli.pods,
         controllers: !cli.no_controllers,
+        dns_port: cli.dns_port,
         ..Default::default()
     };
     let handle = quiver_kube_sim::start(listener, config).await?;
     handle.write_kubeconfig(&cli.kubeconfig)?;
-    tracing::info!(url = %handle.url(), kubeconfig = %cli.kubeconfig.display(), "ready");
+    let dns = handle.sim.dns_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(url = %handle.url(), kubeconfig = %cli.kubeconfig.display(), %dns, "ready");
+    println!("QUIVER_SIM_DNS={dns}");
     println!("KUBECONFIG={}", cli.kubeconfig.display());
     tokio::signal::ctrl_c().await?;
     handle.stop().await;

@@ -9,7 +9,7 @@
 //! - env: `value`, `valueFrom` (`secretKeyRef`, `configMapKeyRef`,
 //!   `fieldRef` for metadata.name / metadata.namespace / metadata.uid /
 //!   status.podIP / spec.nodeName / spec.serviceAccountName), `envFrom`; plus
-//!   `POD_IP`, the per-image extra env of `--image-env NAME=VAR=VALUE`, and
+//!   `POD_IP`, `QUIVER_SIM_DNS` (the cluster DNS server), the per-image extra env of `--image-env NAME=VAR=VALUE`, and
 //!   `KUBECONFIG` pointing at a kubeconfig for this simulator whose token is
 //!   `system:serviceaccount:NS:SA` (unless `automountServiceAccountToken:
 //!   false`), so `kube::Config::infer()` inside the process reaches it;
@@ -187,6 +187,9 @@ fn prepare(sim: &Sim, cfg: &RuntimeConfig, pod: &Value, ip: &str, dir: &Path, ur
         };
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         env.insert("POD_IP".into(), ip.to_string());
+        if let Some(dns) = sim.dns_addr() {
+            env.insert("QUIVER_SIM_DNS".into(), dns.to_string());
+        }
         if automount {
             env.insert("KUBECONFIG".into(), kubeconfig.display().to_string());
         }

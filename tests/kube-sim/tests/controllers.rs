@@ -172,3 +172,58 @@ async fn parallel_statefulset_creates_every_ordinal_at_once() {
     .await;
     assert_eq!(pod_images(&pods, "p").await.len(), 4);
 }
+
+async fn dns_a(server: std::net::SocketAddr, name: &str) -> (u8, Vec<std::net::Ipv4Addr>) {
+    let mut q = vec![0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in name.split('.') {
+        q.push(l.len() as u8);
+        q.extend_from_slice(l.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(&q, server).await.unwrap();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf)).await.unwrap().unwrap();
+    let r = &buf[..n];
+    let count = u16::from_be_bytes([r[6], r[7]]) as usize;
+    // Answers follow the echoed question; each is 16 bytes with a name pointer.
+    let start = q.len();
+    let ips = (0..count).map(|i| {
+        let a = &r[start + i * 16 + 12..start + i * 16 + 16];
+        std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3])
+    });
+    (r[3] & 0x0f, ips.collect())
+}
+
+#[tokio::test]
+async fn services_get_endpoints_and_dns_names_for_their_ready_pods() {
+    let (h, client) = sim().await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let svcs: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
+    let eps: Api<k8s_openapi::api::core::v1::Endpoints> = Api::namespaced(client.clone(), "default");
+    let pp = PatchParams::apply("test").force();
+    svcs.patch("w", &pp, &Patch::Apply(json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "w"},
+        "spec": {"clusterIP": "None", "selector": {"app": "w"}, "ports": [{"name": "flight", "port": 8815}]}
+    })))
+    .await
+    .unwrap();
+    let spec = json!({"serviceName": "w", "podManagementPolicy": "Parallel"});
+    sts.patch("w", &pp, &Patch::Apply(workload("StatefulSet", "w", 2, "w:1", spec))).await.unwrap();
+    eventually("endpoints for 2 pods", || async {
+        let e = eps.get("w").await.map_err(|e| e.to_string())?;
+        let n = e.subsets.unwrap_or_default().first().and_then(|s| s.addresses.clone()).map_or(0, |a| a.len());
+        (n == 2).then_some(()).ok_or(format!("{n} addresses"))
+    })
+    .await;
+    let dns = h.sim.dns_addr().unwrap();
+    let p0 = pods.get("w-0").await.unwrap().status.unwrap().pod_ip.unwrap();
+    let (rcode, ips) = dns_a(dns, "w-0.w.default.svc.cluster.local").await;
+    assert_eq!((rcode, ips.iter().map(|i| i.to_string()).collect::<Vec<_>>()), (0, vec![p0.clone()]));
+    let (rcode, ips) = dns_a(dns, "w.default.svc.cluster.local").await;
+    assert_eq!((rcode, ips.len()), (0, 2));
+    assert!(ips.iter().any(|i| i.to_string() == p0));
+    let (rcode, _) = dns_a(dns, "nope.default.svc.cluster.local").await;
+    assert_eq!(rcode, 3);
+}
