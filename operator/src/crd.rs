@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{LocalObjectReference, ResourceRequirements};
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use quiver_worker::spec::DatasetSpec;
@@ -106,6 +108,52 @@ pub struct WorkersSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 256))]
     pub threads: Option<i32>,
+    /// ServiceAccount the worker pods run as, e.g. one bound to a cloud identity
+    /// (IRSA, GKE Workload Identity) that may read the datasets, so no static S3
+    /// keys are needed. Its API token is not mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    pub service_account_name: Option<String>,
+    /// Scheduling and metadata of the worker pods.
+    #[serde(flatten)]
+    pub pod: PodSettings,
+}
+
+/// Where and how pods are scheduled, and the metadata they carry, as platform
+/// teams set them. Fields left empty take the operator's cluster defaults
+/// (the chart's `clusterDefaults`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSettings {
+    /// Node labels the pods must run on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Node and pod (anti-)affinity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// How the pods spread over zones and nodes. A constraint without a
+    /// `labelSelector` selects this component's pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub priority_class_name: Option<String>,
+    /// Extra labels of the pods. Keys under `app.kubernetes.io/` are the
+    /// operator's (refused with a `SpecValid=False` condition: a CEL rule over
+    /// map keys of unbounded length could exceed the API server's cost budget).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub pod_labels: BTreeMap<String, String>,
+    /// Extra annotations of the pods. Keys under `quiver.dev/` are the operator's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub pod_annotations: BTreeMap<String, String>,
 }
 
 fn default_worker_replicas() -> i32 {
@@ -120,6 +168,8 @@ impl Default for WorkersSpec {
             image_pull_policy: None,
             resources: None,
             threads: None,
+            service_account_name: None,
+            pod: PodSettings::default(),
         }
     }
 }
@@ -220,6 +270,9 @@ pub struct DashboardSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://.+\{z\}.*$"))]
     pub tile_url: Option<String>,
+    /// Scheduling and metadata of the dashboard pods.
+    #[serde(flatten)]
+    pub pod: PodSettings,
 }
 
 fn one() -> i32 {
@@ -237,6 +290,7 @@ impl Default for DashboardSpec {
             ingress: IngressSpec::default(),
             token_secret_ref: None,
             tile_url: None,
+            pod: PodSettings::default(),
         }
     }
 }

@@ -66,6 +66,14 @@ struct Cli {
     /// Timeout of each worker `stats` call.
     #[arg(long, env = "QUIVER_STATS_TIMEOUT", default_value = "3s")]
     stats_timeout: String,
+    /// Pod settings of every cluster's workers where its spec leaves them empty,
+    /// as JSON: nodeSelector, tolerations, affinity, topologySpreadConstraints,
+    /// priorityClassName, podLabels, podAnnotations.
+    #[arg(long, env = "QUIVER_WORKER_POD_DEFAULTS")]
+    worker_pod_defaults: Option<String>,
+    /// The same for every cluster's dashboards.
+    #[arg(long, env = "QUIVER_DASHBOARD_POD_DEFAULTS")]
+    dashboard_pod_defaults: Option<String>,
     /// Most DataClusters reconciled at once.
     #[arg(long, env = "QUIVER_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -98,6 +106,15 @@ fn duration(flag: &str, value: &str) -> Result<Duration, Error> {
     Ok(d)
 }
 
+fn pod_defaults(flag: &str, json: &str) -> Result<quiver_operator::crd::PodSettings, Error> {
+    serde_json::from_str(json).map_err(|e| {
+        Error::Config(format!(
+            "--{flag} {json:?} is not a JSON object of pod settings (nodeSelector, tolerations, \
+             affinity, topologySpreadConstraints, priorityClassName, podLabels, podAnnotations): {e}"
+        ))
+    })
+}
+
 impl TryFrom<Cli> for Config {
     type Error = Error;
 
@@ -118,6 +135,12 @@ impl TryFrom<Cli> for Config {
         }
         if let Some(i) = cli.dashboard_image {
             defaults.dashboard_image = i;
+        }
+        if let Some(json) = &cli.worker_pod_defaults {
+            defaults.worker_pod = pod_defaults("worker-pod-defaults", json)?;
+        }
+        if let Some(json) = &cli.dashboard_pod_defaults {
+            defaults.dashboard_pod = pod_defaults("dashboard-pod-defaults", json)?;
         }
         let lease_duration = duration("lease-duration", &cli.lease_duration)?;
         if lease_duration < Duration::from_secs(3) {
@@ -317,6 +340,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("at least 3s"), "{e}");
+    }
+
+    #[test]
+    fn cluster_pod_defaults_are_read_from_json_and_bad_json_is_quoted() {
+        let c = Config::try_from(cli(&[
+            "--worker-pod-defaults",
+            r#"{"nodeSelector": {"pool": "big"}, "priorityClassName": "analytics"}"#,
+        ]))
+        .unwrap();
+        assert_eq!(c.defaults.worker_pod.node_selector["pool"], "big");
+        assert_eq!(
+            c.defaults.worker_pod.priority_class_name.as_deref(),
+            Some("analytics")
+        );
+        let e = Config::try_from(cli(&["--dashboard-pod-defaults", "{nodeSelector"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"{nodeSelector\""), "{e}");
     }
 
     #[test]

@@ -11,8 +11,8 @@ use kube::{Resource, ResourceExt};
 use quiver_worker::spec::{DatasetSpec, S3Options};
 
 use crate::crd::{
-    AutoscalingSpec, CredentialsSecretRef, DataCluster, IngressSpec, OnIdle, PullPolicy,
-    RESTART_ANNOTATION, RESUME_ANNOTATION, SecretKeyRef,
+    AutoscalingSpec, CredentialsSecretRef, DataCluster, IngressSpec, OnIdle, PodSettings,
+    PullPolicy, RESTART_ANNOTATION, RESUME_ANNOTATION, SecretKeyRef,
 };
 use crate::error::{Error, Result};
 
@@ -35,6 +35,10 @@ pub struct Defaults {
     pub cluster_domain: String,
     /// The operator's own namespace (the only one whose operator pods may reach workers).
     pub operator_namespace: String,
+    /// Pod settings of every cluster's workers where its spec leaves them empty.
+    pub worker_pod: PodSettings,
+    /// Pod settings of every cluster's dashboards where its spec leaves them empty.
+    pub dashboard_pod: PodSettings,
 }
 
 impl Default for Defaults {
@@ -45,6 +49,8 @@ impl Default for Defaults {
             dashboard_image: format!("ghcr.io/quiver-dev/quiver-dashboard:{v}"),
             cluster_domain: "cluster.local".into(),
             operator_namespace: "quiver-system".into(),
+            worker_pod: PodSettings::default(),
+            dashboard_pod: PodSettings::default(),
         }
     }
 }
@@ -70,6 +76,12 @@ pub struct ValidCluster {
     pub worker_resources: Option<ResourceRequirements>,
     /// Worker query threads.
     pub worker_threads: Option<i32>,
+    /// ServiceAccount of the worker pods (cloud identity for the object store).
+    pub worker_service_account: Option<String>,
+    /// Worker pod settings, cluster defaults filled in.
+    pub worker_pod: PodSettings,
+    /// Dashboard pod settings, cluster defaults filled in.
+    pub dashboard_pod: PodSettings,
     /// Datasets as the workers will read them (credentials paths filled in).
     pub datasets: Vec<ValidDataset>,
     /// Dashboard replicas when not autoscaled.
@@ -205,6 +217,14 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
         datasets.push(ds);
     }
 
+    let worker_pod = merge_pod_settings(&spec.workers.pod, &defaults.worker_pod);
+    check_pod_settings("workers", &worker_pod)?;
+    let dashboard_pod = merge_pod_settings(&spec.dashboard.pod, &defaults.dashboard_pod);
+    check_pod_settings("dashboard", &dashboard_pod)?;
+    if let Some(sa) = &spec.workers.service_account_name {
+        check_dns_subdomain("workers.serviceAccountName", sa)?;
+    }
+
     let dash = &spec.dashboard;
     let a = &dash.autoscaling;
     if a.enabled && a.max_replicas < a.min_replicas {
@@ -284,6 +304,9 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
         worker_pull_policy: spec.workers.image_pull_policy,
         worker_resources: spec.workers.resources.clone(),
         worker_threads: spec.workers.threads,
+        worker_service_account: spec.workers.service_account_name.clone(),
+        worker_pod,
+        dashboard_pod,
         datasets,
         dashboard_replicas: dash.replicas.max(1),
         dashboard_image: dash
@@ -308,6 +331,124 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
         name,
         namespace,
     })
+}
+
+/// A spec's pod settings over the cluster defaults: each field the spec sets
+/// wins; labels and annotations are merged, the spec's values winning.
+pub fn merge_pod_settings(spec: &PodSettings, defaults: &PodSettings) -> PodSettings {
+    fn or<T: Clone>(spec: &[T], default: &[T]) -> Vec<T> {
+        if spec.is_empty() { default } else { spec }.to_vec()
+    }
+    let merged = |d: &std::collections::BTreeMap<String, String>,
+                  s: &std::collections::BTreeMap<String, String>| {
+        let mut m = d.clone();
+        m.extend(s.iter().map(|(k, v)| (k.clone(), v.clone())));
+        m
+    };
+    PodSettings {
+        node_selector: if spec.node_selector.is_empty() {
+            defaults.node_selector.clone()
+        } else {
+            spec.node_selector.clone()
+        },
+        tolerations: or(&spec.tolerations, &defaults.tolerations),
+        affinity: spec.affinity.clone().or_else(|| defaults.affinity.clone()),
+        topology_spread_constraints: or(
+            &spec.topology_spread_constraints,
+            &defaults.topology_spread_constraints,
+        ),
+        priority_class_name: spec
+            .priority_class_name
+            .clone()
+            .or_else(|| defaults.priority_class_name.clone()),
+        pod_labels: merged(&defaults.pod_labels, &spec.pod_labels),
+        pod_annotations: merged(&defaults.pod_annotations, &spec.pod_annotations),
+    }
+}
+
+/// Checks what the schema cannot: label syntax, reserved keys, names.
+fn check_pod_settings(component: &str, p: &PodSettings) -> Result<()> {
+    for (k, v) in &p.pod_labels {
+        if k.starts_with("app.kubernetes.io/") {
+            return Err(Error::InvalidSpec(format!(
+                "{component}.podLabels: {k:?} is set by the operator"
+            )));
+        }
+        check_label(&format!("{component}.podLabels"), k, v)?;
+    }
+    for (k, v) in &p.node_selector {
+        check_label(&format!("{component}.nodeSelector"), k, v)?;
+    }
+    for k in p.pod_annotations.keys() {
+        if k.starts_with("quiver.dev/") {
+            return Err(Error::InvalidSpec(format!(
+                "{component}.podAnnotations: {k:?} is set by the operator"
+            )));
+        }
+        check_qualified_name(&format!("{component}.podAnnotations"), k)?;
+    }
+    if let Some(pc) = &p.priority_class_name {
+        check_dns_subdomain(&format!("{component}.priorityClassName"), pc)?;
+    }
+    Ok(())
+}
+
+fn check_label(field: &str, key: &str, value: &str) -> Result<()> {
+    check_qualified_name(field, key)?;
+    let ok = value.is_empty()
+        || (value.len() <= 63
+            && value.as_bytes()[0].is_ascii_alphanumeric()
+            && value.as_bytes()[value.len() - 1].is_ascii_alphanumeric()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSpec(format!(
+            "{field}: value {value:?} of {key:?} is not a valid label value (at most 63 letters, digits, '-', '_', '.')"
+        )))
+    }
+}
+
+/// `[prefix/]name`: a DNS subdomain prefix and a 63-character name.
+fn check_qualified_name(field: &str, key: &str) -> Result<()> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    let prefix_ok = prefix.is_none_or(|p| check_dns_subdomain(field, p).is_ok());
+    if name_ok && prefix_ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSpec(format!(
+            "{field}: key {key:?} is not a valid qualified name ([prefix/]name)"
+        )))
+    }
+}
+
+fn check_dns_subdomain(field: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSpec(format!(
+            "{field} {name:?} is not a valid name (lowercase letters, digits, '-' and '.')"
+        )))
+    }
 }
 
 fn default_dashboard_resources() -> ResourceRequirements {

@@ -358,3 +358,87 @@ fn the_dataset_list_reaches_the_workers_as_a_mounted_file_and_a_change_rolls_the
     let changed = build_worker_statefulset(&validate(&dc, &Defaults::default()).unwrap(), 4);
     assert_ne!(changed.spec.template, sts.spec.template);
 }
+
+#[test]
+fn pod_settings_reach_both_pod_templates_over_the_cluster_defaults() {
+    let yaml = r#"
+apiVersion: quiver.dev/v1alpha1
+kind: DataCluster
+metadata: {name: towers, namespace: analytics, uid: u-1, generation: 1}
+spec:
+  datasets: [{name: towers, preset: celltowers, source: "s3://b/t/"}]
+  workers:
+    serviceAccountName: quiver-s3-reader
+    nodeSelector: {pool: memory-optimised}
+    tolerations: [{key: dedicated, operator: Equal, value: quiver, effect: NoSchedule}]
+    topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway}]
+    priorityClassName: analytics-high
+    podLabels: {team: geo}
+    podAnnotations: {example.com/cost-centre: "42"}
+  dashboard:
+    affinity:
+      nodeAffinity:
+        requiredDuringSchedulingIgnoredDuringExecution:
+          nodeSelectorTerms: [{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [arm64]}]}]
+    podLabels: {team: web}
+"#;
+    let dc = serde_yaml::from_str(yaml).unwrap();
+    let mut defaults = Defaults::default();
+    defaults.worker_pod.node_selector.insert("pool".into(), "general".into());
+    defaults.dashboard_pod.node_selector.insert("pool".into(), "general".into());
+    defaults.dashboard_pod.priority_class_name = Some("platform-default".into());
+    defaults.worker_pod.pod_labels.insert("cost".into(), "shared".into());
+    let c = validate(&dc, &defaults).unwrap();
+    let ch = build_all(&c, c.worker_replicas);
+
+    let w = serde_json::to_value(&ch.workers.spec.template).unwrap();
+    assert_eq!(w["spec"]["serviceAccountName"], "quiver-s3-reader");
+    assert_eq!(w["spec"]["automountServiceAccountToken"], false);
+    assert_eq!(w["spec"]["nodeSelector"], serde_json::json!({"pool": "memory-optimised"}), "the spec wins");
+    assert_eq!(w["spec"]["tolerations"][0]["key"], "dedicated");
+    assert_eq!(w["spec"]["priorityClassName"], "analytics-high");
+    assert_eq!(
+        w["spec"]["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "worker",
+        "a constraint without a selector spreads this component's pods"
+    );
+    assert_eq!(w["metadata"]["labels"]["team"], "geo");
+    assert_eq!(w["metadata"]["labels"]["cost"], "shared", "default labels merged");
+    assert_eq!(w["metadata"]["labels"]["app.kubernetes.io/instance"], "towers");
+    assert_eq!(w["metadata"]["annotations"]["example.com/cost-centre"], "42");
+
+    let d = serde_json::to_value(&ch.dashboard.spec.template).unwrap();
+    assert_eq!(d["spec"]["nodeSelector"], serde_json::json!({"pool": "general"}), "the default applies");
+    assert_eq!(d["spec"]["priorityClassName"], "platform-default");
+    assert_eq!(
+        d["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"][0]["matchExpressions"][0]["values"][0],
+        "arm64"
+    );
+    assert_eq!(d["metadata"]["labels"]["team"], "web");
+    // Selectors are untouched by extra labels.
+    assert_eq!(
+        ch.workers.spec.selector.match_labels.as_ref().unwrap().len(),
+        3
+    );
+}
+
+#[test]
+fn pod_settings_the_operator_owns_or_kubernetes_refuses_are_invalid() {
+    for (field, value) in [
+        ("podLabels", r#"{app.kubernetes.io/instance: other}"#),
+        ("podLabels", r#"{team: "not a label value"}"#),
+        ("podAnnotations", r#"{quiver.dev/restartedAt: now}"#),
+        ("nodeSelector", r#"{"bad key!": x}"#),
+        ("priorityClassName", r#"High_Priority"#),
+        ("serviceAccountName", r#"Not.Valid"#),
+    ] {
+        let yaml = format!(
+            "apiVersion: quiver.dev/v1alpha1\nkind: DataCluster\nmetadata: {{name: t, namespace: n, uid: u}}\n\
+             spec:\n  datasets: [{{name: t, preset: celltowers, source: \"s3://b/t/\"}}]\n  workers:\n    {field}: {value}\n"
+        );
+        let dc = serde_yaml::from_str(&yaml).unwrap();
+        let e = validate(&dc, &Defaults::default()).unwrap_err().to_string();
+        assert!(e.contains(field), "{field}: {e}");
+    }
+}

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::workers::{http_probe, mount, secret_volume, tmp_volume};
 use super::{
     Component, DASHBOARD_PORT, DASHBOARD_TOKEN_DIR, FLIGHT_PORT, TOKEN_KEY, WORKER_TOKEN_DIR,
-    child_meta, container_security, labels, pod_security, selector_labels,
+    apply_pod_settings, child_meta, container_security, labels, pod_security, selector_labels,
 };
 use crate::validate::ValidCluster;
 
@@ -120,24 +120,28 @@ pub fn build_dashboard_deployment(c: &ValidCluster) -> Deployment {
                 match_labels: Some(selector_labels(&c.name, Component::Dashboard)),
                 match_expressions: None,
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(&c.name, Component::Dashboard)),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    security_context: Some(pod_security()),
-                    // The dashboard patches its DataCluster to resume it.
-                    service_account_name: Some(dashboard_name(c)),
-                    automount_service_account_token: Some(true),
-                    enable_service_links: Some(false),
-                    image_pull_secrets: (!c.image_pull_secrets.is_empty())
-                        .then(|| c.image_pull_secrets.clone()),
-                    ..Default::default()
-                }),
-            },
+            template: apply_pod_settings(
+                PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels(&c.name, Component::Dashboard)),
+                        ..Default::default()
+                    }),
+                    spec: Some(PodSpec {
+                        containers: vec![container],
+                        volumes: Some(volumes),
+                        security_context: Some(pod_security()),
+                        // The dashboard patches its DataCluster to resume it.
+                        service_account_name: Some(dashboard_name(c)),
+                        automount_service_account_token: Some(true),
+                        enable_service_links: Some(false),
+                        image_pull_secrets: (!c.image_pull_secrets.is_empty())
+                            .then(|| c.image_pull_secrets.clone()),
+                        ..Default::default()
+                    }),
+                },
+                &c.dashboard_pod,
+                &selector_labels(&c.name, Component::Dashboard),
+            ),
             ..Default::default()
         },
         status: None,

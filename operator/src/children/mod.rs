@@ -16,13 +16,13 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, PodSecurityContext, SeccompProfile, SecurityContext, Service,
-    ServiceAccount,
+    Capabilities, ConfigMap, PodSecurityContext, PodTemplateSpec, SeccompProfile, SecurityContext,
+    Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 pub use dashboard::{build_dashboard_deployment, build_dashboard_hpa, build_dashboard_service};
 pub use ingress::{build_ingress, dashboard_url};
@@ -36,6 +36,7 @@ pub use workers::{
     build_worker_service, build_worker_statefulset, datasets_hash, worker_endpoint,
 };
 
+use crate::crd::PodSettings;
 use crate::validate::ValidCluster;
 
 /// Dashboard HTTP port.
@@ -151,6 +152,46 @@ pub(crate) fn pod_security() -> PodSecurityContext {
         seccomp_profile: Some(runtime_default()),
         ..Default::default()
     }
+}
+
+/// Applies the platform's pod settings to a pod template: scheduling fields
+/// as given (a topology spread constraint without a label selector gets the
+/// component's selector), extra labels and annotations under ours (ours win).
+pub(crate) fn apply_pod_settings(
+    mut template: PodTemplateSpec,
+    p: &PodSettings,
+    selector: &BTreeMap<String, String>,
+) -> PodTemplateSpec {
+    let meta = template.metadata.get_or_insert_with(Default::default);
+    if !p.pod_labels.is_empty() {
+        let mut l = p.pod_labels.clone();
+        l.extend(meta.labels.take().unwrap_or_default());
+        meta.labels = Some(l);
+    }
+    if !p.pod_annotations.is_empty() {
+        let mut a = p.pod_annotations.clone();
+        a.extend(meta.annotations.take().unwrap_or_default());
+        meta.annotations = Some(a);
+    }
+    let spec = template.spec.get_or_insert_with(Default::default);
+    spec.node_selector = (!p.node_selector.is_empty()).then(|| p.node_selector.clone());
+    spec.tolerations = (!p.tolerations.is_empty()).then(|| p.tolerations.clone());
+    spec.affinity = p.affinity.clone();
+    spec.priority_class_name = p.priority_class_name.clone();
+    spec.topology_spread_constraints = (!p.topology_spread_constraints.is_empty()).then(|| {
+        p.topology_spread_constraints
+            .iter()
+            .cloned()
+            .map(|mut t| {
+                t.label_selector.get_or_insert_with(|| LabelSelector {
+                    match_labels: Some(selector.clone()),
+                    match_expressions: None,
+                });
+                t
+            })
+            .collect()
+    });
+    template
 }
 
 fn runtime_default() -> SeccompProfile {

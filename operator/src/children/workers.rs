@@ -21,8 +21,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    Component, FLIGHT_PORT, TOKEN_KEY, WORKER_HTTP_PORT, WORKER_TOKEN_DIR, child_meta,
-    container_security, labels, pod_security, selector_labels,
+    Component, FLIGHT_PORT, TOKEN_KEY, WORKER_HTTP_PORT, WORKER_TOKEN_DIR, apply_pod_settings,
+    child_meta, container_security, labels, pod_security, selector_labels,
 };
 use crate::crd::RESTART_ANNOTATION;
 use crate::validate::ValidCluster;
@@ -325,24 +325,30 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
                 match_labels: Some(selector_labels(&c.name, Component::Worker)),
                 match_expressions: None,
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(&c.name, Component::Worker)),
-                    annotations: Some(annotations),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    security_context: Some(pod_security()),
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    termination_grace_period_seconds: Some(30),
-                    image_pull_secrets: (!c.image_pull_secrets.is_empty())
-                        .then(|| c.image_pull_secrets.clone()),
-                    ..Default::default()
-                }),
-            },
+            template: apply_pod_settings(
+                PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels(&c.name, Component::Worker)),
+                        annotations: Some(annotations),
+                        ..Default::default()
+                    }),
+                    spec: Some(PodSpec {
+                        containers: vec![container],
+                        volumes: Some(volumes),
+                        security_context: Some(pod_security()),
+                        // A cloud identity (IRSA, Workload Identity) needs no API token.
+                        service_account_name: c.worker_service_account.clone(),
+                        automount_service_account_token: Some(false),
+                        enable_service_links: Some(false),
+                        termination_grace_period_seconds: Some(30),
+                        image_pull_secrets: (!c.image_pull_secrets.is_empty())
+                            .then(|| c.image_pull_secrets.clone()),
+                        ..Default::default()
+                    }),
+                },
+                &c.worker_pod,
+                &selector_labels(&c.name, Component::Worker),
+            ),
             ..Default::default()
         },
         status: None,
