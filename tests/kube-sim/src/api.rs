@@ -197,6 +197,7 @@ pub async fn handle(
         (&Method::GET, false, _) => list(&sim, &t, &q, as_table),
         (&Method::GET, true, None | Some("status")) => get(&sim, &t, &q, as_table),
         (&Method::GET, true, Some("scale")) => get_scale(&sim, &t),
+        (&Method::GET, true, Some("log")) if t.rt.group.is_empty() && t.rt.kind == "Pod" => pod_log(&sim, &t, &q),
         (&Method::POST, false, _) => create(&sim, &t, &q, &headers, &body),
         (&Method::PUT, true, _) => update(&sim, &t, &q, &headers, &body),
         (&Method::PATCH, true, _) => patch(&sim, &t, &q, &headers, &body),
@@ -204,6 +205,44 @@ pub async fn handle(
         (&Method::DELETE, false, _) => delete_collection(&sim, &t, &q, &body),
         _ => Err(ApiError::MethodNotAllowed),
     }
+}
+
+/// `pods/log`: what the process kubelet captured of a container's output
+/// (empty for pods no process ran). `follow` is not supported: the log so far
+/// is returned; `tailLines` is honoured.
+fn pod_log(sim: &Sim, t: &Target, q: &Query) -> Result<Response, ApiError> {
+    let pod = sim
+        .store
+        .get(&t.rt.qualified(), t.ns(), t.name())
+        .ok_or_else(|| ApiError::not_found(&t.rt, t.name()))?;
+    let container = match q.get("container") {
+        Some(c) => c.clone(),
+        None => pod
+            .pointer("/spec/containers/0/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let path = sim
+        .config
+        .runtime
+        .root
+        .join(t.ns())
+        .join(t.name())
+        .join(format!("{container}.log"));
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = match q.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
+        Some(n) => {
+            let lines: Vec<&str> = text.lines().collect();
+            let mut out = lines[lines.len().saturating_sub(n)..].join("\n");
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out
+        }
+        None => text,
+    };
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response())
 }
 
 fn check_sub(t: &Target) -> Result<(), ApiError> {

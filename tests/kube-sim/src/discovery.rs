@@ -104,6 +104,15 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        if t.group.is_empty() && t.kind == "Pod" {
+            resources.push(json!({
+                "name": "pods/log",
+                "singularName": "",
+                "namespaced": true,
+                "kind": "Pod",
+                "verbs": ["get"],
+            }));
+        }
         if t.scale.is_some() {
             resources.push(json!({
                 "name": format!("{}/scale", t.plural),

@@ -145,7 +145,7 @@ async fn crashing_containers_restart_with_crash_loop_back_off_and_unknown_images
     let (_h, client) = sim(root.path().to_path_buf(), py).await;
     let pods: Api<Pod> = Api::namespaced(client, "default");
     let crash = json!({"metadata": {"name": "crash"}, "spec": {"containers": [{
-        "name": "c", "image": "python", "command": ["python3", "-c", "import sys; sys.exit(3)"]
+        "name": "c", "image": "python", "command": ["python3", "-c", "import sys; print('boom', flush=True); sys.exit(3)"]
     }]}});
     let unknown = json!({"metadata": {"name": "nope"}, "spec": {"containers": [{"name": "c", "image": "ghcr.io/x/not-mapped:1"}]}});
     for p in [crash, unknown] {
@@ -162,6 +162,8 @@ async fn crashing_containers_restart_with_crash_loop_back_off_and_unknown_images
             .ok_or(format!("{c:?}"))
     })
     .await;
+    let logs = pods.logs("crash", &Default::default()).await.unwrap();
+    assert!(logs.lines().any(|l| l == "boom"), "{logs:?}");
     eventually("image not mapped", || async {
         let p = pods.get("nope").await.map_err(|e| e.to_string())?;
         let cs = p.status.unwrap_or_default().container_statuses.unwrap_or_default();
