@@ -37,6 +37,7 @@ RESOURCES = {
     "Secret": ("", "secrets"),
     "ConfigMap": ("", "configmaps"),
     "Pod": ("", "pods"),
+    "Event": ("", "events"),
     "Endpoints": ("", "endpoints"),
     "PersistentVolumeClaim": ("", "persistentvolumeclaims"),
     "Role": ("rbac.authorization.k8s.io", "roles"),

@@ -12,11 +12,10 @@ use async_trait::async_trait;
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams};
 use quiver_worker::flight::client::WorkerClient;
 use quiver_worker::protocol::WorkerStats;
 
-use crate::children::{FLIGHT_PORT, worker_endpoint, worker_selector_string};
+use crate::children::{FLIGHT_PORT, worker_endpoint};
 use crate::lifecycle::Activity;
 
 /// The workers of one cluster, as the reconciler knows them.
@@ -55,8 +54,9 @@ pub struct WorkerReport {
 /// Reads the workers' stats.
 #[async_trait]
 pub trait ActivitySource: Send + Sync + 'static {
-    /// One report per expected worker (`0..target.replicas`).
-    async fn observe(&self, target: &Target) -> Vec<WorkerReport>;
+    /// One report per expected worker (`0..target.replicas`); `pods` are the
+    /// worker pods as listed (reached by IP when they have one).
+    async fn observe(&self, target: &Target, pods: &[Pod]) -> Vec<WorkerReport>;
 }
 
 /// Query activity from the reports: the latest last-query time among the workers
@@ -90,40 +90,24 @@ pub fn summarize(expected: i32, reports: &[WorkerReport]) -> Activity {
     Activity::Known(latest)
 }
 
-/// Production source: lists the worker pods, then calls `stats` on each over
-/// Arrow Flight, in parallel, with a per-worker timeout. Pods are reached by IP
+/// Production source: calls `stats` on each worker over Arrow Flight, in
+/// parallel, with a per-worker timeout. Pods are reached by IP
 /// (loading workers are not ready, so the headless Service does not publish
 /// them); a pod without an IP is reached through its per-pod DNS name.
 pub struct FlightActivity {
-    client: kube::Client,
     cluster_domain: String,
     timeout: Duration,
     connections: Connections,
 }
 
 impl FlightActivity {
-    /// A source using this API client for pod discovery.
-    pub fn new(client: kube::Client, cluster_domain: impl Into<String>, timeout: Duration) -> Self {
+    /// A source reaching workers in `cluster_domain`.
+    pub fn new(cluster_domain: impl Into<String>, timeout: Duration) -> Self {
         FlightActivity {
-            client,
             cluster_domain: cluster_domain.into(),
             timeout,
             connections: Connections::default(),
         }
-    }
-
-    async fn endpoints(&self, t: &Target) -> Vec<(u32, String)> {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &t.namespace);
-        let listed = pods
-            .list(&ListParams::default().labels(&worker_selector_string(&t.cluster)))
-            .await
-            .map(|l| l.items)
-            .unwrap_or_else(|e| {
-                tracing::warn!(cluster = %t.cluster, namespace = %t.namespace, error = %e,
-                    "listing worker pods failed; using per-pod DNS names");
-                Vec::new()
-            });
-        endpoints_from_pods(t, &listed, &self.cluster_domain)
     }
 }
 
@@ -254,11 +238,11 @@ pub async fn stats_of(
 
 #[async_trait]
 impl ActivitySource for FlightActivity {
-    async fn observe(&self, t: &Target) -> Vec<WorkerReport> {
+    async fn observe(&self, t: &Target, pods: &[Pod]) -> Vec<WorkerReport> {
         if t.replicas <= 0 {
             return Vec::new();
         }
-        let endpoints = self.endpoints(t).await;
+        let endpoints = endpoints_from_pods(t, pods, &self.cluster_domain);
         self.connections
             .stats(endpoints, t.token.clone(), self.timeout)
             .await

@@ -5,6 +5,7 @@
 //! DataCluster ──watch──▶ reconcile:
 //!   validate (pure: spec + defaults → ValidCluster, or SpecValid=False)
 //!   → token Secrets (created once, never overwritten)
+//!   → worker pods (one list: endpoints, failures such as ImagePullBackOff)
 //!   → activity (workers' `stats` over Flight: load state, rows, last query)
 //!   → lifecycle::decide (pure: Run | Suspend | Resume | Delete)
 //!   → children::build_all (pure) → apply (server-side apply, owner refs)
@@ -17,6 +18,7 @@ pub mod apply;
 pub mod children;
 pub mod crd;
 pub mod error;
+pub mod failures;
 pub mod http;
 pub mod leader;
 pub mod lifecycle;

@@ -264,7 +264,6 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("leading: reconciling DataClusters");
 
     let activity = Arc::new(FlightActivity::new(
-        client.clone(),
         config.defaults.cluster_domain.clone(),
         config.stats_timeout,
     ));

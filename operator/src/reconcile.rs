@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DeleteParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -27,7 +27,10 @@ use crate::apply::{
     Holder, OwnedChildren, TokenSecret, apply, apply_status, delete_owned, ensure_token_secret,
     holder,
 };
-use crate::children::{Children, Component, build_all, managed_by_selector};
+use crate::children::{
+    Children, Component, build_all, managed_by_selector, worker_selector_string,
+};
+use crate::failures::{PodFailure, failed_create, pod_failures};
 use crate::crd::{DataCluster, DataClusterStatus, RESTART_ANNOTATION, RESUME_ANNOTATION};
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, Clock, Observation, Policy, decide};
@@ -274,7 +277,12 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
         replicas: expected,
         token: worker_token,
     };
-    let reports = ctx.activity.observe(&target).await;
+    let pods = if expected > 0 {
+        worker_pods(ctx, &c).await
+    } else {
+        Vec::new()
+    };
+    let reports = ctx.activity.observe(&target, &pods).await;
     let activity = summarize(expected, &reports);
 
     // 4. Decide.
@@ -311,6 +319,12 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
         c.worker_replicas
     };
     let (workers, ingress_address) = apply_children(ctx, &c, desired).await?;
+    let mut failures = pod_failures(&pods);
+    if desired > 0
+        && let Some(f) = failed_creates(ctx, &c, &workers, desired).await
+    {
+        failures.insert(0, f);
+    }
 
     // 6. Status and events.
     let next = status::compute(&Inputs {
@@ -321,6 +335,7 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
         reports: &reports,
         activity: &activity,
         ingress_address,
+        failures: &failures,
         previous,
         now,
     });
@@ -352,6 +367,47 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
         deadline.map_or(ctx.poll_interval, |d| d.min(ctx.poll_interval))
     };
     Ok(Requeue::requeue(wait))
+}
+
+/// The worker pods of a cluster. A failed list is logged and yields none:
+/// workers are then reached by their DNS names and no pod failure is reported.
+async fn worker_pods(ctx: &Context, c: &ValidCluster) -> Vec<Pod> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &c.namespace);
+    let params = ListParams::default().labels(&worker_selector_string(&c.name));
+    match api.list(&params).await {
+        Ok(l) => l.items,
+        Err(e) => {
+            warn!(error = %e, "listing worker pods failed; using per-pod DNS names");
+            Vec::new()
+        }
+    }
+}
+
+/// When the StatefulSet has fewer pods than it should, why: its latest
+/// `FailedCreate` event (quota, policy, admission webhook). Read only then.
+async fn failed_creates(
+    ctx: &Context,
+    c: &ValidCluster,
+    sts: &StatefulSet,
+    desired: i32,
+) -> Option<PodFailure> {
+    let existing = sts.status.as_ref().map_or(0, |s| s.replicas);
+    if existing >= desired {
+        return None;
+    }
+    let name = sts.metadata.name.clone().unwrap_or_default();
+    let api: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(ctx.client.clone(), &c.namespace);
+    let params = ListParams::default().fields(&format!(
+        "involvedObject.kind=StatefulSet,involvedObject.name={name},reason=FailedCreate"
+    ));
+    match api.list(&params).await {
+        Ok(l) => failed_create(&l.items, &name),
+        Err(e) => {
+            warn!(error = %e, "listing the StatefulSet's events failed");
+            None
+        }
+    }
 }
 
 /// The children whose names are taken by objects this cluster does not own.

@@ -18,6 +18,7 @@ use quiver_worker::protocol::LoadState;
 use crate::activity::WorkerReport;
 use crate::children::{dashboard_url, worker_selector_string};
 use crate::crd::{DataClusterStatus, DatasetStatus, Phase, SuspendReason};
+use crate::failures::{PodFailure, WAITING_FAILURES};
 use crate::lifecycle::{Action, Activity, Decision, Memory, ResumeTrigger, Suspension};
 use crate::validate::ValidCluster;
 
@@ -33,6 +34,8 @@ pub mod condition {
     pub const ACTIVITY_KNOWN: &str = "ActivityKnown";
     /// Every child name is free or already owned by this DataCluster.
     pub const CHILDREN_OWNED: &str = "ChildrenOwned";
+    /// A worker pod cannot be created, scheduled, pulled or started (KubeRay's name).
+    pub const REPLICA_FAILURE: &str = "ReplicaFailure";
 }
 
 /// Items named in a condition message before "and N more".
@@ -235,6 +238,8 @@ pub struct Inputs<'a> {
     pub activity: &'a Activity,
     /// The Ingress load balancer address, when it has one.
     pub ingress_address: Option<String>,
+    /// Worker pods that cannot be created, scheduled, pulled or started.
+    pub failures: &'a [PodFailure],
     /// The status before this reconcile.
     pub previous: Option<&'a DataClusterStatus>,
     /// Now.
@@ -453,9 +458,27 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
         generation_now,
         i.now,
     );
+    let replica_failure = match i.failures.first() {
+        Some(first) => cond(
+            condition::REPLICA_FAILURE,
+            "True",
+            &first.reason,
+            bounded_list(&i.failures.iter().map(PodFailure::describe).collect::<Vec<_>>()),
+            generation_now,
+            i.now,
+        ),
+        None => cond(
+            condition::REPLICA_FAILURE,
+            "False",
+            "NoFailure",
+            "no worker pod is failing".into(),
+            generation_now,
+            i.now,
+        ),
+    };
     let conditions = merge_conditions(
         previous_conditions,
-        vec![valid, ready, suspended, activity, owned],
+        vec![valid, ready, suspended, activity, owned, replica_failure],
     );
     let last_activity = coarse_activity(
         i.previous
@@ -697,6 +720,25 @@ pub fn events(
             message,
         });
     }
+    // A pod failure, once per new reason (not on every back-off message).
+    let failure = |s: Option<&DataClusterStatus>| {
+        s.and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == condition::REPLICA_FAILURE && c.status == "True")
+        })
+        .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    if let Some((reason, message)) = failure(Some(next))
+        && failure(previous).map(|(r, _)| r) != Some(reason.clone())
+    {
+        out.push(note(
+            Severity::Warning,
+            failure_reason(&reason),
+            "ObservePods",
+            message,
+        ));
+    }
     let was_known = previous
         .and_then(|p| {
             p.conditions
@@ -719,6 +761,16 @@ pub fn events(
         ));
     }
     out
+}
+
+/// The event reason for a pod failure reason (events take static reasons).
+fn failure_reason(reason: &str) -> &'static str {
+    WAITING_FAILURES
+        .iter()
+        .chain(["Unschedulable", "FailedCreate"].iter())
+        .find(|r| **r == reason)
+        .copied()
+        .unwrap_or("ReplicaFailure")
 }
 
 fn phase_reason(p: Phase) -> &'static str {

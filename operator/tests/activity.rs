@@ -1,13 +1,11 @@
 //! The operator's window on the data plane, with a real in-process worker
 //! behind a TCP proxy that counts connections.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::apiserver::FakeApi;
+use k8s_openapi::api::core::v1::Pod;
 use quiver_operator::activity::{ActivitySource, FlightActivity, Target};
 use quiver_worker::server::{WorkerConfig, spawn};
 use quiver_worker::source::{LoadOptions, ShardId};
@@ -44,14 +42,12 @@ async fn passes_over_the_same_workers_reuse_their_connections() {
     .unwrap();
     // The pod's IP is a loopback address of its own, on the Flight port.
     let accepted = counting_proxy("127.0.0.77:8815", worker.flight_addr()).await;
-    let (client, api) = FakeApi::start();
-    api.insert(
-        "/api/v1/namespaces/analytics/pods",
-        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {},
-               "items": [{"metadata": {"name": "demo-workers-0", "namespace": "analytics"},
-                          "status": {"podIP": "127.0.0.77"}}]}),
-    );
-    let activity = FlightActivity::new(client, "cluster.local", Duration::from_secs(5));
+    let pods: Vec<Pod> = vec![
+        serde_json::from_value(json!({"metadata": {"name": "demo-workers-0", "namespace": "analytics"},
+                                      "status": {"podIP": "127.0.0.77"}}))
+        .unwrap(),
+    ];
+    let activity = FlightActivity::new("cluster.local", Duration::from_secs(5));
     let target = Target {
         cluster: "demo".into(),
         namespace: "analytics".into(),
@@ -59,7 +55,7 @@ async fn passes_over_the_same_workers_reuse_their_connections() {
         token: None,
     };
     for pass in 0..3 {
-        let reports = activity.observe(&target).await;
+        let reports = activity.observe(&target, &pods).await;
         assert!(reports[0].outcome.is_ok(), "pass {pass}: {:?}", reports[0].outcome);
     }
     assert_eq!(

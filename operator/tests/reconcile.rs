@@ -34,7 +34,7 @@ struct Workers {
 
 #[async_trait]
 impl ActivitySource for Workers {
-    async fn observe(&self, t: &Target) -> Vec<WorkerReport> {
+    async fn observe(&self, t: &Target, _pods: &[k8s_openapi::api::core::v1::Pod]) -> Vec<WorkerReport> {
         self.targets.lock().unwrap().push(t.clone());
         self.reports
             .lock()
@@ -1025,4 +1025,61 @@ async fn a_token_secret_left_by_an_earlier_cluster_of_the_same_name_is_not_reuse
     let owned = condition(&s, "ChildrenOwned");
     assert_eq!(owned.status, "False");
     assert!(owned.message.contains("Secret demo-worker-token"), "{}", owned.message);
+}
+
+#[tokio::test]
+async fn a_worker_that_cannot_pull_its_image_is_reported_with_the_reason() {
+    let h = harness("2026-01-05T09:10:00Z");
+    h.existing_secrets();
+    h.statefulset_ready(3);
+    let waiting = |name: &str, reason: &str, message: &str| {
+        json!({"metadata": {"name": name, "namespace": "analytics"},
+               "status": {"containerStatuses": [{"name": "worker", "image": "x", "imageID": "",
+                   "ready": false, "restartCount": 0,
+                   "state": {"waiting": {"reason": reason, "message": message}}}]}})
+    };
+    h.api.insert(
+        &format!("{NS}/pods"),
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [
+            waiting("demo-workers-0", "ImagePullBackOff", "Back-off pulling image \"registry.example.com/quiver-worker:0.1.0\""),
+            waiting("demo-workers-1", "ContainerCreating", ""),
+            waiting("demo-workers-2", "CreateContainerConfigError", "couldn't find key AWS_SECRET_ACCESS_KEY in Secret analytics/minio-credentials"),
+        ]}),
+    );
+    h.run(fixture()).await.unwrap();
+    let s = h.last_status();
+    let failure = condition(&s, "ReplicaFailure");
+    assert_eq!(
+        (failure.status.as_str(), failure.reason.as_str()),
+        ("True", "ImagePullBackOff")
+    );
+    assert!(failure.message.contains("demo-workers-0: ImagePullBackOff"), "{}", failure.message);
+    assert!(
+        failure.message.contains("couldn't find key AWS_SECRET_ACCESS_KEY"),
+        "{}",
+        failure.message
+    );
+    assert!(h.api.event_reasons().contains(&"ImagePullBackOff".to_string()), "{:?}", h.api.event_reasons());
+}
+
+#[tokio::test]
+async fn pods_the_statefulset_cannot_create_are_reported_from_its_events() {
+    let h = harness("2026-01-05T09:10:00Z");
+    h.existing_secrets();
+    // Quota: only 2 of 4 pods exist.
+    h.api.set_statefulset_status(json!({"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2,
+        "currentRevision": "demo-workers-abc", "updateRevision": "demo-workers-abc"}));
+    h.api.insert(
+        &format!("{NS}/events"),
+        json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": [
+            {"metadata": {"name": "e1", "namespace": "analytics"},
+             "involvedObject": {"kind": "StatefulSet", "name": "demo-workers", "namespace": "analytics"},
+             "reason": "FailedCreate", "lastTimestamp": "2026-01-05T09:09:30Z",
+             "message": "create Pod demo-workers-2 in StatefulSet demo-workers failed error: pods \"demo-workers-2\" is forbidden: exceeded quota: compute"}]}),
+    );
+    h.run(fixture()).await.unwrap();
+    let s = h.last_status();
+    let failure = condition(&s, "ReplicaFailure");
+    assert_eq!((failure.status.as_str(), failure.reason.as_str()), ("True", "FailedCreate"));
+    assert!(failure.message.contains("exceeded quota"), "{}", failure.message);
 }
