@@ -267,15 +267,7 @@ fn prepare(sim: &Sim, cfg: &RuntimeConfig, pod: &Value, ip: &str, dir: &Path, ur
             })
             .collect();
         mounts.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
-        let rewrite = |s: &str| -> String {
-            let mut s = s.replace("0.0.0.0", ip);
-            for (mount, host) in &mounts {
-                if s == *mount || s.contains(&format!("{mount}/")) || s.ends_with(mount.as_str()) {
-                    s = s.replace(mount.as_str(), &host.display().to_string());
-                }
-            }
-            s
-        };
+        let rewrite = |s: &str| rewrite_paths(&s.replace("0.0.0.0", ip), &mounts);
         let env: BTreeMap<String, String> = env.into_iter().map(|(k, v)| (k, rewrite(&v))).collect();
         let mut args: Vec<String> = Vec::new();
         if let Some(cmd) = c.get("command").and_then(Value::as_array) {
@@ -296,10 +288,45 @@ fn prepare(sim: &Sim, cfg: &RuntimeConfig, pod: &Value, ip: &str, dir: &Path, ur
     Ok(out)
 }
 
+/// Rewrites every mount path in `s` to its host directory, once: each
+/// occurrence that ends at a path boundary (`/`, the end, or a character
+/// that cannot be in a path word) becomes a placeholder first, so a host
+/// directory is never rewritten again by a shorter mount path (`/tmp`).
+pub fn rewrite_paths(s: &str, mounts: &[(String, PathBuf)]) -> String {
+    let mut out = s.to_string();
+    let mut placed = Vec::new();
+    for (i, (mount, host)) in mounts.iter().enumerate() {
+        if mount.is_empty() {
+            continue;
+        }
+        let mut result = String::new();
+        let mut rest = out.as_str();
+        while let Some(pos) = rest.find(mount.as_str()) {
+            let after = &rest[pos + mount.len()..];
+            let boundary = after.is_empty() || after.starts_with(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_' || c == '.'));
+            result.push_str(&rest[..pos]);
+            if boundary {
+                result.push_str(&format!("\u{0}{i}\u{0}"));
+            } else {
+                result.push_str(mount);
+            }
+            rest = after;
+        }
+        result.push_str(rest);
+        out = result;
+        placed.push((format!("\u{0}{i}\u{0}"), host.display().to_string()));
+    }
+    for (ph, host) in placed {
+        out = out.replace(&ph, &host);
+    }
+    out
+}
+
 struct Ctr {
     name: String,
     image: String,
     probe: Option<Value>,
+    ports: Vec<Value>,
     launch: Launch,
     child: Option<Child>,
     restarts: u32,
@@ -325,8 +352,22 @@ fn spawn(l: &Launch) -> std::io::Result<Child> {
         .spawn()
 }
 
-async fn probe(p: &Value, ip: &str) -> bool {
-    let port = |v: &Value| v.get("port").and_then(Value::as_u64);
+/// A probe's port: a number, a numeric string, or the name of a container port.
+fn probe_port(v: &Value, ports: &[Value]) -> Option<u64> {
+    match v.get("port")? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok().or_else(|| {
+            ports
+                .iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(s.as_str()))
+                .and_then(|p| p.get("containerPort")?.as_u64())
+        }),
+        _ => None,
+    }
+}
+
+async fn probe(p: &Value, ip: &str, ports: &[Value]) -> bool {
+    let port = |v: &Value| probe_port(v, ports);
     let timeout = Duration::from_secs(1);
     if let Some(h) = p.get("httpGet") {
         let Some(port) = port(h) else { return false };
@@ -458,6 +499,7 @@ async fn supervise(sim: Arc<Sim>, pod: Value, ip: String, mut stop: watch::Recei
                 name: cname,
                 image: spec["image"].as_str().unwrap_or_default().to_string(),
                 probe: spec.get("readinessProbe").cloned(),
+                ports: spec.get("ports").and_then(Value::as_array).cloned().unwrap_or_default(),
                 launch,
                 child: None,
                 restarts: 0,
@@ -510,7 +552,7 @@ async fn supervise(sim: Arc<Sim>, pod: Value, ip: String, mut stop: watch::Recei
             }
             if c.child.is_some() {
                 c.ready = match &c.probe {
-                    Some(p) => probe(p, &ip).await,
+                    Some(p) => probe(p, &ip, &c.ports).await,
                     None => true,
                 };
             }
@@ -605,6 +647,26 @@ mod tests {
         assert_eq!(image_name("ghcr.io/quiver-dev/quiver-worker:0.1.0"), "quiver-worker");
         assert_eq!(image_name("quiver-dashboard"), "quiver-dashboard");
         assert_eq!(image_name("r:5000/x/y@sha256:abc"), "y");
+    }
+
+    #[test]
+    fn probe_ports_resolve_by_number_or_container_port_name() {
+        let ports = vec![json!({"name": "http", "containerPort": 9090})];
+        assert_eq!(probe_port(&json!({"port": "http"}), &ports), Some(9090));
+        assert_eq!(probe_port(&json!({"port": 8080}), &ports), Some(8080));
+        assert_eq!(probe_port(&json!({"port": "8081"}), &ports), Some(8081));
+        assert_eq!(probe_port(&json!({"port": "grpc"}), &ports), None);
+    }
+
+    #[test]
+    fn mount_paths_are_rewritten_once_at_path_boundaries() {
+        let mounts = vec![
+            ("/etc/quiver/datasets".to_string(), PathBuf::from("/tmp/pods/p/volumes/datasets")),
+            ("/tmp".to_string(), PathBuf::from("/tmp/pods/p/volumes/tmp")),
+        ];
+        assert_eq!(rewrite_paths("/etc/quiver/datasets/d.json", &mounts), "/tmp/pods/p/volumes/datasets/d.json");
+        assert_eq!(rewrite_paths("--scratch=/tmp", &mounts), "--scratch=/tmp/pods/p/volumes/tmp");
+        assert_eq!(rewrite_paths("/tmpfs/x", &mounts), "/tmpfs/x");
     }
 
     #[test]
