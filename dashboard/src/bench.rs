@@ -187,20 +187,29 @@ pub fn interactions(dataset: &Value, width: u32, height: u32, city: (f64, f64)) 
     let category = labels.iter().find(|l| **l == "LTE").or(labels.first()).copied().unwrap_or_default();
     let (lon, lat) = city;
     Ok(vec![
+        // A first view, as the front end asks it: with the baseline and a 5000-row sample.
         Interaction {
             name: "world view",
-            body: json!({"dataset": name, "viewport": world, "histograms": hist, "image": image}),
+            body: json!({"dataset": name, "viewport": world, "viewportFilter": true, "histograms": hist, "image": image,
+                         "baseline": true, "sample": {"limit": 5000}}),
         },
         Interaction {
             name: "time brush",
-            body: json!({"dataset": name, "viewport": world, "histograms": hist, "image": image,
+            body: json!({"dataset": name, "viewport": world, "viewportFilter": true, "histograms": hist, "image": image,
+                         "sample": {"limit": 1},
                          "filters": {brush_dim["name"].as_str().unwrap_or_default(): {"range": {"min": lo, "max": hi}}}}),
         },
         Interaction {
             name: "city zoom",
             body: json!({"dataset": name, "histograms": hist, "image": image, "viewportFilter": true,
+                         "sample": {"limit": 1},
                          "viewport": {"west": lon - 0.3, "south": lat - 0.18, "east": lon + 0.3, "north": lat + 0.18},
                          "filters": {cat_name: {"categories": [category]}}}),
+        },
+        Interaction {
+            name: "category click",
+            body: json!({"dataset": name, "viewport": world, "viewportFilter": true, "histograms": hist, "image": image,
+                         "sample": {"limit": 1}, "filters": {cat_name: {"categories": [category]}}}),
         },
     ])
 }
@@ -288,12 +297,25 @@ pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank - 1]
 }
 
+/// The body of request `n` of a cell: the interaction itself when
+/// `identical`, else with the viewport's west edge moved by `n` × 10⁻⁹° (the
+/// same work, but a distinct request that no worker has answered before).
+fn nth_body(body: &Value, identical: bool, n: u64) -> Bytes {
+    let mut b = body.clone();
+    if !identical && let Some(w) = b["viewport"]["west"].as_f64() {
+        b["viewport"]["west"] = json!(w + n as f64 * 1e-9);
+    }
+    Bytes::from(serde_json::to_vec(&b).expect("json"))
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_cell(
     addr: SocketAddr,
     host: &str,
     token: &str,
     path: &str,
-    body: Bytes,
+    body: &Value,
+    identical: bool,
     clients: usize,
     duration: Duration,
 ) -> Result<Cell> {
@@ -303,15 +325,18 @@ async fn run_cell(
     }
     let started = Instant::now();
     let deadline = started + duration;
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
     let tasks: Vec<_> = conns
         .into_iter()
         .map(|mut c| {
-            let (body, path) = (body.clone(), path.to_string());
+            let (body, path, counter) = (body.clone(), path.to_string(), counter.clone());
             tokio::spawn(async move {
                 let mut cell = Cell::default();
                 while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let request = nth_body(&body, identical, n);
                     let t = Instant::now();
-                    match c.call("POST", &path, body.clone()).await {
+                    match c.call("POST", &path, request).await {
                         Ok((200, b)) => {
                             cell.latencies.push(t.elapsed());
                             if let Ok(a) = serde_json::from_slice::<Answer>(&b) {
@@ -435,7 +460,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     print_shade_times(a.width, a.height)?;
     println!();
     println!(
-        "{:<12} {:>7} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>6} {:>7}",
+        "{:<18} {:>7} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>6} {:>7}",
         "interaction", "clients", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "workers ms", "shade ms", "errors", "partial"
     );
     for it in &list {
@@ -447,12 +472,15 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 return Err(Error::Setup(format!("{}: /api/query answered {status}: {}", it.name, String::from_utf8_lossy(&b))));
             }
         }
-        for &clients in &a.clients {
-            let c = run_cell(addr, &host_header, &token, &api_query, body.clone(), clients, duration).await?;
+        // Every request distinct, then (for the world view) all identical,
+        // which workers compute once and keep: many users opening the same view.
+        let variants: &[(bool, &str)] = if it.name == "world view" { &[(false, ""), (true, " (same)")] } else { &[(false, "")] };
+        for (&clients, &(identical, suffix)) in a.clients.iter().flat_map(|c| variants.iter().map(move |v| (c, v))) {
+            let c = run_cell(addr, &host_header, &token, &api_query, &it.body, identical, clients, duration).await?;
             let n = c.latencies.len().max(1) as f64;
             println!(
-                "{:<12} {:>7} {:>8} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.1} {:>8.1} {:>6} {:>7}",
-                it.name,
+                "{:<18} {:>7} {:>8} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.1} {:>8.1} {:>6} {:>7}",
+                format!("{}{suffix}", it.name),
                 clients,
                 c.latencies.len(),
                 c.latencies.len() as f64 / c.wall.as_secs_f64(),
