@@ -93,7 +93,13 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(url = %handle.url(), kubeconfig = %cli.kubeconfig.display(), %dns, "ready");
     println!("QUIVER_SIM_DNS={dns}");
     println!("KUBECONFIG={}", cli.kubeconfig.display());
-    tokio::signal::ctrl_c().await?;
+    // On SIGINT or SIGTERM, return from main: dropping the runtime drops the
+    // pods' supervisors, whose processes are killed with them.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     handle.stop().await;
     Ok(())
 }
