@@ -70,6 +70,80 @@ fn running_status(pod: &Value, ip: &str) -> Value {
     })
 }
 
+/// The simulated node object, created at start.
+pub fn node_object() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": NODE,
+            "uid": "00000000-0000-4000-8000-00000000000e",
+            "creationTimestamp": now(),
+            "labels": {
+                "kubernetes.io/hostname": NODE,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "node.kubernetes.io/instance-type": "quiver-sim",
+                "topology.kubernetes.io/zone": "sim-a",
+            },
+        },
+        "spec": {},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": "127.1.0.1"}, {"type": "Hostname", "address": NODE}],
+            "capacity": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
+            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
+            "nodeInfo": {"kubeletVersion": "v1.35.0-quiver-sim", "operatingSystem": "linux", "architecture": "amd64", "containerRuntimeVersion": "sim://1"},
+        },
+    })
+}
+
+/// The scheduler: whether a pod fits the one node (its `nodeSelector` and
+/// required node affinity against the Node's labels; taints, resources and
+/// pod affinity are not considered). A pod that does not fit is marked
+/// `PodScheduled=False`, reason `Unschedulable`, as the real scheduler does.
+pub fn schedule(sim: &Sim, pod: &Value) -> bool {
+    let labels = sim
+        .store
+        .get("nodes", "", NODE)
+        .map(|n| crate::selectors::labels_of(&n))
+        .unwrap_or_default();
+    let mut fits = pod
+        .pointer("/spec/nodeSelector")
+        .and_then(Value::as_object)
+        .is_none_or(|sel| sel.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()));
+    if let Some(terms) = pod
+        .pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+        .and_then(Value::as_array)
+        && !terms.is_empty()
+    {
+        fits &= terms.iter().any(|t| {
+            crate::selectors::LabelSelector::from_object(&json!({"matchExpressions": t.get("matchExpressions").cloned().unwrap_or(json!([]))}))
+                .matches_labels(&labels)
+        });
+    }
+    if !fits {
+        let ns = meta_str(pod, "namespace").unwrap_or_default().to_string();
+        let name = meta_str(pod, "name").unwrap_or_default().to_string();
+        let _ = internal::modify(sim, "", "pods", &ns, &name, Some("status"), "kube-scheduler", |o| {
+            let since = o
+                .pointer("/status/conditions/0/lastTransitionTime")
+                .cloned()
+                .unwrap_or_else(|| json!(now()));
+            o["status"] = json!({
+                "phase": "Pending",
+                "qosClass": "BestEffort",
+                "conditions": [{
+                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
+                    "lastTransitionTime": since, "lastProbeTime": null,
+                }],
+            });
+        });
+    }
+    fits
+}
+
 /// One pass: start every pod that has no IP yet.
 pub fn pass(sim: &Sim) {
     if sim.config.pods != PodMode::Instant {
@@ -82,6 +156,9 @@ pub fn pass(sim: &Sim) {
         }
         let ns = meta_str(&p, "namespace").unwrap_or_default().to_string();
         let name = meta_str(&p, "name").unwrap_or_default().to_string();
+        if p.pointer("/spec/nodeName").is_none() && !schedule(sim, &p) {
+            continue;
+        }
         if p.pointer("/spec/nodeName").is_none() {
             let _ = internal::modify(sim, "", "pods", &ns, &name, None, "kube-scheduler", |o| {
                 o["spec"]["nodeName"] = json!(NODE);
@@ -99,7 +176,7 @@ pub async fn run(sim: Arc<Sim>) {
     let mut rx = sim.store.follow();
     loop {
         match rx.recv().await {
-            Ok(c) if c.key != "pods" => continue,
+            Ok(c) if c.key != "pods" && c.key != "nodes" => continue,
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }

@@ -153,6 +153,7 @@ impl Sim {
             obj["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{:012x}", ns.bytes().map(u64::from).sum::<u64>()));
             sim.store.put("namespaces", "", ns, obj);
         }
+        sim.store.put("nodes", "", kubelet::NODE, kubelet::node_object());
         sim.store.put(
             "services",
             "default",

@@ -183,7 +183,12 @@ fn prepare(sim: &Sim, cfg: &RuntimeConfig, pod: &Value, ip: &str, dir: &Path, ur
         let cname = c["name"].as_str().unwrap_or_default().to_string();
         let image = c["image"].as_str().unwrap_or_default();
         let Some(binary) = cfg.images.get(image_name(image)) else {
-            return Err(("ErrImagePull".into(), format!("no binary mapped for image \"{image}\" (--image-binary {}=PATH)", image_name(image))));
+            let seen = pod
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| cs.iter().any(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str).is_some_and(|r| r == "ErrImagePull" || r == "ImagePullBackOff")));
+            let reason = if seen { "ImagePullBackOff" } else { "ErrImagePull" };
+            return Err((reason.into(), format!("no binary mapped for image \"{image}\" (--image-binary {}=PATH)", image_name(image))));
         };
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         env.insert("POD_IP".into(), ip.to_string());
@@ -471,7 +476,8 @@ async fn supervise(sim: Arc<Sim>, pod: Value, ip: String, mut stop: watch::Recei
         let _ = internal::modify(&sim, "", "pods", &ns, &name, Some("status"), "kubelet", |o| o["status"] = st);
     };
     let launches = loop {
-        match prepare(&sim, &cfg, &pod, &ip, &dir, &sim.url()) {
+        let current = sim.store.get("pods", &ns, &name).unwrap_or_else(|| pod.clone());
+        match prepare(&sim, &cfg, &current, &ip, &dir, &sim.url()) {
             Ok(l) => break l,
             Err((reason, message)) => {
                 tracing::warn!(pod = %name, %reason, %message, "cannot start pod");
@@ -608,6 +614,7 @@ pub fn pass(sim: &Arc<Sim>) {
                 let ns = meta_str(&p, "namespace").unwrap_or_default();
                 let _ = sim.store.remove("pods", ns, meta_str(&p, "name").unwrap_or_default());
             }
+            None if p.pointer("/spec/nodeName").is_none() && !crate::kubelet::schedule(sim, &p) => {}
             None => {
                 let ns = meta_str(&p, "namespace").unwrap_or_default().to_string();
                 let name = meta_str(&p, "name").unwrap_or_default().to_string();

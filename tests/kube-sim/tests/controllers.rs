@@ -227,3 +227,32 @@ async fn services_get_endpoints_and_dns_names_for_their_ready_pods() {
     let (rcode, _) = dns_a(dns, "nope.default.svc.cluster.local").await;
     assert_eq!(rcode, 3);
 }
+
+#[tokio::test]
+async fn pods_that_fit_no_node_are_unschedulable_until_the_node_matches() {
+    let (_h, client) = sim().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let pod = json!({"metadata": {"name": "picky"}, "spec": {"nodeSelector": {"disktype": "ssd"}, "containers": [{"name": "c", "image": "x"}]}});
+    pods.create(&Default::default(), &serde_json::from_value(pod).unwrap()).await.unwrap();
+    eventually("unschedulable", || async {
+        let st = pods.get("picky").await.unwrap().status.unwrap_or_default();
+        let c = st.conditions.unwrap_or_default();
+        let c = c.iter().find(|c| c.type_ == "PodScheduled").ok_or("no PodScheduled condition")?;
+        (c.status == "False" && c.reason.as_deref() == Some("Unschedulable")).then_some(()).ok_or(format!("{c:?}"))
+    })
+    .await;
+    let node = nodes.list(&Default::default()).await.unwrap().items.remove(0).metadata.name.unwrap();
+    nodes
+        .patch(&node, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"disktype": "ssd"}}})))
+        .await
+        .unwrap();
+    eventually("scheduled and running once the node matches", || async {
+        let p = pods.get("picky").await.unwrap();
+        let phase = p.status.and_then(|s| s.phase);
+        (p.spec.unwrap().node_name.as_deref() == Some(node.as_str()) && phase.as_deref() == Some("Running"))
+            .then_some(())
+            .ok_or(format!("{phase:?}"))
+    })
+    .await;
+}

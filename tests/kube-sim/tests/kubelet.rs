@@ -168,7 +168,8 @@ async fn crashing_containers_restart_with_crash_loop_back_off_and_unknown_images
         let p = pods.get("nope").await.map_err(|e| e.to_string())?;
         let cs = p.status.unwrap_or_default().container_statuses.unwrap_or_default();
         let reason = cs.first().and_then(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone());
-        (reason.as_deref() == Some("ErrImagePull")).then_some(()).ok_or(format!("{cs:?}"))
+        // ErrImagePull first, then ImagePullBackOff, as the real kubelet reports.
+        (reason.as_deref() == Some("ImagePullBackOff")).then_some(()).ok_or(format!("{cs:?}"))
     })
     .await;
 }
