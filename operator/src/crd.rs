@@ -115,9 +115,49 @@ pub struct WorkersSpec {
     #[schemars(length(min = 1, max = 253))]
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
     pub service_account_name: Option<String>,
+    /// How workers are replaced when their pod template changes.
+    #[serde(default)]
+    pub rollout: RolloutSpec,
     /// Scheduling and metadata of the worker pods.
     #[serde(flatten)]
     pub pod: PodSettings,
+}
+
+/// How workers are replaced when their pod template changes (image,
+/// resources, datasets, restart annotation, shard count). The operator
+/// deletes outdated pods itself (StatefulSet `OnDelete`): a re-shard replaces
+/// every worker at once (old and new shard counts cannot answer together);
+/// otherwise at most `maxUnavailable` workers are down at a time, and
+/// outdated workers that are not Ready anyway are replaced at once.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Most workers unavailable at once while replacing workers on the same
+    /// shard count: a count, or a percentage of the workers (at least 1).
+    #[serde(default = "default_max_unavailable")]
+    pub max_unavailable: k8s_openapi::apimachinery::pkg::util::intstr::IntOrString,
+    /// A rollout that has not finished after this long is reported stuck
+    /// (condition `RollingOut`, reason `Stuck`), e.g. `30m`.
+    #[serde(default = "default_progress_deadline")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub progress_deadline: String,
+}
+
+fn default_max_unavailable() -> k8s_openapi::apimachinery::pkg::util::intstr::IntOrString {
+    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("25%".into())
+}
+
+fn default_progress_deadline() -> String {
+    "30m".into()
+}
+
+impl Default for RolloutSpec {
+    fn default() -> Self {
+        RolloutSpec {
+            max_unavailable: default_max_unavailable(),
+            progress_deadline: default_progress_deadline(),
+        }
+    }
 }
 
 /// Where and how pods are scheduled, and the metadata they carry, as platform
@@ -169,6 +209,7 @@ impl Default for WorkersSpec {
             resources: None,
             threads: None,
             service_account_name: None,
+            rollout: RolloutSpec::default(),
             pod: PodSettings::default(),
         }
     }

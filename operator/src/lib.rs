@@ -9,6 +9,7 @@
 //!   → activity (workers' `stats` over Flight: load state, rows, last query)
 //!   → lifecycle::decide (pure: Run | Suspend | Resume | Delete)
 //!   → children::build_all (pure) → apply (server-side apply, owner refs)
+//!   → rollout::plan (pure: which outdated worker pods to delete now)
 //!   → status::compute (pure: phase, conditions, rows) → status + Events
 //! ```
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@ pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod reconcile;
+pub mod rollout;
 mod schema;
 pub mod status;
 pub mod validate;

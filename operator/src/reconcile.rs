@@ -31,6 +31,7 @@ use crate::children::{
     Children, Component, build_all, managed_by_selector, worker_selector_string,
 };
 use crate::failures::{PodFailure, failed_create, pod_failures};
+use crate::rollout;
 use crate::crd::{DataCluster, DataClusterStatus, RESTART_ANNOTATION, RESUME_ANNOTATION};
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, Clock, Observation, Policy, decide};
@@ -319,6 +320,11 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
         c.worker_replicas
     };
     let (workers, ingress_address) = apply_children(ctx, &c, desired).await?;
+    let rollout = if desired > 0 {
+        Some(drive_rollout(ctx, &c, &workers, &pods, desired).await?)
+    } else {
+        None
+    };
     let mut failures = pod_failures(&pods);
     if desired > 0
         && let Some(f) = failed_creates(ctx, &c, &workers, desired).await
@@ -336,6 +342,7 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
         activity: &activity,
         ingress_address,
         failures: &failures,
+        rollout: rollout.as_ref(),
         previous,
         now,
     });
@@ -408,6 +415,49 @@ async fn failed_creates(
             None
         }
     }
+}
+
+/// One step of the workers' rollout: deletes the outdated pods the plan
+/// allows (the StatefulSet recreates them from the new template). Nothing is
+/// deleted until the StatefulSet controller has seen the current template.
+async fn drive_rollout(
+    ctx: &Context,
+    c: &ValidCluster,
+    sts: &StatefulSet,
+    pods: &[Pod],
+    desired: i32,
+) -> Result<rollout::Plan> {
+    let name = sts.metadata.name.clone().unwrap_or_default();
+    let st = sts.status.clone().unwrap_or_default();
+    let observed = st.observed_generation >= sts.metadata.generation;
+    let not_created = st.updated_replicas.unwrap_or(0) < desired;
+    let worker_pods: Vec<rollout::WorkerPod> = pods
+        .iter()
+        .filter_map(|p| rollout::WorkerPod::from_pod(&name, p))
+        .collect();
+    let max_unavailable = rollout::resolve_max_unavailable(&c.rollout_max_unavailable, desired)
+        .map_err(Error::InvalidSpec)?;
+    let mut plan = rollout::plan(
+        &worker_pods,
+        st.update_revision.as_deref().filter(|_| observed),
+        desired,
+        c.worker_replicas.max(1),
+        max_unavailable,
+    );
+    plan.in_progress |= not_created || !observed;
+    if !plan.delete.is_empty() {
+        info!(pods = ?plan.delete, outdated = plan.outdated, "replacing outdated workers");
+        ctx.metrics.action("replace_workers");
+    }
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &c.namespace);
+    for pod in &plan.delete {
+        match api.delete(pod, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if crate::error::is_status(&e, 404) => {}
+            Err(e) => return Err(Error::kube(format!("deleting worker pod {pod}"), e)),
+        }
+    }
+    Ok(plan)
 }
 
 /// The children whose names are taken by objects this cluster does not own.

@@ -36,6 +36,8 @@ pub mod condition {
     pub const CHILDREN_OWNED: &str = "ChildrenOwned";
     /// A worker pod cannot be created, scheduled, pulled or started (KubeRay's name).
     pub const REPLICA_FAILURE: &str = "ReplicaFailure";
+    /// Workers are being replaced; its transition time is when the rollout began.
+    pub const ROLLING_OUT: &str = "RollingOut";
 }
 
 /// Items named in a condition message before "and N more".
@@ -201,7 +203,9 @@ pub fn summarize_shards(
     out
 }
 
-/// True when the StatefulSet runs `desired` up-to-date, ready pods.
+/// True when the StatefulSet runs `desired` up-to-date, ready pods. (With
+/// `OnDelete` the StatefulSet never advances `currentRevision`, so the pods
+/// on the update revision are what counts.)
 pub fn rollout_complete(sts: Option<&StatefulSet>, desired: i32) -> bool {
     let Some(sts) = sts else { return desired == 0 };
     let Some(st) = &sts.status else {
@@ -211,12 +215,7 @@ pub fn rollout_complete(sts: Option<&StatefulSet>, desired: i32) -> bool {
         (Some(o), Some(g)) => o >= g,
         _ => true,
     };
-    let revisions = match (&st.current_revision, &st.update_revision) {
-        (Some(c), Some(u)) => c == u,
-        _ => true,
-    };
     observed
-        && revisions
         && st.replicas == desired
         && st.updated_replicas.unwrap_or(0) == desired
         && st.ready_replicas.unwrap_or(0) == desired
@@ -240,6 +239,8 @@ pub struct Inputs<'a> {
     pub ingress_address: Option<String>,
     /// Worker pods that cannot be created, scheduled, pulled or started.
     pub failures: &'a [PodFailure],
+    /// The rollout step taken, when workers run.
+    pub rollout: Option<&'a crate::rollout::Plan>,
     /// The status before this reconcile.
     pub previous: Option<&'a DataClusterStatus>,
     /// Now.
@@ -476,9 +477,66 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
             i.now,
         ),
     };
+    let rolling_since = previous_conditions
+        .iter()
+        .find(|p| p.type_ == condition::ROLLING_OUT && p.status == "True")
+        .map(|p| p.last_transition_time.0);
+    let rolling_out = match i.rollout.filter(|p| p.in_progress) {
+        Some(p) if rolling_since
+            .is_some_and(|since| crate::lifecycle::elapsed(since, i.now) >= c.progress_deadline) =>
+        {
+            cond(
+                condition::ROLLING_OUT,
+                "True",
+                "Stuck",
+                format!(
+                    "{} of {} workers still to replace after {}; not Ready on the new template: {}",
+                    p.outdated,
+                    i.desired,
+                    humantime::format_duration(c.progress_deadline),
+                    if p.waiting.is_empty() {
+                        "none (pods missing)".to_string()
+                    } else {
+                        bounded_list(&p.waiting)
+                    }
+                ),
+                generation_now,
+                i.now,
+            )
+        }
+        Some(p) => cond(
+            condition::ROLLING_OUT,
+            "True",
+            "InProgress",
+            format!(
+                "{} of {} workers still to replace; {} loading on the new template",
+                p.outdated,
+                i.desired,
+                p.waiting.len()
+            ),
+            generation_now,
+            i.now,
+        ),
+        None => cond(
+            condition::ROLLING_OUT,
+            "False",
+            "Idle",
+            "every worker runs the current template".into(),
+            generation_now,
+            i.now,
+        ),
+    };
     let conditions = merge_conditions(
         previous_conditions,
-        vec![valid, ready, suspended, activity, owned, replica_failure],
+        vec![
+            valid,
+            ready,
+            suspended,
+            activity,
+            owned,
+            replica_failure,
+            rolling_out,
+        ],
     );
     let last_activity = coarse_activity(
         i.previous
@@ -719,6 +777,19 @@ pub fn events(
             action: "Reconcile",
             message,
         });
+    }
+    let stuck = |s: Option<&DataClusterStatus>| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::ROLLING_OUT))
+            .is_some_and(|c| c.reason == "Stuck")
+    };
+    if stuck(Some(next)) && !stuck(previous) {
+        let message = next
+            .conditions
+            .iter()
+            .find(|c| c.type_ == condition::ROLLING_OUT)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        out.push(note(Severity::Warning, "RolloutStuck", "Rollout", message));
     }
     // A pod failure, once per new reason (not on every back-off message).
     let failure = |s: Option<&DataClusterStatus>| {

@@ -76,6 +76,10 @@ pub struct ValidCluster {
     pub worker_resources: Option<ResourceRequirements>,
     /// Worker query threads.
     pub worker_threads: Option<i32>,
+    /// Most workers down at once in a same-shard-count rollout (count or percentage).
+    pub rollout_max_unavailable: String,
+    /// When an unfinished rollout is reported stuck.
+    pub progress_deadline: Duration,
     /// ServiceAccount of the worker pods (cloud identity for the object store).
     pub worker_service_account: Option<String>,
     /// Worker pod settings, cluster defaults filled in.
@@ -217,6 +221,20 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
         datasets.push(ds);
     }
 
+    let rollout_max_unavailable = match &spec.workers.rollout.max_unavailable {
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
+    };
+    crate::rollout::resolve_max_unavailable(&rollout_max_unavailable, spec.workers.replicas.max(1))
+        .map_err(|e| Error::InvalidSpec(format!("workers.rollout.{e}")))?;
+    let progress_deadline = parse_duration(&spec.workers.rollout.progress_deadline)
+        .map_err(|e| Error::InvalidSpec(format!("workers.rollout.progressDeadline: {e}")))?;
+    if progress_deadline < MIN_IDLE_TIMEOUT {
+        return bad(format!(
+            "workers.rollout.progressDeadline {:?} is below the minimum of 1m",
+            spec.workers.rollout.progress_deadline
+        ));
+    }
     let worker_pod = merge_pod_settings(&spec.workers.pod, &defaults.worker_pod);
     check_pod_settings("workers", &worker_pod)?;
     let dashboard_pod = merge_pod_settings(&spec.dashboard.pod, &defaults.dashboard_pod);
@@ -305,6 +323,8 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
         worker_resources: spec.workers.resources.clone(),
         worker_threads: spec.workers.threads,
         worker_service_account: spec.workers.service_account_name.clone(),
+        rollout_max_unavailable,
+        progress_deadline,
         worker_pod,
         dashboard_pod,
         datasets,

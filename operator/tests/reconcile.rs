@@ -1083,3 +1083,87 @@ async fn pods_the_statefulset_cannot_create_are_reported_from_its_events() {
     assert_eq!((failure.status.as_str(), failure.reason.as_str()), ("True", "FailedCreate"));
     assert!(failure.message.contains("exceeded quota"), "{}", failure.message);
 }
+
+/// A worker pod as the API server lists it: its template revision, its shard
+/// count and whether it is Ready (loaded).
+fn worker_pod(ordinal: u32, revision: &str, shards: u32, ready: bool) -> serde_json::Value {
+    json!({"metadata": {"name": format!("demo-workers-{ordinal}"), "namespace": "analytics",
+                        "labels": {"controller-revision-hash": revision}},
+           "spec": {"containers": [{"name": "worker", "env": [{"name": "QUIVER_SHARDS", "value": shards.to_string()}]}]},
+           "status": {"podIP": format!("10.0.0.{ordinal}"),
+                      "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
+}
+
+fn rolling(h: &Harness, pods: Vec<serde_json::Value>, updated: i32) {
+    h.api.insert(
+        &format!("{NS}/pods"),
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods}),
+    );
+    h.api.set_statefulset_status(json!({
+        "replicas": 4, "readyReplicas": 4, "updatedReplicas": updated,
+        "currentRevision": "demo-workers-old", "updateRevision": "demo-workers-new"}));
+}
+
+fn deleted_pods(api: &FakeApi) -> Vec<String> {
+    api.calls()
+        .into_iter()
+        .filter(|c| c.method == "DELETE" && c.path.contains("/pods/"))
+        .map(|c| c.path.rsplit('/').next().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_restart_replaces_workers_in_batches_the_operator_drives() {
+    let h = harness("2026-01-05T09:10:00Z");
+    h.existing_secrets();
+    rolling(&h, (0..4).map(|i| worker_pod(i, "demo-workers-old", 4, true)).collect(), 0);
+    h.set_workers((0..4).map(|i| worker(i, 4, LoadState::Ready, 10, None)).collect());
+    h.run(fixture()).await.unwrap();
+    let sts = h.api.applied("statefulsets/demo-workers").unwrap();
+    assert_eq!(sts["spec"]["updateStrategy"]["type"], "OnDelete");
+    // maxUnavailable defaults to 25%: one of four at a time.
+    assert_eq!(deleted_pods(&h.api), ["demo-workers-0"]);
+    let s = h.last_status();
+    let r = condition(&s, "RollingOut");
+    assert_eq!((r.status.as_str(), r.reason.as_str()), ("True", "InProgress"));
+}
+
+#[tokio::test]
+async fn a_reshard_replaces_every_worker_at_once() {
+    let h = harness("2026-01-05T09:10:00Z");
+    h.existing_secrets();
+    // The spec says 4 shards; the pods still run with 2... and 2 new ones load.
+    let mut pods: Vec<_> = (0..2).map(|i| worker_pod(i, "demo-workers-old", 2, true)).collect();
+    pods.extend((2..4).map(|i| worker_pod(i, "demo-workers-new", 4, false)));
+    rolling(&h, pods, 2);
+    h.run(fixture()).await.unwrap();
+    assert_eq!(deleted_pods(&h.api), ["demo-workers-0", "demo-workers-1"]);
+}
+
+#[tokio::test]
+async fn a_rollout_past_its_deadline_is_reported_stuck() {
+    let h = harness("2026-01-05T10:00:00Z");
+    h.existing_secrets();
+    // Worker 0 was replaced 40 minutes ago and never loaded its shard.
+    let mut pods = vec![worker_pod(0, "demo-workers-new", 4, false)];
+    pods.extend((1..4).map(|i| worker_pod(i, "demo-workers-old", 4, true)));
+    rolling(&h, pods, 1);
+    let mut dc = fixture();
+    let mut previous = ready_status("2026-01-05T09:59:00Z");
+    previous.conditions.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        type_: "RollingOut".into(),
+        status: "True".into(),
+        reason: "InProgress".into(),
+        message: String::new(),
+        observed_generation: Some(3),
+        last_transition_time: Time(t("2026-01-05T09:20:00Z")),
+    });
+    dc.status = Some(previous);
+    h.run(dc).await.unwrap();
+    assert!(deleted_pods(&h.api).is_empty(), "no healthy worker is taken down");
+    let s = h.last_status();
+    let r = condition(&s, "RollingOut");
+    assert_eq!((r.status.as_str(), r.reason.as_str()), ("True", "Stuck"));
+    assert!(r.message.contains("demo-workers-0"), "{}", r.message);
+    assert!(h.api.event_reasons().contains(&"RolloutStuck".to_string()));
+}

@@ -317,8 +317,10 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
             service_name: Some(workers_name(c)),
             // Shards load independently: start and stop them all at once.
             pod_management_policy: Some("Parallel".into()),
+            // The operator replaces outdated pods itself (crate::rollout): in
+            // parallel or in batches, never one loaded shard after another.
             update_strategy: Some(StatefulSetUpdateStrategy {
-                type_: Some("RollingUpdate".into()),
+                type_: Some("OnDelete".into()),
                 rolling_update: None,
             }),
             selector: LabelSelector {
