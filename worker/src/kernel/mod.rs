@@ -300,13 +300,14 @@ fn merge(shard: &Shard, plan: &Plan, mut accs: Vec<Acc>) -> Counts {
 }
 
 /// Marks the pixels a block may count in (its bounding box within the viewport).
-fn mark_block(grid: &mut raster::Grid, pm: &PixelMap, blk: &crate::store::Block) {
+/// Returns the marked pixel rectangle `(r0, r1, c0, c1)`, if any.
+fn mark_block(grid: &mut raster::Grid, pm: &PixelMap, blk: &crate::store::Block) -> Option<(u32, u32, u32, u32)> {
     let vp = pm.vp;
     let last = |n: u64| n.saturating_sub(1);
     // y: no wrap; clip to the viewport.
     let (ylo, yhi) = (blk.ymin.max(vp.y0) as u64, (blk.ymax as u64).min(vp.y0 as u64 + last(vp.hy)));
     if ylo > yhi {
-        return;
+        return None;
     }
     let (r0, r1) = (pm.row(ylo - vp.y0 as u64), pm.row(yhi - vp.y0 as u64));
     // x: modulo 2^32 from the west edge; a block straddling the west edge marks every column.
@@ -314,13 +315,14 @@ fn mark_block(grid: &mut raster::Grid, pm: &PixelMap, blk: &crate::store::Block)
     let b = blk.xmax.wrapping_sub(vp.x0) as u64;
     let (c0, c1) = if a <= b {
         if a >= vp.wx {
-            return;
+            return None;
         }
         (pm.col(a), pm.col(b.min(last(vp.wx))))
     } else {
         (0, pm.width - 1)
     };
     grid.mark(r0, r1, c0, c1);
+    Some((r0, r1, c0, c1))
 }
 
 /// A block whose rows all meet the viewport alike (`In`, or `Out` when the
@@ -347,8 +349,18 @@ fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut A
     }
     acc.in_view += selected;
     if let (Some(pm), Some(grid)) = (&plan.raster, acc.grid.as_mut()) {
-        mark_block(grid, pm, &shard.blocks[b]);
-        raster_rows(shard, plan, b, grid);
+        match mark_block(grid, pm, &shard.blocks[b]) {
+            // The whole block falls in one pixel (a dense city seen from afar):
+            // its counts per category are the pixel's.
+            Some((r0, r1, c0, c1)) if r0 == r1 && c0 == c1 => {
+                let at = (r0 as usize * pm.width as usize + c0 as usize) * plan.ncat;
+                let cells = grid.cells_mut();
+                for c in (0..ncodes.min(plan.ncat)).filter(|&c| passes(c)) {
+                    cells[at + c] += agg.table(b, cat, c)[c];
+                }
+            }
+            _ => raster_rows(shard, plan, b, grid),
+        }
     }
     let limit = plan.sample_limit;
     if limit > 0 {
@@ -418,7 +430,7 @@ fn scan_block_dispatch(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &m
     if mode != Mode::Out
         && let (Some(pm), Some(grid)) = (&plan.raster, acc.grid.as_mut())
     {
-        mark_block(grid, pm, &shard.blocks[b]);
+        let _ = mark_block(grid, pm, &shard.blocks[b]);
     }
     macro_rules! go {
         ($n:literal) => {{
