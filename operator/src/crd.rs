@@ -247,6 +247,10 @@ pub struct ClusterDataset {
     /// A Secret holding S3 credentials for this dataset; mounted into the workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<CredentialsSecretRef>,
+    /// About how many rows the dataset holds; sizes the workers' default
+    /// memory request when `workers.resources` is not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_rows: Option<i64>,
 }
 
 /// A Secret in the cluster's namespace holding S3 credentials.

@@ -36,6 +36,12 @@ pub(crate) fn cluster_dataset_schema(generator: &mut SchemaGenerator) -> Schema 
             .or_insert_with(|| Value::Object(Map::new()));
         if let Some(props) = props.as_object_mut() {
             props.insert("credentialsSecret".into(), Value::Object(credentials));
+            props.insert(
+                "expectedRows".into(),
+                json!({"type": "integer", "format": "int64", "minimum": 0,
+                       "description": "About how many rows the dataset holds; sizes the workers' default \
+                                       memory request when `workers.resources` is not given."}),
+            );
         }
         obj.insert(
             "x-kubernetes-validations".into(),

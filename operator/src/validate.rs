@@ -72,8 +72,8 @@ pub struct ValidCluster {
     pub worker_image: String,
     /// Worker image pull policy.
     pub worker_pull_policy: Option<PullPolicy>,
-    /// Worker resources.
-    pub worker_resources: Option<ResourceRequirements>,
+    /// Worker resources: the spec's, else requests sized from the datasets.
+    pub worker_resources: ResourceRequirements,
     /// Worker query threads.
     pub worker_threads: Option<i32>,
     /// Most workers down at once in a same-shard-count rollout (count or percentage).
@@ -320,7 +320,9 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
             .clone()
             .unwrap_or_else(|| defaults.worker_image.clone()),
         worker_pull_policy: spec.workers.image_pull_policy,
-        worker_resources: spec.workers.resources.clone(),
+        worker_resources: spec.workers.resources.clone().unwrap_or_else(|| {
+            default_worker_resources(&spec.datasets, spec.workers.replicas.max(1))
+        }),
         worker_threads: spec.workers.threads,
         worker_service_account: spec.workers.service_account_name.clone(),
         rollout_max_unavailable,
@@ -468,6 +470,50 @@ fn check_dns_subdomain(field: &str, name: &str) -> Result<()> {
         Err(Error::InvalidSpec(format!(
             "{field} {name:?} is not a valid name (lowercase letters, digits, '-' and '.')"
         )))
+    }
+}
+
+/// In-memory bytes per row a worker holds for a dataset: the presets' as
+/// measured (celltowers 11, rounded up), else 8 for x/y plus 4 per dimension.
+pub fn bytes_per_row(d: &DatasetSpec) -> u64 {
+    match d.preset {
+        Some(quiver_worker::spec::Preset::Celltowers) => 16,
+        Some(quiver_worker::spec::Preset::Ais) => 24,
+        None => 8 + 4 * d.view.as_ref().map_or(4, |v| v.dimensions.len() as u64),
+    }
+}
+
+/// Memory request of a worker without `workers.resources`: its share of every
+/// dataset's `expectedRows` × bytes per row, plus a quarter, plus 256 MiB for
+/// the process and loading buffers, rounded up to 64 MiB; 1 GiB when a size
+/// is unknown. CPU: 500m. Requests only, so workers are never BestEffort and
+/// may use spare memory; set `workers.resources` for limits.
+pub fn default_worker_resources(datasets: &[crate::crd::ClusterDataset], shards: i32) -> ResourceRequirements {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    const MIB: u64 = 1 << 20;
+    let memory = if datasets.iter().all(|d| d.expected_rows.is_some()) {
+        let bytes: u64 = datasets
+            .iter()
+            .map(|d| {
+                let rows = d.expected_rows.unwrap_or(0).max(0) as u64;
+                rows.div_ceil(shards.max(1) as u64) * bytes_per_row(&d.spec)
+            })
+            .sum();
+        let mib = (bytes + bytes / 4).div_ceil(MIB) + 256;
+        format!("{}Mi", mib.div_ceil(64) * 64)
+    } else {
+        "1Gi".into()
+    };
+    ResourceRequirements {
+        requests: Some(
+            [
+                ("cpu".to_string(), Quantity("500m".into())),
+                ("memory".to_string(), Quantity(memory)),
+            ]
+            .into_iter()
+            .collect(),
+        ),
+        ..Default::default()
     }
 }
 

@@ -442,3 +442,26 @@ fn pod_settings_the_operator_owns_or_kubernetes_refuses_are_invalid() {
         assert!(e.contains(field), "{field}: {e}");
     }
 }
+
+#[test]
+fn workers_without_resources_request_memory_sized_from_their_datasets() {
+    let sized = |yaml: &str| {
+        let dc = serde_yaml::from_str(yaml).unwrap();
+        let c = validate(&dc, &Defaults::default()).unwrap();
+        let sts = build_worker_statefulset(&c, c.worker_replicas);
+        let r = sts.spec.template.spec.unwrap().containers[0]
+            .resources
+            .clone()
+            .expect("never BestEffort");
+        let req = r.requests.unwrap();
+        (req["memory"].0.clone(), req["cpu"].0.clone())
+    };
+    // 40 M cell towers over 2 workers: 20 M rows x 16 B x 1.25 + 256 MiB, rounded up to 64 MiB.
+    let with_rows = "apiVersion: quiver.dev/v1alpha1\nkind: DataCluster\nmetadata: {name: t, namespace: n, uid: u}\n\
+        spec:\n  workers: {replicas: 2}\n  datasets: [{name: t, preset: celltowers, source: \"s3://b/t/\", expectedRows: 40000000}]\n";
+    assert_eq!(sized(with_rows), ("640Mi".to_string(), "500m".to_string()));
+    // Unknown size: a floor that still schedules honestly.
+    let without = "apiVersion: quiver.dev/v1alpha1\nkind: DataCluster\nmetadata: {name: t, namespace: n, uid: u}\n\
+        spec:\n  datasets: [{name: t, preset: celltowers, source: \"s3://b/t/\"}]\n";
+    assert_eq!(sized(without), ("1Gi".to_string(), "500m".to_string()));
+}

@@ -304,7 +304,7 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
         readiness_probe: Some(http_probe("/readyz", "http", 5, 3)),
         // Never depends on loading or on the object store.
         liveness_probe: Some(http_probe("/healthz", "http", 10, 6)),
-        resources: c.worker_resources.clone(),
+        resources: Some(c.worker_resources.clone()),
         security_context: Some(container_security()),
         volume_mounts: Some(mounts),
         ..Default::default()
