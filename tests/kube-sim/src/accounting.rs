@@ -5,6 +5,12 @@
 //! `User-Agent` up to its first `/` (`kubectl`, `Helm`, ...), else the bearer
 //! token (kube-rs sends no User-Agent: give each client its own kubeconfig
 //! with [`crate::kubeconfig_for`] and its token names it), else `unknown`.
+//!
+//! Faults: `PUT /sim/faults/CLIENT` with `{"seconds": N, "mode": "hang"}`
+//! makes that client's new requests hang until the fault ends and then break
+//! the connection (a half-open connection); `"mode": "error"` breaks them at
+//! once (a transport error, which clients do not retry as they would a 503).
+//! `DELETE /sim/faults/CLIENT` ends it. Watches already open are not cut.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -12,7 +18,7 @@ use std::sync::Mutex;
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// One counter.
@@ -128,7 +134,49 @@ pub fn client_of(headers: &axum::http::HeaderMap) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Middleware counting every request except the simulator's own endpoints.
+/// How a faulted client's requests fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FaultMode {
+    /// No answer until the fault ends, then a broken connection (half-open).
+    Hang,
+    /// A broken connection at once (the server unreachable).
+    Error,
+}
+
+/// Network faults per client, set through `PUT /sim/faults/CLIENT`.
+#[derive(Default)]
+pub struct Faults {
+    until: Mutex<BTreeMap<String, (std::time::Instant, FaultMode)>>,
+}
+
+impl Faults {
+    /// Faults `client` for `d`.
+    pub fn set(&self, client: &str, d: std::time::Duration, mode: FaultMode) {
+        self.until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(client.to_string(), (std::time::Instant::now() + d, mode));
+    }
+
+    /// Ends a fault.
+    pub fn clear(&self, client: &str) {
+        self.until.lock().unwrap_or_else(|e| e.into_inner()).remove(client);
+    }
+
+    /// The active fault of a client.
+    pub fn active(&self, client: &str) -> Option<(std::time::Instant, FaultMode)> {
+        self.until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(client)
+            .copied()
+            .filter(|(t, _)| *t > std::time::Instant::now())
+    }
+}
+
+/// Middleware counting every request except the simulator's own endpoints,
+/// and applying the client's fault, if any.
 pub async fn middleware(
     State(sim): State<std::sync::Arc<crate::Sim>>,
     req: Request,
@@ -145,6 +193,24 @@ pub async fn middleware(
         let client = client_of(req.headers());
         tracing::debug!(%client, %verb, %resource, method = %req.method(), %path, content_type = %ct, "request");
         sim.accounting.count(&client, &verb, &resource);
+        if let Some((until, mode)) = sim.faults.active(&client) {
+            if mode == FaultMode::Hang {
+                tokio::time::sleep_until(until.into()).await;
+            }
+            // A connection that breaks mid-answer: the client sees a transport
+            // error (not a status it might retry on).
+            let broken = futures::stream::once(async {
+                Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "simulated network fault",
+                ))
+            });
+            return (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                axum::body::Body::from_stream(broken),
+            )
+                .into_response();
+        }
     }
     next.run(req).await
 }

@@ -114,6 +114,8 @@ pub struct Sim {
     pub registry: Registry,
     /// Request counters.
     pub accounting: Accounting,
+    /// Simulated network faults per client.
+    pub faults: accounting::Faults,
     /// Tunables.
     pub config: Config,
     next_cluster_ip: AtomicU32,
@@ -130,6 +132,7 @@ impl Sim {
             store: Store::new(config.history),
             registry: Registry::new(),
             accounting: Accounting::default(),
+            faults: accounting::Faults::default(),
             config,
             next_cluster_ip: AtomicU32::new(1),
             next_pod_ip: AtomicU32::new(0),
@@ -297,6 +300,29 @@ pub fn app(sim: Arc<Sim>) -> Router {
             })
             .delete(|State(sim): State<Arc<Sim>>| async move {
                 sim.accounting.reset();
+                StatusCode::NO_CONTENT
+            }),
+        )
+        .route(
+            "/sim/faults/{client}",
+            axum::routing::put(
+                |State(sim): State<Arc<Sim>>, axum::extract::Path(client): axum::extract::Path<String>, body: Bytes| async move {
+                    #[derive(serde::Deserialize)]
+                    struct Fault {
+                        seconds: f64,
+                        mode: accounting::FaultMode,
+                    }
+                    match serde_json::from_slice::<Fault>(&body) {
+                        Ok(f) if f.seconds >= 0.0 => {
+                            sim.faults.set(&client, Duration::from_secs_f64(f.seconds), f.mode);
+                            StatusCode::NO_CONTENT.into_response()
+                        }
+                        _ => ApiError::BadRequest("want {\"seconds\": N, \"mode\": \"hang\"|\"error\"}".into()).into_response(),
+                    }
+                },
+            )
+            .delete(|State(sim): State<Arc<Sim>>, axum::extract::Path(client): axum::extract::Path<String>| async move {
+                sim.faults.clear(&client);
                 StatusCode::NO_CONTENT
             }),
         )

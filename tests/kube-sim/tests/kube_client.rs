@@ -366,3 +366,45 @@ async fn reqwest_get(url: &str) -> Value {
     let body = buf.split_once("\r\n\r\n").unwrap().1;
     serde_json::from_str(body).unwrap()
 }
+
+async fn client_as(h: &Handle, name: &str) -> Client {
+    let kubeconfig: kube::config::Kubeconfig = serde_yaml::from_str(&h.kubeconfig_as(name)).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    Client::try_from(config).unwrap()
+}
+
+async fn put_fault(h: &Handle, client: &str, body: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let req = format!(
+        "PUT /sim/faults/{client} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 204"), "{out}");
+}
+
+#[tokio::test]
+async fn faults_cut_one_client_off_while_others_go_on() {
+    let (h, _) = sim(Default::default()).await;
+    let a: Api<ConfigMap> = Api::namespaced(client_as(&h, "replica-a").await, "default");
+    let b: Api<ConfigMap> = Api::namespaced(client_as(&h, "replica-b").await, "default");
+    a.create(&PostParams::default(), &cm("x", json!({}), json!({}))).await.unwrap();
+
+    put_fault(&h, "replica-a", r#"{"seconds": 30, "mode": "error"}"#).await;
+    let started = std::time::Instant::now();
+    let e = a.get("x").await.unwrap_err();
+    assert!(!matches!(e, kube::Error::Api(_)), "a transport error, not a status: {e:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    b.get("x").await.unwrap();
+
+    // A half-open connection: no answer at all while the fault lasts.
+    put_fault(&h, "replica-a", r#"{"seconds": 30, "mode": "hang"}"#).await;
+    let hung = tokio::time::timeout(Duration::from_millis(300), a.get("x")).await;
+    assert!(hung.is_err(), "a hung client got an answer: {hung:?}");
+
+    put_fault(&h, "replica-a", r#"{"seconds": 0, "mode": "error"}"#).await;
+    a.get("x").await.unwrap();
+}
