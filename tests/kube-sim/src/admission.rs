@@ -73,3 +73,43 @@ pub fn after_delete(sim: &Sim, t: &Target, obj: &Value) {
         tracing::info!(group = %ct.group, kind = %ct.kind, "no longer serving custom resource");
     }
 }
+
+/// ResourceQuota on pod creation: a namespace's quotas with `pods` (or
+/// `count/pods`) in `spec.hard` refuse a pod past the limit with the real
+/// server's 403 wording. Other quota resources (cpu, memory, ...) are not
+/// counted. Checked before the write, outside the store's lock.
+pub fn check_quota(sim: &Sim, t: &Target) -> Result<(), ApiError> {
+    if !(t.rt.group.is_empty() && t.rt.kind == "Pod") {
+        return Ok(());
+    }
+    let ns = t.namespace.as_deref().unwrap_or_default();
+    let (quotas, _) = sim.store.list("resourcequotas", Some(ns));
+    if quotas.is_empty() {
+        return Ok(());
+    }
+    let (pods, _) = sim.store.list("pods", Some(ns));
+    let used = pods
+        .iter()
+        .filter(|p| {
+            p.pointer("/metadata/deletionTimestamp").is_none()
+                && !matches!(p.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
+        })
+        .count() as i64;
+    for q in quotas {
+        let hard = q.pointer("/spec/hard");
+        let limit = ["pods", "count/pods"]
+            .iter()
+            .find_map(|k| hard.and_then(|h| h.get(*k)))
+            .and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
+        if let Some(limit) = limit
+            && used + 1 > limit
+        {
+            return Err(ApiError::Forbidden(format!(
+                "pods \"{}\" is forbidden: exceeded quota: {}, requested: pods=1, used: pods={used}, limited: pods={limit}",
+                t.name.as_deref().unwrap_or_default(),
+                meta_str(&q, "name").unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
+}

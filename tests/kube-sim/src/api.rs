@@ -609,6 +609,7 @@ fn create(sim: &Sim, t: &Target, q: &Query, headers: &HeaderMap, body: &[u8]) ->
     meta_mut(&mut obj).insert("name".into(), json!(name));
     t.name = Some(name.clone());
     check_namespace(sim, &t)?;
+    crate::admission::check_quota(sim, &t)?;
     let manager = manager_of(q, headers);
     let rt = t.rt.clone();
     let (code, obj) = commit(
@@ -1036,6 +1037,7 @@ pub mod internal {
         let name = meta_str(&obj, "name").unwrap_or_default().to_string();
         let t = target(sim, group, plural, ns, &name, None)?;
         check_namespace(sim, &t)?;
+        crate::admission::check_quota(sim, &t)?;
         let rt = t.rt.clone();
         commit(
             sim,

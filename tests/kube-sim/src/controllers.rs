@@ -131,6 +131,34 @@ fn condition(old: &Value, kind: &str, status: bool, reason: &str, message: &str)
     json!({"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": transition, "lastUpdateTime": update})
 }
 
+/// A Warning event on `owner`, aggregated as the real event recorder does
+/// (one object per owner and reason; `count` and `lastTimestamp` move on at
+/// most once a second).
+pub fn warn(sim: &Sim, owner: &Value, kind: &str, component: &str, reason: &str, message: &str) {
+    let ns = meta_str(owner, "namespace").unwrap_or_default();
+    let ev_name = format!("{}.{}", name(owner), reason.to_lowercase());
+    let t = now();
+    if sim.store.get("events", ns, &ev_name).is_some() {
+        let _ = internal::modify(sim, "", "events", ns, &ev_name, None, component, |e| {
+            if e["lastTimestamp"] != json!(t) || e["message"] != json!(message) {
+                e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
+                e["lastTimestamp"] = json!(t);
+                e["message"] = json!(message);
+            }
+        });
+        return;
+    }
+    let ev = json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": ev_name, "namespace": ns},
+        "involvedObject": {"apiVersion": "apps/v1", "kind": kind, "name": name(owner), "namespace": ns, "uid": uid(owner)},
+        "reason": reason, "message": message, "type": "Warning", "count": 1,
+        "firstTimestamp": t, "lastTimestamp": t,
+        "source": {"component": component}, "reportingComponent": component,
+    });
+    let _ = internal::create(sim, "", "events", ns, ev, component);
+}
+
 fn replica_sets(sim: &Sim) {
     let (sets, _) = sim.store.list("replicasets.apps", None);
     let (pods, _) = sim.store.list("pods", None);
@@ -155,6 +183,8 @@ fn replica_sets(sim: &Sim) {
                     );
                     if let Err(e) = internal::create(sim, "", "pods", ns, pod, MANAGER) {
                         tracing::warn!(replicaset = name(rs), error = %e, "pod create failed");
+                        warn(sim, rs, "ReplicaSet", "replicaset-controller", "FailedCreate", &format!("Error creating: {e}"));
+                        break;
                     }
                 }
             } else if have > want {
@@ -349,6 +379,15 @@ fn stateful_sets(sim: &Sim) {
             }
             if let Err(e) = internal::create(sim, "", "pods", ns, pod, MANAGER) {
                 tracing::warn!(statefulset = name(sts), error = %e, "pod create failed");
+                warn(
+                    sim,
+                    sts,
+                    "StatefulSet",
+                    "statefulset-controller",
+                    "FailedCreate",
+                    &format!("create Pod {pod_name} in StatefulSet {} failed error: {e}", name(sts)),
+                );
+                break;
             }
             if !parallel {
                 break;

@@ -21,15 +21,15 @@ async fn sim() -> (Handle, Client) {
     (handle, Client::try_from(config).unwrap())
 }
 
-async fn eventually<F, Fut>(what: &str, mut check: F)
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<T, String>>,
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         match check().await {
-            Ok(()) => return,
+            Ok(v) => return v,
             Err(e) if tokio::time::Instant::now() > deadline => panic!("{what}: {e}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
@@ -255,4 +255,39 @@ async fn pods_that_fit_no_node_are_unschedulable_until_the_node_matches() {
             .ok_or(format!("{phase:?}"))
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_pod_quota_refuses_pods_and_the_controller_reports_failed_create() {
+    let (_h, client) = sim().await;
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::namespaced(client.clone(), "default");
+    quotas
+        .create(&Default::default(), &serde_json::from_value(json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "1"}}})).unwrap())
+        .await
+        .unwrap();
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let spec = json!({"serviceName": "q", "podManagementPolicy": "Parallel"});
+    sts.patch("q", &PatchParams::apply("test"), &Patch::Apply(workload("StatefulSet", "q", 2, "q:1", spec))).await.unwrap();
+    let ev = eventually("FailedCreate event", || async {
+        let list = events.list(&ListParams::default().fields("involvedObject.name=q")).await.unwrap();
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("FailedCreate"))
+            .ok_or("no event".to_string())
+    })
+    .await;
+    let msg = ev.message.unwrap();
+    assert!(msg.contains("create Pod q-1 in StatefulSet q failed error: pods \"q-1\" is forbidden: exceeded quota: q"), "{msg}");
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    assert_eq!(pod_images(&pods, "q").await.len(), 1);
+    let direct = pods
+        .create(&Default::default(), &serde_json::from_value(json!({"metadata": {"name": "extra"}, "spec": {"containers": [{"name": "c", "image": "x"}]}})).unwrap())
+        .await
+        .unwrap_err();
+    match direct {
+        kube::Error::Api(s) => assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden")),
+        other => panic!("{other:?}"),
+    }
 }
