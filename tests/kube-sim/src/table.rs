@@ -178,6 +178,23 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<Col> {
             }));
             cols.push(age_col());
         }
+        ("", "Event") => {
+            // kubectl's event columns (no Name column first in its output, but
+            // the Name cell is what it keys rows on; kept first here).
+            cols.push(col("Last Seen", "string", |o| {
+                json!(age(o.get("lastTimestamp").and_then(Value::as_str).or(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str))))
+            }));
+            cols.push(col("Type", "string", |o| o.get("type").cloned().unwrap_or(Value::Null)));
+            cols.push(col("Reason", "string", |o| o.get("reason").cloned().unwrap_or(Value::Null)));
+            cols.push(col("Object", "string", |o| {
+                json!(format!(
+                    "{}/{}",
+                    o.pointer("/involvedObject/kind").and_then(Value::as_str).unwrap_or_default().to_lowercase(),
+                    o.pointer("/involvedObject/name").and_then(Value::as_str).unwrap_or_default()
+                ))
+            }));
+            cols.push(col("Message", "string", |o| o.get("message").cloned().unwrap_or(Value::Null)));
+        }
         ("apiextensions.k8s.io", _) => {
             cols.push(col("Created At", "date", |o| o.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null)));
         }
