@@ -47,10 +47,12 @@ pub struct Plan {
     pub sample_limit: usize,
     /// Dimensions whose histograms are asked for, in view order.
     pub histograms: Vec<usize>,
-    /// True when no dimension but the category one filters (its filter
-    /// passes every code): blocks whose rows all meet the viewport alike are
-    /// then answered from the shard's pre-aggregates.
+    /// True when at most one dimension filters (a filter that passes every
+    /// code a row can hold does not count): blocks whose rows all meet the
+    /// viewport alike are then answered from the shard's pre-aggregates.
     pub aggregable: bool,
+    /// The one dimension that filters, if any.
+    pub filtered: Option<usize>,
 }
 
 impl Plan {
@@ -93,6 +95,7 @@ impl Plan {
             sample_limit: 0,
             histograms: vec![],
             aggregable: false,
+            filtered: None,
         };
         for v in &q.views {
             match v {
@@ -105,9 +108,11 @@ impl Plan {
             }
         }
         // Codes a row can hold: the bins and "missing".
-        plan.aggregable = plan.fail.iter().enumerate().all(|(d, t)| {
-            d == plan.cat_dim || t[..=shard.dims[d].nbins() as usize].iter().all(|&f| f == 0)
-        });
+        let filtering: Vec<usize> = (0..plan.fail.len())
+            .filter(|&d| plan.fail[d][..=shard.dims[d].nbins() as usize].iter().any(|&f| f != 0))
+            .collect();
+        plan.aggregable = filtering.len() <= 1;
+        plan.filtered = filtering.first().copied();
         Ok(plan)
     }
 }
@@ -333,16 +338,21 @@ fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut A
     let agg = &shard.aggregates;
     let cat = plan.cat_dim;
     let ncodes = agg.codes[cat];
-    let passes = |c: usize| plan.fail[cat][c] == 0;
+    // The dimension whose codes decide which rows count (the category's when none filters).
+    let f = plan.filtered.unwrap_or(cat);
+    let passes = |code: usize| plan.fail[f][code] == 0;
     for d in 0..shard.dims.len() {
         let lane = &mut acc.hists[d][0];
-        for c in (0..ncodes).filter(|&c| d == cat || passes(c)) {
-            for (slot, &n) in lane.iter_mut().zip(agg.table(b, d, c)) {
+        if d == f {
+            for (slot, &n) in lane.iter_mut().zip(agg.marginal(b, d)) {
                 *slot += n;
             }
+        } else {
+            agg.add_given(b, d, f, passes, &mut lane[..agg.codes[d]]);
         }
     }
-    let selected: u64 = (0..ncodes).filter(|&c| passes(c)).map(|c| agg.table(b, cat, c)[c] as u64).sum();
+    let selected: u64 =
+        agg.marginal(b, f).iter().enumerate().filter(|&(code, _)| passes(code)).map(|(_, &n)| n as u64).sum();
     acc.selected += selected;
     if mode != Mode::In {
         return; // outside a viewport that does not filter: histograms only
@@ -353,28 +363,37 @@ fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut A
             // The whole block falls in one pixel (a dense city seen from afar):
             // its counts per category are the pixel's.
             Some((r0, r1, c0, c1)) if r0 == r1 && c0 == c1 => {
+                let mut per_cat = vec![0u32; ncodes];
+                if f == cat {
+                    for (c, &n) in agg.marginal(b, cat).iter().enumerate().filter(|&(c, _)| passes(c)) {
+                        per_cat[c] = n;
+                    }
+                } else {
+                    agg.add_given(b, cat, f, passes, &mut per_cat);
+                }
                 let at = (r0 as usize * pm.width as usize + c0 as usize) * plan.ncat;
                 let cells = grid.cells_mut();
-                for c in (0..ncodes.min(plan.ncat)).filter(|&c| passes(c)) {
-                    cells[at + c] += agg.table(b, cat, c)[c];
+                for (c, &n) in per_cat.iter().enumerate().take(plan.ncat) {
+                    cells[at + c] += n;
                 }
             }
-            _ => raster_rows(shard, plan, b, grid),
+            _ => raster_rows(shard, plan, f, b, grid),
         }
     }
     let limit = plan.sample_limit;
     if limit > 0 {
-        // The kept rows are the candidates; a full list may hide rows of
-        // larger priority, which `finish_samples` reads if they could still
-        // make the sample.
-        for c in (0..ncodes).filter(|&c| passes(c)) {
+        // The kept rows that pass are the candidates; a full list may hide
+        // rows of larger priority, which `finish_samples` reads if they could
+        // still make the sample.
+        let fcodes = &shard.codes[f];
+        for c in (0..ncodes).filter(|&c| f != cat || passes(c)) {
             let mut last = None;
             let mut kept = 0;
             for row in agg.sample_rows(b, c) {
                 let p = sample_priority(row, SAMPLE_SALT);
                 last = Some(p);
                 kept += 1;
-                if p < acc.threshold {
+                if p < acc.threshold && passes(fcodes[row as usize] as usize) {
                     offer(&mut acc.heap, &mut acc.threshold, p, row, limit);
                 }
             }
@@ -390,13 +409,15 @@ fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut A
 /// thread's sample threshold (otherwise none of them can enter the sample).
 fn finish_samples(shard: &Shard, plan: &Plan, acc: &mut Acc) {
     let cats = &shard.codes[plan.cat_dim];
+    let f = plan.filtered.unwrap_or(plan.cat_dim);
+    let fcodes = &shard.codes[f];
     for (b, c, last) in std::mem::take(&mut acc.unseen) {
         if last >= acc.threshold {
             continue;
         }
         let blk = shard.blocks[b as usize];
         for row in blk.start..blk.end {
-            if cats[row as usize] == c {
+            if cats[row as usize] == c && plan.fail[f][fcodes[row as usize] as usize] == 0 {
                 let p = sample_priority(row, SAMPLE_SALT);
                 if p > last && p < acc.threshold {
                     offer(&mut acc.heap, &mut acc.threshold, p, row, plan.sample_limit);
@@ -407,20 +428,20 @@ fn finish_samples(shard: &Shard, plan: &Plan, acc: &mut Acc) {
 }
 
 /// The raster of a block wholly inside the viewport, counting the rows whose
-/// category passes: positions and categories only.
-fn raster_rows(shard: &Shard, plan: &Plan, b: usize, grid: &mut raster::Grid) {
+/// code of dimension `f` passes: positions, categories and that code only.
+fn raster_rows(shard: &Shard, plan: &Plan, f: usize, b: usize, grid: &mut raster::Grid) {
     let blk = shard.blocks[b];
     let (s, e) = (blk.start as usize, blk.end as usize);
-    let (xs, ys, cats) = (&shard.xs[s..e], &shard.ys[s..e], &shard.codes[plan.cat_dim][s..e]);
-    let pass: [u32; 256] = std::array::from_fn(|c| u32::from(plan.fail[plan.cat_dim][c] == 0));
+    let (xs, ys, cats, fcodes) =
+        (&shard.xs[s..e], &shard.ys[s..e], &shard.codes[plan.cat_dim][s..e], &shard.codes[f][s..e]);
+    let pass: [u32; 256] = std::array::from_fn(|c| u32::from(plan.fail[f][c] == 0));
     let pm = plan.raster.expect("a raster view");
     let ncat = plan.ncat;
     let spare = grid.spare();
     let cells = grid.cells_mut();
     for i in 0..xs.len() {
-        let c = cats[i];
-        let hit = pass[c as usize];
-        let p = pm.pixel_wrapping(xs[i], ys[i]) as usize * ncat + c as usize;
+        let hit = pass[fcodes[i] as usize];
+        let p = pm.pixel_wrapping(xs[i], ys[i]) as usize * ncat + cats[i] as usize;
         let idx = if hit != 0 { p } else { spare + (i & 7) };
         cells[idx] += hit;
     }
