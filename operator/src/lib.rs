@@ -25,6 +25,7 @@ pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod reconcile;
+pub mod resume;
 pub mod rollout;
 mod schema;
 pub mod status;

@@ -32,6 +32,14 @@ struct Cli {
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "QUIVER_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: String,
+    /// Address of the resume endpoint dashboards call (every replica serves it).
+    #[arg(long, env = "QUIVER_RESUME_ADDR", default_value = "0.0.0.0:8081")]
+    resume_addr: String,
+    /// URL dashboards reach the resume endpoint at, e.g.
+    /// `http://quiver-operator-resume.quiver-system.svc:8081`; without it
+    /// dashboards cannot resume a suspended cluster.
+    #[arg(long, env = "QUIVER_RESUME_URL")]
+    resume_url: Option<String>,
     /// Log format.
     #[arg(long, env = "QUIVER_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -84,6 +92,7 @@ struct Cli {
 #[derive(Debug)]
 struct Config {
     metrics_addr: SocketAddr,
+    resume_addr: SocketAddr,
     log_format: LogFormat,
     lease: Option<LeaseConfig>,
     defaults: Defaults,
@@ -125,7 +134,19 @@ impl TryFrom<Cli> for Config {
                 cli.metrics_addr
             ))
         })?;
+        let resume_addr = cli.resume_addr.parse().map_err(|e| {
+            Error::Config(format!(
+                "--resume-addr {:?} is not HOST:PORT: {e}",
+                cli.resume_addr
+            ))
+        })?;
+        if let Some(u) = &cli.resume_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(Error::Config(format!("--resume-url {u:?} must be an http(s) URL")));
+        }
         let mut defaults = Defaults {
+            resume_url: cli.resume_url.clone(),
             cluster_domain: cli.cluster_domain,
             operator_namespace: cli.namespace.clone(),
             ..Defaults::default()
@@ -155,6 +176,7 @@ impl TryFrom<Cli> for Config {
             .unwrap_or_else(|| format!("quiver-operator-{}", std::process::id()));
         Ok(Config {
             metrics_addr,
+            resume_addr,
             log_format: cli.log_format,
             lease: (!cli.no_leader_election).then_some(LeaseConfig {
                 name: cli.lease_name,
@@ -231,6 +253,21 @@ async fn main() -> anyhow::Result<()> {
     ));
 
     let clock = Arc::new(SystemClock);
+    let resume_listener = tokio::net::TcpListener::bind(config.resume_addr)
+        .await
+        .with_context(|| format!("binding {}", config.resume_addr))?;
+    tracing::info!(addr = %config.resume_addr, "serving the resume endpoint");
+    let mut resume_stop = stop_rx.clone();
+    tokio::spawn(quiver_operator::resume::serve(
+        resume_listener,
+        quiver_operator::resume::ResumeState {
+            client: client.clone(),
+            clock: clock.clone(),
+        },
+        async move {
+            let _ = resume_stop.wait_for(|s| *s).await;
+        },
+    ));
     // Without election this replica always leads; the sender lives as long as main.
     let (_always_leading, always) = watch::channel(true);
     let mut leadership = match &config.lease {

@@ -465,8 +465,6 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
     let (client, owned) = (&ctx.client, &ctx.owned);
     let mut holders = vec![
         holder::<ServiceAccount>(client, c, &ch.service_account, owned).await?,
-        holder::<Role>(client, c, &ch.role, owned).await?,
-        holder::<RoleBinding>(client, c, &ch.role_binding, owned).await?,
         holder::<Service>(client, c, &ch.worker_service, owned).await?,
         holder::<ConfigMap>(client, c, &ch.datasets, owned).await?,
         holder::<StatefulSet>(client, c, &ch.workers, owned).await?,
@@ -541,8 +539,11 @@ async fn apply_children(
     let client = &ctx.client;
     let ch = build_all(c, desired);
     apply::<ServiceAccount>(client, ns, &ch.service_account).await?;
-    apply::<Role>(client, ns, &ch.role).await?;
-    apply::<RoleBinding>(client, ns, &ch.role_binding).await?;
+    // Dashboards no longer hold a Role (resume goes through the operator):
+    // remove the ones earlier releases made.
+    let dashboard_identity = format!("{}-dashboard", c.name);
+    delete_owned::<RoleBinding>(client, c, &dashboard_identity).await?;
+    delete_owned::<Role>(client, c, &dashboard_identity).await?;
     apply::<Service>(client, ns, &ch.worker_service).await?;
     // Before the StatefulSet: new pods mount the list they were rolled for.
     apply::<ConfigMap>(client, ns, &ch.datasets).await?;

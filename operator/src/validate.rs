@@ -35,6 +35,9 @@ pub struct Defaults {
     pub cluster_domain: String,
     /// The operator's own namespace (the only one whose operator pods may reach workers).
     pub operator_namespace: String,
+    /// Where dashboards reach the operator's resume endpoint
+    /// (`http://<service>.<namespace>.svc:8081`); none: dashboards cannot resume.
+    pub resume_url: Option<String>,
     /// Pod settings of every cluster's workers where its spec leaves them empty.
     pub worker_pod: PodSettings,
     /// Pod settings of every cluster's dashboards where its spec leaves them empty.
@@ -49,6 +52,7 @@ impl Default for Defaults {
             dashboard_image: format!("ghcr.io/quiver-dev/quiver-dashboard:{v}"),
             cluster_domain: "cluster.local".into(),
             operator_namespace: "quiver-system".into(),
+            resume_url: None,
             worker_pod: PodSettings::default(),
             dashboard_pod: PodSettings::default(),
         }

@@ -465,3 +465,28 @@ fn workers_without_resources_request_memory_sized_from_their_datasets() {
         spec:\n  datasets: [{name: t, preset: celltowers, source: \"s3://b/t/\"}]\n";
     assert_eq!(sized(without), ("1Gi".to_string(), "500m".to_string()));
 }
+
+#[test]
+fn the_dashboard_pod_holds_no_api_credential_and_resumes_through_the_operator() {
+    let dc = fixture();
+    let defaults = Defaults {
+        resume_url: Some("http://quiver-operator-resume.quiver-system.svc:8081".into()),
+        ..Defaults::default()
+    };
+    let c = validate(&dc, &defaults).unwrap();
+    let ch = build_all(&c, c.worker_replicas);
+    let pod = ch.dashboard.spec.template.spec.as_ref().unwrap();
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    assert_eq!(ch.service_account.automount_service_account_token, Some(false));
+    assert!(
+        ch.manifests().iter().all(|m| m.kind != "Role" && m.kind != "RoleBinding"),
+        "no Role lets the dashboard change its DataCluster"
+    );
+    let env = pod.containers[0].env.as_ref().unwrap();
+    assert_eq!(
+        env.iter()
+            .find(|e| e.name == "QUIVER_OPERATOR_URL")
+            .and_then(|e| e.value.as_deref()),
+        Some("http://quiver-operator-resume.quiver-system.svc:8081")
+    );
+}

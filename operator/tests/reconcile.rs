@@ -247,8 +247,6 @@ async fn create_applies_every_child_with_owner_references_and_reports_loading() 
         resources,
         [
             "serviceaccounts/demo-dashboard",
-            "roles/demo-dashboard",
-            "rolebindings/demo-dashboard",
             "services/demo-workers",
             "configmaps/demo-datasets",
             "statefulsets/demo-workers",

@@ -69,6 +69,10 @@ pub fn build_dashboard_deployment(c: &ValidCluster) -> Deployment {
     if let Some(t) = &c.tile_url {
         env_vars.push(env("QUIVER_TILE_URL", t.clone()));
     }
+    if let Some(u) = &c.defaults.resume_url {
+        // Resume goes through the operator, authenticated by the login token.
+        env_vars.push(env("QUIVER_OPERATOR_URL", u.clone()));
+    }
 
     let (tmp, tmp_mount) = tmp_volume();
     let volumes = vec![
@@ -130,9 +134,10 @@ pub fn build_dashboard_deployment(c: &ValidCluster) -> Deployment {
                         containers: vec![container],
                         volumes: Some(volumes),
                         security_context: Some(pod_security()),
-                        // The dashboard patches its DataCluster to resume it.
+                        // Internet-facing: no API credential at all. Resume goes
+                        // through the operator's endpoint (crate::resume).
                         service_account_name: Some(dashboard_name(c)),
-                        automount_service_account_token: Some(true),
+                        automount_service_account_token: Some(false),
                         enable_service_links: Some(false),
                         image_pull_secrets: (!c.image_pull_secrets.is_empty())
                             .then(|| c.image_pull_secrets.clone()),

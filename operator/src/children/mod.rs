@@ -21,15 +21,12 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 pub use dashboard::{build_dashboard_deployment, build_dashboard_hpa, build_dashboard_service};
 pub use ingress::{build_ingress, dashboard_url};
 pub use network::{build_worker_network_policy, build_worker_pdb};
-pub use rbac::{
-    build_dashboard_role, build_dashboard_role_binding, build_dashboard_service_account,
-};
+pub use rbac::build_dashboard_service_account;
 pub use secrets::{TOKEN_KEY, build_token_secret, generate_token};
 pub use workers::{
     DATASETS_DIR, DATASETS_HASH_ANNOTATION, DATASETS_KEY, build_datasets_config_map,
@@ -207,10 +204,6 @@ fn runtime_default() -> SeccompProfile {
 pub struct Children {
     /// `NAME-dashboard` ServiceAccount.
     pub service_account: ServiceAccount,
-    /// `NAME-dashboard` Role (get/patch this DataCluster, to resume it).
-    pub role: Role,
-    /// `NAME-dashboard` RoleBinding.
-    pub role_binding: RoleBinding,
     /// `NAME-workers` headless Service.
     pub worker_service: Service,
     /// `NAME-datasets` ConfigMap: the dataset list the workers load.
@@ -236,8 +229,6 @@ pub struct Children {
 pub fn build_all(c: &ValidCluster, worker_replicas: i32) -> Children {
     Children {
         service_account: build_dashboard_service_account(c),
-        role: build_dashboard_role(c),
-        role_binding: build_dashboard_role_binding(c),
         worker_service: build_worker_service(c),
         datasets: build_datasets_config_map(c),
         workers: build_worker_statefulset(c, worker_replicas),
@@ -273,8 +264,6 @@ impl Children {
         }
         let mut out = vec![
             m(&self.service_account),
-            m(&self.role),
-            m(&self.role_binding),
             m(&self.worker_service),
             m(&self.datasets),
             m(&self.workers),
