@@ -1,9 +1,9 @@
 //! A small cluster DNS server (A records over UDP) for the pods' loopback
 //! addresses:
-//! - `SVC.NS.svc.cluster.local` → the IPs of the ready pods the Service
-//!   selects (every selected pod with `publishNotReadyAddresses`). Headless or
-//!   not: a ClusterIP is not routable on this machine, so ClusterIP Services
-//!   resolve like headless ones (clients must use the target port);
+//! - `SVC.NS.svc.cluster.local` → the Service's ClusterIP (a loopback
+//!   address the simulated kube-proxy listens on), or for a headless Service
+//!   the IPs of the ready pods it selects (every selected pod with
+//!   `publishNotReadyAddresses`);
 //! - `HOSTNAME.SUBDOMAIN.NS.svc.cluster.local` → the pod with that
 //!   `spec.hostname` and `spec.subdomain` (StatefulSet pods behind their
 //!   headless Service).
@@ -36,6 +36,13 @@ pub fn resolve(sim: &Sim, name: &str) -> Option<Vec<Ipv4Addr>> {
     match parts.as_slice() {
         [svc, ns] => {
             let s = sim.store.get("services", ns, svc)?;
+            if let Some(ip) = s
+                .pointer("/spec/clusterIP")
+                .and_then(Value::as_str)
+                .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+            {
+                return Some(vec![ip]);
+            }
             let selector = s.pointer("/spec/selector")?;
             let sel = LabelSelector::from_object(&serde_json::json!({"matchLabels": selector}));
             if sel.is_empty() {

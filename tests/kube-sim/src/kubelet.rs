@@ -1,5 +1,5 @@
 //! The node side: pods are scheduled onto the one simulated node and given a
-//! loopback pod IP (127.1.x.y). In `Instant` mode a pod is Running and Ready as
+//! loopback pod IP (127.P.x.y, P per simulator). In `Instant` mode a pod is Running and Ready as
 //! soon as it exists (enough for the controllers and the operator to see
 //! workloads come up); processes are not started. `Process` runs them
 //! (`runtime.rs`). `None` leaves pods Pending.
@@ -28,10 +28,11 @@ pub enum PodMode {
 pub const NODE: &str = "quiver-sim-node";
 
 impl Sim {
-    /// The next pod IP: 127.1.0.2, 127.1.0.3, ... (127.1.0.1 stays the node).
+    /// The next pod IP: 127.P.0.2, 127.P.0.3, ... in this simulator's own
+    /// block (P drawn at start in 10..130; 127.1.0.1 is the node).
     pub fn allocate_pod_ip(&self) -> String {
         let n = self.next_pod_ip.fetch_add(1, Ordering::Relaxed) + 2;
-        format!("127.{}.{}.{}", 1 + (n >> 16) % 254, (n >> 8) & 0xff, n & 0xff)
+        format!("127.{}.{}.{}", self.pod_block, (n >> 8) & 0xff, n & 0xff)
     }
 }
 

@@ -12,7 +12,8 @@
 //!                      → generation → managedFields → no-op check
 //!                   ─▶ store.rs (one lock, global resourceVersion, history)
 //!                         └─▶ change feed ─▶ watches, garbage collector (gc.rs),
-//!                             controllers (controllers.rs), kubelet (kubelet.rs)
+//!                             controllers (controllers.rs), kubelet (kubelet.rs,
+//!                             runtime.rs), kube-proxy (proxy.rs); DNS (dns.rs)
 //! ```
 //!
 //! Start it in-process with [`start`] on `127.0.0.1:0`, or run the binary.
@@ -33,6 +34,7 @@ pub mod gc;
 pub mod kubelet;
 pub mod patch;
 pub mod proto;
+pub mod proxy;
 pub mod resources;
 pub mod runtime;
 pub mod selectors;
@@ -116,10 +118,16 @@ pub struct Sim {
     pub accounting: Accounting,
     /// Simulated network faults per client.
     pub faults: accounting::Faults,
+    /// Service listeners (kube-proxy).
+    pub proxies: proxy::Proxies,
     /// Tunables.
     pub config: Config,
     next_cluster_ip: AtomicU32,
     next_pod_ip: AtomicU32,
+    /// Second octet of this simulator's pod IPs.
+    pod_block: u8,
+    /// Second octet of this simulator's ClusterIPs.
+    cluster_block: u8,
     running: runtime::Running,
     addr: std::sync::OnceLock<SocketAddr>,
     dns_addr: std::sync::OnceLock<SocketAddr>,
@@ -133,9 +141,12 @@ impl Sim {
             registry: Registry::new(),
             accounting: Accounting::default(),
             faults: accounting::Faults::default(),
+            proxies: proxy::Proxies::default(),
             config,
             next_cluster_ip: AtomicU32::new(1),
             next_pod_ip: AtomicU32::new(0),
+            pod_block: rand::random_range(10..130),
+            cluster_block: rand::random_range(130..250),
             running: runtime::Running::default(),
             addr: std::sync::OnceLock::new(),
             dns_addr: std::sync::OnceLock::new(),
@@ -165,16 +176,18 @@ impl Sim {
                 "apiVersion": "v1",
                 "kind": "Service",
                 "metadata": {"name": "kubernetes", "namespace": "default", "uid": "00000000-0000-4000-8000-000000000001", "creationTimestamp": api::now(), "labels": {"component": "apiserver", "provider": "kubernetes"}},
-                "spec": {"clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"], "type": "ClusterIP", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
+                "spec": {"clusterIP": format!("127.{}.0.1", sim.cluster_block), "clusterIPs": [format!("127.{}.0.1", sim.cluster_block)], "type": "ClusterIP", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
             }),
         );
         sim
     }
 
-    /// The next free ClusterIP (10.96.0.0/12).
+    /// The next free ClusterIP: a loopback address in this simulator's own
+    /// block (127.C.x.y, C drawn at start in 130..250, so simulators running
+    /// side by side rarely collide), where the simulated kube-proxy listens.
     pub fn allocate_cluster_ip(&self) -> String {
         let n = self.next_cluster_ip.fetch_add(1, Ordering::Relaxed) + 1;
-        format!("10.{}.{}.{}", 96 + (n >> 16) % 16, (n >> 8) & 0xff, n & 0xff)
+        format!("127.{}.{}.{}", self.cluster_block, (n >> 8) & 0xff, n & 0xff)
     }
 
     /// Whether pods are deleted gracefully (a kubelet runs them).
@@ -419,6 +432,7 @@ pub async fn start(listener: TcpListener, config: Config) -> std::io::Result<Han
         tokio::spawn(gc::run(sim.clone())),
         tokio::spawn(kubelet::run(sim.clone())),
         tokio::spawn(dns::serve(sim.clone(), dns)),
+        tokio::spawn(proxy::run(sim.clone())),
     ];
     if sim.config.controllers {
         background.push(tokio::spawn(controllers::run(sim.clone())));

@@ -53,8 +53,12 @@ where
 }
 
 async fn http_get(ip: &str, path: &str) -> Result<String, String> {
+    http_get_port(ip, 8080, path).await
+}
+
+async fn http_get_port(ip: &str, port: u16, path: &str) -> Result<String, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect((ip, 8080)).await.map_err(|e| e.to_string())?;
+    let mut s = tokio::net::TcpStream::connect((ip, port)).await.map_err(|e| e.to_string())?;
     s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).await.map_err(|e| e.to_string())?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).await.map_err(|e| e.to_string())?;
@@ -77,7 +81,7 @@ async fn pods_run_as_processes_on_their_loopback_ip() {
         return;
     };
     let root = tempfile::tempdir().unwrap();
-    let (_h, client) = sim(root.path().to_path_buf(), py).await;
+    let (h, client) = sim(root.path().to_path_buf(), py).await;
     let pp = PostParams::default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
     secrets
@@ -90,7 +94,7 @@ async fn pods_run_as_processes_on_their_loopback_ip() {
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let pod = json!({
-        "metadata": {"name": "web"},
+        "metadata": {"name": "web", "labels": {"app": "web"}},
         "spec": {
             "terminationGracePeriodSeconds": 5,
             "containers": [{
@@ -122,6 +126,19 @@ async fn pods_run_as_processes_on_their_loopback_ip() {
     assert!(ip.starts_with("127.") && ip != "127.0.0.1", "{ip}");
     assert_eq!(http_get(&ip, "/env.txt").await.unwrap(), "hi web");
     assert_eq!(http_get(&ip, "/hello.txt").await.unwrap(), "from configmap");
+
+    // A Service in front: its ClusterIP (a loopback address) forwards port 80
+    // to the pod's 8080, and its DNS name resolves to the ClusterIP.
+    let svcs: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
+    let svc = svcs
+        .create(&pp, &serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})).unwrap())
+        .await
+        .unwrap();
+    let cluster_ip = svc.spec.unwrap().cluster_ip.unwrap();
+    let resolved = quiver_kube_sim::dns::resolve(&h.sim, "web.default.svc.cluster.local").unwrap();
+    assert_eq!(resolved.iter().map(|i| i.to_string()).collect::<Vec<_>>(), [cluster_ip.clone()]);
+    let through = eventually("service forwards", || async { http_get_port(&cluster_ip, 80, "/env.txt").await }).await;
+    assert_eq!(through, "hi web");
 
     // Deletion: the process gets SIGTERM (http.server dies of it), then the Pod goes.
     pods.delete("web", &DeleteParams::default()).await.unwrap();
