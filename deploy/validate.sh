@@ -38,7 +38,7 @@ need kubectl "install it with .ci/run, which unpacks it into .ci/tools/bin"
 need python3 "apt-get install python3"
 python3 -c 'import jsonschema, yaml, kubernetes_validate' 2>/dev/null \
   || { echo "FAIL: python3 lacks jsonschema, pyyaml or kubernetes-validate (pip install -r .ci/requirements.txt)" >&2; exit 1; }
-echo "helm $(helm version --short), $(kubectl version --client=true 2>/dev/null | head -n1), Kubernetes schemas $KUBE_VERSION"
+echo "helm $(helm version --short), $(kubectl version --client=true 2>/dev/null | sed -n 1p), Kubernetes schemas $KUBE_VERSION"
 
 step "CRDs: $chart/crds/ is a copy of crds/"
 for f in crds/*.yaml; do
