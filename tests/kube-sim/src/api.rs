@@ -540,7 +540,7 @@ fn commit(
     let mut created = false;
     let mut result = Value::Null;
     let dry = dry_run(q);
-    sim.store.update(&t.rt.qualified(), t.ns(), t.name(), |cur| {
+    let stored = sim.store.update(&t.rt.qualified(), t.ns(), t.name(), |cur| {
         if cur.is_none() && !create_ok {
             return Err(ApiError::not_found(&t.rt, t.name()));
         }
@@ -549,8 +549,10 @@ fn commit(
         let (op, obj) = prepare(sim, t, cur, new, &tracking)?;
         result = obj;
         Ok(if dry { Op::Keep } else { op })
-    })?
-    .map(|stored| result = stored);
+    })?;
+    if let Some(stored) = stored {
+        result = stored;
+    }
     let result = with_type(&t.rt, &t.version, result);
     crate::admission::after_write(sim, t, &result);
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, result))
@@ -911,7 +913,7 @@ pub fn delete_object(sim: &Sim, t: &Target, q: &Query, body: &[u8]) -> Result<Va
     let dry = dry_run(q);
     let rt = t.rt.clone();
     let mut result = Value::Null;
-    sim.store.update(&rt.qualified(), t.ns(), t.name(), |cur| {
+    let stored = sim.store.update(&rt.qualified(), t.ns(), t.name(), |cur| {
         let cur = cur.ok_or_else(|| ApiError::not_found(&rt, t.name()))?;
         if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str)
             && Some(uid) != meta_str(cur, "uid")
@@ -971,8 +973,10 @@ pub fn delete_object(sim: &Sim, t: &Target, q: &Query, body: &[u8]) -> Result<Va
         }
         result = obj.clone();
         Ok(if dry { Op::Keep } else { Op::Put(obj) })
-    })?
-    .map(|stored| result = stored);
+    })?;
+    if let Some(stored) = stored {
+        result = stored;
+    }
     crate::admission::after_delete(sim, t, &result);
     Ok(with_type(&rt, &t.version, result))
 }
