@@ -136,7 +136,15 @@ async fn kubectl_and_helm_drive_the_simulator() {
     let refused = env.run(&kubectl, &["apply", "-f", bad]).await;
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("The DataCluster \"bad\" is invalid: spec.dashboard.autoscaling: Invalid value: \"object\": autoscaling.maxReplicas must be at least minReplicas"), "{err}");
+    let crd: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(root().join("crds/datacluster.yaml")).unwrap()).unwrap();
+    let rule = crd
+        .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/dashboard/properties/autoscaling/x-kubernetes-validations/0/message")
+        .and_then(|m| m.as_str())
+        .expect("the CRD has a rule on spec.dashboard.autoscaling");
+    assert!(
+        err.contains(&format!("The DataCluster \"bad\" is invalid: spec.dashboard.autoscaling: Invalid value: \"object\": {rule}")),
+        "{err}"
+    );
 
     let out = env.ok(&kubectl, &["delete", "dc", "towers"]).await;
     assert!(out.contains("datacluster.quiver.dev \"towers\" deleted"), "{out}");
