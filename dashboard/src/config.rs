@@ -90,6 +90,11 @@ pub struct ServeArgs {
     /// Namespace of the DataCluster (in Kubernetes).
     #[arg(long, env = "QUIVER_NAMESPACE")]
     pub namespace: Option<String>,
+    /// The operator's resume endpoint, `http://HOST:PORT` (in Kubernetes; set by
+    /// the operator): `/api/status` then says whether the cluster is suspended
+    /// and `/api/resume` asks to resume it, authenticated by the login token.
+    #[arg(long, env = "QUIVER_OPERATOR_URL")]
+    pub operator_url: Option<String>,
     /// Take the client address from the last `X-Forwarded-For` entry (behind a trusted
     /// proxy only), for the login rate limit.
     #[arg(long, env = "QUIVER_TRUST_PROXY")]
@@ -166,6 +171,8 @@ pub struct Config {
     pub tile_url: Option<String>,
     /// DataCluster name and namespace, when running in Kubernetes.
     pub cluster: Option<(String, String)>,
+    /// The operator's resume endpoint (needs `cluster`).
+    pub operator_url: Option<String>,
     /// Trust `X-Forwarded-For`.
     pub trust_proxy: bool,
     /// Header and body read times and the connection cap.
@@ -305,6 +312,16 @@ impl TryFrom<ServeArgs> for Config {
             (Some(c), None) => Some((c, "default".to_string())),
             (None, _) => None,
         };
+        let operator_url = match (a.operator_url, &cluster) {
+            (Some(u), None) => {
+                return Err(Error::Config(format!("--operator-url {u:?} needs --cluster")));
+            }
+            (Some(u), Some((name, ns))) => {
+                crate::operator::Operator::new(&u, ns, name, token.clone())?;
+                Some(u)
+            }
+            (None, _) => None,
+        };
         Ok(Config {
             addr,
             workers,
@@ -315,6 +332,7 @@ impl TryFrom<ServeArgs> for Config {
             session_epoch: a.session_epoch,
             worker_timeout,
             tile_url,
+            operator_url,
             cluster,
             trust_proxy: a.trust_proxy,
             limits,

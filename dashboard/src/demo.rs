@@ -189,6 +189,7 @@ impl Stack {
             worker_timeout: Duration::from_secs(10),
             tile_url: o.tile_url.clone(),
             cluster: None,
+            operator_url: None,
             trust_proxy: false,
             limits: Default::default(),
         };

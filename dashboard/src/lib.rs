@@ -24,6 +24,7 @@ pub mod flight;
 pub mod load;
 pub mod merge;
 pub mod metrics;
+pub mod operator;
 pub mod query;
 pub mod routes;
 pub mod shade;

@@ -43,6 +43,8 @@ pub struct Inner {
     pub catalog: CatalogCache,
     /// Metrics.
     pub metrics: Metrics,
+    /// The operator's resume endpoint, in Kubernetes.
+    pub operator: Option<crate::operator::Operator>,
 }
 
 impl std::ops::Deref for AppState {
@@ -73,6 +75,12 @@ impl AppState {
             fanout: Arc::new(Fanout::new(discovery, connector, config.worker_timeout, metrics.clone())),
             catalog: CatalogCache::new(Duration::from_secs(10)),
             metrics,
+            operator: match (&config.operator_url, &config.cluster) {
+                (Some(url), Some((name, namespace))) => {
+                    crate::operator::Operator::new(url, namespace, name, config.token.clone()).ok()
+                }
+                _ => None,
+            },
         }))
     }
 }

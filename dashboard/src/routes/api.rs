@@ -164,6 +164,8 @@ struct StatusResponse {
     shards: u32,
     complete: bool,
     consistent: bool,
+    /// The workers were stopped while idle and the operator can resume them.
+    suspended: bool,
     workers: Vec<WorkerStatus>,
 }
 
@@ -233,7 +235,33 @@ pub async fn status(State(state): State<AppState>) -> Result<Response> {
         }
     }
     let complete = shards > 0 && seen.iter().all(|s| *s);
-    Ok(Json(StatusResponse { shards, complete, consistent, workers }).into_response())
+    let suspended = resumable(&state).await;
+    Ok(Json(StatusResponse { shards, complete, consistent, suspended, workers }).into_response())
+}
+
+/// True when the operator says the cluster was suspended while idle (a
+/// suspension the spec asks for is not offered for resume). An operator that
+/// cannot be asked is logged and reads as not suspended.
+async fn resumable(state: &AppState) -> bool {
+    let Some(op) = &state.operator else { return false };
+    match op.status().await {
+        Ok(s) => s.suspended && s.suspend_reason.as_deref() == Some("Idle"),
+        Err(e) => {
+            tracing::warn!(error = %e, "asking the operator for the cluster's status failed");
+            false
+        }
+    }
+}
+
+/// `POST /api/resume`: asks the operator to resume the idle-suspended cluster.
+pub async fn resume(State(state): State<AppState>) -> Result<Response> {
+    let op = state
+        .operator
+        .as_ref()
+        .ok_or_else(|| Error::NotFound("resume: this dashboard is not managed by the operator".into()))?;
+    op.resume().await?;
+    tracing::info!("resume requested");
+    Ok((axum::http::StatusCode::ACCEPTED, Json(serde_json::json!({"resuming": true}))).into_response())
 }
 
 #[derive(Deserialize, Default)]

@@ -46,6 +46,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/metrics" => "/metrics",
         "/api/datasets" => "/api/datasets",
         "/api/status" => "/api/status",
+        "/api/resume" => "/api/resume",
         "/api/query" => "/api/query",
         "/api/reload" => "/api/reload",
         "/api/config" => "/api/config",
@@ -117,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .route("/status", get(api::status))
         .route("/query", post(api::query))
         .route("/reload", post(api::reload))
+        .route("/resume", post(api::resume))
         .route("/config", get(api::config))
         .route("/{*rest}", any(api::not_found))
         .fallback(api::not_found)
