@@ -225,6 +225,43 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             medians.insert(label, t.median_ms);
         }
     }
+    // A brush dragged over the year histogram: 20 positions of a 3-year window
+    // after the first, each a distinct query (as the front end sends while dragging).
+    let drag: Vec<Plan> = (0..20)
+        .map(|k| {
+            let mut q = interactions("celltowers").remove(3).1;
+            let from = crate::bins::parse_instant(&format!("{}-01-01", 2003 + k % 16)).expect("date") as f64;
+            let to = crate::bins::parse_instant(&format!("{}-01-01", 2006 + k % 16)).expect("date") as f64;
+            q.filters.insert("created".into(), Filter::Range { min: from, max: to });
+            Plan::new(&q, &shard)
+        })
+        .collect::<Result<_>>()?;
+    let s2 = shard.clone();
+    let mut steps = tokio::task::spawn_blocking(move || {
+        let _ = kernel::scan(&s2, &drag[0]); // warm up
+        let mut steps = vec![];
+        for _ in 0..a.repeat.div_ceil(20).max(1) {
+            for p in &drag {
+                let t = Instant::now();
+                std::hint::black_box(kernel::scan(&s2, p));
+                steps.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        steps
+    })
+    .await
+    .map_err(|e| Error::Protocol(e.to_string()))?;
+    steps.sort_by(|x, y| x.total_cmp(y));
+    let q = |f: f64| steps[((steps.len() as f64 * f) as usize).min(steps.len() - 1)];
+    println!(
+        "{:<36} {:>10.2} {:>10.2} {:>10.2}   (p99 {:.2} ms over {} positions)",
+        "brush drag, each position",
+        q(0.5),
+        q(0.9),
+        q(0.5) / floor.median_ms,
+        q(0.99),
+        steps.len()
+    );
     let (rss, peak) = memory();
     println!(
         "memory       RSS after the queries {:.1} bytes/row ({:.0} MB); peak {:.1} bytes/row ({:.0} MB, the whole process: generation too unless reused)",

@@ -198,7 +198,7 @@ proptest! {
         viewport in viewport_strategy(),
         vpf in any::<bool>(),
         w in 1u32..64, h in 1u32..64,
-        sample in prop_oneof![Just(0u32), 1u32..=8, 9u32..40],
+        sample in prop_oneof![Just(0u32), 1u32..=32, 33u32..100],
     ) {
         // At most one of the random filters (none for `which` 3).
         let filters: BTreeMap<String, Filter> = all_filters.into_iter().skip(which).take(1).collect();
@@ -278,7 +278,7 @@ fn samples_from_pre_aggregates_equal_the_scan_at_every_limit() {
         codes: vec![vec![2; n], (0..n).map(|i| (i % 41) as u8).collect(), (0..n).map(|i| (i % 20) as u8).collect()],
     };
     let shard = shard_from(&rows, default_view(Preset::Celltowers));
-    for limit in 1..=20 {
+    for limit in (1..=20).chain([31, 32, 33, 40, 64, 80]) {
         for radio in [None, Some(vec!["LTE".to_string()]), Some(vec!["GSM".to_string(), "LTE".to_string()])] {
             let mut f = BTreeMap::new();
             if let Some(r) = radio {

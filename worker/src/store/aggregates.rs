@@ -11,15 +11,15 @@
 //! marginal; sample candidates are the kept rows that pass. That covers the
 //! unfiltered world view, every `baseline`, a category click and a brush on
 //! one dimension. Size per block: `Σ codes + Σ_{a<b} codes_a · codes_b +
-//! categories · SAMPLE_KEEP` counters (about 6 KB per 16 K rows for the
-//! cell-tower preset: 0.37 bytes a row).
+//! categories · SAMPLE_KEEP` counters (about 6.5 KB per 16 K rows for the
+//! cell-tower preset: 0.40 bytes a row).
 
 use rayon::prelude::*;
 
 use super::BLOCK_ROWS;
 
 /// Rows kept per block and category for samples answered without a scan.
-pub const SAMPLE_KEEP: usize = 8;
+pub const SAMPLE_KEEP: usize = 32;
 
 /// The pre-aggregates of a shard.
 #[derive(Debug, Default)]
