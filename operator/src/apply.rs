@@ -38,10 +38,7 @@ pub enum Holder {
 
 /// True when `meta` carries an owner reference to the DataCluster with this uid.
 pub fn owned_by(meta: &kube::core::ObjectMeta, uid: &str) -> bool {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.uid == uid)
+    meta.owner_references.iter().flatten().any(|o| o.uid == uid)
 }
 
 /// Children known to be ours, so steady-state passes skip the ownership read.

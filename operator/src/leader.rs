@@ -160,14 +160,24 @@ impl Elector {
     /// One round: read, decide, write. `now` is only written into the Lease
     /// (for people reading it); expiry is judged on `local_now`. Returns whether
     /// we hold the Lease.
-    pub async fn round(&mut self, client: &Client, now: Timestamp, local_now: Instant) -> Result<bool> {
+    pub async fn round(
+        &mut self,
+        client: &Client,
+        now: Timestamp,
+        local_now: Instant,
+    ) -> Result<bool> {
         let cfg = &self.cfg;
         let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
         let current = api
             .get_opt(&cfg.name)
             .await
             .map_err(|e| Error::Lease(format!("reading Lease {}: {e}", cfg.name)))?;
-        let action = decide(current.as_ref(), &cfg.identity, &mut self.observer, local_now);
+        let action = decide(
+            current.as_ref(),
+            &cfg.identity,
+            &mut self.observer,
+            local_now,
+        );
         let lost_race = |e: &kube::Error| is_status(e, 409);
         match action {
             LeaseAction::Wait { .. } => Ok(false),
@@ -228,7 +238,13 @@ pub async fn release(client: &Client, cfg: &LeaseConfig) -> Result<()> {
     };
     tokio::time::timeout(cfg.renew_every(), call)
         .await
-        .map_err(|_| Error::Lease(format!("releasing Lease {}: no answer within {:?}", cfg.name, cfg.renew_every())))?
+        .map_err(|_| {
+            Error::Lease(format!(
+                "releasing Lease {}: no answer within {:?}",
+                cfg.name,
+                cfg.renew_every()
+            ))
+        })?
 }
 
 /// Why a leader stops reconciling.
@@ -279,7 +295,8 @@ pub fn spawn_elector(
                 None => cfg.renew_every(),
             }
             .min(cfg.renew_every());
-            let outcome = tokio::time::timeout(budget, elector.round(&client, clock.now(), started)).await;
+            let outcome =
+                tokio::time::timeout(budget, elector.round(&client, clock.now(), started)).await;
             let leading = match outcome {
                 Ok(Ok(true)) => {
                     renewed = Some(started);
@@ -370,7 +387,10 @@ mod tests {
     fn a_released_lease_is_taken_over_at_once() {
         let mut o = Observer::default();
         let free = lease(None, "2026-03-01T11:59:59Z", 15);
-        assert_eq!(decide(Some(&free), "a", &mut o, Instant::now()), LeaseAction::TakeOver);
+        assert_eq!(
+            decide(Some(&free), "a", &mut o, Instant::now()),
+            LeaseAction::TakeOver
+        );
     }
 
     #[test]
@@ -386,8 +406,14 @@ mod tests {
             lease_transitions: Some(2),
             ..Default::default()
         };
-        assert_eq!(held_spec(&cfg, now, Some(&prev), true).lease_transitions, Some(3));
-        assert_eq!(held_spec(&cfg, now, Some(&prev), false).lease_transitions, Some(2));
+        assert_eq!(
+            held_spec(&cfg, now, Some(&prev), true).lease_transitions,
+            Some(3)
+        );
+        assert_eq!(
+            held_spec(&cfg, now, Some(&prev), false).lease_transitions,
+            Some(2)
+        );
         assert_eq!(cfg.renew_every(), Duration::from_secs(5));
         assert_eq!(cfg.renew_deadline(), Duration::from_secs(10));
     }

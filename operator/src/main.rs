@@ -143,7 +143,9 @@ impl TryFrom<Cli> for Config {
         if let Some(u) = &cli.resume_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
-            return Err(Error::Config(format!("--resume-url {u:?} must be an http(s) URL")));
+            return Err(Error::Config(format!(
+                "--resume-url {u:?} must be an http(s) URL"
+            )));
         }
         let mut defaults = Defaults {
             resume_url: cli.resume_url.clone(),
@@ -229,8 +231,8 @@ async fn main() -> anyhow::Result<()> {
     let kube_config = kube::Config::infer()
         .await
         .context("reading the Kubernetes client configuration")?;
-    let client = kube::Client::try_from(kube_config.clone())
-        .context("connecting to the Kubernetes API")?;
+    let client =
+        kube::Client::try_from(kube_config.clone()).context("connecting to the Kubernetes API")?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {

@@ -30,12 +30,12 @@ use crate::apply::{
 use crate::children::{
     Children, Component, build_all, managed_by_selector, worker_selector_string,
 };
-use crate::failures::{PodFailure, failed_create, pod_failures};
-use crate::rollout;
 use crate::crd::{DataCluster, DataClusterStatus, RESTART_ANNOTATION, RESUME_ANNOTATION};
 use crate::error::{Error, Result};
+use crate::failures::{PodFailure, failed_create, pod_failures};
 use crate::lifecycle::{Action, Clock, Observation, Policy, decide};
 use crate::metrics::Metrics;
+use crate::rollout;
 use crate::status::{self, Inputs, Note, Severity, memory_of};
 use crate::validate::{Defaults, ValidCluster, validate};
 
@@ -701,7 +701,11 @@ pub async fn run(
 mod tests {
     use super::*;
 
-    fn dc(generation: i64, annotations: &[(&str, &str)], resource_version: &str) -> DeserializeGuard<DataCluster> {
+    fn dc(
+        generation: i64,
+        annotations: &[(&str, &str)],
+        resource_version: &str,
+    ) -> DeserializeGuard<DataCluster> {
         let mut v = serde_json::json!({
             "apiVersion": "quiver.dev/v1alpha1", "kind": "DataCluster",
             "metadata": {"name": "demo", "namespace": "ns", "uid": "u", "generation": generation,
@@ -721,7 +725,11 @@ mod tests {
         assert_eq!(trigger_hash(&dc(3, &[], "1001")), base);
         // kubectl's bookkeeping annotation.
         assert_eq!(
-            trigger_hash(&dc(3, &[("kubectl.kubernetes.io/last-applied-configuration", "{}")], "102")),
+            trigger_hash(&dc(
+                3,
+                &[("kubectl.kubernetes.io/last-applied-configuration", "{}")],
+                "102"
+            )),
             base
         );
     }
@@ -730,11 +738,28 @@ mod tests {
     fn spec_changes_restart_and_resume_requests_and_deletion_trigger_a_reconcile() {
         let base = trigger_hash(&dc(3, &[], "100"));
         assert_ne!(trigger_hash(&dc(4, &[], "100")), base);
-        assert_ne!(trigger_hash(&dc(3, &[(crate::crd::RESTART_ANNOTATION, "2026-01-06T00:00:00Z")], "100")), base);
-        assert_ne!(trigger_hash(&dc(3, &[(crate::crd::RESUME_ANNOTATION, "2026-01-06T00:00:00Z")], "100")), base);
+        assert_ne!(
+            trigger_hash(&dc(
+                3,
+                &[(crate::crd::RESTART_ANNOTATION, "2026-01-06T00:00:00Z")],
+                "100"
+            )),
+            base
+        );
+        assert_ne!(
+            trigger_hash(&dc(
+                3,
+                &[(crate::crd::RESUME_ANNOTATION, "2026-01-06T00:00:00Z")],
+                "100"
+            )),
+            base
+        );
         let mut deleting = dc(3, &[], "100");
         if let Ok(d) = deleting.0.as_mut() {
-            d.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-01-06T00:00:00Z".parse().unwrap()));
+            d.metadata.deletion_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    "2026-01-06T00:00:00Z".parse().unwrap(),
+                ));
         }
         assert_ne!(trigger_hash(&deleting), base);
     }

@@ -60,9 +60,14 @@ pub enum Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let (code, message) = match self {
-            Refusal::Unauthenticated => (StatusCode::UNAUTHORIZED, "not authorised for this cluster"),
+            Refusal::Unauthenticated => {
+                (StatusCode::UNAUTHORIZED, "not authorised for this cluster")
+            }
             Refusal::NotFound => (StatusCode::NOT_FOUND, "no such cluster"),
-            Refusal::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "the Kubernetes API is unavailable"),
+            Refusal::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the Kubernetes API is unavailable",
+            ),
         };
         (code, Json(json!({"error": message}))).into_response()
     }
@@ -153,8 +158,14 @@ pub async fn request_resume(
 /// The routes.
 pub fn router(state: ResumeState) -> Router {
     Router::new()
-        .route("/v1/namespaces/{namespace}/dataclusters/{name}/status", get(status))
-        .route("/v1/namespaces/{namespace}/dataclusters/{name}/resume", post(resume))
+        .route(
+            "/v1/namespaces/{namespace}/dataclusters/{name}/status",
+            get(status),
+        )
+        .route(
+            "/v1/namespaces/{namespace}/dataclusters/{name}/resume",
+            post(resume),
+        )
         .with_state(state)
 }
 

@@ -118,7 +118,9 @@ pub fn plan(
         .filter(|p| p.revision.as_deref() == Some(update) && !p.ready)
         .map(|p| p.name.clone())
         .collect();
-    let resharding = outdated.iter().any(|p| p.shards.is_some_and(|s| s != shards));
+    let resharding = outdated
+        .iter()
+        .any(|p| p.shards.is_some_and(|s| s != shards));
     let delete: Vec<String> = if resharding {
         outdated.iter().map(|p| p.name.clone()).collect()
     } else {
@@ -202,7 +204,12 @@ mod tests {
         let p = plan(&pods, Some("new"), 8, 8, 1);
         assert_eq!(
             names(&p),
-            ["demo-workers-0", "demo-workers-1", "demo-workers-2", "demo-workers-3"]
+            [
+                "demo-workers-0",
+                "demo-workers-1",
+                "demo-workers-2",
+                "demo-workers-3"
+            ]
         );
         assert!(p.in_progress);
     }

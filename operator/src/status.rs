@@ -464,7 +464,12 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
             condition::REPLICA_FAILURE,
             "True",
             &first.reason,
-            bounded_list(&i.failures.iter().map(PodFailure::describe).collect::<Vec<_>>()),
+            bounded_list(
+                &i.failures
+                    .iter()
+                    .map(PodFailure::describe)
+                    .collect::<Vec<_>>(),
+            ),
             generation_now,
             i.now,
         ),
@@ -482,8 +487,10 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
         .find(|p| p.type_ == condition::ROLLING_OUT && p.status == "True")
         .map(|p| p.last_transition_time.0);
     let rolling_out = match i.rollout.filter(|p| p.in_progress) {
-        Some(p) if rolling_since
-            .is_some_and(|since| crate::lifecycle::elapsed(since, i.now) >= c.progress_deadline) =>
+        Some(p)
+            if rolling_since.is_some_and(|since| {
+                crate::lifecycle::elapsed(since, i.now) >= c.progress_deadline
+            }) =>
         {
             cond(
                 condition::ROLLING_OUT,
@@ -634,8 +641,22 @@ pub fn not_owned(
         .filter(|c| c.type_ != condition::CHILDREN_OWNED && c.type_ != condition::READY)
         .cloned()
         .collect();
-    next.push(cond(condition::READY, "False", "NotOwned", message.clone(), generation, now));
-    next.push(cond(condition::CHILDREN_OWNED, "False", "NotOwned", message, generation, now));
+    next.push(cond(
+        condition::READY,
+        "False",
+        "NotOwned",
+        message.clone(),
+        generation,
+        now,
+    ));
+    next.push(cond(
+        condition::CHILDREN_OWNED,
+        "False",
+        "NotOwned",
+        message,
+        generation,
+        now,
+    ));
     s.conditions = merge_conditions(&s.conditions, next);
     s.phase = Some(Phase::Failed);
     s.observed_generation = Some(generation);
@@ -779,8 +800,12 @@ pub fn events(
         });
     }
     let stuck = |s: Option<&DataClusterStatus>| {
-        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::ROLLING_OUT))
-            .is_some_and(|c| c.reason == "Stuck")
+        s.and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == condition::ROLLING_OUT)
+        })
+        .is_some_and(|c| c.reason == "Stuck")
     };
     if stuck(Some(next)) && !stuck(previous) {
         let message = next

@@ -492,7 +492,10 @@ pub fn bytes_per_row(d: &DatasetSpec) -> u64 {
 /// the process and loading buffers, rounded up to 64 MiB; 1 GiB when a size
 /// is unknown. CPU: 500m. Requests only, so workers are never BestEffort and
 /// may use spare memory; set `workers.resources` for limits.
-pub fn default_worker_resources(datasets: &[crate::crd::ClusterDataset], shards: i32) -> ResourceRequirements {
+pub fn default_worker_resources(
+    datasets: &[crate::crd::ClusterDataset],
+    shards: i32,
+) -> ResourceRequirements {
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     const MIB: u64 = 1 << 20;
     let memory = if datasets.iter().all(|d| d.expected_rows.is_some()) {

@@ -326,7 +326,11 @@ fn the_dataset_list_reaches_the_workers_as_a_mounted_file_and_a_change_rolls_the
         .collect();
     let c = validate(&dc, &Defaults::default()).unwrap();
     let sts = build_worker_statefulset(&c, 4);
-    assert_eq!(env_of(&sts, "QUIVER_DATASETS"), None, "no list in the environment");
+    assert_eq!(
+        env_of(&sts, "QUIVER_DATASETS"),
+        None,
+        "no list in the environment"
+    );
     assert_eq!(
         env_of(&sts, "QUIVER_DATASETS_FILE").as_deref(),
         Some("/etc/quiver/datasets/datasets.json")
@@ -342,7 +346,11 @@ fn the_dataset_list_reaches_the_workers_as_a_mounted_file_and_a_change_rolls_the
         .as_ref()
         .unwrap()
         .iter()
-        .find(|v| v.config_map.as_ref().is_some_and(|cm| cm.name == "demo-datasets"))
+        .find(|v| {
+            v.config_map
+                .as_ref()
+                .is_some_and(|cm| cm.name == "demo-datasets")
+        })
         .expect("the ConfigMap is a volume");
     assert!(
         spec.containers[0]
@@ -353,7 +361,10 @@ fn the_dataset_list_reaches_the_workers_as_a_mounted_file_and_a_change_rolls_the
             .any(|m| m.name == volume.name && m.mount_path == "/etc/quiver/datasets")
     );
     // Same list, same template; a new list, a new template (the workers roll).
-    assert_eq!(build_worker_statefulset(&c, 4).spec.template, sts.spec.template);
+    assert_eq!(
+        build_worker_statefulset(&c, 4).spec.template,
+        sts.spec.template
+    );
     dc.spec.datasets[5].spec.source = "s3://bucket/other/".into();
     let changed = build_worker_statefulset(&validate(&dc, &Defaults::default()).unwrap(), 4);
     assert_ne!(changed.spec.template, sts.spec.template);
@@ -384,17 +395,30 @@ spec:
 "#;
     let dc = serde_yaml::from_str(yaml).unwrap();
     let mut defaults = Defaults::default();
-    defaults.worker_pod.node_selector.insert("pool".into(), "general".into());
-    defaults.dashboard_pod.node_selector.insert("pool".into(), "general".into());
+    defaults
+        .worker_pod
+        .node_selector
+        .insert("pool".into(), "general".into());
+    defaults
+        .dashboard_pod
+        .node_selector
+        .insert("pool".into(), "general".into());
     defaults.dashboard_pod.priority_class_name = Some("platform-default".into());
-    defaults.worker_pod.pod_labels.insert("cost".into(), "shared".into());
+    defaults
+        .worker_pod
+        .pod_labels
+        .insert("cost".into(), "shared".into());
     let c = validate(&dc, &defaults).unwrap();
     let ch = build_all(&c, c.worker_replicas);
 
     let w = serde_json::to_value(&ch.workers.spec.template).unwrap();
     assert_eq!(w["spec"]["serviceAccountName"], "quiver-s3-reader");
     assert_eq!(w["spec"]["automountServiceAccountToken"], false);
-    assert_eq!(w["spec"]["nodeSelector"], serde_json::json!({"pool": "memory-optimised"}), "the spec wins");
+    assert_eq!(
+        w["spec"]["nodeSelector"],
+        serde_json::json!({"pool": "memory-optimised"}),
+        "the spec wins"
+    );
     assert_eq!(w["spec"]["tolerations"][0]["key"], "dedicated");
     assert_eq!(w["spec"]["priorityClassName"], "analytics-high");
     assert_eq!(
@@ -403,22 +427,41 @@ spec:
         "a constraint without a selector spreads this component's pods"
     );
     assert_eq!(w["metadata"]["labels"]["team"], "geo");
-    assert_eq!(w["metadata"]["labels"]["cost"], "shared", "default labels merged");
-    assert_eq!(w["metadata"]["labels"]["app.kubernetes.io/instance"], "towers");
-    assert_eq!(w["metadata"]["annotations"]["example.com/cost-centre"], "42");
+    assert_eq!(
+        w["metadata"]["labels"]["cost"], "shared",
+        "default labels merged"
+    );
+    assert_eq!(
+        w["metadata"]["labels"]["app.kubernetes.io/instance"],
+        "towers"
+    );
+    assert_eq!(
+        w["metadata"]["annotations"]["example.com/cost-centre"],
+        "42"
+    );
 
     let d = serde_json::to_value(&ch.dashboard.spec.template).unwrap();
-    assert_eq!(d["spec"]["nodeSelector"], serde_json::json!({"pool": "general"}), "the default applies");
+    assert_eq!(
+        d["spec"]["nodeSelector"],
+        serde_json::json!({"pool": "general"}),
+        "the default applies"
+    );
     assert_eq!(d["spec"]["priorityClassName"], "platform-default");
     assert_eq!(
-        d["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-            ["nodeSelectorTerms"][0]["matchExpressions"][0]["values"][0],
+        d["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchExpressions"][0]["values"][0],
         "arm64"
     );
     assert_eq!(d["metadata"]["labels"]["team"], "web");
     // Selectors are untouched by extra labels.
     assert_eq!(
-        ch.workers.spec.selector.match_labels.as_ref().unwrap().len(),
+        ch.workers
+            .spec
+            .selector
+            .match_labels
+            .as_ref()
+            .unwrap()
+            .len(),
         3
     );
 }
@@ -477,9 +520,14 @@ fn the_dashboard_pod_holds_no_api_credential_and_resumes_through_the_operator() 
     let ch = build_all(&c, c.worker_replicas);
     let pod = ch.dashboard.spec.template.spec.as_ref().unwrap();
     assert_eq!(pod.automount_service_account_token, Some(false));
-    assert_eq!(ch.service_account.automount_service_account_token, Some(false));
+    assert_eq!(
+        ch.service_account.automount_service_account_token,
+        Some(false)
+    );
     assert!(
-        ch.manifests().iter().all(|m| m.kind != "Role" && m.kind != "RoleBinding"),
+        ch.manifests()
+            .iter()
+            .all(|m| m.kind != "Role" && m.kind != "RoleBinding"),
         "no Role lets the dashboard change its DataCluster"
     );
     let env = pod.containers[0].env.as_ref().unwrap();

@@ -35,41 +35,61 @@ fn secs(s: u64) -> Duration {
 #[tokio::test]
 async fn two_replicas_never_lead_at_once_and_an_unrenewed_lease_is_taken_over() {
     let (client, api) = FakeApi::start();
-    let (mut a, mut b) = (Elector::new(cfg("operator-a")), Elector::new(cfg("operator-b")));
+    let (mut a, mut b) = (
+        Elector::new(cfg("operator-a")),
+        Elector::new(cfg("operator-b")),
+    );
     let l0 = Instant::now();
 
     assert!(
-        a.round(&client, at("2026-03-01T12:00:00Z"), l0).await.unwrap(),
+        a.round(&client, at("2026-03-01T12:00:00Z"), l0)
+            .await
+            .unwrap(),
         "a creates the Lease"
     );
     assert!(
-        !b.round(&client, at("2026-03-01T12:00:01Z"), l0 + secs(1)).await.unwrap(),
+        !b.round(&client, at("2026-03-01T12:00:01Z"), l0 + secs(1))
+            .await
+            .unwrap(),
         "b waits"
     );
     assert!(
-        a.round(&client, at("2026-03-01T12:00:05Z"), l0 + secs(5)).await.unwrap(),
+        a.round(&client, at("2026-03-01T12:00:05Z"), l0 + secs(5))
+            .await
+            .unwrap(),
         "a renews"
     );
     assert!(
-        !b.round(&client, at("2026-03-01T12:00:19Z"), l0 + secs(19)).await.unwrap(),
+        !b.round(&client, at("2026-03-01T12:00:19Z"), l0 + secs(19))
+            .await
+            .unwrap(),
         "b sees the renewal now: the 15 s count from here"
     );
-    assert_eq!(api.get(LEASE).unwrap()["spec"]["holderIdentity"], "operator-a");
+    assert_eq!(
+        api.get(LEASE).unwrap()["spec"]["holderIdentity"],
+        "operator-a"
+    );
     assert!(
-        !b.round(&client, at("2026-03-01T12:00:33Z"), l0 + secs(33)).await.unwrap(),
+        !b.round(&client, at("2026-03-01T12:00:33Z"), l0 + secs(33))
+            .await
+            .unwrap(),
         "14 s after b saw it: still a's"
     );
 
     // a stops renewing; 15 s after b last saw a change, b takes over.
     assert!(
-        b.round(&client, at("2026-03-01T12:00:34Z"), l0 + secs(34)).await.unwrap(),
+        b.round(&client, at("2026-03-01T12:00:34Z"), l0 + secs(34))
+            .await
+            .unwrap(),
         "b takes over"
     );
     let lease = api.get(LEASE).unwrap();
     assert_eq!(lease["spec"]["holderIdentity"], "operator-b");
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
     assert!(
-        !a.round(&client, at("2026-03-01T12:00:35Z"), l0 + secs(35)).await.unwrap(),
+        !a.round(&client, at("2026-03-01T12:00:35Z"), l0 + secs(35))
+            .await
+            .unwrap(),
         "a is standby now"
     );
 }
@@ -98,11 +118,22 @@ async fn a_replica_that_loses_the_write_race_stays_standby() {
 #[tokio::test]
 async fn releasing_frees_the_lease_for_an_immediate_take_over() {
     let (client, _api) = FakeApi::start();
-    let (mut a, mut b) = (Elector::new(cfg("operator-a")), Elector::new(cfg("operator-b")));
+    let (mut a, mut b) = (
+        Elector::new(cfg("operator-a")),
+        Elector::new(cfg("operator-b")),
+    );
     let l0 = Instant::now();
-    assert!(a.round(&client, at("2026-03-01T12:00:00Z"), l0).await.unwrap());
+    assert!(
+        a.round(&client, at("2026-03-01T12:00:00Z"), l0)
+            .await
+            .unwrap()
+    );
     release(&client, &cfg("operator-a")).await.unwrap();
-    assert!(b.round(&client, at("2026-03-01T12:00:01Z"), l0 + secs(1)).await.unwrap());
+    assert!(
+        b.round(&client, at("2026-03-01T12:00:01Z"), l0 + secs(1))
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -145,7 +176,11 @@ async fn a_leader_whose_renewal_hangs_stops_leading_at_its_renew_deadline() {
         .unwrap();
     let since = Instant::now();
     // The connection goes half-open: reads of the Lease never answer.
-    api.fail(Fault { method: "GET", path_contains: "/leases/", code: HANG });
+    api.fail(Fault {
+        method: "GET",
+        path_contains: "/leases/",
+        code: HANG,
+    });
     tokio::time::timeout(Duration::from_secs(60), leading.wait_for(|l| !*l))
         .await
         .expect("leadership is dropped")
@@ -187,7 +222,10 @@ async fn a_standby_with_a_skewed_clock_never_steals_a_lease_that_is_being_renewe
     let mut leading = spawn_elector(client, cfg("operator-a"), clock, stop_rx);
     let stole = tokio::time::timeout(Duration::from_secs(120), leading.wait_for(|l| *l)).await;
     assert!(stole.is_err(), "a took a Lease b renews every 5 s");
-    assert_eq!(api.get(LEASE).unwrap()["spec"]["holderIdentity"], "operator-b");
+    assert_eq!(
+        api.get(LEASE).unwrap()["spec"]["holderIdentity"],
+        "operator-b"
+    );
 }
 
 fn jiff_secs(s: i64) -> k8s_openapi::jiff::SignedDuration {

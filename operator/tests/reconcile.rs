@@ -34,7 +34,11 @@ struct Workers {
 
 #[async_trait]
 impl ActivitySource for Workers {
-    async fn observe(&self, t: &Target, _pods: &[k8s_openapi::api::core::v1::Pod]) -> Vec<WorkerReport> {
+    async fn observe(
+        &self,
+        t: &Target,
+        _pods: &[k8s_openapi::api::core::v1::Pod],
+    ) -> Vec<WorkerReport> {
         self.targets.lock().unwrap().push(t.clone());
         self.reports
             .lock()
@@ -905,7 +909,10 @@ async fn ongoing_queries_move_last_activity_coarsely() {
     later.statefulset_ready(4);
     later.set_workers(queried("2026-01-05T09:10:39Z"));
     later.run(dc.clone()).await.unwrap();
-    assert!(later.api.status_writes().is_empty(), "no write within the resolution");
+    assert!(
+        later.api.status_writes().is_empty(),
+        "no write within the resolution"
+    );
 
     // Two minutes later the recorded activity moves on.
     let much_later = harness("2026-01-05T09:12:00Z");
@@ -950,8 +957,15 @@ async fn a_cluster_being_deleted_is_only_reported_on() {
     );
     let s = h.last_status();
     let ready = condition(&s, "Ready");
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Deleting"));
-    assert!(ready.message.contains("backup.example.com/snapshot"), "{}", ready.message);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Deleting")
+    );
+    assert!(
+        ready.message.contains("backup.example.com/snapshot"),
+        "{}",
+        ready.message
+    );
 }
 
 #[tokio::test]
@@ -973,7 +987,11 @@ async fn a_condition_names_the_first_failures_and_counts_the_rest() {
     assert!(ready.message.len() <= 1024, "{} bytes", ready.message.len());
     // 64 shards × 2 datasets failed; three are named.
     assert!(ready.message.ends_with("and 125 more"), "{}", ready.message);
-    assert!(ready.message.contains("dataset celltowers shard 0/64"), "{}", ready.message);
+    assert!(
+        ready.message.contains("dataset celltowers shard 0/64"),
+        "{}",
+        ready.message
+    );
 }
 
 #[tokio::test]
@@ -997,8 +1015,15 @@ async fn a_service_this_cluster_does_not_own_is_never_taken_over() {
     );
     let s = h.last_status();
     let owned = condition(&s, "ChildrenOwned");
-    assert_eq!((owned.status.as_str(), owned.reason.as_str()), ("False", "NotOwned"));
-    assert!(owned.message.contains("Service demo-workers"), "{}", owned.message);
+    assert_eq!(
+        (owned.status.as_str(), owned.reason.as_str()),
+        ("False", "NotOwned")
+    );
+    assert!(
+        owned.message.contains("Service demo-workers"),
+        "{}",
+        owned.message
+    );
     assert_eq!(h.api.event_reasons(), vec!["NotOwned".to_string()]);
 }
 
@@ -1022,7 +1047,11 @@ async fn a_token_secret_left_by_an_earlier_cluster_of_the_same_name_is_not_reuse
     let s = h.last_status();
     let owned = condition(&s, "ChildrenOwned");
     assert_eq!(owned.status, "False");
-    assert!(owned.message.contains("Secret demo-worker-token"), "{}", owned.message);
+    assert!(
+        owned.message.contains("Secret demo-worker-token"),
+        "{}",
+        owned.message
+    );
 }
 
 #[tokio::test]
@@ -1051,13 +1080,25 @@ async fn a_worker_that_cannot_pull_its_image_is_reported_with_the_reason() {
         (failure.status.as_str(), failure.reason.as_str()),
         ("True", "ImagePullBackOff")
     );
-    assert!(failure.message.contains("demo-workers-0: ImagePullBackOff"), "{}", failure.message);
     assert!(
-        failure.message.contains("couldn't find key AWS_SECRET_ACCESS_KEY"),
+        failure.message.contains("demo-workers-0: ImagePullBackOff"),
         "{}",
         failure.message
     );
-    assert!(h.api.event_reasons().contains(&"ImagePullBackOff".to_string()), "{:?}", h.api.event_reasons());
+    assert!(
+        failure
+            .message
+            .contains("couldn't find key AWS_SECRET_ACCESS_KEY"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        h.api
+            .event_reasons()
+            .contains(&"ImagePullBackOff".to_string()),
+        "{:?}",
+        h.api.event_reasons()
+    );
 }
 
 #[tokio::test]
@@ -1065,8 +1106,10 @@ async fn pods_the_statefulset_cannot_create_are_reported_from_its_events() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
     // Quota: only 2 of 4 pods exist.
-    h.api.set_statefulset_status(json!({"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2,
-        "currentRevision": "demo-workers-abc", "updateRevision": "demo-workers-abc"}));
+    h.api.set_statefulset_status(
+        json!({"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2,
+        "currentRevision": "demo-workers-abc", "updateRevision": "demo-workers-abc"}),
+    );
     h.api.insert(
         &format!("{NS}/events"),
         json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": [
@@ -1078,8 +1121,15 @@ async fn pods_the_statefulset_cannot_create_are_reported_from_its_events() {
     h.run(fixture()).await.unwrap();
     let s = h.last_status();
     let failure = condition(&s, "ReplicaFailure");
-    assert_eq!((failure.status.as_str(), failure.reason.as_str()), ("True", "FailedCreate"));
-    assert!(failure.message.contains("exceeded quota"), "{}", failure.message);
+    assert_eq!(
+        (failure.status.as_str(), failure.reason.as_str()),
+        ("True", "FailedCreate")
+    );
+    assert!(
+        failure.message.contains("exceeded quota"),
+        "{}",
+        failure.message
+    );
 }
 
 /// A worker pod as the API server lists it: its template revision, its shard
@@ -1114,8 +1164,18 @@ fn deleted_pods(api: &FakeApi) -> Vec<String> {
 async fn a_restart_replaces_workers_in_batches_the_operator_drives() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
-    rolling(&h, (0..4).map(|i| worker_pod(i, "demo-workers-old", 4, true)).collect(), 0);
-    h.set_workers((0..4).map(|i| worker(i, 4, LoadState::Ready, 10, None)).collect());
+    rolling(
+        &h,
+        (0..4)
+            .map(|i| worker_pod(i, "demo-workers-old", 4, true))
+            .collect(),
+        0,
+    );
+    h.set_workers(
+        (0..4)
+            .map(|i| worker(i, 4, LoadState::Ready, 10, None))
+            .collect(),
+    );
     h.run(fixture()).await.unwrap();
     let sts = h.api.applied("statefulsets/demo-workers").unwrap();
     assert_eq!(sts["spec"]["updateStrategy"]["type"], "OnDelete");
@@ -1123,7 +1183,10 @@ async fn a_restart_replaces_workers_in_batches_the_operator_drives() {
     assert_eq!(deleted_pods(&h.api), ["demo-workers-0"]);
     let s = h.last_status();
     let r = condition(&s, "RollingOut");
-    assert_eq!((r.status.as_str(), r.reason.as_str()), ("True", "InProgress"));
+    assert_eq!(
+        (r.status.as_str(), r.reason.as_str()),
+        ("True", "InProgress")
+    );
 }
 
 #[tokio::test]
@@ -1131,7 +1194,9 @@ async fn a_reshard_replaces_every_worker_at_once() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
     // The spec says 4 shards; the pods still run with 2... and 2 new ones load.
-    let mut pods: Vec<_> = (0..2).map(|i| worker_pod(i, "demo-workers-old", 2, true)).collect();
+    let mut pods: Vec<_> = (0..2)
+        .map(|i| worker_pod(i, "demo-workers-old", 2, true))
+        .collect();
     pods.extend((2..4).map(|i| worker_pod(i, "demo-workers-new", 4, false)));
     rolling(&h, pods, 2);
     h.run(fixture()).await.unwrap();
@@ -1148,17 +1213,22 @@ async fn a_rollout_past_its_deadline_is_reported_stuck() {
     rolling(&h, pods, 1);
     let mut dc = fixture();
     let mut previous = ready_status("2026-01-05T09:59:00Z");
-    previous.conditions.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-        type_: "RollingOut".into(),
-        status: "True".into(),
-        reason: "InProgress".into(),
-        message: String::new(),
-        observed_generation: Some(3),
-        last_transition_time: Time(t("2026-01-05T09:20:00Z")),
-    });
+    previous
+        .conditions
+        .push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: "RollingOut".into(),
+            status: "True".into(),
+            reason: "InProgress".into(),
+            message: String::new(),
+            observed_generation: Some(3),
+            last_transition_time: Time(t("2026-01-05T09:20:00Z")),
+        });
     dc.status = Some(previous);
     h.run(dc).await.unwrap();
-    assert!(deleted_pods(&h.api).is_empty(), "no healthy worker is taken down");
+    assert!(
+        deleted_pods(&h.api).is_empty(),
+        "no healthy worker is taken down"
+    );
     let s = h.last_status();
     let r = condition(&s, "RollingOut");
     assert_eq!((r.status.as_str(), r.reason.as_str()), ("True", "Stuck"));

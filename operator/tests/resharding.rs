@@ -41,7 +41,10 @@ async fn start_pod(c: &ValidCluster, sts: &StatefulSet, ordinal: u32) -> Running
     let pod_name = format!("{}-{ordinal}", sts.metadata.name.as_ref().unwrap());
     let index: u32 = pod_name.rsplit('-').next().unwrap().parse().unwrap();
     let shards: u32 = env(sts, "QUIVER_SHARDS").parse().unwrap();
-    assert_eq!(env(sts, "QUIVER_DATASETS_FILE"), "/etc/quiver/datasets/datasets.json");
+    assert_eq!(
+        env(sts, "QUIVER_DATASETS_FILE"),
+        "/etc/quiver/datasets/datasets.json"
+    );
     let config_map = quiver_operator::children::build_datasets_config_map(c);
     let datasets: Vec<DatasetSpec> =
         serde_json::from_str(&config_map.data.unwrap()["datasets.json"]).unwrap();

@@ -45,9 +45,16 @@ async fn start() -> (std::net::SocketAddr, FakeApi) {
 }
 
 /// One HTTP/1.1 request; returns the status code and the JSON body.
-async fn call(addr: std::net::SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+async fn call(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, Value) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: operator\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
@@ -79,7 +86,9 @@ async fn the_dashboard_token_resumes_its_cluster_by_setting_only_the_annotation(
     assert_eq!(writes[0].path, DC);
     assert_eq!(
         writes[0].body,
-        Some(json!({"metadata": {"annotations": {"quiver.dev/resumeRequestedAt": "2026-01-05T12:00:00Z"}}})),
+        Some(
+            json!({"metadata": {"annotations": {"quiver.dev/resumeRequestedAt": "2026-01-05T12:00:00Z"}}})
+        ),
         "nothing but the annotation"
     );
 }

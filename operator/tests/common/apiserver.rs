@@ -184,7 +184,9 @@ impl FakeApi {
         let hang = {
             let st = self.state.lock().unwrap();
             st.faults.iter().any(|f| {
-                f.code == HANG && f.method == request.method().as_str() && request.uri().path().contains(f.path_contains)
+                f.code == HANG
+                    && f.method == request.method().as_str()
+                    && request.uri().path().contains(f.path_contains)
             })
         };
         let response = self.reply(request).await;
