@@ -519,13 +519,21 @@ mod tests {
         let towers = crate::catalog::celltowers_for_tests(10);
         let v = serde_json::to_value(&towers.view).unwrap();
         let list = interactions(&v, 800, 500, (2.35, 48.86)).unwrap();
-        assert_eq!(list.len(), 3);
+        assert_eq!(list.len(), 4);
         assert_eq!(list[0].body["histograms"], json!(["radio", "range", "created"]));
+        // The first view as the front end asks it.
+        assert_eq!(list[0].body["baseline"], json!(true));
+        assert_eq!(list[0].body["sample"]["limit"], json!(5000));
+        assert_eq!(list[3].body["filters"]["radio"]["categories"], json!(["LTE"]));
+        assert!(list[3].body["viewport"]["west"].as_f64().unwrap() <= -179.0, "a category click at world view");
         let brush = &list[1].body["filters"]["created"]["range"];
         assert!(brush["min"].as_f64().unwrap() < brush["max"].as_f64().unwrap());
         assert_eq!(list[2].body["filters"]["radio"]["categories"], json!(["LTE"]));
-        // Every body is a valid request for the dataset.
+        // Every body is a valid request for the dataset, nudged or not.
         for it in &list {
+            let nudged: serde_json::Value = serde_json::from_slice(&nth_body(&it.body, false, 7)).unwrap();
+            assert_ne!(nudged["viewport"]["west"], it.body["viewport"]["west"]);
+            assert_eq!(nth_body(&it.body, true, 7), Bytes::from(serde_json::to_vec(&it.body).unwrap()));
             let r: crate::query::QueryRequest = serde_json::from_value(it.body.clone()).unwrap();
             crate::query::plan(&r, &towers).unwrap();
         }
