@@ -16,10 +16,11 @@ pub const TILE: u32 = 32;
 /// Counters past the grid that rows which do not count add 0 to (so the
 /// inner loop has no branch).
 pub const SPARE: usize = 8;
-/// Grids larger than this are not kept for reuse.
-const KEEP_MAX_BYTES: usize = 256 << 20;
-/// Grids kept for reuse at most.
-const KEEP_MAX: usize = 8;
+/// Bytes of grids kept for reuse at most (a 1400×800 map of 6 categories
+/// is 27 MB): what a worker holds beyond its data between queries.
+const KEEP_MAX_BYTES: usize = 64 << 20;
+/// Grids kept for reuse at most (two scans of two threads at once).
+const KEEP_MAX: usize = 4;
 
 static POOL: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());
 
@@ -82,17 +83,22 @@ fn check_zero(cells: &[u32]) {
     }
 }
 
-/// Puts a zeroed grid back.
+/// Puts a zeroed grid back, within [`KEEP_MAX`] grids and [`KEEP_MAX_BYTES`]
+/// (larger grids first: they serve every smaller query too).
 fn give(b: Vec<u32>) {
-    if std::mem::size_of_val(b.as_slice()) > KEEP_MAX_BYTES {
-        return;
-    }
     let mut pool = POOL.lock().expect("raster pool");
-    if pool.len() < KEEP_MAX {
-        pool.push(b);
-    } else if let Some((i, _)) = pool.iter().enumerate().min_by_key(|(_, p)| p.len()).filter(|(_, p)| p.len() < b.len()) {
-        pool[i] = b; // keep the larger ones: they serve every smaller query too
-    }
+    pool.push(b);
+    pool.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let (mut kept, mut kept_bytes) = (0, 0);
+    pool.retain(|p| {
+        let size = std::mem::size_of_val(p.as_slice());
+        let fits = kept < KEEP_MAX && kept_bytes + size <= KEEP_MAX_BYTES;
+        if fits {
+            kept += 1;
+            kept_bytes += size;
+        }
+        fits
+    });
 }
 
 /// One thread's counts of a raster view.
@@ -280,6 +286,16 @@ mod tests {
         // Whatever the pool hands out next is zero, also for another shape.
         let g = Grid::new(w + 7, h, ncat);
         assert!(g.dense().iter().all(|&c| c == 0));
+    }
+
+    #[test]
+    fn the_pool_keeps_a_bounded_number_of_bytes() {
+        for _ in 0..3 * KEEP_MAX {
+            give(vec![0u32; 4 << 20]); // 16 MiB each
+        }
+        let pool = POOL.lock().unwrap();
+        let bytes: usize = pool.iter().map(|p| std::mem::size_of_val(p.as_slice())).sum();
+        assert!(pool.len() <= KEEP_MAX && bytes <= KEEP_MAX_BYTES, "{} grids, {bytes} bytes", pool.len());
     }
 
     #[test]
