@@ -34,9 +34,11 @@ function htmlEl(tag, attrs = {}, text) {
 let nextId = 0;
 
 export class Histogram {
-  constructor(dim, { onFilter, onLogToggle }) {
+  constructor(dim, { onFilter, onLogToggle, onPreview = null }) {
     this.dim = dim;
     this.onFilter = onFilter;
+    /** Called while a brush is dragged, with the range under it (live brushing). */
+    this.onPreview = onPreview;
     this.onLogToggle = onLogToggle;
     this.categorical = dim.kind === 'categorical';
     this.counts = null;
@@ -398,8 +400,14 @@ export class Histogram {
       const i = this.binAt(e.clientX);
       if (this.drag && this.drag.id === e.pointerId) {
         if (Math.abs(e.clientX - this.drag.x) > 3) this.drag.moved = true;
+        const changed = this.drag.cur !== i;
         this.drag.cur = i;
         this.paintBrush();
+        if (changed && this.drag.moved && this.onPreview) {
+          const [a, b] = [Math.min(this.drag.start, i), Math.max(this.drag.start, i)];
+          const bins = this.dim.bins;
+          this.onPreview(this.dim.name, { range: { min: bins[a].lo, max: bins[b].hi } });
+        }
       }
       this.showTip(i);
     });
@@ -409,6 +417,7 @@ export class Histogram {
       this.drag = null;
       if (cancelled) {
         this.paintBrush();
+        if (this.onPreview) this.onPreview(this.dim.name, undefined); // back to the committed filters
         return;
       }
       if (d.moved && d.start !== d.cur) {

@@ -49,6 +49,8 @@ const state = {
   datasets: [],
   dataset: null,
   filters: {},
+  /** A brush being dragged: {name, filter} asked for but not committed (live brushing). */
+  preview: null,
   viewportFilter: true,
   log: new Set(),
 };
@@ -58,6 +60,10 @@ const query = {
   timer: null,
   controller: null,
   seq: 0,
+  /** A brush moved while a query was in flight: ask again when it returns. */
+  previewPending: false,
+  /** Answers applied while a brush was dragged. */
+  liveUpdates: 0,
   applied: 0,
   inFlight: false,
   lastMatched: null,
@@ -226,7 +232,7 @@ function selectDataset(ds, { keepFilters }) {
   charts.clear();
   ui.charts.replaceChildren();
   for (const dim of ds.dimensions) {
-    const chart = new Histogram(dim, { onFilter: setFilter, onLogToggle: setLog });
+    const chart = new Histogram(dim, { onFilter: setFilter, onLogToggle: setLog, onPreview: previewFilter });
     charts.set(dim.name, chart);
     ui.charts.append(chart.el);
   }
@@ -291,7 +297,31 @@ function paintLegend() {
   }
 }
 
+/**
+ * Live brushing: while a brush is dragged, the other views follow the range
+ * under it. At most one query is in flight; a move during it marks the
+ * latest range to ask next, when it returns (no abort, so answers keep
+ * coming however fast the pointer moves). `filter === undefined` ends the
+ * preview (a cancelled drag); release commits through setFilter.
+ */
+function previewFilter(name, filter) {
+  state.preview = filter === undefined ? null : { name, filter };
+  if (query.inFlight) query.previewPending = true;
+  else scheduleQuery(0);
+}
+
+/** The filters a query asks for: the committed ones, with a dragged brush's range over them. */
+function queryFilters() {
+  if (!state.preview) return state.filters;
+  const { name, filter } = state.preview;
+  if (filter) return { ...state.filters, [name]: filter };
+  const { [name]: _, ...rest } = state.filters;
+  return rest;
+}
+
 function setFilter(name, filter) {
+  state.preview = null;
+  query.previewPending = false;
   if (filter) state.filters = { ...state.filters, [name]: filter };
   else {
     const { [name]: _, ...rest } = state.filters;
@@ -348,9 +378,10 @@ async function runQuery(forceSample = false) {
   const baselineKey = `${ds.name}|${state.viewportFilter ? JSON.stringify(vis.viewport) : 'all'}`;
   const wantBaseline = baselineKey !== query.baselineKey;
   const probeOnly = !forceSample && query.lastMatched !== null && query.lastMatched > SAMPLE_PROBE_ABOVE;
+  const live = state.preview !== null;
   const body = {
     dataset: ds.name,
-    filters: state.filters,
+    filters: queryFilters(),
     viewport: vis.viewport,
     viewportFilter: state.viewportFilter,
     histograms: ds.dimensions.map((d) => d.name),
@@ -386,6 +417,10 @@ async function runQuery(forceSample = false) {
     hideError();
     query.applied = seq;
     document.body.dataset.appliedSeq = String(seq);
+    if (live) {
+      query.liveUpdates += 1;
+      document.body.dataset.liveUpdates = String(query.liveUpdates);
+    }
   } catch (e) {
     if (e.name === 'AbortError' || seq !== query.seq) return;
     showError(e);
@@ -394,6 +429,11 @@ async function runQuery(forceSample = false) {
       query.inFlight = false;
       query.controller = null;
       setBusy();
+      if (query.previewPending) {
+        // The brush moved while this one ran: ask for where it is now.
+        query.previewPending = false;
+        runQuery();
+      }
     }
   }
 }

@@ -200,7 +200,20 @@ async function main() {
     await page.mouse.move(box.x + box.width * 0.55, y);
     await page.mouse.down();
     await page.mouse.move(box.x + box.width * 0.7, y, { steps: 4 });
+    // Live brushing: before the button is released, the counter and the other
+    // views already follow the range under the brush; the URL does not (yet).
+    const liveCount = () => page.evaluate(() => Number(document.body.dataset.liveUpdates || 0));
+    await page.waitForFunction(() => Number(document.body.dataset.liveUpdates || 0) >= 1, null, { timeout: opts.timeout });
+    const during = await selectedCount();
+    const liveFirst = await liveCount();
+    log(`  while dragging: ${liveFirst} live update(s), selected ${initial} → ${during}`);
+    if (during === initial) fail(`dragging a brush over ${opts.brushDim} did not update the selected count before release`);
+    const dragHash = await page.evaluate(() => decodeURIComponent(window.location.hash));
+    if (dragHash.includes(`"${opts.brushDim}"`)) fail(`the URL took the ${opts.brushDim} range before the brush was released`);
+    await screenshot('brushing-live');
     await page.mouse.move(box.x + box.width * 0.92, y, { steps: 4 });
+    await page.waitForFunction((n) => Number(document.body.dataset.liveUpdates || 0) > n, liveFirst, { timeout: opts.timeout });
+    log(`  after moving on: ${await liveCount()} live updates`);
     await page.mouse.up();
     await settle();
     await expectNoAppError();
