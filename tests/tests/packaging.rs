@@ -223,9 +223,13 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
                                     p.exists(),
                                     "{at}: COPY {s}: no such path in the repository"
                                 );
-                                let member = s.trim_start_matches("./").trim_end_matches('/');
-                                if ws.members.iter().any(|m| m == member) {
-                                    copied_members.insert(member.to_string());
+                                // A member is copied by its own path or by a folder that holds it
+                                // (`COPY tests tests` brings tests/kube-sim too).
+                                let dir = s.trim_start_matches("./").trim_end_matches('/');
+                                for m in &ws.members {
+                                    if m == dir || m.starts_with(&format!("{dir}/")) {
+                                        copied_members.insert(m.to_string());
+                                    }
                                 }
                             }
                         }
