@@ -17,9 +17,9 @@ use std::sync::{Arc, Mutex};
 use arrow::record_batch::RecordBatch;
 use tokio::sync::OnceCell;
 
-/// The default budget of kept answers: about a dozen world views with a
-/// 1400×800 map, or hundreds of zoomed ones.
-pub const DEFAULT_BUDGET: usize = 64 << 20;
+/// The default budget of kept answers: half a dozen world views with a
+/// 1400×800 map, or hundreds of zoomed ones (workers are sized for their data).
+pub const DEFAULT_BUDGET: usize = 32 << 20;
 
 /// What identifies an answer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

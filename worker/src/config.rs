@@ -86,7 +86,7 @@ pub struct ServeArgs {
     pub threads: Option<usize>,
     /// MiB of recent answers kept for identical queries (per dataset
     /// generation; 0 keeps none, identical concurrent queries still share one scan).
-    #[arg(long, env = "QUIVER_RESULT_CACHE_MB", default_value_t = 64)]
+    #[arg(long, env = "QUIVER_RESULT_CACHE_MB", default_value_t = 32)]
     pub result_cache_mb: usize,
     /// S3 settings.
     #[command(flatten)]

@@ -18,7 +18,7 @@ pub const TILE: u32 = 32;
 pub const SPARE: usize = 8;
 /// Bytes of grids kept for reuse at most (a 1400×800 map of 6 categories
 /// is 27 MB): what a worker holds beyond its data between queries.
-const KEEP_MAX_BYTES: usize = 64 << 20;
+const KEEP_MAX_BYTES: usize = 48 << 20;
 /// Grids kept for reuse at most (two scans of two threads at once).
 const KEEP_MAX: usize = 4;
 
