@@ -47,6 +47,9 @@ fn init_logging(format: &str) {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
+    if matches!(cli.command, Command::Serve(_)) {
+        quiver_worker::source::return_large_buffers_at_once();
+    }
     let threads = if let Command::Serve(a) = &cli.command { a.threads } else { None };
     if let Some(t) = threads {
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global().context("configuring threads")?;

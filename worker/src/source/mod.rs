@@ -71,6 +71,19 @@ pub fn return_freed_memory() {
     }
 }
 
+/// Makes every allocation of 4 MiB or more its own mapping, returned to the
+/// system when freed. glibc otherwise raises its mapping threshold after the
+/// first large free and serves later large buffers (raster grids of
+/// concurrent scans, decode batches) from heap arenas it never shrinks, so a
+/// worker's RSS would keep the high-water mark of its busiest second.
+pub fn return_large_buffers_at_once() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's policy for future allocations.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
 /// What a load needs besides the spec.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
