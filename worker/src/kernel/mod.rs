@@ -363,13 +363,15 @@ fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut A
             // The whole block falls in one pixel (a dense city seen from afar):
             // its counts per category are the pixel's.
             Some((r0, r1, c0, c1)) if r0 == r1 && c0 == c1 => {
-                let mut per_cat = vec![0u32; ncodes];
+                // On the stack: this runs once per single-pixel block.
+                let mut counts = [0u32; 256];
+                let per_cat = &mut counts[..ncodes];
                 if f == cat {
                     for (c, &n) in agg.marginal(b, cat).iter().enumerate().filter(|&(c, _)| passes(c)) {
                         per_cat[c] = n;
                     }
                 } else {
-                    agg.add_given(b, cat, f, passes, &mut per_cat);
+                    agg.add_given(b, cat, f, passes, per_cat);
                 }
                 let at = (r0 as usize * pm.width as usize + c0 as usize) * plan.ncat;
                 let cells = grid.cells_mut();
