@@ -66,6 +66,9 @@ async fn a_user_logs_in_brushes_zooms_and_logs_out_in_chromium() {
     }
     assert!(ready, "the demo stack became ready");
     let out = root.join("target/browser");
+    // Start from an empty folder, so a screenshot left by an earlier run
+    // cannot stand in for one this run failed to take.
+    let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     let result = tokio::process::Command::new("node")
         .arg(root.join("tests/browser/run.mjs"))
@@ -78,7 +81,18 @@ async fn a_user_logs_in_brushes_zooms_and_logs_out_in_chromium() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     println!("{stdout}\n{stderr}");
     assert!(result.status.success(), "browser test failed:\n{stdout}\n{stderr}");
-    for shot in ["01-login.png", "07-logged-out.png"] {
-        assert!(out.join(shot).exists(), "screenshot {shot} saved");
+    // Every screenshot the script says it took is on disk, the first and the
+    // last among them.
+    let shots: Vec<&str> = stdout
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("[browser]"))
+        .filter_map(|line| line.trim().strip_prefix("screenshot "))
+        .collect();
+    assert!(
+        shots.iter().any(|s| s.ends_with("-login.png")) && shots.iter().any(|s| s.ends_with("-logged-out.png")),
+        "the script took the login and logged-out screenshots: {shots:?}"
+    );
+    for shot in shots {
+        assert!(std::path::Path::new(shot).exists(), "screenshot {shot} saved");
     }
 }
