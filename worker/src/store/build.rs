@@ -63,7 +63,7 @@ impl Builder {
         let n = self.xs.len();
         assert!(n < u32::MAX as usize, "a shard holds fewer than 2^32 rows");
         let dropped = self.dropped;
-        let (xs, ys, codes) = if self.codes.len() <= 4 { self.sort_packed() } else { self.sort_gathered() };
+        let (xs, ys, codes) = self.sort();
         let blocks = cut_blocks(&xs, &ys);
         let ncodes: Vec<usize> = dims.iter().map(|d| d.nbins() as usize + 1).collect();
         let aggregates = super::Aggregates::build(&codes, &ncodes, category_dim, |r| {
@@ -87,78 +87,92 @@ impl Builder {
 
 type Columns = (Vec<u32>, Vec<u32>, Vec<Vec<u8>>);
 
-impl Builder {
-    /// Up to four dimensions: each row packs into one `u128` (key, x, y,
-    /// codes), which a stable LSD radix sort on the key moves with streaming
-    /// memory access; unpacking is sequential too.
-    fn sort_packed(self) -> Columns {
-        let n = self.xs.len();
-        let ndims = self.codes.len();
-        let mut recs: Vec<u128> = (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let mut c: u128 = 0;
-                for (d, col) in self.codes.iter().enumerate() {
-                    c |= (col[i] as u128) << (8 * d);
-                }
-                ((hilbert_key(self.xs[i], self.ys[i]) as u128) << 96)
-                    | ((self.xs[i] as u128) << 64)
-                    | ((self.ys[i] as u128) << 32)
-                    | c
-            })
-            .collect();
-        drop(self.xs);
-        drop(self.ys);
-        drop(self.codes);
-        radix_sort_top32(&mut recs);
-        let xs = recs.par_iter().map(|r| (r >> 64) as u32).collect();
-        let ys = recs.par_iter().map(|r| (r >> 32) as u32).collect();
-        let codes = (0..ndims).map(|d| recs.par_iter().map(|r| (r >> (8 * d)) as u8).collect()).collect();
-        (xs, ys, codes)
-    }
+/// Buckets of at most this many rows are sorted through a temporary of
+/// (key, row) pairs, 8 bytes a row; larger ones by a counting pass over the
+/// low half of the key with a 4-byte temporary, so no bucket needs more than
+/// the permutation's own size again.
+const PAIR_SORT_ROWS: usize = 1 << 21;
 
-    /// Any number of dimensions: sort (key, row) pairs, then gather columns.
-    fn sort_gathered(self) -> Columns {
-        let n = self.xs.len();
-        let mut keys: Vec<u64> = (0..n)
-            .into_par_iter()
-            .map(|i| ((hilbert_key(self.xs[i], self.ys[i]) as u64) << 32) | i as u64)
-            .collect();
-        keys.par_sort_unstable();
-        let order = |i: usize| (keys[i] & 0xffff_ffff) as usize;
-        let xs: Vec<u32> = (0..n).into_par_iter().map(|i| self.xs[order(i)]).collect();
-        let ys: Vec<u32> = (0..n).into_par_iter().map(|i| self.ys[order(i)]).collect();
-        let codes = self.codes.iter().map(|c| (0..n).into_par_iter().map(|i| c[order(i)]).collect()).collect();
+impl Builder {
+    /// Sorts along the Hilbert curve through a permutation: a counting pass
+    /// on the top 16 bits of the key puts each row's index in its bucket,
+    /// each bucket is sorted by the whole key (row index breaking ties, so
+    /// the order is stable), then every column is gathered through the
+    /// permutation and its old version freed. Besides the columns (8 +
+    /// `ndims` bytes a row) the sort holds the permutation (4) and one
+    /// gathered column (at most 4) at a time: the load peaks at
+    /// [`PEAK_BYTES_PER_ROW`] + `ndims` bytes a row.
+    fn sort(self) -> Columns {
+        let perm = hilbert_order(&self.xs, &self.ys);
+        let gather32 = |col: Vec<u32>| -> Vec<u32> { perm.par_iter().map(|&i| col[i as usize]).collect() };
+        let xs = gather32(self.xs);
+        let ys = gather32(self.ys);
+        let codes = self.codes.into_iter().map(|col| perm.par_iter().map(|&i| col[i as usize]).collect()).collect();
         (xs, ys, codes)
     }
 }
 
-/// Stable LSD radix sort of records by their top 32 bits.
-fn radix_sort_top32(v: &mut Vec<u128>) {
-    let n = v.len();
-    let mut buf = vec![0u128; n];
-    for pass in 0..4 {
-        let shift = 96 + pass * 8;
-        let mut counts = [0usize; 256];
-        for &r in v.iter() {
-            counts[((r >> shift) & 0xff) as usize] += 1;
-        }
-        if counts.contains(&n) {
-            continue; // every record has the same digit
-        }
-        let mut offs = [0usize; 256];
-        let mut sum = 0;
-        for (o, c) in offs.iter_mut().zip(counts.iter()) {
-            *o = sum;
-            sum += c;
-        }
-        for &r in v.iter() {
-            let d = ((r >> shift) & 0xff) as usize;
-            buf[offs[d]] = r;
-            offs[d] += 1;
-        }
-        std::mem::swap(v, &mut buf);
+/// Bytes a row the load holds at its peak beyond one byte per dimension:
+/// x and y (8), the sort's permutation (4) and one gathered x or y column (4).
+pub const PEAK_BYTES_PER_ROW: u64 = 16;
+
+/// Row indices in Hilbert order of their positions, ties in index order.
+pub(crate) fn hilbert_order(xs: &[u32], ys: &[u32]) -> Vec<u32> {
+    let n = xs.len();
+    // Top 16 bits of every key (2 bytes a row, freed before the buckets sort).
+    let top: Vec<u16> = xs.par_iter().zip(ys.par_iter()).map(|(&x, &y)| (hilbert_key(x, y) >> 16) as u16).collect();
+    let mut starts = vec![0usize; (1 << 16) + 1];
+    for &t in &top {
+        starts[t as usize + 1] += 1;
     }
+    for b in 0..(1 << 16) {
+        starts[b + 1] += starts[b];
+    }
+    let mut perm = vec![0u32; n];
+    let mut next = starts.clone();
+    for (i, &t) in top.iter().enumerate() {
+        let slot = &mut next[t as usize];
+        perm[*slot] = i as u32;
+        *slot += 1;
+    }
+    drop(top);
+    // Cut the permutation into its buckets and sort each by the low 16 bits.
+    let mut buckets: Vec<&mut [u32]> = Vec::new();
+    let mut rest: &mut [u32] = &mut perm;
+    for w in starts.windows(2) {
+        let (bucket, tail) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
+        if bucket.len() > 1 {
+            buckets.push(bucket);
+        }
+        rest = tail;
+    }
+    let low = |i: u32| hilbert_key(xs[i as usize], ys[i as usize]) & 0xffff;
+    buckets.into_par_iter().for_each(|bucket| {
+        if bucket.len() <= PAIR_SORT_ROWS {
+            let mut pairs: Vec<u64> = bucket.iter().map(|&i| ((low(i) as u64) << 32) | i as u64).collect();
+            pairs.sort_unstable();
+            for (slot, p) in bucket.iter_mut().zip(&pairs) {
+                *slot = *p as u32;
+            }
+        } else {
+            // Stable counting sort: the bucket is in index order already.
+            let keys: Vec<u16> = bucket.iter().map(|&i| low(i) as u16).collect();
+            let mut at = vec![0usize; (1 << 16) + 1];
+            for &k in &keys {
+                at[k as usize + 1] += 1;
+            }
+            for b in 0..(1 << 16) {
+                at[b + 1] += at[b];
+            }
+            let mut sorted = vec![0u32; bucket.len()];
+            for (&i, &k) in bucket.iter().zip(&keys) {
+                sorted[at[k as usize]] = i;
+                at[k as usize] += 1;
+            }
+            bucket.copy_from_slice(&sorted);
+        }
+    });
+    perm
 }
 
 fn cut_blocks(xs: &[u32], ys: &[u32]) -> Vec<Block> {
@@ -205,26 +219,54 @@ pub fn hilbert_key(x: u32, y: u32) -> u32 {
 mod tests {
     use super::*;
 
+    /// The reference: every row's (key, index), sorted.
+    fn reference_order(xs: &[u32], ys: &[u32]) -> Vec<u32> {
+        let mut v: Vec<(u32, u32)> = (0..xs.len()).map(|i| (hilbert_key(xs[i], ys[i]), i as u32)).collect();
+        v.sort();
+        v.into_iter().map(|(_, i)| i).collect()
+    }
+
     #[test]
-    fn packed_and_gathered_sorts_agree() {
+    fn hilbert_order_equals_a_plain_sort_of_keys_and_indices() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let n = 50_000;
+        // Few distinct positions (keys tie, so stability shows), positions
+        // spread over the world (many small buckets), and every row in one
+        // top-level bucket, larger than PAIR_SORT_ROWS (the counting path).
+        let spread = |rng: &mut rand_chacha::ChaCha8Rng, n: usize, f: &dyn Fn(&mut rand_chacha::ChaCha8Rng) -> u32| {
+            let xs: Vec<u32> = (0..n).map(|_| f(rng)).collect();
+            let ys: Vec<u32> = (0..n).map(|_| f(rng)).collect();
+            (xs, ys)
+        };
+        let cases = [
+            spread(&mut rng, 50_000, &|r| r.random_range(0..8u32) << 28),
+            spread(&mut rng, 200_000, &|r| r.random()),
+            spread(&mut rng, PAIR_SORT_ROWS + 5_000, &|r| (3u32 << 24) | r.random_range(0..1u32 << 20)),
+        ];
+        for (xs, ys) in &cases {
+            assert_eq!(hilbert_order(xs, ys), reference_order(xs, ys));
+        }
+    }
+
+    #[test]
+    fn finished_columns_follow_the_permutation() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let n = 30_000;
         let mut b = Builder::new(3);
         for _ in 0..n {
-            // Few distinct positions, so keys tie and stability matters.
-            b.xs.push(rng.random_range(0..8u32) << 28);
-            b.ys.push(rng.random_range(0..8u32) << 28);
+            b.xs.push(rng.random_range(0..16u32) << 27);
+            b.ys.push(rng.random());
             for d in 0..3 {
                 b.codes[d].push(rng.random());
             }
         }
-        let copy = Builder { xs: b.xs.clone(), ys: b.ys.clone(), codes: b.codes.clone(), dropped: 0 };
-        let packed = b.sort_packed();
-        let gathered = copy.sort_gathered();
-        assert_eq!(packed, gathered);
-        let keys: Vec<u32> = packed.0.iter().zip(&packed.1).map(|(&x, &y)| hilbert_key(x, y)).collect();
-        assert!(keys.windows(2).all(|w| w[0] <= w[1]));
+        let order = reference_order(&b.xs, &b.ys);
+        let want_x: Vec<u32> = order.iter().map(|&i| b.xs[i as usize]).collect();
+        let want_y: Vec<u32> = order.iter().map(|&i| b.ys[i as usize]).collect();
+        let want_c: Vec<Vec<u8>> =
+            b.codes.iter().map(|c| order.iter().map(|&i| c[i as usize]).collect()).collect();
+        assert_eq!(b.sort(), (want_x, want_y, want_c));
     }
 
     #[test]
