@@ -2,15 +2,19 @@
 // unfiltered (baseline) distribution. Numeric and temporal dimensions are
 // brushed (drag; snapped to whole bins), categorical ones are clicked
 // (shift/ctrl/cmd-click for several). Linear or log y axis, hover details,
-// keyboard control, per-chart reset. It only reports filters through
+// keyboard control, per-chart reset. Numeric charts have a y axis with
+// gridlines. It only reports filters through
 // `onFilter(name, filter|null)`; the app owns the state.
 
+import { formatTick, yFraction, yTicks } from './axis.js';
 import { formatCompact, formatCount, formatShare, rangeLabel } from './format.js';
 import { binRangeOf } from './hash.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 const NUM_HEIGHT = 118;
-const NUM_PAD = { left: 4, right: 4, top: 8, bottom: 20 };
+// The left pad holds the y-axis labels (at most five characters: "2.5M").
+const NUM_PAD = { left: 34, right: 4, top: 8, bottom: 20 };
+const Y_TICK_GAP = 18;
 const CAT_ROW = 22;
 const CAT_LABEL = 92;
 const CAT_COUNT = 52;
@@ -166,10 +170,11 @@ export class Histogram {
         this.bars.push({ base, sel });
       }
       this.axis = svgEl('g', { class: 'axis' });
+      this.yAxis = svgEl('g', { class: 'y-axis', 'data-testid': 'y-axis', 'aria-hidden': 'true' });
       this.brushRect = svgEl('rect', { class: 'brush', 'data-testid': 'brush' });
       this.hoverRect = svgEl('rect', { class: 'hover-bin' });
       this.area = svgEl('rect', { class: 'brush-area', 'data-testid': 'brush-area', fill: 'transparent' });
-      this.svg.append(this.hoverRect, this.gBase, this.gSel, this.brushRect, this.axis, this.area);
+      this.svg.append(this.yAxis, this.hoverRect, this.gBase, this.gSel, this.brushRect, this.axis, this.area);
       this.bindBrush();
     }
     this.layout();
@@ -273,9 +278,28 @@ export class Histogram {
   }
 
   scale(v, max) {
-    if (!max || !v) return 0;
-    if (this.log) return Math.log10(1 + v) / Math.log10(1 + max);
-    return v / max;
+    return yFraction(v, max, this.log);
+  }
+
+  /** Gridlines and count labels for counts 0..max on the current scale. */
+  drawYAxis(max) {
+    const ph = NUM_HEIGHT - NUM_PAD.top - NUM_PAD.bottom;
+    const y0 = NUM_PAD.top + ph;
+    this.yAxis.replaceChildren();
+    this.yAxis.dataset.scale = this.log ? 'log' : 'linear';
+    this.yAxis.dataset.max = String(max);
+    if (!this.counts) return;
+    for (const t of yTicks(max, { log: this.log, height: ph, minGap: Y_TICK_GAP })) {
+      const y = Math.round(y0 - t.y * ph) + 0.5;
+      if (t.value > 0) {
+        this.yAxis.append(svgEl('line', { x1: NUM_PAD.left, x2: this.width - NUM_PAD.right, y1: y, y2: y, class: 'grid-line' }));
+      }
+      this.yAxis.append(svgEl('line', { x1: NUM_PAD.left - 3, x2: NUM_PAD.left, y1: y, y2: y, class: 'axis-tick' }));
+      const label = svgEl('text', { x: NUM_PAD.left - 5, y: y + 3.5, class: 'axis-label', 'text-anchor': 'end', 'data-testid': 'y-tick', 'data-value': t.value });
+      label.textContent = formatTick(t.value);
+      this.yAxis.append(label);
+    }
+    this.yAxis.append(svgEl('line', { x1: NUM_PAD.left + 0.5, x2: NUM_PAD.left + 0.5, y1: NUM_PAD.top, y2: y0, class: 'axis-line' }));
   }
 
   paint() {
@@ -327,6 +351,7 @@ export class Histogram {
         b.sel.classList.toggle('out', !!sel && !sel[i]);
       });
       this.paintBrush();
+      this.drawYAxis(max);
     }
     const parts = [];
     if (this.missing) parts.push(`${formatCount(this.missing)} missing`);

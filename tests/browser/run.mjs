@@ -187,6 +187,68 @@ async function main() {
     const initialHash = await page.evaluate(() => window.location.hash);
     await screenshot('loaded');
 
+    step = 'numeric histograms have y axes with ticks and gridlines, linear and log';
+    log(step);
+    /** Each numeric chart's y axis as drawn: scale, ticks and where they and the bars sit. */
+    const yAxes = () =>
+      page.$$eval('[data-testid^="hist-"][data-kind]:not([data-kind="categorical"])', (els) =>
+        els.map((e) => {
+          const axis = e.querySelector('[data-testid="y-axis"]');
+          const bottom = Math.max(...[...e.querySelectorAll('[data-testid="bar"]')].map((b) => Number(b.getAttribute('y')) + Number(b.getAttribute('height'))));
+          return {
+            name: e.dataset.dimension,
+            scale: axis && axis.dataset.scale,
+            max: axis && Number(axis.dataset.max),
+            grid: axis ? axis.querySelectorAll('.grid-line').length : 0,
+            ticks: axis ? [...axis.querySelectorAll('[data-testid="y-tick"]')].map((t) => ({ value: Number(t.dataset.value), text: t.textContent, y: Number(t.getAttribute('y')) - 3.5 })) : [],
+            bars: [...e.querySelectorAll('[data-testid="bar"]')].map((b) => ({ count: Number(b.dataset.count), h: Number(b.getAttribute('height')) })),
+            bottom,
+          };
+        }),
+      );
+    const fraction = (v, max, log) => (!v ? 0 : log ? Math.log10(1 + v) / Math.log10(1 + max) : v / max);
+    const checkAxis = (a, scale) => {
+      if (a.scale !== scale) fail(`${a.name}: the y axis is ${a.scale}, expected ${scale}`);
+      if (a.ticks.length < 3) fail(`${a.name}: ${a.ticks.length} y ticks (${a.ticks.map((t) => t.text).join(', ')}), expected at least 3`);
+      if (a.grid < a.ticks.length - 1) fail(`${a.name}: ${a.grid} gridlines for ${a.ticks.length} ticks`);
+      if (a.ticks[0].value !== 0) fail(`${a.name}: the y axis does not start at 0`);
+      const top = a.ticks[a.ticks.length - 1].value;
+      if (!(top <= a.max && top * 10 >= a.max)) fail(`${a.name}: top tick ${top} for counts up to ${a.max}`);
+      // The plot's height: the tallest bar is `max` high when it is the maximum.
+      const tallest = a.bars.reduce((m, b) => (b.count > m.count ? b : m), a.bars[0]);
+      const ph = tallest.h / fraction(tallest.count, a.max, scale === 'log');
+      for (const t of a.ticks) {
+        const want = a.bottom - fraction(t.value, a.max, scale === 'log') * ph;
+        if (Math.abs(t.y - want) > 1.5) fail(`${a.name}: tick ${t.text} drawn at y ${t.y}, a bar of ${t.value} rows reaches ${want.toFixed(1)}`);
+        if (scale === 'log' && t.value > 0 && !/^[125]0*$/.test(String(t.value))) fail(`${a.name}: log tick ${t.value} is not 1, 2 or 5 times a power of ten`);
+      }
+      for (let i = 1; i < a.ticks.length; i++) {
+        if (!(a.ticks[i].value > a.ticks[i - 1].value)) fail(`${a.name}: y ticks out of order: ${a.ticks.map((t) => t.text).join(', ')}`);
+      }
+    };
+    const axesBefore = await yAxes();
+    if (!axesBefore.length) fail('no numeric histogram to check');
+    for (const a of axesBefore) checkAxis(a, charts.find((c) => c.name === a.name).kind === 'log' ? 'log' : 'linear');
+    log(`  ${axesBefore.map((a) => `${a.name} ${a.scale}: ${a.ticks.map((t) => t.text).join(' ')}`).join('; ')}`);
+    // Switch one chart's scale with its "log" button, and back.
+    const flip = axesBefore[0];
+    const flipped = flip.scale === 'log' ? 'linear' : 'log';
+    await page.click(`[data-testid="hist-${flip.name}"] [data-testid="hist-log"]`);
+    await page.waitForFunction(
+      ([n, s]) => document.querySelector(`[data-testid="hist-${n}"] [data-testid="y-axis"]`).dataset.scale === s,
+      [flip.name, flipped],
+    );
+    const flippedAxis = (await yAxes()).find((a) => a.name === flip.name);
+    checkAxis(flippedAxis, flipped);
+    log(`  ${flip.name} switched to ${flipped}: ${flippedAxis.ticks.map((t) => t.text).join(' ')}`);
+    await page.locator('aside.side').screenshot({ path: join(out, 'y-axes.png') });
+    await screenshot('y-axes');
+    await page.click(`[data-testid="hist-${flip.name}"] [data-testid="hist-log"]`);
+    await page.waitForFunction(
+      ([n, s]) => document.querySelector(`[data-testid="hist-${n}"] [data-testid="y-axis"]`).dataset.scale === s,
+      [flip.name, flip.scale],
+    );
+
     step = `brush the ${opts.brushDim} histogram`;
     log(step);
     const brushChart = charts.find((c) => c.name === opts.brushDim);
