@@ -43,6 +43,8 @@ const ui = {
   filterSummary: $('#filter-summary'),
   mode: $('[data-testid="map-mode"]'),
   attribution: $('#attribution'),
+  empty: $('[data-testid="empty-state"]'),
+  counterClear: $('[data-testid="counter-clear"]'),
 };
 
 const state = {
@@ -332,6 +334,15 @@ function setFilter(name, filter) {
   scheduleQuery(0);
 }
 
+/** After a change of filters: repaint, record it in the URL, ask for it. */
+function commitChange() {
+  state.preview = null;
+  query.previewPending = false;
+  refreshCharts();
+  writeHash();
+  scheduleQuery(0);
+}
+
 function setLog(name, on) {
   if (on) state.log.add(name);
   else state.log.delete(name);
@@ -451,6 +462,7 @@ async function applyResult(res, body, vis, rtt, isCurrent) {
   ui.total.dataset.value = String(res.total);
   ui.share.textContent = formatShare(res.selected, res.total);
   ui.scope.textContent = body.viewportFilter ? 'in map view' : 'whole dataset';
+  renderEmpty(res, body);
   const t = res.timings || {};
   const parts = [`query ${formatMs(t.totalMs)}`];
   if (Number.isFinite(t.workersMs)) {
@@ -498,13 +510,69 @@ async function applyResult(res, body, vis, rtt, isCurrent) {
   const points = sample && sample.matched <= SAMPLE_LIMIT && sample.rows.length >= sample.matched ? sample.rows : null;
   map.setPoints(points, colorOf);
   if (points) {
-    ui.mode.textContent = points.length
-      ? `${formatCount(points.length)} rows in view, drawn individually · hover a point for details`
-      : 'No selected rows in this view';
-    ui.mode.hidden = false;
+    // No points at all: the empty state says so.
+    ui.mode.textContent = `${formatCount(points.length)} rows in view, drawn individually · hover a point for details`;
+    ui.mode.hidden = points.length === 0;
   } else {
     ui.mode.hidden = true;
   }
+}
+
+/** Rows in the map view before any filter, from the baseline histograms (null when unknown). */
+function rowsInViewUnfiltered() {
+  const h = Object.values(query.baseline || {})[0];
+  if (!h || !h.bins) return null;
+  return h.bins.reduce((a, b) => a + b.count, 0) + (h.missing || 0);
+}
+
+/**
+ * An answer with no rows says so on the map and next to the counter, with
+ * what would bring rows back: clearing the filters, or (when the view itself
+ * holds no rows) showing the whole world.
+ */
+function renderEmpty(res, body) {
+  const empty = res.selected === 0;
+  const filtered = Object.keys(body.filters || {}).length > 0;
+  document.querySelector('.counts').classList.toggle('none', empty);
+  ui.counterClear.hidden = !(empty && filtered);
+  ui.empty.hidden = !empty;
+  if (!empty) return;
+  const inView = body.viewportFilter ? rowsInViewUnfiltered() : res.total;
+  const viewEmpty = body.viewportFilter && inView === 0;
+  const title = ui.empty.querySelector('.empty-title');
+  const text = ui.empty.querySelector('.empty-text');
+  const actions = ui.empty.querySelector('.empty-actions');
+  const action = (label, testid, fn) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'btn btn-small';
+    b.dataset.testid = testid;
+    b.textContent = label;
+    b.addEventListener('click', fn);
+    return b;
+  };
+  const buttons = [];
+  if (filtered && !viewEmpty) {
+    title.textContent = 'No rows match these filters';
+    const n = Object.keys(body.filters).length;
+    text.textContent = body.viewportFilter
+      ? `${formatCount(inView ?? res.total)} rows are in this view, but none pass the ${n === 1 ? 'filter' : `${n} filters`} together.`
+      : `None of the ${formatCount(res.total)} rows pass the ${n === 1 ? 'filter' : `${n} filters`} together.`;
+  } else if (viewEmpty) {
+    title.textContent = 'No rows in this part of the map';
+    text.textContent = filtered ? 'Nothing here, even before the filters. Move the map or show the whole world.' : 'Move the map or show the whole world.';
+  } else {
+    title.textContent = 'No rows';
+    text.textContent = 'The dataset holds no rows.';
+  }
+  if (filtered) buttons.push(action('Clear filters', 'empty-clear', clearFilters));
+  if (viewEmpty) buttons.push(action('Show the whole world', 'empty-world', () => map.resetView()));
+  actions.replaceChildren(...buttons);
+}
+
+function clearFilters() {
+  state.filters = {};
+  commitChange();
 }
 
 function bannerTitle(text) {
@@ -750,12 +818,8 @@ function bindControls() {
     writeHash();
     scheduleQuery(0);
   });
-  ui.resetAll.addEventListener('click', () => {
-    state.filters = {};
-    refreshCharts();
-    writeHash();
-    scheduleQuery(0);
-  });
+  ui.resetAll.addEventListener('click', clearFilters);
+  ui.counterClear.addEventListener('click', clearFilters);
   $('[data-testid="zoom-in"]').addEventListener('click', () => map.zoomStep(1));
   $('[data-testid="zoom-out"]').addEventListener('click', () => map.zoomStep(-1));
   $('[data-testid="zoom-reset"]').addEventListener('click', () => map.resetView());

@@ -362,6 +362,53 @@ async function main() {
     await page2.close();
     page = swap;
 
+    step = 'a filter that matches nothing says so, and offers to clear';
+    log(step);
+    // A numeric bar with no rows under the other filters: selecting it alone matches nothing.
+    const zeroBar = await page.$$eval('[data-testid^="hist-"][data-kind]:not([data-kind="categorical"])', (els) => {
+      for (const e of els) {
+        const bars = [...e.querySelectorAll('[data-testid="bar"]')];
+        const i = bars.findIndex((b) => Number(b.dataset.count) === 0);
+        if (i >= 0) return { name: e.dataset.dimension, x: Number(bars[i].getAttribute('x')) + Number(bars[i].getAttribute('width')) / 2 };
+      }
+      return null;
+    });
+    if (!zeroBar) fail('no numeric bin is empty under the current filters, so the test cannot pick a filter that matches nothing');
+    const zsvg = await page.locator(`[data-testid="hist-${zeroBar.name}"] svg.hist-svg`).boundingBox();
+    await page.mouse.click(zsvg.x + zeroBar.x, zsvg.y + zsvg.height / 2);
+    await settle();
+    await expectNoAppError();
+    const none = await selectedCount();
+    if (none !== 0) fail(`selecting an empty bin of ${zeroBar.name} left ${none} rows selected`);
+    await page.locator('[data-testid="empty-state"]').waitFor({ state: 'visible' });
+    const emptyTitle = (await page.textContent('[data-testid="empty-title"]')).trim();
+    if (!/no rows match/i.test(emptyTitle)) fail(`the map says "${emptyTitle}" for a filter that matches nothing`);
+    if (!(await page.locator('[data-testid="counter-clear"]').isVisible())) fail('the counter offers no way to clear the filters when nothing matches');
+    log(`  ${zeroBar.name} empty bin: selected 0, the map says "${emptyTitle}"`);
+    await screenshot('empty-result');
+    await page.click('[data-testid="empty-clear"]');
+    await settle();
+    const cleared = await selectedCount();
+    if (!(cleared > 0)) fail(`clearing the filters from the empty state left ${cleared} rows selected`);
+    if (await page.locator('[data-testid="empty-state"]').isVisible()) fail('the empty state stays after clearing the filters');
+    if (/[#&]f=/.test(decodeURIComponent(await page.evaluate(() => window.location.hash)))) fail('the URL keeps filters after clearing them');
+    log(`  cleared: selected ${cleared}`);
+
+    step = 'a map view without rows says so, and offers the whole world';
+    log(step);
+    await page.evaluate(() => {
+      window.location.hash = window.location.hash.replace(/map=[^&]*/, 'map=7/-40/-130');
+    });
+    await page.waitForFunction(() => window.location.hash.includes('map=7/-40/-130'));
+    await settle();
+    await page.locator('[data-testid="empty-state"]').waitFor({ state: 'visible' });
+    const viewTitle = (await page.textContent('[data-testid="empty-title"]')).trim();
+    if (!/no rows in this part of the map/i.test(viewTitle)) fail(`an empty map view says "${viewTitle}"`);
+    await screenshot('empty-view');
+    await page.click('[data-testid="empty-world"]');
+    await settle();
+    if (!((await selectedCount()) > 0)) fail('"Show the whole world" did not bring rows back');
+
     step = 'log out';
     log(step);
     await Promise.all([page.waitForURL((u) => new URL(u).pathname === '/login'), page.click('[data-testid="logout"]')]);
