@@ -8,6 +8,7 @@ import { decodeBasemap } from './basemap.js';
 import { formatBytes, formatCompact, formatCount, formatMs, formatShare } from './format.js';
 import { decodeHash, encodeHash, filtersForDataset } from './hash.js';
 import { Histogram } from './histogram.js';
+import { historyStep } from './history.js';
 import { QuiverMap } from './map.js';
 import { fitImageSize } from './mercator.js';
 
@@ -73,6 +74,8 @@ const query = {
   baseline: {},
 };
 let hashTimer = null;
+/** The history entry the page stands on: {kind: 'state' | 'map', at}, for historyStep. */
+let historyLast = null;
 let map;
 
 // ---------- boot ----------
@@ -88,8 +91,10 @@ async function boot() {
   loadTileConfig();
   pollStatus();
 
+  // Back / Forward (and a hash typed into the address bar): show that state.
   window.addEventListener('hashchange', () => {
     if (state.dataset && window.location.hash !== encodeHash(currentState())) {
+      historyLast = { kind: 'state', at: performance.now() };
       applyState(decodeHash(window.location.hash), {});
     }
   });
@@ -133,7 +138,7 @@ async function loadDatasets() {
   selectDataset(ds, { keepFilters: true });
   state.filters = filtersForDataset(state.filters, ds);
   refreshCharts();
-  writeHash();
+  writeHash({ replace: true });
   scheduleQuery(0);
 }
 
@@ -151,7 +156,10 @@ function applyState(s, { initial }) {
   ui.vf.checked = state.viewportFilter;
   map.setView(s.view || (initial ? map.defaultView() : map.getView()), { silent: true });
   refreshCharts();
-  writeHash();
+  // The state came from the URL: normalise it in place. A map adjustment
+  // right after opening (the layout settling) is part of the same entry.
+  writeHash({ replace: true });
+  if (initial) historyLast = { kind: 'map', at: performance.now() };
   scheduleQuery(0);
 }
 
@@ -165,11 +173,22 @@ function currentState() {
   };
 }
 
-function writeHash() {
+/**
+ * Puts the state in the URL: a new history entry per committed change, one
+ * per burst of map movement (history.js); `replace` rewrites the entry the
+ * page stands on.
+ */
+function writeHash({ replace = false } = {}) {
   clearTimeout(hashTimer);
   hashTimer = null;
   const h = encodeHash(currentState());
-  if (window.location.hash !== h) history.replaceState(null, '', h);
+  const now = performance.now();
+  const step = historyStep(window.location.hash, h, historyLast, now);
+  if (step.action === 'none') return;
+  if (step.action === 'push' && !replace) history.pushState(null, '', h);
+  else history.replaceState(null, '', h);
+  historyLast = { kind: replace && historyLast ? historyLast.kind : step.kind, at: now };
+  document.body.dataset.historyEntries = String(history.length);
 }
 
 function scheduleHash() {

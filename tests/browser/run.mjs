@@ -259,6 +259,8 @@ async function main() {
     const box = await area.boundingBox();
     if (!box) fail('the brush area has no size');
     const y = box.y + box.height * 0.6;
+    const historyLength = () => page.evaluate(() => window.history.length);
+    const entriesBeforeBrush = await historyLength();
     await page.mouse.move(box.x + box.width * 0.55, y);
     await page.mouse.down();
     await page.mouse.move(box.x + box.width * 0.7, y, { steps: 4 });
@@ -285,6 +287,8 @@ async function main() {
     if (brushed > initial) fail(`brushing ${opts.brushDim} raised the selected count from ${initial} to ${brushed}`);
     const brushHash = await page.evaluate(() => decodeURIComponent(window.location.hash));
     if (!brushHash.includes(`"${opts.brushDim}"`)) fail(`the URL hash does not hold the ${opts.brushDim} filter: ${brushHash}`);
+    const brushEntries = (await historyLength()) - entriesBeforeBrush;
+    if (brushEntries !== 1) fail(`a brush drag with live updates added ${brushEntries} history entries, expected 1`);
     await screenshot('brushed');
 
     step = 'zoom the map in';
@@ -300,6 +304,10 @@ async function main() {
     const zoomed = await selectedCount();
     log(`  new image; selected ${zoomed}`);
     await page.waitForFunction((h) => window.location.hash !== h, hashBeforeZoom, { timeout: opts.timeout }).catch(() => fail('the URL hash did not change after zooming'));
+    // The animation's frames write the URL once, after the last one: one entry for the zoom.
+    const zoomEntries = (await historyLength()) - entriesBeforeBrush - 1;
+    if (zoomEntries !== 1) fail(`one zoom added ${zoomEntries} history entries, expected 1`);
+    const hashAfterZoom = await page.evaluate(() => window.location.hash);
     await screenshot('zoomed');
 
     step = 'toggle a category';
@@ -322,6 +330,29 @@ async function main() {
     log(`  ${catChart.name} = ${label}: selected ${zoomed} → ${categoryCount}`);
     if (categoryCount !== expected) fail(`selecting ${label} should select the ${expected} rows its bar showed, got ${categoryCount}`);
     await screenshot('category');
+
+    step = 'Back and Forward walk the analysis';
+    log(step);
+    const hashWithCategory = await page.evaluate(() => window.location.hash);
+    /** Goes back or forward one entry and waits for the app to show it. */
+    const walk = async (dir, wantHash, wantCount, what) => {
+      await page.evaluate((d) => (d < 0 ? window.history.back() : window.history.forward()), dir);
+      await page.waitForFunction((h) => window.location.hash === h, wantHash).catch(async () =>
+        fail(`${dir < 0 ? 'Back' : 'Forward'} should show ${what}; the URL is ${decodeURIComponent(await page.evaluate(() => window.location.hash))}`),
+      );
+      await settle();
+      await expectNoAppError();
+      const n = await selectedCount();
+      if (n !== wantCount) fail(`${dir < 0 ? 'Back' : 'Forward'} to ${what}: ${n} rows selected, expected ${wantCount}`);
+      log(`  ${dir < 0 ? 'Back' : 'Forward'}: ${what}, selected ${n}`);
+    };
+    await walk(-1, hashAfterZoom, zoomed, 'the zoomed view without the category');
+    if ((await bars.nth(index).getAttribute('aria-pressed')) === 'true') fail(`Back left ${label} selected`);
+    await walk(-1, hashBeforeZoom, brushed, 'the brushed view before the zoom');
+    await screenshot('history-back');
+    await walk(1, hashAfterZoom, zoomed, 'the zoom again');
+    await walk(1, hashWithCategory, categoryCount, 'the category again');
+    if ((await bars.nth(index).getAttribute('aria-pressed')) !== 'true') fail(`Forward did not select ${label} again`);
 
     step = 'the URL hash holds the view';
     log(step);
