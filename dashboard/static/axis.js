@@ -11,11 +11,11 @@ export function yFraction(v, max, log) {
   return v / max;
 }
 
-/** The smallest of 1, 2, 5 × 10^k (k ≥ 0) that is at least `raw`. */
+/** The smallest of 1, 2, 2.5, 5 × 10^k (2.5 only from 25 up, so steps stay whole) that is at least `raw`. */
 export function niceStep(raw) {
   if (!(raw > 1)) return 1;
   const p = 10 ** Math.floor(Math.log10(raw));
-  for (const m of [1, 2, 5, 10]) {
+  for (const m of p >= 10 ? [1, 2, 2.5, 5, 10] : [1, 2, 5, 10]) {
     if (m * p >= raw) return m * p;
   }
   return 10 * p;
@@ -24,7 +24,7 @@ export function niceStep(raw) {
 /**
  * Ticks for counts 0..max on a plot `height` pixels tall, no two closer than
  * `minGap` pixels: [{value, y}] from the bottom up, `y` as a fraction of the
- * height. Linear: multiples of a 1-2-5 step. Log: 0 and the powers of ten
+ * height. Linear: multiples of a 1-2-2.5-5 step. Log: 0 and the powers of ten
  * first, then 5× and 2× between them where they fit.
  */
 export function yTicks(max, { log = false, height = 90, minGap = 18 } = {}) {

@@ -48,12 +48,18 @@ export function formatBytes(b) {
   return `${v.toFixed(v >= 100 || i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
-/** Percent with one decimal, "<0.1%" for tiny non-zero shares. */
+/**
+ * Percent with one decimal ("99.7%", "3.3%"), "100%" only when the part is the
+ * whole and "0%" only when it is nothing: "<0.1%" and ">99.9%" at the edges.
+ */
 export function formatShare(part, whole) {
   if (!whole) return '–';
+  if (part === whole) return '100%';
+  if (!part) return '0%';
   const p = (100 * part) / whole;
   if (p > 0 && p < 0.1) return '<0.1%';
-  return `${p.toFixed(p >= 10 ? 0 : 1)}%`;
+  if (p < 100 && p > 99.9) return '>99.9%';
+  return `${p.toFixed(1).replace(/\.0$/, '')}%`;
 }
 
 /** Label of a numeric or temporal bin range, from the first and last bins' labels. */

@@ -11,7 +11,11 @@ import { formatCompact, formatCount, formatShare, rangeLabel } from './format.js
 import { binRangeOf } from './hash.js';
 
 const NS = 'http://www.w3.org/2000/svg';
-const NUM_HEIGHT = 118;
+/** Numeric charts' height: shorter in short windows, so more of them fit beside the map. */
+function numHeight() {
+  const h = typeof window === 'undefined' ? 1000 : window.innerHeight;
+  return h < 800 ? 84 : h < 960 ? 100 : 118;
+}
 // The left pad holds the y-axis labels (at most five characters: "2.5M").
 const NUM_PAD = { left: 34, right: 4, top: 8, bottom: 20 };
 const Y_TICK_GAP = 18;
@@ -52,6 +56,7 @@ export class Histogram {
     this.drag = null;
     this.cursor = null; // keyboard focus bin
     this.width = 320;
+    this.numHeight = numHeight();
     const id = `hist-${++nextId}`;
 
     const el = htmlEl('section', {
@@ -194,7 +199,8 @@ export class Histogram {
         b.count.setAttribute('x', w);
       });
     } else {
-      const h = NUM_HEIGHT;
+      this.numHeight = numHeight();
+      const h = this.numHeight;
       this.svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
       this.svg.setAttribute('width', w);
       this.svg.setAttribute('height', h);
@@ -215,7 +221,7 @@ export class Histogram {
   drawAxis() {
     const n = this.dim.bins.length;
     const bw = this.binWidth();
-    const y = NUM_HEIGHT - NUM_PAD.bottom;
+    const y = this.numHeight - NUM_PAD.bottom;
     this.axis.replaceChildren();
     this.axis.append(svgEl('line', { x1: NUM_PAD.left, x2: this.width - NUM_PAD.right, y1: y + 0.5, y2: y + 0.5, class: 'axis-line' }));
     // Label as many bin starts as fit, evenly, never overlapping.
@@ -283,7 +289,7 @@ export class Histogram {
 
   /** Gridlines and count labels for counts 0..max on the current scale. */
   drawYAxis(max) {
-    const ph = NUM_HEIGHT - NUM_PAD.top - NUM_PAD.bottom;
+    const ph = this.numHeight - NUM_PAD.top - NUM_PAD.bottom;
     const y0 = NUM_PAD.top + ph;
     this.yAxis.replaceChildren();
     this.yAxis.dataset.scale = this.log ? 'log' : 'linear';
@@ -330,7 +336,7 @@ export class Histogram {
       });
     } else {
       const bw = this.binWidth();
-      const ph = NUM_HEIGHT - NUM_PAD.top - NUM_PAD.bottom;
+      const ph = this.numHeight - NUM_PAD.top - NUM_PAD.bottom;
       const gap = bw > 4 ? 1 : 0;
       this.bars.forEach((b, i) => {
         const x = NUM_PAD.left + i * bw + gap / 2;
@@ -376,7 +382,7 @@ export class Histogram {
     this.brushRect.setAttribute('x', NUM_PAD.left + range[0] * bw);
     this.brushRect.setAttribute('width', (range[1] - range[0] + 1) * bw);
     this.brushRect.setAttribute('y', 1);
-    this.brushRect.setAttribute('height', NUM_HEIGHT - NUM_PAD.bottom - 1);
+    this.brushRect.setAttribute('height', this.numHeight - NUM_PAD.bottom - 1);
   }
 
   selectionText() {
@@ -540,7 +546,7 @@ export class Histogram {
       this.hoverRect.setAttribute('x', NUM_PAD.left + i * bw);
       this.hoverRect.setAttribute('width', bw);
       this.hoverRect.setAttribute('y', 0);
-      this.hoverRect.setAttribute('height', NUM_HEIGHT - NUM_PAD.bottom);
+      this.hoverRect.setAttribute('height', this.numHeight - NUM_PAD.bottom);
       this.hoverRect.setAttribute('visibility', 'visible');
     }
     this.tooltip.style.transform = `translate(${x}px, ${y}px)`;

@@ -291,6 +291,13 @@ export class QuiverMap extends EventTarget {
     s.addEventListener(
       'wheel',
       (e) => {
+        // When the page itself scrolls (a narrow window stacks the charts
+        // under the map), a plain wheel scrolls the page and Ctrl/Cmd + wheel
+        // zooms, so the map does not trap the scrolling.
+        if (!e.ctrlKey && !e.metaKey && pageScrolls()) {
+          this.showWheelHint();
+          return;
+        }
         e.preventDefault();
         this.cancelAnimation();
         const unit = e.deltaMode === 1 ? 33 : e.deltaMode === 2 ? this.height : 1;
@@ -649,6 +656,21 @@ export class QuiverMap extends EventTarget {
     tip.style.transform = `translate(${Math.max(4, x)}px, ${y}px)`;
   }
 
+  showWheelHint() {
+    if (!this.wheelHint) {
+      this.wheelHint = document.createElement('div');
+      this.wheelHint.className = 'wheel-hint';
+      this.wheelHint.dataset.testid = 'wheel-hint';
+      this.wheelHint.textContent = /Mac|iPhone|iPad/.test(navigator.platform) ? 'Use ⌘ + scroll to zoom the map' : 'Use Ctrl + scroll to zoom the map';
+      this.surface.append(this.wheelHint);
+    }
+    this.wheelHint.hidden = false;
+    clearTimeout(this.wheelHintTimer);
+    this.wheelHintTimer = setTimeout(() => {
+      this.wheelHint.hidden = true;
+    }, 1200);
+  }
+
   hideTooltip() {
     this.tooltip.hidden = true;
     if (this.hoverIndex !== -1) {
@@ -656,6 +678,12 @@ export class QuiverMap extends EventTarget {
       this.requestFrame();
     }
   }
+}
+
+/** Whether the document is taller than the window (the page scrolls). */
+function pageScrolls() {
+  const el = document.scrollingElement || document.documentElement;
+  return el.scrollHeight > window.innerHeight + 1;
 }
 
 function centroid(pts) {

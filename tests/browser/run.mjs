@@ -440,6 +440,135 @@ async function main() {
     await settle();
     if (!((await selectedCount()) > 0)) fail('"Show the whole world" did not bring rows back');
 
+    step = 'laptop windows keep the header, the counts, the timings and the charts in view';
+    log(step);
+    const listing = await (await context.request.get(`${opts.url}/api/datasets`)).json();
+    const towers = listing.datasets.find((d) => d.name === 'celltowers') || listing.datasets[0];
+    const timeDim = towers.dimensions.find((d) => d.kind === 'temporal') || towers.dimensions.find((d) => d.kind !== 'categorical');
+    // All rows but the first bin's, over the whole dataset: a share just under 100%.
+    const most = { [timeDim.name]: { range: { min: timeDim.bins[1].lo, max: timeDim.bins[timeDim.bins.length - 1].hi } } };
+    const mostHash = `#dataset=${towers.name}&vf=0&f=${encodeURIComponent(JSON.stringify(most))}`;
+    const swapBack = page;
+    for (const [width, height] of [
+      [1280, 720],
+      [900, 700],
+    ]) {
+      const p = await context.newPage();
+      watch(p);
+      page = p;
+      await p.setViewportSize({ width, height });
+      await p.goto(`${opts.url}/${mostHash}`);
+      await p.waitForFunction(() => document.body.dataset.appliedSeq !== undefined);
+      await settle(p);
+      await expectNoAppError(p);
+      const seen = await p.evaluate(() => {
+        const box = (sel) => {
+          const e = document.querySelector(sel);
+          if (!e) return null;
+          const r = e.getBoundingClientRect();
+          const st = getComputedStyle(e);
+          return { top: r.top, bottom: r.bottom, left: r.left, right: r.right, w: r.width, h: r.height, shown: st.display !== 'none' && st.visibility !== 'hidden' && r.width > 0 && r.height > 0, text: e.textContent.trim() };
+        };
+        const el = document.scrollingElement || document.documentElement;
+        return {
+          scrolls: el.scrollHeight > window.innerHeight + 1,
+          header: box('.topbar'),
+          count: box('[data-testid="selected-count"]'),
+          share: box('#share'),
+          scope: box('[data-testid="scope"]'),
+          timings: box('[data-testid="timings"]'),
+          map: box('#map'),
+          charts: [...document.querySelectorAll('[data-testid^="hist-"][data-dimension]')].map((c) => {
+            const r = c.querySelector('svg').getBoundingClientRect();
+            return { name: c.dataset.dimension, top: r.top, bottom: r.bottom, left: r.left, right: r.right };
+          }),
+          total: Number(document.querySelector('[data-testid="total-count"]').dataset.value),
+          selected: Number(document.querySelector('[data-testid="selected-count"]').dataset.value),
+          vw: window.innerWidth,
+          vh: window.innerHeight,
+        };
+      });
+      const where = `at ${width}×${height}`;
+      if (seen.scrolls) fail(`${where} the page scrolls (the map and charts should fit the window)`);
+      if (!seen.header.shown || seen.header.top !== 0) fail(`${where} the header is not at the top`);
+      for (const [what, b] of [
+        ['the selected count', seen.count],
+        ['the share', seen.share],
+        ['the scope label', seen.scope],
+        ['the timings', seen.timings],
+      ]) {
+        if (!b || !b.shown || !b.text) fail(`${where} ${what} is not shown`);
+        if (b.right > seen.vw || b.bottom > seen.header.bottom) fail(`${where} ${what} lies outside the header`);
+      }
+      if (!/^query \d/.test(seen.timings.text)) fail(`${where} the timings read "${seen.timings.text}"`);
+      if (seen.map.h < 300 || seen.map.w < 400) fail(`${where} the map is only ${seen.map.w}×${seen.map.h}`);
+      const inView = seen.charts.filter((c) => c.top >= 0 && c.bottom <= seen.vh && c.right <= seen.vw);
+      if (inView.length < 2 || !inView.some((c) => towers.dimensions.find((d) => d.name === c.name).kind !== 'categorical')) {
+        fail(`${where} only ${inView.map((c) => c.name).join(', ') || 'no chart'} fit(s) in the window`);
+      }
+      if (!(seen.selected < seen.total)) fail(`${where} the filter on ${timeDim.name} should leave some rows out (${seen.selected} of ${seen.total})`);
+      const pct = (100 * seen.selected) / seen.total;
+      const want = pct > 99.9 ? '>99.9%' : `${pct.toFixed(1).replace(/\.0$/, '')}%`;
+      if (seen.share.text !== want) fail(`${where} ${seen.selected} of ${seen.total} rows read "${seen.share.text}", expected "${want}"`);
+      log(`  ${where}: ${inView.length} of ${seen.charts.length} charts in view, share ${seen.share.text}, scope "${seen.scope.text}", timings "${seen.timings.text}"`);
+      await screenshot(`layout-${width}x${height}`);
+      await p.close();
+    }
+
+    step = 'in a narrow window the page scrolls under the wheel over the map, the header stays';
+    log(step);
+    {
+      const p = await context.newPage();
+      watch(p);
+      page = p;
+      await p.setViewportSize({ width: 640, height: 800 });
+      await p.goto(`${opts.url}/${mostHash}`);
+      await p.waitForFunction(() => document.body.dataset.appliedSeq !== undefined);
+      await settle(p);
+      const mapBox = await p.locator('#map').boundingBox();
+      const zoomOf = () => p.evaluate(() => new URLSearchParams(window.location.hash.slice(1)).get('map'));
+      const before = await zoomOf();
+      await p.mouse.move(mapBox.x + mapBox.width / 2, mapBox.y + mapBox.height / 2);
+      await p.mouse.wheel(0, 400);
+      await p.waitForFunction(() => window.scrollY > 0).catch(() => fail('a wheel over the map did not scroll the page'));
+      await p.locator('[data-testid="wheel-hint"]').waitFor({ state: 'visible' });
+      await settle(p);
+      if ((await zoomOf()) !== before) fail('a plain wheel over the map zoomed it while the page scrolls');
+      const headerTop = await p.evaluate(() => document.querySelector('.topbar').getBoundingClientRect().top);
+      if (headerTop !== 0) fail(`the header scrolled away (top ${headerTop})`);
+      await screenshot('layout-narrow-scrolled');
+      // Ctrl + wheel still zooms the map.
+      const box2 = await p.locator('#map').boundingBox();
+      await p.mouse.move(box2.x + box2.width / 2, Math.max(box2.y, 0) + 120);
+      await p.keyboard.down('Control');
+      await p.mouse.wheel(0, -300);
+      await p.keyboard.up('Control');
+      await p.waitForFunction((b) => new URLSearchParams(window.location.hash.slice(1)).get('map') !== b, before).catch(() => fail('Ctrl + wheel did not zoom the map'));
+      await settle(p);
+      await p.close();
+    }
+
+    step = 'the AIS charts fit a 1440×900 window';
+    log(step);
+    const ais = listing.datasets.find((d) => d.name === 'ais');
+    if (ais) {
+      const p = await context.newPage();
+      watch(p);
+      page = p;
+      await p.goto(`${opts.url}/#dataset=ais`);
+      await p.waitForFunction(() => document.body.dataset.appliedSeq !== undefined);
+      await settle(p);
+      const cut = await p.evaluate(() =>
+        [...document.querySelectorAll('[data-testid^="hist-"][data-dimension]')]
+          .filter((c) => c.getBoundingClientRect().bottom > window.innerHeight)
+          .map((c) => c.dataset.dimension),
+      );
+      if (cut.length) fail(`at 1440×900 the AIS charts ${cut.join(', ')} are cut off`);
+      await screenshot('layout-ais-1440x900');
+      await p.close();
+    }
+    page = swapBack;
+
     step = 'log out';
     log(step);
     await Promise.all([page.waitForURL((u) => new URL(u).pathname === '/login'), page.click('[data-testid="logout"]')]);

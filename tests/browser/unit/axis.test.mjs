@@ -3,14 +3,16 @@ import { test } from 'node:test';
 
 import { formatTick, niceStep, yFraction, yTicks } from '../../../dashboard/static/axis.js';
 
-test('niceStep rounds up to 1, 2 or 5 times a power of ten', () => {
+test('niceStep rounds up to 1, 2, 2.5 or 5 times a power of ten', () => {
   assert.equal(niceStep(0.3), 1);
   assert.equal(niceStep(1), 1);
   assert.equal(niceStep(1.1), 2);
   assert.equal(niceStep(3), 5);
   assert.equal(niceStep(7), 10);
   assert.equal(niceStep(2000), 2000);
-  assert.equal(niceStep(2001), 5000);
+  assert.equal(niceStep(2001), 2500);
+  assert.equal(niceStep(2.2), 5);
+  assert.equal(niceStep(2180), 2500);
 });
 
 test('linear ticks start at 0, step evenly and stay within the maximum', () => {

@@ -16,7 +16,12 @@ test('times and shares', () => {
   assert.equal(formatMs(2.345), '2.3 ms');
   assert.equal(formatMs(23.4), '23 ms');
   assert.equal(formatMs(12500), '12.5 s');
-  assert.equal(formatShare(1, 3), '33%');
+  assert.equal(formatShare(1, 3), '33.3%');
+  assert.equal(formatShare(9_970_959, 10_000_000), '99.7%');
+  assert.equal(formatShare(9_999_999, 10_000_000), '>99.9%');
+  assert.equal(formatShare(10_000_000, 10_000_000), '100%');
+  assert.equal(formatShare(0, 10), '0%');
+  assert.equal(formatShare(64, 100), '64%');
   assert.equal(formatShare(1, 30), '3.3%');
   assert.equal(formatShare(1, 100000), '<0.1%');
   assert.equal(formatShare(0, 0), '–');
