@@ -10,7 +10,8 @@ import { decodeHash, encodeHash, filtersForDataset } from './hash.js';
 import { Histogram } from './histogram.js';
 import { historyStep } from './history.js';
 import { QuiverMap } from './map.js';
-import { fitImageSize } from './mercator.js';
+import { extentOfImage, fitView } from './extent.js';
+import { MAX_LAT, fitImageSize } from './mercator.js';
 
 const SAMPLE_LIMIT = 5000;
 /** Above this many matching rows in view, ask for a 1-row sample (just the count) instead of 5000 rows. */
@@ -69,6 +70,8 @@ const query = {
   liveUpdates: 0,
   applied: 0,
   inFlight: false,
+  /** Fitting the map to a dataset's extent before its first query. */
+  fitting: 0,
   lastMatched: null,
   baselineKey: null,
   baseline: {},
@@ -156,11 +159,64 @@ function applyState(s, { initial }) {
   ui.vf.checked = state.viewportFilter;
   map.setView(s.view || (initial ? map.defaultView() : map.getView()), { silent: true });
   refreshCharts();
-  // The state came from the URL: normalise it in place. A map adjustment
-  // right after opening (the layout settling) is part of the same entry.
-  writeHash({ replace: true });
-  if (initial) historyLast = { kind: 'map', at: performance.now() };
-  scheduleQuery(0);
+  const done = () => {
+    // The state came from the URL: normalise it in place. A map adjustment
+    // right after opening (the layout settling) is part of the same entry.
+    writeHash({ replace: true });
+    if (initial) historyLast = { kind: 'map', at: performance.now() };
+    scheduleQuery(0);
+  };
+  // Opening a dataset without a map view in the URL shows where its rows are.
+  if (initial && !s.view) fitToDataset(ds).then(done);
+  else done();
+}
+
+const EXTENT_PX = 512;
+const extents = new Map();
+
+/**
+ * The unit box holding a dataset's rows, from a density image of the whole
+ * world with no filters (asked once per dataset and page); null when unknown.
+ */
+async function datasetExtent(ds) {
+  if (extents.has(ds.name)) return extents.get(ds.name);
+  const res = await api.query({
+    dataset: ds.name,
+    filters: {},
+    viewport: { west: -180, south: -MAX_LAT, east: 180, north: MAX_LAT },
+    viewportFilter: false,
+    histograms: [],
+    image: { width: EXTENT_PX, height: EXTENT_PX },
+  });
+  if (!res || !res.image) return null;
+  const img = new Image();
+  img.src = res.image;
+  await img.decode();
+  const canvas = document.createElement('canvas');
+  canvas.width = EXTENT_PX;
+  canvas.height = EXTENT_PX;
+  const g = canvas.getContext('2d', { willReadFrequently: true });
+  g.drawImage(img, 0, 0, EXTENT_PX, EXTENT_PX);
+  const box = extentOfImage(g.getImageData(0, 0, EXTENT_PX, EXTENT_PX).data, EXTENT_PX, EXTENT_PX);
+  extents.set(ds.name, box);
+  return box;
+}
+
+/** Moves the map (silently) to show the dataset's rows; keeps the view when the extent cannot be had. */
+async function fitToDataset(ds) {
+  query.fitting++;
+  setBusy();
+  try {
+    const box = await datasetExtent(ds);
+    if (box && state.dataset === ds) {
+      map.setView(fitView(box, map.width, map.height), { silent: true });
+    }
+  } catch (e) {
+    console.warn('dataset extent unavailable:', e.message);
+  } finally {
+    query.fitting--;
+    setBusy();
+  }
 }
 
 function currentState() {
@@ -392,7 +448,7 @@ function scheduleQuery(delay) {
 }
 
 function setBusy() {
-  const busy = query.timer !== null || query.inFlight;
+  const busy = query.timer !== null || query.inFlight || query.fitting > 0;
   document.body.dataset.busy = String(busy);
   ui.progress.hidden = !query.inFlight;
 }
@@ -829,8 +885,12 @@ function bindControls() {
     selectDataset(ds, { keepFilters: false });
     state.log = new Set(ds.dimensions.filter((d) => d.kind === 'log').map((d) => d.name));
     refreshCharts();
-    writeHash();
-    scheduleQuery(0);
+    // The new dataset's rows may lie elsewhere: show them (one history entry with the switch).
+    fitToDataset(ds).then(() => {
+      if (state.dataset !== ds) return;
+      writeHash();
+      scheduleQuery(0);
+    });
   });
   ui.vf.addEventListener('change', () => {
     state.viewportFilter = ui.vf.checked;

@@ -440,6 +440,50 @@ async function main() {
     await settle();
     if (!((await selectedCount()) > 0)) fail('"Show the whole world" did not bring rows back');
 
+    step = 'switching dataset shows where its rows are';
+    log(step);
+    {
+      const other = (await (await context.request.get(`${opts.url}/api/datasets`)).json()).datasets.find((d) => d.name !== 'celltowers');
+      if (!other) fail('the demo serves a single dataset; switching needs two');
+      // Far out at sea, where no rows of either dataset lie.
+      await page.evaluate(() => {
+        window.location.hash = window.location.hash.replace(/map=[^&]*/, 'map=8/-45/-120');
+      });
+      await page.waitForFunction(() => window.location.hash.includes('map=8/-45/-120'));
+      await settle();
+      if ((await selectedCount()) !== 0) fail('the test expected no rows at 45°S 120°W');
+      const seaHash = await page.evaluate(() => window.location.hash);
+      await page.selectOption('[data-testid="dataset-select"]', other.name);
+      await page.waitForFunction((n) => window.location.hash.includes(`dataset=${n}`), other.name);
+      await settle();
+      await expectNoAppError();
+      const shown = await selectedCount();
+      const all = Number(await page.getAttribute('[data-testid="total-count"]', 'data-value'));
+      const fitted = await page.evaluate(() => new URLSearchParams(window.location.hash.slice(1)).get('map'));
+      log(`  ${other.name}: map ${fitted}, selected ${shown} of ${all} in view`);
+      if (await page.locator('[data-testid="viewport-filter"]').isChecked().then((c) => !c)) fail('the viewport filter was expected on');
+      if (shown !== all) fail(`after switching to ${other.name} the map view holds ${shown} of its ${all} rows; it should fit them all`);
+      if (fitted === '8/-45/-120') fail('switching dataset kept the old map view');
+      await screenshot('dataset-fitted');
+      // Back returns to the other dataset where it was.
+      await page.evaluate(() => window.history.back());
+      await page.waitForFunction((h) => window.location.hash === h, seaHash);
+      await settle();
+      if ((await selectedCount()) !== 0) fail('Back after a dataset switch did not return to the view before it');
+      // A link with a map view keeps it.
+      const p = await context.newPage();
+      watch(p);
+      await p.goto(`${opts.url}/#dataset=${other.name}&map=6/52/4`);
+      await p.waitForFunction(() => document.body.dataset.appliedSeq !== undefined);
+      await settle(p);
+      const kept = await p.evaluate(() => new URLSearchParams(window.location.hash.slice(1)).get('map'));
+      if (kept !== '6/52/4') fail(`a link to ${other.name} at map=6/52/4 opened at ${kept}`);
+      await p.close();
+      // Back to the world view for what follows.
+      await page.click('[data-testid="zoom-reset"]');
+      await settle();
+    }
+
     step = 'laptop windows keep the header, the counts, the timings and the charts in view';
     log(step);
     const listing = await (await context.request.get(`${opts.url}/api/datasets`)).json();
