@@ -149,6 +149,10 @@ export class Histogram {
         const count = svgEl('text', { class: 'cat-count', y: CAT_ROW / 2 + 4, 'text-anchor': 'end' });
         g.append(hit, label, base, sel, count);
         g.addEventListener('click', (e) => this.clickCategory(i, e.shiftKey || e.ctrlKey || e.metaKey));
+        // Shift-click adds a category; it must not select page text.
+        g.addEventListener('mousedown', (e) => {
+          if (e.shiftKey) e.preventDefault();
+        });
         g.addEventListener('keydown', (e) => {
           if (e.key === 'Enter' || e.key === ' ') {
             e.preventDefault();
@@ -359,6 +363,8 @@ export class Histogram {
       this.paintBrush();
       this.drawYAxis(max);
     }
+    // A tooltip on screen follows the new numbers (it may say "loading…").
+    if (!this.tooltip.hidden && this.tipIndex !== undefined) this.showTip(this.tipIndex);
     const parts = [];
     if (this.missing) parts.push(`${formatCount(this.missing)} missing`);
     if (this.counts) parts.push(`max ${formatCompact(Math.max(0, ...counts))}${this.log ? ' · log scale' : ''}`);
@@ -522,6 +528,7 @@ export class Histogram {
   showTip(i) {
     const bin = this.dim.bins[i];
     if (!bin) return;
+    this.tipIndex = i;
     const c = this.counts ? this.counts[i] || 0 : null;
     const b = this.baseline ? this.baseline[i] : null;
     this.tooltip.replaceChildren();

@@ -10,6 +10,10 @@ if (error && box) {
   box.hidden = false;
 }
 
+// The hidden username names this dashboard, so a password manager keeps one token per host.
+const user = document.querySelector('input[name="username"]');
+if (user) user.value = `quiver@${window.location.host}`;
+
 // A login link may carry the token in its fragment (never sent to any server):
 // /login#token=... fills the form and signs in.
 const fragment = new URLSearchParams(window.location.hash.replace(/^#/, ''));

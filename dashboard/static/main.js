@@ -646,6 +646,9 @@ function renderEmpty(res, body) {
 }
 
 function clearFilters() {
+  // A shift-click before may have left text selected in the charts.
+  const sel = window.getSelection && window.getSelection();
+  if (sel) sel.removeAllRanges();
   state.filters = {};
   commitChange();
 }
@@ -902,7 +905,15 @@ function bindControls() {
   $('[data-testid="zoom-in"]').addEventListener('click', () => map.zoomStep(1));
   $('[data-testid="zoom-out"]').addEventListener('click', () => map.zoomStep(-1));
   $('[data-testid="zoom-reset"]').addEventListener('click', () => map.resetView());
-  ui.reload.addEventListener('click', startReload);
+  // A reload is felt by everyone on the cluster: ask first.
+  const confirmReload = $('[data-testid="reload-confirm"]');
+  ui.reload.addEventListener('click', () => {
+    confirmReload.returnValue = '';
+    confirmReload.showModal();
+  });
+  confirmReload.addEventListener('close', () => {
+    if (confirmReload.returnValue === 'reload') startReload();
+  });
   ui.statusButton.addEventListener('click', () => {
     const open = ui.statusPanel.hidden;
     ui.statusPanel.hidden = !open;

@@ -146,6 +146,9 @@ async function main() {
     await page.goto(`${opts.url}/`);
     if (new URL(page.url()).pathname !== '/login') fail(`expected to land on /login, got ${page.url()}`);
     await page.waitForSelector('input[name="token"]');
+    // Password managers file the token under a username: the form has a hidden one.
+    const username = page.locator('form input[autocomplete="username"]');
+    if ((await username.count()) !== 1 || (await username.isVisible())) fail('the login form lacks a hidden username field for password managers');
     await screenshot('login');
 
     step = 'log in with the token';
@@ -383,15 +386,51 @@ async function main() {
     page = page2;
     await screenshot('restored');
 
-    step = 'reload the page keeps the view';
+    step = 'reload the page keeps the view, and a tooltip shown while loading fills in';
     log(step);
+    // Hold the queries until the pointer rests on a chart, so its tooltip opens before the numbers.
+    let release;
+    const held = new Promise((r) => {
+      release = r;
+    });
+    await page2.route('**/api/query', async (route) => {
+      await held;
+      await route.continue();
+    });
     await page2.reload();
+    const firstRow = page2.locator(`[data-testid="hist-${catChart.name}"] [data-testid="bar"]`).first();
+    await firstRow.hover();
+    const tip = page2.locator(`[data-testid="hist-${catChart.name}"] [data-testid="hist-tooltip"]`);
+    await tip.waitFor({ state: 'visible' });
+    const tipBefore = (await tip.textContent()).trim();
+    release();
     await page2.waitForFunction(() => document.body.dataset.appliedSeq !== undefined, null, { timeout: opts.timeout });
     await settle(page2);
+    await page2.unroute('**/api/query');
+    await page2
+      .waitForFunction((n) => /\d rows/.test(document.querySelector(`[data-testid="hist-${n}"] [data-testid="hist-tooltip"]`).textContent), catChart.name)
+      .catch(async () => fail(`a tooltip opened while loading ("${tipBefore}") still says "${(await tip.textContent()).trim()}" after the data came`));
+    log(`  tooltip: "${tipBefore}" → "${(await tip.textContent()).trim()}"`);
     const reloaded = await selectedCount(page2);
     if (reloaded !== categoryCount) fail(`after a reload the page shows ${reloaded} selected rows, expected ${categoryCount}`);
     await page2.close();
     page = swap;
+
+    step = 'shift-click adds a category without selecting page text';
+    log(step);
+    {
+      const other = counts.map((c, i) => [c, i]).find(([c, i]) => i !== index && c > 0);
+      if (!other) fail(`${catChart.name} has no second category with rows`);
+      await bars.nth(other[1]).click({ modifiers: ['Shift'] });
+      await settle();
+      const both = await bars.evaluateAll((els) => els.filter((e) => e.getAttribute('aria-pressed') === 'true').length);
+      if (both !== 2) fail(`shift-click should select a second category; ${both} are selected`);
+      const selectedText = await page.evaluate(() => window.getSelection().toString());
+      if (selectedText) fail(`shift-click selected page text: "${selectedText.slice(0, 60)}"`);
+      await bars.nth(other[1]).click({ modifiers: ['Shift'] });
+      await settle();
+      if ((await selectedCount()) !== categoryCount) fail('shift-click again did not remove the second category');
+    }
 
     step = 'a filter that matches nothing says so, and offers to clear';
     log(step);
@@ -612,6 +651,28 @@ async function main() {
       await p.close();
     }
     page = swapBack;
+
+    step = 'reloading the data asks first';
+    log(step);
+    {
+      const reloads = [];
+      const onRequest = (r) => {
+        if (new URL(r.url()).pathname === '/api/reload') reloads.push(r.method());
+      };
+      page.on('request', onRequest);
+      const dialog = page.locator('[data-testid="reload-confirm"]');
+      await page.click('[data-testid="reload"]');
+      await dialog.waitFor({ state: 'visible' });
+      await screenshot('reload-confirm');
+      await page.click('[data-testid="reload-cancel"]');
+      await dialog.waitFor({ state: 'hidden' });
+      if (reloads.length) fail('cancelling the confirmation still reloaded the data');
+      await page.click('[data-testid="reload"]');
+      await page.click('[data-testid="reload-confirm-button"]');
+      await page.locator('[data-testid="reload-banner"]').waitFor({ state: 'visible' });
+      if (reloads.length !== 1) fail(`confirming sent ${reloads.length} reload requests, expected 1`);
+      page.off('request', onRequest);
+    }
 
     step = 'log out';
     log(step);
