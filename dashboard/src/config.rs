@@ -57,6 +57,11 @@ pub struct ServeArgs {
     /// How often to re-resolve `--workers-dns`.
     #[arg(long, env = "QUIVER_WORKERS_DNS_INTERVAL", default_value = "10s")]
     pub workers_dns_interval: String,
+    /// Resolve `--workers-dns` and `--operator-url` by asking this DNS server (`IP:PORT`, UDP)
+    /// instead of the system resolver. The simulated control plane (`quiver-kube-sim`) sets it in every pod
+    /// it runs as a process, whose system resolver knows no cluster names.
+    #[arg(long, env = "QUIVER_SIM_DNS")]
+    pub dns_server: Option<String>,
     /// The login token. Prefer `--token-file` (a mounted Secret): flags show in `ps`.
     #[arg(long, env = "QUIVER_DASHBOARD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -173,6 +178,8 @@ pub struct Config {
     pub cluster: Option<(String, String)>,
     /// The operator's resume endpoint (needs `cluster`).
     pub operator_url: Option<String>,
+    /// The DNS server that resolves the workers' and the operator's names; `None`: the system's.
+    pub dns_server: Option<SocketAddr>,
     /// Trust `X-Forwarded-For`.
     pub trust_proxy: bool,
     /// Header and body read times and the connection cap.
@@ -312,6 +319,12 @@ impl TryFrom<ServeArgs> for Config {
             (Some(c), None) => Some((c, "default".to_string())),
             (None, _) => None,
         };
+        let dns_server = match a.dns_server.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(s.parse::<SocketAddr>().map_err(|e| {
+                Error::Config(format!("--dns-server {s:?} is not an address like 127.0.0.1:53: {e}"))
+            })?),
+        };
         let operator_url = match (a.operator_url, &cluster) {
             (Some(u), None) => {
                 return Err(Error::Config(format!("--operator-url {u:?} needs --cluster")));
@@ -333,6 +346,7 @@ impl TryFrom<ServeArgs> for Config {
             worker_timeout,
             tile_url,
             operator_url,
+            dns_server,
             cluster,
             trust_proxy: a.trust_proxy,
             limits,
@@ -435,9 +449,25 @@ mod tests {
             WorkerSource::Dns {
                 host: "demo-workers.ns.svc".into(),
                 port: 8815,
-                interval: Duration::from_secs(10)
+                interval: Duration::from_secs(10),
             }
         );
+        let c = Config::try_from(ServeArgs {
+            workers: vec![],
+            workers_dns: Some("demo-workers.ns.svc:8815".into()),
+            dns_server: Some("127.0.0.1:5353".into()),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(c.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+        let e = Config::try_from(ServeArgs {
+            workers: vec![],
+            workers_dns: Some("demo-workers.ns.svc:8815".into()),
+            dns_server: Some("dns.local".into()),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("--dns-server \"dns.local\""), "{e}");
         let e = Config::try_from(ServeArgs { workers_dns: Some("h:1".into()), ..args() }).unwrap_err();
         assert!(e.to_string().contains("not both"), "{e}");
         let e = Config::try_from(ServeArgs { workers: vec![], workers_dns: Some("h".into()), ..args() })

@@ -190,6 +190,7 @@ impl Stack {
             tile_url: o.tile_url.clone(),
             cluster: None,
             operator_url: None,
+            dns_server: None,
             trust_proxy: false,
             limits: Default::default(),
         };

@@ -26,6 +26,7 @@ pub mod merge;
 pub mod metrics;
 pub mod operator;
 pub mod query;
+pub mod resolve;
 pub mod routes;
 pub mod shade;
 pub mod state;
@@ -66,7 +67,12 @@ pub async fn serve_with(
 /// Runs the dashboard for a configuration on `listener` until `shutdown` resolves.
 pub async fn run(config: config::Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let discovery = discovery::Discovery::start(config.workers.clone(), stop_rx).await;
+    let discovery = discovery::Discovery::start(
+        config.workers.clone(),
+        resolve::NameResolver::new(config.dns_server),
+        stop_rx,
+    )
+    .await;
     tracing::info!(
         addr = %listener.local_addr()?, workers = %discovery.describe(), found = discovery.endpoints().len(),
         cookie_secure = config.cookie_secure, "dashboard listening"

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::config::Secret;
 use crate::error::{Error, Result};
+use crate::resolve::NameResolver;
 
 /// Time limit of one call to the operator.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,6 +33,7 @@ pub struct Operator {
     authority: String,
     base_path: String,
     token: Secret,
+    resolver: NameResolver,
 }
 
 impl Operator {
@@ -46,12 +48,18 @@ impl Operator {
             authority,
             base_path: format!("/v1/namespaces/{namespace}/dataclusters/{name}"),
             token,
+            resolver: NameResolver::system(),
         })
+    }
+
+    /// Resolves the operator's host name with `resolver` (the system resolver by default).
+    pub fn resolve_with(self, resolver: NameResolver) -> Operator {
+        Operator { resolver, ..self }
     }
 
     async fn call(&self, method: &str, path: &str) -> Result<(u16, Bytes)> {
         let go = async {
-            let stream = tokio::net::TcpStream::connect(&self.authority).await?;
+            let stream = self.resolver.connect(&self.authority).await?;
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(|e| Error::Unavailable(format!("operator: {e}")))?;

@@ -77,7 +77,9 @@ impl AppState {
             metrics,
             operator: match (&config.operator_url, &config.cluster) {
                 (Some(url), Some((name, namespace))) => {
-                    crate::operator::Operator::new(url, namespace, name, config.token.clone()).ok()
+                    crate::operator::Operator::new(url, namespace, name, config.token.clone())
+                        .ok()
+                        .map(|o| o.resolve_with(crate::resolve::NameResolver::new(config.dns_server)))
                 }
                 _ => None,
             },
