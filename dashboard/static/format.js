@@ -62,6 +62,34 @@ export function formatShare(part, whole) {
   return `${p.toFixed(1).replace(/\.0$/, '')}%`;
 }
 
+/** "48.85000° N, 2.35000° E". */
+export function formatPosition(lon, lat) {
+  if (!Number.isFinite(lon) || !Number.isFinite(lat)) return '–';
+  const ns = lat < 0 ? 'S' : 'N';
+  const ew = lon < 0 ? 'W' : 'E';
+  return `${Math.abs(lat).toFixed(5)}° ${ns}, ${Math.abs(lon).toFixed(5)}° ${ew}`;
+}
+
+/**
+ * A sampled row's details for its tooltip, as [title, text] pairs: the
+ * position, then each dimension of the dataset other than the category, in
+ * the dataset's order, under its title. Values the row does not carry are
+ * left out; columns the dataset does not describe come last under their names.
+ */
+export function rowDetails(dataset, row) {
+  const out = [['Position', formatPosition(row.lon, row.lat)]];
+  const values = row.values || {};
+  const seen = new Set();
+  for (const dim of dataset.dimensions) {
+    if (dim.name === dataset.category) continue;
+    seen.add(dim.name);
+    if (values[dim.name] === undefined) continue;
+    out.push([dim.title || dim.name, values[dim.name]]);
+  }
+  for (const [k, v] of Object.entries(values)) if (!seen.has(k)) out.push([k, v]);
+  return out;
+}
+
 /** Label of a numeric or temporal bin range, from the first and last bins' labels. */
 export function rangeLabel(dim, first, last) {
   const a = dim.bins[first];

@@ -5,7 +5,7 @@
 
 import { api, ApiError, toLogin } from './api.js';
 import { decodeBasemap } from './basemap.js';
-import { formatBytes, formatCompact, formatCount, formatMs, formatShare } from './format.js';
+import { formatBytes, formatCompact, formatCount, formatMs, formatShare, rowDetails } from './format.js';
 import { decodeHash, encodeHash, filtersForDataset } from './hash.js';
 import { Histogram } from './histogram.js';
 import { historyStep } from './history.js';
@@ -314,6 +314,8 @@ function selectDataset(ds, { keepFilters }) {
     ui.charts.append(chart.el);
   }
   buildLegend();
+  // Point tooltips name the values by their dimensions' titles.
+  map.describeRow = (row) => rowDetails(ds, row);
   ui.total.textContent = formatCount(ds.rows);
 }
 
@@ -586,7 +588,7 @@ async function applyResult(res, body, vis, rtt, isCurrent) {
   map.setPoints(points, colorOf);
   if (points) {
     // No points at all: the empty state says so.
-    ui.mode.textContent = `${formatCount(points.length)} rows in view, drawn individually · hover a point for details`;
+    ui.mode.textContent = `${formatCount(points.length)} ${points.length === 1 ? 'row' : 'rows'} in view, drawn individually · hover a point for details`;
     ui.mode.hidden = points.length === 0;
   } else {
     ui.mode.hidden = true;

@@ -639,7 +639,9 @@ export class QuiverMap extends EventTarget {
     sw.style.background = this.points[best].color;
     head.append(sw, document.createTextNode(row.category));
     const dl = document.createElement('dl');
-    const entries = [['lon, lat', `${row.lon.toFixed(5)}, ${row.lat.toFixed(5)}`], ...Object.entries(row.values || {})];
+    const entries = this.describeRow
+      ? this.describeRow(row)
+      : [['lon, lat', `${row.lon.toFixed(5)}, ${row.lat.toFixed(5)}`], ...Object.entries(row.values || {})];
     for (const [k, v] of entries) {
       const dt = document.createElement('dt');
       dt.textContent = k;

@@ -479,6 +479,56 @@ async function main() {
     await settle();
     if (!((await selectedCount()) > 0)) fail('"Show the whole world" did not bring rows back');
 
+    step = 'a point tooltip names the values by their dimension titles';
+    log(step);
+    {
+      // Few enough rows to draw them one by one: the smallest category, then a year of it.
+      const catCounts = await bars.evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-count'))));
+      const smallest = catCounts.map((c, i) => [c, i]).filter(([c]) => c > 0).sort((a, b) => a[0] - b[0])[0];
+      await bars.nth(smallest[1]).click();
+      await settle();
+      const numeric = charts.find((c) => c.kind !== 'categorical');
+      const pick = await page.$$eval(`[data-testid="hist-${numeric.name}"] [data-testid="bar"]`, (els) => {
+        const i = els.findIndex((b) => Number(b.dataset.count) > 0 && Number(b.dataset.count) <= 3000);
+        return i < 0 ? null : { x: Number(els[i].getAttribute('x')) + Number(els[i].getAttribute('width')) / 2 };
+      });
+      if (!pick) fail(`no ${numeric.name} bin holds between 1 and 3000 rows of the smallest category`);
+      const nbox = await page.locator(`[data-testid="hist-${numeric.name}"] svg.hist-svg`).boundingBox();
+      await page.mouse.click(nbox.x + pick.x, nbox.y + nbox.height / 2);
+      await settle();
+      await page.waitForFunction(() => document.querySelector('#map').dataset.mode === 'points').catch(() => fail('the map did not switch to drawing points'));
+      // The lit pixel of the points layer nearest the map's centre (clear of the overlays).
+      const spot = await page.evaluate(() => {
+        const c = document.querySelector('[data-testid="map-points"]');
+        const g = c.getContext('2d');
+        const { data } = g.getImageData(0, 0, c.width, c.height);
+        const scale = c.width / c.clientWidth;
+        let best = null;
+        for (let y = 0; y < c.height; y += 2) {
+          for (let x = 0; x < c.width; x += 2) {
+            if (data[(y * c.width + x) * 4 + 3] < 200) continue;
+            const d = (x - c.width / 2) ** 2 + (y - c.height / 2) ** 2;
+            if (!best || d < best.d) best = { x, y, d };
+          }
+        }
+        if (!best) return null;
+        const r = c.getBoundingClientRect();
+        return { x: r.left + best.x / scale, y: r.top + best.y / scale };
+      });
+      if (!spot) fail('the points layer is empty');
+      await page.mouse.move(spot.x, spot.y);
+      const tipEl = page.locator('[data-testid="point-tooltip"]');
+      await tipEl.waitFor({ state: 'visible' });
+      const names = await tipEl.locator('dt').allTextContents();
+      const towersDims = (await (await context.request.get(`${opts.url}/api/datasets`)).json()).datasets.find((d) => d.name === 'celltowers');
+      const wanted = ['Position', ...towersDims.dimensions.filter((d) => d.name !== towersDims.category).map((d) => d.title || d.name)];
+      if (JSON.stringify(names) !== JSON.stringify(wanted)) fail(`the point tooltip lists ${names.join(', ')}; expected ${wanted.join(', ')}`);
+      log(`  tooltip: ${(await tipEl.textContent()).trim()}`);
+      await screenshot('point-tooltip');
+      await page.click('[data-testid="reset-all"]');
+      await settle();
+    }
+
     step = 'switching dataset shows where its rows are';
     log(step);
     {

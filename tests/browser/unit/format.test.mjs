@@ -1,7 +1,7 @@
 // Number formatting of dashboard/static/format.js.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatCompact, formatCount, formatMs, formatShare, rangeLabel } from '../../../dashboard/static/format.js';
+import { formatCompact, formatCount, formatMs, formatPosition, formatShare, rangeLabel, rowDetails } from '../../../dashboard/static/format.js';
 
 test('counts', () => {
   assert.equal(formatCount(40000000), '40,000,000');
@@ -33,4 +33,24 @@ test('range labels join the first and last bins', () => {
   assert.equal(rangeLabel(num, 1, 1), '1.3–1.8');
   const time = { kind: 'temporal', bins: [{ label: '2003' }, { label: '2004' }] };
   assert.equal(rangeLabel(time, 0, 1), '2003 – 2004');
+});
+
+test('a point tooltip names values by dimension titles, in the dataset order', () => {
+  const ds = {
+    category: 'radio',
+    dimensions: [
+      { name: 'radio', title: 'Radio' },
+      { name: 'range', title: 'Signal range (m)' },
+      { name: 'created', title: 'Year built' },
+      { name: 'mcc' },
+    ],
+  };
+  const row = { lon: 2.35, lat: -48.85, category: 'LTE', values: { created: '2015', range: '1k–1.33k', extra: 'x' } };
+  assert.deepEqual(rowDetails(ds, row), [
+    ['Position', '48.85000° S, 2.35000° E'],
+    ['Signal range (m)', '1k–1.33k'],
+    ['Year built', '2015'],
+    ['extra', 'x'],
+  ]);
+  assert.equal(formatPosition(-0.5, 51.5), '51.50000° N, 0.50000° W');
 });
