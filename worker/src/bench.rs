@@ -138,6 +138,8 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     let data_dir = dir.join(format!("celltowers-{}-{}", a.rows, format.extension().replace('.', "")));
     let url = format!("file://{}/", data_dir.display());
     println!("quiver-worker bench: {} cell towers, {} threads", a.rows, rayon::current_num_threads());
+    // As `serve` does, so memory figures are the server's.
+    source::return_large_buffers_at_once();
     let present = data_dir.join(".complete").exists();
     if a.regen || !present {
         if data_dir.exists() {

@@ -18,14 +18,11 @@ fn dims(view: &ViewConfig) -> Vec<DimBins> {
     view.dimensions.iter().map(|d| DimBins::from_spec(d).unwrap()).collect()
 }
 
-/// Builds a shard and keeps the rows in their original (unsorted) order.
+/// Builds a shard from the rows (which the builder sorts).
 fn shard_from(rows: &Rows, view: ViewConfig) -> Shard {
     let d = dims(&view);
     let cat = view.dimensions.iter().position(|x| x.name == view.category).unwrap();
-    let mut b = Builder::new(d.len());
-    b.xs = rows.xs.clone();
-    b.ys = rows.ys.clone();
-    b.codes = rows.codes.clone();
+    let b = Builder::from_columns(&rows.xs, &rows.ys, &rows.codes);
     b.finish("t", view, d, cat, ShardInfo { shard: 0, shards: 1, generation: "g".into() })
 }
 

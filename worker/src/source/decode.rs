@@ -117,19 +117,23 @@ async fn decode_parquet(
     let mask = ProjectionMask::roots(meta.parquet_schema(), roots);
     #[allow(deprecated)]
     let reader = ParquetObjectReader::new(loc.store.clone(), unit.path.clone()).with_file_size(unit.size);
-    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta)
+    // The footer's row count sizes the rows once (bounded: a corrupt footer
+    // can claim anything); each decoded batch is compacted as it arrives, so
+    // a unit holds one batch of Arrow arrays at a time, not the row group's.
+    let rows = meta.metadata().row_group(row_group).num_rows().clamp(0, 1 << 22) as usize;
+    let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta)
         .with_row_groups(vec![row_group])
         .with_projection(mask)
         .with_batch_size(65_536)
         .build()
         .map_err(|e| Error::Decode { file: unit.url.clone(), message: e.to_string() })?;
-    let batches: Vec<RecordBatch> = stream
-        .try_collect()
+    let mut b = Builder::with_capacity(view.dims.len(), rows);
+    while let Some(batch) = stream
+        .try_next()
         .await
-        .map_err(|e| Error::Decode { file: unit.url.clone(), message: format!("row group {row_group}: {e}") })?;
-    let mut b = Builder::new(view.dims.len());
-    for batch in &batches {
-        append_batch(&mut b, batch, view, &unit.url)?;
+        .map_err(|e| Error::Decode { file: unit.url.clone(), message: format!("row group {row_group}: {e}") })?
+    {
+        append_batch(&mut b, &batch, view, &unit.url)?;
         progress.add(batch.num_rows() as u64);
     }
     Ok(b)
@@ -412,14 +416,15 @@ pub fn append_batch(b: &mut Builder, batch: &RecordBatch, view: &CompiledView, u
         .iter()
         .map(|d| codes(column(batch, d.column(), url)?, d, url))
         .collect::<Result<_>>()?;
+    let mut row = [0u8; crate::store::MAX_RECORD_DIMS];
+    let row = &mut row[..dim_codes.len()];
     for i in 0..batch.num_rows() {
         match (xs[i], ys[i]) {
             (Some(x), Some(y)) if x.is_finite() && y.is_finite() => {
-                b.xs.push(lon_to_x(x));
-                b.ys.push(lat_to_y(y));
                 for (d, c) in dim_codes.iter().enumerate() {
-                    b.codes[d].push(c[i]);
+                    row[d] = c[i];
                 }
+                b.push(lon_to_x(x), lat_to_y(y), row);
             }
             _ => b.dropped += 1,
         }

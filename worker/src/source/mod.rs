@@ -221,9 +221,9 @@ fn check_memory(spec: &DatasetSpec, shard: ShardId, rows: u64, ndims: usize, lim
     let Some(limit) = limit else { return Ok(()) };
     // Saturating: the row estimate comes from file footers and may be absurd.
     let resident = rows.saturating_mul(8 + ndims as u64);
-    // While building: the columns, the sort's permutation and one gathered
-    // column (store::PEAK_BYTES_PER_ROW), plus decode batches in flight.
-    let peak = rows.saturating_mul(crate::store::PEAK_BYTES_PER_ROW + ndims as u64).saturating_add(64 << 20);
+    // While building: the packed records or the columns unpacked from them,
+    // plus decode batches in flight and one unpacking chunk.
+    let peak = rows.saturating_mul(crate::store::peak_bytes_per_row(ndims)).saturating_add(64 << 20);
     if peak > limit {
         return Err(Error::OutOfMemory(format!(
             "dataset {:?} shard {}/{}: about {} rows need about {} MiB to load ({} MiB resident), \

@@ -1,5 +1,12 @@
-//! Building a shard: append decoded rows, then sort along a Hilbert curve and
-//! cut blocks.
+//! Building a shard: append decoded rows as packed records, sort them along a
+//! Hilbert curve in place, unpack them into columns and cut blocks.
+//!
+//! A record is the row's Hilbert key (which encodes the top 16 bits of x and
+//! y), the low 16 bits of x and y, and the bin codes: 12 bytes for up to four
+//! dimensions, 16 for up to eight. Rows are held once, as records, from
+//! decoding to the sort; unpacking writes the columns from the end while it
+//! returns the records' pages behind it, so a load peaks near the size of the
+//! records, not records + columns or columns + sort buffers.
 
 use rayon::prelude::*;
 
@@ -8,62 +15,110 @@ use crate::bins::DimBins;
 use crate::protocol::ShardInfo;
 use crate::spec::ViewConfig;
 
+/// Most dimensions a record holds.
+pub const MAX_RECORD_DIMS: usize = 8;
+
 /// Rows of one dataset being collected; `finish` turns them into a [`Shard`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Builder {
-    /// Quantised x per row.
-    pub xs: Vec<u32>,
-    /// Quantised y per row.
-    pub ys: Vec<u32>,
-    /// Bin codes per dimension.
-    pub codes: Vec<Vec<u8>>,
+    ndims: usize,
+    records: Records,
     /// Rows skipped for lack of a position.
     pub dropped: u64,
 }
 
+#[derive(Debug)]
+enum Records {
+    /// Up to four dimensions: key, low halves of x and y, codes.
+    Narrow(Vec<[u32; 3]>),
+    /// Up to eight.
+    Wide(Vec<[u32; 4]>),
+}
+
+/// Bytes a row a load holds at its peak with `ndims` dimensions: the records
+/// (12 or 16 bytes) or the columns (8 + one per dimension), whichever is
+/// larger, since unpacking frees the one as it writes the other.
+pub fn peak_bytes_per_row(ndims: usize) -> u64 {
+    let record = if ndims <= 4 { 12 } else { 16 };
+    record.max(8 + ndims as u64)
+}
+
 impl Builder {
-    /// An empty builder for `ndims` dimensions.
+    /// An empty builder for `ndims` dimensions (at most [`MAX_RECORD_DIMS`]).
     pub fn new(ndims: usize) -> Builder {
-        Builder { xs: vec![], ys: vec![], codes: vec![vec![]; ndims], dropped: 0 }
+        Builder::with_capacity(ndims, 0)
     }
 
     /// An empty builder with room for about `rows` rows.
     pub fn with_capacity(ndims: usize, rows: usize) -> Builder {
-        Builder {
-            xs: Vec::with_capacity(rows),
-            ys: Vec::with_capacity(rows),
-            codes: (0..ndims).map(|_| Vec::with_capacity(rows)).collect(),
-            dropped: 0,
+        assert!(ndims <= MAX_RECORD_DIMS, "at most {MAX_RECORD_DIMS} dimensions");
+        let records =
+            if ndims <= 4 { Records::Narrow(Vec::with_capacity(rows)) } else { Records::Wide(Vec::with_capacity(rows)) };
+        Builder { ndims, records, dropped: 0 }
+    }
+
+    /// A builder holding these columns' rows (`codes` has one column per
+    /// dimension, each as long as `xs`).
+    pub fn from_columns(xs: &[u32], ys: &[u32], codes: &[Vec<u8>]) -> Builder {
+        let mut b = Builder::with_capacity(codes.len(), xs.len());
+        let mut row = [0u8; MAX_RECORD_DIMS];
+        for i in 0..xs.len() {
+            for (d, col) in codes.iter().enumerate() {
+                row[d] = col[i];
+            }
+            b.push(xs[i], ys[i], &row[..codes.len()]);
+        }
+        b
+    }
+
+    /// Adds a row: quantised position and one bin code per dimension.
+    #[inline]
+    pub fn push(&mut self, x: u32, y: u32, codes: &[u8]) {
+        debug_assert_eq!(codes.len(), self.ndims);
+        let head = [hilbert_key(x, y), (x << 16) | (y & 0xffff)];
+        let mut packed = [0u32; 2];
+        for (d, &c) in codes.iter().enumerate() {
+            // First dimension in the top byte, so records compare by the
+            // codes in dimension order.
+            packed[d / 4] |= (c as u32) << (24 - 8 * (d % 4));
+        }
+        match &mut self.records {
+            Records::Narrow(v) => v.push([head[0], head[1], packed[0]]),
+            Records::Wide(v) => v.push([head[0], head[1], packed[0], packed[1]]),
         }
     }
 
     /// Rows so far.
     pub fn len(&self) -> usize {
-        self.xs.len()
+        match &self.records {
+            Records::Narrow(v) => v.len(),
+            Records::Wide(v) => v.len(),
+        }
     }
 
     /// True when no rows were added.
     pub fn is_empty(&self) -> bool {
-        self.xs.is_empty()
+        self.len() == 0
     }
 
     /// Appends another builder's rows.
     pub fn append(&mut self, mut other: Builder) {
-        self.xs.append(&mut other.xs);
-        self.ys.append(&mut other.ys);
-        for (a, b) in self.codes.iter_mut().zip(other.codes.iter_mut()) {
-            a.append(b);
+        match (&mut self.records, &mut other.records) {
+            (Records::Narrow(a), Records::Narrow(b)) => a.append(b),
+            (Records::Wide(a), Records::Wide(b)) => a.append(b),
+            _ => panic!("appending a builder of {} dimensions to one of {}", other.ndims, self.ndims),
         }
         self.dropped += other.dropped;
     }
 
-    /// Sorts rows along the Hilbert curve (ties keep load order, so the result
-    /// is deterministic) and cuts blocks.
+    /// Sorts rows along the Hilbert curve (ties in the order of the rest of
+    /// the row, so the result depends on the rows, not on the order files
+    /// were read in) and cuts blocks.
     pub fn finish(self, name: &str, view: ViewConfig, dims: Vec<DimBins>, category_dim: usize, info: ShardInfo) -> Shard {
-        let n = self.xs.len();
+        let n = self.len();
         assert!(n < u32::MAX as usize, "a shard holds fewer than 2^32 rows");
         let dropped = self.dropped;
-        let (xs, ys, codes) = self.sort();
+        let (xs, ys, codes) = self.into_sorted_columns();
         let blocks = cut_blocks(&xs, &ys);
         let ncodes: Vec<usize> = dims.iter().map(|d| d.nbins() as usize + 1).collect();
         let aggregates = super::Aggregates::build(&codes, &ncodes, category_dim, |r| {
@@ -83,96 +138,71 @@ impl Builder {
             aggregates,
         }
     }
+
+    /// The rows as columns, in Hilbert order.
+    pub(crate) fn into_sorted_columns(self) -> Columns {
+        match self.records {
+            Records::Narrow(v) => sort_and_unpack(v, self.ndims),
+            Records::Wide(v) => sort_and_unpack(v, self.ndims),
+        }
+    }
 }
 
 type Columns = (Vec<u32>, Vec<u32>, Vec<Vec<u8>>);
 
-/// Buckets of at most this many rows are sorted through a temporary of
-/// (key, row) pairs, 8 bytes a row; larger ones by a counting pass over the
-/// low half of the key with a 4-byte temporary, so no bucket needs more than
-/// the permutation's own size again.
-const PAIR_SORT_ROWS: usize = 1 << 21;
+/// Rows unpacked between two returns of the records' pages.
+const UNPACK_CHUNK_ROWS: usize = 1 << 20;
 
-impl Builder {
-    /// Sorts along the Hilbert curve through a permutation: a counting pass
-    /// on the top 16 bits of the key puts each row's index in its bucket,
-    /// each bucket is sorted by the whole key (row index breaking ties, so
-    /// the order is stable), then every column is gathered through the
-    /// permutation and its old version freed. Besides the columns (8 +
-    /// `ndims` bytes a row) the sort holds the permutation (4) and one
-    /// gathered column (at most 4) at a time: the load peaks at
-    /// [`PEAK_BYTES_PER_ROW`] + `ndims` bytes a row.
-    fn sort(self) -> Columns {
-        let perm = hilbert_order(&self.xs, &self.ys);
-        let gather32 = |col: Vec<u32>| -> Vec<u32> { perm.par_iter().map(|&i| col[i as usize]).collect() };
-        let xs = gather32(self.xs);
-        let ys = gather32(self.ys);
-        let codes = self.codes.into_iter().map(|col| perm.par_iter().map(|&i| col[i as usize]).collect()).collect();
-        (xs, ys, codes)
+/// Sorts records in place and unpacks them into columns from the last row
+/// back, returning the records' pages as it goes (the columns are allocated
+/// zeroed, which the system maps lazily: only written pages are resident).
+fn sort_and_unpack<const N: usize>(mut recs: Vec<[u32; N]>, ndims: usize) -> Columns {
+    recs.par_sort_unstable();
+    let n = recs.len();
+    let mut xs = vec![0u32; n];
+    let mut ys = vec![0u32; n];
+    let mut codes: Vec<Vec<u8>> = (0..ndims).map(|_| vec![0u8; n]).collect();
+    let mut end = n;
+    while end > 0 {
+        let start = end.saturating_sub(UNPACK_CHUNK_ROWS);
+        let src = &recs[start..end];
+        xs[start..end].par_iter_mut().zip(ys[start..end].par_iter_mut()).zip(src.par_iter()).for_each(
+            |((x, y), r)| {
+                let (xh, yh) = hilbert_point(r[0]);
+                *x = (xh << 16) | (r[1] >> 16);
+                *y = (yh << 16) | (r[1] & 0xffff);
+            },
+        );
+        for (d, col) in codes.iter_mut().enumerate() {
+            let (word, shift) = (2 + d / 4, 24 - 8 * (d % 4));
+            col[start..end].par_iter_mut().zip(src.par_iter()).for_each(|(c, r)| *c = (r[word] >> shift) as u8);
+        }
+        release_tail(&recs, start);
+        end = start;
     }
+    (xs, ys, codes)
 }
 
-/// Bytes a row the load holds at its peak beyond one byte per dimension:
-/// x and y (8), the sort's permutation (4) and one gathered x or y column (4).
-pub const PEAK_BYTES_PER_ROW: u64 = 16;
-
-/// Row indices in Hilbert order of their positions, ties in index order.
-pub(crate) fn hilbert_order(xs: &[u32], ys: &[u32]) -> Vec<u32> {
-    let n = xs.len();
-    // Top 16 bits of every key (2 bytes a row, freed before the buckets sort).
-    let top: Vec<u16> = xs.par_iter().zip(ys.par_iter()).map(|(&x, &y)| (hilbert_key(x, y) >> 16) as u16).collect();
-    let mut starts = vec![0usize; (1 << 16) + 1];
-    for &t in &top {
-        starts[t as usize + 1] += 1;
-    }
-    for b in 0..(1 << 16) {
-        starts[b + 1] += starts[b];
-    }
-    let mut perm = vec![0u32; n];
-    let mut next = starts.clone();
-    for (i, &t) in top.iter().enumerate() {
-        let slot = &mut next[t as usize];
-        perm[*slot] = i as u32;
-        *slot += 1;
-    }
-    drop(top);
-    // Cut the permutation into its buckets and sort each by the low 16 bits.
-    let mut buckets: Vec<&mut [u32]> = Vec::new();
-    let mut rest: &mut [u32] = &mut perm;
-    for w in starts.windows(2) {
-        let (bucket, tail) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
-        if bucket.len() > 1 {
-            buckets.push(bucket);
+/// Gives the system back the pages of `v` past element `from`, which the
+/// caller will not read again (Linux; a no-op elsewhere).
+fn release_tail<T>(v: &[T], from: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let base = v.as_ptr() as usize;
+        let first = (base + from * std::mem::size_of::<T>()).next_multiple_of(PAGE);
+        let last = (base + std::mem::size_of_val(v)) & !(PAGE - 1);
+        if last > first {
+            // SAFETY: the range lies inside `v`'s allocation, page-aligned;
+            // MADV_DONTNEED keeps it mapped (reads would see zeros) and the
+            // caller never reads those elements again before freeing `v`.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_DONTNEED);
+            }
         }
-        rest = tail;
     }
-    let low = |i: u32| hilbert_key(xs[i as usize], ys[i as usize]) & 0xffff;
-    buckets.into_par_iter().for_each(|bucket| {
-        if bucket.len() <= PAIR_SORT_ROWS {
-            let mut pairs: Vec<u64> = bucket.iter().map(|&i| ((low(i) as u64) << 32) | i as u64).collect();
-            pairs.sort_unstable();
-            for (slot, p) in bucket.iter_mut().zip(&pairs) {
-                *slot = *p as u32;
-            }
-        } else {
-            // Stable counting sort: the bucket is in index order already.
-            let keys: Vec<u16> = bucket.iter().map(|&i| low(i) as u16).collect();
-            let mut at = vec![0usize; (1 << 16) + 1];
-            for &k in &keys {
-                at[k as usize + 1] += 1;
-            }
-            for b in 0..(1 << 16) {
-                at[b + 1] += at[b];
-            }
-            let mut sorted = vec![0u32; bucket.len()];
-            for (&i, &k) in bucket.iter().zip(&keys) {
-                sorted[at[k as usize]] = i;
-                at[k as usize] += 1;
-            }
-            bucket.copy_from_slice(&sorted);
-        }
-    });
-    perm
+    #[cfg(not(target_os = "linux"))]
+    let _ = (v, from);
 }
 
 fn cut_blocks(xs: &[u32], ys: &[u32]) -> Vec<Block> {
@@ -215,58 +245,119 @@ pub fn hilbert_key(x: u32, y: u32) -> u32 {
     d
 }
 
+/// The top 16 bits of x and y of a Hilbert key (the inverse of [`hilbert_key`]).
+pub fn hilbert_point(key: u32) -> (u32, u32) {
+    let (mut x, mut y) = (0u32, 0u32);
+    let mut t = key;
+    let mut s: u32 = 1;
+    while s < (1 << 16) {
+        let rx = 1 & (t >> 1);
+        let ry = 1 & (t ^ rx);
+        if ry == 0 {
+            if rx == 1 {
+                x = s - 1 - x;
+                y = s - 1 - y;
+            }
+            std::mem::swap(&mut x, &mut y);
+        }
+        x += s * rx;
+        y += s * ry;
+        t >>= 2;
+        s <<= 1;
+    }
+    (x, y)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The reference: every row's (key, index), sorted.
-    fn reference_order(xs: &[u32], ys: &[u32]) -> Vec<u32> {
-        let mut v: Vec<(u32, u32)> = (0..xs.len()).map(|i| (hilbert_key(xs[i], ys[i]), i as u32)).collect();
-        v.sort();
-        v.into_iter().map(|(_, i)| i).collect()
+    use rand::{Rng, SeedableRng};
+
+    /// Random columns; `pos` draws one coordinate.
+    fn columns(seed: u64, n: usize, ndims: usize, pos: &dyn Fn(&mut rand_chacha::ChaCha8Rng) -> u32) -> Columns {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let xs = (0..n).map(|_| pos(&mut rng)).collect();
+        let ys = (0..n).map(|_| pos(&mut rng)).collect();
+        let codes = (0..ndims).map(|_| (0..n).map(|_| rng.random_range(0..4u8)).collect()).collect();
+        (xs, ys, codes)
+    }
+
+    /// The reference: rows as tuples (key, x, y, codes), sorted, as columns.
+    fn reference(cols: &Columns) -> Columns {
+        let (xs, ys, codes) = cols;
+        let mut rows: Vec<(u32, u32, u32, Vec<u8>)> = (0..xs.len())
+            .map(|i| (hilbert_key(xs[i], ys[i]), xs[i], ys[i], codes.iter().map(|c| c[i]).collect()))
+            .collect();
+        rows.sort();
+        let xs = rows.iter().map(|r| r.1).collect();
+        let ys = rows.iter().map(|r| r.2).collect();
+        let codes = (0..codes.len()).map(|d| rows.iter().map(|r| r.3[d]).collect()).collect();
+        (xs, ys, codes)
+    }
+
+    fn sorted_by_builder(cols: &Columns) -> Columns {
+        Builder::from_columns(&cols.0, &cols.1, &cols.2).into_sorted_columns()
     }
 
     #[test]
-    fn hilbert_order_equals_a_plain_sort_of_keys_and_indices() {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        // Few distinct positions (keys tie, so stability shows), positions
-        // spread over the world (many small buckets), and every row in one
-        // top-level bucket, larger than PAIR_SORT_ROWS (the counting path).
-        let spread = |rng: &mut rand_chacha::ChaCha8Rng, n: usize, f: &dyn Fn(&mut rand_chacha::ChaCha8Rng) -> u32| {
-            let xs: Vec<u32> = (0..n).map(|_| f(rng)).collect();
-            let ys: Vec<u32> = (0..n).map(|_| f(rng)).collect();
-            (xs, ys)
-        };
+    fn sorted_columns_are_the_rows_in_hilbert_order() {
+        // Rows keep their values (the records unpack exactly), in key order;
+        // equal keys tie-break the same way whatever order rows came in.
+        // Few distinct positions (keys tie), positions anywhere, one small
+        // region, several chunks of unpacking, 3 and 6 dimensions.
+        let few = |r: &mut rand_chacha::ChaCha8Rng| r.random_range(0..8u32) << 28;
+        let any = |r: &mut rand_chacha::ChaCha8Rng| r.random::<u32>();
+        let near = |r: &mut rand_chacha::ChaCha8Rng| (3u32 << 24) | r.random_range(0..1u32 << 20);
         let cases = [
-            spread(&mut rng, 50_000, &|r| r.random_range(0..8u32) << 28),
-            spread(&mut rng, 200_000, &|r| r.random()),
-            spread(&mut rng, PAIR_SORT_ROWS + 5_000, &|r| (3u32 << 24) | r.random_range(0..1u32 << 20)),
+            columns(1, 50_000, 3, &few),
+            columns(2, 200_000, 3, &any),
+            columns(3, UNPACK_CHUNK_ROWS * 2 + 77, 3, &near),
+            columns(4, 60_000, 6, &any),
+            columns(5, 0, 3, &any),
         ];
-        for (xs, ys) in &cases {
-            assert_eq!(hilbert_order(xs, ys), reference_order(xs, ys));
+        for cols in &cases {
+            assert_eq!(sorted_by_builder(cols), reference(cols), "{} rows", cols.0.len());
         }
     }
 
     #[test]
-    fn finished_columns_follow_the_permutation() {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-        let n = 30_000;
-        let mut b = Builder::new(3);
-        for _ in 0..n {
-            b.xs.push(rng.random_range(0..16u32) << 27);
-            b.ys.push(rng.random());
-            for d in 0..3 {
-                b.codes[d].push(rng.random());
-            }
+    fn the_order_does_not_depend_on_the_order_rows_arrive_in() {
+        let cols = columns(6, 40_000, 4, &|r| r.random_range(0..64u32) << 26);
+        let n = cols.0.len();
+        let rev = |v: &Vec<u32>| v.iter().rev().copied().collect::<Vec<_>>();
+        let reversed = (rev(&cols.0), rev(&cols.1), cols.2.iter().map(|c| c.iter().rev().copied().collect()).collect());
+        assert_eq!(sorted_by_builder(&cols), sorted_by_builder(&reversed));
+        assert_eq!(sorted_by_builder(&cols).0.len(), n);
+    }
+
+    #[test]
+    fn hilbert_point_inverts_the_key() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        for _ in 0..100_000 {
+            let (x, y): (u32, u32) = (rng.random(), rng.random());
+            assert_eq!(hilbert_point(hilbert_key(x, y)), (x >> 16, y >> 16));
         }
-        let order = reference_order(&b.xs, &b.ys);
-        let want_x: Vec<u32> = order.iter().map(|&i| b.xs[i as usize]).collect();
-        let want_y: Vec<u32> = order.iter().map(|&i| b.ys[i as usize]).collect();
-        let want_c: Vec<Vec<u8>> =
-            b.codes.iter().map(|c| order.iter().map(|&i| c[i as usize]).collect()).collect();
-        assert_eq!(b.sort(), (want_x, want_y, want_c));
+        for (x, y) in [(0, 0), (u32::MAX, 0), (0, u32::MAX), (u32::MAX, u32::MAX)] {
+            assert_eq!(hilbert_point(hilbert_key(x, y)), (x >> 16, y >> 16));
+        }
+    }
+
+    #[test]
+    fn appending_builders_keeps_every_row_and_the_dropped_count() {
+        let (a, b) = (columns(9, 1000, 3, &|r| r.random()), columns(10, 500, 3, &|r| r.random()));
+        let mut left = Builder::from_columns(&a.0, &a.1, &a.2);
+        left.dropped = 2;
+        let mut right = Builder::from_columns(&b.0, &b.1, &b.2);
+        right.dropped = 3;
+        left.append(right);
+        assert_eq!((left.len(), left.dropped), (1500, 5));
+        let all = (
+            [a.0, b.0].concat(),
+            [a.1, b.1].concat(),
+            a.2.iter().zip(&b.2).map(|(x, y)| [x.clone(), y.clone()].concat()).collect(),
+        );
+        assert_eq!(left.into_sorted_columns(), reference(&all));
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod build;
 mod registry;
 
 pub use aggregates::{Aggregates, SAMPLE_KEEP};
-pub use build::{Builder, PEAK_BYTES_PER_ROW, hilbert_key};
+pub use build::{Builder, MAX_RECORD_DIMS, peak_bytes_per_row, hilbert_key, hilbert_point};
 pub use registry::{Registry, Slot, SlotStatus};
 
 use crate::bins::DimBins;
