@@ -19,7 +19,8 @@ function numHeight() {
 // The left pad holds the y-axis labels (at most five characters: "2.5M").
 const NUM_PAD = { left: 34, right: 4, top: 8, bottom: 20 };
 const Y_TICK_GAP = 18;
-const CAT_ROW = 22;
+/** Height of a category row: a little tighter in short windows. */
+const CAT_ROW = typeof window !== 'undefined' && window.innerHeight < 800 ? 19 : 22;
 const CAT_LABEL = 92;
 const CAT_COUNT = 52;
 
@@ -299,7 +300,9 @@ export class Histogram {
     this.yAxis.dataset.scale = this.log ? 'log' : 'linear';
     this.yAxis.dataset.max = String(max);
     if (!this.counts) return;
-    for (const t of yTicks(max, { log: this.log, height: ph, minGap: Y_TICK_GAP })) {
+    // Short charts (short windows) space their 10 px labels a little closer.
+    const minGap = ph < 70 ? Y_TICK_GAP - 4 : Y_TICK_GAP;
+    for (const t of yTicks(max, { log: this.log, height: ph, minGap })) {
       const y = Math.round(y0 - t.y * ph) + 0.5;
       if (t.value > 0) {
         this.yAxis.append(svgEl('line', { x1: NUM_PAD.left, x2: this.width - NUM_PAD.right, y1: y, y2: y, class: 'grid-line' }));
