@@ -272,6 +272,7 @@ fn prepare(sim: &Sim, cfg: &RuntimeConfig, pod: &Value, ip: &str, dir: &Path, ur
             })
             .collect();
         mounts.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        rewrite_config_files(pod, &c, &volumes, &mounts).map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
         let rewrite = |s: &str| rewrite_paths(&s.replace("0.0.0.0", ip), &mounts);
         let env: BTreeMap<String, String> = env.into_iter().map(|(k, v)| (k, rewrite(&v))).collect();
         let mut args: Vec<String> = Vec::new();
@@ -291,6 +292,43 @@ fn prepare(sim: &Sim, cfg: &RuntimeConfig, pod: &Value, ip: &str, dir: &Path, ur
         ));
     }
     Ok(out)
+}
+
+/// Rewrites the mount paths in the text files of the ConfigMap volumes a
+/// container mounts, as in its args and env: configuration files name other
+/// mounts (a dataset list naming its credentials directory). Secret volumes
+/// are left as they are (their bytes are credentials, not paths).
+fn rewrite_config_files(pod: &Value, c: &Value, volumes: &BTreeMap<String, PathBuf>, mounts: &[(String, PathBuf)]) -> Result<(), String> {
+    let config_maps: Vec<&str> = pod
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v.get("configMap").is_some())
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    for m in c.get("volumeMounts").and_then(Value::as_array).into_iter().flatten() {
+        let Some(name) = m["name"].as_str().filter(|n| config_maps.contains(n)) else { continue };
+        let Some(vdir) = volumes.get(name) else { continue };
+        let root = match m.get("subPath").and_then(Value::as_str) {
+            Some(s) => vdir.join(s),
+            None => vdir.clone(),
+        };
+        let mut stack = vec![root];
+        while let Some(p) = stack.pop() {
+            if p.is_dir() {
+                for e in std::fs::read_dir(&p).map_err(|e| e.to_string())?.flatten() {
+                    stack.push(e.path());
+                }
+            } else if let Ok(text) = std::fs::read_to_string(&p) {
+                let rewritten = rewrite_paths(&text, mounts);
+                if rewritten != text {
+                    std::fs::write(&p, rewritten).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites every mount path in `s` to its host directory, once: each
@@ -663,6 +701,44 @@ mod tests {
         assert_eq!(probe_port(&json!({"port": 8080}), &ports), Some(8080));
         assert_eq!(probe_port(&json!({"port": "8081"}), &ports), Some(8081));
         assert_eq!(probe_port(&json!({"port": "grpc"}), &ports), None);
+    }
+
+    #[test]
+    fn config_map_files_name_the_other_mounts_by_their_host_directories() {
+        let sim = Sim::new(Default::default());
+        sim.store.put(
+            "configmaps",
+            "ns",
+            "datasets",
+            json!({"metadata": {"name": "datasets", "namespace": "ns"}, "data": {"d.json": "{\"credentialsDir\": \"/var/run/creds/a\"}"}}),
+        );
+        sim.store.put(
+            "secrets",
+            "ns",
+            "creds",
+            json!({"metadata": {"name": "creds", "namespace": "ns"}, "data": {"key": "L3Zhci9ydW4vY3JlZHMvYQ=="}}),
+        );
+        let pod = json!({
+            "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {
+                "volumes": [{"name": "datasets", "configMap": {"name": "datasets"}}, {"name": "creds", "secret": {"secretName": "creds"}}],
+                "containers": [{"name": "c", "volumeMounts": [
+                    {"name": "datasets", "mountPath": "/etc/quiver/datasets"},
+                    {"name": "creds", "mountPath": "/var/run/creds/a"}
+                ]}]
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let volumes = write_volumes(&sim, &pod, dir.path()).unwrap();
+        let mounts = vec![
+            ("/var/run/creds/a".to_string(), volumes["creds"].clone()),
+            ("/etc/quiver/datasets".to_string(), volumes["datasets"].clone()),
+        ];
+        rewrite_config_files(&pod, &pod["spec"]["containers"][0], &volumes, &mounts).unwrap();
+        let text = std::fs::read_to_string(volumes["datasets"].join("d.json")).unwrap();
+        assert_eq!(text, format!("{{\"credentialsDir\": \"{}\"}}", volumes["creds"].display()));
+        // The Secret's bytes are not paths to rewrite.
+        assert_eq!(std::fs::read_to_string(volumes["creds"].join("key")).unwrap(), "/var/run/creds/a");
     }
 
     #[test]
