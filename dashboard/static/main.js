@@ -275,6 +275,10 @@ async function loadTileConfig() {
     }
   }
   if (url && /^https?:\/\/|^\//.test(url) && url.includes('{z}')) {
+    map.addEventListener('basemap', (e) => {
+      // Tiles that cannot be reached: the offline outlines alone, and the map says so.
+      if (e.detail.state === 'offline') ui.attribution.textContent = 'Tiles unreachable: offline map · Outlines: Natural Earth';
+    });
     map.setTileUrl(url);
     let host = url;
     try {

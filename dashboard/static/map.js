@@ -19,6 +19,7 @@ import {
   zoomBounds,
 } from './mercator.js';
 import { drawBasemap } from './basemap.js';
+import { tileLayerState } from './tiles.js';
 
 const THEME = {
   ocean: '#0b1117',
@@ -114,6 +115,8 @@ export class QuiverMap extends EventTarget {
   setTileUrl(url) {
     this.tileUrl = url || null;
     this.tiles.clear();
+    this.tileCounts = { loaded: 0, failed: 0 };
+    this.tileState = this.tileUrl ? 'trying' : 'off';
     if (this.baseCache) this.baseCache.stale = true;
     this.requestFrame();
   }
@@ -417,7 +420,7 @@ export class QuiverMap extends EventTarget {
     ctx.fillStyle = THEME.ocean;
     ctx.fillRect(0, 0, this.width, this.height);
     this.drawCachedBase(ctx, t);
-    if (this.tileUrl) this.drawTiles(ctx, t);
+    if (this.tilesShown()) this.drawTiles(ctx, t);
     this.placeImage(t);
     this.drawPoints(t);
   }
@@ -482,7 +485,7 @@ export class QuiverMap extends EventTarget {
     for (const k of tc.copies) ctx.fillRect(tc.ox + k * t.S, top, t.S, bottom - top);
     this.drawGraticule(ctx, tc);
     if (this.basemap) {
-      const theme = this.tileUrl ? { ...THEME, coast: 'rgba(0,0,0,0)', border: 'rgba(0,0,0,0)' } : THEME;
+      const theme = this.tilesShown() ? { ...THEME, coast: 'rgba(0,0,0,0)', border: 'rgba(0,0,0,0)' } : THEME;
       drawBasemap(ctx, this.basemap, tc, theme);
     }
     this.baseCache = { canvas, S: t.S, w, h, ux0: -tc.ox / t.S, uy0: -tc.oy / t.S, stale: false };
@@ -532,6 +535,22 @@ export class QuiverMap extends EventTarget {
     }
   }
 
+  /** Whether tiles are drawn: a tile URL is set and its host has not proven unreachable. */
+  tilesShown() {
+    return !!this.tileUrl && this.tileState !== 'offline';
+  }
+
+  /** Follows the tile layer's reachability; when it fails, the offline basemap is drawn whole again. */
+  noteTileState() {
+    const next = tileLayerState(this.tileCounts);
+    if (next === this.tileState) return;
+    this.tileState = next;
+    this.surface.dataset.basemap = next === 'offline' ? 'offline' : next === 'online' ? 'tiles' : 'trying';
+    if (this.baseCache) this.baseCache.stale = true;
+    this.requestFrame();
+    this.dispatchEvent(new CustomEvent('basemap', { detail: { state: next } }));
+  }
+
   tile(z, x, y) {
     const key = `${z}/${x}/${y}`;
     let img = this.tiles.get(key);
@@ -545,8 +564,16 @@ export class QuiverMap extends EventTarget {
     img = new Image();
     img.decoding = 'async';
     img.referrerPolicy = 'no-referrer';
-    img.onload = () => this.requestFrame();
-    img.onerror = () => this.tiles.set(key, null);
+    img.onload = () => {
+      this.tileCounts.loaded++;
+      this.noteTileState();
+      this.requestFrame();
+    };
+    img.onerror = () => {
+      this.tiles.set(key, null);
+      this.tileCounts.failed++;
+      this.noteTileState();
+    };
     img.src = this.tileUrl
       .replace('{z}', z)
       .replace('{x}', x)

@@ -703,6 +703,38 @@ async function main() {
     }
     page = swapBack;
 
+    step = 'a tile layer that cannot be reached falls back to the offline map';
+    log(step);
+    for (const [tileUrl, want] of [
+      ['http://tiles.invalid/{z}/{x}/{y}.png', 'offline'],
+      ['/test-tiles/{z}/{x}/{y}.png', 'tiles'],
+    ]) {
+      const p = await context.newPage();
+      watch(p);
+      page = p;
+      await p.route('**/api/config', (route) => route.fulfill({ contentType: 'application/json', body: JSON.stringify({ tileUrl }) }));
+      // A reachable tile server: every tile is one dark pixel.
+      await p.route('**/test-tiles/**', (route) =>
+        route.fulfill({ contentType: 'image/png', body: Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64') }),
+      );
+      // The unreachable host's failed requests are expected here, not page errors.
+      const before = consoleErrors.length;
+      await p.goto(`${opts.url}/#dataset=celltowers`);
+      await p.waitForFunction(() => document.body.dataset.appliedSeq !== undefined);
+      await settle(p);
+      await p
+        .waitForFunction((w) => document.querySelector('#map').dataset.basemap === w, want)
+        .catch(async () => fail(`tiles at ${tileUrl}: the map's basemap is "${await p.evaluate(() => document.querySelector('#map').dataset.basemap)}", expected "${want}"`));
+      const attribution = (await p.textContent('#attribution')).trim();
+      if (want === 'offline' && !/offline/.test(attribution)) fail(`the attribution does not say the tiles were unreachable: "${attribution}"`);
+      if (want === 'tiles' && !/Tiles:/.test(attribution)) fail(`the attribution does not name the tiles: "${attribution}"`);
+      consoleErrors.splice(before, consoleErrors.length - before, ...consoleErrors.slice(before).filter((e) => !/ERR_NAME_NOT_RESOLVED|ERR_CONNECTION_REFUSED/.test(e)));
+      log(`  ${tileUrl}: ${want} ("${attribution}")`);
+      if (want === 'offline') await screenshot('tiles-unreachable');
+      await p.close();
+    }
+    page = swapBack;
+
     step = 'reloading the data asks first';
     log(step);
     {
