@@ -1,0 +1,863 @@
+//! Whole DataCluster lifecycles on the simulated control plane
+//! (`quiver-kube-sim`), driven by the real `kubectl` and `helm` of
+//! `.ci/tools/bin`, with the real operator, worker and dashboard binaries
+//! running as pods (local processes on loopback pod IPs) and a real
+//! S3-protocol server (s3s-fs) holding the Parquet files.
+//!
+//! ```text
+//! helm install ──▶ 2 operator pods, one Lease holder
+//! kubectl apply ─▶ DataCluster "towers" (2 workers)   DataCluster "idle" (1 worker, idleTimeout 1m)
+//!                   Ready with the rows (kubectl get dc)  Ready, one query
+//!                   login + query = counts of the files
+//!                   delete the leading operator pod ──▶ the standby leads within the lease duration
+//!                   kubectl scale --replicas 3 ──▶ re-shard, same counts
+//!                   restart annotation ──▶ workers replaced together, same counts
+//!                   kubectl delete dc ──▶ children and processes gone
+//!                                                       idle ──▶ ScaleToZero, workers gone
+//!                                                       resume from its dashboard ──▶ Ready, same counts
+//! helm uninstall ──▶ nothing of the release left but the CRD
+//! ```
+//!
+//! Simulated: the API server, the workload controllers, the scheduler, the
+//! kubelet (processes, not containers), kube-proxy and the cluster DNS. Real:
+//! kubectl, helm, the chart, the CRD with its CEL rules, the three Quiver
+//! binaries, S3 over HTTP with signed requests, Parquet files.
+//!
+//! Without kubectl and helm the tests print SKIPPED and pass, unless `CI` is
+//! set (`.ci/run` installs them), where they fail.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use quiver_e2e::cluster::{build_binaries, children_of, cmdline, pid_alive, repo_root};
+use quiver_kube_sim::kubelet::PodMode;
+
+/// Rows of the dataset, over `FILES` Parquet files.
+const ROWS: u64 = 30_000;
+const FILES: u32 = 3;
+const DATA_NS: &str = "analytics";
+const OPERATOR_NS: &str = "quiver";
+/// The operator's lease duration, set through the chart.
+const LEASE: Duration = Duration::from_secs(6);
+/// The operator's poll interval, set through the chart.
+const POLL: Duration = Duration::from_secs(4);
+const S3_ACCESS_KEY: &str = "quiver-e2e-reader";
+const S3_SECRET_KEY: &str = "quiver-e2e-secret-0123456789";
+
+// ---------------------------------------------------------------- tools
+
+/// kubectl and helm from `.ci/tools/bin`, or `None` (after saying SKIPPED)
+/// when absent outside CI.
+fn tools() -> Option<(PathBuf, PathBuf)> {
+    let bin = repo_root().join(".ci/tools/bin");
+    let (kubectl, helm) = (bin.join("kubectl"), bin.join("helm"));
+    if kubectl.is_file() && helm.is_file() {
+        return Some((kubectl, helm));
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but kubectl/helm are missing from {} (.ci/run installs them)",
+        bin.display()
+    );
+    println!("SKIPPED: kubectl/helm not found in {} (bash .ci/run installs them)", bin.display());
+    None
+}
+
+/// The worker, dashboard and operator binaries (`QUIVER_BIN_DIR`, else this profile's).
+fn binaries() -> PathBuf {
+    let dir = build_binaries();
+    let op = dir.join("quiver-operator");
+    assert!(op.exists(), "{} not found (cargo test --workspace builds it)", op.display());
+    dir
+}
+
+/// Runs kubectl and helm against the simulator.
+struct Cli {
+    kubectl: PathBuf,
+    helm: PathBuf,
+    kubeconfig: PathBuf,
+    home: PathBuf,
+}
+
+impl Cli {
+    async fn run(&self, bin: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+        use tokio::io::AsyncWriteExt;
+        let mut child = tokio::process::Command::new(bin)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", &self.home)
+            .env("HELM_CACHE_HOME", self.home.join("helm-cache"))
+            .env("HELM_CONFIG_HOME", self.home.join("helm-config"))
+            .env("HELM_DATA_HOME", self.home.join("helm-data"))
+            .current_dir(repo_root())
+            .stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("run the tool");
+        if let Some(text) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(text.as_bytes()).await.unwrap();
+        }
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("{} {args:?} did not finish within 60 s", bin.display()))
+            .unwrap();
+        out
+    }
+
+    async fn kubectl(&self, args: &[&str]) -> Output {
+        self.run(&self.kubectl, args, None).await
+    }
+
+    /// kubectl that must succeed; its stdout.
+    async fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args).await;
+        assert!(
+            out.status.success(),
+            "kubectl {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    async fn kubectl_apply(&self, yaml: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["apply", "-f", "-"];
+        args.extend_from_slice(extra);
+        self.run(&self.kubectl, &args, Some(yaml)).await
+    }
+
+    async fn kubectl_json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.kubectl_ok(&a).await).expect("kubectl -o json")
+    }
+
+    async fn helm_ok(&self, args: &[&str]) -> String {
+        let out = self.run(&self.helm, args, None).await;
+        assert!(
+            out.status.success(),
+            "helm {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl apply` of a Namespace (`kubectl create namespace` posts
+    /// protobuf, which the simulator reads for Secrets and ConfigMaps only).
+    async fn create_namespace(&self, name: &str) {
+        let out = self.kubectl_apply(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"), &[]).await;
+        assert!(out.status.success(), "namespace {name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// One row of `kubectl get dc NAME` as column → value (the CRD's printer columns).
+    async fn get_dc(&self, name: &str) -> BTreeMap<String, String> {
+        let out = self.kubectl_ok(&["get", "dc", name, "-n", DATA_NS]).await;
+        let mut lines = out.lines();
+        let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+        let row: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+        header.iter().zip(row.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect()
+    }
+}
+
+/// Polls `check` until it gives a value or `limit` passes; panics with the last reason.
+async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => panic!("{what}: not within {limit:?}; last: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+// ---------------------------------------------------------------- data
+
+/// A real S3 server (s3s-fs over a directory, each subdirectory a bucket) on
+/// 127.0.0.1, checking SigV4 signatures with one access key.
+struct S3Server {
+    endpoint: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl S3Server {
+    async fn start(root: &Path) -> S3Server {
+        let fs = s3s_fs::FileSystem::new(root).unwrap();
+        let mut b = s3s::service::S3ServiceBuilder::new(fs);
+        b.set_auth(s3s::auth::SimpleAuth::from_single(S3_ACCESS_KEY, S3_SECRET_KEY));
+        let service = b.build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let svc = service.clone();
+                tokio::spawn(async move {
+                    let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                    let _ = http.serve_connection(hyper_util::rt::TokioIo::new(sock), svc).await;
+                });
+            }
+        });
+        S3Server { endpoint: format!("http://{addr}"), task }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Rows per `radio` value, read back from the Parquet files (null as `None`).
+fn radio_counts(dir: &Path) -> BTreeMap<Option<String>, u64> {
+    use arrow::array::{Array, StringArray};
+    let mut counts = BTreeMap::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), FILES as usize, "{files:?}");
+    for f in files {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let col = arrow::compute::cast(batch.column_by_name("radio").expect("a radio column"), &arrow::datatypes::DataType::Utf8).unwrap();
+            let col = col.as_any().downcast_ref::<StringArray>().unwrap();
+            for i in 0..col.len() {
+                let v = (!col.is_null(i)).then(|| col.value(i).to_string());
+                *counts.entry(v).or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// What a dashboard's answer must hold: the radio histogram of the files.
+struct Reference {
+    radio: BTreeMap<Option<String>, u64>,
+}
+
+impl Reference {
+    /// Checks a `/api/query` answer: complete, every row counted once.
+    fn check(&self, answer: &Value, shards: u64) -> Result<(), String> {
+        if answer["partial"] != json!(false) || answer["shards"]["expected"] != json!(shards) {
+            return Err(format!("not a complete answer of {shards} shards: {}", answer["shards"]));
+        }
+        let total: u64 = self.radio.values().sum();
+        if answer["total"] != json!(total) || answer["selected"] != json!(total) {
+            return Err(format!("total {} selected {}, want {total}", answer["total"], answer["selected"]));
+        }
+        let hist = &answer["histograms"]["radio"];
+        let bins = hist["bins"].as_array().ok_or("no radio histogram")?;
+        let labels: BTreeSet<String> = bins.iter().filter_map(|b| b["label"].as_str().map(String::from)).collect();
+        for b in bins {
+            let label = b["label"].as_str().unwrap_or_default();
+            let want: u64 = if label == "Other" {
+                self.radio
+                    .iter()
+                    .filter(|(k, _)| k.as_ref().is_some_and(|k| !labels.contains(k)))
+                    .map(|(_, n)| n)
+                    .sum()
+            } else {
+                self.radio.get(&Some(label.to_string())).copied().unwrap_or(0)
+            };
+            if b["count"] != json!(want) {
+                return Err(format!("radio {label}: {} rows, the files hold {want}", b["count"]));
+            }
+        }
+        let missing = self.radio.get(&None).copied().unwrap_or(0);
+        if hist["missing"] != json!(missing) {
+            return Err(format!("radio missing {}, the files hold {missing} nulls", hist["missing"]));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- the cluster
+
+fn labels_match(obj: &Value, selector: &[(&str, &str)]) -> bool {
+    selector.iter().all(|(k, v)| obj["metadata"]["labels"][*k].as_str() == Some(*v))
+}
+
+fn ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+fn name_of(obj: &Value) -> String {
+    obj["metadata"]["name"].as_str().unwrap_or_default().to_string()
+}
+
+/// Pods of one DataCluster's component, straight from the simulator's store
+/// (free: not an API request, so not counted anywhere).
+fn pods_of(handle: &quiver_kube_sim::Handle, cluster: &str, component: &str) -> Vec<Value> {
+    let (pods, _) = handle.sim.store.list("pods", Some(DATA_NS));
+    let mut pods: Vec<Value> = pods
+        .into_iter()
+        .filter(|p| labels_match(p, &[("app.kubernetes.io/instance", cluster), ("app.kubernetes.io/component", component)]))
+        .collect();
+    pods.sort_by_key(name_of);
+    pods
+}
+
+/// Processes of the pods the simulator runs (they are this test's children),
+/// by pod IP: (pid, binary name).
+fn pod_processes() -> BTreeMap<String, Vec<(u32, String)>> {
+    let mut out: BTreeMap<String, Vec<(u32, String)>> = BTreeMap::new();
+    for pid in children_of(std::process::id()) {
+        if !pid_alive(pid) {
+            continue;
+        }
+        let Some(bin) = cmdline(pid).first().cloned() else { continue };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let ip = env
+            .split(|b| *b == 0)
+            .filter_map(|kv| std::str::from_utf8(kv).ok())
+            .find_map(|kv| kv.strip_prefix("POD_IP="))
+            .map(str::to_string);
+        if let Some(ip) = ip {
+            let name = Path::new(&bin).file_name().unwrap_or_default().to_string_lossy().into_owned();
+            out.entry(ip).or_default().push((pid, name));
+        }
+    }
+    out
+}
+
+/// A pod's environment variable, from its spec.
+fn pod_env(pod: &Value, name: &str) -> Option<String> {
+    pod["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str())
+        .map(str::to_string)
+}
+
+/// A logged-in session on a DataCluster's dashboard pod.
+struct Dashboard {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Dashboard {
+    async fn login(cli: &Cli, handle: &quiver_kube_sim::Handle, cluster: &str) -> Dashboard {
+        let secret = cli.kubectl_json(&["get", "secret", &format!("{cluster}-dashboard-token"), "-n", DATA_NS]).await;
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD
+            .decode(secret["data"]["token"].as_str().expect("a token key"))
+            .unwrap();
+        let token = String::from_utf8(token).unwrap();
+        let ip = eventually(&format!("{cluster}'s dashboard pod Ready"), Duration::from_secs(60), || async {
+            pods_of(handle, cluster, "dashboard")
+                .iter()
+                .find(|p| ready(p))
+                .and_then(|p| p["status"]["podIP"].as_str().map(str::to_string))
+                .ok_or_else(|| "no ready dashboard pod".to_string())
+        })
+        .await;
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .no_proxy()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let base = format!("http://{ip}:8050");
+        let r = http.post(format!("{base}/login")).json(&json!({"token": token})).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 204, "login on {cluster}'s dashboard");
+        // A wrong token is refused: the session above came from the right one.
+        let bad = reqwest::Client::builder().no_proxy().build().unwrap();
+        let r = bad.post(format!("{base}/login")).json(&json!({"token": "not-the-token"})).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+        Dashboard { http, base }
+    }
+
+    async fn query(&self) -> Result<Value, String> {
+        let r = self
+            .http
+            .post(format!("{}/api/query", self.base))
+            .json(&json!({"dataset": "celltowers", "histograms": ["radio"]}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let code = r.status().as_u16();
+        let body: Value = r.json().await.map_err(|e| e.to_string())?;
+        if code != 200 {
+            return Err(format!("HTTP {code}: {body}"));
+        }
+        Ok(body)
+    }
+
+    /// Queries until the answer is complete over `shards` shards and equals the reference.
+    async fn counts_match(&self, reference: &Reference, shards: u64, what: &str) -> Duration {
+        let t = Instant::now();
+        eventually(what, Duration::from_secs(60), || async {
+            let a = self.query().await?;
+            reference.check(&a, shards)
+        })
+        .await;
+        t.elapsed()
+    }
+
+    async fn status(&self) -> Value {
+        self.http.get(format!("{}/api/status", self.base)).send().await.unwrap().json().await.unwrap()
+    }
+}
+
+/// Prints the tail of every pod's log when the test fails half-way.
+struct LogsOnPanic(PathBuf);
+
+impl Drop for LogsOnPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut stack = vec![self.0.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() && !p.ends_with("volumes") {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "log") {
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    let lines: Vec<&str> = text.lines().collect();
+                    eprintln!("---- {} (last 15 lines)", p.display());
+                    for l in &lines[lines.len().saturating_sub(15)..] {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn datacluster_yaml(name: &str, replicas: u32, s3: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: quiver.dev/v1alpha1
+kind: DataCluster
+metadata:
+  name: {name}
+  namespace: {DATA_NS}
+spec:
+  workers:
+    replicas: {replicas}
+{extra}  datasets:
+    - name: celltowers
+      preset: celltowers
+      source: s3://quiver/celltowers/
+      format: parquet
+      s3:
+        endpoint: {s3}
+        region: us-east-1
+        allowHttp: true
+        pathStyle: true
+      credentialsSecret:
+        name: s3-reader
+        accessKeyIdKey: accessKeyId
+        secretAccessKeyKey: secretAccessKey
+"
+    )
+}
+
+/// Waits for `kubectl get dc NAME` to show Ready, `workers/workers` and every row.
+async fn dc_ready(cli: &Cli, name: &str, workers: u32) -> Duration {
+    let t = Instant::now();
+    let want = format!("{workers}/{workers}");
+    eventually(&format!("kubectl get dc {name}: Ready {want} with {ROWS} rows"), Duration::from_secs(120), || async {
+        let row = cli.get_dc(name).await;
+        let ok = row.get("PHASE").map(String::as_str) == Some("Ready")
+            && row.get("WORKERS") == Some(&want)
+            && row.get("ROWS") == Some(&ROWS.to_string());
+        if ok { Ok(()) } else { Err(format!("{row:?}")) }
+    })
+    .await;
+    t.elapsed()
+}
+
+async fn lease_holder(cli: &Cli) -> Option<String> {
+    let out = cli.kubectl(&["get", "lease", "quiver-operator", "-n", OPERATOR_NS, "-o", "jsonpath={.spec.holderIdentity}"]).await;
+    let h = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !h.is_empty()).then_some(h)
+}
+
+fn operator_pods(handle: &quiver_kube_sim::Handle) -> Vec<Value> {
+    let (pods, _) = handle.sim.store.list("pods", Some(OPERATOR_NS));
+    let mut pods: Vec<Value> = pods
+        .into_iter()
+        .filter(|p| labels_match(p, &[("app.kubernetes.io/name", "quiver-operator")]) && p["metadata"]["deletionTimestamp"].is_null())
+        .collect();
+    pods.sort_by_key(name_of);
+    pods
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_binaries() {
+    let Some((kubectl, helm)) = tools() else { return };
+    let bins = binaries();
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+
+    // The dataset: Parquet in bucket `quiver` of a local S3 server, and its
+    // radio histogram read back from the files.
+    let files = dir.path().join("s3/quiver/celltowers");
+    std::fs::create_dir_all(&files).unwrap();
+    quiver_worker::synth::generate(
+        &quiver_worker::synth::GenOptions {
+            preset: quiver_worker::spec::Preset::Celltowers,
+            rows: ROWS,
+            out: format!("file://{}/", files.display()),
+            format: quiver_worker::spec::Format::Parquet,
+            files: FILES,
+            seed: 12,
+            s3: Default::default(),
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    let reference = Reference { radio: radio_counts(&files) };
+    assert_eq!(reference.radio.values().sum::<u64>(), ROWS);
+    let s3 = S3Server::start(&dir.path().join("s3")).await;
+
+    // The simulator, running the three images as local processes.
+    let mut config = quiver_kube_sim::Config { pods: PodMode::Process, ..Default::default() };
+    config.runtime.root = dir.path().join("pods");
+    config.runtime.probe_period = Duration::from_millis(200);
+    for b in ["quiver-worker", "quiver-dashboard", "quiver-operator"] {
+        config.runtime.images.insert(b.into(), bins.join(b));
+    }
+    let _logs = LogsOnPanic(dir.path().join("pods"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = quiver_kube_sim::start(listener, config).await.unwrap();
+    let cli = Cli { kubectl, helm, kubeconfig: dir.path().join("kubeconfig"), home: dir.path().to_path_buf() };
+    handle.write_kubeconfig(&cli.kubeconfig).unwrap();
+
+    // ---- helm install: two operator pods, one leads through the Lease.
+    let t = Instant::now();
+    let lease = format!("leaderElection.leaseDuration={}s", LEASE.as_secs());
+    let poll = format!("pollInterval={}s", POLL.as_secs());
+    cli.helm_ok(&["install", "quiver", "charts/quiver", "-n", OPERATOR_NS, "--create-namespace", "--set", &lease, "--set", &poll])
+        .await;
+    let manifest = cli.helm_ok(&["get", "manifest", "quiver", "-n", OPERATOR_NS]).await;
+    let leader = eventually("two operator pods Ready and one holding the Lease", Duration::from_secs(60), || async {
+        let pods = operator_pods(&handle);
+        let names: Vec<String> = pods.iter().filter(|p| ready(p)).map(name_of).collect();
+        let holder = lease_holder(&cli).await;
+        match holder {
+            Some(h) if names.len() == 2 && names.contains(&h) => Ok(h),
+            h => Err(format!("ready operator pods {names:?}, lease holder {h:?}")),
+        }
+    })
+    .await;
+    println!("helm install: 2 operator pods Ready, {leader} leads, in {}", secs(t.elapsed()));
+
+    // ---- Two DataClusters over the S3 data.
+    cli.create_namespace(DATA_NS).await;
+    cli.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "s3-reader",
+        "-n",
+        DATA_NS,
+        &format!("--from-literal=accessKeyId={S3_ACCESS_KEY}"),
+        &format!("--from-literal=secretAccessKey={S3_SECRET_KEY}"),
+    ])
+    .await;
+    let t = Instant::now();
+    // All of a restart's workers at once (the default replaces a quarter at a time).
+    let towers = datacluster_yaml("towers", 2, &s3.endpoint, "    rollout:\n      maxUnavailable: 100%\n");
+    let idle = datacluster_yaml("idle", 1, &s3.endpoint, "")
+        .replace("  datasets:", "  lifecycle:\n    idleTimeout: 1m\n    onIdle: ScaleToZero\n  datasets:");
+    let out = cli.kubectl_apply(&format!("{towers}---\n{idle}"), &[]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ready_towers = dc_ready(&cli, "towers", 2).await;
+    println!("kubectl apply: towers Ready 2/2 with {ROWS} rows in {}", secs(ready_towers));
+    dc_ready(&cli, "idle", 1).await;
+    println!("kubectl apply: idle Ready 1/1 with {ROWS} rows in {}", secs(t.elapsed()));
+
+    // ---- Login on each dashboard pod; answers equal the files' counts.
+    let towers_ui = Dashboard::login(&cli, &handle, "towers").await;
+    let took = towers_ui.counts_match(&reference, 2, "towers: complete answer equal to the files").await;
+    println!("dashboard towers: login, query over 2 shards = the files' radio counts ({})", secs(took));
+    let idle_ui = Dashboard::login(&cli, &handle, "idle").await;
+    idle_ui.counts_match(&reference, 1, "idle: complete answer equal to the files").await;
+    let idle_last_query = Instant::now();
+    let idle_pods: Vec<String> = pods_of(&handle, "idle", "worker")
+        .iter()
+        .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
+        .collect();
+    println!("dashboard idle: login, query = the files' counts; now left without queries");
+
+    // ---- Delete the leading operator pod: the standby leads within the lease duration.
+    let t = Instant::now();
+    cli.kubectl_ok(&["delete", "pod", &leader, "-n", OPERATOR_NS, "--wait=false"]).await;
+    let new_leader = eventually("another operator pod holding the Lease", LEASE, || async {
+        match lease_holder(&cli).await {
+            Some(h) if h != leader => Ok(h),
+            h => Err(format!("holder {h:?}")),
+        }
+    })
+    .await;
+    println!(
+        "leader failover: {new_leader} took the Lease {} after {leader} was deleted (lease duration {})",
+        secs(t.elapsed()),
+        secs(LEASE)
+    );
+
+    // ---- kubectl scale: re-shard to 3, no row lost or counted twice.
+    cli.kubectl_ok(&["scale", "dc", "towers", "-n", DATA_NS, "--replicas", "3"]).await;
+    let took = dc_ready(&cli, "towers", 3).await;
+    let pods = pods_of(&handle, "towers", "worker");
+    assert_eq!(pods.len(), 3, "three worker pods");
+    for p in &pods {
+        assert_eq!(pod_env(p, "QUIVER_SHARDS").as_deref(), Some("3"), "{} runs on 3 shards", name_of(p));
+    }
+    let q = towers_ui.counts_match(&reference, 3, "towers: complete answer over 3 shards equal to the files").await;
+    println!(
+        "kubectl scale --replicas 3: Ready 3/3 in {} (by the new leader), dashboard answers over 3 shards equal the files {} later",
+        secs(took),
+        secs(q)
+    );
+
+    // ---- Restart annotation: a rollout that replaces the workers together.
+    let before: BTreeMap<String, String> = pods_of(&handle, "towers", "worker")
+        .iter()
+        .map(|p| (name_of(p), p["metadata"]["uid"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    let t = Instant::now();
+    cli.kubectl_ok(&["annotate", "dc", "towers", "-n", DATA_NS, "--overwrite", "quiver.dev/restartedAt=2026-01-01T00:00:00Z"])
+        .await;
+    // Per pod name: when its old pod was first seen going, when its new one was Ready.
+    let mut gone: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut back: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut most_down = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while back.len() < before.len() {
+        assert!(Instant::now() < deadline, "restart rollout: {back:?} of {before:?} replaced within 120 s");
+        let pods = pods_of(&handle, "towers", "worker");
+        let mut down = 0;
+        for (name, old_uid) in &before {
+            let pod = pods.iter().find(|p| &name_of(p) == name);
+            let uid = pod.and_then(|p| p["metadata"]["uid"].as_str());
+            let serving = pod.is_some_and(|p| p["metadata"]["deletionTimestamp"].is_null() && ready(p));
+            match (uid == Some(old_uid.as_str()), serving) {
+                (true, true) => {}
+                (false, true) => {
+                    gone.entry(name.clone()).or_insert_with(Instant::now);
+                    back.entry(name.clone()).or_insert_with(Instant::now);
+                }
+                (_, false) => {
+                    gone.entry(name.clone()).or_insert_with(Instant::now);
+                    down += 1;
+                }
+            }
+        }
+        most_down = most_down.max(down);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first_gone = *gone.values().min().unwrap();
+    let rollout = *back.values().max().unwrap() - first_gone;
+    let each: Vec<Duration> = back.iter().map(|(n, at)| *at - gone[n]).collect();
+    let serial: Duration = each.iter().sum();
+    println!(
+        "restart annotation: {} workers replaced in {} (started {} after the annotation); each took {:?}, {} one after the other; at most {most_down} down at once",
+        before.len(),
+        secs(rollout),
+        secs(first_gone - t),
+        each.iter().map(|d| secs(*d)).collect::<Vec<_>>(),
+        secs(serial)
+    );
+    // One at a time (N x load time) never has two workers down; maxUnavailable 100% takes all down together.
+    assert_eq!(most_down, before.len(), "the workers were not replaced together ({most_down} down at most)");
+    dc_ready(&cli, "towers", 3).await;
+    towers_ui.counts_match(&reference, 3, "towers after the restart: answers equal the files").await;
+
+    // ---- kubectl delete dc: every child garbage-collected, the processes gone.
+    let dc = cli.kubectl_json(&["get", "dc", "towers", "-n", DATA_NS]).await;
+    let uid = dc["metadata"]["uid"].as_str().unwrap().to_string();
+    let ips: BTreeSet<String> = ["worker", "dashboard"]
+        .iter()
+        .flat_map(|c| pods_of(&handle, "towers", c))
+        .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
+        .collect();
+    let procs: Vec<(u32, String)> = pod_processes().into_iter().filter(|(ip, _)| ips.contains(ip)).flat_map(|(_, v)| v).collect();
+    assert!(procs.iter().filter(|(_, b)| b == "quiver-worker").count() == 3, "three worker processes: {procs:?}");
+    assert!(procs.iter().any(|(_, b)| b == "quiver-dashboard"), "a dashboard process: {procs:?}");
+    let t = Instant::now();
+    cli.kubectl_ok(&["delete", "dc", "towers", "-n", DATA_NS]).await;
+    eventually("every child of towers gone with its processes", Duration::from_secs(60), || async {
+        let left: Vec<String> = handle
+            .sim
+            .store
+            .all()
+            .into_iter()
+            .filter(|(_, _, o)| {
+                o["metadata"]["ownerReferences"].as_array().is_some_and(|rs| rs.iter().any(|r| r["uid"] == uid.as_str()))
+                    || labels_match(o, &[("app.kubernetes.io/instance", "towers")])
+            })
+            .map(|(k, ns, o)| format!("{k} {ns}/{}", name_of(&o)))
+            .collect();
+        let running: Vec<&(u32, String)> = procs.iter().filter(|(pid, _)| pid_alive(*pid)).collect();
+        if left.is_empty() && running.is_empty() { Ok(()) } else { Err(format!("left {left:?}, running {running:?}")) }
+    })
+    .await;
+    println!("kubectl delete dc towers: children and {} processes gone in {}", procs.len(), secs(t.elapsed()));
+
+    // ---- idle: ScaleToZero after a minute without queries.
+    let idle_procs: Vec<u32> = pod_processes()
+        .into_iter()
+        .filter(|(ip, _)| idle_pods.contains(ip))
+        .flat_map(|(_, v)| v.into_iter().map(|(pid, _)| pid))
+        .collect();
+    assert_eq!(idle_procs.len(), 1, "one idle worker process");
+    let suspended = eventually("idle: Suspended (Idle) with its workers gone", Duration::from_secs(60) + POLL * 3 + Duration::from_secs(30), || async {
+        let dc = cli.kubectl_json(&["get", "dc", "idle", "-n", DATA_NS]).await;
+        let s = &dc["status"];
+        let ok = s["phase"] == "Suspended" && s["suspendReason"] == "Idle" && pods_of(&handle, "idle", "worker").is_empty() && !pid_alive(idle_procs[0]);
+        if ok { Ok(idle_last_query.elapsed()) } else { Err(format!("status {s}")) }
+    })
+    .await;
+    assert!(suspended >= Duration::from_secs(60), "suspended {} after the last query, before the 1m idle timeout", secs(suspended));
+    assert_eq!(cli.get_dc("idle").await.get("PHASE").map(String::as_str), Some("Suspended"));
+    let status = idle_ui.status().await;
+    assert_eq!(status["suspended"], json!(true), "the dashboard says suspended: {status}");
+    println!("idle: ScaleToZero {} after its last query (idleTimeout 1m, poll {}), worker process gone", secs(suspended), secs(POLL));
+
+    // ---- Resume from the dashboard: Ready again, the same counts.
+    let r = idle_ui.http.post(format!("{}/api/resume", idle_ui.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 202, "resume: {}", r.text().await.unwrap_or_default());
+    let took = dc_ready(&cli, "idle", 1).await;
+    let q = idle_ui.counts_match(&reference, 1, "idle after resume: answers equal the files").await;
+    println!("resume from the dashboard: Ready 1/1 in {}, answers equal the files {} later", secs(took), secs(q));
+    assert_eq!(idle_ui.status().await["suspended"], json!(false));
+
+    // ---- helm uninstall: nothing of the release left, the CRD kept.
+    cli.kubectl_ok(&["delete", "dc", "idle", "-n", DATA_NS]).await;
+    let operator_ips: BTreeSet<String> =
+        operator_pods(&handle).iter().filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string)).collect();
+    let operator_procs: Vec<u32> = pod_processes()
+        .into_iter()
+        .filter(|(ip, _)| operator_ips.contains(ip))
+        .flat_map(|(_, v)| v.into_iter().map(|(pid, _)| pid))
+        .collect();
+    assert_eq!(operator_procs.len(), 2, "two operator processes");
+    let released: Vec<(String, String)> = manifest
+        .split("\n---")
+        .filter_map(|doc| {
+            let v: Value = serde_yaml::from_str(doc).ok()?;
+            Some((v["kind"].as_str()?.to_string(), v["metadata"]["name"].as_str()?.to_string()))
+        })
+        .collect();
+    assert!(released.len() >= 5, "the release's objects: {released:?}");
+    let t = Instant::now();
+    cli.helm_ok(&["uninstall", "quiver", "-n", OPERATOR_NS]).await;
+    eventually("the release's objects and operator processes gone", Duration::from_secs(60), || async {
+        let left: Vec<String> = handle
+            .sim
+            .store
+            .all()
+            .into_iter()
+            .filter(|(k, _, o)| {
+                let kind = o["kind"].as_str().unwrap_or_default();
+                (released.iter().any(|(rk, rn)| rk == kind && *rn == name_of(o)) && k != "namespaces")
+                    || (k == "pods" && labels_match(o, &[("app.kubernetes.io/name", "quiver-operator")]))
+                    || labels_match(o, &[("app.kubernetes.io/managed-by", "quiver-operator")])
+            })
+            .map(|(k, ns, o)| format!("{k} {ns}/{}", name_of(&o)))
+            .collect();
+        let running: Vec<u32> = operator_procs.iter().copied().filter(|p| pid_alive(*p)).collect();
+        if left.is_empty() && running.is_empty() { Ok(()) } else { Err(format!("left {left:?}, running {running:?}")) }
+    })
+    .await;
+    let crd = cli.kubectl_json(&["get", "crd", "dataclusters.quiver.dev"]).await;
+    assert_eq!(crd["metadata"]["name"], "dataclusters.quiver.dev", "the CRD stays");
+    // Left in the operator's namespace: only the Lease (the operators' own,
+    // not the release's), released by the last holder on SIGTERM.
+    let ns_left: Vec<String> = handle
+        .sim
+        .store
+        .all()
+        .iter()
+        .filter(|(k, ns, _)| ns == OPERATOR_NS && !k.ends_with("events"))
+        .map(|(k, _, o)| format!("{k}/{}", name_of(o)))
+        .collect();
+    assert_eq!(ns_left, vec!["leases.coordination.k8s.io/quiver-operator".to_string()], "left in {OPERATOR_NS}");
+    assert_eq!(lease_holder(&cli).await, None, "the Lease was released");
+    println!(
+        "helm uninstall: {} objects of the release and both operator processes gone in {}; CRD kept; left in {OPERATOR_NS}: the released Lease",
+        released.len(),
+        secs(t.elapsed())
+    );
+    println!("control plane lifecycle: {} in all", secs(started.elapsed()));
+    handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crds_apply_server_side_and_an_invalid_datacluster_is_refused_by_the_cel_rules() {
+    let Some((kubectl, helm)) = tools() else { return };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = quiver_kube_sim::start(listener, quiver_kube_sim::Config::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli { kubectl, helm, kubeconfig: dir.path().join("kubeconfig"), home: dir.path().to_path_buf() };
+    handle.write_kubeconfig(&cli.kubeconfig).unwrap();
+
+    let out = cli.kubectl_ok(&["apply", "--server-side", "-f", "crds/"]).await;
+    assert!(out.contains("dataclusters.quiver.dev serverside-applied"), "{out}");
+    let generation = cli.kubectl_json(&["get", "crd", "dataclusters.quiver.dev"]).await["metadata"]["generation"].clone();
+    // Applying the same files again changes nothing.
+    cli.kubectl_ok(&["apply", "--server-side", "-f", "crds/"]).await;
+    let crd = cli.kubectl_json(&["get", "crd", "dataclusters.quiver.dev"]).await;
+    assert_eq!(crd["metadata"]["generation"], generation);
+    cli.create_namespace(DATA_NS).await;
+
+    // Each rule's message, as the CRD states it.
+    let crd_text = std::fs::read_to_string(repo_root().join("crds/datacluster.yaml")).unwrap();
+    let message = |rule_start: &str| -> String {
+        let at = crd_text.find(rule_start).unwrap_or_else(|| panic!("no rule with {rule_start:?} in crds/"));
+        let before = &crd_text[..at];
+        let line = before.lines().rev().find(|l| l.trim_start().starts_with("- message:")).unwrap();
+        line.trim_start().trim_start_matches("- message:").trim().to_string()
+    };
+    let cases = [
+        (
+            "  lifecycle:\n    idleTimeout: 30s\n    onIdle: ScaleToZero\n",
+            message("duration(self) >= duration('1m')"),
+        ),
+        ("  dashboard:\n    autoscaling: {minReplicas: 3, maxReplicas: 2}\n", message("self.maxReplicas >= self.minReplicas")),
+    ];
+    for (extra, want) in cases {
+        let yaml = datacluster_yaml("bad", 1, "http://127.0.0.1:9", "").replace("  datasets:", &format!("{extra}  datasets:"));
+        let out = cli.kubectl_apply(&yaml, &[]).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "an invalid DataCluster was accepted: {extra}");
+        assert!(err.contains(&want), "kubectl apply's error names the rule's message {want:?}: {err}");
+        println!("refused at apply: {}", err.trim());
+    }
+    let out = cli.kubectl(&["get", "dc", "bad", "-n", DATA_NS]).await;
+    assert!(!out.status.success(), "nothing was stored");
+    // The same cluster with valid values is accepted.
+    let out = cli.kubectl_apply(&datacluster_yaml("good", 1, "http://127.0.0.1:9", ""), &[]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    handle.stop().await;
+}
