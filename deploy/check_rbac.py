@@ -10,8 +10,10 @@ Reads operator/src and finds what the operator asks of the API server:
     as well as `patch`;
   * the same inside generic functions (`Api<K>`), attributed to each kind at the
     call sites `function::<Kind>(`;
-  * watches: `Controller::new(api, ...)`, `watcher(api, ...)` and
-    `.owns(Api::<Kind>::all(...))` need `list` and `watch`;
+  * watches: `Controller::new(api, ...)`, `watcher(api, ...)`,
+    `.owns(Api::<Kind>::all(...))` and `watched::<Kind>(` /
+    `watched_meta::<Kind>(` (the operator's cached watches) need `list` and
+    `watch`;
   * `Recorder::new` (kube's event recorder) needs `create` and `patch` on
     `events.k8s.io` events;
   * the rules of every Role the operator builds (children/rbac.rs): RBAC lets it
@@ -169,6 +171,9 @@ def scan(src_dir):
                     need(last_segment(bindings[var]), ["list", "watch"], "", where + " (watch)")
             for kind in re.findall(r"\.owns\(\s*Api::<\s*([\w:]+)\s*>", body):
                 need(last_segment(kind), ["list", "watch"], "", where + " (owns)")
+            # Label-selected watches feeding the caches (reconcile::watched, watched_meta).
+            for kind in re.findall(r"\bwatched(?:_meta)?::<\s*([\w:]+)\s*>\s*\(", body):
+                need(last_segment(kind), ["list", "watch"], "", where + " (watch)")
             if "Recorder::new" in body:
                 for v in ("create", "patch"):
                     needs.setdefault(("events.k8s.io", "events", v), []).append(where + " (events)")

@@ -70,12 +70,16 @@ impl OwnedChildren {
     }
 }
 
-/// Who holds the name of child `obj` of cluster `c`: read from the API server
-/// unless it is known to be ours.
+/// Who holds the name of child `obj` of cluster `c`: decided from `cached`
+/// (the object as the operator's watch last saw it) when there is one, else
+/// read from the API server unless it is known to be ours. (A watch sees only
+/// labelled children, so an object it does not show may still be someone
+/// else's: that is read.)
 pub async fn holder<K>(
     client: &Client,
     c: &ValidCluster,
     obj: &K,
+    cached: Option<&kube::core::ObjectMeta>,
     owned: &OwnedChildren,
 ) -> Result<Holder>
 where
@@ -90,6 +94,13 @@ where
         .clone()
         .ok_or(Error::MissingField("child name"))?;
     let kind = kind::<K>();
+    if let Some(meta) = cached {
+        return Ok(if owned_by(meta, &c.owner.uid) {
+            Holder::Ours
+        } else {
+            Holder::Foreign(format!("{kind} {name}"))
+        });
+    }
     if owned.known(&kind, &c.namespace, &name, &c.owner.uid) {
         return Ok(Holder::Ours);
     }
@@ -130,6 +141,46 @@ where
         &Patch::Apply(obj),
     )
     .await
+    .map_err(|e| Error::kube(format!("applying {} {name}", kind::<K>()), e))
+}
+
+/// Server-side applies `obj` with its [`APPLIED_HASH_ANNOTATION`], unless
+/// `cached` (the child as last seen, `None` when unknown or when a full
+/// re-apply is due) shows it was applied from this very object by this
+/// cluster: then nothing is sent and `None` is returned. Otherwise returns the
+/// object as the API server now holds it.
+///
+/// [`APPLIED_HASH_ANNOTATION`]: crate::cache::APPLIED_HASH_ANNOTATION
+pub async fn apply_if_changed<K>(
+    client: &Client,
+    c: &ValidCluster,
+    obj: &K,
+    cached: Option<&kube::core::ObjectMeta>,
+) -> Result<Option<K>>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let (stamped, hash) = crate::cache::stamped(obj);
+    if cached.is_some_and(|m| crate::cache::up_to_date(m, &c.owner.uid, &hash)) {
+        return Ok(None);
+    }
+    let name = obj
+        .meta()
+        .name
+        .clone()
+        .ok_or(Error::MissingField("child name"))?;
+    let api: Api<K> = Api::namespaced(client.clone(), &c.namespace);
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&stamped),
+    )
+    .await
+    .map(Some)
     .map_err(|e| Error::kube(format!("applying {} {name}", kind::<K>()), e))
 }
 
@@ -182,18 +233,26 @@ impl Debug for TokenSecret {
 /// Returns the token in Secret `name` (key `token`), creating the Secret with a
 /// fresh random token when it does not exist. An existing Secret is never
 /// changed, and one this cluster does not own is never used. The token is
-/// returned to the caller and never logged.
+/// returned to the caller and never logged. `cached` is the Secret as the
+/// operator's watch last saw it: when given, nothing is read.
 pub async fn ensure_token_secret(
     client: &Client,
     c: &ValidCluster,
     name: &str,
     component: Component,
+    cached: Option<&Secret>,
 ) -> Result<TokenSecret> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &c.namespace);
     let read = |s: Secret| -> Option<String> {
         let bytes = s.data?.remove(crate::children::TOKEN_KEY)?.0;
         String::from_utf8(bytes).ok()
     };
+    if let Some(s) = cached {
+        if !owned_by(&s.metadata, &c.owner.uid) {
+            return Ok(TokenSecret::Foreign(format!("Secret {name}")));
+        }
+        return Ok(TokenSecret::Ours(read(s.clone())));
+    }
     if let Some(s) = api
         .get_opt(name)
         .await

@@ -4,11 +4,12 @@
 //! ```text
 //! DataCluster ──watch──▶ reconcile:
 //!   validate (pure: spec + defaults → ValidCluster, or SpecValid=False)
-//!   → token Secrets (created once, never overwritten)
-//!   → worker pods (one list: endpoints, failures such as ImagePullBackOff)
+//!   → token Secrets (created once, never overwritten; read from the cache)
+//!   → worker pods (from the cache: endpoints, failures such as ImagePullBackOff)
 //!   → activity (workers' `stats` over Flight: load state, rows, last query)
 //!   → lifecycle::decide (pure: Run | Suspend | Resume | Delete)
-//!   → children::build_all (pure) → apply (server-side apply, owner refs)
+//!   → children::build_all (pure) → apply (server-side apply, owner refs;
+//!     skipped when the watch cache shows the child applied from the same object)
 //!   → rollout::plan (pure: which outdated worker pods to delete now)
 //!   → status::compute (pure: phase, conditions, rows) → status + Events
 //! ```
@@ -16,6 +17,7 @@
 
 pub mod activity;
 pub mod apply;
+pub mod cache;
 pub mod children;
 pub mod crd;
 pub mod error;

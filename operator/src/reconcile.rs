@@ -2,8 +2,8 @@
 //! lifecycle → apply the children → status and events. Also the error policy
 //! and the controller wiring.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -14,7 +14,7 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams};
-use kube::core::DeserializeGuard;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -24,11 +24,12 @@ use tracing::{Instrument, info, warn};
 
 use crate::activity::{ActivitySource, Target, summarize};
 use crate::apply::{
-    Holder, OwnedChildren, TokenSecret, apply, apply_status, delete_owned, ensure_token_secret,
-    holder,
+    Holder, OwnedChildren, TokenSecret, apply_if_changed, apply_status, delete_owned,
+    ensure_token_secret, holder,
 };
+use crate::cache::{Cache, Caches, RESYNC, Seen, cached_meta};
 use crate::children::{
-    Children, Component, build_all, managed_by_selector, worker_selector_string,
+    Children, Component, build_all, managed_by_selector, selector_labels, worker_selector_string,
 };
 use crate::crd::{DataCluster, DataClusterStatus, RESTART_ANNOTATION, RESUME_ANNOTATION};
 use crate::error::{Error, Result};
@@ -61,6 +62,13 @@ pub struct Context {
     pub owned: OwnedChildren,
     /// Consecutive failures per object, for the error backoff.
     failures: Mutex<HashMap<ObjectRef<DeserializeGuard<DataCluster>>, u32>>,
+    /// The children, pods and Secrets as the watches last saw them (set by
+    /// [`run`]; without them every pass reads and applies everything).
+    caches: OnceLock<Arc<Caches>>,
+    /// When each cluster (by uid) is next re-applied in full.
+    next_resync: Mutex<HashMap<String, Instant>>,
+    /// Clusters (by uid) whose leftovers of earlier releases were removed.
+    legacy_removed: Mutex<HashSet<String>>,
 }
 
 /// Default of [`Context::concurrency`]: reconciles mostly wait on the network
@@ -93,8 +101,47 @@ impl Context {
             concurrency: DEFAULT_CONCURRENCY,
             owned: OwnedChildren::default(),
             failures: Mutex::new(HashMap::new()),
+            caches: OnceLock::new(),
+            next_resync: Mutex::new(HashMap::new()),
+            legacy_removed: Mutex::new(HashSet::new()),
         }
     }
+
+    /// The watch caches, once [`run`] started them.
+    pub fn caches(&self) -> Option<&Caches> {
+        self.caches.get().map(|c| &**c)
+    }
+
+    /// Reads children, pods and Secrets from `caches` from now on (once).
+    pub fn use_caches(&self, caches: Arc<Caches>) {
+        let _ = self.caches.set(caches);
+    }
+
+    /// True when cluster `uid` is due a full re-apply (every child sent, even
+    /// those whose cached copy matches). A cluster first seen is not: its
+    /// children carry the hash of what was last applied.
+    fn resync_due(&self, uid: &str) -> bool {
+        let now = Instant::now();
+        let mut next = self.next_resync.lock().expect("resync lock");
+        match next.get(uid) {
+            Some(at) => *at <= now,
+            None => {
+                next.insert(uid.to_string(), now + resync_period());
+                false
+            }
+        }
+    }
+
+    /// Cluster `uid` was just re-applied in full.
+    fn resynced(&self, uid: &str) {
+        let mut next = self.next_resync.lock().expect("resync lock");
+        next.insert(uid.to_string(), Instant::now() + resync_period());
+    }
+}
+
+/// [`RESYNC`] stretched by up to a tenth at random.
+fn resync_period() -> Duration {
+    RESYNC + RESYNC.mul_f64(rand::random::<f64>() / 10.0)
 }
 
 /// How long a suspended cluster waits between checks (resume comes through watch events).
@@ -239,10 +286,19 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
 
     // 2. Token Secrets, generated once; every child name free or ours.
     let mut foreign = Vec::new();
-    let worker_token =
-        match ensure_token_secret(&ctx.client, &c, &c.worker_token_secret(), Component::Worker)
-            .await?
-        {
+    let cached_secret = |name: &str| {
+        ctx.caches()
+            .and_then(|k| k.secrets.seen(&c.namespace, name).present())
+    };
+    let worker_token = match ensure_token_secret(
+        &ctx.client,
+        &c,
+        &c.worker_token_secret(),
+        Component::Worker,
+        cached_secret(&c.worker_token_secret()).as_deref(),
+    )
+    .await?
+    {
             TokenSecret::Ours(t) => t,
             TokenSecret::Foreign(what) => {
                 foreign.push(what);
@@ -255,6 +311,7 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
             &c,
             &c.dashboard_token.name,
             Component::Dashboard,
+            cached_secret(&c.dashboard_token.name).as_deref(),
         )
         .await?
     {
@@ -376,9 +433,16 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
     Ok(Requeue::requeue(wait))
 }
 
-/// The worker pods of a cluster. A failed list is logged and yields none:
-/// workers are then reached by their DNS names and no pod failure is reported.
+/// The worker pods of a cluster, from the pod cache once it is synced. A
+/// failed list is logged and yields none: workers are then reached by their
+/// DNS names and no pod failure is reported.
 async fn worker_pods(ctx: &Context, c: &ValidCluster) -> Vec<Pod> {
+    if let Some(pods) = ctx.caches().and_then(|k| {
+        k.pods
+            .matching(&c.namespace, &selector_labels(&c.name, Component::Worker))
+    }) {
+        return pods.iter().map(|p| (**p).clone()).collect();
+    }
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &c.namespace);
     let params = ListParams::default().labels(&worker_selector_string(&c.name));
     match api.list(&params).await {
@@ -460,24 +524,87 @@ async fn drive_rollout(
     Ok(plan)
 }
 
-/// The children whose names are taken by objects this cluster does not own.
+/// The children whose names are taken by objects this cluster does not own
+/// (decided from the caches where they show the child).
 async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Result<Vec<String>> {
-    let (client, owned) = (&ctx.client, &ctx.owned);
+    let (client, owned, k, ns) = (&ctx.client, &ctx.owned, ctx.caches(), &c.namespace);
+    let name = |m: &kube::core::ObjectMeta| m.name.clone().unwrap_or_default();
     let mut holders = vec![
-        holder::<ServiceAccount>(client, c, &ch.service_account, owned).await?,
-        holder::<Service>(client, c, &ch.worker_service, owned).await?,
-        holder::<ConfigMap>(client, c, &ch.datasets, owned).await?,
-        holder::<StatefulSet>(client, c, &ch.workers, owned).await?,
-        holder::<NetworkPolicy>(client, c, &ch.network_policy, owned).await?,
-        holder::<PodDisruptionBudget>(client, c, &ch.pdb, owned).await?,
-        holder::<Deployment>(client, c, &ch.dashboard, owned).await?,
-        holder::<Service>(client, c, &ch.dashboard_service, owned).await?,
+        holder::<ServiceAccount>(
+            client,
+            c,
+            &ch.service_account,
+            cached_meta(k.map(|k| &k.service_accounts), ns, &name(&ch.service_account.metadata))
+                .as_ref(),
+            owned,
+        )
+        .await?,
+        holder::<Service>(
+            client,
+            c,
+            &ch.worker_service,
+            cached_meta(k.map(|k| &k.services), ns, &name(&ch.worker_service.metadata)).as_ref(),
+            owned,
+        )
+        .await?,
+        holder::<ConfigMap>(
+            client,
+            c,
+            &ch.datasets,
+            cached_meta(k.map(|k| &k.config_maps), ns, &name(&ch.datasets.metadata)).as_ref(),
+            owned,
+        )
+        .await?,
+        holder::<StatefulSet>(
+            client,
+            c,
+            &ch.workers,
+            cached_meta(k.map(|k| &k.stateful_sets), ns, &name(&ch.workers.metadata)).as_ref(),
+            owned,
+        )
+        .await?,
+        holder::<NetworkPolicy>(
+            client,
+            c,
+            &ch.network_policy,
+            cached_meta(k.map(|k| &k.network_policies), ns, &name(&ch.network_policy.metadata))
+                .as_ref(),
+            owned,
+        )
+        .await?,
+        holder::<PodDisruptionBudget>(
+            client,
+            c,
+            &ch.pdb,
+            cached_meta(k.map(|k| &k.disruption_budgets), ns, &name(&ch.pdb.metadata)).as_ref(),
+            owned,
+        )
+        .await?,
+        holder::<Deployment>(
+            client,
+            c,
+            &ch.dashboard,
+            cached_meta(k.map(|k| &k.deployments), ns, &name(&ch.dashboard.metadata)).as_ref(),
+            owned,
+        )
+        .await?,
+        holder::<Service>(
+            client,
+            c,
+            &ch.dashboard_service,
+            cached_meta(k.map(|k| &k.services), ns, &name(&ch.dashboard_service.metadata))
+                .as_ref(),
+            owned,
+        )
+        .await?,
     ];
     if let Some(h) = &ch.hpa {
-        holders.push(holder::<HorizontalPodAutoscaler>(client, c, h, owned).await?);
+        let cached = cached_meta(k.map(|k| &k.autoscalers), ns, &name(&h.metadata));
+        holders.push(holder::<HorizontalPodAutoscaler>(client, c, h, cached.as_ref(), owned).await?);
     }
     if let Some(i) = &ch.ingress {
-        holders.push(holder::<Ingress>(client, c, i, owned).await?);
+        let cached = cached_meta(k.map(|k| &k.ingresses), ns, &name(&i.metadata));
+        holders.push(holder::<Ingress>(client, c, i, cached.as_ref(), owned).await?);
     }
     Ok(holders
         .into_iter()
@@ -528,8 +655,11 @@ async fn refuse_foreign(
     Ok(Requeue::requeue(ctx.poll_interval))
 }
 
-/// Applies every child; removes the optional ones the spec turned off. Returns
-/// the StatefulSet as applied (with its status) and the Ingress address.
+/// Applies every child whose cached copy was not applied from the object the
+/// spec asks for now (every child when there is no cache or a full re-apply
+/// is due); removes the optional ones the spec turned off. Returns the
+/// StatefulSet as applied or last seen (with its status) and the Ingress
+/// address.
 async fn apply_children(
     ctx: &Context,
     c: &ValidCluster,
@@ -538,33 +668,104 @@ async fn apply_children(
     let ns = &c.namespace;
     let client = &ctx.client;
     let ch = build_all(c, desired);
-    apply::<ServiceAccount>(client, ns, &ch.service_account).await?;
-    // Dashboards no longer hold a Role (resume goes through the operator):
-    // remove the ones earlier releases made.
-    let dashboard_identity = format!("{}-dashboard", c.name);
-    delete_owned::<RoleBinding>(client, c, &dashboard_identity).await?;
-    delete_owned::<Role>(client, c, &dashboard_identity).await?;
-    apply::<Service>(client, ns, &ch.worker_service).await?;
+    let full = ctx.resync_due(&c.owner.uid);
+    let k = ctx.caches().filter(|_| !full);
+    let name = |m: &kube::core::ObjectMeta| m.name.clone().unwrap_or_default();
+
+    apply_if_changed::<ServiceAccount>(
+        client,
+        c,
+        &ch.service_account,
+        cached_meta(k.map(|k| &k.service_accounts), ns, &name(&ch.service_account.metadata))
+            .as_ref(),
+    )
+    .await?;
+    remove_legacy(ctx, c).await?;
+    apply_if_changed::<Service>(
+        client,
+        c,
+        &ch.worker_service,
+        cached_meta(k.map(|k| &k.services), ns, &name(&ch.worker_service.metadata)).as_ref(),
+    )
+    .await?;
     // Before the StatefulSet: new pods mount the list they were rolled for.
-    apply::<ConfigMap>(client, ns, &ch.datasets).await?;
-    let workers = apply::<StatefulSet>(client, ns, &ch.workers).await?;
-    apply::<NetworkPolicy>(client, ns, &ch.network_policy).await?;
-    apply::<PodDisruptionBudget>(client, ns, &ch.pdb).await?;
-    apply::<Deployment>(client, ns, &ch.dashboard).await?;
-    apply::<Service>(client, ns, &ch.dashboard_service).await?;
+    apply_if_changed::<ConfigMap>(
+        client,
+        c,
+        &ch.datasets,
+        cached_meta(k.map(|k| &k.config_maps), ns, &name(&ch.datasets.metadata)).as_ref(),
+    )
+    .await?;
+    let cached_sts = k.and_then(|k| k.stateful_sets.seen(ns, &name(&ch.workers.metadata)).present());
+    let workers = match apply_if_changed::<StatefulSet>(
+        client,
+        c,
+        &ch.workers,
+        cached_sts.as_ref().map(|s| &s.metadata),
+    )
+    .await?
+    {
+        Some(applied) => applied,
+        None => (*cached_sts.expect("skipped only when cached")).clone(),
+    };
+    apply_if_changed::<NetworkPolicy>(
+        client,
+        c,
+        &ch.network_policy,
+        cached_meta(k.map(|k| &k.network_policies), ns, &name(&ch.network_policy.metadata))
+            .as_ref(),
+    )
+    .await?;
+    apply_if_changed::<PodDisruptionBudget>(
+        client,
+        c,
+        &ch.pdb,
+        cached_meta(k.map(|k| &k.disruption_budgets), ns, &name(&ch.pdb.metadata)).as_ref(),
+    )
+    .await?;
+    apply_if_changed::<Deployment>(
+        client,
+        c,
+        &ch.dashboard,
+        cached_meta(k.map(|k| &k.deployments), ns, &name(&ch.dashboard.metadata)).as_ref(),
+    )
+    .await?;
+    apply_if_changed::<Service>(
+        client,
+        c,
+        &ch.dashboard_service,
+        cached_meta(k.map(|k| &k.services), ns, &name(&ch.dashboard_service.metadata)).as_ref(),
+    )
+    .await?;
     let dashboard = format!("{}-dashboard", c.name);
+    // Caches even during a full re-apply: whether an optional child exists.
+    let all = ctx.caches();
     match &ch.hpa {
         Some(h) => {
-            apply::<HorizontalPodAutoscaler>(client, ns, h).await?;
+            apply_if_changed::<HorizontalPodAutoscaler>(
+                client,
+                c,
+                h,
+                cached_meta(k.map(|k| &k.autoscalers), ns, &name(&h.metadata)).as_ref(),
+            )
+            .await?;
         }
         None => {
-            delete_owned::<HorizontalPodAutoscaler>(client, c, &dashboard).await?;
+            if !matches!(all.map(|k| k.autoscalers.seen(ns, &dashboard)), Some(Seen::Absent)) {
+                delete_owned::<HorizontalPodAutoscaler>(client, c, &dashboard).await?;
+            }
         }
     }
     let ingress_address = match &ch.ingress {
         Some(i) => {
-            let applied = apply::<Ingress>(client, ns, i).await?;
-            applied
+            let cached = k.and_then(|k| k.ingresses.seen(ns, &name(&i.metadata)).present());
+            let ingress = match apply_if_changed::<Ingress>(client, c, i, cached.as_ref().map(|i| &i.metadata))
+                .await?
+            {
+                Some(applied) => applied,
+                None => (*cached.expect("skipped only when cached")).clone(),
+            };
+            ingress
                 .status
                 .and_then(|s| s.load_balancer)
                 .and_then(|lb| lb.ingress)
@@ -572,11 +773,37 @@ async fn apply_children(
                 .and_then(|i| i.hostname.or(i.ip))
         }
         None => {
-            delete_owned::<Ingress>(client, c, &c.name).await?;
+            if !matches!(all.map(|k| k.ingresses.seen(ns, &c.name)), Some(Seen::Absent)) {
+                delete_owned::<Ingress>(client, c, &c.name).await?;
+            }
             None
         }
     };
+    if full {
+        ctx.resynced(&c.owner.uid);
+    }
     Ok((workers, ingress_address))
+}
+
+/// Dashboards no longer hold a Role (resume goes through the operator):
+/// removes the ones earlier releases made, once per cluster and process.
+async fn remove_legacy(ctx: &Context, c: &ValidCluster) -> Result<()> {
+    if ctx
+        .legacy_removed
+        .lock()
+        .expect("legacy lock")
+        .contains(&c.owner.uid)
+    {
+        return Ok(());
+    }
+    let dashboard_identity = format!("{}-dashboard", c.name);
+    delete_owned::<RoleBinding>(&ctx.client, c, &dashboard_identity).await?;
+    delete_owned::<Role>(&ctx.client, c, &dashboard_identity).await?;
+    ctx.legacy_removed
+        .lock()
+        .expect("legacy lock")
+        .insert(c.owner.uid.clone());
+    Ok(())
 }
 
 async fn publish(ctx: &Context, dc: &DataCluster, n: &Note) {
@@ -652,6 +879,55 @@ pub fn trigger_hash(obj: &DeserializeGuard<DataCluster>) -> Option<u64> {
     Some(h.finish())
 }
 
+/// A label-selected watch of `K` feeding a cache; its stream of changed
+/// objects triggers reconciles of their owners.
+fn watched<K>(
+    client: &Client,
+    config: &watcher::Config,
+) -> (
+    Cache<K>,
+    impl futures::Stream<Item = std::result::Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(Api::<K>::all(client.clone()), config.clone())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    (Cache::new(reader), stream)
+}
+
+/// The same, watching metadata only.
+fn watched_meta<K>(
+    client: &Client,
+    config: &watcher::Config,
+) -> (
+    Cache<PartialObjectMeta<K>>,
+    impl futures::Stream<Item = std::result::Result<PartialObjectMeta<K>, watcher::Error>>
+    + Send
+    + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    // An `Api` of `PartialObjectMeta` lists and watches metadata only.
+    watched::<PartialObjectMeta<K>>(client, config)
+}
+
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
@@ -668,24 +944,66 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(trigger_hash, PredicateConfig::default());
     // Only our children: a watch without a selector would stream every
-    // StatefulSet, Service... of the whole cluster into this pod.
+    // StatefulSet, Service... of the whole cluster into this pod. Each watch
+    // both fills the cache a reconcile reads and triggers the owner's
+    // reconcile when a child changes or goes away.
     let children = watcher::Config::default()
         .labels(&managed_by_selector())
         .any_semantic();
+    let worker_pods = watcher::Config::default()
+        .labels(&format!(
+            "{},app.kubernetes.io/component={}",
+            managed_by_selector(),
+            Component::Worker.as_str()
+        ))
+        .any_semantic();
+    let (stateful_sets, sts_events) = watched::<StatefulSet>(&client, &children);
+    let (deployments, deployment_events) = watched_meta::<Deployment>(&client, &children);
+    let (services, service_events) = watched_meta::<Service>(&client, &children);
+    let (ingresses, ingress_events) = watched::<Ingress>(&client, &children);
+    let (autoscalers, hpa_events) = watched_meta::<HorizontalPodAutoscaler>(&client, &children);
+    let (config_maps, config_map_events) = watched_meta::<ConfigMap>(&client, &children);
+    let (service_accounts, sa_events) = watched_meta::<ServiceAccount>(&client, &children);
+    let (network_policies, np_events) = watched_meta::<NetworkPolicy>(&client, &children);
+    let (disruption_budgets, pdb_events) = watched_meta::<PodDisruptionBudget>(&client, &children);
+    // Secrets and pods fill caches only: a pod's changes reach the status at
+    // the next poll (its StatefulSet's ready count triggers at once).
+    let (secrets, secret_events) = watched::<k8s_openapi::api::core::v1::Secret>(&client, &children);
+    let (pods, pod_events) = watched::<Pod>(&client, &worker_pods);
+    ctx.use_caches(Arc::new(Caches {
+        stateful_sets,
+        deployments,
+        services,
+        ingresses,
+        autoscalers,
+        config_maps,
+        service_accounts,
+        network_policies,
+        disruption_budgets,
+        secrets,
+        pods,
+    }));
+    let caches_only = tokio::spawn(async move {
+        futures::join!(
+            secret_events.for_each(|_| async {}),
+            pod_events.for_each(|_| async {})
+        );
+    });
     Controller::for_stream(triggers, reader)
         .with_config(
             kube::runtime::controller::Config::default()
                 .debounce(Duration::from_secs(1))
                 .concurrency(ctx.concurrency),
         )
-        .owns(Api::<StatefulSet>::all(client.clone()), children.clone())
-        .owns(Api::<Deployment>::all(client.clone()), children.clone())
-        .owns(Api::<Service>::all(client.clone()), children.clone())
-        .owns(Api::<Ingress>::all(client.clone()), children.clone())
-        .owns(
-            Api::<HorizontalPodAutoscaler>::all(client.clone()),
-            children.clone(),
-        )
+        .owns_stream(sts_events)
+        .owns_stream(deployment_events)
+        .owns_stream(service_events)
+        .owns_stream(ingress_events)
+        .owns_stream(hpa_events)
+        .owns_stream(config_map_events)
+        .owns_stream(sa_events)
+        .owns_stream(np_events)
+        .owns_stream(pdb_events)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -695,6 +1013,7 @@ pub async fn run(
             }
         })
         .await;
+    caches_only.abort();
 }
 
 #[cfg(test)]
