@@ -19,6 +19,7 @@ pub mod activity;
 pub mod apply;
 pub mod cache;
 pub mod children;
+pub mod client;
 pub mod crd;
 pub mod error;
 pub mod failures;

@@ -231,8 +231,10 @@ async fn main() -> anyhow::Result<()> {
     let kube_config = kube::Config::infer()
         .await
         .context("reading the Kubernetes client configuration")?;
-    let client =
-        kube::Client::try_from(kube_config.clone()).context("connecting to the Kubernetes API")?;
+    // TCP keepalive and a read timeout (client::build): a half-open
+    // connection fails within about a minute instead of hanging a watch.
+    let client = quiver_operator::client::build(kube_config.clone())
+        .context("connecting to the Kubernetes API")?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -282,7 +284,7 @@ async fn main() -> anyhow::Result<()> {
             let mut lease_config = kube_config.clone();
             lease_config.read_timeout = Some(lease.renew_every());
             lease_config.reset_reader_on_write = true;
-            let lease_client = kube::Client::try_from(lease_config)
+            let lease_client = quiver_operator::client::build(lease_config)
                 .context("connecting to the Kubernetes API for the Lease")?;
             spawn_elector(lease_client, lease.clone(), clock.clone(), stop_rx.clone())
         }
