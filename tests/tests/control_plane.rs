@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use quiver_e2e::cluster::{build_binaries, children_of, cmdline, pid_alive, repo_root};
+use quiver_e2e::cluster::{build_binaries, children_of, cmdline, pid_alive, repo_root, signal};
 use quiver_kube_sim::kubelet::PodMode;
 
 /// Rows of the dataset, over `FILES` Parquet files.
@@ -251,6 +251,7 @@ fn radio_counts(dir: &Path) -> BTreeMap<Option<String>, u64> {
 }
 
 /// What a dashboard's answer must hold: the radio histogram of the files.
+#[derive(Clone)]
 struct Reference {
     radio: BTreeMap<Option<String>, u64>,
 }
@@ -353,6 +354,7 @@ fn pod_env(pod: &Value, name: &str) -> Option<String> {
 }
 
 /// A logged-in session on a DataCluster's dashboard pod.
+#[derive(Clone)]
 struct Dashboard {
     http: reqwest::Client,
     base: String,
@@ -420,6 +422,40 @@ impl Dashboard {
     async fn status(&self) -> Value {
         self.http.get(format!("{}/api/status", self.base)).send().await.unwrap().json().await.unwrap()
     }
+}
+
+/// Answers seen while a cluster changes shape.
+#[derive(Debug, Default)]
+struct Tally {
+    complete: u64,
+    partial: u64,
+    failed: u64,
+    /// Complete answers whose counts differ from the files: must stay empty.
+    wrong: Vec<String>,
+}
+
+/// Queries the dashboard every 100 ms until `stop`: a complete answer (not
+/// `partial`) must equal the files whatever the shard count; partial answers
+/// and errors are allowed while workers come and go.
+fn keep_querying(ui: Dashboard, reference: Reference, stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<Tally> {
+    tokio::spawn(async move {
+        let mut tally = Tally::default();
+        while !*stop.borrow() {
+            match ui.query().await {
+                Ok(a) if a["partial"] == json!(false) => {
+                    tally.complete += 1;
+                    let shards = a["shards"]["expected"].as_u64().unwrap_or(0);
+                    if let Err(e) = reference.check(&a, shards) {
+                        tally.wrong.push(e);
+                    }
+                }
+                Ok(_) => tally.partial += 1,
+                Err(_) => tally.failed += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tally
+    })
 }
 
 /// Prints the tail of every pod's log when the test fails half-way.
@@ -625,7 +661,60 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         secs(LEASE)
     );
 
+    // ---- Freeze the leader (SIGSTOP: a hung node or a partition, no chance to
+    // release): the standby takes over once the Lease has gone unrenewed for
+    // the lease duration, and the old leader, thawed, stops instead of leading too.
+    let standby = eventually("a second operator pod Ready", Duration::from_secs(30), || async {
+        let names: Vec<String> = operator_pods(&handle).iter().filter(|p| ready(p)).map(name_of).collect();
+        match names.iter().find(|n| **n != new_leader) {
+            Some(n) if names.len() == 2 => Ok(n.clone()),
+            _ => Err(format!("ready operator pods {names:?}")),
+        }
+    })
+    .await;
+    let frozen_ip = operator_pods(&handle)
+        .iter()
+        .find(|p| name_of(p) == new_leader)
+        .and_then(|p| p["status"]["podIP"].as_str().map(str::to_string))
+        .expect("the leader's pod IP");
+    let frozen = pod_processes()
+        .remove(&frozen_ip)
+        .and_then(|v| v.into_iter().find(|(_, b)| b == "quiver-operator"))
+        .map(|(pid, _)| pid)
+        .expect("the leader's process");
+    let t = Instant::now();
+    signal(i64::from(frozen), "STOP");
+    // The standby judges expiry by its own clock, as client-go does: the
+    // Lease must look unchanged for the lease duration from the first look
+    // that saw the last renewal (up to one look after it), and it looks every
+    // third of the duration; so at most the duration plus two looks.
+    let limit = LEASE + LEASE * 2 / 3 + Duration::from_secs(1);
+    let took_over = eventually("the standby holding the Lease of a frozen leader", limit, || async {
+        match lease_holder(&cli).await {
+            Some(h) if h == standby => Ok(t.elapsed()),
+            h => Err(format!("holder {h:?}")),
+        }
+    })
+    .await;
+    signal(i64::from(frozen), "CONT");
+    let t = Instant::now();
+    eventually("the thawed old leader exits (it lost the Lease)", LEASE, || async {
+        if pid_alive(frozen) { Err("still running".to_string()) } else { Ok(()) }
+    })
+    .await;
+    let stepped_down = t.elapsed();
+    assert_eq!(lease_holder(&cli).await.as_deref(), Some(standby.as_str()), "the Lease stays with the new leader");
+    println!(
+        "frozen leader: {standby} took the Lease {} after {new_leader} was stopped (lease duration {}, a standby looks every {}); thawed, the old leader exited {} later",
+        secs(took_over),
+        secs(LEASE),
+        secs(LEASE / 3),
+        secs(stepped_down)
+    );
+
     // ---- kubectl scale: re-shard to 3, no row lost or counted twice.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let during = keep_querying(towers_ui.clone(), reference.clone(), stopped);
     cli.kubectl_ok(&["scale", "dc", "towers", "-n", DATA_NS, "--replicas", "3"]).await;
     let took = dc_ready(&cli, "towers", 3).await;
     let pods = pods_of(&handle, "towers", "worker");
@@ -634,8 +723,12 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         assert_eq!(pod_env(p, "QUIVER_SHARDS").as_deref(), Some("3"), "{} runs on 3 shards", name_of(p));
     }
     let q = towers_ui.counts_match(&reference, 3, "towers: complete answer over 3 shards equal to the files").await;
+    stop.send(true).unwrap();
+    let tally = during.await.unwrap();
+    println!("  answers during the re-shard: {tally:?}");
+    assert!(tally.wrong.is_empty(), "complete answers with wrong counts during the re-shard: {:?}", tally.wrong);
     println!(
-        "kubectl scale --replicas 3: Ready 3/3 in {} (by the new leader), dashboard answers over 3 shards equal the files {} later",
+        "kubectl scale --replicas 3: Ready 3/3 in {} (by the third leader), dashboard answers over 3 shards equal the files {} later",
         secs(took),
         secs(q)
     );
@@ -645,6 +738,8 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         .iter()
         .map(|p| (name_of(p), p["metadata"]["uid"].as_str().unwrap_or_default().to_string()))
         .collect();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let during = keep_querying(towers_ui.clone(), reference.clone(), stopped);
     let t = Instant::now();
     cli.kubectl_ok(&["annotate", "dc", "towers", "-n", DATA_NS, "--overwrite", "quiver.dev/restartedAt=2026-01-01T00:00:00Z"])
         .await;
@@ -692,6 +787,10 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     assert_eq!(most_down, before.len(), "the workers were not replaced together ({most_down} down at most)");
     dc_ready(&cli, "towers", 3).await;
     towers_ui.counts_match(&reference, 3, "towers after the restart: answers equal the files").await;
+    stop.send(true).unwrap();
+    let tally = during.await.unwrap();
+    println!("  answers during the restart: {tally:?}");
+    assert!(tally.wrong.is_empty(), "complete answers with wrong counts during the restart: {:?}", tally.wrong);
 
     // ---- kubectl delete dc: every child garbage-collected, the processes gone.
     let dc = cli.kubectl_json(&["get", "dc", "towers", "-n", DATA_NS]).await;
