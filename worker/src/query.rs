@@ -1,5 +1,6 @@
 //! Running a query against a shard: plan, scan, and assemble the protocol answer.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::Result;
@@ -11,21 +12,36 @@ use crate::store::Shard;
 /// Runs a (shape-checked) query over a shard on the current rayon pool.
 pub fn run(shard: &Shard, q: &Query) -> Result<QueryResult> {
     let plan = Plan::new(q, shard)?;
-    run_planned(shard, q, &plan)
+    let started = Instant::now();
+    let counts = kernel::answer(shard, &plan);
+    assemble(shard, q, counts, started.elapsed().as_micros() as u64)
 }
 
-/// [`run`] with the plan already compiled (by [`Plan::new`] for `q` and `shard`).
-pub fn run_planned(shard: &Shard, q: &Query, plan: &Plan) -> Result<QueryResult> {
+/// [`run`] for a server's shared shard, with the plan already compiled (by
+/// [`Plan::new`] for `q` and `shard`): brush indexes are built in the
+/// background ([`kernel::answer_shared`]).
+pub fn run_planned(shard: &Arc<Shard>, q: &Query, plan: &Plan) -> Result<QueryResult> {
     let started = Instant::now();
-    let mut counts = kernel::scan(shard, plan);
-    let kernel_micros = started.elapsed().as_micros() as u64;
+    let counts = kernel::answer_shared(shard, plan);
+    assemble(shard, q, counts, started.elapsed().as_micros() as u64)
+}
+
+/// The protocol answer from the kernel's counts.
+fn assemble(
+    shard: &Shard,
+    q: &Query,
+    mut counts: kernel::Counts,
+    kernel_micros: u64,
+) -> Result<QueryResult> {
     let mut histograms = vec![];
     let mut raster = None;
     let mut sample = None;
     for v in &q.views {
         match v {
             View::Histogram { dimension } => {
-                let d = shard.dim_index(dimension).expect("the plan checked dimensions");
+                let d = shard
+                    .dim_index(dimension)
+                    .expect("the plan checked dimensions");
                 let bins = &shard.dims[d];
                 let h = &counts.hists[d];
                 let n = bins.nbins() as usize;
@@ -36,7 +52,10 @@ pub fn run_planned(shard: &Shard, q: &Query, plan: &Plan) -> Result<QueryResult>
                 });
             }
             View::Raster { width, height } => {
-                let (pixels, cell_counts) = (std::mem::take(&mut counts.pixels), std::mem::take(&mut counts.cells));
+                let (pixels, cell_counts) = (
+                    std::mem::take(&mut counts.pixels),
+                    std::mem::take(&mut counts.cells),
+                );
                 raster = Some(Raster {
                     width: *width,
                     height: *height,
@@ -59,7 +78,11 @@ pub fn run_planned(shard: &Shard, q: &Query, plan: &Plan) -> Result<QueryResult>
                             .filter(|(d, _)| *d != shard.category_dim)
                             .map(|(d, dim)| {
                                 let code = shard.codes[d][r];
-                                let text = dim.labels().get(code as usize).cloned().unwrap_or_else(|| "(missing)".into());
+                                let text = dim
+                                    .labels()
+                                    .get(code as usize)
+                                    .cloned()
+                                    .unwrap_or_else(|| "(missing)".into());
                                 (dim.name().to_string(), text)
                             })
                             .collect();
@@ -67,12 +90,19 @@ pub fn run_planned(shard: &Shard, q: &Query, plan: &Plan) -> Result<QueryResult>
                         SampleRow {
                             lon: x_to_lon(shard.xs[r]),
                             lat: y_to_lat(shard.ys[r]),
-                            category: cat.labels().get(code).cloned().unwrap_or_else(|| "(missing)".into()),
+                            category: cat
+                                .labels()
+                                .get(code)
+                                .cloned()
+                                .unwrap_or_else(|| "(missing)".into()),
                             values,
                         }
                     })
                     .collect();
-                sample = Some(Sample { matched: counts.in_view, rows });
+                sample = Some(Sample {
+                    matched: counts.in_view,
+                    rows,
+                });
             }
         }
     }

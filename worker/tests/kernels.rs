@@ -210,6 +210,52 @@ proptest! {
     }
 }
 
+/// A filter on `range` or `created` from a pair of numbers (a brush position).
+fn brush_filter(dim: &str, a: u32, b: u32) -> Filter {
+    let (lo, hi) = (a.min(b), a.max(b));
+    if dim == "range" {
+        Filter::Bins((lo % 41..hi % 41).collect())
+    } else {
+        let year = |n: u32| quiver_worker::bins::parse_instant(&format!("{}-01-01", 1998 + n % 30)).unwrap() as f64;
+        Filter::Range { min: year(lo), max: year(hi) }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    /// Brushing one dimension (not the category) with a map image: the first
+    /// position builds the shard's brush index and every position, answered
+    /// from it, equals the row-by-row scan, the raster included.
+    #[test]
+    fn brush_indexes_answer_exactly_what_the_scan_does(
+        rows in rows_strategy(3 * BLOCK_ROWS + 100),
+        viewport in viewport_strategy().prop_filter("a map", |v| v.is_some()),
+        vpf in any::<bool>(),
+        w in 1u32..64, h in 1u32..64,
+        dim in prop_oneof![Just("range"), Just("created")],
+        positions in prop::collection::vec((0u32..64, 0u32..64), 1..6),
+        sample in prop_oneof![Just(0u32), 1u32..=40],
+    ) {
+        let shard = shard_from(&rows, default_view(Preset::Celltowers));
+        for (i, &(a, b)) in positions.iter().enumerate() {
+            let mut filters = BTreeMap::new();
+            filters.insert(dim.to_string(), brush_filter(dim, a, b));
+            let q = query(filters, viewport, vpf, w, h, sample);
+            let plan = Plan::new(&q, &shard).unwrap();
+            let mut scan_only = plan.clone();
+            scan_only.aggregable = false;
+            let want = kernel::scan(&shard, &scan_only);
+            prop_assert_eq!(kernel::answer(&shard, &plan), want, "position {}", i);
+            // A filter passing every code does not brush; any other does, and
+            // then the index is there for the next position.
+            if kernel::brush::brushed_dim(&plan).is_some() {
+                prop_assert_eq!(shard.brushes.len(), 1);
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, .. ProptestConfig::default() })]
 
@@ -290,4 +336,40 @@ fn samples_from_pre_aggregates_equal_the_scan_at_every_limit() {
             assert_eq!(a.sample.len(), limit as usize);
         }
     }
+}
+
+/// A server's brush: the first two positions are scanned, the second starting
+/// the index's build in the background (a one-off brush builds nothing);
+/// once it is there, positions come from it, equal to the scan.
+#[test]
+fn a_shared_shard_builds_its_brush_index_in_the_background() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let rows = rows_strategy(4 * BLOCK_ROWS).new_tree(&mut runner).unwrap().current();
+    let shard = std::sync::Arc::new(shard_from(&rows, default_view(Preset::Celltowers)));
+    let position = |a: u32, b: u32| {
+        let mut filters = BTreeMap::new();
+        filters.insert("created".to_string(), brush_filter("created", a, b));
+        let plan = Plan::new(&query(filters, Some(Viewport::WORLD), true, 300, 200, 3), &shard).unwrap();
+        let mut scan_only = plan.clone();
+        scan_only.aggregable = false;
+        (plan, kernel::scan(&shard, &scan_only))
+    };
+    let (plan, want) = position(10, 20);
+    assert!(kernel::brush::brushed_dim(&plan).is_some());
+    assert_eq!(kernel::answer_shared(&shard, &plan), want);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(shard.brushes.is_empty(), "nothing built for a first position");
+    let (plan, want) = position(11, 21);
+    assert_eq!(kernel::answer_shared(&shard, &plan), want);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while shard.brushes.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the index was built");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    for (a, b) in [(12, 22), (0, 29), (15, 15)] {
+        let (plan, want) = position(a, b);
+        assert_eq!(kernel::answer_shared(&shard, &plan), want, "{a}..{b}");
+    }
+    assert_eq!(shard.brushes.len(), 1, "one index serves every position");
 }

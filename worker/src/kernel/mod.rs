@@ -7,6 +7,7 @@
 //! exactly one bit set counts only in that dimension's histogram (the one that
 //! ignores its own filter); other rows count nowhere.
 
+pub mod brush;
 pub mod raster;
 pub mod reference;
 
@@ -235,6 +236,18 @@ fn visits(shard: &Shard, plan: &Plan) -> Vec<(usize, Mode)> {
             (!(mode == Mode::Out && plan.viewport_filter)).then_some((b, mode))
         })
         .collect()
+}
+
+/// Answers the plan: a brushing plan's raster from the shard's brush index
+/// (built on its first use), anything else by [`scan`].
+pub fn answer(shard: &Shard, plan: &Plan) -> Counts {
+    brush::answer(shard, plan).unwrap_or_else(|| scan(shard, plan))
+}
+
+/// [`answer`] for a server's shared shard: a brush index is built in the
+/// background and the plan scanned meanwhile.
+pub fn answer_shared(shard: &std::sync::Arc<Shard>, plan: &Plan) -> Counts {
+    brush::answer_shared(shard, plan).unwrap_or_else(|| scan(shard, plan))
 }
 
 /// Runs the plan over the shard with the rayon pool of the caller.

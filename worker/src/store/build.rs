@@ -136,6 +136,7 @@ impl Builder {
             info,
             dropped_rows: dropped,
             aggregates,
+            brushes: Default::default(),
         }
     }
 

@@ -7,10 +7,12 @@
 //! that cannot match and treats blocks wholly inside it without per-row tests.
 
 mod aggregates;
+mod brush;
 mod build;
 mod registry;
 
 pub use aggregates::{Aggregates, SAMPLE_KEEP};
+pub use brush::{BrushIndex, BrushIndexes, BrushKey};
 pub use build::{Builder, MAX_RECORD_DIMS, peak_bytes_per_row, hilbert_key, hilbert_point};
 pub use registry::{Registry, Slot, SlotStatus};
 
@@ -122,6 +124,8 @@ pub struct Shard {
     pub dropped_rows: u64,
     /// Per-block pre-aggregates.
     pub aggregates: Aggregates,
+    /// Map images by the codes of a brushed dimension, built by queries.
+    pub brushes: BrushIndexes,
 }
 
 impl Shard {
