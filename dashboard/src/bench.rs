@@ -153,12 +153,33 @@ pub struct Interaction {
     pub name: &'static str,
     /// `/api/query` body.
     pub body: Value,
+    /// What distinct requests of the interaction differ in.
+    pub vary: Vary,
 }
 
-/// The three interactions, built from the dataset's dimensions: a world view
-/// with three histograms and the image; a brush over the middle third of the
-/// first temporal (else numeric) dimension; a city-scale zoom filtered to one
-/// category.
+/// How request `n` of an interaction differs from the others.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Vary {
+    /// The viewport's west edge moves by `n` × 10⁻⁹° (the same work).
+    Viewport,
+    /// A brush of `width` bins slides over dimension `dim` (bin lower edges
+    /// `edges`), as while dragging, the viewport fixed; its upper end is
+    /// nudged within its bin so repeated positions are distinct requests.
+    Brush {
+        /// The brushed dimension.
+        dim: String,
+        /// Its bins' lower edges.
+        edges: Vec<f64>,
+        /// Bins the brush spans.
+        width: usize,
+    },
+}
+
+/// The interactions, built from the dataset's dimensions: a world view with
+/// three histograms and the image; a brush over the middle third of the
+/// first temporal (else numeric) dimension; that brush dragged (positions
+/// over the same view); a city-scale zoom filtered to one category; a
+/// category click at world view.
 pub fn interactions(dataset: &Value, width: u32, height: u32, city: (f64, f64)) -> Result<Vec<Interaction>> {
     let name = dataset["name"].as_str().unwrap_or_default();
     let dims = dataset["dimensions"].as_array().cloned().unwrap_or_default();
@@ -178,6 +199,8 @@ pub fn interactions(dataset: &Value, width: u32, height: u32, city: (f64, f64)) 
     let (Some(lo), Some(hi)) = (lo, hi) else {
         return Err(Error::Setup("the brushed dimension has no bin edges".into()));
     };
+    let edges: Vec<f64> = bins.iter().filter_map(|b| b["lo"].as_f64()).collect();
+    let brush_name = brush_dim["name"].as_str().unwrap_or_default().to_string();
     let cat_name = dataset["category"].as_str().unwrap_or_default();
     let cat_dim = dims
         .iter()
@@ -192,12 +215,22 @@ pub fn interactions(dataset: &Value, width: u32, height: u32, city: (f64, f64)) 
             name: "world view",
             body: json!({"dataset": name, "viewport": world, "viewportFilter": true, "histograms": hist, "image": image,
                          "baseline": true, "sample": {"limit": 5000}}),
+            vary: Vary::Viewport,
         },
         Interaction {
             name: "time brush",
             body: json!({"dataset": name, "viewport": world, "viewportFilter": true, "histograms": hist, "image": image,
                          "sample": {"limit": 1},
-                         "filters": {brush_dim["name"].as_str().unwrap_or_default(): {"range": {"min": lo, "max": hi}}}}),
+                         "filters": {brush_name.as_str(): {"range": {"min": lo, "max": hi}}}}),
+            vary: Vary::Viewport,
+        },
+        // The same brush dragged: positions after the first over one view.
+        Interaction {
+            name: "brush drag",
+            body: json!({"dataset": name, "viewport": world, "viewportFilter": true, "histograms": hist, "image": image,
+                         "sample": {"limit": 1},
+                         "filters": {brush_name.as_str(): {"range": {"min": lo, "max": hi}}}}),
+            vary: Vary::Brush { dim: brush_name.clone(), edges: edges.clone(), width: (edges.len() / 4).max(1) },
         },
         Interaction {
             name: "city zoom",
@@ -205,11 +238,13 @@ pub fn interactions(dataset: &Value, width: u32, height: u32, city: (f64, f64)) 
                          "sample": {"limit": 1},
                          "viewport": {"west": lon - 0.3, "south": lat - 0.18, "east": lon + 0.3, "north": lat + 0.18},
                          "filters": {cat_name: {"categories": [category]}}}),
+            vary: Vary::Viewport,
         },
         Interaction {
             name: "category click",
             body: json!({"dataset": name, "viewport": world, "viewportFilter": true, "histograms": hist, "image": image,
                          "sample": {"limit": 1}, "filters": {cat_name: {"categories": [category]}}}),
+            vary: Vary::Viewport,
         },
     ])
 }
@@ -298,12 +333,26 @@ pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 /// The body of request `n` of a cell: the interaction itself when
-/// `identical`, else with the viewport's west edge moved by `n` × 10⁻⁹° (the
-/// same work, but a distinct request that no worker has answered before).
-fn nth_body(body: &Value, identical: bool, n: u64) -> Bytes {
-    let mut b = body.clone();
-    if !identical && let Some(w) = b["viewport"]["west"].as_f64() {
-        b["viewport"]["west"] = json!(w + n as f64 * 1e-9);
+/// `identical`, else a distinct request no worker has answered before, as
+/// [`Vary`] says.
+fn nth_body(it: &Interaction, identical: bool, n: u64) -> Bytes {
+    let mut b = it.body.clone();
+    if !identical {
+        match &it.vary {
+            Vary::Viewport => {
+                if let Some(w) = b["viewport"]["west"].as_f64() {
+                    b["viewport"]["west"] = json!(w + n as f64 * 1e-9);
+                }
+            }
+            Vary::Brush { dim, edges, width } if edges.len() > width + 1 => {
+                let k = n as usize % (edges.len() - width - 1);
+                let (lo, hi, next) = (edges[k], edges[k + width], edges[k + width + 1]);
+                // Within the bin above `hi`: the same bins pass.
+                let nudge = (next - hi) * 1e-9 * (n % 1_000_000) as f64;
+                b["filters"][dim.as_str()] = json!({"range": {"min": lo, "max": hi + nudge}});
+            }
+            Vary::Brush { .. } => {}
+        }
     }
     Bytes::from(serde_json::to_vec(&b).expect("json"))
 }
@@ -314,7 +363,7 @@ async fn run_cell(
     host: &str,
     token: &str,
     path: &str,
-    body: &Value,
+    it: &Interaction,
     identical: bool,
     clients: usize,
     duration: Duration,
@@ -329,12 +378,12 @@ async fn run_cell(
     let tasks: Vec<_> = conns
         .into_iter()
         .map(|mut c| {
-            let (body, path, counter) = (body.clone(), path.to_string(), counter.clone());
+            let (it, path, counter) = (it.clone(), path.to_string(), counter.clone());
             tokio::spawn(async move {
                 let mut cell = Cell::default();
                 while Instant::now() < deadline {
                     let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let request = nth_body(&body, identical, n);
+                    let request = nth_body(&it, identical, n);
                     let t = Instant::now();
                     match c.call("POST", &path, request).await {
                         Ok((200, b)) => {
@@ -476,7 +525,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         // which workers compute once and keep: many users opening the same view.
         let variants: &[(bool, &str)] = if it.name == "world view" { &[(false, ""), (true, " (same)")] } else { &[(false, "")] };
         for (&clients, &(identical, suffix)) in a.clients.iter().flat_map(|c| variants.iter().map(move |v| (c, v))) {
-            let c = run_cell(addr, &host_header, &token, &api_query, &it.body, identical, clients, duration).await?;
+            let c = run_cell(addr, &host_header, &token, &api_query, it, identical, clients, duration).await?;
             let n = c.latencies.len().max(1) as f64;
             println!(
                 "{:<18} {:>7} {:>8} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.1} {:>8.1} {:>6} {:>7}",
@@ -519,23 +568,35 @@ mod tests {
         let towers = crate::catalog::celltowers_for_tests(10);
         let v = serde_json::to_value(&towers.view).unwrap();
         let list = interactions(&v, 800, 500, (2.35, 48.86)).unwrap();
-        assert_eq!(list.len(), 4);
+        assert_eq!(list.len(), 5);
         assert_eq!(list[0].body["histograms"], json!(["radio", "range", "created"]));
         // The first view as the front end asks it.
         assert_eq!(list[0].body["baseline"], json!(true));
         assert_eq!(list[0].body["sample"]["limit"], json!(5000));
-        assert_eq!(list[3].body["filters"]["radio"]["categories"], json!(["LTE"]));
-        assert!(list[3].body["viewport"]["west"].as_f64().unwrap() <= -179.0, "a category click at world view");
+        assert_eq!(list[4].body["filters"]["radio"]["categories"], json!(["LTE"]));
+        assert!(list[4].body["viewport"]["west"].as_f64().unwrap() <= -179.0, "a category click at world view");
         let brush = &list[1].body["filters"]["created"]["range"];
         assert!(brush["min"].as_f64().unwrap() < brush["max"].as_f64().unwrap());
-        assert_eq!(list[2].body["filters"]["radio"]["categories"], json!(["LTE"]));
+        assert_eq!(list[3].body["filters"]["radio"]["categories"], json!(["LTE"]));
         // Every body is a valid request for the dataset, nudged or not.
         for it in &list {
-            let nudged: serde_json::Value = serde_json::from_slice(&nth_body(&it.body, false, 7)).unwrap();
-            assert_ne!(nudged["viewport"]["west"], it.body["viewport"]["west"]);
-            assert_eq!(nth_body(&it.body, true, 7), Bytes::from(serde_json::to_vec(&it.body).unwrap()));
-            let r: crate::query::QueryRequest = serde_json::from_value(it.body.clone()).unwrap();
-            crate::query::plan(&r, &towers).unwrap();
+            let nudged: serde_json::Value = serde_json::from_slice(&nth_body(it, false, 7)).unwrap();
+            assert_ne!(nudged, it.body, "{}: a distinct request", it.name);
+            assert_eq!(nth_body(it, true, 7), Bytes::from(serde_json::to_vec(&it.body).unwrap()));
+            for r in [it.body.clone(), nudged] {
+                let r: crate::query::QueryRequest = serde_json::from_value(r).unwrap();
+                crate::query::plan(&r, &towers).unwrap();
+            }
         }
+        // The drag keeps the view and slides a brush of whole bins.
+        let drag = &list[2];
+        let Vary::Brush { edges, width, .. } = &drag.vary else { panic!("a drag varies the brush") };
+        let at = |n: u64| -> serde_json::Value { serde_json::from_slice(&nth_body(drag, false, n)).unwrap() };
+        assert_eq!(at(1)["viewport"], drag.body["viewport"]);
+        let (a, b) = (at(1)["filters"]["created"]["range"].clone(), at(2)["filters"]["created"]["range"].clone());
+        assert_eq!(a["min"].as_f64().unwrap(), edges[1]);
+        assert_eq!(b["min"].as_f64().unwrap(), edges[2]);
+        let hi = a["max"].as_f64().unwrap();
+        assert!(hi > edges[1 + width] && hi < edges[2 + width], "the upper end stays in its bin");
     }
 }
