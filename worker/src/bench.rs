@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// Largest pre-aggregated world view (histograms only) ÷ full scan the guard accepts.
     #[arg(long, default_value_t = 0.1)]
     pub max_aggregate_ratio: f64,
+    /// Largest brush-drag position (answered from a brush index) ÷ the
+    /// same brush's full scan the guard accepts.
+    #[arg(long, default_value_t = 0.2)]
+    pub max_brush_ratio: f64,
     /// Largest peak resident memory while loading ÷ resident memory once
     /// loaded the guard accepts.
     #[arg(long, default_value_t = 1.5)]
@@ -287,6 +291,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     .map_err(|e| Error::Protocol(e.to_string()))?;
     steps.sort_by(|x, y| x.total_cmp(y));
     let q = |f: f64| steps[((steps.len() as f64 * f) as usize).min(steps.len() - 1)];
+    let drag_median = q(0.5);
     println!(
         "{:<36} {:>10.2} {:>10.2} {:>10.2}   (p99 {:.2} ms over {} positions)",
         "brush drag, each position",
@@ -310,6 +315,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             ("full scan / floor", scan / floor.median_ms, a.max_scan_ratio),
             ("pre-aggregated histograms / full scan", medians["world, histograms only"] / scan, a.max_aggregate_ratio),
             ("load peak / loaded (memory)", load_peak_ratio, a.max_load_peak_ratio),
+            ("brush drag position / full scan", drag_median / medians["year brush 2015-2017 (full scan)"], a.max_brush_ratio),
         ];
         let mut failed = vec![];
         for (what, ratio, bound) in checks {
