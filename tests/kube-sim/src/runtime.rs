@@ -344,9 +344,13 @@ pub fn rewrite_paths(s: &str, mounts: &[(String, PathBuf)]) -> String {
         }
         let mut result = String::new();
         let mut rest = out.as_str();
+        let name_char = |c: char| c.is_alphanumeric() || c == '-' || c == '_' || c == '.';
         while let Some(pos) = rest.find(mount.as_str()) {
             let after = &rest[pos + mount.len()..];
-            let boundary = after.is_empty() || after.starts_with(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_' || c == '.'));
+            // A path starts the match (`/tmp` is not inside `/work/target/tmp`)
+            // and ends with it (`/tmp` is not `/tmpfs`).
+            let before = result.chars().last().filter(|_| pos == 0).or_else(|| rest[..pos].chars().last());
+            let boundary = !before.is_some_and(name_char) && (after.is_empty() || after.starts_with(|c: char| !name_char(c)));
             result.push_str(&rest[..pos]);
             if boundary {
                 result.push_str(&format!("\u{0}{i}\u{0}"));
@@ -750,6 +754,9 @@ mod tests {
         assert_eq!(rewrite_paths("/etc/quiver/datasets/d.json", &mounts), "/tmp/pods/p/volumes/datasets/d.json");
         assert_eq!(rewrite_paths("--scratch=/tmp", &mounts), "--scratch=/tmp/pods/p/volumes/tmp");
         assert_eq!(rewrite_paths("/tmpfs/x", &mounts), "/tmpfs/x");
+        // A host path with the mount path inside it is not the mount.
+        assert_eq!(rewrite_paths("file:///work/target/tmp/data/", &mounts), "file:///work/target/tmp/data/");
+        assert_eq!(rewrite_paths("file:///tmp/data/", &mounts), "file:///tmp/pods/p/volumes/tmp/data/");
     }
 
     #[test]
