@@ -2,9 +2,11 @@
 //! Service's DNS name, re-resolved periodically (pods come and go on scaling).
 //! The name is resolved by the system resolver, or by asking a given DNS
 //! server (the simulated control plane's, whose names the system does not know).
+//! A fan-out that finds no worker or a failing one nudges an early
+//! re-resolution (at most one a second): replaced pods have new addresses.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -17,7 +19,12 @@ pub struct Discovery {
     current: Arc<RwLock<Arc<Vec<String>>>>,
     source: WorkerSource,
     resolver: NameResolver,
+    /// When the last resolution started (for the nudge's rate limit).
+    last_refresh: Arc<Mutex<Option<Instant>>>,
 }
+
+/// The least time between a resolution and a nudged one.
+pub const NUDGE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Discovery {
     /// A fixed list of endpoints.
@@ -26,6 +33,7 @@ impl Discovery {
             current: Arc::new(RwLock::new(Arc::new(endpoints.clone()))),
             source: WorkerSource::Static(endpoints),
             resolver: NameResolver::system(),
+            last_refresh: Arc::default(),
         }
     }
 
@@ -36,7 +44,12 @@ impl Discovery {
         match source {
             WorkerSource::Static(list) => Discovery::fixed(list),
             WorkerSource::Dns { ref host, port, interval } => {
-                let d = Discovery { current: Arc::new(RwLock::new(Arc::new(Vec::new()))), source: source.clone(), resolver };
+                let d = Discovery {
+                    current: Arc::new(RwLock::new(Arc::new(Vec::new()))),
+                    source: source.clone(),
+                    resolver,
+                    last_refresh: Arc::default(),
+                };
                 d.refresh().await;
                 let d2 = d.clone();
                 let (host, mut shutdown) = (host.clone(), shutdown);
@@ -73,11 +86,31 @@ impl Discovery {
         }
     }
 
+    /// Starts a re-resolution in the background unless one started less than
+    /// [`NUDGE_INTERVAL`] ago (or the list is static); true when it started one.
+    /// Called when a fan-out found no worker or a failing one.
+    pub fn nudge(&self) -> bool {
+        if matches!(self.source, WorkerSource::Static(_)) {
+            return false;
+        }
+        {
+            let mut last = self.last_refresh.lock().expect("discovery lock");
+            if last.is_some_and(|t| t.elapsed() < NUDGE_INTERVAL) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        let d = self.clone();
+        tokio::spawn(async move { d.refresh().await });
+        true
+    }
+
     /// Re-resolves a DNS source now (a static list never changes). On failure the
     /// last known list is kept: a DNS hiccup must not empty the cluster. A name that
     /// does not exist (or has no address) empties it: no worker is ready.
     pub async fn refresh(&self) {
         let WorkerSource::Dns { host, port, .. } = &self.source else { return };
+        *self.last_refresh.lock().expect("discovery lock") = Some(Instant::now());
         match tokio::time::timeout(Duration::from_secs(5), self.resolver.lookup(host, *port)).await {
             Ok(Ok(addrs)) => {
                 let mut list: Vec<String> = addrs.into_iter().map(|a| format!("http://{a}")).collect();
@@ -168,6 +201,36 @@ mod tests {
         drop(answer);
         d.refresh().await;
         assert_eq!(*d.endpoints(), vec!["http://127.0.0.5:8815".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_nudge_re_resolves_early_at_most_once_a_second() {
+        const NAME: &str = "demo-workers.ns.svc.cluster.local";
+        let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap();
+        let (answer, rx) = watch::channel(Answer::Addresses(vec![ip("127.0.0.2")]));
+        let server = dns_server(NAME, rx).await;
+        let (_shutdown, shutdown_rx) = watch::channel(false);
+        let d = Discovery::start(
+            WorkerSource::Dns { host: NAME.into(), port: 8815, interval: Duration::from_secs(3600) },
+            NameResolver::new(Some(server)),
+            shutdown_rx,
+        )
+        .await;
+        assert_eq!(*d.endpoints(), vec!["http://127.0.0.2:8815".to_string()]);
+        // Just resolved: a nudge now does nothing.
+        assert!(!d.nudge());
+        // The pod was replaced and has a new address; a second later a nudge finds it.
+        answer.send(Answer::Addresses(vec![ip("127.0.0.7")])).unwrap();
+        *d.last_refresh.lock().unwrap() = Some(Instant::now() - NUDGE_INTERVAL);
+        assert!(d.nudge());
+        assert!(!d.nudge(), "one nudge at a time");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while *d.endpoints() != vec!["http://127.0.0.7:8815".to_string()] {
+            assert!(Instant::now() < deadline, "the nudge did not re-resolve: {:?}", d.endpoints());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A static list is never re-resolved.
+        assert!(!Discovery::fixed(vec!["http://a:1".into()]).nudge());
     }
 
     #[tokio::test]

@@ -134,6 +134,11 @@ impl Fanout {
                 },
             });
         }
+        // Workers replaced or scaled up from zero have new addresses: look
+        // again now rather than at the next periodic resolution.
+        if replies.is_empty() || replies.iter().any(|r| r.result.is_err()) {
+            self.discovery.nudge();
+        }
         replies
     }
 

@@ -107,6 +107,9 @@ pub async fn query(State(state): State<AppState>, req: Request) -> Result<Respon
     let partial = shards.partial() || baseline.as_ref().is_some_and(|b| b.shards.partial());
     if partial {
         state.metrics.partial_results.inc();
+        // A shard missing with no worker failing: pods of a new sharding may
+        // have come up at addresses not listed yet.
+        state.fanout.discovery().nudge();
     }
     let total = started.elapsed();
     state.metrics.query_seconds.observe(total.as_secs_f64());
