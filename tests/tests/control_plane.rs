@@ -637,8 +637,9 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     let took = towers_ui.counts_match(&reference, 2, "towers: complete answer equal to the files").await;
     println!("dashboard towers: login, query over 2 shards = the files' radio counts ({})", secs(took));
     let idle_ui = Dashboard::login(&cli, &handle, "idle").await;
-    idle_ui.counts_match(&reference, 1, "idle: complete answer equal to the files").await;
+    // Taken before the queries: the workers' last query is no earlier.
     let idle_last_query = Instant::now();
+    idle_ui.counts_match(&reference, 1, "idle: complete answer equal to the files").await;
     let idle_pods: Vec<String> = pods_of(&handle, "idle", "worker")
         .iter()
         .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
