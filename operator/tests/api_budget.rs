@@ -72,8 +72,12 @@ fn worker_binary() -> PathBuf {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
         .args(["build", "--quiet", "-p", "quiver-worker", "--bin", "quiver-worker"]);
-    if dir.file_name().and_then(|n| n.to_str()) == Some("release") {
-        cmd.arg("--release");
+    // This test binary's profile: `<target>/debug` is `dev`, others are named as their folder.
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => {}
+        Some(profile) => {
+            cmd.args(["--profile", profile]);
+        }
     }
     // Not the jobserver of the `cargo test` running us (its tokens stay taken).
     for var in ["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"] {
@@ -146,7 +150,9 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
     let window = window();
     let poll = window / 4;
     let worker = worker_binary();
-    let dir = tempfile::tempdir().unwrap();
+    // Not under /tmp: the worker pods' /tmp is an emptyDir (as in a real
+    // pod, the simulator maps a pod's /tmp paths into that volume).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     generate(
@@ -399,6 +405,23 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
     .await;
     let after_changes = operator_requests(&handle.sim.accounting.snapshot());
     println!("after a spec change and a deleted child: {after_changes:?}");
+    // Only what changed was written: the HPA, the re-created policy, the status.
+    let other_writes: Vec<_> = after_changes
+        .iter()
+        .filter(|((verb, resource), _)| {
+            !matches!(verb.as_str(), "get" | "list")
+                && ![
+                    "autoscaling/horizontalpodautoscalers",
+                    "networking.k8s.io/networkpolicies",
+                    "quiver.dev/dataclusters/status",
+                ]
+                .contains(&resource.as_str())
+        })
+        .collect();
+    assert!(
+        other_writes.is_empty(),
+        "unchanged children were written: {other_writes:?}"
+    );
 
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;
