@@ -104,11 +104,10 @@ impl Cli {
             let mut pipe = child.stdin.take().unwrap();
             pipe.write_all(text.as_bytes()).await.unwrap();
         }
-        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
             .await
             .unwrap_or_else(|_| panic!("{} {args:?} did not finish within 60 s", bin.display()))
-            .unwrap();
-        out
+            .unwrap()
     }
 
     async fn kubectl(&self, args: &[&str]) -> Output {
