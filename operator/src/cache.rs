@@ -139,9 +139,9 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Cache<K> {
         Some(self.store.state_filter(|o| {
             let m = o.meta();
             m.namespace.as_deref() == Some(namespace)
-                && labels.iter().all(|(k, v)| {
-                    m.labels.as_ref().and_then(|l| l.get(k)) == Some(v)
-                })
+                && labels
+                    .iter()
+                    .all(|(k, v)| m.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
         }))
     }
 }
@@ -218,7 +218,10 @@ mod tests {
         assert_eq!(a.len(), 16);
         // FNV-1a of a fixed object: a change of hash function would re-apply
         // every child of every cluster after an upgrade.
-        assert_eq!(desired_hash(&serde_json::json!({"a": 1})), "9c3e82dd6fcae8b1");
+        assert_eq!(
+            desired_hash(&serde_json::json!({"a": 1})),
+            "9c3e82dd6fcae8b1"
+        );
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(120);
 pub fn build(mut config: Config) -> Result<Client> {
     config.read_timeout.get_or_insert(READ_TIMEOUT);
     config.reset_reader_on_write = true;
-    config.connect_timeout.get_or_insert(Duration::from_secs(10));
+    config
+        .connect_timeout
+        .get_or_insert(Duration::from_secs(10));
 
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -59,9 +61,11 @@ pub fn build(mut config: Config) -> Result<Client> {
         .layer(config.base_uri_layer())
         .option_layer(auth)
         // One error type under every authentication layer.
-        .map_err(|e: hyper_util::client::legacy::Error| -> Box<dyn std::error::Error + Send + Sync> {
-            Box::new(e)
-        })
+        .map_err(
+            |e: hyper_util::client::legacy::Error| -> Box<dyn std::error::Error + Send + Sync> {
+                Box::new(e)
+            },
+        )
         .service(http_client);
     Ok(Client::new(service, config.default_namespace))
 }

@@ -299,12 +299,12 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
     )
     .await?
     {
-            TokenSecret::Ours(t) => t,
-            TokenSecret::Foreign(what) => {
-                foreign.push(what);
-                None
-            }
-        };
+        TokenSecret::Ours(t) => t,
+        TokenSecret::Foreign(what) => {
+            foreign.push(what);
+            None
+        }
+    };
     if c.generate_dashboard_token
         && let TokenSecret::Foreign(what) = ensure_token_secret(
             &ctx.client,
@@ -534,8 +534,12 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
             client,
             c,
             &ch.service_account,
-            cached_meta(k.map(|k| &k.service_accounts), ns, &name(&ch.service_account.metadata))
-                .as_ref(),
+            cached_meta(
+                k.map(|k| &k.service_accounts),
+                ns,
+                &name(&ch.service_account.metadata),
+            )
+            .as_ref(),
             owned,
         )
         .await?,
@@ -543,7 +547,12 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
             client,
             c,
             &ch.worker_service,
-            cached_meta(k.map(|k| &k.services), ns, &name(&ch.worker_service.metadata)).as_ref(),
+            cached_meta(
+                k.map(|k| &k.services),
+                ns,
+                &name(&ch.worker_service.metadata),
+            )
+            .as_ref(),
             owned,
         )
         .await?,
@@ -567,8 +576,12 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
             client,
             c,
             &ch.network_policy,
-            cached_meta(k.map(|k| &k.network_policies), ns, &name(&ch.network_policy.metadata))
-                .as_ref(),
+            cached_meta(
+                k.map(|k| &k.network_policies),
+                ns,
+                &name(&ch.network_policy.metadata),
+            )
+            .as_ref(),
             owned,
         )
         .await?,
@@ -576,7 +589,12 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
             client,
             c,
             &ch.pdb,
-            cached_meta(k.map(|k| &k.disruption_budgets), ns, &name(&ch.pdb.metadata)).as_ref(),
+            cached_meta(
+                k.map(|k| &k.disruption_budgets),
+                ns,
+                &name(&ch.pdb.metadata),
+            )
+            .as_ref(),
             owned,
         )
         .await?,
@@ -592,15 +610,20 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
             client,
             c,
             &ch.dashboard_service,
-            cached_meta(k.map(|k| &k.services), ns, &name(&ch.dashboard_service.metadata))
-                .as_ref(),
+            cached_meta(
+                k.map(|k| &k.services),
+                ns,
+                &name(&ch.dashboard_service.metadata),
+            )
+            .as_ref(),
             owned,
         )
         .await?,
     ];
     if let Some(h) = &ch.hpa {
         let cached = cached_meta(k.map(|k| &k.autoscalers), ns, &name(&h.metadata));
-        holders.push(holder::<HorizontalPodAutoscaler>(client, c, h, cached.as_ref(), owned).await?);
+        holders
+            .push(holder::<HorizontalPodAutoscaler>(client, c, h, cached.as_ref(), owned).await?);
     }
     if let Some(i) = &ch.ingress {
         let cached = cached_meta(k.map(|k| &k.ingresses), ns, &name(&i.metadata));
@@ -676,8 +699,12 @@ async fn apply_children(
         client,
         c,
         &ch.service_account,
-        cached_meta(k.map(|k| &k.service_accounts), ns, &name(&ch.service_account.metadata))
-            .as_ref(),
+        cached_meta(
+            k.map(|k| &k.service_accounts),
+            ns,
+            &name(&ch.service_account.metadata),
+        )
+        .as_ref(),
     )
     .await?;
     remove_legacy(ctx, c).await?;
@@ -685,7 +712,12 @@ async fn apply_children(
         client,
         c,
         &ch.worker_service,
-        cached_meta(k.map(|k| &k.services), ns, &name(&ch.worker_service.metadata)).as_ref(),
+        cached_meta(
+            k.map(|k| &k.services),
+            ns,
+            &name(&ch.worker_service.metadata),
+        )
+        .as_ref(),
     )
     .await?;
     // Before the StatefulSet: new pods mount the list they were rolled for.
@@ -696,7 +728,11 @@ async fn apply_children(
         cached_meta(k.map(|k| &k.config_maps), ns, &name(&ch.datasets.metadata)).as_ref(),
     )
     .await?;
-    let cached_sts = k.and_then(|k| k.stateful_sets.seen(ns, &name(&ch.workers.metadata)).present());
+    let cached_sts = k.and_then(|k| {
+        k.stateful_sets
+            .seen(ns, &name(&ch.workers.metadata))
+            .present()
+    });
     let workers = match apply_if_changed::<StatefulSet>(
         client,
         c,
@@ -712,15 +748,24 @@ async fn apply_children(
         client,
         c,
         &ch.network_policy,
-        cached_meta(k.map(|k| &k.network_policies), ns, &name(&ch.network_policy.metadata))
-            .as_ref(),
+        cached_meta(
+            k.map(|k| &k.network_policies),
+            ns,
+            &name(&ch.network_policy.metadata),
+        )
+        .as_ref(),
     )
     .await?;
     apply_if_changed::<PodDisruptionBudget>(
         client,
         c,
         &ch.pdb,
-        cached_meta(k.map(|k| &k.disruption_budgets), ns, &name(&ch.pdb.metadata)).as_ref(),
+        cached_meta(
+            k.map(|k| &k.disruption_budgets),
+            ns,
+            &name(&ch.pdb.metadata),
+        )
+        .as_ref(),
     )
     .await?;
     apply_if_changed::<Deployment>(
@@ -734,7 +779,12 @@ async fn apply_children(
         client,
         c,
         &ch.dashboard_service,
-        cached_meta(k.map(|k| &k.services), ns, &name(&ch.dashboard_service.metadata)).as_ref(),
+        cached_meta(
+            k.map(|k| &k.services),
+            ns,
+            &name(&ch.dashboard_service.metadata),
+        )
+        .as_ref(),
     )
     .await?;
     let dashboard = format!("{}-dashboard", c.name);
@@ -751,7 +801,10 @@ async fn apply_children(
             .await?;
         }
         None => {
-            if !matches!(all.map(|k| k.autoscalers.seen(ns, &dashboard)), Some(Seen::Absent)) {
+            if !matches!(
+                all.map(|k| k.autoscalers.seen(ns, &dashboard)),
+                Some(Seen::Absent)
+            ) {
                 delete_owned::<HorizontalPodAutoscaler>(client, c, &dashboard).await?;
             }
         }
@@ -759,8 +812,13 @@ async fn apply_children(
     let ingress_address = match &ch.ingress {
         Some(i) => {
             let cached = k.and_then(|k| k.ingresses.seen(ns, &name(&i.metadata)).present());
-            let ingress = match apply_if_changed::<Ingress>(client, c, i, cached.as_ref().map(|i| &i.metadata))
-                .await?
+            let ingress = match apply_if_changed::<Ingress>(
+                client,
+                c,
+                i,
+                cached.as_ref().map(|i| &i.metadata),
+            )
+            .await?
             {
                 Some(applied) => applied,
                 None => (*cached.expect("skipped only when cached")).clone(),
@@ -773,7 +831,10 @@ async fn apply_children(
                 .and_then(|i| i.hostname.or(i.ip))
         }
         None => {
-            if !matches!(all.map(|k| k.ingresses.seen(ns, &c.name)), Some(Seen::Absent)) {
+            if !matches!(
+                all.map(|k| k.ingresses.seen(ns, &c.name)),
+                Some(Seen::Absent)
+            ) {
                 delete_owned::<Ingress>(client, c, &c.name).await?;
             }
             None
@@ -968,7 +1029,8 @@ pub async fn run(
     let (disruption_budgets, pdb_events) = watched_meta::<PodDisruptionBudget>(&client, &children);
     // Secrets and pods fill caches only: a pod's changes reach the status at
     // the next poll (its StatefulSet's ready count triggers at once).
-    let (secrets, secret_events) = watched::<k8s_openapi::api::core::v1::Secret>(&client, &children);
+    let (secrets, secret_events) =
+        watched::<k8s_openapi::api::core::v1::Secret>(&client, &children);
     let (pods, pod_events) = watched::<Pod>(&client, &worker_pods);
     ctx.use_caches(Arc::new(Caches {
         stateful_sets,

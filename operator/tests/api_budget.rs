@@ -71,7 +71,14 @@ fn worker_binary() -> PathBuf {
     let dir = profile_dir();
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .args(["build", "--quiet", "-p", "quiver-worker", "--bin", "quiver-worker"]);
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "quiver-worker",
+            "--bin",
+            "quiver-worker",
+        ]);
     // This test binary's profile: `<target>/debug` is `dev`, others are named as their folder.
     match dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => {}
@@ -217,25 +224,25 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
     .unwrap();
     let clusters: Api<DataCluster> = Api::namespaced(admin.clone(), NAMESPACE);
     clusters
-        .patch(
-            CLUSTER,
-            &PatchParams::apply("test"),
-            &Patch::Apply(&dc),
-        )
+        .patch(CLUSTER, &PatchParams::apply("test"), &Patch::Apply(&dc))
         .await
         .unwrap();
 
-    eventually("the DataCluster Ready with every row", Duration::from_secs(120), || async {
-        let dc = clusters.get(CLUSTER).await.map_err(|e| e.to_string())?;
-        let s = dc.status.clone().unwrap_or_default();
-        let rows: i64 = s.datasets.iter().map(|d| d.rows).sum();
-        let phase = serde_json::to_value(s.phase).unwrap();
-        if phase == "Ready" && rows == ROWS as i64 {
-            Ok(())
-        } else {
-            Err(format!("status {}", status_of(&dc)))
-        }
-    })
+    eventually(
+        "the DataCluster Ready with every row",
+        Duration::from_secs(120),
+        || async {
+            let dc = clusters.get(CLUSTER).await.map_err(|e| e.to_string())?;
+            let s = dc.status.clone().unwrap_or_default();
+            let rows: i64 = s.datasets.iter().map(|d| d.rows).sum();
+            let phase = serde_json::to_value(s.phase).unwrap();
+            if phase == "Ready" && rows == ROWS as i64 {
+                Ok(())
+            } else {
+                Err(format!("status {}", status_of(&dc)))
+            }
+        },
+    )
     .await;
 
     // Query the workers directly, five times a second.
@@ -286,7 +293,11 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
         poll * 2 + Duration::from_secs(10),
         || async {
             let dc = clusters.get(CLUSTER).await.map_err(|e| e.to_string())?;
-            match dc.status.as_ref().and_then(|s| s.last_activity_time.clone()) {
+            match dc
+                .status
+                .as_ref()
+                .and_then(|s| s.last_activity_time.clone())
+            {
                 Some(_) => Ok(dc),
                 None => Err(format!("status {}", status_of(&dc))),
             }
@@ -357,7 +368,10 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
         status_of(&after),
         "nothing a user sees changed during the window"
     );
-    assert_eq!(status_writes, 0, "no status write while nothing visible changed: {requests:?}");
+    assert_eq!(
+        status_writes, 0,
+        "no status write while nothing visible changed: {requests:?}"
+    );
     assert!(
         rate <= BUDGET_PER_MINUTE,
         "{rate:.2} requests/min exceeds the budget of {BUDGET_PER_MINUTE}: {requests:?}"
@@ -370,22 +384,28 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
         .patch(
             CLUSTER,
             &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"spec": {"dashboard": {"autoscaling": {"maxReplicas": 7}}}})),
+            &Patch::Merge(
+                serde_json::json!({"spec": {"dashboard": {"autoscaling": {"maxReplicas": 7}}}}),
+            ),
         )
         .await
         .unwrap();
     let autoscalers: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
         Api::namespaced(admin.clone(), NAMESPACE);
-    eventually("the new maxReplicas applied to the HPA", Duration::from_secs(30), || async {
-        let h = autoscalers
-            .get(&format!("{CLUSTER}-dashboard"))
-            .await
-            .map_err(|e| e.to_string())?;
-        match h.spec.max_replicas {
-            7 => Ok(()),
-            other => Err(format!("maxReplicas {other}")),
-        }
-    })
+    eventually(
+        "the new maxReplicas applied to the HPA",
+        Duration::from_secs(30),
+        || async {
+            let h = autoscalers
+                .get(&format!("{CLUSTER}-dashboard"))
+                .await
+                .map_err(|e| e.to_string())?;
+            match h.spec.max_replicas {
+                7 => Ok(()),
+                other => Err(format!("maxReplicas {other}")),
+            }
+        },
+    )
     .await;
     let policies: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
         Api::namespaced(admin.clone(), NAMESPACE);
@@ -396,12 +416,16 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
         .delete(&policy, &kube::api::DeleteParams::default())
         .await
         .unwrap();
-    eventually("the deleted NetworkPolicy re-created", Duration::from_secs(30), || async {
-        match policies.get_opt(&policy).await.map_err(|e| e.to_string())? {
-            Some(p) if uid(&p) != uid(&old) => Ok(()),
-            _ => Err("not yet".into()),
-        }
-    })
+    eventually(
+        "the deleted NetworkPolicy re-created",
+        Duration::from_secs(30),
+        || async {
+            match policies.get_opt(&policy).await.map_err(|e| e.to_string())? {
+                Some(p) if uid(&p) != uid(&old) => Ok(()),
+                _ => Err("not yet".into()),
+            }
+        },
+    )
     .await;
     let after_changes = operator_requests(&handle.sim.accounting.snapshot());
     println!("after a spec change and a deleted child: {after_changes:?}");
