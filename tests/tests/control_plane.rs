@@ -696,6 +696,14 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         }
     })
     .await;
+    // Nor earlier than a valid Lease allows: the last renewal was at most a
+    // third of the duration before the stop, so the Lease was valid until at
+    // least two thirds of the duration after it.
+    assert!(
+        took_over + Duration::from_millis(200) >= LEASE * 2 / 3,
+        "the standby took a Lease still valid ({} after the leader stopped)",
+        secs(took_over)
+    );
     signal(i64::from(frozen), "CONT");
     let t = Instant::now();
     eventually("the thawed old leader exits (it lost the Lease)", LEASE, || async {
