@@ -9,6 +9,19 @@
 //! interval is then a quarter of the window, so each window still holds 4
 //! polls, and the per-minute figure is normalised to the 30 s poll.
 
+/// Prints a line and appends it to `api-budget-report.md` in the target's tmp folder, which
+/// `.ci/run` shows after the tests (a passing test's output is captured).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        println!("{line}");
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("api-budget-report.md");
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
+        }
+    }};
+}
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -330,7 +343,7 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
     let scale = poll.as_secs_f64() / PRODUCTION_POLL.as_secs_f64();
     let total: u64 = requests.values().sum();
     let rate = total as f64 / minutes * scale;
-    println!(
+    say!(
         "API budget: {total} operator requests (watches excluded) in {:.1} s with a {:?} poll, \
          {rate:.2}/min at a 30 s poll (budget {BUDGET_PER_MINUTE}); {reconciles} reconciles; \
          {queries} queries answered ({:.1}/s), {} failed; {watches} watch requests (excluded)",
@@ -340,7 +353,7 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
         failed.load(Ordering::Relaxed)
     );
     for ((verb, resource), n) in &requests {
-        println!(
+        say!(
             "  {verb:<8} {resource:<40} {n:>4}  ({:.2}/min)",
             *n as f64 / minutes * scale
         );
@@ -428,7 +441,7 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
     )
     .await;
     let after_changes = operator_requests(&handle.sim.accounting.snapshot());
-    println!("after a spec change and a deleted child: {after_changes:?}");
+    say!("after a spec change and a deleted child: {after_changes:?}");
     // Only what changed was written: the HPA, the re-created policy, the status.
     let other_writes: Vec<_> = after_changes
         .iter()

@@ -26,6 +26,19 @@
 //! Without kubectl and helm the tests print SKIPPED and pass, unless `CI` is
 //! set (`.ci/run` installs them), where they fail.
 
+/// Prints a line and appends it to `control-plane-report.md` in the target's tmp folder, which
+/// `.ci/run` shows after the tests (a passing test's output is captured).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        println!("{line}");
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("control-plane-report.md");
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
+        }
+    }};
+}
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -63,7 +76,7 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
         "CI is set but kubectl/helm are missing from {} (.ci/run installs them)",
         bin.display()
     );
-    println!("SKIPPED: kubectl/helm not found in {} (bash .ci/run installs them)", bin.display());
+    say!("SKIPPED: kubectl/helm not found in {} (bash .ci/run installs them)", bin.display());
     None
 }
 
@@ -604,7 +617,7 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         }
     })
     .await;
-    println!("helm install: 2 operator pods Ready, {leader} leads, in {}", secs(t.elapsed()));
+    say!("helm install: 2 operator pods Ready, {leader} leads, in {}", secs(t.elapsed()));
 
     // ---- Two DataClusters over the S3 data.
     cli.create_namespace(DATA_NS).await;
@@ -627,14 +640,14 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     let out = cli.kubectl_apply(&format!("{towers}---\n{idle}"), &[]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let ready_towers = dc_ready(&cli, "towers", 2).await;
-    println!("kubectl apply: towers Ready 2/2 with {ROWS} rows in {}", secs(ready_towers));
+    say!("kubectl apply: towers Ready 2/2 with {ROWS} rows in {}", secs(ready_towers));
     dc_ready(&cli, "idle", 1).await;
-    println!("kubectl apply: idle Ready 1/1 with {ROWS} rows in {}", secs(t.elapsed()));
+    say!("kubectl apply: idle Ready 1/1 with {ROWS} rows in {}", secs(t.elapsed()));
 
     // ---- Login on each dashboard pod; answers equal the files' counts.
     let towers_ui = Dashboard::login(&cli, &handle, "towers").await;
     let took = towers_ui.counts_match(&reference, 2, "towers: complete answer equal to the files").await;
-    println!("dashboard towers: login, query over 2 shards = the files' radio counts ({})", secs(took));
+    say!("dashboard towers: login, query over 2 shards = the files' radio counts ({})", secs(took));
     let idle_ui = Dashboard::login(&cli, &handle, "idle").await;
     // Taken before the queries: the workers' last query is no earlier.
     let idle_last_query = Instant::now();
@@ -643,7 +656,7 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         .iter()
         .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
         .collect();
-    println!("dashboard idle: login, query = the files' counts; now left without queries");
+    say!("dashboard idle: login, query = the files' counts; now left without queries");
 
     // ---- Delete the leading operator pod: the standby leads within the lease duration.
     let t = Instant::now();
@@ -655,7 +668,7 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         }
     })
     .await;
-    println!(
+    say!(
         "leader failover: {new_leader} took the Lease {} after {leader} was deleted (lease duration {})",
         secs(t.elapsed()),
         secs(LEASE)
@@ -712,7 +725,7 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     .await;
     let stepped_down = t.elapsed();
     assert_eq!(lease_holder(&cli).await.as_deref(), Some(standby.as_str()), "the Lease stays with the new leader");
-    println!(
+    say!(
         "frozen leader: {standby} took the Lease {} after {new_leader} was stopped (lease duration {}, a standby looks every {}); thawed, the old leader exited {} later",
         secs(took_over),
         secs(LEASE),
@@ -733,9 +746,9 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     let q = towers_ui.counts_match(&reference, 3, "towers: complete answer over 3 shards equal to the files").await;
     stop.send(true).unwrap();
     let tally = during.await.unwrap();
-    println!("  answers during the re-shard: {tally:?}");
+    say!("  answers during the re-shard: {tally:?}");
     assert!(tally.wrong.is_empty(), "complete answers with wrong counts during the re-shard: {:?}", tally.wrong);
-    println!(
+    say!(
         "kubectl scale --replicas 3: Ready 3/3 in {} (by the third leader), dashboard answers over 3 shards equal the files {} later",
         secs(took),
         secs(q)
@@ -783,7 +796,7 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     let rollout = *back.values().max().unwrap() - first_gone;
     let each: Vec<Duration> = back.iter().map(|(n, at)| *at - gone[n]).collect();
     let serial: Duration = each.iter().sum();
-    println!(
+    say!(
         "restart annotation: {} workers replaced in {} (started {} after the annotation); each took {:?}, {} one after the other; at most {most_down} down at once",
         before.len(),
         secs(rollout),
@@ -797,7 +810,7 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     towers_ui.counts_match(&reference, 3, "towers after the restart: answers equal the files").await;
     stop.send(true).unwrap();
     let tally = during.await.unwrap();
-    println!("  answers during the restart: {tally:?}");
+    say!("  answers during the restart: {tally:?}");
     assert!(tally.wrong.is_empty(), "complete answers with wrong counts during the restart: {:?}", tally.wrong);
 
     // ---- kubectl delete dc: every child garbage-collected, the processes gone.
@@ -829,7 +842,7 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         if left.is_empty() && running.is_empty() { Ok(()) } else { Err(format!("left {left:?}, running {running:?}")) }
     })
     .await;
-    println!("kubectl delete dc towers: children and {} processes gone in {}", procs.len(), secs(t.elapsed()));
+    say!("kubectl delete dc towers: children and {} processes gone in {}", procs.len(), secs(t.elapsed()));
 
     // ---- idle: ScaleToZero after a minute without queries.
     let idle_procs: Vec<u32> = pod_processes()
@@ -849,14 +862,14 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     assert_eq!(cli.get_dc("idle").await.get("PHASE").map(String::as_str), Some("Suspended"));
     let status = idle_ui.status().await;
     assert_eq!(status["suspended"], json!(true), "the dashboard says suspended: {status}");
-    println!("idle: ScaleToZero {} after its last query (idleTimeout 1m, poll {}), worker process gone", secs(suspended), secs(POLL));
+    say!("idle: ScaleToZero {} after its last query (idleTimeout 1m, poll {}), worker process gone", secs(suspended), secs(POLL));
 
     // ---- Resume from the dashboard: Ready again, the same counts.
     let r = idle_ui.http.post(format!("{}/api/resume", idle_ui.base)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 202, "resume: {}", r.text().await.unwrap_or_default());
     let took = dc_ready(&cli, "idle", 1).await;
     let q = idle_ui.counts_match(&reference, 1, "idle after resume: answers equal the files").await;
-    println!("resume from the dashboard: Ready 1/1 in {}, answers equal the files {} later", secs(took), secs(q));
+    say!("resume from the dashboard: Ready 1/1 in {}, answers equal the files {} later", secs(took), secs(q));
     assert_eq!(idle_ui.status().await["suspended"], json!(false));
 
     // ---- helm uninstall: nothing of the release left, the CRD kept.
@@ -911,12 +924,12 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         .collect();
     assert_eq!(ns_left, vec!["leases.coordination.k8s.io/quiver-operator".to_string()], "left in {OPERATOR_NS}");
     assert_eq!(lease_holder(&cli).await, None, "the Lease was released");
-    println!(
+    say!(
         "helm uninstall: {} objects of the release and both operator processes gone in {}; CRD kept; left in {OPERATOR_NS}: the released Lease",
         released.len(),
         secs(t.elapsed())
     );
-    println!("control plane lifecycle: {} in all", secs(started.elapsed()));
+    say!("control plane lifecycle: {} in all", secs(started.elapsed()));
     handle.stop().await;
 }
 
@@ -959,7 +972,7 @@ async fn the_crds_apply_server_side_and_an_invalid_datacluster_is_refused_by_the
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "an invalid DataCluster was accepted: {extra}");
         assert!(err.contains(&want), "kubectl apply's error names the rule's message {want:?}: {err}");
-        println!("refused at apply: {}", err.trim());
+        say!("refused at apply: {}", err.trim());
     }
     let out = cli.kubectl(&["get", "dc", "bad", "-n", DATA_NS]).await;
     assert!(!out.status.success(), "nothing was stored");
