@@ -16,6 +16,7 @@ fn init_tracing(format: LogFormat, default: &str) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    quiver_worker::tls::install_crypto_provider();
     let cli = Cli::parse();
     // The demo and the benchmark talk to a person on the terminal: only warnings
     // interrupt them (RUST_LOG overrides).

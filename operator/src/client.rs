@@ -32,6 +32,8 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// unset, becomes [`READ_TIMEOUT`] (counted from each request written:
 /// `reset_reader_on_write`), and `config.connect_timeout` 10 s.
 pub fn build(mut config: Config) -> Result<Client> {
+    // The TLS connector below needs a process-wide rustls provider.
+    quiver_worker::tls::install_crypto_provider();
     config.read_timeout.get_or_insert(READ_TIMEOUT);
     config.reset_reader_on_write = true;
     config

@@ -225,6 +225,7 @@ async fn termination() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    quiver_worker::tls::install_crypto_provider();
     let config = Config::try_from(Cli::parse())?;
     init_logging(config.log_format);
     let metrics = Arc::new(Metrics::default());

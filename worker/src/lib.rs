@@ -31,5 +31,6 @@ pub mod server;
 pub mod source;
 pub mod spec;
 pub mod store;
+pub mod tls;
 
 pub use error::{Error, Result};

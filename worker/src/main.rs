@@ -45,6 +45,7 @@ fn init_logging(format: &str) {
 }
 
 fn main() -> anyhow::Result<()> {
+    quiver_worker::tls::install_crypto_provider();
     let cli = Cli::parse();
     init_logging(&cli.log_format);
     if matches!(cli.command, Command::Serve(_)) {
