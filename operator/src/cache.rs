@@ -159,6 +159,19 @@ pub fn cached_meta<K: Resource<DynamicType = ()> + Clone + 'static>(
         .map(|o| o.meta().clone())
 }
 
+/// [`cached_meta`] of a child as built (by its name).
+pub fn cached_meta_of<K: Resource<DynamicType = ()> + Clone + 'static>(
+    cache: Option<&Cache<K>>,
+    namespace: &str,
+    child: &impl Resource,
+) -> Option<ObjectMeta> {
+    cached_meta(
+        cache,
+        namespace,
+        child.meta().name.as_deref().unwrap_or_default(),
+    )
+}
+
 /// The stores a reconcile reads: every child kind, the worker pods and the
 /// token Secrets, all selected by the `managed-by` label. Kinds whose content
 /// the operator never reads are watched as metadata only (owner, hash

@@ -27,7 +27,7 @@ use crate::apply::{
     Holder, OwnedChildren, TokenSecret, apply_if_changed, apply_status, delete_owned,
     ensure_token_secret, holder,
 };
-use crate::cache::{Cache, Caches, RESYNC, Seen, cached_meta};
+use crate::cache::{Cache, Caches, RESYNC, Seen, cached_meta_of};
 use crate::children::{
     Children, Component, build_all, managed_by_selector, selector_labels, worker_selector_string,
 };
@@ -528,18 +528,12 @@ async fn drive_rollout(
 /// (decided from the caches where they show the child).
 async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Result<Vec<String>> {
     let (client, owned, k, ns) = (&ctx.client, &ctx.owned, ctx.caches(), &c.namespace);
-    let name = |m: &kube::core::ObjectMeta| m.name.clone().unwrap_or_default();
     let mut holders = vec![
         holder::<ServiceAccount>(
             client,
             c,
             &ch.service_account,
-            cached_meta(
-                k.map(|k| &k.service_accounts),
-                ns,
-                &name(&ch.service_account.metadata),
-            )
-            .as_ref(),
+            cached_meta_of(k.map(|k| &k.service_accounts), ns, &ch.service_account).as_ref(),
             owned,
         )
         .await?,
@@ -547,12 +541,7 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
             client,
             c,
             &ch.worker_service,
-            cached_meta(
-                k.map(|k| &k.services),
-                ns,
-                &name(&ch.worker_service.metadata),
-            )
-            .as_ref(),
+            cached_meta_of(k.map(|k| &k.services), ns, &ch.worker_service).as_ref(),
             owned,
         )
         .await?,
@@ -560,7 +549,7 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
             client,
             c,
             &ch.datasets,
-            cached_meta(k.map(|k| &k.config_maps), ns, &name(&ch.datasets.metadata)).as_ref(),
+            cached_meta_of(k.map(|k| &k.config_maps), ns, &ch.datasets).as_ref(),
             owned,
         )
         .await?,
@@ -568,7 +557,7 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
             client,
             c,
             &ch.workers,
-            cached_meta(k.map(|k| &k.stateful_sets), ns, &name(&ch.workers.metadata)).as_ref(),
+            cached_meta_of(k.map(|k| &k.stateful_sets), ns, &ch.workers).as_ref(),
             owned,
         )
         .await?,
@@ -576,12 +565,7 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
             client,
             c,
             &ch.network_policy,
-            cached_meta(
-                k.map(|k| &k.network_policies),
-                ns,
-                &name(&ch.network_policy.metadata),
-            )
-            .as_ref(),
+            cached_meta_of(k.map(|k| &k.network_policies), ns, &ch.network_policy).as_ref(),
             owned,
         )
         .await?,
@@ -589,12 +573,7 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
             client,
             c,
             &ch.pdb,
-            cached_meta(
-                k.map(|k| &k.disruption_budgets),
-                ns,
-                &name(&ch.pdb.metadata),
-            )
-            .as_ref(),
+            cached_meta_of(k.map(|k| &k.disruption_budgets), ns, &ch.pdb).as_ref(),
             owned,
         )
         .await?,
@@ -602,7 +581,7 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
             client,
             c,
             &ch.dashboard,
-            cached_meta(k.map(|k| &k.deployments), ns, &name(&ch.dashboard.metadata)).as_ref(),
+            cached_meta_of(k.map(|k| &k.deployments), ns, &ch.dashboard).as_ref(),
             owned,
         )
         .await?,
@@ -610,23 +589,18 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
             client,
             c,
             &ch.dashboard_service,
-            cached_meta(
-                k.map(|k| &k.services),
-                ns,
-                &name(&ch.dashboard_service.metadata),
-            )
-            .as_ref(),
+            cached_meta_of(k.map(|k| &k.services), ns, &ch.dashboard_service).as_ref(),
             owned,
         )
         .await?,
     ];
     if let Some(h) = &ch.hpa {
-        let cached = cached_meta(k.map(|k| &k.autoscalers), ns, &name(&h.metadata));
+        let cached = cached_meta_of(k.map(|k| &k.autoscalers), ns, h);
         holders
             .push(holder::<HorizontalPodAutoscaler>(client, c, h, cached.as_ref(), owned).await?);
     }
     if let Some(i) = &ch.ingress {
-        let cached = cached_meta(k.map(|k| &k.ingresses), ns, &name(&i.metadata));
+        let cached = cached_meta_of(k.map(|k| &k.ingresses), ns, i);
         holders.push(holder::<Ingress>(client, c, i, cached.as_ref(), owned).await?);
     }
     Ok(holders
@@ -699,12 +673,7 @@ async fn apply_children(
         client,
         c,
         &ch.service_account,
-        cached_meta(
-            k.map(|k| &k.service_accounts),
-            ns,
-            &name(&ch.service_account.metadata),
-        )
-        .as_ref(),
+        cached_meta_of(k.map(|k| &k.service_accounts), ns, &ch.service_account).as_ref(),
     )
     .await?;
     remove_legacy(ctx, c).await?;
@@ -712,12 +681,7 @@ async fn apply_children(
         client,
         c,
         &ch.worker_service,
-        cached_meta(
-            k.map(|k| &k.services),
-            ns,
-            &name(&ch.worker_service.metadata),
-        )
-        .as_ref(),
+        cached_meta_of(k.map(|k| &k.services), ns, &ch.worker_service).as_ref(),
     )
     .await?;
     // Before the StatefulSet: new pods mount the list they were rolled for.
@@ -725,7 +689,7 @@ async fn apply_children(
         client,
         c,
         &ch.datasets,
-        cached_meta(k.map(|k| &k.config_maps), ns, &name(&ch.datasets.metadata)).as_ref(),
+        cached_meta_of(k.map(|k| &k.config_maps), ns, &ch.datasets).as_ref(),
     )
     .await?;
     let cached_sts = k.and_then(|k| {
@@ -748,43 +712,28 @@ async fn apply_children(
         client,
         c,
         &ch.network_policy,
-        cached_meta(
-            k.map(|k| &k.network_policies),
-            ns,
-            &name(&ch.network_policy.metadata),
-        )
-        .as_ref(),
+        cached_meta_of(k.map(|k| &k.network_policies), ns, &ch.network_policy).as_ref(),
     )
     .await?;
     apply_if_changed::<PodDisruptionBudget>(
         client,
         c,
         &ch.pdb,
-        cached_meta(
-            k.map(|k| &k.disruption_budgets),
-            ns,
-            &name(&ch.pdb.metadata),
-        )
-        .as_ref(),
+        cached_meta_of(k.map(|k| &k.disruption_budgets), ns, &ch.pdb).as_ref(),
     )
     .await?;
     apply_if_changed::<Deployment>(
         client,
         c,
         &ch.dashboard,
-        cached_meta(k.map(|k| &k.deployments), ns, &name(&ch.dashboard.metadata)).as_ref(),
+        cached_meta_of(k.map(|k| &k.deployments), ns, &ch.dashboard).as_ref(),
     )
     .await?;
     apply_if_changed::<Service>(
         client,
         c,
         &ch.dashboard_service,
-        cached_meta(
-            k.map(|k| &k.services),
-            ns,
-            &name(&ch.dashboard_service.metadata),
-        )
-        .as_ref(),
+        cached_meta_of(k.map(|k| &k.services), ns, &ch.dashboard_service).as_ref(),
     )
     .await?;
     let dashboard = format!("{}-dashboard", c.name);
@@ -796,7 +745,7 @@ async fn apply_children(
                 client,
                 c,
                 h,
-                cached_meta(k.map(|k| &k.autoscalers), ns, &name(&h.metadata)).as_ref(),
+                cached_meta_of(k.map(|k| &k.autoscalers), ns, h).as_ref(),
             )
             .await?;
         }
