@@ -1,6 +1,8 @@
 // Y-axis ticks of a count histogram, linear or log. Pure functions: the
 // histogram draws what they return.
 
+import { withUnit } from './format.js';
+
 /**
  * Where a count sits on the y axis, as a fraction of the plot height (0 at the
  * bottom, 1 at `max`). The log scale is log10(1 + v), so 0 stays at the bottom.
@@ -55,18 +57,5 @@ export function yTicks(max, { log = false, height = 90, minGap = 18 } = {}) {
 /** A short tick label: 0, 500, 1k, 1.5k, 25k, 2M, 1.2B. */
 export function formatTick(n) {
   if (!Number.isFinite(n)) return '';
-  const a = Math.abs(n);
-  const units = [
-    [1e12, 'T'],
-    [1e9, 'B'],
-    [1e6, 'M'],
-    [1e3, 'k'],
-  ];
-  for (const [v, s] of units) {
-    if (a >= v) {
-      const x = n / v;
-      return `${Number(x.toFixed(Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2))}${s}`;
-    }
-  }
-  return String(Math.round(n));
+  return withUnit(n, true) ?? String(Math.round(n));
 }

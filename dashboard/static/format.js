@@ -7,25 +7,27 @@ export function formatCount(n) {
   return Number.isFinite(n) ? exact.format(n) : '–';
 }
 
+/**
+ * n in thousands, millions, billions or trillions with 3 significant
+ * digits ("1.23M", "25.0k"; "25k" with `trim`), or null below 1000.
+ */
+export function withUnit(n, trim = false) {
+  const a = Math.abs(n);
+  for (const [v, s] of [[1e12, 'T'], [1e9, 'B'], [1e6, 'M'], [1e3, 'k']]) {
+    if (a >= v) {
+      const x = n / v;
+      const text = x.toFixed(Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2);
+      return `${trim ? Number(text) : text}${s}`;
+    }
+  }
+  return null;
+}
+
 /** 1234567 → "1.23M"; small numbers stay exact. */
 export function formatCompact(n) {
   if (!Number.isFinite(n)) return '–';
-  const a = Math.abs(n);
-  if (a < 10000) return exact.format(n);
-  const units = [
-    [1e12, 'T'],
-    [1e9, 'B'],
-    [1e6, 'M'],
-    [1e3, 'k'],
-  ];
-  for (const [v, s] of units) {
-    if (a >= v) {
-      const x = n / v;
-      const digits = Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2;
-      return `${x.toFixed(digits)}${s}`;
-    }
-  }
-  return exact.format(n);
+  if (Math.abs(n) < 10000) return exact.format(n);
+  return withUnit(n) ?? exact.format(n);
 }
 
 /** Milliseconds, with precision that matches their size. */
