@@ -86,9 +86,15 @@ pub struct ServeArgs {
     /// Per-worker time limit for one call (retry included).
     #[arg(long, env = "QUIVER_WORKER_TIMEOUT", default_value = "5s")]
     pub worker_timeout: String,
-    /// Optional XYZ tile URL template for the basemap, e.g. `https://tile.example/{z}/{x}/{y}.png`.
+    /// XYZ tile URL template drawn under the data when the browser can reach it
+    /// (default: OpenStreetMap's standard tiles, `https://tile.openstreetmap.org/{z}/{x}/{y}.png`);
+    /// `none` turns online tiles off. The offline basemap is drawn whenever tiles are off or unreachable.
     #[arg(long, env = "QUIVER_TILE_URL")]
     pub tile_url: Option<String>,
+    /// Attribution shown on the map for the tiles (default: the OpenStreetMap
+    /// notice for OpenStreetMap's tiles, else the tile server's host name).
+    #[arg(long, env = "QUIVER_TILE_ATTRIBUTION")]
+    pub tile_attribution: Option<String>,
     /// Name of the DataCluster this dashboard belongs to (in Kubernetes).
     #[arg(long, env = "QUIVER_CLUSTER")]
     pub cluster: Option<String>,
@@ -172,8 +178,10 @@ pub struct Config {
     pub session_epoch: u64,
     /// Per-worker call time limit.
     pub worker_timeout: Duration,
-    /// XYZ tile URL template.
+    /// XYZ tile URL template; `None`: online tiles off.
     pub tile_url: Option<String>,
+    /// Attribution of the tiles shown on the map.
+    pub tile_attribution: Option<String>,
     /// DataCluster name and namespace, when running in Kubernetes.
     pub cluster: Option<(String, String)>,
     /// The operator's resume endpoint (needs `cluster`).
@@ -184,6 +192,41 @@ pub struct Config {
     pub trust_proxy: bool,
     /// Header and body read times and the connection cap.
     pub limits: crate::conn::Limits,
+}
+
+/// The default online tile layer: OpenStreetMap's standard tiles. Their usage
+/// policy (operations.osmfoundation.org/policies/tiles) asks for the attribution
+/// below on the map, a Referer (the front end sends its origin), browser
+/// caching (kept), and no bulk or offline downloading (the front end asks only
+/// for the tiles in view).
+pub const DEFAULT_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+
+/// Values of `--tile-url` that turn online tiles off.
+pub const TILES_OFF: &[&str] = &["none", "off"];
+
+/// `--tile-url` as given (absent: the default) to the template to use, or
+/// `None` when tiles are off; refuses what is not an http(s) template with
+/// `{z}`, `{x}` and `{y}`.
+pub fn tile_layer(arg: Option<&str>) -> Result<Option<String>> {
+    let t = match arg.map(str::trim) {
+        None => return Ok(Some(DEFAULT_TILE_URL.to_string())),
+        Some(t) if t.is_empty() || TILES_OFF.iter().any(|o| t.eq_ignore_ascii_case(o)) => return Ok(None),
+        Some(t) => t,
+    };
+    let ok = (t.starts_with("https://") || t.starts_with("http://")) && ["{z}", "{x}", "{y}"].iter().all(|p| t.contains(p));
+    if !ok {
+        return Err(Error::Config(format!(
+            "--tile-url {t:?} must be an http(s) URL template with {{z}}, {{x}} and {{y}}, or `none`"
+        )));
+    }
+    Ok(Some(t.to_string()))
+}
+
+/// The attribution a known tile server requires: OpenStreetMap's for its tiles.
+pub fn default_tile_attribution(url: &str) -> Option<String> {
+    let host = url.split_once("://").map_or(url, |(_, r)| r).split('/').next().unwrap_or_default();
+    (host == "tile.openstreetmap.org" || host.ends_with(".tile.openstreetmap.org"))
+        .then(|| "© OpenStreetMap contributors".to_string())
 }
 
 /// Parses a duration like `5s`, `250ms`, `12h`, quoting the flag and the value on error.
@@ -285,19 +328,10 @@ impl TryFrom<ServeArgs> for Config {
             return Err(Error::Config(format!("--session-ttl {:?} is longer than a year", a.session_ttl)));
         }
         let worker_timeout = parse_duration("worker-timeout", &a.worker_timeout)?;
-        let tile_url = match a.tile_url.filter(|t| !t.trim().is_empty()) {
-            None => None,
-            Some(t) => {
-                let ok = (t.starts_with("https://") || t.starts_with("http://"))
-                    && ["{z}", "{x}", "{y}"].iter().all(|p| t.contains(p));
-                if !ok {
-                    return Err(Error::Config(format!(
-                        "--tile-url {t:?} must be an http(s) URL template with {{z}}, {{x}} and {{y}}"
-                    )));
-                }
-                Some(t)
-            }
-        };
+        let tile_url = tile_layer(a.tile_url.as_deref())?;
+        let tile_attribution = tile_url.as_deref().and_then(|u| {
+            a.tile_attribution.clone().filter(|t| !t.trim().is_empty()).or_else(|| default_tile_attribution(u))
+        });
         let defaults = crate::conn::Limits::default();
         let limits = crate::conn::Limits {
             header_read_timeout: match &a.header_read_timeout {
@@ -345,6 +379,7 @@ impl TryFrom<ServeArgs> for Config {
             session_epoch: a.session_epoch,
             worker_timeout,
             tile_url,
+            tile_attribution,
             operator_url,
             dns_server,
             cluster,
@@ -414,6 +449,41 @@ mod tests {
         assert!(e.to_string().contains("ftp://x"), "{e}");
         let e = Config::try_from(ServeArgs { tile_url: Some("https://t/{z}".into()), ..args() }).unwrap_err();
         assert!(e.to_string().contains("{x}"), "{e}");
+    }
+
+    #[test]
+    fn tiles_default_to_openstreetmap_with_its_attribution() {
+        let c = Config::try_from(ServeArgs { tile_url: None, ..args() }).unwrap();
+        assert_eq!(c.tile_url.as_deref(), Some(DEFAULT_TILE_URL));
+        assert_eq!(c.tile_attribution.as_deref(), Some("© OpenStreetMap contributors"));
+    }
+
+    #[test]
+    fn tile_url_none_turns_tiles_off() {
+        for off in ["none", "off", "NONE", " "] {
+            let c = Config::try_from(ServeArgs { tile_url: Some(off.into()), ..args() }).unwrap();
+            assert_eq!(c.tile_url, None, "{off:?}");
+            assert_eq!(c.tile_attribution, None, "{off:?}");
+        }
+    }
+
+    #[test]
+    fn another_tile_server_shows_its_given_attribution() {
+        let url = "https://tiles.example/{z}/{x}/{y}.png";
+        let c = Config::try_from(ServeArgs { tile_url: Some(url.into()), ..args() }).unwrap();
+        assert_eq!((c.tile_url.as_deref(), c.tile_attribution), (Some(url), None));
+        let c = Config::try_from(ServeArgs {
+            tile_url: Some(url.into()),
+            tile_attribution: Some("© Example".into()),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(c.tile_attribution.as_deref(), Some("© Example"));
+        assert_eq!(
+            default_tile_attribution("https://a.tile.openstreetmap.org/{z}/{x}/{y}.png").as_deref(),
+            Some("© OpenStreetMap contributors")
+        );
+        assert!(tile_layer(Some("tiles.example/{z}/{x}/{y}")).unwrap_err().to_string().contains("none"));
     }
 
     #[test]

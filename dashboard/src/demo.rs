@@ -39,7 +39,8 @@ pub struct DemoArgs {
     /// Login token (default: 32 random bytes, hex).
     #[arg(long, env = "QUIVER_DASHBOARD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Optional XYZ tile URL template for the basemap.
+    /// XYZ tile URL template drawn under the data when the browser can reach it
+    /// (default: OpenStreetMap's standard tiles); `none` turns online tiles off.
     #[arg(long, env = "QUIVER_TILE_URL")]
     pub tile_url: Option<String>,
 }
@@ -59,7 +60,7 @@ pub struct StackOptions {
     pub addr: SocketAddr,
     /// Login token.
     pub token: String,
-    /// Tile URL.
+    /// Tile URL template (`None`: online tiles off); its attribution is the known provider's.
     pub tile_url: Option<String>,
     /// Draw progress bars.
     pub progress: bool,
@@ -188,6 +189,7 @@ impl Stack {
             session_epoch: 0,
             worker_timeout: Duration::from_secs(10),
             tile_url: o.tile_url.clone(),
+            tile_attribution: o.tile_url.as_deref().and_then(crate::config::default_tile_attribution),
             cluster: None,
             operator_url: None,
             dns_server: None,
@@ -273,7 +275,7 @@ pub async fn run(a: DemoArgs, shutdown: impl Future<Output = ()>) -> Result<()> 
         workers: a.workers,
         addr: a.addr,
         token: token.clone(),
-        tile_url: a.tile_url.clone(),
+        tile_url: crate::config::tile_layer(a.tile_url.as_deref())?,
         progress: true,
     })
     .await?;

@@ -77,6 +77,14 @@ pub async fn run(config: config::Config, listener: TcpListener, shutdown: impl F
         addr = %listener.local_addr()?, workers = %discovery.describe(), found = discovery.endpoints().len(),
         cookie_secure = config.cookie_secure, "dashboard listening"
     );
+    match routes::assets::basemap_detail() {
+        Ok(()) => tracing::info!(tiles = ?config.tile_url, "map: detailed offline basemap embedded"),
+        Err(why) => tracing::warn!(
+            tiles = ?config.tile_url,
+            "map: the detailed offline basemap is not in this build ({why}); offline the map draws coarse country \
+             outlines. Build it with `npm ci --prefix dashboard/basemap && node dashboard/basemap/build.mjs`, then rebuild"
+        ),
+    }
     let connector = Arc::new(flight::FlightConnector::new(
         config.worker_token.as_ref().map(|t| t.expose().to_string()),
     ));

@@ -21,6 +21,8 @@ pub struct Settings {
     pub trust_proxy: bool,
     /// XYZ tile URL template.
     pub tile_url: Option<String>,
+    /// Attribution of the tiles.
+    pub tile_attribution: Option<String>,
     /// Shading parameters.
     pub shade: ShadeOptions,
 }
@@ -68,6 +70,7 @@ impl AppState {
                 cookie_secure: config.cookie_secure,
                 trust_proxy: config.trust_proxy,
                 tile_url: config.tile_url.clone(),
+                tile_attribution: config.tile_attribution.clone(),
                 shade: ShadeOptions::default(),
             },
             auth: Auth::new(&config.token, config.session_epoch, config.session_ttl),

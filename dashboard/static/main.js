@@ -5,6 +5,7 @@
 
 import { api, ApiError, toLogin } from './api.js';
 import { decodeBasemap } from './basemap.js';
+import { DetailBasemap } from './basemap-detail.js';
 import { formatBytes, formatCompact, formatCount, formatMs, formatShare, rowDetails } from './format.js';
 import { decodeHash, encodeHash, filtersForDataset } from './hash.js';
 import { Histogram } from './histogram.js';
@@ -262,31 +263,73 @@ async function loadBasemap() {
   }
 }
 
-/** The optional XYZ tile layer: a <meta> tag the server fills, else GET /api/config. */
+/** Credit for the offline map's data (Natural Earth is public domain; GeoNames asks for attribution, CC BY 4.0). */
+const OFFLINE_CREDIT = 'Offline map: Natural Earth · GeoNames';
+
+/**
+ * The map's layers as the server configures them (GET /api/config): online
+ * XYZ tiles (by default OpenStreetMap's) with their attribution, falling
+ * back to the offline map when they cannot be reached, and the detailed
+ * offline basemap when this build has it. A <meta name="quiver-tile-url">
+ * tag, when the page has one, names the tiles instead.
+ */
 async function loadTileConfig() {
   const meta = document.querySelector('meta[name="quiver-tile-url"]');
-  let url = meta && meta.content ? meta.content : null;
-  if (!url) {
-    try {
-      const cfg = await api.config();
-      url = cfg && cfg.tileUrl;
-    } catch {
-      url = null; // no config endpoint: the offline basemap alone
-    }
+  let cfg = null;
+  try {
+    cfg = await api.config();
+  } catch {
+    cfg = null; // no config endpoint: the offline basemap alone
   }
+  const url = meta && meta.content ? meta.content : cfg && cfg.tileUrl;
+  if (cfg && cfg.basemap) loadDetailBasemap(cfg.basemap);
   if (url && /^https?:\/\/|^\//.test(url) && url.includes('{z}')) {
-    map.addEventListener('basemap', (e) => {
-      // Tiles that cannot be reached: the offline outlines alone, and the map says so.
-      if (e.detail.state === 'offline') ui.attribution.textContent = 'Tiles unreachable: offline map · Outlines: Natural Earth';
-    });
-    map.setTileUrl(url);
     let host = url;
     try {
       host = new URL(url.replace(/[{}]/g, ''), window.location.href).host;
     } catch {
       // keep the raw text
     }
-    ui.attribution.textContent = `Tiles: ${host} · Outlines: Natural Earth`;
+    const credit = (cfg && cfg.tileAttribution) || host;
+    map.addEventListener('basemap', (e) => {
+      // Tiles that cannot be reached: the offline map alone, and the map says so.
+      if (e.detail.state === 'offline') setAttribution(`Tiles unreachable: offline map · ${OFFLINE_CREDIT.replace('Offline map: ', '')}`);
+      else if (e.detail.state === 'online') setAttribution('Tiles: ', credit, /openstreetmap/i.test(credit) ? 'https://www.openstreetmap.org/copyright' : null);
+    });
+    map.setTileUrl(url);
+    setAttribution('Tiles: ', credit, /openstreetmap/i.test(credit) ? 'https://www.openstreetmap.org/copyright' : null);
+  } else {
+    setAttribution(OFFLINE_CREDIT);
+  }
+}
+
+/** The attribution line: text, then optionally a credit (a link when `href`). */
+function setAttribution(text, credit, href) {
+  const el = ui.attribution;
+  el.replaceChildren(document.createTextNode(text));
+  if (credit) {
+    const a = document.createElement(href ? 'a' : 'span');
+    a.textContent = credit;
+    if (href) {
+      a.href = href;
+      a.target = '_blank';
+      a.rel = 'noopener';
+    }
+    el.append(a);
+  }
+}
+
+/** The detailed offline basemap, fetched once the page is idle (the first paint does not wait for it). */
+async function loadDetailBasemap(indexUrl) {
+  await new Promise((resolve) => (window.requestIdleCallback ? window.requestIdleCallback(resolve, { timeout: 1500 }) : setTimeout(resolve, 200)));
+  try {
+    const res = await fetch(indexUrl);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const index = await res.json();
+    const detail = new DetailBasemap(index, indexUrl.replace(/\/index\.json$/, ''), () => map.setDetailBasemap(detail));
+    map.setDetailBasemap(detail);
+  } catch (e) {
+    console.warn('detailed basemap unavailable, drawing coarse outlines:', e.message);
   }
 }
 

@@ -32,6 +32,7 @@ const THEME = {
   graticule: 'rgba(120, 140, 160, 0.08)',
 };
 
+const TILE_ALPHA = 0.62;
 const WHEEL_ZOOM_PER_PIXEL = 1 / 240;
 const KEY_PAN_PX = 120;
 
@@ -108,6 +109,13 @@ export class QuiverMap extends EventTarget {
 
   setBasemap(base) {
     this.basemap = base;
+    if (this.baseCache) this.baseCache.stale = true;
+    this.requestFrame();
+  }
+
+  /** The detailed offline basemap (basemap-detail.js DetailBasemap), drawn when tiles are not shown. */
+  setDetailBasemap(detail) {
+    this.detail = detail;
     if (this.baseCache) this.baseCache.stale = true;
     this.requestFrame();
   }
@@ -484,10 +492,23 @@ export class QuiverMap extends EventTarget {
     const bottom = Math.min(h, tc.oy + t.S);
     for (const k of tc.copies) ctx.fillRect(tc.ox + k * t.S, top, t.S, bottom - top);
     this.drawGraticule(ctx, tc);
-    if (this.basemap) {
-      const theme = this.tilesShown() ? { ...THEME, coast: 'rgba(0,0,0,0)', border: 'rgba(0,0,0,0)' } : THEME;
+    // Online tiles draw over the land; until they load (or when they
+    // cannot), the offline map is drawn whole: the detailed one where the
+    // view's tiles have come, else the coarse outlines.
+    const online = this.tileState === 'online';
+    const prepared = this.detail && !online ? this.detail.prepare(tc, this.view.zoom) : null;
+    const detailed = !!(prepared && prepared.ready);
+    if (detailed) {
+      this.detail.draw(ctx, tc, prepared);
+    } else if (this.basemap) {
+      const theme = online ? { ...THEME, coast: 'rgba(0,0,0,0)', border: 'rgba(0,0,0,0)' } : THEME;
       drawBasemap(ctx, this.basemap, tc, theme);
     }
+    const labels = this.detail && !online ? this.detail.drawLabels(ctx, tc, this.view.zoom, detailed ? prepared : null) : [];
+    // What the offline map shows, for tests and for a person reading the DOM.
+    this.surface.dataset.basemapLevel = detailed ? `z${prepared.level.z}` : this.basemap ? 'coarse' : 'none';
+    this.surface.dataset.labels = String(labels.length);
+    this.surface.dataset.labelNames = labels.slice(0, 40).map((l) => l.name).join('|');
     this.baseCache = { canvas, S: t.S, w, h, ux0: -tc.ox / t.S, uy0: -tc.oy / t.S, stale: false };
     return this.baseCache;
   }
@@ -517,6 +538,8 @@ export class QuiverMap extends EventTarget {
 
   drawTiles(ctx, t) {
     const tz = Math.max(0, Math.min(19, Math.round(this.view.zoom)));
+    // Tiles dimmed over the dark ground, so the data's colours stay on top.
+    ctx.globalAlpha = TILE_ALPHA;
     const n = 2 ** tz;
     const size = t.S / n;
     const x0 = Math.floor((-t.ox) / size);
@@ -533,6 +556,7 @@ export class QuiverMap extends EventTarget {
         }
       }
     }
+    ctx.globalAlpha = 1;
   }
 
   /** Whether tiles are drawn: a tile URL is set and its host has not proven unreachable. */
@@ -563,7 +587,8 @@ export class QuiverMap extends EventTarget {
     if (img === null) return null;
     img = new Image();
     img.decoding = 'async';
-    img.referrerPolicy = 'no-referrer';
+    // Tile servers (OpenStreetMap's usage policy) want to know the site asking: its origin, no path.
+    img.referrerPolicy = 'strict-origin';
     img.onload = () => {
       this.tileCounts.loaded++;
       this.noteTileState();

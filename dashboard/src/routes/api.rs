@@ -26,7 +26,12 @@ pub async fn datasets(State(state): State<AppState>) -> Result<Response> {
 
 /// `GET /api/config`: what the front end needs to know about this deployment.
 pub async fn config(State(state): State<AppState>) -> Response {
-    Json(serde_json::json!({ "tileUrl": state.settings.tile_url })).into_response()
+    Json(serde_json::json!({
+        "tileUrl": state.settings.tile_url,
+        "tileAttribution": state.settings.tile_attribution,
+        "basemap": crate::routes::assets::basemap_detail().ok().map(|_| "/static/basemap/index.json"),
+    }))
+    .into_response()
 }
 
 /// Parses a JSON body, answering 400 with serde's message (which names the field).

@@ -19,6 +19,13 @@ pub fn file(path: &str) -> Option<&'static [u8]> {
     embedded::FILES.iter().find(|(p, _)| *p == path).map(|(_, b)| *b)
 }
 
+/// Whether the detailed offline basemap (`basemap/…`, built from
+/// `dashboard/basemap/`) is embedded, or why not; without it the front end
+/// draws the coarse country outlines of `countries.json`.
+pub fn basemap_detail() -> Result<(), &'static str> {
+    embedded::BASEMAP
+}
+
 /// Paths of every embedded file.
 pub fn paths() -> impl Iterator<Item = &'static str> {
     embedded::FILES.iter().map(|(p, _)| *p)
