@@ -735,6 +735,62 @@ async function main() {
     }
     page = swapBack;
 
+    step = 'zoomed to a city with online tiles unreachable, the detailed offline basemap gives labels and borders to orient by';
+    log(step);
+    for (const [dataset, city, view] of [
+      ['celltowers', 'Paris', '11/48.8566/2.3522'],
+      ['ais', 'New York City', '10/40.6/-74.0'],
+    ]) {
+      const p = await context.newPage();
+      watch(p);
+      page = p;
+      // The default tile layer (OpenStreetMap's) as a server with the default
+      // configuration announces it; no request may leave this machine, so any
+      // that the server's CSP lets through fails here, as with no internet.
+      await p.route('https://tile.openstreetmap.org/**', (route) => route.abort('internetdisconnected'));
+      await p.route('**/api/config', async (route) => {
+        const res = await route.fetch();
+        const cfg = await res.json();
+        await route.fulfill({ response: res, json: { ...cfg, tileUrl: 'https://tile.openstreetmap.org/{z}/{x}/{y}.png', tileAttribution: '© OpenStreetMap contributors' } });
+      });
+      const cfg = await (await context.request.get(`${opts.url}/api/config`)).json();
+      if (!cfg.basemap) fail('/api/config names no detailed basemap: the dashboard was built without it (build dashboard/basemap first, as .ci/run does)');
+      const before = consoleErrors.length;
+      await p.goto(`${opts.url}/#dataset=${dataset}&map=${view}`);
+      await p.waitForFunction(() => document.body.dataset.appliedSeq !== undefined);
+      await settle(p);
+      await p
+        .waitForFunction(() => document.querySelector('#map').dataset.basemap === 'offline')
+        .catch(() => fail('the unreachable default tiles did not fall back to the offline map'));
+      await p
+        .waitForFunction(() => document.querySelector('#map').dataset.basemapLevel === 'z6' && Number(document.querySelector('#map').dataset.labels) >= 5)
+        .catch(async () => fail(`at ${view} the detailed basemap was not drawn: ${JSON.stringify(await p.evaluate(() => ({ ...document.querySelector('#map').dataset })))}`));
+      const seen = await p.evaluate(() => ({ ...document.querySelector('#map').dataset }));
+      const names = seen.labelNames.split('|');
+      if (!names.includes(city)) fail(`zoomed to ${city}, the map labels ${names.slice(0, 12).join(', ')} but not ${city}`);
+      // Labels and lines are drawn: the basemap canvas holds light label pixels and more than two colours.
+      const pixels = await p.evaluate(() => {
+        const c = document.querySelector('.map-base');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let light = 0;
+        const colours = new Set();
+        for (let i = 0; i < d.length; i += 4) {
+          // Label text and city dots are the only light pixels (land, sea and lines are dark).
+          if (d[i] > 150 && d[i + 1] > 150 && d[i + 2] > 150) light++;
+          colours.add((d[i] >> 4) * 256 + (d[i + 1] >> 4) * 16 + (d[i + 2] >> 4));
+        }
+        return { light, colours: colours.size };
+      });
+      if (pixels.light < 200 || pixels.colours < 8) fail(`the basemap canvas looks blank at ${city}: ${JSON.stringify(pixels)}`);
+      const attribution = (await p.textContent('#attribution')).trim();
+      if (!/unreachable/.test(attribution) || !/GeoNames/.test(attribution)) fail(`the attribution reads "${attribution}"`);
+      consoleErrors.splice(before, consoleErrors.length - before, ...consoleErrors.slice(before).filter((e) => !/tile\.openstreetmap\.org|ERR_INTERNET_DISCONNECTED|ERR_FAILED/.test(e)));
+      log(`  ${city} (${dataset}, map=${view}): ${seen.labels} labels (${names.slice(0, 6).join(', ')}…), ${pixels.light} light pixels; "${attribution}"`);
+      await screenshot(`basemap-${city.toLowerCase().replace(/\s+/g, '-')}`);
+      await p.close();
+    }
+    page = swapBack;
+
     step = 'reloading the data asks first';
     log(step);
     {

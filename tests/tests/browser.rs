@@ -92,6 +92,13 @@ async fn a_user_logs_in_brushes_zooms_and_logs_out_in_chromium() {
         shots.iter().any(|s| s.ends_with("-login.png")) && shots.iter().any(|s| s.ends_with("-logged-out.png")),
         "the script took the login and logged-out screenshots: {shots:?}"
     );
+    // The city views over the detailed offline basemap (issue 14, item 1).
+    for city in ["paris", "new-york-city"] {
+        assert!(
+            shots.iter().any(|s| s.ends_with(&format!("-basemap-{city}.png"))),
+            "the script took the {city} basemap screenshot: {shots:?}"
+        );
+    }
     for shot in shots {
         assert!(std::path::Path::new(shot).exists(), "screenshot {shot} saved");
     }
