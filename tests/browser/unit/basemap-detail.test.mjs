@@ -144,3 +144,21 @@ test('the build stamp is FNV-1a 64 over the inputs (what dashboard/build.rs comp
   writeFileSync(join(dir, 'a'), 'a');
   assert.equal(stamp([join(dir, 'a')]), 'af63dc4c8601ec8c');
 });
+
+test('online tiles, offline tiles and the data share one projection: tile x/y of the XYZ scheme from mercator.js', () => {
+  // The XYZ ("slippy map") tile formulas, as tile servers such as OpenStreetMap's use them.
+  const slippy = (lon, lat, z) => {
+    const n = 2 ** z;
+    const r = (lat * Math.PI) / 180;
+    return [((lon + 180) / 360) * n, ((1 - Math.asinh(Math.tan(r)) / Math.PI) / 2) * n];
+  };
+  for (const [lon, lat] of [[2.3522, 48.8566], [-74.0, 40.6], [4.47917, 51.9225], [151.2, -33.9], [-179.9, 84.9], [0, 0]]) {
+    for (const z of [0, 3, 6, 11, 19]) {
+      const [sx, sy] = slippy(lon, lat, z);
+      const n = 2 ** z;
+      assert.ok(Math.abs(lonToX(lon) * n - sx) < 1e-6 && Math.abs(latToY(lat) * n - sy) < 1e-6, `${lon}, ${lat} at z${z}`);
+      const [bx, by] = project([lon, lat]);
+      assert.ok(Math.abs(bx * n - sx) < 1e-6 && Math.abs(by * n - sy) < 1e-6, `the basemap builder: ${lon}, ${lat} at z${z}`);
+    }
+  }
+});
