@@ -264,7 +264,7 @@ async function loadBasemap() {
 }
 
 /** Credit for the offline map's data (Natural Earth is public domain; GeoNames asks for attribution, CC BY 4.0). */
-const OFFLINE_CREDIT = 'Offline map: Natural Earth · GeoNames';
+const OFFLINE_CREDIT = 'Natural Earth · GeoNames';
 
 /**
  * The map's layers as the server configures them (GET /api/config): online
@@ -293,13 +293,13 @@ async function loadTileConfig() {
     const credit = (cfg && cfg.tileAttribution) || host;
     map.addEventListener('basemap', (e) => {
       // Tiles that cannot be reached: the offline map alone, and the map says so.
-      if (e.detail.state === 'offline') setAttribution(`Tiles unreachable: offline map · ${OFFLINE_CREDIT.replace('Offline map: ', '')}`);
+      if (e.detail.state === 'offline') setAttribution(`Tiles unreachable: offline map · ${OFFLINE_CREDIT}`);
       else if (e.detail.state === 'online') setAttribution('Tiles: ', credit, /openstreetmap/i.test(credit) ? 'https://www.openstreetmap.org/copyright' : null);
     });
     map.setTileUrl(url);
     setAttribution('Tiles: ', credit, /openstreetmap/i.test(credit) ? 'https://www.openstreetmap.org/copyright' : null);
   } else {
-    setAttribution(OFFLINE_CREDIT);
+    setAttribution(`Offline map: ${OFFLINE_CREDIT}`);
   }
 }
 
