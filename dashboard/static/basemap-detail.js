@@ -78,16 +78,21 @@ export function tilesInView(level, t, have) {
 /**
  * Greedy label placement: candidates ({name, sx, sy, population}, screen
  * positions) in order of population, each placed right of its point (else
- * left) when its box overlaps no placed box and lies inside the frame.
- * `measure(name)` gives a label's width in px. Returns the placed labels.
+ * left) when its box overlaps no placed box and lies inside the frame, and
+ * at most `perCell` in each `cell`-px square from `origin` (so a dense region
+ * does not take the labels of a sparse one). `measure(name)` gives a label's
+ * width in px. Returns the placed labels.
  */
-export function placeLabels(cands, { width, height, measure, fontSize = 11, pad = 8, max = 400 }) {
+export function placeLabels(cands, { width, height, measure, fontSize = 11, pad = 8, max = 400, cell = 256, perCell = 3, origin = [0, 0] }) {
   const sorted = [...cands].sort((a, b) => b.population - a.population || (a.name < b.name ? -1 : 1));
   const boxes = [];
   const placed = [];
   const overlaps = (b) => boxes.some((o) => b.x0 < o.x1 && b.x1 > o.x0 && b.y0 < o.y1 && b.y1 > o.y0);
+  const inCell = new Map();
   for (const c of sorted) {
     if (placed.length >= max) break;
+    const key = `${Math.floor((c.sx - origin[0]) / cell)}/${Math.floor((c.sy - origin[1]) / cell)}`;
+    if ((inCell.get(key) || 0) >= perCell) continue;
     const w = measure(c.name);
     const h = fontSize + 2;
     const dot = { x0: c.sx - 3, x1: c.sx + 3, y0: c.sy - 3, y1: c.sy + 3 };
@@ -97,6 +102,7 @@ export function placeLabels(cands, { width, height, measure, fontSize = 11, pad 
       if (x0 < 0 || c.sy - h / 2 < 0 || x0 + w > width || c.sy + h / 2 > height) continue;
       if (overlaps(box) || overlaps(dot)) continue;
       boxes.push(box, dot);
+      inCell.set(key, (inCell.get(key) || 0) + 1);
       placed.push({ ...c, tx: x0, side });
       break;
     }
@@ -250,9 +256,9 @@ export class DetailBasemap {
       return w;
     };
     ctx.font = theme.fontMajor;
-    // A label per ~40,000 px² at most: a map to orient by, not a gazetteer.
-    const max = Math.max(12, Math.round((t.width * t.height) / 40000));
-    const placed = placeLabels(cands, { width: t.width, height: t.height, measure: (n) => measure(n) + 1, max });
+    // At most 3 labels in each 256-px square, squares fixed to the world (the
+    // same labels while the map pans): a map to orient by, not a gazetteer.
+    const placed = placeLabels(cands, { width: t.width, height: t.height, measure: (n) => measure(n) + 1, origin: [t.ox, t.oy] });
     ctx.textBaseline = 'middle';
     ctx.lineJoin = 'round';
     for (const p of placed) {

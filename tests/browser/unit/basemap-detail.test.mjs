@@ -139,6 +139,15 @@ test('labels go largest city first, never overlap, and stay in the frame', () =>
   for (const p of placed) assert.ok(p.tx >= 0 && p.tx + p.name.length * 7 <= 600);
 });
 
+test('a dense region keeps at most a few labels per square, leaving room for a sparse one', () => {
+  const cands = [];
+  for (let i = 0; i < 40; i++) cands.push({ name: `D${i}`, sx: 10 + (i % 5) * 40, sy: 20 + Math.floor(i / 5) * 25, population: 1e6 - i });
+  cands.push({ name: 'Lonely', sx: 400, sy: 300, population: 10 });
+  const placed = placeLabels(cands, { width: 600, height: 400, measure: () => 20, cell: 256, perCell: 3 });
+  assert.equal(placed.filter((p) => p.name.startsWith('D')).length, 3);
+  assert.ok(placed.some((p) => p.name === 'Lonely'));
+});
+
 test('the build stamp is FNV-1a 64 over the inputs (what dashboard/build.rs compares)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'quiver-stamp-'));
   writeFileSync(join(dir, 'a'), 'a');
