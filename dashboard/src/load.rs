@@ -549,14 +549,8 @@ fn validate(a: &LoadArgs) -> Result<Plan> {
     Ok(Plan { clients: a.clients, duration, max_requests: a.max_requests, request_timeout, image: (w, h) })
 }
 
-/// Runs the load and returns the report (and prints the summary).
-pub async fn run_load(a: &LoadArgs) -> Result<Report> {
-    let p = validate(a)?;
-    let (addr, host, prefix) = loopback_target(&a.url).await?;
-    let bearer = format!("Bearer {}", a.token);
-    let mut probe = Conn { sender: None, addr, host: host.clone(), credential: (header::AUTHORIZATION, bearer.clone()) };
-
-    // The catalogue, and the row counts complete answers must carry.
+/// The datasets to load and the row count a complete answer over each must carry.
+async fn read_catalog(probe: &mut Conn, prefix: &str, a: &LoadArgs) -> Result<(Vec<DatasetInfo>, BTreeMap<String, u64>)> {
     let (status, _, body) =
         probe.call("GET", &format!("{prefix}/api/datasets"), Bytes::new(), None).await.map_err(Error::Setup)?;
     if status != 200 {
@@ -596,63 +590,131 @@ pub async fn run_load(a: &LoadArgs) -> Result<Report> {
     } else {
         expected = a.expect_rows.iter().cloned().collect();
     }
+    Ok((datasets, expected))
+}
+
+/// One simulated user's connection and what it needs to send requests.
+struct User {
+    conn: Conn,
+    client: usize,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl User {
+    /// A record of a request of `kind` started now, to be filled with its outcome.
+    fn record(&self, kind: &'static str, dataset: &str, t0: f64, took: Duration) -> Record {
+        Record {
+            start_ms: t0,
+            latency_ms: took.as_secs_f64() * 1000.0,
+            kind,
+            dataset: dataset.to_string(),
+            client: self.client,
+            status: 0,
+            outcome: Outcome::Complete,
+            total: None,
+            error: None,
+        }
+    }
+
+    /// Logs in like a browser (`POST /login`) and sends the session cookie from then on.
+    async fn login(&mut self, token: &str) -> Record {
+        let body = Bytes::from(serde_json::to_vec(&json!({"token": token})).expect("json"));
+        let (t0, t) = (now_ms(), Instant::now());
+        let path = format!("{}/login", self.prefix);
+        let login = tokio::time::timeout(self.timeout, self.conn.call("POST", &path, body, Some((header::ACCEPT, "application/json")))).await;
+        let mut rec = self.record("login", "", t0, t.elapsed());
+        match login {
+            Ok(Ok((status, headers, body))) => {
+                rec.status = status;
+                let cookie = headers
+                    .get_all(header::SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find_map(|v| v.split(';').next().filter(|c| c.starts_with("quiver_session=")).map(str::to_string));
+                match (status, cookie) {
+                    (204, Some(c)) => self.conn.credential = (header::COOKIE, c),
+                    _ => {
+                        rec.outcome = Outcome::Status;
+                        rec.error = Some(format!("login: {}", String::from_utf8_lossy(&body)));
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                rec.outcome = Outcome::Transport;
+                rec.error = Some(e);
+            }
+            Err(_) => {
+                rec.outcome = Outcome::Transport;
+                rec.error = Some("login timed out".into());
+            }
+        }
+        rec
+    }
+
+    /// Sends one planned request and classifies its answer; `expected` is the
+    /// row count a complete answer over its dataset carries, when known.
+    async fn send(&mut self, planned: &Planned, expected: Option<u64>) -> Record {
+        let body = planned.body.as_ref().map(|b| Bytes::from(serde_json::to_vec(b).expect("json"))).unwrap_or_default();
+        let (t0, t) = (now_ms(), Instant::now());
+        let path = format!("{}{}", self.prefix, planned.path);
+        let answer = tokio::time::timeout(self.timeout, self.conn.call(planned.method, &path, body, None)).await;
+        let mut rec = self.record(planned.kind, &planned.dataset, t0, t.elapsed());
+        match answer {
+            Ok(Ok((200, _, body))) => {
+                rec.status = 200;
+                if planned.path == "/api/query" {
+                    let (o, total, err) = classify_answer(&body, expected);
+                    rec.outcome = o;
+                    rec.total = total;
+                    rec.error = err;
+                } else if serde_json::from_slice::<Value>(&body).is_err() {
+                    rec.outcome = Outcome::Invalid;
+                    rec.error = Some("answer is not JSON".into());
+                }
+            }
+            Ok(Ok((status, _, body))) => {
+                rec.status = status;
+                rec.outcome = Outcome::Status;
+                rec.error = Some(String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+            }
+            Ok(Err(e)) => {
+                rec.outcome = Outcome::Transport;
+                rec.error = Some(e);
+            }
+            Err(_) => {
+                self.conn.sender = None;
+                rec.outcome = Outcome::Transport;
+                rec.error = Some(format!("no answer within {}", humantime::format_duration(self.timeout)));
+            }
+        }
+        rec
+    }
+}
+
+/// Runs the load and returns the report (and prints the summary).
+pub async fn run_load(a: &LoadArgs) -> Result<Report> {
+    let p = validate(a)?;
+    let (addr, host, prefix) = loopback_target(&a.url).await?;
+    let bearer = format!("Bearer {}", a.token);
+    let conn = || Conn { sender: None, addr, host: host.clone(), credential: (header::AUTHORIZATION, bearer.clone()) };
+    let (datasets, expected) = read_catalog(&mut conn(), &prefix, a).await?;
 
     let deadline = Instant::now() + p.duration;
     let budget = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(p.max_requests));
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(p.clients);
     for client in 0..p.clients {
-        let mut conn = Conn { sender: None, addr, host: host.clone(), credential: (header::AUTHORIZATION, bearer.clone()) };
-        let (datasets, expected, budget, prefix, token) =
-            (datasets.clone(), expected.clone(), budget.clone(), prefix.clone(), a.token.clone());
+        let mut user = User { conn: conn(), client, prefix: prefix.clone(), timeout: p.request_timeout };
+        let (datasets, expected, budget, token) = (datasets.clone(), expected.clone(), budget.clone(), a.token.clone());
         let mut rng = SmallRng::seed_from_u64(a.seed.wrapping_mul(1_000_003).wrapping_add(client as u64));
-        let (timeout, image) = (p.request_timeout, p.image);
+        let image = p.image;
         tasks.push(tokio::spawn(async move {
             let mut records = Vec::new();
             // Every other user logs in like a browser and then sends its cookie.
             if client % 2 == 1 {
-                let body = Bytes::from(serde_json::to_vec(&json!({"token": token})).expect("json"));
-                let t0 = now_ms();
-                let t = Instant::now();
-                let login = tokio::time::timeout(timeout, conn.call("POST", &format!("{prefix}/login"), body, Some((header::ACCEPT, "application/json")))).await;
-                let mut rec = Record {
-                    start_ms: t0,
-                    latency_ms: t.elapsed().as_secs_f64() * 1000.0,
-                    kind: "login",
-                    dataset: String::new(),
-                    client,
-                    status: 0,
-                    outcome: Outcome::Complete,
-                    total: None,
-                    error: None,
-                };
-                match login {
-                    Ok(Ok((status, headers, body))) => {
-                        rec.status = status;
-                        let cookie = headers
-                            .get_all(header::SET_COOKIE)
-                            .iter()
-                            .filter_map(|v| v.to_str().ok())
-                            .find_map(|v| v.split(';').next().filter(|c| c.starts_with("quiver_session=")).map(str::to_string));
-                        match (status, cookie) {
-                            (204, Some(c)) => conn.credential = (header::COOKIE, c),
-                            _ => {
-                                rec.outcome = Outcome::Status;
-                                rec.error = Some(format!("login: {}", String::from_utf8_lossy(&body)));
-                            }
-                        }
-                    }
-                    Ok(Err(e)) => {
-                        rec.outcome = Outcome::Transport;
-                        rec.error = Some(e);
-                    }
-                    Err(_) => {
-                        rec.outcome = Outcome::Transport;
-                        rec.error = Some("login timed out".into());
-                    }
-                }
+                records.push(user.login(&token).await);
                 budget.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                records.push(rec);
             }
             while Instant::now() < deadline {
                 let left = budget.fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |n| n.checked_sub(1));
@@ -660,51 +722,7 @@ pub async fn run_load(a: &LoadArgs) -> Result<Report> {
                     break;
                 }
                 let planned = plan(&mut rng, &datasets, image);
-                let body = planned.body.as_ref().map(|b| Bytes::from(serde_json::to_vec(b).expect("json"))).unwrap_or_default();
-                let t0 = now_ms();
-                let t = Instant::now();
-                let answer = tokio::time::timeout(timeout, conn.call(planned.method, &format!("{prefix}{}", planned.path), body, None)).await;
-                let latency_ms = t.elapsed().as_secs_f64() * 1000.0;
-                let mut rec = Record {
-                    start_ms: t0,
-                    latency_ms,
-                    kind: planned.kind,
-                    dataset: planned.dataset.clone(),
-                    client,
-                    status: 0,
-                    outcome: Outcome::Complete,
-                    total: None,
-                    error: None,
-                };
-                match answer {
-                    Ok(Ok((200, _, body))) => {
-                        rec.status = 200;
-                        if planned.path == "/api/query" {
-                            let (o, total, err) = classify_answer(&body, expected.get(&planned.dataset).copied());
-                            rec.outcome = o;
-                            rec.total = total;
-                            rec.error = err;
-                        } else if serde_json::from_slice::<Value>(&body).is_err() {
-                            rec.outcome = Outcome::Invalid;
-                            rec.error = Some("answer is not JSON".into());
-                        }
-                    }
-                    Ok(Ok((status, _, body))) => {
-                        rec.status = status;
-                        rec.outcome = Outcome::Status;
-                        rec.error = Some(String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
-                    }
-                    Ok(Err(e)) => {
-                        rec.outcome = Outcome::Transport;
-                        rec.error = Some(e);
-                    }
-                    Err(_) => {
-                        conn.sender = None;
-                        rec.outcome = Outcome::Transport;
-                        rec.error = Some(format!("no answer within {}", humantime::format_duration(timeout)));
-                    }
-                }
-                records.push(rec);
+                records.push(user.send(&planned, expected.get(&planned.dataset).copied()).await);
             }
             records
         }));
