@@ -10,6 +10,8 @@
 //!                   Ready with the rows (kubectl get dc)  Ready, one query
 //!                   login + query = counts of the files
 //!                   delete the leading operator pod ──▶ the standby leads within the lease duration
+//!                   freeze the leader (SIGSTOP) ──▶ the standby leads; thawed, the old one writes nothing
+//!                   write log: no object written by two operator pods in overlapping leadership
 //!                   kubectl scale --replicas 3 ──▶ re-shard, same counts
 //!                   restart annotation ──▶ workers replaced together, same counts
 //!                   kubectl delete dc ──▶ children and processes gone
@@ -556,6 +558,71 @@ fn operator_pods(handle: &quiver_kube_sim::Handle) -> Vec<Value> {
     pods
 }
 
+// ---------------------------------------------------------------- leadership
+
+/// The operator pod that sent a write, from its client name (the simulator's
+/// pod identity, `system:serviceaccount:NS:SA@POD`), or `None` for any other client.
+fn operator_pod_of(w: &quiver_kube_sim::writes::Write) -> Option<&str> {
+    let rest = w.client.strip_prefix(&format!("system:serviceaccount:{OPERATOR_NS}:"))?;
+    rest.split_once('@').map(|(_, pod)| pod)
+}
+
+fn is_lease(w: &quiver_kube_sim::writes::Write) -> bool {
+    w.resource == "coordination.k8s.io/leases" && w.namespace == OPERATOR_NS && w.name == "quiver-operator"
+}
+
+/// One pod's leadership, in the store's order: from the write that gave it
+/// the Lease to the next write of the Lease by another pod (exclusive).
+#[derive(Debug, Clone)]
+struct Term {
+    pod: String,
+    start: u64,
+    end: u64,
+    /// When it took the Lease (µs since the epoch).
+    start_micros: u64,
+}
+
+/// Leadership terms from the Lease's changes: a term starts at each change
+/// of the Lease by a pod other than the one that changed it last (the
+/// optimistic concurrency of Lease writes lets only one of two racing pods
+/// succeed), and ends where the next one starts.
+fn leadership_terms(writes: &[quiver_kube_sim::writes::Write]) -> Vec<Term> {
+    let mut lease: Vec<&quiver_kube_sim::writes::Write> = writes.iter().filter(|w| is_lease(w) && w.changed).collect();
+    lease.sort_by_key(|w| w.version);
+    let mut terms: Vec<Term> = Vec::new();
+    for w in lease {
+        let Some(pod) = operator_pod_of(w) else { continue };
+        if terms.last().is_some_and(|t| t.pod == pod) {
+            continue;
+        }
+        if let Some(t) = terms.last_mut() {
+            t.end = w.version;
+        }
+        terms.push(Term { pod: pod.to_string(), start: w.version, end: u64::MAX, start_micros: w.unix_micros });
+    }
+    terms
+}
+
+/// Every write request of an operator pod (changed or not, refused or not:
+/// a replica that only thinks it leads must not even try) that falls
+/// outside that pod's own leadership terms, other than its own Lease
+/// writes (a standby's acquire is a Lease write outside any term; a
+/// refused renewal by a deposed leader changes nothing). As terms never
+/// overlap, an empty answer means no object was written by two pods in
+/// overlapping leadership.
+fn writes_outside_leadership(writes: &[quiver_kube_sim::writes::Write], terms: &[Term]) -> Vec<String> {
+    writes
+        .iter()
+        .filter_map(|w| Some((operator_pod_of(w)?, w)))
+        .filter(|(pod, w)| {
+            let inside = terms.iter().any(|t| t.pod == *pod && t.start <= w.version && w.version < t.end);
+            let lease_attempt = is_lease(w) && (!w.changed || inside || terms.iter().any(|t| t.pod == *pod && t.start == w.version));
+            !inside && !lease_attempt
+        })
+        .map(|(pod, w)| format!("{pod}: {} {} {}/{} ({}) at version {}", w.verb, w.resource, w.namespace, w.name, w.code, w.version))
+        .collect()
+}
+
 // ---------------------------------------------------------------- tests
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -659,6 +726,14 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     say!("dashboard idle: login, query = the files' counts; now left without queries");
 
     // ---- Delete the leading operator pod: the standby leads within the lease duration.
+    // The operator pods' writes so far: only the leader wrote.
+    let writes = handle.sim.writes.snapshot();
+    let first_terms = leadership_terms(&writes);
+    assert_eq!(first_terms.iter().map(|t| t.pod.as_str()).collect::<Vec<_>>(), [leader.as_str()], "one term so far");
+    assert!(
+        writes.iter().any(|w| operator_pod_of(w) == Some(leader.as_str()) && w.resource.starts_with("quiver.dev/")),
+        "the leader wrote the DataClusters' status (so the write log sees the operator pods)"
+    );
     let t = Instant::now();
     cli.kubectl_ok(&["delete", "pod", &leader, "-n", OPERATOR_NS, "--wait=false"]).await;
     let new_leader = eventually("another operator pod holding the Lease", LEASE, || async {
@@ -725,13 +800,6 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     .await;
     let stepped_down = t.elapsed();
     assert_eq!(lease_holder(&cli).await.as_deref(), Some(standby.as_str()), "the Lease stays with the new leader");
-    say!(
-        "frozen leader: {standby} took the Lease {} after {new_leader} was stopped (lease duration {}, a standby looks every {}); thawed, the old leader exited {} later",
-        secs(took_over),
-        secs(LEASE),
-        secs(LEASE / 3),
-        secs(stepped_down)
-    );
 
     // ---- kubectl scale: re-shard to 3, no row lost or counted twice.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -812,6 +880,64 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     let tally = during.await.unwrap();
     say!("  answers during the restart: {tally:?}");
     assert!(tally.wrong.is_empty(), "complete answers with wrong counts during the restart: {:?}", tally.wrong);
+
+    // ---- No object written by two operator pods in overlapping leadership,
+    // from helm install through both failovers and the third leader's
+    // re-shard and restart, judged in the store's order.
+    let writes = handle.sim.writes.snapshot();
+    let terms = leadership_terms(&writes);
+    let leaders: Vec<&str> = terms.iter().map(|t| t.pod.as_str()).collect();
+    assert_eq!(leaders, [leader.as_str(), new_leader.as_str(), standby.as_str()], "three terms, one per leader: {terms:?}");
+    let outside = writes_outside_leadership(&writes, &terms);
+    assert!(outside.is_empty(), "operator writes outside their pod's leadership: {outside:#?}");
+    // Each handover: every write of the old leader precedes the new leader's first.
+    // (Lease writes that changed nothing, such as a deposed leader's renewal
+    // refused for its stale resourceVersion, are not writes of anything.)
+    let by = |pod: &str| writes.iter().filter(move |w| operator_pod_of(w) == Some(pod)).collect::<Vec<_>>();
+    let effective = |pod: &str| by(pod).into_iter().filter(|w| !(is_lease(w) && !w.changed)).collect::<Vec<_>>();
+    let mut gaps = Vec::new();
+    for pair in terms.windows(2) {
+        let (old, new) = (&pair[0], &pair[1]);
+        let old_last = effective(&old.pod).into_iter().max_by_key(|w| w.version).expect("the old leader wrote");
+        let new_first = effective(&new.pod).into_iter().min_by_key(|w| w.version).expect("the new leader wrote");
+        assert!(
+            old_last.version < new_first.version,
+            "{} wrote {} {}/{} at version {} after {}'s first write at version {}",
+            old.pod, old_last.resource, old_last.namespace, old_last.name, old_last.version, new.pod, new_first.version
+        );
+        gaps.push(Duration::from_micros(new.start_micros.saturating_sub(old_last.unix_micros)));
+    }
+    // The thawed leader wrote nothing once it had lost the Lease: at most
+    // renewals the Lease's resourceVersion refused.
+    let deposed: Vec<&quiver_kube_sim::writes::Write> =
+        by(&new_leader).into_iter().filter(|w| w.version >= terms[2].start).collect();
+    assert!(
+        deposed.iter().all(|w| is_lease(w) && !w.changed),
+        "the thawed old leader wrote after losing the Lease: {deposed:?}"
+    );
+    let both: BTreeSet<(String, String, String)> = {
+        let written = |pod: &str| -> BTreeSet<(String, String, String)> {
+            by(pod).into_iter().filter(|w| w.changed && !is_lease(w)).map(|w| (w.resource.clone(), w.namespace.clone(), w.name.clone())).collect()
+        };
+        let (a, b, c) = (written(&leader), written(&new_leader), written(&standby));
+        a.iter().filter(|o| b.contains(*o) || c.contains(*o)).chain(b.iter().filter(|o| c.contains(*o))).cloned().collect()
+    };
+    let counts: Vec<String> = terms.iter().map(|t| format!("{} {}", t.pod, by(&t.pod).iter().filter(|w| w.changed).count())).collect();
+    say!(
+        "leadership: 3 terms ({}), changes by each pod: {}; {} objects written by more than one pod, each only in its own term; old leader's last write to the new leader's Lease take-over: {}; thawed leader: {} refused Lease writes, no other write",
+        leaders.join(" -> "),
+        counts.join(", "),
+        both.len(),
+        gaps.iter().map(|g| secs(*g)).collect::<Vec<_>>().join(", "),
+        deposed.len()
+    );
+    say!(
+        "frozen leader: {standby} took the Lease {} after {new_leader} was stopped (lease duration {}, a standby looks every {}); thawed, the old leader exited {} later",
+        secs(took_over),
+        secs(LEASE),
+        secs(LEASE / 3),
+        secs(stepped_down)
+    );
 
     // ---- kubectl delete dc: every child garbage-collected, the processes gone.
     let dc = cli.kubectl_json(&["get", "dc", "towers", "-n", DATA_NS]).await;

@@ -198,13 +198,73 @@ pub async fn handle(
         (&Method::GET, true, None | Some("status")) => get(&sim, &t, &q, as_table),
         (&Method::GET, true, Some("scale")) => get_scale(&sim, &t),
         (&Method::GET, true, Some("log")) if t.rt.group.is_empty() && t.rt.kind == "Pod" => pod_log(&sim, &t, &q),
-        (&Method::POST, false, _) => create(&sim, &t, &q, &headers, &body),
-        (&Method::PUT, true, _) => update(&sim, &t, &q, &headers, &body),
-        (&Method::PATCH, true, _) => patch(&sim, &t, &q, &headers, &body),
-        (&Method::DELETE, true, None) => delete(&sim, &t, &q, &body),
-        (&Method::DELETE, false, _) => delete_collection(&sim, &t, &q, &body),
+        (&Method::POST | &Method::PUT | &Method::PATCH | &Method::DELETE, _, _) => {
+            // The write handlers are synchronous: what the store records on
+            // this thread meanwhile is this request's doing.
+            let (result, changes) = crate::store::capturing(|| match (&method, t.name.is_some(), t.sub.as_deref()) {
+                (&Method::POST, false, _) => create(&sim, &t, &q, &headers, &body),
+                (&Method::PUT, true, _) => update(&sim, &t, &q, &headers, &body),
+                (&Method::PATCH, true, _) => patch(&sim, &t, &q, &headers, &body),
+                (&Method::DELETE, true, None) => delete(&sim, &t, &q, &body),
+                (&Method::DELETE, false, _) => delete_collection(&sim, &t, &q, &body),
+                _ => Err(ApiError::MethodNotAllowed),
+            });
+            log_write(&sim, &method, path, query, &headers, &body, &t, &result, changes);
+            result
+        }
         _ => Err(ApiError::MethodNotAllowed),
     }
+}
+
+/// Records a write request in the write log: one entry per object of the
+/// target's type it changed, or one entry when it changed none.
+#[allow(clippy::too_many_arguments)]
+fn log_write(
+    sim: &Sim,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+    t: &Target,
+    result: &Result<Response, ApiError>,
+    changes: Vec<crate::store::Captured>,
+) {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let (verb, resource) = crate::accounting::classify(method, path, query.unwrap_or_default(), ct);
+    let client = crate::accounting::client_of(headers);
+    let code = match result {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.code().as_u16(),
+    };
+    let at = crate::writes::unix_micros();
+    let key = t.rt.qualified();
+    let entry = |name: String, changed: bool, version: u64| crate::writes::Write {
+        client: client.clone(),
+        verb: verb.clone(),
+        resource: resource.clone(),
+        namespace: t.ns().to_string(),
+        name,
+        code,
+        changed,
+        version,
+        unix_micros: at,
+    };
+    let mut writes: Vec<_> = changes
+        .into_iter()
+        .filter(|c| c.key == key && c.namespace == t.ns())
+        .map(|c| entry(c.name, true, c.rv))
+        .collect();
+    if writes.is_empty() {
+        let name = t.name.clone().unwrap_or_else(|| {
+            serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|b| b.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_default()
+        });
+        writes.push(entry(name, false, sim.store.current_rv()));
+    }
+    sim.writes.record(writes);
 }
 
 /// `pods/log`: what the process kubelet captured of a container's output

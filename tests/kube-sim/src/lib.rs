@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! HTTP request ─▶ accounting (count per client, verb, resource)
+//!              ─▶ write log (client, object, time, store order)   [writes.rs]
 //!              ─▶ discovery (/version, /api, /apis, /openapi)   [discovery.rs]
 //!              ─▶ resource path ─▶ api.rs: parse target, verb
 //!                   get / list / watch (watch.rs) / create / update / patch /
@@ -44,6 +45,7 @@ pub mod selectors;
 pub mod store;
 pub mod table;
 pub mod watch;
+pub mod writes;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -121,6 +123,8 @@ pub struct Sim {
     pub accounting: Accounting,
     /// Simulated network faults per client.
     pub faults: accounting::Faults,
+    /// Every write request: who, what, when.
+    pub writes: writes::WriteLog,
     /// Service listeners (kube-proxy).
     pub proxies: proxy::Proxies,
     /// Tunables.
@@ -144,6 +148,7 @@ impl Sim {
             registry: Registry::new(),
             accounting: Accounting::default(),
             faults: accounting::Faults::default(),
+            writes: writes::WriteLog::default(),
             proxies: proxy::Proxies::default(),
             config,
             next_cluster_ip: AtomicU32::new(1),
@@ -320,6 +325,16 @@ pub fn app(sim: Arc<Sim>) -> Router {
             }),
         )
         .route(
+            "/sim/writes",
+            get(|State(sim): State<Arc<Sim>>| async move {
+                json_response(StatusCode::OK, &json!({"writes": sim.writes.snapshot()}))
+            })
+            .delete(|State(sim): State<Arc<Sim>>| async move {
+                sim.writes.reset();
+                StatusCode::NO_CONTENT
+            }),
+        )
+        .route(
             "/sim/faults/{client}",
             axum::routing::put(
                 |State(sim): State<Arc<Sim>>, axum::extract::Path(client): axum::extract::Path<String>, body: Bytes| async move {
@@ -396,6 +411,14 @@ impl Drop for Handle {
             let _ = tx.send(());
         }
     }
+}
+
+/// The identity (bearer token, and so the accounted client) the process
+/// kubelet gives a pod's containers: its service account and the pod, as a
+/// real bound service-account token carries both, so that two replicas under
+/// one service account are told apart.
+pub fn pod_identity(namespace: &str, service_account: &str, pod: &str) -> String {
+    format!("system:serviceaccount:{namespace}:{service_account}@{pod}")
 }
 
 /// A kubeconfig for a server URL; the token is not checked, only used to

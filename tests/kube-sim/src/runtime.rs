@@ -10,9 +10,11 @@
 //!   `fieldRef` for metadata.name / metadata.namespace / metadata.uid /
 //!   status.podIP / spec.nodeName / spec.serviceAccountName), `envFrom`; plus
 //!   `POD_IP`, `QUIVER_SIM_DNS` (the cluster DNS server), the per-image extra env of `--image-env NAME=VAR=VALUE`, and
-//!   `KUBECONFIG` pointing at a kubeconfig for this simulator whose token is
-//!   `system:serviceaccount:NS:SA` (unless `automountServiceAccountToken:
-//!   false`), so `kube::Config::infer()` inside the process reaches it;
+//!   `KUBECONFIG` pointing at a kubeconfig for this simulator whose token
+//!   names the service account and the pod, `system:serviceaccount:NS:SA@POD`
+//!   ([`crate::pod_identity`]; a real bound token carries the pod too), unless
+//!   `automountServiceAccountToken: false`, so `kube::Config::infer()` inside
+//!   the process reaches it and two replicas are told apart;
 //! - addresses: `0.0.0.0` in args and env values becomes the pod IP;
 //! - volumes (secret, configMap, emptyDir) are written under
 //!   `ROOT/NS/POD/volumes/VOLUME/`; every mountPath occurring in args or env
@@ -175,7 +177,8 @@ fn prepare(sim: &Sim, cfg: &RuntimeConfig, pod: &Value, ip: &str, dir: &Path, ur
     let kubeconfig = dir.join("kubeconfig");
     let automount = pod.pointer("/spec/automountServiceAccountToken").and_then(Value::as_bool) != Some(false);
     if automount {
-        std::fs::write(&kubeconfig, crate::kubeconfig_for(url, &format!("system:serviceaccount:{ns}:{sa}")))
+        let pod_name = meta_str(pod, "name").unwrap_or_default();
+        std::fs::write(&kubeconfig, crate::kubeconfig_for(url, &crate::pod_identity(ns, sa, pod_name)))
             .map_err(|e| ("CreateContainerConfigError".to_string(), e.to_string()))?;
     }
     let mut out = Vec::new();

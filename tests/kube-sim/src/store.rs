@@ -66,6 +66,33 @@ pub struct TooOld {
 
 type ObjKey = (String, String);
 
+/// A change made while [`capturing`] on this thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    /// resourceVersion of the change.
+    pub rv: u64,
+    /// Storage key of the resource type.
+    pub key: String,
+    /// Namespace (empty for cluster-scoped).
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Vec<Captured>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` and returns, with its result, the changes it made to any store on
+/// this thread (the write handlers are synchronous, so these are the
+/// request's own changes, not a concurrent request's).
+pub fn capturing<T>(f: impl FnOnce() -> T) -> (T, Vec<Captured>) {
+    let outer = CAPTURE.with(|c| c.borrow_mut().replace(Vec::new()));
+    let out = f();
+    let captured = CAPTURE.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer)).unwrap_or_default();
+    (out, captured)
+}
+
 struct Inner {
     rv: u64,
     objects: HashMap<String, BTreeMap<ObjKey, Value>>,
@@ -220,6 +247,16 @@ impl Store {
     }
 
     fn record(&self, inner: &mut Inner, key: &str, ns: &str, kind: EventType, object: Value, prev: Option<Value>) {
+        CAPTURE.with(|c| {
+            if let Some(v) = c.borrow_mut().as_mut() {
+                v.push(Captured {
+                    rv: inner.rv,
+                    key: key.to_string(),
+                    namespace: ns.to_string(),
+                    name: object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                });
+            }
+        });
         let change = Arc::new(Change {
             rv: inner.rv,
             key: key.to_string(),

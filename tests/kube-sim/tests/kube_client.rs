@@ -365,6 +365,47 @@ async fn requests_are_counted_per_client_verb_and_resource() {
     assert!(body["requests"].as_array().unwrap().iter().any(|r| r["verb"] == "create" && r["resource"] == "configmaps" && r["count"] == 1));
 }
 
+#[tokio::test]
+async fn writes_are_logged_with_client_object_order_and_outcome() {
+    let (h, _) = sim(Default::default()).await;
+    let a: Api<ConfigMap> = Api::namespaced(client_as(&h, "replica-a").await, "default");
+    let b: Api<ConfigMap> = Api::namespaced(client_as(&h, "replica-b").await, "default");
+    let created = a.create(&PostParams::default(), &cm("x", json!({}), json!({"k": "1"}))).await.unwrap();
+    a.get("x").await.unwrap();
+    let pp = PatchParams::apply("mgr").force();
+    b.patch("x", &pp, &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "2"}}))).await.unwrap();
+    // The same apply again changes nothing; a stale update is refused.
+    b.patch("x", &pp, &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "2"}}))).await.unwrap();
+    assert_eq!(api_error(a.replace("x", &PostParams::default(), &created).await.unwrap_err()).code, 409);
+    a.delete("x", &DeleteParams::default()).await.unwrap();
+
+    let log = h.sim.writes.snapshot();
+    let seen: Vec<(&str, &str, &str, u16, bool)> =
+        log.iter().map(|w| (w.client.as_str(), w.verb.as_str(), w.name.as_str(), w.code, w.changed)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("replica-a", "create", "x", 201, true),
+            ("replica-b", "apply", "x", 200, true),
+            ("replica-b", "apply", "x", 200, false),
+            ("replica-a", "update", "x", 409, false),
+            ("replica-a", "delete", "x", 200, true),
+        ],
+        "reads are not writes; each write names its client, object and outcome"
+    );
+    assert!(log.iter().all(|w| w.resource == "configmaps" && w.namespace == "default"));
+    // Ordered by the store: a change's version is its resourceVersion, one
+    // that changed nothing sorts after the change it saw last.
+    let versions: Vec<u64> = log.iter().map(|w| w.version).collect();
+    assert!(versions.windows(2).all(|p| p[0] <= p[1]), "{versions:?}");
+    assert_eq!(log[0].version.to_string(), created.metadata.resource_version.unwrap());
+    assert_eq!(log[2].version, log[1].version, "the no-op apply saw the first apply's change last");
+    assert!(log.windows(2).all(|p| p[0].unix_micros <= p[1].unix_micros));
+    let body: Value = reqwest_get(&format!("{}/sim/writes", h.url())).await;
+    assert_eq!(body["writes"].as_array().unwrap().len(), 5);
+    assert_eq!(body["writes"][3]["code"], 409);
+}
+
 async fn reqwest_get(url: &str) -> Value {
     // A plain HTTP/1.1 GET over a TcpStream keeps the test free of another client.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
