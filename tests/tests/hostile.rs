@@ -9,6 +9,12 @@
 //! cookies, then checks that every server still answers with the same totals
 //! and that no token or cookie appears in any log line. Every case prints what
 //! was sent and what came back.
+//!
+//! One fixture, ten sections run in order (later ones rely on what earlier
+//! ones leave: issued cookies, a session old enough to expire, the login rate
+//! limit, logs to scan). A failed assertion is recorded under its section's
+//! name and the next sections still run; the test fails at the end listing
+//! every case and section that did not hold.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -429,10 +435,82 @@ async fn worker_total(urls: &[String]) -> u64 {
     total
 }
 
-// ---------------------------------------------------------------- the test
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
+/// `GET /api/datasets` with a session cookie: the status.
+async fn get_with(http: &reqwest::Client, base: &str, cookie: &str) -> u16 {
+    http.get(format!("{base}/api/datasets"))
+        .header("Cookie", format!("quiver_session={cookie}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+const E400: Want = Want::Error(&[400]);
+
+// ---------------------------------------------------------------- the fixture
+
+/// The processes every section attacks, and what the baseline answered.
+struct Fixture {
+    started: Instant,
+    bin: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+    logs: std::path::PathBuf,
+    issued: Issued,
+    procs: Vec<Proc>,
+    flight_urls: Vec<String>,
+    worker_http: Vec<String>,
+    flight_addrs: Vec<SocketAddr>,
+    d1_addr: SocketAddr,
+    d2_addr: SocketAddr,
+    d1: String,
+    d2: String,
+    /// dashboard1's session cookie from the first login.
+    c1: String,
+    d1_auth: Auth2,
+    d2_auth: Auth2,
+    before1: Value,
+    before2: Value,
+    pids: Vec<(String, u32)>,
+    rss_before: Vec<f64>,
+}
+
+impl Fixture {
+    /// `serve` arguments of a dashboard on `addr` in front of both workers.
+    fn dash_args(&self, addr: SocketAddr, extra: &[&str]) -> Vec<String> {
+        dash_args(&self.flight_urls, addr, extra)
+    }
+}
+
+fn dash_args(flight_urls: &[String], addr: SocketAddr, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "serve".into(), "--addr".into(), addr.to_string(), "--workers".into(), flight_urls.join(","),
+        "--header-read-timeout".into(), format!("{READ_TIMEOUT_SECS}s"),
+        "--body-read-timeout".into(), format!("{READ_TIMEOUT_SECS}s"),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// What the sections found, and what later sections need from earlier ones.
+#[derive(Default)]
+struct Findings {
+    /// Each failed case or section, named.
+    failures: Vec<String>,
+    /// Wrong tokens sent: none may appear in a log.
+    near_misses: Vec<String>,
+    /// Forged cookies sent: none may appear in a log.
+    forged: Vec<(String, String)>,
+    /// dashboard2's cookie (`--session-ttl 3s`) and when it was issued.
+    c2: Option<(String, Instant)>,
+}
+
+/// Two workers (the second logs at debug) over generated data, two dashboards
+/// (the second at debug, `--trust-proxy`, another token, a 3 s session and at
+/// most 50 connections), logged in, with baseline answers.
+async fn start() -> Fixture {
+
     let started = Instant::now();
     let bin = build_binaries();
     let tmp = tempfile::tempdir().unwrap();
@@ -472,15 +550,6 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
         worker_http.push(format!("http://{ha}"));
         flight_addrs.push(fa);
     }
-    let dash_args = |addr: SocketAddr, extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = vec![
-            "serve".into(), "--addr".into(), addr.to_string(), "--workers".into(), flight_urls.join(","),
-            "--header-read-timeout".into(), format!("{READ_TIMEOUT_SECS}s"),
-            "--body-read-timeout".into(), format!("{READ_TIMEOUT_SECS}s"),
-        ];
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
     let (d1_addr, d2_addr) = (free_addr(), free_addr());
     let d1 = format!("http://{d1_addr}");
     let d2 = format!("http://{d2_addr}");
@@ -488,14 +557,14 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
         &logs,
         "dashboard1",
         &bin.join("quiver-dashboard"),
-        &dash_args(d1_addr, &[]),
+        &dash_args(&flight_urls, d1_addr, &[]),
         &[("QUIVER_DASHBOARD_TOKEN", DASH_TOKEN), ("QUIVER_WORKER_TOKEN", WORKER_TOKEN)],
     ));
     procs.push(Proc::start(
         &logs,
         "dashboard2-debug",
         &bin.join("quiver-dashboard"),
-        &dash_args(d2_addr, &["--trust-proxy", "--session-ttl", "3s", "--max-connections", "50"]),
+        &dash_args(&flight_urls, d2_addr, &["--trust-proxy", "--session-ttl", "3s", "--max-connections", "50"]),
         &[("QUIVER_DASHBOARD_TOKEN", DASH2_TOKEN), ("QUIVER_WORKER_TOKEN", WORKER_TOKEN), ("RUST_LOG", "debug")],
     ));
 
@@ -535,10 +604,33 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
         ROWS,
         started.elapsed().as_secs_f64()
     );
+    Fixture {
+        started,
+        bin,
+        _tmp: tmp,
+        logs,
+        issued,
+        procs,
+        flight_urls,
+        worker_http,
+        flight_addrs,
+        d1_addr,
+        d2_addr,
+        d1,
+        d2,
+        c1,
+        d1_auth,
+        d2_auth,
+        before1,
+        before2,
+        pids,
+        rss_before,
+    }
+}
 
-    let mut failures: Vec<String> = Vec::new();
-    let mut near_misses: Vec<String> = Vec::new();
-
+/// Malformed, oversized and sneaky HTTP requests to dashboard1.
+async fn dashboard_http_corpus(fx: &Fixture, log: &mut Findings) {
+    let Fixture { d1_addr, ref c1, .. } = *fx;
     // ------------------------------------------------ dashboard HTTP corpus
     let ck = || ("Cookie", format!("quiver_session={c1}"));
     let jt = || ("Content-Type", "application/json".to_string());
@@ -552,7 +644,6 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
         qj(v)
     };
     let world = json!({"west": -180, "south": -85, "east": 180, "north": 85});
-    const E400: Want = Want::Error(&[400]);
     let deep = |n: usize| format!("{{\"dataset\": {}{}}}", "[".repeat(n), "]".repeat(n));
     let mut cases = vec![
         case("malformed JSON (cut off)", q(br#"{"dataset": "towers", "histograms": ["#), E400),
@@ -669,13 +760,16 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
         http_req("POST", "/api/query", &[jt()], b"{{{"),
         Want::Error(&[401]),
     ));
-    failures.extend(run_cases("dashboard HTTP corpus", d1_addr, cases).await);
+    log.failures.extend(run_cases("dashboard HTTP corpus", d1_addr, cases).await);
     // Nothing of /etc/passwd ever came back: checked on the traversal answers above by status;
     // double-check one body here.
     let r = exchange(d1_addr, None, http_req("GET", "/static/../../../../etc/passwd", &[], b""), Duration::from_secs(5)).await;
     assert!(!String::from_utf8_lossy(&r.body).contains("root:"), "a traversal served /etc/passwd");
+}
 
-    // ------------------------------------------------ worker Flight corpus
+/// Hostile tickets, actions and descriptors against worker 0 over Arrow Flight.
+async fn worker_flight_corpus(fx: &Fixture, log: &mut Findings) {
+    let Fixture { ref flight_urls, .. } = *fx;
     println!("\n== worker Flight corpus against {}", flight_urls[0]);
     let bearer = format!("Bearer {WORKER_TOKEN}");
     let mut fc = FlightServiceClient::new(
@@ -726,8 +820,8 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
         ("Basic scheme", base_ticket(json!({})), Some("Basic dXNlcjpwYXNz".into()), &[Code::Unauthenticated]),
         ("empty Bearer", base_ticket(json!({})), Some("Bearer ".into()), &[Code::Unauthenticated]),
     ];
-    near_misses.push(format!("{WORKER_TOKEN}x"));
-    near_misses.push(WORKER_TOKEN[..WORKER_TOKEN.len() - 1].to_string());
+    log.near_misses.push(format!("{WORKER_TOKEN}x"));
+    log.near_misses.push(WORKER_TOKEN[..WORKER_TOKEN.len() - 1].to_string());
     for (name, t, auth, want) in flight_tickets {
         let r = fc.do_get(flight_request(Ticket::new(t), auth.as_deref())).await;
         let outcome = match r {
@@ -758,7 +852,7 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
         let ok = want.contains(&code) && outcome.as_ref().err().is_none_or(|s| !s.message().is_empty());
         println!("{} DoGet {:<50} → {line}", if ok { "ok  " } else { "FAIL" }, name);
         if !ok {
-            failures.push(format!("DoGet {name} → {line}"));
+            log.failures.push(format!("DoGet {name} → {line}"));
         }
     }
     type ActionCase<'a> = (&'a str, &'a str, Vec<u8>, Option<String>, &'a [Code]);
@@ -789,7 +883,7 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
         let ok = want.contains(&code) && outcome.as_ref().err().is_none_or(|s| !s.message().is_empty());
         println!("{} DoAction {:<47} → {line}", if ok { "ok  " } else { "FAIL" }, name);
         if !ok {
-            failures.push(format!("DoAction {name} → {line}"));
+            log.failures.push(format!("DoAction {name} → {line}"));
         }
     }
     // Other calls with hostile descriptors.
@@ -833,12 +927,15 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
         let ok = want.contains(&code);
         println!("{} {:<56} → {line}", if ok { "ok  " } else { "FAIL" }, name);
         if !ok {
-            failures.push(format!("{name} → {line}"));
+            log.failures.push(format!("{name} → {line}"));
         }
     }
     assert_eq!(worker_total(&flight_urls).await, ROWS, "the workers answer after the Flight corpus");
+}
 
-    // ------------------------------------------------ raw TCP against the Flight port
+/// Garbage and held-open connections on worker 0's Flight port while a real client queries.
+async fn raw_tcp_on_the_flight_port(fx: &Fixture) {
+    let Fixture { ref flight_urls, ref flight_addrs, .. } = *fx;
     println!("\n== raw TCP against the Flight port {}", flight_addrs[0]);
     let garbage_closed = {
         let mut s = TcpStream::connect(flight_addrs[0]).await.unwrap();
@@ -893,8 +990,12 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
     }
     drop(held);
     println!("after the queries {still_open} of 150 held connections were still open (closed by the worker's connection age limit later)");
+}
 
-    // ------------------------------------------------ auth: cookies, bearer, logout, epoch
+/// Forged cookies, bearer variants, tokens in query strings, cookies across deployments.
+async fn auth_attacks(fx: &Fixture, log: &mut Findings) {
+    let http = http_client(None);
+    let Fixture { d1_addr, d2_addr, ref d1, ref d2, ref c1, ref issued, .. } = *fx;
     println!("\n== auth attacks");
     let now = quiver_dashboard::routes::session::unix_now();
     let parts: Vec<&str> = c1.split('.').collect();
@@ -945,7 +1046,7 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
         ("token without scheme", t.to_string(), Want::Error(&[401])),
         ("Bearer with the cookie value", format!("Bearer {c1}"), Want::Error(&[401])),
     ];
-    near_misses.extend([format!("{t}x"), t[..t.len() - 1].to_string(), t.to_uppercase(), format!("{t}\tx")]);
+    log.near_misses.extend([format!("{t}x"), t[..t.len() - 1].to_string(), t.to_uppercase(), format!("{t}\tx")]);
     for (k, (name, h, want)) in bearer_cases.into_iter().enumerate() {
         let mut c = case(name, http_req("GET", "/api/datasets", &[("Authorization", h)], b""), want);
         c.from = Some(format!("127.0.1.{}", k + 1).parse().unwrap());
@@ -966,10 +1067,10 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
     ] {
         auth_cases.push(case(format!("token in the query string: {}", path.split('?').next().unwrap()), http_req("GET", &path, &[], b""), want));
     }
-    failures.extend(run_cases("dashboard auth corpus (dashboard1)", d1_addr, auth_cases).await);
+    log.failures.extend(run_cases("dashboard auth corpus (dashboard1)", d1_addr, auth_cases).await);
     // The same query-string and near-miss probes against the debug-level dashboard.
     let t2 = DASH2_TOKEN;
-    near_misses.push(format!("{t2}x"));
+    log.near_misses.push(format!("{t2}x"));
     let mut debug_cases = vec![
         case("token in the query string (debug dashboard)", http_req("GET", &format!("/api/datasets?token={t2}"), &[], b""), Want::Error(&[401])),
         case("form login with the token in the query string", http_req("POST", &format!("/login?token={t2}"), &[("Content-Type", "application/x-www-form-urlencoded".into())], b"x=1"), E400),
@@ -978,27 +1079,25 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
     let mut wrong = case("Bearer token + x (debug dashboard)", http_req("GET", "/api/datasets", &[("Authorization", format!("Bearer {t2}x"))], b""), Want::Error(&[401]));
     wrong.from = Some("127.0.2.1".parse().unwrap());
     debug_cases.push(wrong);
-    failures.extend(run_cases("debug dashboard probes (dashboard2)", d2_addr, debug_cases).await);
+    log.failures.extend(run_cases("debug dashboard probes (dashboard2)", d2_addr, debug_cases).await);
 
     // Cross-deployment, expiry, logout replay, epoch.
     let (st, c2, _) = login(&http, &d2, DASH2_TOKEN, None, &issued).await;
     assert_eq!(st, 204);
     let c2 = c2.unwrap();
-    let get_with = async |base: &str, cookie: &str| -> u16 {
-        http.get(format!("{base}/api/datasets"))
-            .header("Cookie", format!("quiver_session={cookie}"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    };
-    let c2_fresh = get_with(&d2, &c2).await;
-    let c2_on_d1 = get_with(&d1, &c2).await;
+    let c2_fresh = get_with(&http, &d2, &c2).await;
+    let c2_on_d1 = get_with(&http, &d1, &c2).await;
     println!("cookie of dashboard2 (another token) on dashboard1 → {c2_on_d1}; on dashboard2 → {c2_fresh}");
     assert_eq!((c2_fresh, c2_on_d1), (200, 401), "a cookie works only where its token is");
     let c2_issued = Instant::now();
+    log.forged.extend(forged.iter().map(|(n, c)| (n.to_string(), c.clone())));
+    log.c2 = Some((c2, c2_issued));
+}
 
+/// Logout is stateless; a bumped `--session-epoch` revokes earlier sessions.
+async fn logout_and_session_epoch(fx: &Fixture) {
+    let http = http_client(None);
+    let Fixture { ref d1, ref issued, .. } = *fx;
     // Logout: stateless. The answer clears the cookie; a copy stays valid until it expires.
     let (st, c_logout, _) = login(&http, &d1, DASH_TOKEN, None, &issued).await;
     assert_eq!(st, 204);
@@ -1008,31 +1107,35 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
     println!("POST /logout → {} Set-Cookie: {clear}", resp.status().as_u16());
     assert_eq!(resp.status().as_u16(), 303);
     assert!(clear.starts_with("quiver_session=;") && clear.contains("Max-Age=0"), "logout clears the cookie: {clear}");
-    let replay = get_with(&d1, &c_logout).await;
+    let replay = get_with(&http, &d1, &c_logout).await;
     println!("a copy of the logged-out cookie replayed on dashboard1 → {replay} (logout is stateless: copies stay valid until they expire)");
     assert_eq!(replay, 200, "documented: logout does not revoke copies");
     // The revocation that exists: a replica with a bumped --session-epoch (a restart with a new value).
     let d3_addr = free_addr();
     let d3 = format!("http://{d3_addr}");
     let mut d3_proc = Proc::start(
-        &logs,
+        &fx.logs,
         "dashboard1-epoch1",
-        &bin.join("quiver-dashboard"),
-        &dash_args(d3_addr, &["--session-epoch", "1"]),
+        &fx.bin.join("quiver-dashboard"),
+        &fx.dash_args(d3_addr, &["--session-epoch", "1"]),
         &[("QUIVER_DASHBOARD_TOKEN", DASH_TOKEN), ("QUIVER_WORKER_TOKEN", WORKER_TOKEN)],
     );
     wait_for("dashboard with epoch 1 up", Duration::from_secs(30), async || http.get(format!("{d3}/healthz")).send().await.is_ok()).await;
-    let replay_epoch = get_with(&d3, &c_logout).await;
+    let replay_epoch = get_with(&http, &d3, &c_logout).await;
     let (st3, c3, _) = login(&http, &d3, DASH_TOKEN, None, &issued).await;
-    let c3_ok = get_with(&d3, c3.as_deref().unwrap_or("")).await;
-    let c3_on_d1 = get_with(&d1, c3.as_deref().unwrap_or("")).await;
+    let c3_ok = get_with(&http, &d3, c3.as_deref().unwrap_or("")).await;
+    let c3_on_d1 = get_with(&http, &d1, c3.as_deref().unwrap_or("")).await;
     println!(
         "same token, --session-epoch 1: the replayed cookie → {replay_epoch}; a fresh login → {st3}, its cookie → {c3_ok} there and {c3_on_d1} on the epoch-0 dashboard"
     );
     assert_eq!((replay_epoch, st3, c3_ok, c3_on_d1), (401, 204, 200, 401), "bumping the epoch revokes every earlier session");
     d3_proc.stop();
+}
 
-    // ------------------------------------------------ slowloris
+/// 200 slow connections against dashboard1 and the connection cap of dashboard2, while a normal client queries.
+async fn slowloris_and_connection_cap(fx: &Fixture) {
+    let http = http_client(None);
+    let Fixture { d1_addr, d2_addr, ref d1, ref d2, ref c1, ref d1_auth, ref before1, .. } = *fx;
     println!("\n== slowloris against dashboard1 (header and body limits {READ_TIMEOUT_SECS} s)");
     #[derive(Clone, Copy, Debug, PartialEq)]
     enum Slow {
@@ -1113,7 +1216,7 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
     let mut good_failures = 0;
     while slow.iter().any(|h| !h.is_finished()) && slow_started.elapsed() < Duration::from_secs(70) {
         let (st, counts, took) = query_counts(&http, &d1, &d1_auth).await;
-        if st != 200 || counts != before1 {
+        if st != 200 || counts != *before1 {
             good_failures += 1;
         }
         latencies.push(took);
@@ -1162,24 +1265,33 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
         http.get(format!("{d2}/healthz")).send().await.is_ok_and(|r| r.status() == 200)
     })
     .await;
+}
 
-    // The 3 s session of dashboard2 has expired by now.
+/// dashboard2's 3 s session has expired by now.
+async fn session_expiry(fx: &Fixture, log: &mut Findings) {
+    let http = http_client(None);
+    let Fixture { ref d2, .. } = *fx;
+    let (c2, c2_issued) = log.c2.clone().expect("the auth section logged in on dashboard2");
     let waited = c2_issued.elapsed();
     if waited < Duration::from_secs(4) {
         tokio::time::sleep(Duration::from_secs(4) - waited).await;
     }
-    let expired = get_with(&d2, &c2).await;
+    let expired = get_with(&http, &d2, &c2).await;
     println!("dashboard2 cookie (--session-ttl 3s) after {:.1} s → {expired}", c2_issued.elapsed().as_secs_f64());
     assert_eq!(expired, 401, "expired cookies are refused");
+}
 
-    // ------------------------------------------------ brute force
+/// Wrong tokens until the login rate limit answers 429, with and without a trusted proxy.
+async fn brute_force(fx: &Fixture, log: &mut Findings) {
+    let http = http_client(None);
+    let Fixture { ref d1, ref d2, ref c1, ref issued, .. } = *fx;
     println!("\n== token brute force");
     let mut statuses = Vec::new();
     let mut retry_after = None;
     for i in 0..50 {
         // A rotating X-Forwarded-For must not help: dashboard1 does not trust it.
         let guess = format!("guess-{i:02}-{}", &DASH_TOKEN[..8]);
-        near_misses.push(guess.clone());
+        log.near_misses.push(guess.clone());
         let (st, _, ra) = login(&http, &d1, &guess, Some(&format!("10.9.{i}.1")), &issued).await;
         statuses.push(st);
         if st == 429 && retry_after.is_none() {
@@ -1195,7 +1307,7 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
     assert!(retry_after.as_deref().and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s >= 1), "429 carries Retry-After");
     let (right_blocked, _, _) = login(&http, &d1, DASH_TOKEN, None, &issued).await;
     let bearer_blocked = http.get(format!("{d1}/api/datasets")).bearer_auth(DASH_TOKEN).send().await.unwrap().status().as_u16();
-    let cookie_during = get_with(&d1, &c1).await;
+    let cookie_during = get_with(&http, &d1, &c1).await;
     let other_ip = http_client(Some("127.0.0.2".parse().unwrap()));
     let (other_st, _, _) = login(&other_ip, &d1, DASH_TOKEN, None, &issued).await;
     println!(
@@ -1206,7 +1318,7 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
     let mut s2 = Vec::new();
     for i in 0..10 {
         let guess = format!("proxy-guess-{i}-{}", &DASH2_TOKEN[..8]);
-        near_misses.push(guess.clone());
+        log.near_misses.push(guess.clone());
         s2.push(login(&http, &d2, &guess, Some("203.0.113.9"), &issued).await.0);
     }
     let (blocked_xff, _, _) = login(&http, &d2, DASH2_TOKEN, Some("203.0.113.9"), &issued).await;
@@ -1216,15 +1328,19 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
         "dashboard2 (--trust-proxy): 10 wrong tokens as 203.0.113.9 → {s2:?}; right token as 203.0.113.9 → {blocked_xff}, as 198.51.100.7 → {other_xff}, with a forged first entry before 203.0.113.9 → {spoof_first}"
     );
     assert_eq!((blocked_xff, other_xff, spoof_first), (429, 204, 429));
+}
 
-    // ------------------------------------------------ after everything
+/// Every server still answers with the same totals; then all stop.
+async fn after_everything(fx: &mut Fixture) {
+    let http = http_client(None);
+    let Fixture { ref d1, ref d2, ref d1_auth, ref d2_auth, ref flight_urls, ref worker_http, ref before1, ref before2, ref pids, ref rss_before, ref mut procs, .. } = *fx;
     println!("\n== after the attacks");
     assert_eq!(worker_total(&flight_urls).await, ROWS, "workers answer with every row");
     let (s1, after1, _) = query_counts(&http, &d1, &d1_auth).await;
     let (s2b, after2, _) = query_counts(&http, &d2, &d2_auth).await;
     assert_eq!((s1, s2b), (200, 200));
-    assert_eq!(after1, before1, "dashboard1 gives the same counts as before");
-    assert_eq!(after2, before2, "dashboard2 gives the same counts as before");
+    assert_eq!(&after1, before1, "dashboard1 gives the same counts as before");
+    assert_eq!(&after2, before2, "dashboard2 gives the same counts as before");
     for base in [&d1, &d2, &worker_http[0], &worker_http[1]] {
         let st = http.get(format!("{base}/healthz")).send().await.unwrap().status().as_u16();
         assert_eq!(st, 200, "{base}/healthz");
@@ -1233,14 +1349,17 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
     for (i, (name, pid)) in pids.iter().enumerate() {
         println!("RSS {name:<18} before {:>7.1} MB, after {:>7.1} MB", rss_before[i], rss_mb(*pid));
     }
-    for p in &mut procs {
+    for p in procs.iter_mut() {
         assert!(p.alive(), "{} is still running", p.name);
     }
-    for p in &mut procs {
+    for p in procs.iter_mut() {
         p.stop();
     }
+}
 
-    // ------------------------------------------------ secrets in logs
+/// No token, cookie or near-miss appears in any log line.
+async fn secrets_in_logs(fx: &Fixture, log: &Findings) {
+    let Fixture { ref issued, ref logs, .. } = *fx;
     let mut secrets: Vec<(String, String)> = vec![
         ("dashboard token".into(), DASH_TOKEN.into()),
         ("other dashboard token".into(), DASH2_TOKEN.into()),
@@ -1252,12 +1371,12 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
             secrets.push(("issued cookie MAC".into(), mac.to_string()));
         }
     }
-    for (name, c) in &forged {
+    for (name, c) in &log.forged {
         if c.len() >= 20 {
             secrets.push((format!("forged cookie ({name})"), c.clone()));
         }
     }
-    for n in &near_misses {
+    for n in &log.near_misses {
         secrets.push(("near-miss token".into(), n.clone()));
     }
     let mut lines = 0usize;
@@ -1288,7 +1407,49 @@ async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
         println!("LEAK {l}");
     }
     assert!(lines > 100, "the logs hold something to scan (debug processes included)");
-    assert!(leaks.is_empty(), "secrets found in logs:\n{}", leaks.join("\n"));
-    println!("\nhostile test took {:.1} s", started.elapsed().as_secs_f64());
-    assert!(failures.is_empty(), "cases that did not hold:\n{}", failures.join("\n"));
+}
+
+
+/// The panic message of a failed section.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "panic".into())
+}
+
+/// Runs one section: a failed assertion in it is recorded under its name and
+/// the next sections still run; cases that did not hold are named too.
+macro_rules! section {
+    ($log:ident, $name:literal, $call:expr) => {{
+        println!("\n==== section: {}", $name);
+        let before = $log.failures.len();
+        let r = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe($call)).await;
+        if let Err(p) = r {
+            $log.failures.push(format!("assertion failed: {}", panic_message(&*p)));
+        }
+        for f in &mut $log.failures[before..] {
+            *f = format!("[{}] {f}", $name);
+        }
+    }};
+}
+
+// ---------------------------------------------------------------- the test
+
+/// The sections run in this order on one fixture: later ones rely on what
+/// earlier ones leave (issued cookies, a session old enough to expire, the
+/// login rate limit's state, logs to scan).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_input_and_auth_attacks_are_refused_and_the_servers_hold() {
+    let mut fx = start().await;
+    let mut log = Findings::default();
+    section!(log, "dashboard HTTP corpus", dashboard_http_corpus(&fx, &mut log));
+    section!(log, "worker Flight corpus", worker_flight_corpus(&fx, &mut log));
+    section!(log, "raw TCP on the Flight port", raw_tcp_on_the_flight_port(&fx));
+    section!(log, "auth attacks", auth_attacks(&fx, &mut log));
+    section!(log, "logout and session epoch", logout_and_session_epoch(&fx));
+    section!(log, "slowloris and connection cap", slowloris_and_connection_cap(&fx));
+    section!(log, "session expiry", session_expiry(&fx, &mut log));
+    section!(log, "brute force", brute_force(&fx, &mut log));
+    section!(log, "after everything", after_everything(&mut fx));
+    section!(log, "secrets in logs", secrets_in_logs(&fx, &log));
+    println!("\nhostile test took {:.1} s", fx.started.elapsed().as_secs_f64());
+    assert!(log.failures.is_empty(), "cases that did not hold:\n{}", log.failures.join("\n"));
 }
