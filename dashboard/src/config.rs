@@ -95,6 +95,11 @@ pub struct ServeArgs {
     /// notice for OpenStreetMap's tiles, else the tile server's host name).
     #[arg(long, env = "QUIVER_TILE_ATTRIBUTION")]
     pub tile_attribution: Option<String>,
+    /// Most rows one export (`GET /api/export`, CSV or Parquet) may return
+    /// (default 1,000,000); a larger selection is refused with its count
+    /// before anything is sent.
+    #[arg(long, env = "QUIVER_EXPORT_ROW_LIMIT")]
+    pub export_row_limit: Option<u64>,
     /// Name of the DataCluster this dashboard belongs to (in Kubernetes).
     #[arg(long, env = "QUIVER_CLUSTER")]
     pub cluster: Option<String>,
@@ -182,6 +187,8 @@ pub struct Config {
     pub tile_url: Option<String>,
     /// Attribution of the tiles shown on the map.
     pub tile_attribution: Option<String>,
+    /// Most rows one export may return.
+    pub export_row_limit: u64,
     /// DataCluster name and namespace, when running in Kubernetes.
     pub cluster: Option<(String, String)>,
     /// The operator's resume endpoint (needs `cluster`).
@@ -193,6 +200,11 @@ pub struct Config {
     /// Header and body read times and the connection cap.
     pub limits: crate::conn::Limits,
 }
+
+/// Rows an export may return unless `--export-row-limit` says otherwise: about
+/// 100 MB of CSV for the tower preset, a size a browser download and a
+/// spreadsheet or pandas still handle.
+pub const DEFAULT_EXPORT_ROW_LIMIT: u64 = 1_000_000;
 
 /// The default online tile layer: OpenStreetMap's standard tiles. Their usage
 /// policy (operations.osmfoundation.org/policies/tiles) asks for the attribution
@@ -384,6 +396,10 @@ impl TryFrom<ServeArgs> for Config {
             dns_server,
             cluster,
             trust_proxy: a.trust_proxy,
+            export_row_limit: a
+                .export_row_limit
+                .unwrap_or(DEFAULT_EXPORT_ROW_LIMIT)
+                .min(quiver_worker::protocol::MAX_EXPORT_ROWS),
             limits,
         })
     }

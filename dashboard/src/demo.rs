@@ -162,6 +162,7 @@ impl Stack {
                 format: None,
                 s3: None,
                 view: None,
+                details: None,
             });
         }
         if datasets.is_empty() {
@@ -194,6 +195,7 @@ impl Stack {
             operator_url: None,
             dns_server: None,
             trust_proxy: false,
+            export_row_limit: crate::config::DEFAULT_EXPORT_ROW_LIMIT,
             limits: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind(o.addr)

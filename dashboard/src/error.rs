@@ -49,6 +49,14 @@ pub enum Error {
         #[source]
         source: quiver_worker::Error,
     },
+    /// An export would return more rows than the configured limit.
+    #[error("{rows} rows are selected; the export limit is {limit} rows: narrow the filters or the map view")]
+    ExportTooLarge {
+        /// Rows selected.
+        rows: u64,
+        /// `--export-row-limit`.
+        limit: u64,
+    },
     /// A worker did not answer in time.
     #[error("worker {endpoint} did not answer within {}", humantime::format_duration(*after))]
     WorkerTimeout {
@@ -87,6 +95,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::Worker { source, .. } => source.category(),
             Error::WorkerTimeout { .. } => "timeout",
+            Error::ExportTooLarge { .. } => "export_too_large",
             Error::Unavailable(_) => "unavailable",
             Error::Config(_) => "config",
             Error::Setup(_) => "setup",
@@ -116,10 +125,12 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Worker { source, .. } => match source {
                 W::InvalidQuery(_) | W::UnknownDataset(_) => StatusCode::BAD_REQUEST,
+                W::TooManyRows { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 W::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_GATEWAY,
             },
             Error::WorkerTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Error::ExportTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Config(_) | Error::Setup(_) | Error::Io(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -133,7 +144,9 @@ impl Error {
         match self {
             Error::Worker { source, .. } => match source {
                 // These name the dataset, field or limit the user sent; safe to echo.
-                W::InvalidQuery(_) | W::UnknownDataset(_) | W::NotReady { .. } => source.to_string(),
+                W::InvalidQuery(_) | W::UnknownDataset(_) | W::NotReady { .. } | W::TooManyRows { .. } => {
+                    source.to_string()
+                }
                 // Worker messages never carry secrets; the reason helps whoever runs the cluster.
                 W::Unavailable { message, .. } => format!("worker unavailable: {message}"),
                 W::Unauthenticated(_) => {

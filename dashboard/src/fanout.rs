@@ -32,7 +32,16 @@ pub trait Worker: Send + Sync + 'static {
     async fn datasets(&self) -> WorkerResult<Vec<DatasetInfo>>;
     /// The `health` action.
     async fn health(&self) -> WorkerResult<()>;
+    /// Runs an export (a query whose only view is `rows`): its batches as
+    /// they arrive; a refusal comes before the first.
+    async fn export(&self, q: &Query) -> WorkerResult<BatchStream> {
+        let _ = q;
+        Err(quiver_worker::Error::InvalidQuery("this worker does not export rows".into()))
+    }
 }
+
+/// Record batches streamed from a worker.
+pub type BatchStream = futures::stream::BoxStream<'static, WorkerResult<arrow::array::RecordBatch>>;
 
 /// Makes a client for an endpoint.
 #[async_trait]
@@ -184,6 +193,16 @@ impl Fanout {
             tracing::warn!(endpoint = %endpoint, error = %e, "worker call failed");
         }
         Reply { endpoint, result }
+    }
+
+    /// Starts an export on one worker (see [`Worker::export`]), within the
+    /// per-call deadline for its first answer.
+    pub async fn export_from(self: &Arc<Self>, endpoint: &str, q: &Query) -> std::result::Result<BatchStream, Error> {
+        let w = self.client(endpoint).await.map_err(|e| Error::Worker { endpoint: endpoint.to_string(), source: e })?;
+        match tokio::time::timeout(self.timeout, w.export(q)).await {
+            Ok(r) => r.map_err(|e| Error::Worker { endpoint: endpoint.to_string(), source: e }),
+            Err(_) => Err(Error::WorkerTimeout { endpoint: endpoint.to_string(), after: self.timeout }),
+        }
     }
 
     /// Runs a query on every worker.

@@ -47,4 +47,7 @@ impl Worker for FlightWorker {
     async fn health(&self) -> WorkerResult<()> {
         self.0.health().await
     }
+    async fn export(&self, q: &Query) -> WorkerResult<crate::fanout::BatchStream> {
+        self.0.export(q).await
+    }
 }

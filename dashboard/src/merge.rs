@@ -326,9 +326,11 @@ pub fn merge_samples(samples: Vec<&Sample>, limit: Option<u32>) -> Option<Sample
     let matched: u64 = samples.iter().map(|s| s.matched).sum();
     let available: usize = samples.iter().map(|s| s.rows.len()).sum();
     let limit = limit.map(|l| l as usize).unwrap_or(available);
+    // Shards of one generation keep the same detail columns.
+    let columns = samples.iter().map(|s| &s.columns).find(|c| !c.is_empty()).cloned().unwrap_or_default();
     if available <= limit {
         let rows = samples.iter().flat_map(|s| s.rows.iter().cloned()).collect();
-        return Some(Sample { matched, rows });
+        return Some(Sample { matched, rows, columns });
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(matched ^ (available as u64).rotate_left(32));
     // Largest-remainder apportionment of `limit` by matched rows, capped by what each shard sent.
@@ -359,7 +361,7 @@ pub fn merge_samples(samples: Vec<&Sample>, limit: Option<u32>) -> Option<Sample
         idx.sort_unstable();
         rows.extend(idx.into_iter().map(|i| s.rows[i].clone()));
     }
-    Some(Sample { matched, rows })
+    Some(Sample { matched, rows, columns })
 }
 
 #[cfg(test)]
@@ -556,8 +558,10 @@ mod tests {
                     lat: 0.0,
                     category: tag.into(),
                     values: Default::default(),
+                    details: Default::default(),
                 })
                 .collect(),
+            columns: vec![],
         }
     }
 

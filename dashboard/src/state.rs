@@ -25,6 +25,8 @@ pub struct Settings {
     pub tile_attribution: Option<String>,
     /// Shading parameters.
     pub shade: ShadeOptions,
+    /// Most rows one export may return.
+    pub export_row_limit: u64,
 }
 
 /// Shared state; cheap to clone.
@@ -72,6 +74,7 @@ impl AppState {
                 tile_url: config.tile_url.clone(),
                 tile_attribution: config.tile_attribution.clone(),
                 shade: ShadeOptions::default(),
+                export_row_limit: config.export_row_limit,
             },
             auth: Auth::new(&config.token, config.session_epoch, config.session_ttl),
             limiter: LoginLimiter::new(LOGIN_BURST, LOGIN_REFILL),

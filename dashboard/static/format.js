@@ -72,20 +72,67 @@ export function formatPosition(lon, lat) {
   return `${Math.abs(lat).toFixed(5)}° ${ns}, ${Math.abs(lon).toFixed(5)}° ${ew}`;
 }
 
+const plainNumber = new Intl.NumberFormat('en-US', { maximumFractionDigits: 20, useGrouping: false });
+const groupedNumber = new Intl.NumberFormat('en-US', { maximumFractionDigits: 20 });
+
+function two(n) {
+  return String(n).padStart(2, '0');
+}
+
+/** Unix seconds → "2015-03-04 12:34:56 UTC" (the exact second, in UTC). */
+export function formatInstant(secs) {
+  if (!Number.isFinite(secs)) return '–';
+  const d = new Date(secs * 1000);
+  if (Number.isNaN(d.getTime())) return String(secs);
+  const date = `${d.getUTCFullYear()}-${two(d.getUTCMonth() + 1)}-${two(d.getUTCDate())}`;
+  return `${date} ${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} UTC`;
+}
+
+/**
+ * A detail column's exact value as text. `column` is the sample's column
+ * description ({ kind: int|float|time|text, unit }). Quantities (a unit)
+ * are grouped and followed by their unit ("5,620 m", "12.3 kn", "245.5°");
+ * identifiers and counts without one are plain digits ("208", "366123456").
+ */
+export function formatDetail(column, v) {
+  if (v === null || v === undefined) return '–';
+  const unit = column.unit || '';
+  const suffix = !unit ? '' : unit === '°' ? '°' : ` ${unit}`;
+  switch (column.kind) {
+    case 'time':
+      return formatInstant(v);
+    case 'int':
+    case 'float':
+      if (typeof v !== 'number') return String(v);
+      return `${(unit ? groupedNumber : plainNumber).format(v)}${suffix}`;
+    default:
+      return v === '' ? '(empty)' : String(v);
+  }
+}
+
 /**
  * A sampled row's details for its tooltip, as [title, text] pairs: the
- * position, then each dimension of the dataset other than the category, in
- * the dataset's order, under its title. Values the row does not carry are
- * left out; columns the dataset does not describe come last under their names.
+ * position, then the row's exact values of the sample's detail `columns`
+ * (the worker's detail columns, in their order, under their titles), then
+ * the bins of dimensions no detail column covers, in the dataset's order.
+ * Values the row does not carry are left out; bin values the dataset does
+ * not describe come last under their names.
  */
-export function rowDetails(dataset, row) {
+export function rowDetails(dataset, row, columns = []) {
   const out = [['Position', formatPosition(row.lon, row.lat)]];
+  const details = row.details || {};
+  const exact = new Set();
+  for (const col of columns) {
+    exact.add(col.dimension || col.column);
+    if (details[col.column] === undefined) continue;
+    out.push([col.title || col.column, formatDetail(col, details[col.column])]);
+  }
   const values = row.values || {};
   const seen = new Set();
   for (const dim of dataset.dimensions) {
     if (dim.name === dataset.category) continue;
     seen.add(dim.name);
-    if (values[dim.name] === undefined) continue;
+    if (values[dim.name] === undefined || exact.has(dim.name)) continue;
     out.push([dim.title || dim.name, values[dim.name]]);
   }
   for (const [k, v] of Object.entries(values)) if (!seen.has(k)) out.push([k, v]);

@@ -362,7 +362,9 @@ function selectDataset(ds, { keepFilters }) {
   }
   buildLegend();
   // Point tooltips name the values by their dimensions' titles.
-  map.describeRow = (row) => rowDetails(ds, row);
+  // Point tooltips show the row's exact values (the sample's detail columns)
+  // under their titles, and the bins of dimensions no detail column covers.
+  map.describeRow = (row) => rowDetails(ds, row, query.detailColumns || []);
   ui.total.textContent = formatCount(ds.rows);
 }
 
@@ -632,6 +634,7 @@ async function applyResult(res, body, vis, rtt, isCurrent) {
   // Map: points when few enough rows match in view, else the raster.
   const sample = res.sample;
   const points = sample && sample.matched <= SAMPLE_LIMIT && sample.rows.length >= sample.matched ? sample.rows : null;
+  query.detailColumns = (sample && sample.columns) || [];
   map.setPoints(points, colorOf);
   if (points) {
     // No points at all: the empty state says so.

@@ -138,6 +138,7 @@ async fn start_worker(url: &str, shard: u32, shards: u32) -> quiver_worker::serv
         format: None,
         s3: None,
         view: None,
+        details: None,
     };
     let cfg = WorkerConfig {
         datasets: vec![spec],

@@ -479,7 +479,7 @@ async function main() {
     await settle();
     if (!((await selectedCount()) > 0)) fail('"Show the whole world" did not bring rows back');
 
-    step = 'a point tooltip names the values by their dimension titles';
+    step = "a point tooltip shows the row's exact values under their titles";
     log(step);
     {
       // Few enough rows to draw them one by one: the smallest category, then a year of it.
@@ -520,11 +520,15 @@ async function main() {
       const tipEl = page.locator('[data-testid="point-tooltip"]');
       await tipEl.waitFor({ state: 'visible' });
       const names = await tipEl.locator('dt').allTextContents();
-      const towersDims = (await (await context.request.get(`${opts.url}/api/datasets`)).json()).datasets.find((d) => d.name === 'celltowers');
-      const wanted = ['Position', ...towersDims.dimensions.filter((d) => d.name !== towersDims.category).map((d) => d.title || d.name)];
-      // The dimensions first, by title and in order; other columns the rows carry may follow.
-      if (JSON.stringify(names.slice(0, wanted.length)) !== JSON.stringify(wanted)) fail(`the point tooltip lists ${names.join(', ')}; expected ${wanted.join(', ')} first`);
-      log(`  tooltip: ${(await tipEl.textContent()).trim()}`);
+      const texts = await tipEl.locator('dd').allTextContents();
+      // The row's exact values (the workers' detail columns) under their titles, not bin labels.
+      const wanted = ['Position', 'Radio', 'MCC', 'MNC', 'Signal range', 'Created'];
+      if (JSON.stringify(names) !== JSON.stringify(wanted)) fail(`the point tooltip lists ${names.join(', ')}; expected ${wanted.join(', ')}`);
+      const value = (t) => texts[names.indexOf(t)];
+      if (!/^\d[\d,]* m$/.test(value('Signal range'))) fail(`the tooltip's range is ${value('Signal range')}, not an exact number of metres`);
+      if (!/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/.test(value('Created'))) fail(`the tooltip's creation time is ${value('Created')}`);
+      if (!/^\d+$/.test(value('MCC')) || !/^\d+$/.test(value('MNC'))) fail(`the tooltip's MCC/MNC are ${value('MCC')}/${value('MNC')}`);
+      log(`  tooltip: ${names.map((n, i) => `${n}: ${texts[i]}`).join('; ')}`);
       await screenshot('point-tooltip');
       await page.click('[data-testid="reset-all"]');
       await settle();

@@ -106,6 +106,36 @@ def main():
           sum(v for k, v in got.items() if k != "(missing)") == len(brushed),
           "radio histogram under a 2015-2017 brush matches pandas (own filter ignored)")
 
+    # 5. A sample carries each row's exact values as typed detail.* columns,
+    #    titled in their field metadata, equal to a row of the files.
+    full = ds.dataset(a.data, format="parquet").to_table(
+        columns=["radio", "mcc", "net", "range", "created", "lon", "lat"]).to_pandas()
+    t3 = {"version": 1, "dataset": a.dataset,
+          "filters": {"radio": {"categories": ["LTE"]}},
+          "viewport": {"west": -180, "south": -85, "east": 180, "north": 85},
+          "views": [{"type": "sample", "limit": 40}]}
+    want_types = {"detail.radio": pa.string(), "detail.mcc": pa.int64(), "detail.net": pa.int64(),
+                  "detail.range": pa.int64(), "detail.created": pa.timestamp("s")}
+    matched_rows = 0
+    for c in clients:
+        t = do_get(c, options, t3)
+        check(t.schema.metadata[b"quiver.view"] == b"sample", "sample answer names its view")
+        types = {f.name: f.type for f in t.schema if f.name.startswith("detail.")}
+        check(types == want_types, f"sample detail columns and types ({types})")
+        rng = t.schema.field("detail.range")
+        check(rng.metadata.get(b"quiver.unit") == b"m" and rng.metadata.get(b"quiver.title") == b"Signal range",
+              "detail.range is titled, in metres")
+        rows = t.to_pylist()
+        check(len(rows) == 40, f"40 sampled rows ({len(rows)})")
+        for r in rows:
+            created = int(r["detail.created"].timestamp()) if r["detail.created"] is not None else None
+            hit = full[(full["radio"] == r["detail.radio"]) & (full["mcc"] == r["detail.mcc"]) &
+                       (full["net"] == r["detail.net"]) & (full["range"] == r["detail.range"]) &
+                       (full["created"] == created) &
+                       ((full["lon"] - r["lon"]).abs() < 1e-6) & ((full["lat"] - r["lat"]).abs() < 1e-6)]
+            matched_rows += int(len(hit) > 0 and r["category"] == "LTE")
+    check(matched_rows == 40 * len(clients), f"every sampled row is a row of the files ({matched_rows})")
+
     if failures:
         print(f"{len(failures)} check(s) failed", file=sys.stderr)
         sys.exit(1)

@@ -31,6 +31,7 @@ async fn pyarrow_flight_reads_our_answers() {
                 format: None,
                 s3: None,
                 view: None,
+                details: None,
             }],
             shard: ShardId::new(i, 2).unwrap(),
             token: Some(token.into()),

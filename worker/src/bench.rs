@@ -30,6 +30,10 @@ pub struct BenchArgs {
     /// Regenerate even when data is present.
     #[arg(long)]
     pub regen: bool,
+    /// Load without the preset's detail columns (`details: []`), to compare
+    /// load time and memory with and without them.
+    #[arg(long)]
+    pub no_details: bool,
     /// Fail (exit non-zero) when a ratio measured in this run passes its
     /// bound: a full scan over the floor above `--max-scan-ratio`, or an
     /// answer from pre-aggregates over the full scan above `--max-aggregate-ratio`.
@@ -178,6 +182,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         format: None,
         s3: None,
         view: None,
+        details: a.no_details.then(Vec::new),
     };
     source::return_freed_memory();
     let (before_load, _) = memory();
@@ -197,6 +202,15 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         rows as f64 / load_s / 1e6 / rayon::current_num_threads() as f64
     );
     println!("resident     {:>10.2} bytes/row ({:.0} MB)", shard.bytes() as f64 / rows as f64, shard.bytes() as f64 / 1e6);
+    let detail = shard.details.bytes() as f64;
+    println!(
+        "details      {:>10.2} bytes/row ({:.0} MB; {} columns: {}), {:.2} bytes/row without them",
+        detail / rows as f64,
+        detail / 1e6,
+        shard.details.columns.len(),
+        shard.details.columns.iter().map(|c| format!("{} {:.2}", c.info.column, c.bytes() as f64 / rows as f64)).collect::<Vec<_>>().join(", "),
+        (shard.bytes() as f64 - detail) / rows as f64
+    );
     // What loading added to the process, at its peak and once done.
     let loaded = after_load.saturating_sub(before_load).max(1);
     let load_peak_ratio = load_peak.saturating_sub(before_load) as f64 / loaded as f64;

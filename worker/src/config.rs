@@ -123,6 +123,7 @@ pub fn parse_dataset_arg(s: &str) -> Result<DatasetSpec> {
         format: None,
         s3: None,
         view: None,
+        details: None,
     })
 }
 

@@ -45,6 +45,14 @@ pub enum Error {
     /// The shard would not fit the memory limit.
     #[error("shard does not fit in memory: {0}")]
     OutOfMemory(String),
+    /// An export matches more rows than its limit.
+    #[error("{rows} rows are selected; the export limit is {limit} rows")]
+    TooManyRows {
+        /// Rows selected.
+        rows: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Wrong or missing token.
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
@@ -78,6 +86,7 @@ impl Error {
             Error::Store { .. } => "store",
             Error::Decode { .. } => "decode",
             Error::OutOfMemory(_) => "out_of_memory",
+            Error::TooManyRows { .. } => "too_many_rows",
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Unavailable { .. } => "unavailable",
             Error::Protocol(_) => "protocol",
@@ -115,7 +124,7 @@ fn status_of(e: Error) -> tonic::Status {
             Error::UnknownDataset(_) => tonic::Status::not_found(msg),
             Error::NotReady { .. } => tonic::Status::unavailable(msg),
             Error::Unauthenticated(_) => tonic::Status::unauthenticated(msg),
-            Error::OutOfMemory(_) => tonic::Status::resource_exhausted(msg),
+            Error::OutOfMemory(_) | Error::TooManyRows { .. } => tonic::Status::resource_exhausted(msg),
             Error::Store { .. } | Error::Unavailable { .. } => tonic::Status::unavailable(msg),
             Error::Decode { .. } => tonic::Status::failed_precondition(msg),
             Error::Protocol(_) | Error::Io(_) | Error::Arrow(_) => tonic::Status::internal(msg),

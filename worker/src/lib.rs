@@ -16,6 +16,7 @@ pub mod bins;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod flight;
 // `gen` is a reserved word in edition 2024: the generator lives in gen/ and is
 // named `synth` in paths (`quiver_worker::synth::generate`, `crate::synth::...`).

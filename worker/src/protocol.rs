@@ -20,6 +20,10 @@ pub const MAX_RASTER_SIDE: u32 = 4096;
 pub const MAX_RASTER_PIXELS: u64 = 4_194_304;
 /// Largest sample a query may ask for.
 pub const MAX_SAMPLE_ROWS: u32 = 10_000;
+/// Largest `rows` view (export) a query may ask for.
+pub const MAX_EXPORT_ROWS: u64 = 100_000_000;
+/// Rows per batch of a `rows` answer.
+pub const EXPORT_BATCH_ROWS: usize = 65_536;
 /// Largest ticket accepted, in bytes.
 pub const MAX_TICKET_BYTES: usize = 64 * 1024;
 /// Largest number of views in one query.
@@ -100,6 +104,16 @@ pub enum View {
         /// Most rows to return.
         limit: u32,
     },
+    /// Every selected row inside the viewport (the whole dataset without
+    /// one), streamed in batches: the export. Must be the ticket's only view.
+    /// Refused before streaming when more than `limit` rows match.
+    Rows {
+        /// Most rows to return (at most [`MAX_EXPORT_ROWS`]).
+        limit: u64,
+        /// Detail columns to return, in order (default: all of them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        columns: Option<Vec<String>>,
+    },
 }
 
 impl Query {
@@ -172,6 +186,17 @@ impl Query {
                     }
                 }
                 View::Histogram { .. } => {}
+                View::Rows { limit, columns } => {
+                    if self.views.len() != 1 {
+                        return bad("a rows view (export) must be the query's only view".into());
+                    }
+                    if *limit > MAX_EXPORT_ROWS {
+                        return bad(format!("rows limit {limit} exceeds the limit of {MAX_EXPORT_ROWS} rows"));
+                    }
+                    if columns.as_ref().is_some_and(|c| c.len() > 256) {
+                        return bad("a rows view lists more than 256 columns".into());
+                    }
+                }
             }
         }
         if rasters > 1 || samples > 1 {
@@ -313,8 +338,12 @@ pub struct SampleRow {
     pub lat: f64,
     /// Category label.
     pub category: String,
-    /// Other column values, as text, by column name.
+    /// The bins of the other dimensions, as labels, by dimension name.
     pub values: BTreeMap<String, String>,
+    /// The row's exact values of the dataset's detail columns, by column name
+    /// (numbers; times in unix seconds; text); missing values are left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, serde_json::Value>,
 }
 
 /// A sample of the selected rows.
@@ -325,6 +354,9 @@ pub struct Sample {
     pub matched: u64,
     /// The sampled rows.
     pub rows: Vec<SampleRow>,
+    /// The detail columns the rows' `details` hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<crate::store::DetailInfo>,
 }
 
 /// A worker's whole answer to one query, decoded.
@@ -430,4 +462,7 @@ pub struct DatasetInfo {
     pub bytes: u64,
     /// Which shard this is.
     pub shard: ShardInfo,
+    /// The detail columns samples carry and exports return.
+    #[serde(default)]
+    pub details: Vec<crate::store::DetailInfo>,
 }

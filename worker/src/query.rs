@@ -8,6 +8,7 @@ use crate::geo::{x_to_lon, y_to_lat};
 use crate::kernel::{self, Plan};
 use crate::protocol::{Histogram, Query, QueryResult, Raster, Sample, SampleRow, View};
 use crate::store::Shard;
+use crate::store::detail::DetailValue;
 
 /// Runs a (shape-checked) query over a shard on the current rayon pool.
 pub fn run(shard: &Shard, q: &Query) -> Result<QueryResult> {
@@ -24,6 +25,16 @@ pub fn run_planned(shard: &Arc<Shard>, q: &Query, plan: &Plan) -> Result<QueryRe
     let started = Instant::now();
     let counts = kernel::answer_shared(shard, plan);
     assemble(shard, q, counts, started.elapsed().as_micros() as u64)
+}
+
+/// A detail value as JSON (`None` when missing, or a float JSON cannot hold).
+fn detail_json(v: DetailValue) -> Option<serde_json::Value> {
+    match v {
+        DetailValue::Null => None,
+        DetailValue::Int(i) => Some(i.into()),
+        DetailValue::Float(f) => serde_json::Number::from_f64(f).map(serde_json::Value::Number),
+        DetailValue::Text(s) => Some(s.into()),
+    }
 }
 
 /// The protocol answer from the kernel's counts.
@@ -64,6 +75,7 @@ fn assemble(
                     counts: cell_counts,
                 });
             }
+            View::Rows { .. } => {}
             View::Sample { .. } => {
                 let cat = &shard.dims[shard.category_dim];
                 let rows = counts
@@ -87,7 +99,14 @@ fn assemble(
                             })
                             .collect();
                         let code = shard.codes[shard.category_dim][r] as usize;
+                        let details = shard
+                            .details
+                            .columns
+                            .iter()
+                            .filter_map(|c| Some((c.info.column.clone(), detail_json(c.value(r))?)))
+                            .collect();
                         SampleRow {
+                            details,
                             lon: x_to_lon(shard.xs[r]),
                             lat: y_to_lat(shard.ys[r]),
                             category: cat
@@ -102,6 +121,7 @@ fn assemble(
                 sample = Some(Sample {
                     matched: counts.in_view,
                     rows,
+                    columns: shard.details.infos(),
                 });
             }
         }

@@ -36,6 +36,35 @@ pub struct DatasetSpec {
     /// View config; overrides the preset's defaults when both are given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view: Option<ViewConfig>,
+    /// Detail columns: the exact values a point's tooltip shows and an export
+    /// returns, held compressed beside the bin codes (a few bytes a row).
+    /// Absent: the preset's (the view's dimension columns for a custom
+    /// dataset); `[]` keeps none, for memory-tight clusters.
+    // Not yet in the DataCluster CRD (its schema is generated from this type
+    // and checked against crds/): until crdgen is rerun, specs given to the
+    // worker directly (flags, files, the demo) can set it.
+    #[schemars(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<DetailSpec>>,
+}
+
+/// One detail column.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DetailSpec {
+    /// Source column.
+    pub column: String,
+    /// Human title; defaults to the title of a dimension over the column, else the column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Unit shown after values, e.g. `m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Value type; defaults to the preset schema's type of the column, else
+    /// what a dimension over it bins (temporal: time, numeric: float,
+    /// categorical: text), else text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<crate::store::DetailKind>,
 }
 
 /// The schema presets Quiver knows.

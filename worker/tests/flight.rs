@@ -17,7 +17,7 @@ use quiver_worker::spec::{DatasetSpec, Preset, S3Options};
 use support::*;
 
 fn spec(name: &str, url: &str) -> DatasetSpec {
-    DatasetSpec { name: name.into(), source: url.into(), preset: Some(Preset::Celltowers), format: None, s3: None, view: None }
+    DatasetSpec { name: name.into(), source: url.into(), preset: Some(Preset::Celltowers), format: None, s3: None, view: None, details: None }
 }
 
 fn cfg(datasets: Vec<DatasetSpec>, index: u32, count: u32, token: Option<&str>) -> WorkerConfig {
@@ -459,6 +459,7 @@ async fn custom_datasets_declare_their_view_and_metrics_count_queries() {
         format: None,
         s3: None,
         view: Some(view),
+        details: None,
     };
     let w = spawn(cfg(vec![custom], 0, 1, None)).await.unwrap();
     let c = WorkerClient::connect(&w.flight_url(), None).await.unwrap();

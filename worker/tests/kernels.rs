@@ -23,7 +23,7 @@ fn shard_from(rows: &Rows, view: ViewConfig) -> Shard {
     let d = dims(&view);
     let cat = view.dimensions.iter().position(|x| x.name == view.category).unwrap();
     let b = Builder::from_columns(&rows.xs, &rows.ys, &rows.codes);
-    b.finish("t", view, d, cat, ShardInfo { shard: 0, shards: 1, generation: "g".into() })
+    b.finish("t", view, d, cat, ShardInfo { shard: 0, shards: 1, generation: "g".into() }, None)
 }
 
 /// Random rows: clustered points (so blocks have tight bounds) plus some

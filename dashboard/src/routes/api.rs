@@ -30,6 +30,7 @@ pub async fn config(State(state): State<AppState>) -> Response {
         "tileUrl": state.settings.tile_url,
         "tileAttribution": state.settings.tile_attribution,
         "basemap": crate::routes::assets::basemap_detail().ok().map(|_| "/static/basemap/index.json"),
+        "exportRowLimit": state.settings.export_row_limit,
     }))
     .into_response()
 }

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod export;
 pub mod ops;
 pub mod session;
 
@@ -50,6 +51,8 @@ pub fn route_label(path: &str) -> &'static str {
         "/api/query" => "/api/query",
         "/api/reload" => "/api/reload",
         "/api/config" => "/api/config",
+        "/api/export" => "/api/export",
+        "/api/export/python" => "/api/export/python",
         p if p.starts_with("/static/") => "/static/*",
         p if p.starts_with("/api/") => "/api/other",
         _ => "other",
@@ -120,6 +123,8 @@ pub fn router(state: AppState) -> Router {
         .route("/reload", post(api::reload))
         .route("/resume", post(api::resume))
         .route("/config", get(api::config))
+        .route("/export", get(export::export))
+        .route("/export/python", get(export::python))
         .route("/{*rest}", any(api::not_found))
         .fallback(api::not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,7 +1,7 @@
 // Number formatting of dashboard/static/format.js.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatCompact, formatCount, formatMs, formatPosition, formatShare, rangeLabel, rowDetails } from '../../../dashboard/static/format.js';
+import { formatCompact, formatCount, formatDetail, formatInstant, formatMs, formatPosition, formatShare, rangeLabel, rowDetails } from '../../../dashboard/static/format.js';
 
 test('counts', () => {
   assert.equal(formatCount(40000000), '40,000,000');
@@ -53,4 +53,42 @@ test('a point tooltip names values by dimension titles, in the dataset order', (
     ['extra', 'x'],
   ]);
   assert.equal(formatPosition(-0.5, 51.5), '51.50000° N, 0.50000° W');
+});
+
+test('exact values of detail columns', () => {
+  assert.equal(formatInstant(1425472496), '2015-03-04 12:34:56 UTC');
+  assert.equal(formatDetail({ kind: 'int', unit: 'm' }, 5620), '5,620 m');
+  assert.equal(formatDetail({ kind: 'int' }, 366123456), '366123456');
+  assert.equal(formatDetail({ kind: 'float', unit: 'kn' }, 12.3), '12.3 kn');
+  assert.equal(formatDetail({ kind: 'float', unit: '°' }, 245.5), '245.5°');
+  assert.equal(formatDetail({ kind: 'float', unit: 'm' }, 0.125), '0.125 m');
+  assert.equal(formatDetail({ kind: 'time' }, 1704067200), '2024-01-01 00:00:00 UTC');
+  assert.equal(formatDetail({ kind: 'text' }, 'EVER GIVEN'), 'EVER GIVEN');
+  const ds = {
+    category: 'radio',
+    dimensions: [
+      { name: 'radio', title: 'Radio' },
+      { name: 'range', title: 'Signal range (m)' },
+      { name: 'created', title: 'Year built' },
+    ],
+  };
+  const columns = [
+    { column: 'mcc', title: 'MCC', kind: 'int' },
+    { column: 'range', title: 'Signal range', unit: 'm', kind: 'int', dimension: 'range' },
+    { column: 'created', title: 'Created', kind: 'time', dimension: 'created' },
+  ];
+  const row = {
+    lon: 2.35, lat: 48.85, category: 'LTE',
+    values: { range: '5.62k–7.5k', created: '2015' },
+    details: { mcc: 208, range: 6120, created: 1425472496 },
+  };
+  // Exact values replace the bins of the dimensions they cover.
+  assert.deepEqual(rowDetails(ds, row, columns), [
+    ['Position', '48.85000° N, 2.35000° E'],
+    ['MCC', '208'],
+    ['Signal range', '6,120 m'],
+    ['Created', '2015-03-04 12:34:56 UTC'],
+  ]);
+  // Without detail columns, the bins as before.
+  assert.deepEqual(rowDetails(ds, row).map((e) => e[0]), ['Position', 'Signal range (m)', 'Year built']);
 });

@@ -9,6 +9,8 @@ use futures::{StreamExt, TryStreamExt};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, Result};
+use arrow::array::RecordBatch;
+
 use crate::protocol::{DatasetInfo, Query, QueryResult, WorkerStats};
 
 /// A connection to one worker. Cheap to clone (shares the HTTP/2 channel).
@@ -70,9 +72,58 @@ impl WorkerClient {
     }
 
     fn status(&self, s: tonic::Status) -> Error {
+        status_error(&self.endpoint, s)
+    }
+
+    /// Runs an export (a query whose only view is `rows`, see
+    /// [`crate::protocol::View::Rows`]): the answer's batches as they arrive.
+    /// Refusals (too many rows, unknown columns) come before the first batch.
+    pub async fn export(&self, q: &Query) -> Result<futures::stream::BoxStream<'static, Result<RecordBatch>>> {
+        let mut inner = self.inner.clone();
+        let resp = inner.do_get(self.request(Ticket::new(q.to_json()))).await.map_err(|s| self.status(s))?;
+        let flight = resp.into_inner().map_err(|s| arrow_flight::error::FlightError::Tonic(Box::new(s)));
+        let endpoint = self.endpoint.clone();
+        let mut decoder = FlightDataDecoder::new(flight).peekable();
+        // The first message settles whether the worker accepted the export.
+        if let Some(Err(_)) = std::pin::Pin::new(&mut decoder).peek().await {
+            let Some(Err(e)) = decoder.next().await else { unreachable!("peeked an error") };
+            return Err(flight_error(&endpoint, e));
+        }
+        Ok(decoder
+            .filter_map(move |item| {
+                let out = match item {
+                    Ok(d) => match d.payload {
+                        DecodedPayload::RecordBatch(b) => Some(Ok(b)),
+                        _ => None,
+                    },
+                    Err(e) => Some(Err(flight_error(&endpoint, e))),
+                };
+                futures::future::ready(out)
+            })
+            .boxed())
+    }
+}
+
+fn flight_error(endpoint: &str, e: arrow_flight::error::FlightError) -> Error {
+    match e {
+        arrow_flight::error::FlightError::Tonic(s) => status_error(endpoint, *s),
+        other => Error::Protocol(other.to_string()),
+    }
+}
+
+/// The error a worker's status stands for.
+fn status_error(endpoint: &str, s: tonic::Status) -> Error {
+    {
         use tonic::Code;
         let msg = s.message().to_string();
         let category = s.metadata().get(crate::error::CATEGORY_HEADER).and_then(|v| v.to_str().ok());
+        if category == Some("too_many_rows") {
+            // The worker says `N rows are selected; the export limit is L rows`.
+            let nums: Vec<u64> = msg.split(|c: char| !c.is_ascii_digit()).filter_map(|t| t.parse().ok()).collect();
+            if let [rows, limit] = nums[..] {
+                return Error::TooManyRows { rows, limit };
+            }
+        }
         if category == Some("not_ready") {
             // The worker says `dataset "NAME" is not ready: REASON`.
             let parsed = msg.strip_prefix("dataset \"").and_then(|r| r.split_once("\" is not ready: "));
@@ -86,9 +137,12 @@ impl WorkerClient {
             Code::NotFound => Error::UnknownDataset(msg),
             Code::Unauthenticated | Code::PermissionDenied => Error::Unauthenticated(msg),
             Code::ResourceExhausted => Error::OutOfMemory(msg),
-            _ => Error::Unavailable { endpoint: self.endpoint.clone(), message: format!("{:?}: {msg}", s.code()) },
+            _ => Error::Unavailable { endpoint: endpoint.to_string(), message: format!("{:?}: {msg}", s.code()) },
         }
     }
+}
+
+impl WorkerClient {
 
     /// Runs a query and decodes the answer.
     pub async fn query(&self, q: &Query) -> Result<QueryResult> {

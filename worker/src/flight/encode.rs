@@ -5,11 +5,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
-use arrow::datatypes::{DataType, Field, Float64Type, Schema, UInt32Type, UInt64Type};
+use arrow::array::{
+    Array, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampSecondArray, UInt32Array, UInt64Array,
+};
+use arrow::datatypes::{
+    DataType, Field, Float64Type, Int64Type, Schema, TimeUnit, TimestampSecondType, UInt32Type, UInt64Type,
+};
 
 use crate::error::{Error, Result};
 use crate::protocol::{Bin, Histogram, QueryResult, Raster, Sample, SampleRow, ShardInfo};
+use crate::store::{DetailInfo, DetailKind};
 
 /// Schema metadata key naming the view of a batch.
 pub const VIEW_KEY: &str = "quiver.view";
@@ -111,9 +116,67 @@ pub fn encode(r: &QueryResult) -> Result<Vec<RecordBatch>> {
                 s.rows.iter().map(|r| r.values.get(k).map(|v| v.as_str())).collect::<Vec<_>>(),
             )));
         }
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for d in &s.columns {
+            fields.push(detail_field(d));
+            cols.push(detail_array(d, &s.rows));
+        }
+        let schema = Schema::new(fields).with_metadata(schema.metadata().clone());
         out.push(RecordBatch::try_new(Arc::new(schema), cols)?);
     }
     Ok(out)
+}
+
+/// Prefix of the sample's detail columns.
+pub const DETAIL_PREFIX: &str = "detail.";
+
+/// A detail column's Arrow field: `detail.<column>`, typed by its kind, its
+/// title, unit and dimension in the field's metadata (`quiver.title`,
+/// `quiver.unit`, `quiver.dimension`).
+pub fn detail_field(d: &DetailInfo) -> Field {
+    let mut m = HashMap::from([("quiver.title".to_string(), d.title.clone())]);
+    if let Some(u) = &d.unit {
+        m.insert("quiver.unit".into(), u.clone());
+    }
+    if let Some(x) = &d.dimension {
+        m.insert("quiver.dimension".into(), x.clone());
+    }
+    Field::new(format!("{DETAIL_PREFIX}{}", d.column), d.kind.arrow_type(), true).with_metadata(m)
+}
+
+fn detail_array(d: &DetailInfo, rows: &[SampleRow]) -> Arc<dyn Array> {
+    let vals = rows.iter().map(|r| r.details.get(&d.column));
+    match d.kind {
+        DetailKind::Int => Arc::new(Int64Array::from_iter(vals.map(|v| v.and_then(|v| v.as_i64())))),
+        DetailKind::Time => Arc::new(TimestampSecondArray::from_iter(vals.map(|v| v.and_then(|v| v.as_i64())))),
+        DetailKind::Float => Arc::new(Float64Array::from_iter(vals.map(|v| v.and_then(|v| v.as_f64())))),
+        DetailKind::Text => Arc::new(StringArray::from_iter(vals.map(|v| v.and_then(|v| v.as_str())))),
+    }
+}
+
+/// The detail column a sample field holds, and the field's values as JSON.
+fn read_detail(f: &Field, a: &dyn Array) -> Option<(DetailInfo, Vec<Option<serde_json::Value>>)> {
+    let column = f.name().strip_prefix(DETAIL_PREFIX)?.to_string();
+    let md = f.metadata();
+    let (kind, vals): (DetailKind, Vec<Option<serde_json::Value>>) = match a.data_type() {
+        DataType::Int64 => (DetailKind::Int, a.as_primitive::<Int64Type>().iter().map(|v| v.map(Into::into)).collect()),
+        DataType::Timestamp(TimeUnit::Second, _) => (
+            DetailKind::Time,
+            a.as_primitive::<TimestampSecondType>().iter().map(|v| v.map(Into::into)).collect(),
+        ),
+        DataType::Float64 => (
+            DetailKind::Float,
+            a.as_primitive::<Float64Type>()
+                .iter()
+                .map(|v| v.and_then(serde_json::Number::from_f64).map(serde_json::Value::Number))
+                .collect(),
+        ),
+        DataType::Utf8 => (DetailKind::Text, a.as_string::<i32>().iter().map(|v| v.map(Into::into)).collect()),
+        _ => return None,
+    };
+    let title = md.get("quiver.title").cloned().unwrap_or_else(|| column.clone());
+    let (unit, dimension) = (md.get("quiver.unit").cloned(), md.get("quiver.dimension").cloned());
+    Some((DetailInfo { column, title, unit, kind, dimension }, vals))
 }
 
 fn md<'a>(batch: &'a RecordBatch, key: &str) -> Result<&'a str> {
@@ -232,8 +295,18 @@ pub fn decode(batches: &[RecordBatch]) -> Result<QueryResult> {
                         Some((key.to_string(), b.column(i).as_string_opt::<i32>()?))
                     })
                     .collect();
+                let details: Vec<(DetailInfo, Vec<Option<serde_json::Value>>)> = schema
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, f)| read_detail(f, b.column(i).as_ref()))
+                    .collect();
                 let rows = (0..b.num_rows())
                     .map(|i| SampleRow {
+                        details: details
+                            .iter()
+                            .filter_map(|(d, v)| Some((d.column.clone(), v[i].clone()?)))
+                            .collect(),
                         lon: lon.value(i),
                         lat: lat.value(i),
                         category: cat.value(i).to_string(),
@@ -244,7 +317,8 @@ pub fn decode(batches: &[RecordBatch]) -> Result<QueryResult> {
                             .collect::<BTreeMap<_, _>>(),
                     })
                     .collect();
-                r.sample = Some(Sample { matched: md_num(b, "quiver.matched")?, rows });
+                let columns = details.into_iter().map(|(d, _)| d).collect();
+                r.sample = Some(Sample { matched: md_num(b, "quiver.matched")?, rows, columns });
             }
             other => return Err(Error::Protocol(format!("unknown view {other:?} in answer"))),
         }

@@ -30,6 +30,47 @@ pub struct Service {
 }
 
 impl Service {
+    /// Streams an export: selects the rows (one scan, in the scan queue),
+    /// refuses it before the first batch when it is too large, then builds
+    /// and sends one batch at a time, so memory holds the row ids and a batch.
+    async fn export(
+        &self,
+        data: Arc<crate::store::Shard>,
+        q: Query,
+        plan: crate::kernel::Plan,
+        started: Instant,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let dataset = q.dataset.clone();
+        let export = {
+            let _turn = self.state.scans.acquire().await.map_err(|_| Status::unavailable("the worker is stopping"))?;
+            let d = data.clone();
+            tokio::task::spawn_blocking(move || crate::export::prepare(&d, &q, &plan))
+                .await
+                .map_err(|e| Status::internal(format!("export task failed: {e}")))?
+                .map_err(|e| self.fail(e))?
+        };
+        tracing::info!(
+            dataset = %dataset, rows = export.rows.len(), columns = export.columns.len(),
+            select_us = started.elapsed().as_micros() as u64, "export"
+        );
+        let schema = export.schema.clone();
+        let export = Arc::new(export);
+        let batches = stream::iter(0..export.batches()).then(move |i| {
+            let (e, d) = (export.clone(), data.clone());
+            async move {
+                tokio::task::spawn_blocking(move || e.batch(&d, i))
+                    .await
+                    .map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e)))?
+                    .map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e)))
+            }
+        });
+        let flight = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_err(|e| Status::internal(e.to_string()));
+        Ok(Response::new(Box::pin(flight)))
+    }
+
     /// A service over shared state.
     pub fn new(state: Arc<WorkerState>) -> Service {
         Service { state }
@@ -67,6 +108,7 @@ impl Service {
             rows: stats.rows,
             bytes: stats.bytes,
             shard,
+            details: crate::source::detail_infos(&slot.spec)?,
         };
         // A default ticket with one view, so generic clients can DoGet it.
         let default = Query {
@@ -186,6 +228,9 @@ impl FlightService for Service {
         let views = q.views.len();
         // Compiled first: a bad query is refused without queueing.
         let plan = crate::kernel::Plan::new(&q, &data).map_err(|e| self.fail(e))?;
+        if crate::export::rows_view(&q).is_some() {
+            return self.export(data, q, plan, started).await;
+        }
         let queue = if crate::kernel::rows_to_visit(&data, &plan) < crate::kernel::SMALL_SCAN_ROWS {
             &self.state.small_scans
         } else {

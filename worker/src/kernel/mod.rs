@@ -106,6 +106,7 @@ impl Plan {
                     plan.raster = Some(PixelMap::new(vp, *width, *height));
                 }
                 View::Sample { limit } => plan.sample_limit = *limit as usize,
+                View::Rows { .. } => {}
             }
         }
         // Codes a row can hold: the bins and "missing".

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::geo::{lat_to_y, lon_to_x};
 use crate::spec::Preset;
 use crate::store::Builder;
+use crate::store::detail::{DetailInfo, DetailKind, Interner, Interners, Lane};
 
 /// Logs load progress every few seconds.
 #[derive(Debug)]
@@ -70,23 +71,55 @@ pub async fn decode_unit(
     loc: &Location,
     unit: &Unit,
     view: &CompiledView,
+    interners: &Interners,
     preset: Option<Preset>,
     shard: ShardId,
     progress: &Progress,
 ) -> Result<Builder> {
+    let ctx = Ctx { view, interners };
     match &unit.kind {
-        UnitKind::Parquet { meta, row_group } => decode_parquet(loc, unit, meta.clone(), *row_group, view, progress).await,
-        UnitKind::CsvWhole { gzip } => decode_csv(loc, unit, *gzip, None, view, preset, progress).await,
-        UnitKind::CsvStripes { gzip } => decode_csv(loc, unit, *gzip, Some(shard), view, preset, progress).await,
+        UnitKind::Parquet { meta, row_group } => decode_parquet(loc, unit, meta.clone(), *row_group, &ctx, progress).await,
+        UnitKind::CsvWhole { gzip } => decode_csv(loc, unit, *gzip, None, &ctx, preset, progress).await,
+        UnitKind::CsvStripes { gzip } => decode_csv(loc, unit, *gzip, Some(shard), &ctx, preset, progress).await,
     }
 }
 
-/// Columns the view reads, deduplicated, in a fixed order: x, y, then dimensions.
+/// What decoding a unit reads against: the compiled view and the shared
+/// text interners of the detail columns.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The compiled view.
+    pub view: &'a CompiledView,
+    /// One interner per text detail column.
+    pub interners: &'a Interners,
+}
+
+impl Ctx<'_> {
+    fn builder(&self, rows: usize) -> Builder {
+        Builder::with_details(self.view.dims.len(), rows, &self.view.detail_kinds())
+    }
+}
+
+/// Columns the view must read, deduplicated, in a fixed order: x, y,
+/// dimensions, then the detail columns listed in the spec.
 fn needed_columns(view: &CompiledView) -> Vec<String> {
     let mut cols = vec![view.view.x.clone(), view.view.y.clone()];
-    for d in &view.dims {
-        if !cols.iter().any(|c| c == d.column()) {
-            cols.push(d.column().to_string());
+    let details = view.details.iter().zip(&view.detail_optional).filter(|(_, o)| !**o).map(|(d, _)| d.column.as_str());
+    let all = view.dims.iter().map(|d| d.column()).chain(details);
+    for c in all {
+        if !cols.iter().any(|have| have == c) {
+            cols.push(c.to_string());
+        }
+    }
+    cols
+}
+
+/// [`needed_columns`], then the preset's default detail columns the file has.
+fn wanted_columns(view: &CompiledView, have: &[String]) -> Vec<String> {
+    let mut cols = needed_columns(view);
+    for c in view.details.iter().map(|d| &d.column) {
+        if have.contains(c) && !cols.contains(c) {
+            cols.push(c.clone());
         }
     }
     cols
@@ -104,13 +137,14 @@ async fn decode_parquet(
     unit: &Unit,
     meta: parquet::arrow::arrow_reader::ArrowReaderMetadata,
     row_group: usize,
-    view: &CompiledView,
+    ctx: &Ctx<'_>,
     progress: &Progress,
 ) -> Result<Builder> {
+    let view = ctx.view;
     let schema = meta.schema().clone();
     let have: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let mut roots = vec![];
-    for col in needed_columns(view) {
+    for col in wanted_columns(view, &have) {
         let i = have.iter().position(|h| *h == col).ok_or_else(|| missing_column(&unit.url, &col, &have))?;
         roots.push(i);
     }
@@ -127,13 +161,13 @@ async fn decode_parquet(
         .with_batch_size(65_536)
         .build()
         .map_err(|e| Error::Decode { file: unit.url.clone(), message: e.to_string() })?;
-    let mut b = Builder::with_capacity(view.dims.len(), rows);
+    let mut b = ctx.builder(rows);
     while let Some(batch) = stream
         .try_next()
         .await
         .map_err(|e| Error::Decode { file: unit.url.clone(), message: format!("row group {row_group}: {e}") })?
     {
-        append_batch(&mut b, &batch, view, &unit.url)?;
+        append_batch(&mut b, &batch, ctx, &unit.url)?;
         progress.add(batch.num_rows() as u64);
     }
     Ok(b)
@@ -144,7 +178,7 @@ async fn decode_csv(
     unit: &Unit,
     gzip: bool,
     stripes: Option<ShardId>,
-    view: &CompiledView,
+    ctx: &Ctx<'_>,
     preset: Option<Preset>,
     progress: &Progress,
 ) -> Result<Builder> {
@@ -156,7 +190,8 @@ async fn decode_csv(
     let url = unit.url.clone();
     let stream = got.into_stream().map_err(std::io::Error::other);
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
-    let view = view.clone();
+    let view = ctx.view.clone();
+    let interners = ctx.interners.clone();
     // The Progress lives in an Arc held by the loader; borrow it through a raw
     // count instead so the blocking task owns everything it touches.
     let counted = Arc::new(AtomicU64::new(0));
@@ -167,7 +202,8 @@ async fn decode_csv(
         } else {
             Box::new(reader)
         };
-        csv_rows(BufReader::with_capacity(1 << 20, raw), &url, stripes, &view, preset, &counted2)
+        let ctx = Ctx { view: &view, interners: &interners };
+        csv_rows(BufReader::with_capacity(1 << 20, raw), &url, stripes, &ctx, preset, &counted2)
     });
     // Report progress while the blocking task runs.
     let mut handle = handle;
@@ -200,10 +236,11 @@ fn csv_rows<R: BufRead>(
     mut input: R,
     url: &str,
     stripes: Option<ShardId>,
-    view: &CompiledView,
+    ctx: &Ctx<'_>,
     preset: Option<Preset>,
     counted: &AtomicU64,
 ) -> Result<Builder> {
+    let view = ctx.view;
     let io_err = |e: std::io::Error| Error::Decode { file: url.to_string(), message: format!("read failed: {e}") };
     let mut first = String::new();
     input.read_line(&mut first).map_err(io_err)?;
@@ -232,13 +269,20 @@ fn csv_rows<R: BufRead>(
             } else {
                 match view.dims.iter().find(|d| d.column() == name).map(|d| d.kind()) {
                     Some(Kind::Linear | Kind::Log) => DataType::Float64,
-                    _ => DataType::Utf8,
+                    Some(_) => DataType::Utf8,
+                    // Detail columns: numbers as numbers; times and text as text.
+                    None => match view.details.iter().find(|d| d.column == *name).map(|d| d.kind) {
+                        Some(DetailKind::Int) => DataType::Int64,
+                        Some(DetailKind::Float) => DataType::Float64,
+                        _ => DataType::Utf8,
+                    },
                 }
             };
             Field::new(name, ty, true)
         })
         .collect();
     let schema = Arc::new(Schema::new(fields));
+    let needed = wanted_columns(view, &header);
     let projection: Vec<usize> =
         needed.iter().map(|c| header.iter().position(|h| h == c).expect("checked above")).collect();
     let mut decoder = arrow::csv::ReaderBuilder::new(schema)
@@ -246,11 +290,11 @@ fn csv_rows<R: BufRead>(
         .with_batch_size(CSV_CHUNK_ROWS)
         .with_projection(projection)
         .build_decoder();
-    let mut out = Builder::new(view.dims.len());
+    let mut out = ctx.builder(0);
     let mut row: u64 = 0; // data rows seen (after the header)
     let flush = |decoder: &mut arrow::csv::reader::Decoder, out: &mut Builder| -> Result<()> {
         if let Some(batch) = decoder.flush().map_err(|e| csv_error(url, e, &needed))? {
-            append_batch(out, &batch, view, url)?;
+            append_batch(out, &batch, ctx, url)?;
             counted.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         }
         Ok(())
@@ -406,15 +450,62 @@ fn codes(col: &ArrayRef, dim: &DimBins, url: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// One detail column of a batch as lane values (see [`crate::store::detail::Lane`]).
+fn detail_lanes(col: &ArrayRef, info: &DetailInfo, interner: Option<&std::sync::Mutex<Interner>>, url: &str) -> Result<Vec<Lane>> {
+    let name = &info.column;
+    let bad = |e: String| Error::Decode {
+        file: url.to_string(),
+        message: format!("detail column {name:?} of type {} is not {:?}: {e}", col.data_type(), info.kind),
+    };
+    let ints = |to: &DataType| -> Result<Vec<Lane>> {
+        let c = cast(col, to).map_err(|e| bad(e.to_string()))?;
+        let c = cast(&c, &DataType::Int64).map_err(|e| bad(e.to_string()))?;
+        Ok(c.as_primitive::<Int64Type>().iter().collect())
+    };
+    Ok(match info.kind {
+        DetailKind::Int => ints(&DataType::Int64)?,
+        DetailKind::Float => {
+            let c = cast(col, &DataType::Float64).map_err(|e| bad(e.to_string()))?;
+            c.as_primitive::<arrow::datatypes::Float64Type>().iter().map(|v| v.map(|f| f.to_bits() as i64)).collect()
+        }
+        DetailKind::Time => match col.data_type() {
+            DataType::Timestamp(..) => ints(&DataType::Timestamp(TimeUnit::Second, None))?,
+            DataType::Date32 | DataType::Date64 => ints(&DataType::Timestamp(TimeUnit::Second, None))?,
+            t if t.is_integer() => ints(&DataType::Int64)?,
+            t if t.is_floating() => ints(&DataType::Int64)?,
+            _ => {
+                let s = cast(col, &DataType::Utf8).map_err(|e| bad(e.to_string()))?;
+                s.as_string::<i32>().iter().map(|v| v.and_then(crate::bins::parse_instant)).collect()
+            }
+        },
+        DetailKind::Text => {
+            let s = cast(col, &DataType::Utf8).map_err(|e| bad(e.to_string()))?;
+            let mut dict = interner.expect("text columns have an interner").lock().expect("interner lock");
+            s.as_string::<i32>().iter().map(|v| v.map(|v| dict.code(v) as i64)).collect()
+        }
+    })
+}
+
 /// Appends a decoded batch: quantises positions (rows without one are
-/// dropped and counted), codes every dimension.
-pub fn append_batch(b: &mut Builder, batch: &RecordBatch, view: &CompiledView, url: &str) -> Result<()> {
+/// dropped and counted), codes every dimension, stages detail values.
+pub fn append_batch(b: &mut Builder, batch: &RecordBatch, ctx: &Ctx<'_>, url: &str) -> Result<()> {
+    let view = ctx.view;
     let xs = as_f64(column(batch, &view.view.x, url)?, &view.view.x, url)?;
     let ys = as_f64(column(batch, &view.view.y, url)?, &view.view.y, url)?;
     let dim_codes: Vec<Vec<u8>> = view
         .dims
         .iter()
         .map(|d| codes(column(batch, d.column(), url)?, d, url))
+        .collect::<Result<_>>()?;
+    let details: Vec<Vec<Lane>> = view
+        .details
+        .iter()
+        .enumerate()
+        .map(|(k, d)| match batch.column_by_name(&d.column) {
+            // A preset's default column the file lacks: its values are missing.
+            None if view.detail_optional[k] => Ok(vec![None; batch.num_rows()]),
+            _ => detail_lanes(column(batch, &d.column, url)?, d, ctx.interners.0[k].as_ref(), url),
+        })
         .collect::<Result<_>>()?;
     let mut row = [0u8; crate::store::MAX_RECORD_DIMS];
     let row = &mut row[..dim_codes.len()];
@@ -425,6 +516,9 @@ pub fn append_batch(b: &mut Builder, batch: &RecordBatch, view: &CompiledView, u
                     row[d] = c[i];
                 }
                 b.push(lon_to_x(x), lat_to_y(y), row);
+                if let Some(stage) = b.details_mut() {
+                    stage.push_row(details.iter().map(|c| c[i]));
+                }
             }
             _ => b.dropped += 1,
         }

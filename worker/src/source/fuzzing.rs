@@ -65,6 +65,7 @@ pub fn load_bytes(bytes: &[u8], file_name: &str, preset: Preset, shard: ShardId)
         format: None,
         s3: None,
         view: None,
+        details: None,
     };
     let loc = super::objstore::open(&source, None, &Default::default())?;
     let path = loc.child(file_name);
@@ -130,6 +131,7 @@ pub fn ticket_shard() -> &'static Shard {
             format: None,
             s3: None,
             view: None,
+            details: None,
         };
         runtime()
             .block_on(super::load(&spec, ShardId::SINGLE, &LoadOptions::default()))

@@ -102,6 +102,11 @@ pub struct CompiledView {
     pub dims: Vec<DimBins>,
     /// Index of the category dimension.
     pub category_dim: usize,
+    /// Detail columns kept, typed.
+    pub details: Vec<crate::store::DetailInfo>,
+    /// Per detail column: true when it comes from the preset's defaults, so
+    /// a file without it loads with the values missing instead of failing.
+    pub detail_optional: Vec<bool>,
 }
 
 impl CompiledView {
@@ -123,8 +128,73 @@ impl CompiledView {
                 crate::kernel::MAX_DIMS
             )));
         }
-        Ok(CompiledView { view, dims, category_dim })
+        let details = resolve_details(spec, &view)?;
+        let detail_optional = vec![spec.details.is_none(); details.len()];
+        Ok(CompiledView { view, dims, category_dim, details, detail_optional })
     }
+
+    /// The kinds of the detail columns, in order.
+    pub fn detail_kinds(&self) -> Vec<crate::store::DetailKind> {
+        self.details.iter().map(|d| d.kind).collect()
+    }
+}
+
+/// Most detail columns a dataset may keep.
+pub const MAX_DETAILS: usize = 32;
+
+/// The detail columns of a dataset with their titles and kinds (see
+/// [`DatasetSpec::details`]).
+pub fn detail_infos(spec: &DatasetSpec) -> Result<Vec<crate::store::DetailInfo>> {
+    resolve_details(spec, &spec.effective_view()?)
+}
+
+fn resolve_details(spec: &DatasetSpec, view: &crate::spec::ViewConfig) -> Result<Vec<crate::store::DetailInfo>> {
+    use crate::store::{DetailInfo, DetailKind};
+    let list = match (&spec.details, spec.preset) {
+        (Some(list), _) => list.clone(),
+        (None, Some(p)) if spec.view.is_none() => presets::default_details(p),
+        (None, _) => view
+            .dimensions
+            .iter()
+            .map(|d| crate::spec::DetailSpec { column: d.column.clone(), title: d.title.clone(), unit: None, kind: None })
+            .collect(),
+    };
+    if list.len() > MAX_DETAILS {
+        return Err(Error::InvalidSpec(format!(
+            "dataset {:?} lists {} detail columns; at most {MAX_DETAILS} are supported",
+            spec.name,
+            list.len()
+        )));
+    }
+    let mut out: Vec<DetailInfo> = vec![];
+    for d in list {
+        if d.column.is_empty() || d.column.len() > 256 {
+            return Err(Error::InvalidSpec(format!("dataset {:?}: a detail column needs a name of 1 to 256 bytes", spec.name)));
+        }
+        if out.iter().any(|o| o.column == d.column) {
+            return Err(Error::InvalidSpec(format!("dataset {:?}: detail column {:?} is listed twice", spec.name, d.column)));
+        }
+        let dim = view.dimensions.iter().find(|x| x.column == d.column);
+        let from_preset = spec.preset.and_then(|p| {
+            let schema = presets::schema(p);
+            let f = schema.field_with_name(&d.column).ok()?;
+            Some(match f.data_type() {
+                t if t.is_integer() => DetailKind::Int,
+                t if t.is_floating() => DetailKind::Float,
+                _ => DetailKind::Text,
+            })
+        });
+        let from_dim = dim.map(|x| match x.bins {
+            Binning::Temporal { .. } => DetailKind::Time,
+            Binning::Linear { .. } | Binning::Log { .. } => DetailKind::Float,
+            Binning::Categorical { .. } => DetailKind::Text,
+        });
+        // A temporal dimension says more than the file type (`created` is an integer of seconds).
+        let kind = d.kind.or(from_dim.filter(|k| *k == DetailKind::Time)).or(from_preset).or(from_dim).unwrap_or(DetailKind::Text);
+        let title = d.title.or_else(|| dim.and_then(|x| x.title.clone())).unwrap_or_else(|| d.column.clone());
+        out.push(DetailInfo { column: d.column, title, unit: d.unit, kind, dimension: dim.map(|x| x.name.clone()) });
+    }
+    Ok(out)
 }
 
 /// Loads this worker's shard of a dataset. Progress is logged; errors name
@@ -155,7 +225,7 @@ pub async fn load(spec: &DatasetSpec, shard: ShardId, opts: &LoadOptions) -> Res
     let generation = units::generation(&files);
     let plan = units::plan(&loc, &files, shard).await?;
     let estimate = units::estimate_rows(&loc, &plan).await?;
-    check_memory(spec, shard, estimate, compiled.dims.len(), opts.memory_limit)?;
+    check_memory(spec, shard, estimate, compiled.dims.len(), &compiled.details, opts.memory_limit)?;
     tracing::info!(
         dataset = %spec.name, shard = shard.index, shards = shard.count,
         files = files.len(), units = plan.len(), estimated_rows = estimate,
@@ -165,33 +235,38 @@ pub async fn load(spec: &DatasetSpec, shard: ShardId, opts: &LoadOptions) -> Res
     let progress = Arc::new(decode::Progress::new(&spec.name, estimate));
     // The estimate comes from Parquet footers, which a corrupt file can inflate:
     // preallocate at most MAX_PREALLOC_ROWS and let larger shards grow.
-    let mut builder = Builder::with_capacity(compiled.dims.len(), estimate.min(MAX_PREALLOC_ROWS) as usize);
+    let kinds = compiled.detail_kinds();
+    let interners = crate::store::detail::Interners::new(&kinds);
+    let mut builder = Builder::with_details(compiled.dims.len(), estimate.min(MAX_PREALLOC_ROWS) as usize, &kinds);
     let mut stream = futures::stream::iter(plan.into_iter().map(|unit| {
-        let (loc, compiled, progress) = (loc.clone(), compiled.clone(), progress.clone());
+        let (loc, compiled, progress, interners) = (loc.clone(), compiled.clone(), progress.clone(), interners.clone());
         let preset = spec.preset;
         let url = unit.url.clone();
         let task =
-            tokio::spawn(async move { decode::decode_unit(&loc, &unit, &compiled, preset, shard, &progress).await });
+            tokio::spawn(async move { decode::decode_unit(&loc, &unit, &compiled, &interners, preset, shard, &progress).await });
         async move { task.await.map_err(|e| task_error(&url, e))? }
     }))
     .buffered(parallel);
     while let Some(part) = stream.next().await {
         builder.append(part?);
     }
+    drop(stream);
     let rows = builder.len();
     let dropped = builder.dropped;
     let info = ShardInfo { shard: shard.index, shards: shard.count, generation };
     let name = spec.name.clone();
     let compiled2 = compiled.clone();
+    let staged_bytes = builder.bytes();
+    let details = (!kinds.is_empty()).then(|| (compiled.details.clone(), interners.into_dicts()));
     let data = tokio::task::spawn_blocking(move || {
-        builder.finish(&name, compiled2.view.clone(), compiled2.dims.clone(), compiled2.category_dim, info)
+        builder.finish(&name, compiled2.view.clone(), compiled2.dims.clone(), compiled2.category_dim, info, details)
     })
     .await
     .map_err(|e| Error::Protocol(format!("build task failed: {e}")))?;
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(
         dataset = %spec.name, shard = shard.index, rows, dropped_rows = dropped,
-        bytes = data.bytes(), seconds = secs, rows_per_second = (rows as f64 / secs.max(1e-9)) as u64,
+        bytes = data.bytes(), detail_bytes = data.details.bytes(), staged_bytes, seconds = secs, rows_per_second = (rows as f64 / secs.max(1e-9)) as u64,
         "shard loaded"
     );
     Ok(data)
@@ -217,23 +292,49 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "no message".into())
 }
 
-fn check_memory(spec: &DatasetSpec, shard: ShardId, rows: u64, ndims: usize, limit: Option<u64>) -> Result<()> {
+/// Encoded bytes a row that a detail column of this kind is budgeted at by the
+/// memory check: about what the presets' columns measure (see the bench), with
+/// margin. Text counts its codes; its dictionary is not known before loading.
+pub fn detail_budget(kind: crate::store::DetailKind) -> u64 {
+    use crate::store::DetailKind;
+    match kind {
+        DetailKind::Int | DetailKind::Float => 3,
+        DetailKind::Time => 4,
+        DetailKind::Text => 2,
+    }
+}
+
+fn check_memory(
+    spec: &DatasetSpec,
+    shard: ShardId,
+    rows: u64,
+    ndims: usize,
+    details: &[crate::store::DetailInfo],
+    limit: Option<u64>,
+) -> Result<()> {
     let Some(limit) = limit else { return Ok(()) };
+    let detail: u64 = details.iter().map(|d| detail_budget(d.kind)).sum();
     // Saturating: the row estimate comes from file footers and may be absurd.
-    let resident = rows.saturating_mul(8 + ndims as u64);
-    // While building: the packed records or the columns unpacked from them,
-    // plus decode batches in flight and one unpacking chunk.
-    let peak = rows.saturating_mul(crate::store::peak_bytes_per_row(ndims)).saturating_add(64 << 20);
+    let resident = rows.saturating_mul(8 + ndims as u64 + detail);
+    // While building: the packed records or the columns unpacked from them
+    // (and the staged and re-encoded details), plus decode batches in flight
+    // and one unpacking chunk.
+    let peak = rows
+        .saturating_mul(crate::store::peak_bytes_per_row_with_details(ndims, detail))
+        .saturating_add(64 << 20);
     if peak > limit {
         return Err(Error::OutOfMemory(format!(
-            "dataset {:?} shard {}/{}: about {} rows need about {} MiB to load ({} MiB resident), \
-             but the memory limit is {} MiB; add workers or raise the limit",
+            "dataset {:?} shard {}/{}: about {} rows need about {} MiB to load ({} MiB resident, \
+             of which about {} bytes a row for {} detail columns), but the memory limit is {} MiB; \
+             add workers, raise the limit, or keep fewer detail columns (`details: []` keeps none)",
             spec.name,
             shard.index,
             shard.count,
             rows,
             peak >> 20,
             resident >> 20,
+            detail,
+            details.len(),
             limit >> 20
         )));
     }

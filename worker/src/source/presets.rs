@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::spec::{Binning, CategoryDef, DimensionSpec, Interval, Preset, ViewConfig};
+use crate::spec::{Binning, CategoryDef, DetailSpec, DimensionSpec, Interval, Preset, ViewConfig};
+use crate::store::DetailKind;
 
 /// The published schema of a preset, columns in file order; every column is
 /// nullable, so it also reads real downloads with blanks. AIS `BaseDateTime`
@@ -43,6 +44,36 @@ fn cat(label: &str, values: &[&str], ranges: &[[i64; 2]], color: &str) -> Catego
 
 fn dim(name: &str, column: &str, title: &str, bins: Binning) -> DimensionSpec {
     DimensionSpec { name: name.into(), column: column.into(), title: Some(title.into()), bins }
+}
+
+fn detail(column: &str, title: &str, unit: Option<&str>, kind: DetailKind) -> DetailSpec {
+    DetailSpec { column: column.into(), title: Some(title.into()), unit: unit.map(Into::into), kind: Some(kind) }
+}
+
+/// The detail columns a preset keeps by default: what a point's tooltip
+/// shows beside the position. Chosen for their bytes (measured at 8M towers:
+/// radio 0.4, mcc 0.1, net 0.3, range 2.1, created 3.8 bytes a row); `cell`
+/// and `area` would add about 5, `samples` 1.4.
+pub fn default_details(p: Preset) -> Vec<DetailSpec> {
+    use DetailKind::{Float, Int, Text, Time};
+    match p {
+        Preset::Celltowers => vec![
+            detail("radio", "Radio", None, Text),
+            detail("mcc", "MCC", None, Int),
+            detail("net", "MNC", None, Int),
+            detail("range", "Signal range", Some("m"), Int),
+            detail("created", "Created", None, Time),
+        ],
+        Preset::Ais => vec![
+            detail("VesselName", "Vessel", None, Text),
+            detail("MMSI", "MMSI", None, Int),
+            detail("VesselType", "Vessel type code", None, Int),
+            detail("SOG", "Speed", Some("kn"), Float),
+            detail("COG", "Course", Some("°"), Float),
+            detail("Length", "Length", Some("m"), Float),
+            detail("BaseDateTime", "Time", None, Time),
+        ],
+    }
 }
 
 /// The default view of a preset.

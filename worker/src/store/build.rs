@@ -7,10 +7,16 @@
 //! decoding to the sort; unpacking writes the columns from the end while it
 //! returns the records' pages behind it, so a load peaks near the size of the
 //! records, not records + columns or columns + sort buffers.
+//!
+//! A dataset with detail columns (see [`super::detail`]) stages their values
+//! encoded, in decoding order, and its records carry one more word, the
+//! row's position in that order, so that after the sort the values can be
+//! re-encoded in the store's order.
 
 use rayon::prelude::*;
 
-use super::{BLOCK_ROWS, Block, Shard};
+use super::detail::{DetailInfo, DetailKind, DetailStage, TextDict};
+use super::{BLOCK_ROWS, Block, Details, Shard};
 use crate::bins::DimBins;
 use crate::protocol::ShardInfo;
 use crate::spec::ViewConfig;
@@ -23,6 +29,8 @@ pub const MAX_RECORD_DIMS: usize = 8;
 pub struct Builder {
     ndims: usize,
     records: Records,
+    /// Detail values of the rows, in the order they were pushed.
+    details: Option<DetailStage>,
     /// Rows skipped for lack of a position.
     pub dropped: u64,
 }
@@ -33,7 +41,14 @@ enum Records {
     Narrow(Vec<[u32; 3]>),
     /// Up to eight.
     Wide(Vec<[u32; 4]>),
+    /// [`Records::Narrow`] and the row's position in the order of pushes.
+    NarrowId(Vec<[u32; 4]>),
+    /// [`Records::Wide`] and the row's position in the order of pushes.
+    WideId(Vec<[u32; 5]>),
 }
+
+/// Detail columns' descriptions and text dictionaries, for [`Builder::finish`].
+pub type DetailMeta = (Vec<DetailInfo>, Vec<Option<TextDict>>);
 
 /// Bytes a row a load holds at its peak with `ndims` dimensions: the records
 /// (12 or 16 bytes) or the columns (8 + one per dimension), whichever is
@@ -41,6 +56,18 @@ enum Records {
 pub fn peak_bytes_per_row(ndims: usize) -> u64 {
     let record = if ndims <= 4 { 12 } else { 16 };
     record.max(8 + ndims as u64)
+}
+
+/// [`peak_bytes_per_row`] with detail columns of about `detail` bytes a row
+/// encoded: the records gain a 4-byte row id and the staged details sit
+/// beside them; after the sort the columns, the ids, the staged and the
+/// re-encoded details are held at once.
+pub fn peak_bytes_per_row_with_details(ndims: usize, detail: u64) -> u64 {
+    if detail == 0 {
+        return peak_bytes_per_row(ndims);
+    }
+    let record = if ndims <= 4 { 16 } else { 20 };
+    (record + detail).max(8 + ndims as u64 + 4 + 2 * detail)
 }
 
 impl Builder {
@@ -54,7 +81,37 @@ impl Builder {
         assert!(ndims <= MAX_RECORD_DIMS, "at most {MAX_RECORD_DIMS} dimensions");
         let records =
             if ndims <= 4 { Records::Narrow(Vec::with_capacity(rows)) } else { Records::Wide(Vec::with_capacity(rows)) };
-        Builder { ndims, records, dropped: 0 }
+        Builder { ndims, records, details: None, dropped: 0 }
+    }
+
+    /// An empty builder that also stages detail columns of these kinds (none:
+    /// the same as [`Builder::with_capacity`]).
+    pub fn with_details(ndims: usize, rows: usize, kinds: &[DetailKind]) -> Builder {
+        if kinds.is_empty() {
+            return Builder::with_capacity(ndims, rows);
+        }
+        assert!(ndims <= MAX_RECORD_DIMS, "at most {MAX_RECORD_DIMS} dimensions");
+        let records = if ndims <= 4 {
+            Records::NarrowId(Vec::with_capacity(rows))
+        } else {
+            Records::WideId(Vec::with_capacity(rows))
+        };
+        Builder { ndims, records, details: Some(DetailStage::new(kinds)), dropped: 0 }
+    }
+
+    /// Where a row's detail values go, right after its [`Builder::push`].
+    pub fn details_mut(&mut self) -> Option<&mut DetailStage> {
+        self.details.as_mut()
+    }
+
+    /// Bytes held by the records and the staged details.
+    pub fn bytes(&self) -> usize {
+        let recs = match &self.records {
+            Records::Narrow(v) => v.capacity() * 12,
+            Records::Wide(v) | Records::NarrowId(v) => v.capacity() * 16,
+            Records::WideId(v) => v.capacity() * 20,
+        };
+        recs + self.details.as_ref().map_or(0, DetailStage::bytes)
     }
 
     /// A builder holding these columns' rows (`codes` has one column per
@@ -85,6 +142,8 @@ impl Builder {
         match &mut self.records {
             Records::Narrow(v) => v.push([head[0], head[1], packed[0]]),
             Records::Wide(v) => v.push([head[0], head[1], packed[0], packed[1]]),
+            Records::NarrowId(v) => v.push([head[0], head[1], packed[0], v.len() as u32]),
+            Records::WideId(v) => v.push([head[0], head[1], packed[0], packed[1], v.len() as u32]),
         }
     }
 
@@ -92,7 +151,8 @@ impl Builder {
     pub fn len(&self) -> usize {
         match &self.records {
             Records::Narrow(v) => v.len(),
-            Records::Wide(v) => v.len(),
+            Records::Wide(v) | Records::NarrowId(v) => v.len(),
+            Records::WideId(v) => v.len(),
         }
     }
 
@@ -103,10 +163,24 @@ impl Builder {
 
     /// Appends another builder's rows.
     pub fn append(&mut self, mut other: Builder) {
+        let offset = self.len() as u32;
         match (&mut self.records, &mut other.records) {
             (Records::Narrow(a), Records::Narrow(b)) => a.append(b),
             (Records::Wide(a), Records::Wide(b)) => a.append(b),
+            (Records::NarrowId(a), Records::NarrowId(b)) => {
+                b.iter_mut().for_each(|r| r[3] += offset);
+                a.append(b)
+            }
+            (Records::WideId(a), Records::WideId(b)) => {
+                b.iter_mut().for_each(|r| r[4] += offset);
+                a.append(b)
+            }
             _ => panic!("appending a builder of {} dimensions to one of {}", other.ndims, self.ndims),
+        }
+        match (&mut self.details, other.details) {
+            (Some(a), Some(b)) => a.append(b),
+            (None, None) => {}
+            _ => panic!("appending a builder with detail columns to one without, or the reverse"),
         }
         self.dropped += other.dropped;
     }
@@ -114,11 +188,26 @@ impl Builder {
     /// Sorts rows along the Hilbert curve (ties in the order of the rest of
     /// the row, so the result depends on the rows, not on the order files
     /// were read in) and cuts blocks.
-    pub fn finish(self, name: &str, view: ViewConfig, dims: Vec<DimBins>, category_dim: usize, info: ShardInfo) -> Shard {
+    /// `details` describes the staged detail columns, if any.
+    pub fn finish(
+        mut self,
+        name: &str,
+        view: ViewConfig,
+        dims: Vec<DimBins>,
+        category_dim: usize,
+        info: ShardInfo,
+        details: Option<DetailMeta>,
+    ) -> Shard {
         let n = self.len();
         assert!(n < u32::MAX as usize, "a shard holds fewer than 2^32 rows");
         let dropped = self.dropped;
-        let (xs, ys, codes) = self.into_sorted_columns();
+        let stage = self.details.take();
+        let ((xs, ys, codes), ids) = self.sort_and_unpack();
+        let details = match (stage, ids, details) {
+            (Some(stage), Some(ids), Some((infos, dicts))) => stage.permute(&ids, infos, dicts),
+            (None, None, _) => Details::default(),
+            _ => panic!("detail columns staged without their description, or described without being staged"),
+        };
         let blocks = cut_blocks(&xs, &ys);
         let ncodes: Vec<usize> = dims.iter().map(|d| d.nbins() as usize + 1).collect();
         let aggregates = super::Aggregates::build(&codes, &ncodes, category_dim, |r| {
@@ -137,14 +226,24 @@ impl Builder {
             dropped_rows: dropped,
             aggregates,
             brushes: Default::default(),
+            details,
         }
     }
 
     /// The rows as columns, in Hilbert order.
+    #[cfg(test)]
     pub(crate) fn into_sorted_columns(self) -> Columns {
+        self.sort_and_unpack().0
+    }
+
+    /// The rows as columns, in Hilbert order, and (with detail columns) the
+    /// order of pushes each came from.
+    fn sort_and_unpack(self) -> (Columns, Option<Vec<u32>>) {
         match self.records {
-            Records::Narrow(v) => sort_and_unpack(v, self.ndims),
-            Records::Wide(v) => sort_and_unpack(v, self.ndims),
+            Records::Narrow(v) => sort_and_unpack(v, self.ndims, false),
+            Records::Wide(v) => sort_and_unpack(v, self.ndims, false),
+            Records::NarrowId(v) => sort_and_unpack(v, self.ndims, true),
+            Records::WideId(v) => sort_and_unpack(v, self.ndims, true),
         }
     }
 }
@@ -157,12 +256,13 @@ const UNPACK_CHUNK_ROWS: usize = 1 << 20;
 /// Sorts records in place and unpacks them into columns from the last row
 /// back, returning the records' pages as it goes (the columns are allocated
 /// zeroed, which the system maps lazily: only written pages are resident).
-fn sort_and_unpack<const N: usize>(mut recs: Vec<[u32; N]>, ndims: usize) -> Columns {
+fn sort_and_unpack<const N: usize>(mut recs: Vec<[u32; N]>, ndims: usize, with_ids: bool) -> (Columns, Option<Vec<u32>>) {
     recs.par_sort_unstable();
     let n = recs.len();
     let mut xs = vec![0u32; n];
     let mut ys = vec![0u32; n];
     let mut codes: Vec<Vec<u8>> = (0..ndims).map(|_| vec![0u8; n]).collect();
+    let mut ids = with_ids.then(|| vec![0u32; n]);
     let mut end = n;
     while end > 0 {
         let start = end.saturating_sub(UNPACK_CHUNK_ROWS);
@@ -178,10 +278,13 @@ fn sort_and_unpack<const N: usize>(mut recs: Vec<[u32; N]>, ndims: usize) -> Col
             let (word, shift) = (2 + d / 4, 24 - 8 * (d % 4));
             col[start..end].par_iter_mut().zip(src.par_iter()).for_each(|(c, r)| *c = (r[word] >> shift) as u8);
         }
+        if let Some(ids) = &mut ids {
+            ids[start..end].par_iter_mut().zip(src.par_iter()).for_each(|(i, r)| *i = r[N - 1]);
+        }
         release_tail(&recs, start);
         end = start;
     }
-    (xs, ys, codes)
+    ((xs, ys, codes), ids)
 }
 
 /// Gives the system back the pages of `v` past element `from`, which the

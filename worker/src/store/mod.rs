@@ -9,11 +9,16 @@
 mod aggregates;
 mod brush;
 mod build;
+pub mod detail;
 mod registry;
 
 pub use aggregates::{Aggregates, SAMPLE_KEEP};
 pub use brush::{BrushIndex, BrushIndexes, BrushKey};
-pub use build::{Builder, MAX_RECORD_DIMS, peak_bytes_per_row, hilbert_key, hilbert_point};
+pub use build::{
+    Builder, DetailMeta, MAX_RECORD_DIMS, hilbert_key, hilbert_point, peak_bytes_per_row,
+    peak_bytes_per_row_with_details,
+};
+pub use detail::{DetailInfo, DetailKind, Details};
 pub use registry::{Registry, Slot, SlotStatus};
 
 use crate::bins::DimBins;
@@ -126,6 +131,9 @@ pub struct Shard {
     pub aggregates: Aggregates,
     /// Map images by the codes of a brushed dimension, built by queries.
     pub brushes: BrushIndexes,
+    /// The rows' exact values of the dataset's detail columns (cold: read
+    /// only for the rows a sample or an export returns).
+    pub details: Details,
 }
 
 impl Shard {
@@ -134,11 +142,13 @@ impl Shard {
         self.xs.len() as u64
     }
 
-    /// Bytes held by the row data, the block index and the pre-aggregates.
+    /// Bytes held by the row data, the block index, the pre-aggregates and
+    /// the detail columns.
     pub fn bytes(&self) -> u64 {
         let cols = (self.xs.capacity() + self.ys.capacity()) * 4
             + self.codes.iter().map(|c| c.capacity()).sum::<usize>();
-        (cols + self.blocks.capacity() * std::mem::size_of::<Block>() + self.aggregates.bytes()) as u64
+        (cols + self.blocks.capacity() * std::mem::size_of::<Block>() + self.aggregates.bytes() + self.details.bytes())
+            as u64
     }
 
     /// Position of a dimension by name.
