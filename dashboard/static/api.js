@@ -13,6 +13,11 @@ export function toLogin() {
   window.location.assign('/login');
 }
 
+/** The URL of an export download (GET /api/export) of `req` as `format` (csv | parquet). */
+export function exportUrl(format, req) {
+  return `/api/export?format=${encodeURIComponent(format)}&request=${encodeURIComponent(JSON.stringify(req))}`;
+}
+
 async function request(path, { method = 'GET', body, signal } = {}) {
   const init = { method, signal, credentials: 'same-origin', headers: { Accept: 'application/json' } };
   if (body !== undefined) {
@@ -55,4 +60,23 @@ export const api = {
   query: (body, signal) => request('/api/query', { method: 'POST', body, signal }),
   reload: () => request('/api/reload', { method: 'POST', body: {} }),
   resume: () => request('/api/resume', { method: 'POST', body: {} }),
+  /** The pyarrow.flight program reading the rows of an export request (text). */
+  pythonSnippet: async (req) => {
+    const res = await fetch(`/api/export/python?request=${encodeURIComponent(JSON.stringify(req))}`, { credentials: 'same-origin' });
+    if (res.status === 401) {
+      toLogin();
+      throw new ApiError(401, 'Your session has ended. Please log in again.');
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      let msg = `the Python snippet failed with HTTP ${res.status}`;
+      try {
+        msg = JSON.parse(text).error || msg;
+      } catch {
+        // not JSON: keep the status
+      }
+      throw new ApiError(res.status, msg);
+    }
+    return text;
+  },
 };

@@ -12,6 +12,7 @@ import { Histogram } from './histogram.js';
 import { historyStep } from './history.js';
 import { QuiverMap } from './map.js';
 import { extentOfImage, fitView } from './extent.js';
+import { setupExport } from './export.js';
 import { MAX_LAT, fitImageSize } from './mercator.js';
 
 const SAMPLE_LIMIT = 5000;
@@ -957,6 +958,19 @@ function bindControls() {
   $('[data-testid="zoom-in"]').addEventListener('click', () => map.zoomStep(1));
   $('[data-testid="zoom-out"]').addEventListener('click', () => map.zoomStep(-1));
   $('[data-testid="zoom-reset"]').addEventListener('click', () => map.resetView());
+  // Export: the rows the counter counts (filters, and the map view when it filters).
+  setupExport(ui.vf.closest('label'), () => {
+    if (!state.dataset) return null;
+    return {
+      request: {
+        dataset: state.dataset.name,
+        filters: queryFilters(),
+        viewport: map.visible().viewport,
+        viewportFilter: state.viewportFilter,
+      },
+      selected: Number(ui.selected.dataset.value),
+    };
+  });
   // A reload is felt by everyone on the cluster: ask first.
   const confirmReload = $('[data-testid="reload-confirm"]');
   ui.reload.addEventListener('click', () => {

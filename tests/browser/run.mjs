@@ -12,7 +12,7 @@
 // same hash in a fresh page restores the same count, log out. Any failure or
 // any console error in the page exits non-zero with a message naming the step.
 
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -530,6 +530,37 @@ async function main() {
       if (!/^\d+$/.test(value('MCC')) || !/^\d+$/.test(value('MNC'))) fail(`the tooltip's MCC/MNC are ${value('MCC')}/${value('MNC')}`);
       log(`  tooltip: ${names.map((n, i) => `${n}: ${texts[i]}`).join('; ')}`);
       await screenshot('point-tooltip');
+      await page.click('[data-testid="reset-all"]');
+      await settle();
+    }
+
+    step = 'export downloads the counted rows as CSV; copy as Python gives a pyarrow.flight program';
+    log(step);
+    {
+      // The smallest category, whole map: a few thousand rows.
+      const catCounts = await bars.evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-count'))));
+      const smallest = catCounts.map((c, i) => [c, i]).filter(([c]) => c > 0).sort((a, b) => a[0] - b[0])[0];
+      await bars.nth(smallest[1]).click();
+      await settle();
+      const counted = await selectedCount();
+      if (!(counted > 0)) fail('the export step selected no rows');
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="export-csv"]')]);
+      const file = join(out, 'export.csv');
+      await download.saveAs(file);
+      const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0);
+      const header = lines[0];
+      log(`  export: ${download.suggestedFilename()}, ${lines.length - 1} rows (counter ${counted}); header ${header}`);
+      if (lines.length - 1 !== counted) fail(`the CSV export holds ${lines.length - 1} rows; the counter says ${counted}`);
+      if (!header.startsWith('lon,lat,radio,') || !header.includes('range') || !header.includes('mcc')) fail(`the CSV header is ${header}`);
+      await page.locator('[data-testid="export-message"]').waitFor({ state: 'visible' });
+      await screenshot('export');
+      await page.click('[data-testid="copy-python"]');
+      await page.waitForFunction(() => (document.querySelector('[data-testid="copy-python"]').dataset.snippet || '').length > 0);
+      const snippet = await page.getAttribute('[data-testid="copy-python"]', 'data-snippet');
+      if (!snippet.includes('import pyarrow.flight') || !snippet.includes('\\"type\\":\\"rows\\"') || !snippet.includes('WORKERS = ["grpc+tcp://')) {
+        fail(`the Python snippet is not a pyarrow.flight program of a rows ticket:\n${snippet}`);
+      }
+      log(`  copy as Python: ${snippet.split('\n').length} lines, ${await page.textContent('[data-testid="export-message"]')}`);
       await page.click('[data-testid="reset-all"]');
       await settle();
     }

@@ -70,4 +70,53 @@ async fn pyarrow_flight_reads_our_answers() {
     println!("{stdout}\n{stderr}");
     assert!(out.status.success(), "pyarrow interop checks failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all interop checks passed"));
+
+    // The dashboard's "copy as Python" program, generated for these workers,
+    // runs as is and reads every LTE row of the files.
+    let ticket = quiver_worker::protocol::Query {
+        version: 1,
+        dataset: "towers".into(),
+        filters: [("radio".to_string(), quiver_worker::protocol::Filter::Categories(vec!["LTE".into()]))].into(),
+        viewport: None,
+        viewport_filter: false,
+        views: vec![quiver_worker::protocol::View::Rows { limit: 1_000_000, columns: None }],
+    };
+    let urls: Vec<String> = workers.iter().map(|w| w.flight_url()).collect();
+    let snippet = quiver_worker::export::python_snippet(&ticket, &urls);
+    let file = dir.path().join("snippet.py");
+    std::fs::write(&file, &snippet).unwrap();
+    let out = tokio::process::Command::new("python3")
+        .arg(&file)
+        .env("QUIVER_WORKER_TOKEN", token)
+        .output()
+        .await
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the Python snippet failed:\n{snippet}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let want = lte_rows(&data);
+    assert!(stdout.starts_with(&format!("{want} rows\n")), "the snippet read {stdout}; the files hold {want} LTE rows");
+    // Without the token the workers refuse it.
+    let out = tokio::process::Command::new("python3").arg(&file).env_remove("QUIVER_WORKER_TOKEN").output().await.unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Unauthenticated"));
+}
+
+/// LTE rows of the generated files, read with the parquet crate.
+fn lte_rows(dir: &std::path::Path) -> usize {
+    use arrow::array::AsArray;
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "parquet") {
+            continue;
+        }
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&p).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for b in r {
+            let b = b.unwrap();
+            n += b.column_by_name("radio").unwrap().as_string::<i32>().iter().filter(|v| *v == Some("LTE")).count();
+        }
+    }
+    n
 }
