@@ -127,13 +127,27 @@ pub struct WorkersSpec {
 
 /// How workers are replaced when their pod template changes (image,
 /// resources, datasets, restart annotation, shard count). The operator
-/// deletes outdated pods itself (StatefulSet `OnDelete`): a re-shard replaces
-/// every worker at once (old and new shard counts cannot answer together);
-/// otherwise at most `maxUnavailable` workers are down at a time, and
-/// outdated workers that are not Ready anyway are replaced at once.
+/// deletes outdated pods itself (StatefulSet `OnDelete`). A re-shard follows
+/// `strategy`: `Surge` loads the new shards beside the old ones and switches
+/// the dashboards over once all are loaded; `Replace` replaces every worker
+/// at once (old and new shard counts cannot answer together). Other changes
+/// replace at most `maxUnavailable` workers at a time, and outdated workers
+/// that are not Ready anyway at once.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
+    /// How a re-shard (a change of `replicas`) replaces the workers. `Surge`
+    /// (where memory allows): the new shards load in a transitional
+    /// StatefulSet `NAME-workers-surge` while the old ones keep answering, the
+    /// dashboards switch over once every new shard is loaded, then
+    /// `NAME-workers` is re-sharded behind them and they switch back; no
+    /// query sees a partial answer, at the cost of twice the memory and two
+    /// loads. If the surge pods cannot be created or scheduled (quota, no
+    /// room) it falls back to `Replace`, said in condition `RollingOut` and
+    /// an event. `Replace`: every worker at once; answers are partial until
+    /// the new shards load. Empty: the operator's cluster default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<RolloutStrategy>,
     /// Most workers unavailable at once while replacing workers on the same
     /// shard count: a count, or a percentage of the workers (at least 1).
     #[serde(default = "default_max_unavailable")]
@@ -153,9 +167,20 @@ fn default_progress_deadline() -> String {
     "30m".into()
 }
 
+/// How a re-shard replaces the workers.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum RolloutStrategy {
+    /// Load the new shards beside the old ones; switch when all are loaded.
+    #[default]
+    Surge,
+    /// Replace every worker at once.
+    Replace,
+}
+
 impl Default for RolloutSpec {
     fn default() -> Self {
         RolloutSpec {
+            strategy: None,
             max_unavailable: default_max_unavailable(),
             progress_deadline: default_progress_deadline(),
         }

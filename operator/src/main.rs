@@ -82,6 +82,11 @@ struct Cli {
     /// The same for every cluster's dashboards.
     #[arg(long, env = "QUIVER_DASHBOARD_POD_DEFAULTS")]
     dashboard_pod_defaults: Option<String>,
+    /// How a re-shard replaces the workers when a DataCluster's
+    /// `spec.workers.rollout.strategy` is empty: `Surge` (load the new shards
+    /// beside the old ones, where memory allows) or `Replace`.
+    #[arg(long, env = "QUIVER_WORKER_ROLLOUT_STRATEGY", default_value = "Surge")]
+    worker_rollout_strategy: String,
     /// Most DataClusters reconciled at once.
     #[arg(long, env = "QUIVER_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -165,6 +170,15 @@ impl TryFrom<Cli> for Config {
         if let Some(json) = &cli.dashboard_pod_defaults {
             defaults.dashboard_pod = pod_defaults("dashboard-pod-defaults", json)?;
         }
+        defaults.rollout_strategy = match cli.worker_rollout_strategy.as_str() {
+            "Surge" => quiver_operator::crd::RolloutStrategy::Surge,
+            "Replace" => quiver_operator::crd::RolloutStrategy::Replace,
+            other => {
+                return Err(Error::Config(format!(
+                    "--worker-rollout-strategy {other:?} must be Surge or Replace"
+                )));
+            }
+        };
         let lease_duration = duration("lease-duration", &cli.lease_duration)?;
         if lease_duration < Duration::from_secs(3) {
             return Err(Error::Config(format!(
@@ -352,6 +366,35 @@ mod tests {
 
     fn cli(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("quiver-operator").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn the_rollout_strategy_default_is_surge_and_takes_replace() {
+        let c = Config::try_from(cli(&["--identity", "op-0"])).unwrap();
+        assert_eq!(
+            c.defaults.rollout_strategy,
+            quiver_operator::crd::RolloutStrategy::Surge
+        );
+        let c = Config::try_from(cli(&[
+            "--identity",
+            "op-0",
+            "--worker-rollout-strategy",
+            "Replace",
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.defaults.rollout_strategy,
+            quiver_operator::crd::RolloutStrategy::Replace
+        );
+        assert!(
+            Config::try_from(cli(&[
+                "--identity",
+                "op-0",
+                "--worker-rollout-strategy",
+                "BlueGreen"
+            ]))
+            .is_err()
+        );
     }
 
     #[test]

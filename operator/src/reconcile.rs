@@ -376,9 +376,28 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
     } else {
         c.worker_replicas
     };
-    let (workers, ingress_address) = apply_children(ctx, &c, desired).await?;
+    let surge = plan_surge(ctx, &c, &pods, desired, previous, now).await;
+    let pin = surge.plan.pin.as_ref().map(|revision| rollout::Pin {
+        revision: revision.clone(),
+        since: surge
+            .pin
+            .as_ref()
+            .filter(|p| &p.revision == revision)
+            .map_or(now, |p| p.since),
+    });
+    if let Some(stage) = &surge.plan.stage
+        && surge.previous_reason.as_deref() != Some(status::surge_reason(stage))
+    {
+        info!(stage = ?stage, pin = ?pin, "surge re-shard");
+        ctx.metrics.action("surge");
+    }
+    let (workers, ingress_address) =
+        apply_children(ctx, &c, desired, &surge.plan, pin.as_ref()).await?;
     let rollout = if desired > 0 {
-        Some(drive_rollout(ctx, &c, &workers, &pods, desired).await?)
+        let mut plan = drive_rollout(ctx, &c, &workers, &pods, desired).await?;
+        plan.in_progress |= surge.plan.stage.is_some();
+        plan.surge = surge.plan.stage.clone();
+        Some(plan)
     } else {
         None
     };
@@ -428,9 +447,120 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
         let deadline = decision
             .idle_deadline_in
             .map(|d| d + Duration::from_secs(1));
-        deadline.map_or(ctx.poll_interval, |d| d.min(ctx.poll_interval))
+        let wait = deadline.map_or(ctx.poll_interval, |d| d.min(ctx.poll_interval));
+        // A surge's drain ends with no watch event.
+        surge
+            .plan
+            .wait
+            .map_or(wait, |d| wait.min(d + Duration::from_millis(500)))
     };
     Ok(Requeue::requeue(wait))
+}
+
+/// A surge re-shard's plan, with what it was planned from.
+struct Surge {
+    plan: rollout::SurgePlan,
+    /// The worker Service's pin as last applied.
+    pin: Option<rollout::Pin>,
+    /// The `RollingOut` reason the status reported last.
+    previous_reason: Option<String>,
+}
+
+/// Gathers what [`rollout::surge`] decides from (the StatefulSets, pods and
+/// worker Service as the caches last saw them) and plans. Without the caches
+/// (tests driving single passes) there is no surge.
+async fn plan_surge(
+    ctx: &Context,
+    c: &ValidCluster,
+    pods: &[Pod],
+    desired: i32,
+    previous: Option<&DataClusterStatus>,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Surge {
+    let none = Surge {
+        plan: rollout::SurgePlan::none(),
+        pin: None,
+        previous_reason: None,
+    };
+    let Some(k) = ctx.caches() else { return none };
+    let ns = &c.namespace;
+    let main_name = format!("{}-workers", c.name);
+    let surge_name = rollout::surge_name(&c.name);
+    let pin = match k.services.seen(ns, &main_name) {
+        Seen::Present(s) => crate::children::pin_of(&s.metadata),
+        _ => None,
+    };
+    let rolling = previous.and_then(|p| {
+        p.conditions
+            .iter()
+            .find(|c| c.type_ == status::condition::ROLLING_OUT)
+    });
+    let fell_back = rolling.is_some_and(|r| {
+        r.reason == status::SURGE_FELL_BACK && r.observed_generation == Some(c.generation)
+    });
+    if desired == 0 {
+        return Surge { pin, ..none };
+    }
+    let revision = |sts: &StatefulSet| {
+        let st = sts.status.as_ref()?;
+        (st.observed_generation >= sts.metadata.generation)
+            .then(|| st.update_revision.clone())
+            .flatten()
+    };
+    let main_sts = k.stateful_sets.seen(ns, &main_name).present();
+    let surge_sts = match k.stateful_sets.seen(ns, &surge_name) {
+        Seen::Present(s) => Some(s),
+        Seen::Absent => None,
+        // Not synced yet: decide nothing this pass.
+        Seen::Unknown => return Surge { pin, ..none },
+    };
+    let main: Vec<rollout::WorkerPod> = pods
+        .iter()
+        .filter_map(|p| rollout::WorkerPod::from_pod(&main_name, p))
+        .collect();
+    let surge_raw: Vec<Pod> = pods
+        .iter()
+        .filter(|p| {
+            p.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(&format!("{surge_name}-")))
+        })
+        .cloned()
+        .collect();
+    let surge_pods: Vec<rollout::WorkerPod> = surge_raw
+        .iter()
+        .filter_map(|p| rollout::WorkerPod::from_pod(&surge_name, p))
+        .collect();
+    // Surge pods that cannot be created or scheduled: the capacity is not there.
+    let mut failure = pod_failures(&surge_raw)
+        .into_iter()
+        .find(|f| f.reason == "Unschedulable")
+        .map(|f| f.describe());
+    if failure.is_none()
+        && let Some(sts) = &surge_sts
+        && let Some(f) = failed_creates(ctx, c, sts, desired).await
+    {
+        failure = Some(f.describe());
+    }
+    let plan = rollout::surge(&rollout::SurgeInputs {
+        strategy: c.rollout_strategy,
+        main: &main,
+        main_revision: main_sts.as_deref().and_then(revision).as_deref(),
+        surge: surge_sts.as_ref().map(|_| surge_pods.as_slice()),
+        surge_revision: surge_sts.as_deref().and_then(revision).as_deref(),
+        desired,
+        shards: c.worker_replicas.max(1),
+        pin: pin.as_ref(),
+        surge_failure: failure.as_deref(),
+        fell_back,
+        now,
+    });
+    Surge {
+        plan,
+        pin,
+        previous_reason: rolling.map(|r| r.reason.clone()),
+    }
 }
 
 /// The worker pods of a cluster, from the pod cache once it is synced. A
@@ -661,12 +791,19 @@ async fn apply_children(
     ctx: &Context,
     c: &ValidCluster,
     desired: i32,
+    surge: &rollout::SurgePlan,
+    pin: Option<&rollout::Pin>,
 ) -> Result<(StatefulSet, Option<String>)> {
     let ns = &c.namespace;
     let client = &ctx.client;
-    let ch = build_all(c, desired);
+    let mut ch = build_all(c, desired);
+    if let Some(pin) = pin {
+        ch.worker_service = crate::children::pin_worker_service(ch.worker_service, pin);
+    }
     let full = ctx.resync_due(&c.owner.uid);
     let k = ctx.caches().filter(|_| !full);
+    // Caches even during a full re-apply: whether an optional child exists.
+    let all = ctx.caches();
     let name = |m: &kube::core::ObjectMeta| m.name.clone().unwrap_or_default();
 
     apply_if_changed::<ServiceAccount>(
@@ -697,17 +834,39 @@ async fn apply_children(
             .seen(ns, &name(&ch.workers.metadata))
             .present()
     });
-    let workers = match apply_if_changed::<StatefulSet>(
-        client,
-        c,
-        &ch.workers,
-        cached_sts.as_ref().map(|s| &s.metadata),
-    )
-    .await?
-    {
-        Some(applied) => applied,
-        None => (*cached_sts.expect("skipped only when cached")).clone(),
+    // A surge re-shard holds NAME-workers on its old template while its
+    // generation answers (the caches always show it then).
+    let held = all.filter(|_| surge.hold_main).and_then(|k| {
+        k.stateful_sets
+            .seen(ns, &name(&ch.workers.metadata))
+            .present()
+    });
+    let workers = match held {
+        Some(sts) => (*sts).clone(),
+        None => match apply_if_changed::<StatefulSet>(
+            client,
+            c,
+            &ch.workers,
+            cached_sts.as_ref().map(|s| &s.metadata),
+        )
+        .await?
+        {
+            Some(applied) => applied,
+            None => (*cached_sts.expect("skipped only when cached")).clone(),
+        },
     };
+    let surge_name = rollout::surge_name(&c.name);
+    if surge.keep_surge {
+        let sts = crate::children::build_surge_statefulset(c, desired);
+        let cached = k.and_then(|k| k.stateful_sets.seen(ns, &surge_name).present());
+        apply_if_changed::<StatefulSet>(client, c, &sts, cached.as_ref().map(|s| &s.metadata))
+            .await?;
+    } else if matches!(
+        all.map(|k| k.stateful_sets.seen(ns, &surge_name)),
+        Some(Seen::Present(_))
+    ) {
+        delete_owned::<StatefulSet>(client, c, &surge_name).await?;
+    }
     apply_if_changed::<NetworkPolicy>(
         client,
         c,
@@ -737,8 +896,6 @@ async fn apply_children(
     )
     .await?;
     let dashboard = format!("{}-dashboard", c.name);
-    // Caches even during a full re-apply: whether an optional child exists.
-    let all = ctx.caches();
     match &ch.hpa {
         Some(h) => {
             apply_if_changed::<HorizontalPodAutoscaler>(

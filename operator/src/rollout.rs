@@ -17,8 +17,32 @@
 //! A rollout that has not finished within `progressDeadline` is reported as
 //! stuck (condition `RollingOut`, reason `Stuck`); no further healthy pod is
 //! deleted meanwhile beyond what the batch allows.
+//!
+//! A re-shard with `strategy: Surge` ([`surge`]) keeps a complete generation
+//! answering all along. The headless Service `NAME-workers`, whose DNS
+//! records are the dashboards' list of workers, is pinned to one StatefulSet
+//! revision (`controller-revision-hash`) while two generations run:
+//!
+//! ```text
+//!            NAME-workers (n shards)      NAME-surge (n' shards)      Service selects
+//! Loading    held on the old template     created, loading            old NAME-workers
+//! Switched   held                         complete                    NAME-surge (drain)
+//! Reloading  new template, replaced       serving                     NAME-surge
+//! Returned   complete on n' shards        serving                     new NAME-workers (drain)
+//! Done       serving                      deleted                     every worker
+//! ```
+//!
+//! Old pods are deleted only [`SWITCH_DRAIN`] after the switch away from
+//! them, when every dashboard has re-resolved the name. If the surge pods
+//! cannot be created or scheduled before the switch, the surge is removed
+//! and the re-shard falls back to replacing every worker at once.
+
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::crd::RolloutStrategy;
 
 /// Label the StatefulSet controller puts on each pod: its template revision.
 pub const REVISION_LABEL: &str = "controller-revision-hash";
@@ -80,6 +104,8 @@ impl WorkerPod {
 /// What a reconcile should do about the rollout.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
+    /// The surge re-shard's stage, while one runs (or just fell back).
+    pub surge: Option<SurgeStage>,
     /// Outdated pods to delete now (the StatefulSet recreates them from the new template).
     pub delete: Vec<String>,
     /// Pods not yet on the new revision (including those deleted now).
@@ -140,10 +166,242 @@ pub fn plan(
         out
     };
     Plan {
+        surge: None,
         delete,
         outdated: outdated.len(),
         waiting,
         in_progress,
+    }
+}
+
+/// Name of the transitional StatefulSet of a surge re-shard (short: its
+/// revision hash label must fit 63 characters, as `NAME-workers`' does).
+pub fn surge_name(cluster: &str) -> String {
+    format!("{cluster}-surge")
+}
+
+/// How long the old generation keeps running after the Service stopped
+/// selecting it: dashboards re-resolve the worker name every 10 s (their
+/// `--workers-dns-interval` default, which the operator leaves alone), and
+/// queries in flight finish well within the rest.
+pub const SWITCH_DRAIN: Duration = Duration::from_secs(15);
+
+/// Which revision the worker Service selects, as last applied, and since when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pin {
+    /// `controller-revision-hash` the Service selects.
+    pub revision: String,
+    /// When the Service started selecting it.
+    pub since: Timestamp,
+}
+
+/// Where a surge re-shard stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SurgeStage {
+    /// The new shards load in the surge StatefulSet; the old ones answer.
+    Loading,
+    /// Every new shard is loaded; the dashboards move to them.
+    Switched,
+    /// The surge answers while `NAME-workers` is re-sharded.
+    Reloading,
+    /// `NAME-workers` is complete on the new shards; the dashboards move back.
+    Returned,
+    /// The dashboards are back: the surge StatefulSet is deleted.
+    Done,
+    /// The surge could not run (why); the re-shard replaces every worker at once.
+    FellBack(String),
+}
+
+impl SurgeStage {
+    /// For the `RollingOut` condition.
+    pub fn describe(&self, shards: i32) -> String {
+        match self {
+            SurgeStage::Loading => format!(
+                "surge re-shard: {shards} new shards loading beside the old ones, which keep answering"
+            ),
+            SurgeStage::Switched => format!(
+                "surge re-shard: the {shards} new shards are loaded and answer; the old workers go once every dashboard has moved"
+            ),
+            SurgeStage::Reloading => {
+                "surge re-shard: the surge workers answer while the workers StatefulSet reloads on the new shards".into()
+            }
+            SurgeStage::Returned => {
+                "surge re-shard: the workers StatefulSet is complete again and answers; the surge workers go once every dashboard has moved".into()
+            }
+            SurgeStage::Done => "surge re-shard: removing the surge workers".into(),
+            SurgeStage::FellBack(why) => format!(
+                "surge re-shard fell back to replacing every worker at once: {why}"
+            ),
+        }
+    }
+}
+
+/// What a surge re-shard needs to know.
+#[derive(Clone, Debug)]
+pub struct SurgeInputs<'a> {
+    /// The cluster's choice.
+    pub strategy: RolloutStrategy,
+    /// Pods of `NAME-workers`.
+    pub main: &'a [WorkerPod],
+    /// `NAME-workers`' update revision, once its controller saw the current spec.
+    pub main_revision: Option<&'a str>,
+    /// Pods of the surge StatefulSet; `None` when it does not exist.
+    pub surge: Option<&'a [WorkerPod]>,
+    /// The surge StatefulSet's update revision, once observed.
+    pub surge_revision: Option<&'a str>,
+    /// Worker pods wanted.
+    pub desired: i32,
+    /// Shards wanted.
+    pub shards: i32,
+    /// The worker Service's pin as last applied.
+    pub pin: Option<&'a Pin>,
+    /// Why the surge pods cannot be created or scheduled, if they cannot.
+    pub surge_failure: Option<&'a str>,
+    /// This generation's re-shard already fell back to Replace.
+    pub fell_back: bool,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// What to do about a surge re-shard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SurgePlan {
+    /// Where it stands; `None`: no surge (a settled cluster, or `Replace`).
+    pub stage: Option<SurgeStage>,
+    /// The surge StatefulSet should exist (apply it); otherwise delete it.
+    pub keep_surge: bool,
+    /// Leave `NAME-workers` on its current template (its old generation answers).
+    pub hold_main: bool,
+    /// The revision the worker Service selects; `None`: every worker.
+    pub pin: Option<String>,
+    /// Look again after this long (a drain to wait out).
+    pub wait: Option<Duration>,
+}
+
+impl SurgePlan {
+    fn at(stage: SurgeStage, keep_surge: bool, hold_main: bool, pin: Option<String>) -> SurgePlan {
+        SurgePlan {
+            stage: Some(stage),
+            keep_surge,
+            hold_main,
+            pin,
+            wait: None,
+        }
+    }
+
+    /// No surge: the Service selects every worker.
+    pub fn none() -> SurgePlan {
+        SurgePlan {
+            stage: None,
+            keep_surge: false,
+            hold_main: false,
+            pin: None,
+            wait: None,
+        }
+    }
+}
+
+/// All `desired` pods live, Ready, on `revision` and on `shards`.
+fn complete(pods: &[&WorkerPod], revision: Option<&str>, desired: i32, shards: i32) -> bool {
+    revision.is_some()
+        && pods.len() as i32 == desired
+        && pods
+            .iter()
+            .all(|p| p.ready && p.revision.as_deref() == revision && p.shards == Some(shards))
+}
+
+fn live(pods: &[WorkerPod]) -> Vec<&WorkerPod> {
+    pods.iter().filter(|p| !p.terminating).collect()
+}
+
+/// Plans one step of a surge re-shard (see the module's table). Pure.
+pub fn surge(i: &SurgeInputs<'_>) -> SurgePlan {
+    let main = live(i.main);
+    let old: Vec<&WorkerPod> = main
+        .iter()
+        .copied()
+        .filter(|p| p.shards.is_some_and(|s| s != i.shards))
+        .collect();
+    let resharding = !old.is_empty();
+    // The old generation's revision: what the Service keeps selecting.
+    let old_revision = old
+        .iter()
+        .find(|p| p.ready)
+        .and_then(|p| p.revision.clone());
+    let pinned_for = |revision: &str| {
+        i.pin
+            .filter(|p| p.revision == revision)
+            .map(|p| crate::lifecycle::elapsed(p.since, i.now))
+    };
+    let Some(surge) = i.surge else {
+        // Start only from a complete old generation (there is nothing to keep
+        // serving otherwise), and not again once this generation fell back.
+        let old_complete = resharding
+            && old.len() == main.len()
+            && main.iter().all(|p| p.ready && p.revision == old_revision);
+        if i.strategy == RolloutStrategy::Surge && old_complete && !i.fell_back {
+            return SurgePlan::at(SurgeStage::Loading, true, true, old_revision);
+        }
+        return SurgePlan::none();
+    };
+    let surge_live = live(surge);
+    let surge_complete = complete(&surge_live, i.surge_revision, i.desired, i.shards);
+    if resharding {
+        // NAME-workers still holds the old generation.
+        let switched = i.surge_revision.and_then(|r| pinned_for(r).map(|e| (r, e)));
+        if !surge_complete && switched.is_none() {
+            if let Some(why) = i.surge_failure {
+                return SurgePlan::at(SurgeStage::FellBack(why.to_string()), false, false, None);
+            }
+            if i.strategy == RolloutStrategy::Replace {
+                return SurgePlan::at(
+                    SurgeStage::FellBack("the rollout strategy is now Replace".into()),
+                    false,
+                    false,
+                    None,
+                );
+            }
+            let pin = old_revision.or_else(|| i.pin.map(|p| p.revision.clone()));
+            return SurgePlan::at(SurgeStage::Loading, true, true, pin);
+        }
+        let revision = i
+            .surge_revision
+            .expect("complete or pinned implies a revision")
+            .to_string();
+        return match switched.map(|(_, e)| e) {
+            None => SurgePlan {
+                wait: Some(SWITCH_DRAIN),
+                ..SurgePlan::at(SurgeStage::Switched, true, true, Some(revision))
+            },
+            Some(e) if e < SWITCH_DRAIN => SurgePlan {
+                wait: Some(SWITCH_DRAIN - e),
+                ..SurgePlan::at(SurgeStage::Switched, true, true, Some(revision))
+            },
+            Some(_) => SurgePlan::at(SurgeStage::Reloading, true, false, Some(revision)),
+        };
+    }
+    // NAME-workers runs the new shards (loading, or complete).
+    if !complete(&main, i.main_revision, i.desired, i.shards) {
+        let pin = i
+            .surge_revision
+            .map(str::to_string)
+            .or_else(|| i.pin.map(|p| p.revision.clone()));
+        return SurgePlan::at(SurgeStage::Reloading, true, false, pin);
+    }
+    let revision = i
+        .main_revision
+        .expect("complete implies a revision")
+        .to_string();
+    match pinned_for(&revision) {
+        None => SurgePlan {
+            wait: Some(SWITCH_DRAIN),
+            ..SurgePlan::at(SurgeStage::Returned, true, false, Some(revision))
+        },
+        Some(e) if e < SWITCH_DRAIN => SurgePlan {
+            wait: Some(SWITCH_DRAIN - e),
+            ..SurgePlan::at(SurgeStage::Returned, true, false, Some(revision))
+        },
+        Some(_) => SurgePlan::at(SurgeStage::Done, false, false, Some(revision)),
     }
 }
 
@@ -247,6 +505,237 @@ mod tests {
         assert!(p.delete.is_empty(), "{p:?}");
         let p = plan(&pods, Some("new"), 2, 2, 2);
         assert_eq!(names(&p), ["demo-workers-1"]);
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + secs).unwrap()
+    }
+
+    fn surge_pod(ordinal: u32, revision: &str, shards: i32, ready: bool) -> WorkerPod {
+        WorkerPod {
+            name: format!("demo-surge-{ordinal}"),
+            ..pod(ordinal, revision, shards, ready)
+        }
+    }
+
+    /// A 2 → 3 re-shard: `main` pods, the surge's pods (None: no surge StatefulSet), the pin.
+    fn step(
+        main: &[WorkerPod],
+        main_revision: &str,
+        surge: Option<&[WorkerPod]>,
+        pin: Option<&Pin>,
+        now: i64,
+    ) -> SurgePlan {
+        surge_plan_with(
+            RolloutStrategy::Surge,
+            main,
+            main_revision,
+            surge,
+            pin,
+            None,
+            false,
+            now,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn surge_plan_with(
+        strategy: RolloutStrategy,
+        main: &[WorkerPod],
+        main_revision: &str,
+        surge_pods: Option<&[WorkerPod]>,
+        pin: Option<&Pin>,
+        failure: Option<&str>,
+        fell_back: bool,
+        now: i64,
+    ) -> SurgePlan {
+        surge(&SurgeInputs {
+            strategy,
+            main,
+            main_revision: Some(main_revision),
+            surge: surge_pods,
+            surge_revision: surge_pods.map(|_| "surge-1"),
+            desired: 3,
+            shards: 3,
+            pin,
+            surge_failure: failure,
+            fell_back,
+            now: at(now),
+        })
+    }
+
+    fn pinned(revision: &str, since: i64) -> Pin {
+        Pin {
+            revision: revision.into(),
+            since: at(since),
+        }
+    }
+
+    #[test]
+    fn a_surge_reshard_keeps_a_complete_generation_selected_until_the_end() {
+        let old: Vec<_> = (0..2).map(|i| pod(i, "old", 2, true)).collect();
+        // Start: the surge loads, NAME-workers is held, the Service keeps the old pods.
+        let p = step(&old, "old", None, None, 0);
+        assert_eq!(
+            p,
+            SurgePlan::at(SurgeStage::Loading, true, true, Some("old".into()))
+        );
+        // Loading: two of three new shards loaded.
+        let mut new: Vec<_> = (0..3).map(|i| surge_pod(i, "surge-1", 3, true)).collect();
+        new[2].ready = false;
+        let pin_old = pinned("old", 0);
+        let p = step(&old, "old", Some(&new), Some(&pin_old), 5);
+        assert_eq!(
+            p,
+            SurgePlan::at(SurgeStage::Loading, true, true, Some("old".into()))
+        );
+        // Every new shard loaded: switch the Service, keep the old pods for the drain.
+        new[2].ready = true;
+        let p = step(&old, "old", Some(&new), Some(&pin_old), 8);
+        assert_eq!(
+            (p.stage.clone(), p.pin.as_deref(), p.hold_main),
+            (Some(SurgeStage::Switched), Some("surge-1"), true)
+        );
+        assert_eq!(p.wait, Some(SWITCH_DRAIN));
+        let pin_surge = pinned("surge-1", 8);
+        let p = step(&old, "old", Some(&new), Some(&pin_surge), 18);
+        assert_eq!(
+            (p.stage.clone(), p.hold_main, p.wait),
+            (
+                Some(SurgeStage::Switched),
+                true,
+                Some(Duration::from_secs(5))
+            )
+        );
+        // Drained: NAME-workers takes the new template (the Replace plan then
+        // deletes its old pods); the surge answers meanwhile.
+        let p = step(&old, "old", Some(&new), Some(&pin_surge), 23);
+        assert_eq!(
+            p,
+            SurgePlan::at(SurgeStage::Reloading, true, false, Some("surge-1".into()))
+        );
+        let mut reloaded: Vec<_> = (0..3).map(|i| pod(i, "new", 3, false)).collect();
+        let p = step(&reloaded, "new", Some(&new), Some(&pin_surge), 25);
+        assert_eq!(
+            p,
+            SurgePlan::at(SurgeStage::Reloading, true, false, Some("surge-1".into()))
+        );
+        // NAME-workers complete again: switch back, then drop the surge after the drain.
+        for p in &mut reloaded {
+            p.ready = true;
+        }
+        let p = step(&reloaded, "new", Some(&new), Some(&pin_surge), 30);
+        assert_eq!(
+            (p.stage.clone(), p.pin.as_deref(), p.keep_surge),
+            (Some(SurgeStage::Returned), Some("new"), true)
+        );
+        let pin_new = pinned("new", 30);
+        let p = step(&reloaded, "new", Some(&new), Some(&pin_new), 44);
+        assert_eq!(p.stage, Some(SurgeStage::Returned));
+        let p = step(&reloaded, "new", Some(&new), Some(&pin_new), 45);
+        assert_eq!(
+            p,
+            SurgePlan::at(SurgeStage::Done, false, false, Some("new".into()))
+        );
+        // Gone: a settled cluster, the Service selects every worker.
+        assert_eq!(
+            step(&reloaded, "new", None, Some(&pin_new), 46),
+            SurgePlan::none()
+        );
+    }
+
+    #[test]
+    fn a_surge_starts_only_from_a_complete_old_generation_and_not_for_replace() {
+        let mut old: Vec<_> = (0..2).map(|i| pod(i, "old", 2, true)).collect();
+        let replace = surge_plan_with(
+            RolloutStrategy::Replace,
+            &old,
+            "old",
+            None,
+            None,
+            None,
+            false,
+            0,
+        );
+        assert_eq!(replace, SurgePlan::none());
+        let settled: Vec<_> = (0..3).map(|i| pod(i, "new", 3, true)).collect();
+        assert_eq!(
+            step(&settled, "new", None, None, 0),
+            SurgePlan::none(),
+            "no re-shard, no surge"
+        );
+        old[1].ready = false;
+        assert_eq!(
+            step(&old, "old", None, None, 0),
+            SurgePlan::none(),
+            "nothing complete to keep serving"
+        );
+        let again = surge_plan_with(
+            RolloutStrategy::Surge,
+            &old[..1],
+            "old",
+            None,
+            None,
+            None,
+            true,
+            0,
+        );
+        assert_eq!(
+            again,
+            SurgePlan::none(),
+            "this generation already fell back"
+        );
+    }
+
+    #[test]
+    fn surge_pods_that_cannot_be_created_or_scheduled_fall_back_to_replace() {
+        let old: Vec<_> = (0..2).map(|i| pod(i, "old", 2, true)).collect();
+        let new = vec![surge_pod(0, "surge-1", 3, true)];
+        let why = "demo-surge: FailedCreate: exceeded quota";
+        let p = surge_plan_with(
+            RolloutStrategy::Surge,
+            &old,
+            "old",
+            Some(&new),
+            Some(&pinned("old", 0)),
+            Some(why),
+            false,
+            5,
+        );
+        assert_eq!(
+            p,
+            SurgePlan::at(SurgeStage::FellBack(why.into()), false, false, None)
+        );
+        assert!(
+            SurgeStage::FellBack(why.into())
+                .describe(3)
+                .contains("exceeded quota")
+        );
+        // Switching to Replace mid-way does the same.
+        let p = surge_plan_with(
+            RolloutStrategy::Replace,
+            &old,
+            "old",
+            Some(&new),
+            None,
+            None,
+            false,
+            5,
+        );
+        assert!(matches!(p.stage, Some(SurgeStage::FellBack(_))) && !p.keep_surge && !p.hold_main);
+        // Once the dashboards switched to a complete surge, a failure no longer undoes it.
+        let full: Vec<_> = (0..3).map(|i| surge_pod(i, "surge-1", 3, true)).collect();
+        let p = surge_plan_with(
+            RolloutStrategy::Surge,
+            &old,
+            "old",
+            Some(&full),
+            Some(&pinned("surge-1", 0)),
+            Some(why),
+            false,
+            30,
+        );
+        assert_eq!(p.stage, Some(SurgeStage::Reloading));
     }
 
     #[test]

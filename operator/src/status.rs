@@ -221,6 +221,22 @@ pub fn rollout_complete(sts: Option<&StatefulSet>, desired: i32) -> bool {
         && st.ready_replicas.unwrap_or(0) == desired
 }
 
+/// `RollingOut` reason of a surge re-shard that fell back to Replace.
+pub const SURGE_FELL_BACK: &str = "SurgeFellBack";
+
+/// `RollingOut` reason of each stage of a surge re-shard.
+pub fn surge_reason(stage: &crate::rollout::SurgeStage) -> &'static str {
+    use crate::rollout::SurgeStage as S;
+    match stage {
+        S::Loading => "SurgeLoading",
+        S::Switched => "SurgeSwitched",
+        S::Reloading => "SurgeReloading",
+        S::Returned => "SurgeReturned",
+        S::Done => "SurgeDone",
+        S::FellBack(_) => SURGE_FELL_BACK,
+    }
+}
+
 /// Everything the status is computed from.
 pub struct Inputs<'a> {
     /// The validated cluster.
@@ -486,7 +502,32 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
         .iter()
         .find(|p| p.type_ == condition::ROLLING_OUT && p.status == "True")
         .map(|p| p.last_transition_time.0);
+    let previous_rolling = previous_conditions
+        .iter()
+        .find(|p| p.type_ == condition::ROLLING_OUT && p.status == "True");
+    // A fallback is said for the rest of the generation's rollout (the
+    // operator reads it back so as not to surge again).
+    let fell_back = previous_rolling
+        .filter(|p| p.reason == SURGE_FELL_BACK && p.observed_generation == Some(generation_now))
+        .map(|p| p.message.clone());
     let rolling_out = match i.rollout.filter(|p| p.in_progress) {
+        Some(p)
+            if matches!(p.surge, Some(crate::rollout::SurgeStage::FellBack(_)))
+                || (fell_back.is_some() && p.surge.is_none()) =>
+        {
+            let message = match &p.surge {
+                Some(stage) => stage.describe(c.worker_replicas.max(1)),
+                None => fell_back.clone().unwrap_or_default(),
+            };
+            cond(
+                condition::ROLLING_OUT,
+                "True",
+                SURGE_FELL_BACK,
+                message,
+                generation_now,
+                i.now,
+            )
+        }
         Some(p)
             if rolling_since.is_some_and(|since| {
                 crate::lifecycle::elapsed(since, i.now) >= c.progress_deadline
@@ -511,6 +552,16 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
                 i.now,
             )
         }
+        Some(crate::rollout::Plan {
+            surge: Some(stage), ..
+        }) => cond(
+            condition::ROLLING_OUT,
+            "True",
+            surge_reason(stage),
+            stage.describe(c.worker_replicas.max(1)),
+            generation_now,
+            i.now,
+        ),
         Some(p) => cond(
             condition::ROLLING_OUT,
             "True",
@@ -807,6 +858,20 @@ pub fn events(
         })
         .is_some_and(|c| c.reason == "Stuck")
     };
+    let rolling_reason = |s: Option<&DataClusterStatus>| {
+        s.and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == condition::ROLLING_OUT)
+        })
+        .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    if let Some((reason, message)) = rolling_reason(Some(next))
+        && reason == SURGE_FELL_BACK
+        && rolling_reason(previous).map(|(r, _)| r).as_deref() != Some(SURGE_FELL_BACK)
+    {
+        out.push(note(Severity::Warning, SURGE_FELL_BACK, "Rollout", message));
+    }
     if stuck(Some(next)) && !stuck(previous) {
         let message = next
             .conditions
@@ -877,5 +942,55 @@ fn phase_reason(p: Phase) -> &'static str {
         Phase::Degraded => "Degraded",
         Phase::Suspended => "Suspended",
         Phase::Failed => "InvalidSpec",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rolling(reason: &str, message: &str) -> DataClusterStatus {
+        DataClusterStatus {
+            conditions: vec![cond(
+                condition::ROLLING_OUT,
+                "True",
+                reason,
+                message.into(),
+                2,
+                Timestamp::UNIX_EPOCH,
+            )],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_surge_that_falls_back_is_announced_once_with_its_cause() {
+        let why = crate::rollout::SurgeStage::FellBack(
+            "demo-surge: FailedCreate: exceeded quota: q, requested: pods=1".into(),
+        );
+        assert_eq!(surge_reason(&why), SURGE_FELL_BACK);
+        let loading = rolling(
+            surge_reason(&crate::rollout::SurgeStage::Loading),
+            "surge re-shard: 3 new shards loading",
+        );
+        let fell = rolling(SURGE_FELL_BACK, &why.describe(3));
+        let notes = events(Some(&loading), &fell, Action::Run);
+        let warning: Vec<&Note> = notes
+            .iter()
+            .filter(|n| n.reason == SURGE_FELL_BACK)
+            .collect();
+        assert_eq!(warning.len(), 1, "{notes:?}");
+        assert_eq!(warning[0].severity, Severity::Warning);
+        assert!(
+            warning[0].message.contains("exceeded quota"),
+            "{}",
+            warning[0].message
+        );
+        // Said once: the next passes keep the reason without a new event.
+        let again = events(Some(&fell), &fell, Action::Run);
+        assert!(
+            again.iter().all(|n| n.reason != SURGE_FELL_BACK),
+            "{again:?}"
+        );
     }
 }

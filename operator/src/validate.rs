@@ -12,7 +12,7 @@ use quiver_worker::spec::{DatasetSpec, S3Options};
 
 use crate::crd::{
     AutoscalingSpec, CredentialsSecretRef, DataCluster, IngressSpec, OnIdle, PodSettings,
-    PullPolicy, RESTART_ANNOTATION, RESUME_ANNOTATION, SecretKeyRef,
+    PullPolicy, RESTART_ANNOTATION, RESUME_ANNOTATION, RolloutStrategy, SecretKeyRef,
 };
 use crate::error::{Error, Result};
 
@@ -42,6 +42,8 @@ pub struct Defaults {
     pub worker_pod: PodSettings,
     /// Pod settings of every cluster's dashboards where its spec leaves them empty.
     pub dashboard_pod: PodSettings,
+    /// How a re-shard replaces the workers when the spec does not say.
+    pub rollout_strategy: RolloutStrategy,
 }
 
 impl Default for Defaults {
@@ -55,6 +57,7 @@ impl Default for Defaults {
             resume_url: None,
             worker_pod: PodSettings::default(),
             dashboard_pod: PodSettings::default(),
+            rollout_strategy: RolloutStrategy::default(),
         }
     }
 }
@@ -84,6 +87,8 @@ pub struct ValidCluster {
     pub rollout_max_unavailable: String,
     /// When an unfinished rollout is reported stuck.
     pub progress_deadline: Duration,
+    /// How a re-shard replaces the workers.
+    pub rollout_strategy: RolloutStrategy,
     /// ServiceAccount of the worker pods (cloud identity for the object store).
     pub worker_service_account: Option<String>,
     /// Worker pod settings, cluster defaults filled in.
@@ -330,6 +335,11 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
         worker_threads: spec.workers.threads,
         worker_service_account: spec.workers.service_account_name.clone(),
         rollout_max_unavailable,
+        rollout_strategy: spec
+            .workers
+            .rollout
+            .strategy
+            .unwrap_or(defaults.rollout_strategy),
         progress_deadline,
         worker_pod,
         dashboard_pod,

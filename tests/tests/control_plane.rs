@@ -12,7 +12,7 @@
 //!                   delete the leading operator pod ──▶ the standby leads within the lease duration
 //!                   freeze the leader (SIGSTOP) ──▶ the standby leads; thawed, the old one writes nothing
 //!                   write log: no object written by two operator pods in overlapping leadership
-//!                   kubectl scale --replicas 3 ──▶ re-shard, same counts
+//!                   kubectl scale --replicas 3 ──▶ surge re-shard, no partial answer, same counts
 //!                   restart annotation ──▶ workers replaced together, same counts
 //!                   kubectl delete dc ──▶ children and processes gone
 //!                                                       idle ──▶ ScaleToZero, workers gone
@@ -800,25 +800,76 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     .await;
     let stepped_down = t.elapsed();
     assert_eq!(lease_holder(&cli).await.as_deref(), Some(standby.as_str()), "the Lease stays with the new leader");
+    say!(
+        "frozen leader: {standby} took the Lease {} after {new_leader} was stopped (lease duration {}, a standby looks every {}); thawed, the old leader exited {} later",
+        secs(took_over),
+        secs(LEASE),
+        secs(LEASE / 3),
+        secs(stepped_down)
+    );
 
-    // ---- kubectl scale: re-shard to 3, no row lost or counted twice.
+    // ---- kubectl scale: re-shard to 3 by a surge (the default strategy): the
+    // 3 new shards load in towers-surge while the 2 old ones answer, the
+    // dashboard is switched over once all are loaded, towers-workers is
+    // re-sharded behind it and switched back to. No row lost or counted
+    // twice, and no partial answer at any time.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let during = keep_querying(towers_ui.clone(), reference.clone(), stopped);
+    let t = Instant::now();
     cli.kubectl_ok(&["scale", "dc", "towers", "-n", DATA_NS, "--replicas", "3"]).await;
-    let took = dc_ready(&cli, "towers", 3).await;
+    // The stages the RollingOut condition went through, as kubectl shows them.
+    let stages: std::cell::RefCell<Vec<String>> = Default::default();
+    let surge_seen = std::cell::Cell::new(false);
+    let took = eventually("towers: Ready 3/3, the surge StatefulSet and its pods gone", Duration::from_secs(180), || async {
+        let dc = cli.kubectl_json(&["get", "dc", "towers", "-n", DATA_NS]).await;
+        let reason = dc["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "RollingOut"))
+            .and_then(|c| c["reason"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        if stages.borrow().last() != Some(&reason) {
+            stages.borrow_mut().push(reason);
+        }
+        let surge = handle.sim.store.get("statefulsets.apps", DATA_NS, "towers-surge");
+        surge_seen.set(surge_seen.get() || surge.is_some());
+        let pods = pods_of(&handle, "towers", "worker");
+        let row = cli.get_dc("towers").await;
+        let ready = row.get("PHASE").map(String::as_str) == Some("Ready") && row.get("WORKERS").map(String::as_str) == Some("3/3");
+        let settled = stages.borrow().last().map(String::as_str) == Some("Idle");
+        if ready && surge.is_none() && pods.len() == 3 && settled {
+            Ok(t.elapsed())
+        } else {
+            Err(format!("{row:?}, surge {}, {} worker pods, stages {:?}", surge.is_some(), pods.len(), stages.borrow()))
+        }
+    })
+    .await;
+    let stages = stages.into_inner();
+    let surge_seen = surge_seen.get();
+    assert!(surge_seen, "the re-shard ran a surge StatefulSet");
+    // (SurgeLoading lasts as long as a load, which may fall between two looks;
+    // the two switches each last the 15 s drain.)
+    for want in ["SurgeSwitched", "SurgeReturned"] {
+        assert!(stages.iter().any(|s| s == want), "RollingOut went through {want}: {stages:?}");
+    }
     let pods = pods_of(&handle, "towers", "worker");
-    assert_eq!(pods.len(), 3, "three worker pods");
     for p in &pods {
         assert_eq!(pod_env(p, "QUIVER_SHARDS").as_deref(), Some("3"), "{} runs on 3 shards", name_of(p));
+        assert!(name_of(p).starts_with("towers-workers-"), "{} belongs to towers-workers", name_of(p));
     }
     let q = towers_ui.counts_match(&reference, 3, "towers: complete answer over 3 shards equal to the files").await;
     stop.send(true).unwrap();
     let tally = during.await.unwrap();
-    say!("  answers during the re-shard: {tally:?}");
+    say!("  answers during the surge re-shard: {tally:?}");
     assert!(tally.wrong.is_empty(), "complete answers with wrong counts during the re-shard: {:?}", tally.wrong);
+    assert_eq!(tally.partial, 0, "partial answers during the surge re-shard: {tally:?}");
+    assert_eq!(tally.failed, 0, "failed answers during the surge re-shard: {tally:?}");
+    assert!(tally.complete > 20, "the dashboard was queried all along: {tally:?}");
     say!(
-        "kubectl scale --replicas 3: Ready 3/3 in {} (by the third leader), dashboard answers over 3 shards equal the files {} later",
+        "kubectl scale --replicas 3 (Surge): settled in {} (by the third leader; stages {}), {} complete answers, 0 partial, 0 failed; answers over 3 shards equal the files {} later",
         secs(took),
+        stages.join(" -> "),
+        tally.complete,
         secs(q)
     );
 
@@ -930,13 +981,6 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         both.len(),
         gaps.iter().map(|g| secs(*g)).collect::<Vec<_>>().join(", "),
         deposed.len()
-    );
-    say!(
-        "frozen leader: {standby} took the Lease {} after {new_leader} was stopped (lease duration {}, a standby looks every {}); thawed, the old leader exited {} later",
-        secs(took_over),
-        secs(LEASE),
-        secs(LEASE / 3),
-        secs(stepped_down)
     );
 
     // ---- kubectl delete dc: every child garbage-collected, the processes gone.

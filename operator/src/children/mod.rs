@@ -29,8 +29,10 @@ pub use network::{build_worker_network_policy, build_worker_pdb};
 pub use rbac::build_dashboard_service_account;
 pub use secrets::{TOKEN_KEY, build_token_secret, generate_token};
 pub use workers::{
-    DATASETS_DIR, DATASETS_HASH_ANNOTATION, DATASETS_KEY, build_datasets_config_map,
-    build_worker_service, build_worker_statefulset, datasets_hash, worker_endpoint,
+    DATASETS_DIR, DATASETS_HASH_ANNOTATION, DATASETS_KEY, SERVING_REVISION_ANNOTATION,
+    SERVING_SINCE_ANNOTATION, WORKER_SET_LABEL, build_datasets_config_map, build_surge_statefulset,
+    build_worker_service, build_worker_statefulset, datasets_hash, pin_of, pin_worker_service,
+    worker_endpoint,
 };
 
 use crate::crd::PodSettings;

@@ -44,6 +44,61 @@ pub fn worker_endpoint(
     )
 }
 
+/// Label of the surge StatefulSet's pods (and in its selector), so that the
+/// two StatefulSets of a surge re-shard never select each other's pods.
+pub const WORKER_SET_LABEL: &str = "quiver.dev/worker-set";
+/// Annotation of the worker Service while it is pinned to one revision.
+pub const SERVING_REVISION_ANNOTATION: &str = "quiver.dev/serving-revision";
+/// Annotation of the worker Service: when it was pinned to that revision.
+pub const SERVING_SINCE_ANNOTATION: &str = "quiver.dev/serving-since";
+/// Label the StatefulSet controller puts on each pod (its template revision).
+const REVISION_LABEL: &str = "controller-revision-hash";
+
+/// The worker Service of a surge re-shard: selecting only the pods of one
+/// StatefulSet revision (the generation that answers), so that its DNS
+/// records, the dashboards' list of workers, never mix two shard counts.
+pub fn pin_worker_service(mut svc: Service, pin: &crate::rollout::Pin) -> Service {
+    if let Some(spec) = svc.spec.as_mut() {
+        spec.selector
+            .get_or_insert_with(BTreeMap::new)
+            .insert(REVISION_LABEL.into(), pin.revision.clone());
+    }
+    let annotations = svc.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    annotations.insert(SERVING_REVISION_ANNOTATION.into(), pin.revision.clone());
+    annotations.insert(SERVING_SINCE_ANNOTATION.into(), pin.since.to_string());
+    svc
+}
+
+/// The pin a worker Service carries, from its annotations.
+pub fn pin_of(meta: &ObjectMeta) -> Option<crate::rollout::Pin> {
+    let a = meta.annotations.as_ref()?;
+    Some(crate::rollout::Pin {
+        revision: a.get(SERVING_REVISION_ANNOTATION)?.clone(),
+        since: a.get(SERVING_SINCE_ANNOTATION)?.parse().ok()?,
+    })
+}
+
+/// The transitional StatefulSet of a surge re-shard (`NAME-surge`): the
+/// workers' StatefulSet on the new shard count, under another name, its pods
+/// labelled apart. Its pods keep the headless Service `NAME-workers` as their
+/// subdomain; the Service selects them only while they answer.
+pub fn build_surge_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet {
+    let mut sts = build_worker_statefulset(c, replicas);
+    let name = crate::rollout::surge_name(&c.name);
+    sts.metadata.name = Some(name);
+    let mark = |labels: &mut Option<BTreeMap<String, String>>| {
+        labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(WORKER_SET_LABEL.into(), "surge".into());
+    };
+    mark(&mut sts.metadata.labels);
+    mark(&mut sts.spec.selector.match_labels);
+    if let Some(m) = sts.spec.template.metadata.as_mut() {
+        mark(&mut m.labels);
+    }
+    sts
+}
+
 /// The headless Service that gives each worker a DNS name and lets the
 /// dashboard discover the ready workers.
 pub fn build_worker_service(c: &ValidCluster) -> Service {
