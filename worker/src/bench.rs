@@ -315,8 +315,17 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         q(0.99),
         steps.len()
     );
+    let (rss, peak) = memory();
+    println!(
+        "memory       RSS after the queries {:.1} bytes/row ({:.0} MB); peak {:.1} bytes/row ({:.0} MB, since the load began)",
+        rss as f64 / rows as f64,
+        rss as f64 / 1e6,
+        peak as f64 / rows as f64,
+        peak as f64 / 1e6
+    );
     // Export: every LTE row (world view) with its detail columns, as Arrow
-    // batches, then as CSV (what the dashboard's writer does with them).
+    // batches, then as CSV (what the dashboard's writer does with them);
+    // after the memory figures, which it would inflate.
     {
         let mut q = Query {
             version: crate::protocol::PROTOCOL_VERSION,
@@ -356,14 +365,6 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             rows_out as f64 / csv_s / 1e6
         );
     }
-    let (rss, peak) = memory();
-    println!(
-        "memory       RSS after the queries {:.1} bytes/row ({:.0} MB); peak {:.1} bytes/row ({:.0} MB, since the load began)",
-        rss as f64 / rows as f64,
-        rss as f64 / 1e6,
-        peak as f64 / rows as f64,
-        peak as f64 / 1e6
-    );
     if a.guard {
         let scan = medians["world view (full scan)"];
         let checks = [
