@@ -54,6 +54,10 @@ export function setupExport(anchor, selection) {
   const download = (format) => {
     const s = selection();
     if (!s) return;
+    if (s.selected === 0) {
+      say('No rows are selected: there is nothing to export.', 'error');
+      return;
+    }
     if (limit !== null && s.selected > limit) {
       say(`${formatCount(s.selected)} rows are selected; the export limit is ${formatCount(limit)} rows. Narrow the filters or the map view.`, 'error');
       return;
