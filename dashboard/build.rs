@@ -58,12 +58,8 @@ fn run(cmd: &mut Command, limit: Duration, log: &Path) -> Result<(), String> {
     let file = std::fs::File::create(log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
     let err = file.try_clone().map_err(|e| e.to_string())?;
     let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("{what} did not start: {e}"))?;
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(file).stderr(err).spawn().map_err(|e| format!("{what} did not start: {e}"))?;
     let start = Instant::now();
     loop {
         match child.try_wait() {
@@ -138,12 +134,16 @@ fn main() {
         Ok(dir) => {
             let mut more = Vec::new();
             collect(dir, dir, &mut more);
-            files.extend(more.into_iter().filter(|(rel, _)| rel != "BUILT").map(|(rel, p)| (format!("basemap/{rel}"), p)));
+            files.extend(
+                more.into_iter().filter(|(rel, _)| rel != "BUILT").map(|(rel, p)| (format!("basemap/{rel}"), p)),
+            );
         }
         Err(why) => println!("cargo:warning=detailed offline basemap not embedded: {why}"),
     }
     files.sort();
-    let mut code = String::from("/// Embedded front-end files: path relative to `static/`, contents.\npub static FILES: &[(&str, &[u8])] = &[\n");
+    let mut code = String::from(
+        "/// Embedded front-end files: path relative to `static/`, contents.\npub static FILES: &[(&str, &[u8])] = &[\n",
+    );
     for (rel, path) in &files {
         code.push_str(&format!("    ({rel:?}, include_bytes!({:?})),\n", path.display().to_string()));
     }

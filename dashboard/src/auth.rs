@@ -63,8 +63,7 @@ impl Auth {
     /// Derives the keys from the token. `epoch` is the revocation epoch.
     pub fn new(token: &Secret, epoch: u64, ttl: Duration) -> Auth {
         let token_digest: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
-        let mut mac = HmacSha256::new_from_slice(token.expose().as_bytes())
-            .expect("HMAC accepts keys of any length");
+        let mut mac = HmacSha256::new_from_slice(token.expose().as_bytes()).expect("HMAC accepts keys of any length");
         mac.update(b"quiver-session-v1");
         if epoch != 0 {
             mac.update(format!(":{epoch}").as_bytes());
@@ -112,9 +111,7 @@ impl Auth {
         let (payload, sig) = value.rsplit_once('.').ok_or(CookieError::Malformed)?;
         let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| CookieError::Malformed)?;
         // Signature first: nothing unauthenticated is interpreted.
-        self.mac(payload)
-            .verify_slice(&sig)
-            .map_err(|_| CookieError::BadSignature)?;
+        self.mac(payload).verify_slice(&sig).map_err(|_| CookieError::BadSignature)?;
         let mut parts = payload.split('.');
         let (Some(version), Some(issued), Some(expires), Some(_nonce), None) =
             (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
@@ -148,10 +145,7 @@ impl Auth {
 
 /// The `Set-Cookie` value that ends a session.
 pub fn clear_cookie(secure: bool) -> String {
-    format!(
-        "{COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{}",
-        if secure { "; Secure" } else { "" }
-    )
+    format!("{COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{}", if secure { "; Secure" } else { "" })
 }
 
 /// The session cookie's value, if the request carries one.
@@ -261,11 +255,7 @@ impl LoginLimiter {
         match buckets.get(&Self::key(ip)) {
             Some(b) => {
                 let tokens = self.refilled(*b, now);
-                if tokens >= 1.0 {
-                    Ok(())
-                } else {
-                    Err(self.refill.mul_f64(1.0 - tokens))
-                }
+                if tokens >= 1.0 { Ok(()) } else { Err(self.refill.mul_f64(1.0 - tokens)) }
             }
             None => Ok(()),
         }

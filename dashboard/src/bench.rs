@@ -74,7 +74,13 @@ pub struct ShadeTimes {
 
 /// A synthetic shard raster: `fill` of the pixels non-empty, clustered in blobs,
 /// with heavy-tailed counts over `categories` categories.
-pub fn synthetic_raster(width: u32, height: u32, categories: usize, fill: f64, seed: u64) -> quiver_worker::protocol::Raster {
+pub fn synthetic_raster(
+    width: u32,
+    height: u32,
+    categories: usize,
+    fill: f64,
+    seed: u64,
+) -> quiver_worker::protocol::Raster {
     let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut next = move || {
         s ^= s << 13;
@@ -206,7 +212,8 @@ pub fn interactions(dataset: &Value, width: u32, height: u32, city: (f64, f64)) 
         .iter()
         .find(|d| d["name"] == cat_name)
         .ok_or_else(|| Error::Setup(format!("dataset {name} lacks its category dimension")))?;
-    let labels: Vec<&str> = cat_dim["bins"].as_array().into_iter().flatten().filter_map(|b| b["label"].as_str()).collect();
+    let labels: Vec<&str> =
+        cat_dim["bins"].as_array().into_iter().flatten().filter_map(|b| b["label"].as_str()).collect();
     let category = labels.iter().find(|l| **l == "LTE").or(labels.first()).copied().unwrap_or_default();
     let (lon, lat) = city;
     Ok(vec![
@@ -296,12 +303,8 @@ impl Client {
             .map_err(|e| Error::Internal(e.to_string()))?;
         let resp = self.sender.send_request(req).await.map_err(|e| Error::Setup(format!("request failed: {e}")))?;
         let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Error::Setup(format!("reading the answer: {e}")))?
-            .to_bytes();
+        let body =
+            resp.into_body().collect().await.map_err(|e| Error::Setup(format!("reading the answer: {e}")))?.to_bytes();
         Ok((status, body))
     }
 }
@@ -442,7 +445,8 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             (u.clone(), token)
         }
         None => {
-            let data_dir = a.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("./quiver-data/bench-{}", a.rows)));
+            let data_dir =
+                a.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("./quiver-data/bench-{}", a.rows)));
             eprintln!("starting {} workers over {} rows in {}", a.workers, a.rows, data_dir.display());
             let s = Stack::start(&StackOptions {
                 data_dir,
@@ -504,13 +508,27 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         humantime::format_duration(duration)
     );
     if a.url.is_none() {
-        println!("self-hosted: {} workers in this process; clients, dashboard and workers share the machine", a.workers);
+        println!(
+            "self-hosted: {} workers in this process; clients, dashboard and workers share the machine",
+            a.workers
+        );
     }
     print_shade_times(a.width, a.height)?;
     println!();
     println!(
         "{:<18} {:>7} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>6} {:>7}",
-        "interaction", "clients", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "workers ms", "shade ms", "errors", "partial"
+        "interaction",
+        "clients",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "workers ms",
+        "shade ms",
+        "errors",
+        "partial"
     );
     for it in &list {
         let body = Bytes::from(serde_json::to_vec(&it.body).expect("json"));
@@ -518,12 +536,17 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         for _ in 0..3 {
             let (status, b) = probe.call("POST", &api_query, body.clone()).await?;
             if status != 200 {
-                return Err(Error::Setup(format!("{}: /api/query answered {status}: {}", it.name, String::from_utf8_lossy(&b))));
+                return Err(Error::Setup(format!(
+                    "{}: /api/query answered {status}: {}",
+                    it.name,
+                    String::from_utf8_lossy(&b)
+                )));
             }
         }
         // Every request distinct, then (for the world view) all identical,
         // which workers compute once and keep: many users opening the same view.
-        let variants: &[(bool, &str)] = if it.name == "world view" { &[(false, ""), (true, " (same)")] } else { &[(false, "")] };
+        let variants: &[(bool, &str)] =
+            if it.name == "world view" { &[(false, ""), (true, " (same)")] } else { &[(false, "")] };
         for (&clients, &(identical, suffix)) in a.clients.iter().flat_map(|c| variants.iter().map(move |v| (c, v))) {
             let c = run_cell(addr, &host_header, &token, &api_query, it, identical, clients, duration).await?;
             let n = c.latencies.len().max(1) as f64;

@@ -81,7 +81,9 @@ impl Dataset {
         let mut dims = Vec::with_capacity(config.dimensions.len());
         for d in &config.dimensions {
             let b = DimBins::from_spec(d).map_err(|e| {
-                Error::Internal(format!("dataset {name:?}: workers serve a view config this dashboard cannot read: {e}"))
+                Error::Internal(format!(
+                    "dataset {name:?}: workers serve a view config this dashboard cannot read: {e}"
+                ))
             })?;
             let colors = match &d.bins {
                 Binning::Categorical { .. } => Some(b.colors()),
@@ -182,10 +184,7 @@ impl Catalog {
                     g.push(i);
                 }
             }
-            let best = groups
-                .values()
-                .max_by_key(|g| g.len())
-                .expect("a dataset has at least one info");
+            let best = groups.values().max_by_key(|g| g.len()).expect("a dataset has at least one info");
             let rows = best.iter().map(|i| i.rows).sum();
             datasets.insert(name.clone(), Dataset::new(&name, rows, best[0].view.clone())?);
         }

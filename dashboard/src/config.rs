@@ -31,6 +31,7 @@ pub enum LogFormat {
 
 /// The subcommands.
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start")]
 pub enum Command {
     /// Serve the dashboard in front of running workers.
     Serve(ServeArgs),
@@ -225,7 +226,8 @@ pub fn tile_layer(arg: Option<&str>) -> Result<Option<String>> {
         Some(t) if t.is_empty() || TILES_OFF.iter().any(|o| t.eq_ignore_ascii_case(o)) => return Ok(None),
         Some(t) => t,
     };
-    let ok = (t.starts_with("https://") || t.starts_with("http://")) && ["{z}", "{x}", "{y}"].iter().all(|p| t.contains(p));
+    let ok =
+        (t.starts_with("https://") || t.starts_with("http://")) && ["{z}", "{x}", "{y}"].iter().all(|p| t.contains(p));
     if !ok {
         return Err(Error::Config(format!(
             "--tile-url {t:?} must be an http(s) URL template with {{z}}, {{x}} and {{y}}, or `none`"
@@ -258,9 +260,8 @@ fn read_secret(name: &str, value: Option<String>, file: Option<PathBuf>) -> Resu
             return Err(Error::Config(format!("give --{name} or --{name}-file, not both")));
         }
         (Some(v), None) => v,
-        (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| {
-            Error::Config(format!("cannot read --{name}-file {}: {e}", path.display()))
-        })?,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| Error::Config(format!("cannot read --{name}-file {}: {e}", path.display())))?,
         (None, None) => return Ok(None),
     };
     // Secrets mounted from files usually end with a newline.
@@ -274,12 +275,9 @@ fn read_secret(name: &str, value: Option<String>, file: Option<PathBuf>) -> Resu
 /// Checks a worker endpoint URL: `http(s)://host:port`.
 pub fn parse_worker_url(s: &str) -> Result<String> {
     let s = s.trim();
-    let u = url::Url::parse(s)
-        .map_err(|e| Error::Config(format!("worker endpoint {s:?} is not a URL: {e}")))?;
+    let u = url::Url::parse(s).map_err(|e| Error::Config(format!("worker endpoint {s:?} is not a URL: {e}")))?;
     if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-        return Err(Error::Config(format!(
-            "worker endpoint {s:?} must look like http://host:8815"
-        )));
+        return Err(Error::Config(format!("worker endpoint {s:?} must look like http://host:8815")));
     }
     Ok(s.trim_end_matches('/').to_string())
 }
@@ -297,9 +295,7 @@ impl TryFrom<ServeArgs> for Config {
                 return Err(Error::Config("give --workers or --workers-dns, not both".into()));
             }
             (true, None) => {
-                return Err(Error::Config(
-                    "no workers: give --workers URL,URL or --workers-dns HOST:PORT".into(),
-                ));
+                return Err(Error::Config("no workers: give --workers URL,URL or --workers-dns HOST:PORT".into()));
             }
             (false, None) => {
                 let mut list = Vec::new();
@@ -315,12 +311,12 @@ impl TryFrom<ServeArgs> for Config {
                 WorkerSource::Static(list)
             }
             (true, Some(dns)) => {
-                let (host, port) = dns.rsplit_once(':').ok_or_else(|| {
-                    Error::Config(format!("--workers-dns {dns:?} must be HOST:PORT"))
-                })?;
-                let port: u16 = port.parse().map_err(|_| {
-                    Error::Config(format!("--workers-dns {dns:?}: port {port:?} is not a number"))
-                })?;
+                let (host, port) = dns
+                    .rsplit_once(':')
+                    .ok_or_else(|| Error::Config(format!("--workers-dns {dns:?} must be HOST:PORT")))?;
+                let port: u16 = port
+                    .parse()
+                    .map_err(|_| Error::Config(format!("--workers-dns {dns:?}: port {port:?} is not a number")))?;
                 if host.is_empty() || port == 0 {
                     return Err(Error::Config(format!("--workers-dns {dns:?} must be HOST:PORT")));
                 }
@@ -365,12 +361,13 @@ impl TryFrom<ServeArgs> for Config {
             (Some(c), None) => Some((c, "default".to_string())),
             (None, _) => None,
         };
-        let dns_server = match a.dns_server.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(s) => Some(s.parse::<SocketAddr>().map_err(|e| {
-                Error::Config(format!("--dns-server {s:?} is not an address like 127.0.0.1:53: {e}"))
-            })?),
-        };
+        let dns_server =
+            match a.dns_server.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                None => None,
+                Some(s) => Some(s.parse::<SocketAddr>().map_err(|e| {
+                    Error::Config(format!("--dns-server {s:?} is not an address like 127.0.0.1:53: {e}"))
+                })?),
+            };
         let operator_url = match (a.operator_url, &cluster) {
             (Some(u), None) => {
                 return Err(Error::Config(format!("--operator-url {u:?} needs --cluster")));
@@ -532,11 +529,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.workers,
-            WorkerSource::Dns {
-                host: "demo-workers.ns.svc".into(),
-                port: 8815,
-                interval: Duration::from_secs(10),
-            }
+            WorkerSource::Dns { host: "demo-workers.ns.svc".into(), port: 8815, interval: Duration::from_secs(10) }
         );
         let c = Config::try_from(ServeArgs {
             workers: vec![],
@@ -556,8 +549,7 @@ mod tests {
         assert!(e.to_string().contains("--dns-server \"dns.local\""), "{e}");
         let e = Config::try_from(ServeArgs { workers_dns: Some("h:1".into()), ..args() }).unwrap_err();
         assert!(e.to_string().contains("not both"), "{e}");
-        let e = Config::try_from(ServeArgs { workers: vec![], workers_dns: Some("h".into()), ..args() })
-            .unwrap_err();
+        let e = Config::try_from(ServeArgs { workers: vec![], workers_dns: Some("h".into()), ..args() }).unwrap_err();
         assert!(e.to_string().contains("HOST:PORT"), "{e}");
         let e = Config::try_from(ServeArgs { workers: vec![], ..args() }).unwrap_err();
         assert!(e.to_string().contains("no workers"), "{e}");

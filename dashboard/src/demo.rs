@@ -89,10 +89,8 @@ pub async fn ensure_dataset(dir: &Path, preset: Preset, rows: u64, min_files: u3
     let url = format!("file://{}/", abs.display());
     let marker = abs.join(MARKER);
     if let Ok(text) = std::fs::read_to_string(&marker) {
-        let had: u64 = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["rows"].as_u64())
-            .unwrap_or(0);
+        let had: u64 =
+            serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["rows"].as_u64()).unwrap_or(0);
         if had != rows {
             eprintln!(
                 "  {}: using the {had} rows already in {} (delete it to generate {rows})",
@@ -114,9 +112,7 @@ pub async fn ensure_dataset(dir: &Path, preset: Preset, rows: u64, min_files: u3
     eprintln!("  {}: generating {rows} rows into {}", preset.as_str(), abs.display());
     let mut opts = GenOptions::new(preset, rows, url.clone());
     opts.files = opts.files.max(min_files).min(u32::try_from(rows).unwrap_or(u32::MAX)).max(1);
-    let summary = generate(&opts, progress)
-        .await
-        .map_err(|e| setup(&format!("generating {}", preset.as_str()), e))?;
+    let summary = generate(&opts, progress).await.map_err(|e| setup(&format!("generating {}", preset.as_str()), e))?;
     eprintln!(
         "  {}: {} rows in {} files, {:.1} MB, {:.1} s",
         preset.as_str(),
@@ -247,7 +243,10 @@ impl Stack {
                 return Ok(rows.into_iter().collect());
             }
             if Instant::now() > deadline {
-                return Err(Error::Setup(format!("workers did not load within {}", humantime::format_duration(timeout))));
+                return Err(Error::Setup(format!(
+                    "workers did not load within {}",
+                    humantime::format_duration(timeout)
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -154,11 +154,7 @@ mod tests {
     async fn dns_discovery_resolves_localhost() {
         let (_tx, rx) = watch::channel(false);
         let d = Discovery::start(
-            WorkerSource::Dns {
-                host: "localhost".into(),
-                port: 8815,
-                interval: Duration::from_secs(10),
-            },
+            WorkerSource::Dns { host: "localhost".into(), port: 8815, interval: Duration::from_secs(10) },
             NameResolver::system(),
             rx,
         )

@@ -132,9 +132,7 @@ impl Error {
             Error::WorkerTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Error::ExportTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Config(_) | Error::Setup(_) | Error::Io(_) | Error::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Config(_) | Error::Setup(_) | Error::Io(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -174,12 +172,10 @@ impl IntoResponse for Error {
             Error::RateLimited { retry_after } => {
                 // Round up so a client that waits exactly this long is let in.
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
             Error::Unauthenticated | Error::WrongToken => {
-                resp.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
         }

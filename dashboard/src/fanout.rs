@@ -88,10 +88,7 @@ impl Fanout {
             return Ok(c.clone());
         }
         let c = self.connector.connect(endpoint).await?;
-        self.clients
-            .lock()
-            .expect("client cache lock")
-            .insert(endpoint.to_string(), c.clone());
+        self.clients.lock().expect("client cache lock").insert(endpoint.to_string(), c.clone());
         Ok(c)
     }
 
@@ -101,10 +98,7 @@ impl Fanout {
 
     /// Drops cached clients of endpoints no longer discovered.
     fn prune(&self, current: &[String]) {
-        self.clients
-            .lock()
-            .expect("client cache lock")
-            .retain(|ep, _| current.iter().any(|c| c == ep));
+        self.clients.lock().expect("client cache lock").retain(|ep, _| current.iter().any(|c| c == ep));
     }
 
     /// Calls `op` on every worker in parallel; one reply per worker, in endpoint order.
@@ -238,9 +232,6 @@ impl Fanout {
     /// True when at least one worker answers `health` within a short deadline.
     pub async fn any_healthy(self: &Arc<Self>) -> bool {
         let deadline = self.timeout.min(Duration::from_secs(2));
-        self.call_all_within(deadline, |w| async move { w.health().await })
-            .await
-            .iter()
-            .any(|r| r.result.is_ok())
+        self.call_all_within(deadline, |w| async move { w.health().await }).await.iter().any(|r| r.result.is_ok())
     }
 }

@@ -48,7 +48,11 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves `app` on `listener` with the default [`conn::Limits`] until `shutdown`
 /// resolves, then lets requests in flight finish.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     serve_with(listener, app, conn::Limits::default(), shutdown).await
 }
 
@@ -65,14 +69,15 @@ pub async fn serve_with(
 }
 
 /// Runs the dashboard for a configuration on `listener` until `shutdown` resolves.
-pub async fn run(config: config::Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+pub async fn run(
+    config: config::Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let discovery = discovery::Discovery::start(
-        config.workers.clone(),
-        resolve::NameResolver::new(config.dns_server),
-        stop_rx,
-    )
-    .await;
+    let discovery =
+        discovery::Discovery::start(config.workers.clone(), resolve::NameResolver::new(config.dns_server), stop_rx)
+            .await;
     tracing::info!(
         addr = %listener.local_addr()?, workers = %discovery.describe(), found = discovery.endpoints().len(),
         cookie_secure = config.cookie_secure, "dashboard listening"
@@ -85,9 +90,8 @@ pub async fn run(config: config::Config, listener: TcpListener, shutdown: impl F
              outlines. Build it with `npm ci --prefix dashboard/basemap && node dashboard/basemap/build.mjs`, then rebuild"
         ),
     }
-    let connector = Arc::new(flight::FlightConnector::new(
-        config.worker_token.as_ref().map(|t| t.expose().to_string()),
-    ));
+    let connector =
+        Arc::new(flight::FlightConnector::new(config.worker_token.as_ref().map(|t| t.expose().to_string())));
     let state = AppState::new(&config, discovery, connector);
     let result = serve_with(listener, app(state), config.limits, shutdown).await;
     let _ = stop_tx.send(true);

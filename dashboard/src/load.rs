@@ -222,10 +222,17 @@ pub struct Report {
 }
 
 /// Summarises records.
-pub fn summarize(url: &str, clients: usize, wall: Duration, expected: &BTreeMap<String, u64>, records: &[Record]) -> Summary {
+pub fn summarize(
+    url: &str,
+    clients: usize,
+    wall: Duration,
+    expected: &BTreeMap<String, u64>,
+    records: &[Record],
+) -> Summary {
     let mut outcomes = BTreeMap::new();
     for r in records {
-        let key = serde_json::to_value(&r.outcome).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let key =
+            serde_json::to_value(&r.outcome).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         *outcomes.entry(key).or_insert(0u64) += 1;
     }
     let count = |o: Outcome| records.iter().filter(|r| r.outcome == o).count() as u64;
@@ -266,7 +273,9 @@ pub fn classify_answer(body: &[u8], expected_total: Option<u64>) -> (Outcome, Op
         Ok(v) => v,
         Err(e) => return (Outcome::Invalid, None, Some(format!("answer is not JSON: {e}"))),
     };
-    let (Some(partial), Some(total), Some(selected)) = (v["partial"].as_bool(), v["total"].as_u64(), v["selected"].as_u64()) else {
+    let (Some(partial), Some(total), Some(selected)) =
+        (v["partial"].as_bool(), v["total"].as_u64(), v["selected"].as_u64())
+    else {
         return (Outcome::Invalid, None, Some("answer lacks partial, total or selected".into()));
     };
     if selected > total {
@@ -321,7 +330,8 @@ impl DatasetInfo {
             .collect();
         let category = d["category"].as_str().and_then(|c| {
             let dim = dims.iter().find(|d| d["name"] == c)?;
-            let labels = dim["bins"].as_array()?.iter().filter_map(|b| b["label"].as_str().map(str::to_string)).collect();
+            let labels =
+                dim["bins"].as_array()?.iter().filter_map(|b| b["label"].as_str().map(str::to_string)).collect();
             Some((c.to_string(), labels))
         });
         Some(DatasetInfo { name, histograms, numeric, category })
@@ -375,7 +385,9 @@ pub fn plan(rng: &mut SmallRng, datasets: &[DatasetInfo], image: (u32, u32)) -> 
         .unwrap_or("world");
     match kind {
         "status" => return Planned { method: "GET", path: "/api/status", body: None, kind, dataset: String::new() },
-        "datasets" => return Planned { method: "GET", path: "/api/datasets", body: None, kind, dataset: String::new() },
+        "datasets" => {
+            return Planned { method: "GET", path: "/api/datasets", body: None, kind, dataset: String::new() };
+        }
         _ => {}
     }
     let d = &datasets[rng.random_range(0..datasets.len())];
@@ -406,7 +418,8 @@ pub fn plan(rng: &mut SmallRng, datasets: &[DatasetInfo], image: (u32, u32)) -> 
         "zoom" => {
             let (lon, lat) = PLACES[rng.random_range(0..PLACES.len())];
             let half = [8.0, 2.0, 0.5, 0.12][rng.random_range(0..4)];
-            body["viewport"] = json!({"west": lon - half, "south": lat - half * 0.6, "east": lon + half, "north": lat + half * 0.6});
+            body["viewport"] =
+                json!({"west": lon - half, "south": lat - half * 0.6, "east": lon + half, "north": lat + half * 0.6});
             body["viewportFilter"] = json!(true);
             body["image"] = img;
             if half < 1.0 {
@@ -456,7 +469,13 @@ impl Conn {
 
     /// Sends one request. A connection the server closed between requests (as
     /// nginx does after `keepalive_requests`) is reopened first, as a browser does.
-    async fn call(&mut self, method: &str, path: &str, body: Bytes, extra: Option<(header::HeaderName, &str)>) -> std::result::Result<(u16, http::HeaderMap, Bytes), String> {
+    async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+        extra: Option<(header::HeaderName, &str)>,
+    ) -> std::result::Result<(u16, http::HeaderMap, Bytes), String> {
         let usable = match self.sender.as_mut() {
             Some(s) => s.ready().await.is_ok(),
             None => false,
@@ -550,7 +569,11 @@ fn validate(a: &LoadArgs) -> Result<Plan> {
 }
 
 /// The datasets to load and the row count a complete answer over each must carry.
-async fn read_catalog(probe: &mut Conn, prefix: &str, a: &LoadArgs) -> Result<(Vec<DatasetInfo>, BTreeMap<String, u64>)> {
+async fn read_catalog(
+    probe: &mut Conn,
+    prefix: &str,
+    a: &LoadArgs,
+) -> Result<(Vec<DatasetInfo>, BTreeMap<String, u64>)> {
     let (status, _, body) =
         probe.call("GET", &format!("{prefix}/api/datasets"), Bytes::new(), None).await.map_err(Error::Setup)?;
     if status != 200 {
@@ -622,16 +645,19 @@ impl User {
         let body = Bytes::from(serde_json::to_vec(&json!({"token": token})).expect("json"));
         let (t0, t) = (now_ms(), Instant::now());
         let path = format!("{}/login", self.prefix);
-        let login = tokio::time::timeout(self.timeout, self.conn.call("POST", &path, body, Some((header::ACCEPT, "application/json")))).await;
+        let login = tokio::time::timeout(
+            self.timeout,
+            self.conn.call("POST", &path, body, Some((header::ACCEPT, "application/json"))),
+        )
+        .await;
         let mut rec = self.record("login", "", t0, t.elapsed());
         match login {
             Ok(Ok((status, headers, body))) => {
                 rec.status = status;
-                let cookie = headers
-                    .get_all(header::SET_COOKIE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .find_map(|v| v.split(';').next().filter(|c| c.starts_with("quiver_session=")).map(str::to_string));
+                let cookie =
+                    headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+                        v.split(';').next().filter(|c| c.starts_with("quiver_session=")).map(str::to_string)
+                    });
                 match (status, cookie) {
                     (204, Some(c)) => self.conn.credential = (header::COOKIE, c),
                     _ => {
@@ -717,7 +743,11 @@ pub async fn run_load(a: &LoadArgs) -> Result<Report> {
                 budget.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             }
             while Instant::now() < deadline {
-                let left = budget.fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |n| n.checked_sub(1));
+                let left = budget.fetch_update(
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                    |n| n.checked_sub(1),
+                );
                 if left.is_err() {
                     break;
                 }
@@ -794,7 +824,8 @@ mod tests {
             *kinds.entry(p.kind).or_insert(0) += 1;
             if let Some(body) = p.body {
                 let r: crate::query::QueryRequest = serde_json::from_value(body.clone()).unwrap();
-                crate::query::plan(&r, &towers).unwrap_or_else(|e| panic!("{} plans an invalid query {body}: {e}", p.kind));
+                crate::query::plan(&r, &towers)
+                    .unwrap_or_else(|e| panic!("{} plans an invalid query {body}: {e}", p.kind));
             }
         }
         // Every kind of the mix comes up.
@@ -808,7 +839,8 @@ mod tests {
         let ok = json!({"partial": false, "total": 10, "selected": 4, "shards": {"expected": 2, "answered": [0, 1]}});
         assert_eq!(classify_answer(ok.to_string().as_bytes(), Some(10)).0, Outcome::Complete);
         assert_eq!(classify_answer(ok.to_string().as_bytes(), Some(11)).0, Outcome::WrongTotal);
-        let unflagged = json!({"partial": false, "total": 5, "selected": 4, "shards": {"expected": 2, "answered": [0]}});
+        let unflagged =
+            json!({"partial": false, "total": 5, "selected": 4, "shards": {"expected": 2, "answered": [0]}});
         assert_eq!(classify_answer(unflagged.to_string().as_bytes(), None).0, Outcome::WrongTotal);
         let partial = json!({"partial": true, "total": 5, "selected": 4, "shards": {"expected": 2, "answered": [0]}});
         assert_eq!(classify_answer(partial.to_string().as_bytes(), Some(10)).0, Outcome::Partial);

@@ -155,11 +155,8 @@ pub fn merge(replies: Vec<Reply<QueryResult>>, sample_limit: Option<u32>) -> Res
             if shards == 1 { "" } else { "s" }
         );
         if !failed.is_empty() {
-            let why = failed
-                .iter()
-                .map(|(ep, e)| format!("{ep}: {}", e.public_message()))
-                .collect::<Vec<_>>()
-                .join("; ");
+            let why =
+                failed.iter().map(|(ep, e)| format!("{ep}: {}", e.public_message())).collect::<Vec<_>>().join("; ");
             m.push_str(&format!(" — {why}"));
         }
         notes.insert(0, m);
@@ -197,11 +194,7 @@ fn no_answer(failed: Vec<(String, Error)>) -> Error {
     if failed.iter().all(|(_, e)| refused(e)) {
         return failed.into_iter().next().expect("non-empty").1;
     }
-    let why = failed
-        .iter()
-        .map(|(ep, e)| format!("{ep}: {}", e.public_message()))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let why = failed.iter().map(|(ep, e)| format!("{ep}: {}", e.public_message())).collect::<Vec<_>>().join("; ");
     Error::Unavailable(format!("no worker answered: {why}"))
 }
 
@@ -426,8 +419,11 @@ mod tests {
 
     #[test]
     fn a_missing_shard_is_flagged_and_named() {
-        let m = merge(vec![ok("a", answer(0, 3, "g1", 100, &[1])), down("http://w2:8815"), ok("c", answer(2, 3, "g1", 5, &[2]))], None)
-            .unwrap();
+        let m = merge(
+            vec![ok("a", answer(0, 3, "g1", 100, &[1])), down("http://w2:8815"), ok("c", answer(2, 3, "g1", 5, &[2]))],
+            None,
+        )
+        .unwrap();
         assert_eq!(m.total, 105);
         assert_eq!(m.shards.expected, 3);
         assert_eq!(m.shards.answered, vec![0, 2]);
@@ -468,7 +464,8 @@ mod tests {
 
     #[test]
     fn mixed_generations_are_flagged_not_summed() {
-        let m = merge(vec![ok("a", answer(0, 2, "old", 100, &[1])), ok("b", answer(1, 2, "new", 100, &[1]))], None).unwrap();
+        let m = merge(vec![ok("a", answer(0, 2, "old", 100, &[1])), ok("b", answer(1, 2, "new", 100, &[1]))], None)
+            .unwrap();
         assert_eq!(m.total, 100);
         assert!(!m.shards.consistent);
         assert_eq!(m.shards.missing.len(), 1);
@@ -476,7 +473,8 @@ mod tests {
 
     #[test]
     fn a_repeated_shard_is_counted_once() {
-        let m = merge(vec![ok("a", answer(0, 1, "g", 100, &[1])), ok("b", answer(0, 1, "g", 100, &[1]))], None).unwrap();
+        let m =
+            merge(vec![ok("a", answer(0, 1, "g", 100, &[1])), ok("b", answer(0, 1, "g", 100, &[1]))], None).unwrap();
         assert_eq!(m.total, 100);
         assert!(!m.shards.consistent);
         assert!(m.shards.message.unwrap().contains("twice"));
@@ -484,8 +482,9 @@ mod tests {
 
     #[test]
     fn differently_binned_answers_are_left_out() {
-        let m = merge(vec![ok("a", answer(0, 2, "g", 100, &[1, 2])), ok("b", answer(1, 2, "g", 100, &[1, 2, 3]))], None)
-            .unwrap();
+        let m =
+            merge(vec![ok("a", answer(0, 2, "g", 100, &[1, 2])), ok("b", answer(1, 2, "g", 100, &[1, 2, 3]))], None)
+                .unwrap();
         assert_eq!(m.total, 100);
         assert!(!m.shards.consistent);
     }

@@ -73,17 +73,10 @@ impl Operator {
                 .header(header::AUTHORIZATION, format!("Bearer {}", self.token.expose()))
                 .body(Full::new(Bytes::new()))
                 .map_err(|e| Error::Internal(e.to_string()))?;
-            let resp = sender
-                .send_request(req)
-                .await
-                .map_err(|e| Error::Unavailable(format!("operator: {e}")))?;
+            let resp = sender.send_request(req).await.map_err(|e| Error::Unavailable(format!("operator: {e}")))?;
             let code = resp.status().as_u16();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| Error::Unavailable(format!("operator: {e}")))?
-                .to_bytes();
+            let body =
+                resp.into_body().collect().await.map_err(|e| Error::Unavailable(format!("operator: {e}")))?.to_bytes();
             Ok::<_, Error>((code, body))
         };
         match tokio::time::timeout(TIMEOUT, go).await {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use quiver_worker::bins::Kind;
 use quiver_worker::protocol::{
-    Filter, Histogram, MAX_RASTER_PIXELS, MAX_RASTER_SIDE, MAX_SAMPLE_ROWS, PROTOCOL_VERSION, Query, Sample,
-    View, Viewport,
+    Filter, Histogram, MAX_RASTER_PIXELS, MAX_RASTER_SIDE, MAX_SAMPLE_ROWS, PROTOCOL_VERSION, Query, Sample, View,
+    Viewport,
 };
 use serde::{Deserialize, Serialize};
 
@@ -91,7 +91,12 @@ pub fn plan(req: &QueryRequest, ds: &Dataset) -> Result<Plan> {
     let mut views = Vec::new();
     for (i, h) in req.histograms.iter().enumerate() {
         if ds.dimension(h).is_none() {
-            return bad(format!("histograms: unknown dimension {} (dataset {} has {})", q(h), q(&req.dataset), names()));
+            return bad(format!(
+                "histograms: unknown dimension {} (dataset {} has {})",
+                q(h),
+                q(&req.dataset),
+                names()
+            ));
         }
         if req.histograms[..i].contains(h) {
             return bad(format!("histograms: dimension {} is listed twice", q(h)));
@@ -119,7 +124,9 @@ pub fn plan(req: &QueryRequest, ds: &Dataset) -> Result<Plan> {
                 return bad(format!("filters.{dim}: categories apply to categorical dimensions; use range or bins"));
             }
             (Filter::Range { .. }, Kind::Categorical) => {
-                return bad(format!("filters.{dim}: a range does not apply to a categorical dimension; use categories"));
+                return bad(format!(
+                    "filters.{dim}: a range does not apply to a categorical dimension; use categories"
+                ));
             }
             (Filter::Range { min, max }, _) => {
                 if !min.is_finite() || !max.is_finite() {
@@ -329,31 +336,48 @@ mod tests {
     fn unknown_dimensions_and_categories_are_named() {
         let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["colour"]}));
         assert!(m.contains("\"colour\"") && m.contains("radio"), "{m}");
-        let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"speed": {"bins": [1]}}}));
+        let m = err(
+            serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"speed": {"bins": [1]}}}),
+        );
         assert!(m.contains("\"speed\""), "{m}");
-        let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"radio": {"categories": ["5G"]}}}));
+        let m = err(
+            serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"radio": {"categories": ["5G"]}}}),
+        );
         assert!(m.contains("\"5G\"") && m.contains("LTE"), "{m}");
     }
 
     #[test]
     fn bad_ranges_are_refused() {
-        let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"range": {"range": {"min": 10, "max": 5}}}}));
+        let m = err(
+            serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"range": {"range": {"min": 10, "max": 5}}}}),
+        );
         assert!(m.contains("min 10") && m.contains("max 5"), "{m}");
-        let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"radio": {"range": {"min": 1, "max": 5}}}}));
+        let m = err(
+            serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"radio": {"range": {"min": 1, "max": 5}}}}),
+        );
         assert!(m.contains("categorical"), "{m}");
-        let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"range": {"categories": ["x"]}}}));
+        let m = err(
+            serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"range": {"categories": ["x"]}}}),
+        );
         assert!(m.contains("categorical"), "{m}");
-        let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"created": {"bins": [999]}}}));
+        let m = err(
+            serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"created": {"bins": [999]}}}),
+        );
         assert!(m.contains("bin 999"), "{m}");
     }
 
     #[test]
     fn oversize_images_and_samples_are_refused_naming_the_limit() {
-        let m = err(serde_json::json!({"dataset": "celltowers", "viewport": world(), "image": {"width": 5000, "height": 10}}));
+        let m = err(
+            serde_json::json!({"dataset": "celltowers", "viewport": world(), "image": {"width": 5000, "height": 10}}),
+        );
         assert!(m.contains("4096"), "{m}");
-        let m = err(serde_json::json!({"dataset": "celltowers", "viewport": world(), "image": {"width": 4096, "height": 4096}}));
+        let m = err(
+            serde_json::json!({"dataset": "celltowers", "viewport": world(), "image": {"width": 4096, "height": 4096}}),
+        );
         assert!(m.contains("4194304"), "{m}");
-        let m = err(serde_json::json!({"dataset": "celltowers", "viewport": world(), "image": {"width": 0, "height": 10}}));
+        let m =
+            err(serde_json::json!({"dataset": "celltowers", "viewport": world(), "image": {"width": 0, "height": 10}}));
         assert!(m.contains("1x1"), "{m}");
         let m = err(serde_json::json!({"dataset": "celltowers", "viewport": world(), "sample": {"limit": 10001}}));
         assert!(m.contains("10000"), "{m}");
@@ -365,7 +389,9 @@ mod tests {
         assert!(m.contains("viewport"), "{m}");
         let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "viewportFilter": true}));
         assert!(m.contains("viewport"), "{m}");
-        let m = err(serde_json::json!({"dataset": "celltowers", "viewport": {"west": 0, "south": 10, "east": 5, "north": 5}, "histograms": ["radio"]}));
+        let m = err(
+            serde_json::json!({"dataset": "celltowers", "viewport": {"west": 0, "south": 10, "east": 5, "north": 5}, "histograms": ["radio"]}),
+        );
         assert!(m.starts_with("viewport:"), "{m}");
     }
 

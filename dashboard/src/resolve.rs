@@ -57,11 +57,13 @@ impl NameResolver {
         opts.ip_strategy = LookupIpStrategy::Ipv4Only;
         opts.timeout = Duration::from_secs(2);
         opts.attempts = 1;
-        let resolver =
-            TokioResolver::builder_with_config(ResolverConfig::from_name_servers(vec![ns]), TokioRuntimeProvider::default())
-                .with_options(opts)
-                .build()
-                .expect("a resolver of one UDP name server builds");
+        let resolver = TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(vec![ns]),
+            TokioRuntimeProvider::default(),
+        )
+        .with_options(opts)
+        .build()
+        .expect("a resolver of one UDP name server builds");
         NameResolver(Inner::Server(server, Arc::new(resolver)))
     }
 

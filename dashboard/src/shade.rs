@@ -189,11 +189,7 @@ pub fn check_raster(r: &Raster) -> Result<()> {
 pub fn shade(raster: &Raster, colors: &[[u8; 3]], opts: &ShadeOptions) -> Result<Image> {
     check_raster(raster)?;
     if colors.len() != raster.categories.len() {
-        return Err(Error::Internal(format!(
-            "{} colours for {} categories",
-            colors.len(),
-            raster.categories.len()
-        )));
+        return Err(Error::Internal(format!("{} colours for {} categories", colors.len(), raster.categories.len())));
     }
     let (w, h) = (raster.width, raster.height);
     let ncat = raster.categories.len();
@@ -229,13 +225,7 @@ pub fn shade(raster: &Raster, colors: &[[u8; 3]], opts: &ShadeOptions) -> Result
         rgba[i..i + 4].copy_from_slice(&[r, g, b, alpha.alpha(totals[k])]);
     }
     let mut img = Image { width: w, height: h, rgba };
-    let occupied: Vec<u32> = raster
-        .pixels
-        .iter()
-        .zip(&totals)
-        .filter(|&(_, &t)| t > 0)
-        .map(|(&p, _)| p)
-        .collect();
+    let occupied: Vec<u32> = raster.pixels.iter().zip(&totals).filter(|&(_, &t)| t > 0).map(|(&p, _)| p).collect();
     let radius = spread_radius(&occupied, w, h, opts);
     if radius > 0 {
         spread(&mut img, &occupied, radius);
@@ -318,12 +308,8 @@ pub fn encode_png(img: &Image) -> Result<Vec<u8>> {
     enc.set_depth(png::BitDepth::Eight);
     enc.set_compression(png::Compression::Fast);
     enc.set_filter(png::Filter::Sub);
-    let mut writer = enc
-        .write_header()
-        .map_err(|e| Error::Internal(format!("png header: {e}")))?;
-    writer
-        .write_image_data(&img.rgba)
-        .map_err(|e| Error::Internal(format!("png data: {e}")))?;
+    let mut writer = enc.write_header().map_err(|e| Error::Internal(format!("png header: {e}")))?;
+    writer.write_image_data(&img.rgba).map_err(|e| Error::Internal(format!("png data: {e}")))?;
     writer.finish().map_err(|e| Error::Internal(format!("png end: {e}")))?;
     Ok(out)
 }

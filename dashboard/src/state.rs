@@ -7,8 +7,8 @@ use std::time::Duration;
 use crate::auth::{Auth, LoginLimiter};
 use crate::catalog::CatalogCache;
 use crate::config::Config;
-use crate::fanout::{Connector, Fanout};
 use crate::discovery::Discovery;
+use crate::fanout::{Connector, Fanout};
 use crate::metrics::Metrics;
 use crate::shade::ShadeOptions;
 

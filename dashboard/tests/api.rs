@@ -82,14 +82,16 @@ async fn a_query_sums_every_shard_and_returns_a_png() {
     assert_eq!(j["sample"]["matched"], 6);
     assert_eq!(j["sample"]["rows"].as_array().unwrap().len(), 4);
     assert_eq!(j["partial"], false);
-    assert_eq!(j["shards"], json!({"expected": 2, "answered": [0, 1], "missing": [], "consistent": true, "message": null}));
+    assert_eq!(
+        j["shards"],
+        json!({"expected": 2, "answered": [0, 1], "missing": [], "consistent": true, "message": null})
+    );
     assert!(j["timings"]["totalMs"].as_f64().unwrap() >= j["timings"]["workersMs"].as_f64().unwrap());
     // The image: a PNG of the asked size, with shard 0's and 1's pixels in the
     // first category's legend colour and transparent elsewhere.
     let url = j["image"].as_str().unwrap();
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(url.strip_prefix("data:image/png;base64,").unwrap())
-        .unwrap();
+    let png =
+        base64::engine::general_purpose::STANDARD.decode(url.strip_prefix("data:image/png;base64,").unwrap()).unwrap();
     let mut reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
@@ -181,9 +183,12 @@ async fn status_reports_every_worker_and_completeness() {
     assert_eq!(j["workers"][0]["datasets"][0]["state"], "ready");
     assert_eq!(j["workers"][1]["ok"], false);
     assert!(j["workers"][1]["error"].as_str().unwrap().contains("connection refused"));
-    let j = send(&app_with(vec![FakeWorker::new(0, 2, Mode::Ok), FakeWorker::new(1, 2, Mode::Ok)]).0, bearer(get("/api/status"), TOKEN))
-        .await
-        .json();
+    let j = send(
+        &app_with(vec![FakeWorker::new(0, 2, Mode::Ok), FakeWorker::new(1, 2, Mode::Ok)]).0,
+        bearer(get("/api/status"), TOKEN),
+    )
+    .await
+    .json();
     assert_eq!((j["complete"].as_bool(), j["consistent"].as_bool()), (Some(true), Some(true)));
     let mixed = app_with(vec![FakeWorker::with_generation(0, 2, "a"), FakeWorker::with_generation(1, 2, "b")]).0;
     let j = send(&mixed, bearer(get("/api/status"), TOKEN)).await.json();

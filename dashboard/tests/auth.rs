@@ -164,7 +164,11 @@ async fn rate_limits_follow_forwarded_for_only_behind_a_trusted_proxy() {
         send(&app, from("10.0.0.1", "bad")).await;
     }
     assert_eq!(send(&app, from("10.0.0.1", "bad")).await.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(send(&app, from("10.0.0.2", TOKEN)).await.status, StatusCode::NO_CONTENT, "another client is not limited");
+    assert_eq!(
+        send(&app, from("10.0.0.2", TOKEN)).await.status,
+        StatusCode::NO_CONTENT,
+        "another client is not limited"
+    );
 }
 
 #[tokio::test]

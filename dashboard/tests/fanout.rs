@@ -25,7 +25,8 @@ fn fanout(workers: Vec<Arc<FakeWorker>>, timeout: Duration) -> (Arc<Fanout>, Met
 
 #[tokio::test(start_paused = true)]
 async fn a_hanging_worker_costs_exactly_the_timeout() {
-    let (f, metrics) = fanout(vec![FakeWorker::new(0, 2, Mode::Ok), FakeWorker::new(1, 2, Mode::Hang)], Duration::from_secs(5));
+    let (f, metrics) =
+        fanout(vec![FakeWorker::new(0, 2, Mode::Ok), FakeWorker::new(1, 2, Mode::Hang)], Duration::from_secs(5));
     let t0 = tokio::time::Instant::now();
     let replies = f.stats().await;
     let waited = t0.elapsed();
@@ -212,11 +213,8 @@ async fn a_killed_worker_gives_a_flagged_partial_answer() {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let j = send(&app, bearer(get("/api/status"), TOKEN)).await.json();
-        let ready = j["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|w| w["ok"] == true && w["datasets"][0]["state"] == "ready");
+        let ready =
+            j["workers"].as_array().unwrap().iter().all(|w| w["ok"] == true && w["datasets"][0]["state"] == "ready");
         if ready && j["complete"] == true {
             break;
         }
@@ -231,7 +229,8 @@ async fn a_killed_worker_gives_a_flagged_partial_answer() {
     assert_eq!(whole["total"], 1000);
     assert_eq!(whole["selected"], 1000);
     assert_eq!(whole["partial"], false);
-    let radio_sum: u64 = whole["histograms"]["radio"]["bins"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    let radio_sum: u64 =
+        whole["histograms"]["radio"]["bins"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum();
     assert_eq!(radio_sum, 1000);
     assert!(whole["image"].as_str().unwrap().starts_with("data:image/png;base64,"));
 

@@ -75,12 +75,13 @@ async fn a_suspended_cluster_is_reported_and_resumed_through_the_operator_with_t
 #[tokio::test]
 async fn resume_needs_a_session_and_an_operator() {
     let (url, op) = fake_operator().await;
-    let (managed, _) = app_with_args(vec![FakeWorker::new(0, 1, Mode::Down)], |a| quiver_dashboard::config::ServeArgs {
-        cluster: Some("demo".into()),
-        namespace: Some("analytics".into()),
-        operator_url: Some(url.clone()),
-        ..a
-    });
+    let (managed, _) =
+        app_with_args(vec![FakeWorker::new(0, 1, Mode::Down)], |a| quiver_dashboard::config::ServeArgs {
+            cluster: Some("demo".into()),
+            namespace: Some("analytics".into()),
+            operator_url: Some(url.clone()),
+            ..a
+        });
     let r = send(&managed, Request::post("/api/resume").body(axum::body::Body::empty()).unwrap()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(op.calls.lock().unwrap().is_empty());

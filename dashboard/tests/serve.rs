@@ -45,10 +45,6 @@ async fn a_served_dashboard_limits_by_peer_address_and_stops_gracefully() {
     assert!(state.limiter.check("127.0.0.1".parse().unwrap(), now).is_err(), "keyed by the peer address");
     assert!(state.limiter.check("0.0.0.0".parse().unwrap(), now).is_ok(), "not by the fallback");
     tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .expect("the server stops")
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server).await.expect("the server stops").unwrap().unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the port is closed");
 }

@@ -65,28 +65,17 @@ pub fn summarize(expected: i32, reports: &[WorkerReport]) -> Activity {
     if expected <= 0 {
         return Activity::NoWorkers;
     }
-    let answered: Vec<&WorkerStats> = reports
-        .iter()
-        .filter_map(|r| r.outcome.as_ref().ok())
-        .collect();
+    let answered: Vec<&WorkerStats> = reports.iter().filter_map(|r| r.outcome.as_ref().ok()).collect();
     if answered.is_empty() {
         let why = reports
             .iter()
-            .filter_map(|r| {
-                r.outcome
-                    .as_ref()
-                    .err()
-                    .map(|e| format!("worker {}: {e}", r.ordinal))
-            })
+            .filter_map(|r| r.outcome.as_ref().err().map(|e| format!("worker {}: {e}", r.ordinal)))
             .next()
             .unwrap_or_else(|| "no worker was reachable".into());
         return Activity::Unknown(why);
     }
-    let latest = answered
-        .iter()
-        .filter_map(|s| s.last_query_time.as_deref())
-        .filter_map(|t| t.parse::<Timestamp>().ok())
-        .max();
+    let latest =
+        answered.iter().filter_map(|s| s.last_query_time.as_deref()).filter_map(|t| t.parse::<Timestamp>().ok()).max();
     Activity::Known(latest)
 }
 
@@ -103,11 +92,7 @@ pub struct FlightActivity {
 impl FlightActivity {
     /// A source reaching workers in `cluster_domain`.
     pub fn new(cluster_domain: impl Into<String>, timeout: Duration) -> Self {
-        FlightActivity {
-            cluster_domain: cluster_domain.into(),
-            timeout,
-            connections: Connections::default(),
-        }
+        FlightActivity { cluster_domain: cluster_domain.into(), timeout, connections: Connections::default() }
     }
 }
 
@@ -121,13 +106,7 @@ pub fn endpoints_from_pods(t: &Target, pods: &[Pod], cluster_domain: &str) -> Ve
             let ip = pods
                 .iter()
                 .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .find(|p| {
-                    p.metadata
-                        .name
-                        .as_deref()
-                        .and_then(|n| n.strip_prefix(&prefix))
-                        == Some(ordinal.as_str())
-                })
+                .find(|p| p.metadata.name.as_deref().and_then(|n| n.strip_prefix(&prefix)) == Some(ordinal.as_str()))
                 .and_then(|p| p.status.as_ref()?.pod_ip.clone());
             let endpoint = match ip {
                 Some(ip) if ip.contains(':') => format!("http://[{ip}]:{FLIGHT_PORT}"),
@@ -145,8 +124,11 @@ pub fn endpoints_from_pods(t: &Target, pods: &[Pod], cluster_domain: &str) -> Ve
 /// rescheduled pods with new IPs).
 #[derive(Default)]
 pub struct Connections {
-    clients: Mutex<HashMap<(String, Option<String>), (WorkerClient, Instant)>>,
+    clients: Mutex<HashMap<ConnectionKey, (WorkerClient, Instant)>>,
 }
+
+/// A worker endpoint and the token it is asked with.
+type ConnectionKey = (String, Option<String>);
 
 /// How long an unused worker connection is kept.
 pub const IDLE_CONNECTION: Duration = Duration::from_secs(600);
@@ -168,18 +150,14 @@ impl Connections {
             *used = Instant::now();
             return Ok(c.clone());
         }
-        let c = WorkerClient::connect_lazy(endpoint, token.map(String::from))
-            .map_err(|e| e.to_string())?;
+        let c = WorkerClient::connect_lazy(endpoint, token.map(String::from)).map_err(|e| e.to_string())?;
         clients.insert(key, (c.clone(), Instant::now()));
         Ok(c)
     }
 
     /// Forgets the channel to `endpoint` (after a failed call, so the next pass dials afresh).
     pub fn forget(&self, endpoint: &str) {
-        self.clients
-            .lock()
-            .expect("connections lock")
-            .retain(|(e, _), _| e != endpoint);
+        self.clients.lock().expect("connections lock").retain(|(e, _), _| e != endpoint);
     }
 
     /// Calls `stats` on each endpoint, in parallel, with a timeout each.
@@ -212,18 +190,12 @@ impl Connections {
 
 /// Calls `stats` on each endpoint with a timeout over fresh connections
 /// (for tests and one-off checks; the operator keeps [`Connections`]).
-pub async fn stats_of(
-    endpoints: Vec<(u32, String)>,
-    token: Option<String>,
-    timeout: Duration,
-) -> Vec<WorkerReport> {
+pub async fn stats_of(endpoints: Vec<(u32, String)>, token: Option<String>, timeout: Duration) -> Vec<WorkerReport> {
     join_all(endpoints.into_iter().map(|(ordinal, endpoint)| {
         let token = token.clone();
         async move {
             let call = async {
-                let client = WorkerClient::connect(&endpoint, token)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let client = WorkerClient::connect(&endpoint, token).await.map_err(|e| e.to_string())?;
                 client.stats().await.map_err(|e| e.to_string())
             };
             let outcome = match tokio::time::timeout(timeout, call).await {
@@ -243,9 +215,7 @@ impl ActivitySource for FlightActivity {
             return Vec::new();
         }
         let endpoints = endpoints_from_pods(t, pods, &self.cluster_domain);
-        self.connections
-            .stats(endpoints, t.token.clone(), self.timeout)
-            .await
+        self.connections.stats(endpoints, t.token.clone(), self.timeout).await
     }
 }
 
@@ -268,39 +238,18 @@ mod tests {
     #[test]
     fn activity_is_the_latest_query_among_the_workers_that_answered() {
         let reports = vec![
-            WorkerReport {
-                ordinal: 0,
-                outcome: Ok(stats(Some("2026-03-01T10:00:00Z"))),
-            },
-            WorkerReport {
-                ordinal: 1,
-                outcome: Err("refused".into()),
-            },
-            WorkerReport {
-                ordinal: 2,
-                outcome: Ok(stats(Some("2026-03-01T11:00:00Z"))),
-            },
-            WorkerReport {
-                ordinal: 3,
-                outcome: Ok(stats(None)),
-            },
+            WorkerReport { ordinal: 0, outcome: Ok(stats(Some("2026-03-01T10:00:00Z"))) },
+            WorkerReport { ordinal: 1, outcome: Err("refused".into()) },
+            WorkerReport { ordinal: 2, outcome: Ok(stats(Some("2026-03-01T11:00:00Z"))) },
+            WorkerReport { ordinal: 3, outcome: Ok(stats(None)) },
         ];
-        assert_eq!(
-            summarize(4, &reports),
-            Activity::Known(Some("2026-03-01T11:00:00Z".parse().unwrap()))
-        );
+        assert_eq!(summarize(4, &reports), Activity::Known(Some("2026-03-01T11:00:00Z".parse().unwrap())));
     }
 
     #[test]
     fn no_answer_is_unknown_activity_naming_the_failure() {
-        let reports = vec![WorkerReport {
-            ordinal: 0,
-            outcome: Err("connect failed".into()),
-        }];
-        assert_eq!(
-            summarize(1, &reports),
-            Activity::Unknown("worker 0: connect failed".into())
-        );
+        let reports = vec![WorkerReport { ordinal: 0, outcome: Err("connect failed".into()) }];
+        assert_eq!(summarize(1, &reports), Activity::Unknown("worker 0: connect failed".into()));
         assert!(matches!(summarize(2, &[]), Activity::Unknown(_)));
     }
 
@@ -314,12 +263,7 @@ mod tests {
 
     #[test]
     fn workers_are_reached_by_pod_ip_else_by_their_dns_name() {
-        let t = Target {
-            cluster: "demo".into(),
-            namespace: "ns".into(),
-            replicas: 4,
-            token: None,
-        };
+        let t = Target { cluster: "demo".into(), namespace: "ns".into(), replicas: 4, token: None };
         let pods = vec![
             pod("demo-workers-0", Some("10.0.0.5"), false),
             pod("demo-workers-1", Some("fd00::7"), false),
@@ -327,8 +271,7 @@ mod tests {
             pod("demo-workers-30", Some("10.0.0.30"), false),
             pod("other-workers-3", Some("10.0.0.31"), false),
         ];
-        let dns =
-            |i: u32| format!("http://demo-workers-{i}.demo-workers.ns.svc.cluster.local:8815");
+        let dns = |i: u32| format!("http://demo-workers-{i}.demo-workers.ns.svc.cluster.local:8815");
         assert_eq!(
             endpoints_from_pods(&t, &pods, "cluster.local"),
             vec![
@@ -347,12 +290,7 @@ mod tests {
 
     #[test]
     fn the_token_never_appears_in_debug_output() {
-        let t = Target {
-            cluster: "c".into(),
-            namespace: "n".into(),
-            replicas: 1,
-            token: Some("s3cr3t".into()),
-        };
+        let t = Target { cluster: "c".into(), namespace: "n".into(), replicas: 1, token: Some("s3cr3t".into()) };
         assert!(!format!("{t:?}").contains("s3cr3t"));
     }
 }

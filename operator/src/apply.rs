@@ -59,8 +59,7 @@ impl OwnedChildren {
 
     fn known(&self, kind: &str, namespace: &str, name: &str, uid: &str) -> bool {
         let seen = self.seen.lock().expect("owned children lock");
-        seen.get(&Self::key(kind, namespace, name, uid))
-            .is_some_and(|at| at.elapsed() < OWNERSHIP_TTL)
+        seen.get(&Self::key(kind, namespace, name, uid)).is_some_and(|at| at.elapsed() < OWNERSHIP_TTL)
     }
 
     fn remember(&self, kind: &str, namespace: &str, name: &str, uid: &str) {
@@ -83,32 +82,18 @@ pub async fn holder<K>(
     owned: &OwnedChildren,
 ) -> Result<Holder>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
 {
-    let name = obj
-        .meta()
-        .name
-        .clone()
-        .ok_or(Error::MissingField("child name"))?;
+    let name = obj.meta().name.clone().ok_or(Error::MissingField("child name"))?;
     let kind = kind::<K>();
     if let Some(meta) = cached {
-        return Ok(if owned_by(meta, &c.owner.uid) {
-            Holder::Ours
-        } else {
-            Holder::Foreign(format!("{kind} {name}"))
-        });
+        return Ok(if owned_by(meta, &c.owner.uid) { Holder::Ours } else { Holder::Foreign(format!("{kind} {name}")) });
     }
     if owned.known(&kind, &c.namespace, &name, &c.owner.uid) {
         return Ok(Holder::Ours);
     }
     let api: Api<K> = Api::namespaced(client.clone(), &c.namespace);
-    let existing = api
-        .get_opt(&name)
-        .await
-        .map_err(|e| Error::kube(format!("reading {kind} {name}"), e))?;
+    let existing = api.get_opt(&name).await.map_err(|e| Error::kube(format!("reading {kind} {name}"), e))?;
     Ok(match existing {
         None => Holder::Free,
         Some(o) if owned_by(o.meta(), &c.owner.uid) => {
@@ -123,25 +108,13 @@ where
 /// returns the object as the API server now holds it, status included.
 pub async fn apply<K>(client: &Client, namespace: &str, obj: &K) -> Result<K>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
 {
-    let name = obj
-        .meta()
-        .name
-        .clone()
-        .ok_or(Error::MissingField("child name"))?;
+    let name = obj.meta().name.clone().ok_or(Error::MissingField("child name"))?;
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .map_err(|e| Error::kube(format!("applying {} {name}", kind::<K>()), e))
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj))
+        .await
+        .map_err(|e| Error::kube(format!("applying {} {name}", kind::<K>()), e))
 }
 
 /// Server-side applies `obj` with its [`APPLIED_HASH_ANNOTATION`], unless
@@ -158,46 +131,28 @@ pub async fn apply_if_changed<K>(
     cached: Option<&kube::core::ObjectMeta>,
 ) -> Result<Option<K>>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
 {
     let (stamped, hash) = crate::cache::stamped(obj);
     if cached.is_some_and(|m| crate::cache::up_to_date(m, &c.owner.uid, &hash)) {
         return Ok(None);
     }
-    let name = obj
-        .meta()
-        .name
-        .clone()
-        .ok_or(Error::MissingField("child name"))?;
+    let name = obj.meta().name.clone().ok_or(Error::MissingField("child name"))?;
     let api: Api<K> = Api::namespaced(client.clone(), &c.namespace);
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&stamped),
-    )
-    .await
-    .map(Some)
-    .map_err(|e| Error::kube(format!("applying {} {name}", kind::<K>()), e))
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&stamped))
+        .await
+        .map(Some)
+        .map_err(|e| Error::kube(format!("applying {} {name}", kind::<K>()), e))
 }
 
 /// Deletes a child the spec no longer asks for, if it exists and this cluster owns it
 /// (an object of the same name made by someone else is left alone).
 pub async fn delete_owned<K>(client: &Client, c: &ValidCluster, name: &str) -> Result<bool>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
 {
     let api: Api<K> = Api::namespaced(client.clone(), &c.namespace);
-    let existing = api
-        .get_opt(name)
-        .await
-        .map_err(|e| Error::kube(format!("reading {} {name}", kind::<K>()), e))?;
+    let existing = api.get_opt(name).await.map_err(|e| Error::kube(format!("reading {} {name}", kind::<K>()), e))?;
     let Some(obj) = existing else {
         return Ok(false);
     };
@@ -253,37 +208,21 @@ pub async fn ensure_token_secret(
         }
         return Ok(TokenSecret::Ours(read(s.clone())));
     }
-    if let Some(s) = api
-        .get_opt(name)
-        .await
-        .map_err(|e| Error::kube(format!("reading Secret {name}"), e))?
-    {
+    if let Some(s) = api.get_opt(name).await.map_err(|e| Error::kube(format!("reading Secret {name}"), e))? {
         if !owned_by(&s.metadata, &c.owner.uid) {
             return Ok(TokenSecret::Foreign(format!("Secret {name}")));
         }
         return Ok(TokenSecret::Ours(read(s)));
     }
     let fresh = build_token_secret(c, name, component, &generate_token());
-    match api
-        .create(
-            &PostParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            },
-            &fresh,
-        )
-        .await
-    {
+    match api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &fresh).await {
         Ok(s) => {
             tracing::info!(cluster = %c.name, namespace = %c.namespace, secret = name, "generated token Secret");
             Ok(TokenSecret::Ours(read(s).or_else(|| read(fresh))))
         }
         // Created concurrently by someone else: theirs wins.
         Err(e) if is_status(&e, 409) => {
-            let s = api
-                .get(name)
-                .await
-                .map_err(|e| Error::kube(format!("reading Secret {name}"), e))?;
+            let s = api.get(name).await.map_err(|e| Error::kube(format!("reading Secret {name}"), e))?;
             if !owned_by(&s.metadata, &c.owner.uid) {
                 return Ok(TokenSecret::Foreign(format!("Secret {name}")));
             }
@@ -295,24 +234,15 @@ pub async fn ensure_token_secret(
 
 /// Server-side applies the status subresource: fields this manager no longer
 /// sets (e.g. `suspendedAt` after a resume) are removed.
-pub async fn apply_status(
-    client: &Client,
-    name: &str,
-    namespace: &str,
-    status: &DataClusterStatus,
-) -> Result<()> {
+pub async fn apply_status(client: &Client, name: &str, namespace: &str, status: &DataClusterStatus) -> Result<()> {
     let api: Api<DataCluster> = Api::namespaced(client.clone(), namespace);
     let body = serde_json::json!({
         "apiVersion": format!("{}/{}", crate::crd::GROUP, crate::crd::VERSION),
         "kind": "DataCluster",
         "status": status,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(|e| Error::kube(format!("updating the status of DataCluster {name}"), e))?;
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+        .await
+        .map_err(|e| Error::kube(format!("updating the status of DataCluster {name}"), e))?;
     Ok(())
 }

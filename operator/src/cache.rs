@@ -71,11 +71,7 @@ pub fn stamped<K: Resource + Serialize + Clone>(obj: &K) -> (K, String) {
 pub fn up_to_date(meta: &ObjectMeta, owner_uid: &str, hash: &str) -> bool {
     meta.deletion_timestamp.is_none()
         && crate::apply::owned_by(meta, owner_uid)
-        && meta
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(APPLIED_HASH_ANNOTATION))
-            .is_some_and(|h| h == hash)
+        && meta.annotations.as_ref().and_then(|a| a.get(APPLIED_HASH_ANNOTATION)).is_some_and(|h| h == hash)
 }
 
 /// What a store says about one object.
@@ -139,9 +135,7 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Cache<K> {
         Some(self.store.state_filter(|o| {
             let m = o.meta();
             m.namespace.as_deref() == Some(namespace)
-                && labels
-                    .iter()
-                    .all(|(k, v)| m.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+                && labels.iter().all(|(k, v)| m.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
         }))
     }
 }
@@ -153,10 +147,7 @@ pub fn cached_meta<K: Resource<DynamicType = ()> + Clone + 'static>(
     namespace: &str,
     name: &str,
 ) -> Option<ObjectMeta> {
-    cache?
-        .seen(namespace, name)
-        .present()
-        .map(|o| o.meta().clone())
+    cache?.seen(namespace, name).present().map(|o| o.meta().clone())
 }
 
 /// [`cached_meta`] of a child as built (by its name).
@@ -165,11 +156,7 @@ pub fn cached_meta_of<K: Resource<DynamicType = ()> + Clone + 'static>(
     namespace: &str,
     child: &impl Resource,
 ) -> Option<ObjectMeta> {
-    cached_meta(
-        cache,
-        namespace,
-        child.meta().name.as_deref().unwrap_or_default(),
-    )
+    cached_meta(cache, namespace, child.meta().name.as_deref().unwrap_or_default())
 }
 
 /// The stores a reconcile reads: every child kind, the worker pods and the
@@ -212,10 +199,7 @@ mod tests {
             metadata: ObjectMeta {
                 name: Some("demo-datasets".into()),
                 namespace: Some("ns".into()),
-                owner_references: Some(vec![OwnerReference {
-                    uid: "u1".into(),
-                    ..Default::default()
-                }]),
+                owner_references: Some(vec![OwnerReference { uid: "u1".into(), ..Default::default() }]),
                 ..Default::default()
             },
             data: Some([("datasets.json".to_string(), data.to_string())].into()),
@@ -231,10 +215,7 @@ mod tests {
         assert_eq!(a.len(), 16);
         // FNV-1a of a fixed object: a change of hash function would re-apply
         // every child of every cluster after an upgrade.
-        assert_eq!(
-            desired_hash(&serde_json::json!({"a": 1})),
-            "9c3e82dd6fcae8b1"
-        );
+        assert_eq!(desired_hash(&serde_json::json!({"a": 1})), "9c3e82dd6fcae8b1");
     }
 
     #[test]
@@ -248,13 +229,9 @@ mod tests {
         assert!(!up_to_date(&applied.metadata, "u2", &hash));
         assert!(!up_to_date(&config_map("[1]").metadata, "u1", &hash));
         let mut deleting = applied.metadata.clone();
-        deleting.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            "2026-01-06T00:00:00Z".parse().unwrap(),
-        ));
+        deleting.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-01-06T00:00:00Z".parse().unwrap()));
         assert!(!up_to_date(&deleting, "u1", &hash));
-        assert_eq!(
-            applied.metadata.annotations.unwrap()[APPLIED_HASH_ANNOTATION],
-            hash
-        );
+        assert_eq!(applied.metadata.annotations.unwrap()[APPLIED_HASH_ANNOTATION], hash);
     }
 }

@@ -36,9 +36,7 @@ pub fn build(mut config: Config) -> Result<Client> {
     quiver_worker::tls::install_crypto_provider();
     config.read_timeout.get_or_insert(READ_TIMEOUT);
     config.reset_reader_on_write = true;
-    config
-        .connect_timeout
-        .get_or_insert(Duration::from_secs(10));
+    config.connect_timeout.get_or_insert(Duration::from_secs(10));
 
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -54,20 +52,14 @@ pub fn build(mut config: Config) -> Result<Client> {
     connector.set_read_timeout(config.read_timeout);
     connector.set_write_timeout(config.write_timeout);
     connector.set_reset_reader_on_write(config.reset_reader_on_write);
-    let http_client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .build::<_, kube::client::Body>(connector);
-    let auth = config
-        .auth_layer()
-        .map_err(|e| Error::Config(format!("the Kubernetes client's credentials: {e}")))?;
+    let http_client =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build::<_, kube::client::Body>(connector);
+    let auth = config.auth_layer().map_err(|e| Error::Config(format!("the Kubernetes client's credentials: {e}")))?;
     let service = ServiceBuilder::new()
         .layer(config.base_uri_layer())
         .option_layer(auth)
         // One error type under every authentication layer.
-        .map_err(
-            |e: hyper_util::client::legacy::Error| -> Box<dyn std::error::Error + Send + Sync> {
-                Box::new(e)
-            },
-        )
+        .map_err(|e: hyper_util::client::legacy::Error| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
         .service(http_client);
     Ok(Client::new(service, config.default_namespace))
 }
@@ -85,8 +77,7 @@ mod tests {
             let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
                 continue;
             };
-            let is_socket = std::fs::read_link(entry.path())
-                .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"));
+            let is_socket = std::fs::read_link(entry.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:"));
             if !is_socket {
                 continue;
             }

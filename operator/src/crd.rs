@@ -56,11 +56,7 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(h|m|s))+$";
         description = "workers that loaded their shard / workers desired"
     ),
     printcolumn(name = "Rows", type_ = "integer", json_path = ".status.rows"),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     printcolumn(name = "URL", type_ = "string", json_path = ".status.url")
 )]
 #[serde(rename_all = "camelCase")]
@@ -113,9 +109,7 @@ pub struct WorkersSpec {
     /// keys are needed. Its API token is not mounted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
-    #[schemars(regex(
-        pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-    ))]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
     pub service_account_name: Option<String>,
     /// How workers are replaced when their pod template changes.
     #[serde(default)]
@@ -403,10 +397,7 @@ pub struct AutoscalingSpec {
     #[schemars(range(min = 1, max = 100))]
     pub max_replicas: i32,
     /// Average CPU utilisation (percent of the request) to aim for.
-    #[serde(
-        default = "default_target_cpu",
-        rename = "targetCPUUtilizationPercentage"
-    )]
+    #[serde(default = "default_target_cpu", rename = "targetCPUUtilizationPercentage")]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization_percentage: i32,
 }
@@ -446,9 +437,7 @@ pub struct IngressSpec {
     pub enabled: bool,
     /// Host name, e.g. `quiver.example.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(
-        pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-    ))]
+    #[schemars(regex(pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
     #[schemars(length(max = 253))]
     pub host: Option<String>,
     /// IngressClass name; defaults to the cluster's default class.
@@ -630,18 +619,13 @@ impl JsonSchema for ClusterDataset {
 
 /// The CustomResourceDefinition as installed: the derived one, plus a root rule on
 /// the name (children such as `NAME-workers` must be valid Service names).
-pub fn crd()
--> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+pub fn crd() -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule;
     use kube::CustomResourceExt;
 
     let mut crd = DataCluster::crd();
     for version in &mut crd.spec.versions {
-        if let Some(schema) = version
-            .schema
-            .as_mut()
-            .and_then(|s| s.open_api_v3_schema.as_mut())
-        {
+        if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
             schema.x_kubernetes_validations.get_or_insert_with(Vec::new).push(ValidationRule {
                 rule: format!(
                     "self.metadata.name.size() <= {} && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",

@@ -47,10 +47,7 @@ impl Error {
 
     /// Wraps a client error with what the operator was doing.
     pub fn kube(action: impl Into<String>, source: kube::Error) -> Error {
-        Error::Kube {
-            action: action.into(),
-            source: Box::new(source),
-        }
+        Error::Kube { action: action.into(), source: Box::new(source) }
     }
 
     /// True when the API answered 404.

@@ -49,11 +49,10 @@ pub fn pod_failures(pods: &[Pod]) -> Vec<PodFailure> {
         }
         let name = p.metadata.name.clone().unwrap_or_default();
         let Some(status) = &p.status else { continue };
-        let unschedulable = status.conditions.iter().flatten().find(|c| {
-            c.type_ == "PodScheduled"
-                && c.status == "False"
-                && c.reason.as_deref() == Some("Unschedulable")
-        });
+        let unschedulable =
+            status.conditions.iter().flatten().find(|c| {
+                c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+            });
         if let Some(c) = unschedulable {
             out.push(PodFailure {
                 object: name.clone(),
@@ -62,20 +61,13 @@ pub fn pod_failures(pods: &[Pod]) -> Vec<PodFailure> {
             });
             continue;
         }
-        let containers = status
-            .init_container_statuses
-            .iter()
-            .flatten()
-            .chain(status.container_statuses.iter().flatten());
+        let containers =
+            status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
         for cs in containers {
             let Some(waiting) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
                 continue;
             };
-            let Some(reason) = waiting
-                .reason
-                .as_deref()
-                .filter(|r| WAITING_FAILURES.contains(r))
-            else {
+            let Some(reason) = waiting.reason.as_deref().filter(|r| WAITING_FAILURES.contains(r)) else {
                 continue;
             };
             let mut message = waiting.message.clone().unwrap_or_default();
@@ -84,17 +76,9 @@ pub fn pod_failures(pods: &[Pod]) -> Vec<PodFailure> {
             {
                 let why = t.reason.clone().unwrap_or_else(|| "Error".into());
                 let last = format!("last exit: {why} (code {})", t.exit_code);
-                message = if message.is_empty() {
-                    last
-                } else {
-                    format!("{last}; {message}")
-                };
+                message = if message.is_empty() { last } else { format!("{last}; {message}") };
             }
-            out.push(PodFailure {
-                object: name.clone(),
-                reason: reason.into(),
-                message,
-            });
+            out.push(PodFailure { object: name.clone(), reason: reason.into(), message });
             break;
         }
     }
@@ -134,45 +118,30 @@ mod tests {
     #[test]
     fn each_kind_of_stuck_pod_is_named_with_its_reason() {
         let pods = vec![
-            pod(
-                json!({"metadata": {"name": "w-0"}, "status": {"containerStatuses": [{
+            pod(json!({"metadata": {"name": "w-0"}, "status": {"containerStatuses": [{
                 "name": "worker", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
-                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}}]}}),
-            ),
-            pod(
-                json!({"metadata": {"name": "w-1"}, "status": {"containerStatuses": [{
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}}]}})),
+            pod(json!({"metadata": {"name": "w-1"}, "status": {"containerStatuses": [{
                 "name": "worker", "image": "x", "imageID": "", "ready": false, "restartCount": 7,
                 "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}},
-                "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]}}),
-            ),
-            pod(
-                json!({"metadata": {"name": "w-2"}, "status": {"conditions": [{
+                "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]}})),
+            pod(json!({"metadata": {"name": "w-2"}, "status": {"conditions": [{
                 "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                "message": "0/3 nodes are available: 3 Insufficient memory."}]}}),
-            ),
-            pod(
-                json!({"metadata": {"name": "w-3"}, "status": {"containerStatuses": [{
+                "message": "0/3 nodes are available: 3 Insufficient memory."}]}})),
+            pod(json!({"metadata": {"name": "w-3"}, "status": {"containerStatuses": [{
                 "name": "worker", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
                 "state": {"waiting": {"reason": "CreateContainerConfigError",
-                                      "message": "couldn't find key secretAccessKey in Secret analytics/s3"}}}]}}),
-            ),
+                                      "message": "couldn't find key secretAccessKey in Secret analytics/s3"}}}]}})),
             // Loading normally: not a failure.
-            pod(
-                json!({"metadata": {"name": "w-4"}, "status": {"containerStatuses": [{
+            pod(json!({"metadata": {"name": "w-4"}, "status": {"containerStatuses": [{
                 "name": "worker", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
-                "state": {"running": {"startedAt": "2026-01-05T09:00:00Z"}}}]}}),
-            ),
-            pod(
-                json!({"metadata": {"name": "w-5"}, "status": {"containerStatuses": [{
+                "state": {"running": {"startedAt": "2026-01-05T09:00:00Z"}}}]}})),
+            pod(json!({"metadata": {"name": "w-5"}, "status": {"containerStatuses": [{
                 "name": "worker", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
-                "state": {"waiting": {"reason": "ContainerCreating"}}}]}}),
-            ),
+                "state": {"waiting": {"reason": "ContainerCreating"}}}]}})),
         ];
         let f = pod_failures(&pods);
-        let reasons: Vec<_> = f
-            .iter()
-            .map(|f| (f.object.as_str(), f.reason.as_str()))
-            .collect();
+        let reasons: Vec<_> = f.iter().map(|f| (f.object.as_str(), f.reason.as_str())).collect();
         assert_eq!(
             reasons,
             [
@@ -182,14 +151,8 @@ mod tests {
                 ("w-3", "CreateContainerConfigError")
             ]
         );
-        assert_eq!(
-            f[1].message,
-            "last exit: OOMKilled (code 137); back-off 5m0s"
-        );
-        assert!(
-            f[3].describe()
-                .contains("couldn't find key secretAccessKey")
-        );
+        assert_eq!(f[1].message, "last exit: OOMKilled (code 137); back-off 5m0s");
+        assert!(f[3].describe().contains("couldn't find key secretAccessKey"));
     }
 
     #[test]
@@ -203,11 +166,7 @@ mod tests {
         };
         let events = vec![
             ev("demo-workers", "2026-01-05T09:00:00Z", "old"),
-            ev(
-                "demo-workers",
-                "2026-01-05T09:05:00Z",
-                "exceeded quota: compute, requested: memory=8Gi",
-            ),
+            ev("demo-workers", "2026-01-05T09:05:00Z", "exceeded quota: compute, requested: memory=8Gi"),
             ev("other-workers", "2026-01-05T09:06:00Z", "not ours"),
         ];
         let f = failed_create(&events, "demo-workers").unwrap();

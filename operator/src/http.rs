@@ -23,13 +23,7 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
 }
 
 async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.encode())
 }
 
 /// Serves until `shutdown` resolves.
@@ -42,9 +36,7 @@ pub async fn serve(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(metrics))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router(metrics)).with_graceful_shutdown(shutdown).await
 }
 
 #[cfg(test)]
@@ -55,11 +47,7 @@ mod tests {
 
     async fn get(addr: std::net::SocketAddr, path: &str) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
@@ -77,10 +65,7 @@ mod tests {
         }));
         assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
         let m = get(addr, "/metrics").await;
-        assert!(
-            m.starts_with("HTTP/1.1 200") && m.contains("quiver_operator_reconciles_total 1"),
-            "{m}"
-        );
+        assert!(m.starts_with("HTTP/1.1 200") && m.contains("quiver_operator_reconciles_total 1"), "{m}");
         assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
         stop.send(()).unwrap();
         server.await.unwrap().unwrap();

@@ -90,12 +90,7 @@ impl Observer {
 }
 
 /// Decides from the Lease as read at `local_now`. Pure but for the observer's memory.
-pub fn decide(
-    lease: Option<&Lease>,
-    me: &str,
-    observer: &mut Observer,
-    local_now: Instant,
-) -> LeaseAction {
+pub fn decide(lease: Option<&Lease>, me: &str, observer: &mut Observer, local_now: Instant) -> LeaseAction {
     let Some(lease) = lease else {
         return LeaseAction::Create;
     };
@@ -116,27 +111,14 @@ pub fn decide(
     }
 }
 
-fn held_spec(
-    cfg: &LeaseConfig,
-    now: Timestamp,
-    previous: Option<&LeaseSpec>,
-    transition: bool,
-) -> LeaseSpec {
+fn held_spec(cfg: &LeaseConfig, now: Timestamp, previous: Option<&LeaseSpec>, transition: bool) -> LeaseSpec {
     let transitions = previous.and_then(|p| p.lease_transitions).unwrap_or(0);
     LeaseSpec {
         holder_identity: Some(cfg.identity.clone()),
         lease_duration_seconds: Some(cfg.duration.as_secs().max(1) as i32),
-        acquire_time: if transition {
-            Some(MicroTime(now))
-        } else {
-            previous.and_then(|p| p.acquire_time.clone())
-        },
+        acquire_time: if transition { Some(MicroTime(now)) } else { previous.and_then(|p| p.acquire_time.clone()) },
         renew_time: Some(MicroTime(now)),
-        lease_transitions: Some(if transition {
-            transitions + 1
-        } else {
-            transitions
-        }),
+        lease_transitions: Some(if transition { transitions + 1 } else { transitions }),
         ..Default::default()
     }
 }
@@ -151,33 +133,18 @@ pub struct Elector {
 impl Elector {
     /// An elector that has seen nothing yet.
     pub fn new(cfg: LeaseConfig) -> Elector {
-        Elector {
-            cfg,
-            observer: Observer::default(),
-        }
+        Elector { cfg, observer: Observer::default() }
     }
 
     /// One round: read, decide, write. `now` is only written into the Lease
     /// (for people reading it); expiry is judged on `local_now`. Returns whether
     /// we hold the Lease.
-    pub async fn round(
-        &mut self,
-        client: &Client,
-        now: Timestamp,
-        local_now: Instant,
-    ) -> Result<bool> {
+    pub async fn round(&mut self, client: &Client, now: Timestamp, local_now: Instant) -> Result<bool> {
         let cfg = &self.cfg;
         let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
-        let current = api
-            .get_opt(&cfg.name)
-            .await
-            .map_err(|e| Error::Lease(format!("reading Lease {}: {e}", cfg.name)))?;
-        let action = decide(
-            current.as_ref(),
-            &cfg.identity,
-            &mut self.observer,
-            local_now,
-        );
+        let current =
+            api.get_opt(&cfg.name).await.map_err(|e| Error::Lease(format!("reading Lease {}: {e}", cfg.name)))?;
+        let action = decide(current.as_ref(), &cfg.identity, &mut self.observer, local_now);
         let lost_race = |e: &kube::Error| is_status(e, 409);
         match action {
             LeaseAction::Wait { .. } => Ok(false),
@@ -216,11 +183,7 @@ impl Elector {
 pub async fn release(client: &Client, cfg: &LeaseConfig) -> Result<()> {
     let call = async {
         let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
-        let Some(mut lease) = api
-            .get_opt(&cfg.name)
-            .await
-            .map_err(|e| Error::Lease(e.to_string()))?
-        else {
+        let Some(mut lease) = api.get_opt(&cfg.name).await.map_err(|e| Error::Lease(e.to_string()))? else {
             return Ok(());
         };
         let Some(spec) = lease.spec.as_mut() else {
@@ -238,13 +201,7 @@ pub async fn release(client: &Client, cfg: &LeaseConfig) -> Result<()> {
     };
     tokio::time::timeout(cfg.renew_every(), call)
         .await
-        .map_err(|_| {
-            Error::Lease(format!(
-                "releasing Lease {}: no answer within {:?}",
-                cfg.name,
-                cfg.renew_every()
-            ))
-        })?
+        .map_err(|_| Error::Lease(format!("releasing Lease {}: no answer within {:?}", cfg.name, cfg.renew_every())))?
 }
 
 /// Why a leader stops reconciling.
@@ -259,10 +216,7 @@ pub enum Ending {
 /// Waits, while leading, until leadership is lost or a stop is requested. A
 /// requested stop wins: on SIGTERM the elector stops and closes its channel
 /// right after the stop flag is set, and that must not read as a lost Lease.
-pub async fn await_end(
-    mut leadership: watch::Receiver<bool>,
-    mut stop: watch::Receiver<bool>,
-) -> Ending {
+pub async fn await_end(mut leadership: watch::Receiver<bool>, mut stop: watch::Receiver<bool>) -> Ending {
     let ending = tokio::select! {
         biased;
         _ = stop.wait_for(|s| *s) => Ending::Stopped,
@@ -295,8 +249,7 @@ pub fn spawn_elector(
                 None => cfg.renew_every(),
             }
             .min(cfg.renew_every());
-            let outcome =
-                tokio::time::timeout(budget, elector.round(&client, clock.now(), started)).await;
+            let outcome = tokio::time::timeout(budget, elector.round(&client, clock.now(), started)).await;
             let leading = match outcome {
                 Ok(Ok(true)) => {
                     renewed = Some(started);
@@ -377,20 +330,14 @@ mod tests {
         let renewed = lease(Some("b"), "2026-03-01T11:00:10Z", 15);
         assert_eq!(decide(Some(&renewed), "a", &mut o, l0 + secs(14)), wait);
         assert_eq!(decide(Some(&renewed), "a", &mut o, l0 + secs(28)), wait);
-        assert_eq!(
-            decide(Some(&renewed), "a", &mut o, l0 + secs(29)),
-            LeaseAction::TakeOver
-        );
+        assert_eq!(decide(Some(&renewed), "a", &mut o, l0 + secs(29)), LeaseAction::TakeOver);
     }
 
     #[test]
     fn a_released_lease_is_taken_over_at_once() {
         let mut o = Observer::default();
         let free = lease(None, "2026-03-01T11:59:59Z", 15);
-        assert_eq!(
-            decide(Some(&free), "a", &mut o, Instant::now()),
-            LeaseAction::TakeOver
-        );
+        assert_eq!(decide(Some(&free), "a", &mut o, Instant::now()), LeaseAction::TakeOver);
     }
 
     #[test]
@@ -402,18 +349,9 @@ mod tests {
             duration: Duration::from_secs(15),
         };
         let now: Timestamp = "2026-03-01T12:00:00Z".parse().unwrap();
-        let prev = LeaseSpec {
-            lease_transitions: Some(2),
-            ..Default::default()
-        };
-        assert_eq!(
-            held_spec(&cfg, now, Some(&prev), true).lease_transitions,
-            Some(3)
-        );
-        assert_eq!(
-            held_spec(&cfg, now, Some(&prev), false).lease_transitions,
-            Some(2)
-        );
+        let prev = LeaseSpec { lease_transitions: Some(2), ..Default::default() };
+        assert_eq!(held_spec(&cfg, now, Some(&prev), true).lease_transitions, Some(3));
+        assert_eq!(held_spec(&cfg, now, Some(&prev), false).lease_transitions, Some(2));
         assert_eq!(cfg.renew_every(), Duration::from_secs(5));
         assert_eq!(cfg.renew_deadline(), Duration::from_secs(10));
     }

@@ -143,13 +143,8 @@ pub fn decide(policy: &Policy, memory: &Memory, obs: &Observation, now: Timestam
         Activity::NoWorkers | Activity::Unknown(_) => None,
     };
     // Activity never moves backwards, and a cluster is "active" when it is created.
-    let last_activity = latest([
-        memory.last_activity,
-        observed_query,
-        obs.resume_requested_at,
-    ])
-    .or(obs.created_at)
-    .unwrap_or(now);
+    let last_activity =
+        latest([memory.last_activity, observed_query, obs.resume_requested_at]).or(obs.created_at).unwrap_or(now);
 
     let stay = |reason: SuspendReason, s: Suspension| Decision {
         action: Action::StaySuspended(reason),
@@ -159,11 +154,7 @@ pub fn decide(policy: &Policy, memory: &Memory, obs: &Observation, now: Timestam
     };
     let suspend_now = |reason: SuspendReason| Decision {
         action: Action::Suspend(reason),
-        suspended: Some(Suspension {
-            reason,
-            since: now,
-            generation: Some(obs.generation),
-        }),
+        suspended: Some(Suspension { reason, since: now, generation: Some(obs.generation) }),
         last_activity,
         idle_deadline_in: None,
     };
@@ -172,9 +163,7 @@ pub fn decide(policy: &Policy, memory: &Memory, obs: &Observation, now: Timestam
         action: Action::Resume(trigger),
         suspended: None,
         last_activity: now.max(last_activity),
-        idle_deadline_in: policy
-            .idle_timeout
-            .filter(|_| policy.on_idle != OnIdle::None),
+        idle_deadline_in: policy.idle_timeout.filter(|_| policy.on_idle != OnIdle::None),
     };
 
     // 1. An explicit suspend wins over everything.
@@ -223,12 +212,7 @@ pub fn decide(policy: &Policy, memory: &Memory, obs: &Observation, now: Timestam
     }
     match policy.on_idle {
         OnIdle::ScaleToZero => suspend_now(SuspendReason::Idle),
-        OnIdle::Delete => Decision {
-            action: Action::Delete,
-            suspended: None,
-            last_activity,
-            idle_deadline_in: None,
-        },
+        OnIdle::Delete => Decision { action: Action::Delete, suspended: None, last_activity, idle_deadline_in: None },
         OnIdle::None => run(None),
     }
 }
@@ -251,20 +235,11 @@ mod tests {
     const CREATED: &str = "2026-03-01T10:00:00Z";
 
     fn policy(timeout_min: Option<u64>, on_idle: OnIdle) -> Policy {
-        Policy {
-            idle_timeout: timeout_min.map(|m| Duration::from_secs(m * 60)),
-            on_idle,
-            suspend: false,
-        }
+        Policy { idle_timeout: timeout_min.map(|m| Duration::from_secs(m * 60)), on_idle, suspend: false }
     }
 
     fn obs(activity: Activity) -> Observation {
-        Observation {
-            generation: 5,
-            created_at: Some(t(CREATED)),
-            resume_requested_at: None,
-            activity,
-        }
+        Observation { generation: 5, created_at: Some(t(CREATED)), resume_requested_at: None, activity }
     }
 
     fn queried(at: &str) -> Activity {
@@ -273,11 +248,7 @@ mod tests {
 
     fn idle_suspension(since: &str, generation: i64) -> Memory {
         Memory {
-            suspended: Some(Suspension {
-                reason: SuspendReason::Idle,
-                since: t(since),
-                generation: Some(generation),
-            }),
+            suspended: Some(Suspension { reason: SuspendReason::Idle, since: t(since), generation: Some(generation) }),
             last_activity: Some(t("2026-03-01T11:00:00Z")),
         }
     }
@@ -305,14 +276,7 @@ mod tests {
         );
         assert_eq!(d.action, Action::Suspend(SuspendReason::Idle));
         assert!(d.action.workers_stopped());
-        assert_eq!(
-            d.suspended,
-            Some(Suspension {
-                reason: SuspendReason::Idle,
-                since: t(NOW),
-                generation: Some(5)
-            })
-        );
+        assert_eq!(d.suspended, Some(Suspension { reason: SuspendReason::Idle, since: t(NOW), generation: Some(5) }));
     }
 
     #[test]
@@ -339,12 +303,8 @@ mod tests {
 
     #[test]
     fn idle_past_timeout_with_on_idle_none_keeps_running() {
-        let d = decide(
-            &policy(Some(30), OnIdle::None),
-            &Memory::default(),
-            &obs(queried("2026-03-01T09:00:00Z")),
-            t(NOW),
-        );
+        let d =
+            decide(&policy(Some(30), OnIdle::None), &Memory::default(), &obs(queried("2026-03-01T09:00:00Z")), t(NOW));
         assert_eq!(d.action, Action::Run);
         assert_eq!(d.idle_deadline_in, None);
     }
@@ -365,20 +325,10 @@ mod tests {
     #[test]
     fn a_cluster_never_queried_is_idle_from_its_creation() {
         let p = policy(Some(90), OnIdle::ScaleToZero);
-        let young = decide(
-            &p,
-            &Memory::default(),
-            &obs(Activity::Known(None)),
-            t("2026-03-01T11:29:00Z"),
-        );
+        let young = decide(&p, &Memory::default(), &obs(Activity::Known(None)), t("2026-03-01T11:29:00Z"));
         assert_eq!(young.action, Action::Run);
         assert_eq!(young.last_activity, t(CREATED));
-        let old = decide(
-            &p,
-            &Memory::default(),
-            &obs(Activity::Known(None)),
-            t("2026-03-01T11:30:00Z"),
-        );
+        let old = decide(&p, &Memory::default(), &obs(Activity::Known(None)), t("2026-03-01T11:30:00Z"));
         assert_eq!(old.action, Action::Suspend(SuspendReason::Idle));
     }
 
@@ -398,44 +348,23 @@ mod tests {
 
     #[test]
     fn zero_replicas_count_as_no_traffic() {
-        let d = decide(
-            &policy(Some(30), OnIdle::Delete),
-            &Memory::default(),
-            &obs(Activity::NoWorkers),
-            t(NOW),
-        );
+        let d = decide(&policy(Some(30), OnIdle::Delete), &Memory::default(), &obs(Activity::NoWorkers), t(NOW));
         assert_eq!(d.action, Action::Delete);
     }
 
     #[test]
     fn recorded_activity_survives_worker_restarts() {
         // Workers restarted and forgot their last query; the status remembers 11:45.
-        let memory = Memory {
-            suspended: None,
-            last_activity: Some(t("2026-03-01T11:45:00Z")),
-        };
-        let d = decide(
-            &policy(Some(30), OnIdle::ScaleToZero),
-            &memory,
-            &obs(Activity::Known(None)),
-            t(NOW),
-        );
+        let memory = Memory { suspended: None, last_activity: Some(t("2026-03-01T11:45:00Z")) };
+        let d = decide(&policy(Some(30), OnIdle::ScaleToZero), &memory, &obs(Activity::Known(None)), t(NOW));
         assert_eq!(d.action, Action::Run);
         assert_eq!(d.last_activity, t("2026-03-01T11:45:00Z"));
     }
 
     #[test]
     fn activity_never_moves_backwards() {
-        let memory = Memory {
-            suspended: None,
-            last_activity: Some(t("2026-03-01T11:55:00Z")),
-        };
-        let d = decide(
-            &policy(Some(30), OnIdle::ScaleToZero),
-            &memory,
-            &obs(queried("2026-03-01T11:00:00Z")),
-            t(NOW),
-        );
+        let memory = Memory { suspended: None, last_activity: Some(t("2026-03-01T11:55:00Z")) };
+        let d = decide(&policy(Some(30), OnIdle::ScaleToZero), &memory, &obs(queried("2026-03-01T11:00:00Z")), t(NOW));
         assert_eq!(d.last_activity, t("2026-03-01T11:55:00Z"));
     }
 
@@ -455,59 +384,33 @@ mod tests {
     fn spec_suspend_stops_the_workers_whatever_the_activity() {
         let mut p = policy(None, OnIdle::None);
         p.suspend = true;
-        let d = decide(
-            &p,
-            &Memory::default(),
-            &obs(queried("2026-03-01T11:59:00Z")),
-            t(NOW),
-        );
+        let d = decide(&p, &Memory::default(), &obs(queried("2026-03-01T11:59:00Z")), t(NOW));
         assert_eq!(d.action, Action::Suspend(SuspendReason::Spec));
         let again = decide(
             &p,
-            &Memory {
-                suspended: d.suspended,
-                last_activity: Some(d.last_activity),
-            },
+            &Memory { suspended: d.suspended, last_activity: Some(d.last_activity) },
             &obs(Activity::NoWorkers),
             t("2026-03-01T13:00:00Z"),
         );
         assert_eq!(again.action, Action::StaySuspended(SuspendReason::Spec));
-        assert_eq!(
-            again.suspended.unwrap().since,
-            t(NOW),
-            "the suspension keeps its start"
-        );
+        assert_eq!(again.suspended.unwrap().since, t(NOW), "the suspension keeps its start");
     }
 
     #[test]
     fn spec_suspend_takes_over_an_idle_suspension() {
         let mut p = policy(Some(30), OnIdle::ScaleToZero);
         p.suspend = true;
-        let d = decide(
-            &p,
-            &idle_suspension("2026-03-01T11:40:00Z", 5),
-            &obs(Activity::NoWorkers),
-            t(NOW),
-        );
+        let d = decide(&p, &idle_suspension("2026-03-01T11:40:00Z", 5), &obs(Activity::NoWorkers), t(NOW));
         assert_eq!(d.action, Action::Suspend(SuspendReason::Spec));
     }
 
     #[test]
     fn unsetting_spec_suspend_resumes_and_restarts_the_idle_clock() {
         let memory = Memory {
-            suspended: Some(Suspension {
-                reason: SuspendReason::Spec,
-                since: t(CREATED),
-                generation: Some(4),
-            }),
+            suspended: Some(Suspension { reason: SuspendReason::Spec, since: t(CREATED), generation: Some(4) }),
             last_activity: Some(t(CREATED)),
         };
-        let d = decide(
-            &policy(Some(30), OnIdle::ScaleToZero),
-            &memory,
-            &obs(Activity::NoWorkers),
-            t(NOW),
-        );
+        let d = decide(&policy(Some(30), OnIdle::ScaleToZero), &memory, &obs(Activity::NoWorkers), t(NOW));
         assert_eq!(d.action, Action::Resume(ResumeTrigger::SpecUnsuspended));
         assert_eq!(d.suspended, None);
         assert_eq!(d.last_activity, t(NOW));
@@ -530,12 +433,7 @@ mod tests {
     fn a_resume_request_after_the_suspension_resumes() {
         let mut o = obs(Activity::NoWorkers);
         o.resume_requested_at = Some(t("2026-03-01T11:58:00Z"));
-        let d = decide(
-            &policy(Some(30), OnIdle::ScaleToZero),
-            &idle_suspension("2026-03-01T11:40:00Z", 5),
-            &o,
-            t(NOW),
-        );
+        let d = decide(&policy(Some(30), OnIdle::ScaleToZero), &idle_suspension("2026-03-01T11:40:00Z", 5), &o, t(NOW));
         assert_eq!(d.action, Action::Resume(ResumeTrigger::ResumeRequest));
         assert_eq!(d.last_activity, t(NOW));
     }
@@ -544,12 +442,7 @@ mod tests {
     fn a_resume_request_older_than_the_suspension_is_spent() {
         let mut o = obs(Activity::NoWorkers);
         o.resume_requested_at = Some(t("2026-03-01T11:00:00Z"));
-        let d = decide(
-            &policy(Some(30), OnIdle::ScaleToZero),
-            &idle_suspension("2026-03-01T11:40:00Z", 5),
-            &o,
-            t(NOW),
-        );
+        let d = decide(&policy(Some(30), OnIdle::ScaleToZero), &idle_suspension("2026-03-01T11:40:00Z", 5), &o, t(NOW));
         assert_eq!(d.action, Action::StaySuspended(SuspendReason::Idle));
     }
 
@@ -558,31 +451,19 @@ mod tests {
         let mut p = policy(Some(30), OnIdle::ScaleToZero);
         p.suspend = true;
         let memory = Memory {
-            suspended: Some(Suspension {
-                reason: SuspendReason::Spec,
-                since: t(CREATED),
-                generation: Some(5),
-            }),
+            suspended: Some(Suspension { reason: SuspendReason::Spec, since: t(CREATED), generation: Some(5) }),
             last_activity: None,
         };
         let mut o = obs(Activity::NoWorkers);
         o.resume_requested_at = Some(t("2026-03-01T11:59:00Z"));
-        assert_eq!(
-            decide(&p, &memory, &o, t(NOW)).action,
-            Action::StaySuspended(SuspendReason::Spec)
-        );
+        assert_eq!(decide(&p, &memory, &o, t(NOW)).action, Action::StaySuspended(SuspendReason::Spec));
     }
 
     #[test]
     fn a_spec_change_resumes_an_idle_suspension() {
         let mut o = obs(Activity::NoWorkers);
         o.generation = 6;
-        let d = decide(
-            &policy(Some(30), OnIdle::ScaleToZero),
-            &idle_suspension("2026-03-01T11:40:00Z", 5),
-            &o,
-            t(NOW),
-        );
+        let d = decide(&policy(Some(30), OnIdle::ScaleToZero), &idle_suspension("2026-03-01T11:40:00Z", 5), &o, t(NOW));
         assert_eq!(d.action, Action::Resume(ResumeTrigger::SpecChanged));
     }
 
@@ -590,12 +471,7 @@ mod tests {
     fn a_resume_request_while_running_counts_as_activity() {
         let mut o = obs(Activity::Known(None));
         o.resume_requested_at = Some(t("2026-03-01T11:45:00Z"));
-        let d = decide(
-            &policy(Some(30), OnIdle::ScaleToZero),
-            &Memory::default(),
-            &o,
-            t(NOW),
-        );
+        let d = decide(&policy(Some(30), OnIdle::ScaleToZero), &Memory::default(), &o, t(NOW));
         assert_eq!(d.action, Action::Run);
         assert_eq!(d.last_activity, t("2026-03-01T11:45:00Z"));
     }
@@ -606,34 +482,21 @@ mod tests {
         let mut o = obs(Activity::NoWorkers);
         o.resume_requested_at = Some(t("2026-03-01T11:58:00Z"));
         let resumed = decide(&p, &idle_suspension("2026-03-01T11:40:00Z", 5), &o, t(NOW));
-        let memory = Memory {
-            suspended: resumed.suspended,
-            last_activity: Some(resumed.last_activity),
-        };
+        let memory = Memory { suspended: resumed.suspended, last_activity: Some(resumed.last_activity) };
         // Workers are starting: nobody answers yet.
         o.activity = Activity::Unknown("starting".into());
         let next = decide(&p, &memory, &o, t("2026-03-01T12:01:00Z"));
         assert_eq!(next.action, Action::Run);
         // Loaded, no query: idle again only 30 min after the resume.
         o.activity = Activity::Known(None);
-        assert_eq!(
-            decide(&p, &memory, &o, t("2026-03-01T12:29:00Z")).action,
-            Action::Run
-        );
-        assert_eq!(
-            decide(&p, &memory, &o, t("2026-03-01T12:30:00Z")).action,
-            Action::Suspend(SuspendReason::Idle)
-        );
+        assert_eq!(decide(&p, &memory, &o, t("2026-03-01T12:29:00Z")).action, Action::Run);
+        assert_eq!(decide(&p, &memory, &o, t("2026-03-01T12:30:00Z")).action, Action::Suspend(SuspendReason::Idle));
     }
 
     /// Every combination of inputs yields a decision consistent with the rules.
     #[test]
     fn exhaustive_table_of_inputs_respects_the_invariants() {
-        let times = [
-            "2026-03-01T09:00:00Z",
-            "2026-03-01T11:40:00Z",
-            "2026-03-01T11:59:00Z",
-        ];
+        let times = ["2026-03-01T09:00:00Z", "2026-03-01T11:40:00Z", "2026-03-01T11:59:00Z"];
         let mut count = 0;
         for timeout in [None, Some(30)] {
             for on_idle in [OnIdle::ScaleToZero, OnIdle::Delete, OnIdle::None] {
@@ -673,18 +536,10 @@ mod tests {
                                     // Spec suspend always wins.
                                     if suspend {
                                         assert!(d.action.workers_stopped(), "{ctx}");
-                                        assert_eq!(
-                                            d.suspended.unwrap().reason,
-                                            SuspendReason::Spec,
-                                            "{ctx}"
-                                        );
+                                        assert_eq!(d.suspended.unwrap().reason, SuspendReason::Spec, "{ctx}");
                                     }
                                     // Stopped exactly when a suspension is recorded.
-                                    assert_eq!(
-                                        d.action.workers_stopped(),
-                                        d.suspended.is_some(),
-                                        "{ctx}"
-                                    );
+                                    assert_eq!(d.action.workers_stopped(), d.suspended.is_some(), "{ctx}");
                                     // Delete only under a Delete policy with a timeout, known-or-absent activity, not suspended.
                                     if d.action == Action::Delete {
                                         assert!(
@@ -698,28 +553,16 @@ mod tests {
                                     }
                                     // Idle suspension only under ScaleToZero with a timeout.
                                     if d.action == Action::Suspend(SuspendReason::Idle) {
-                                        assert!(
-                                            on_idle == OnIdle::ScaleToZero && timeout.is_some(),
-                                            "{ctx}"
-                                        );
+                                        assert!(on_idle == OnIdle::ScaleToZero && timeout.is_some(), "{ctx}");
                                     }
                                     // Unknown activity never stops or deletes a running cluster.
-                                    if matches!(activity, Activity::Unknown(_))
-                                        && susp.is_none()
-                                        && !suspend
-                                    {
+                                    if matches!(activity, Activity::Unknown(_)) && susp.is_none() && !suspend {
                                         assert_eq!(d.action, Action::Run, "{ctx}");
                                     }
                                     // Activity never moves backwards.
-                                    assert!(
-                                        d.last_activity >= memory.last_activity.unwrap(),
-                                        "{ctx}"
-                                    );
+                                    assert!(d.last_activity >= memory.last_activity.unwrap(), "{ctx}");
                                     // A running cluster with a recent query is never stopped.
-                                    if activity == Activity::Known(Some(t(times[2])))
-                                        && susp.is_none()
-                                        && !suspend
-                                    {
+                                    if activity == Activity::Known(Some(t(times[2]))) && susp.is_none() && !suspend {
                                         assert_eq!(d.action, Action::Run, "{ctx}");
                                     }
                                 }

@@ -107,15 +107,10 @@ struct Config {
 }
 
 fn duration(flag: &str, value: &str) -> Result<Duration, Error> {
-    let d = humantime::parse_duration(value).map_err(|e| {
-        Error::Config(format!(
-            "--{flag} {value:?} is not a duration (e.g. 30s, 2m): {e}"
-        ))
-    })?;
+    let d = humantime::parse_duration(value)
+        .map_err(|e| Error::Config(format!("--{flag} {value:?} is not a duration (e.g. 30s, 2m): {e}")))?;
     if d.is_zero() {
-        return Err(Error::Config(format!(
-            "--{flag} {value:?} must be positive"
-        )));
+        return Err(Error::Config(format!("--{flag} {value:?} must be positive")));
     }
     Ok(d)
 }
@@ -133,24 +128,18 @@ impl TryFrom<Cli> for Config {
     type Error = Error;
 
     fn try_from(cli: Cli) -> Result<Config, Error> {
-        let metrics_addr = cli.metrics_addr.parse().map_err(|e| {
-            Error::Config(format!(
-                "--metrics-addr {:?} is not HOST:PORT: {e}",
-                cli.metrics_addr
-            ))
-        })?;
-        let resume_addr = cli.resume_addr.parse().map_err(|e| {
-            Error::Config(format!(
-                "--resume-addr {:?} is not HOST:PORT: {e}",
-                cli.resume_addr
-            ))
-        })?;
+        let metrics_addr = cli
+            .metrics_addr
+            .parse()
+            .map_err(|e| Error::Config(format!("--metrics-addr {:?} is not HOST:PORT: {e}", cli.metrics_addr)))?;
+        let resume_addr = cli
+            .resume_addr
+            .parse()
+            .map_err(|e| Error::Config(format!("--resume-addr {:?} is not HOST:PORT: {e}", cli.resume_addr)))?;
         if let Some(u) = &cli.resume_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
-            return Err(Error::Config(format!(
-                "--resume-url {u:?} must be an http(s) URL"
-            )));
+            return Err(Error::Config(format!("--resume-url {u:?} must be an http(s) URL")));
         }
         let mut defaults = Defaults {
             resume_url: cli.resume_url.clone(),
@@ -174,17 +163,12 @@ impl TryFrom<Cli> for Config {
             "Surge" => quiver_operator::crd::RolloutStrategy::Surge,
             "Replace" => quiver_operator::crd::RolloutStrategy::Replace,
             other => {
-                return Err(Error::Config(format!(
-                    "--worker-rollout-strategy {other:?} must be Surge or Replace"
-                )));
+                return Err(Error::Config(format!("--worker-rollout-strategy {other:?} must be Surge or Replace")));
             }
         };
         let lease_duration = duration("lease-duration", &cli.lease_duration)?;
         if lease_duration < Duration::from_secs(3) {
-            return Err(Error::Config(format!(
-                "--lease-duration {:?} must be at least 3s",
-                cli.lease_duration
-            )));
+            return Err(Error::Config(format!("--lease-duration {:?} must be at least 3s", cli.lease_duration)));
         }
         let identity = cli
             .identity
@@ -209,9 +193,8 @@ impl TryFrom<Cli> for Config {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn")
-    });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -243,13 +226,10 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::try_from(Cli::parse())?;
     init_logging(config.log_format);
     let metrics = Arc::new(Metrics::default());
-    let kube_config = kube::Config::infer()
-        .await
-        .context("reading the Kubernetes client configuration")?;
+    let kube_config = kube::Config::infer().await.context("reading the Kubernetes client configuration")?;
     // TCP keepalive and a read timeout (client::build): a half-open
     // connection fails within about a minute instead of hanging a watch.
-    let client = quiver_operator::client::build(kube_config.clone())
-        .context("connecting to the Kubernetes API")?;
+    let client = quiver_operator::client::build(kube_config.clone()).context("connecting to the Kubernetes API")?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -263,13 +243,9 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.metrics_addr))?;
     tracing::info!(addr = %config.metrics_addr, "serving /healthz and /metrics");
     let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(quiver_operator::http::serve(
-        listener,
-        metrics.clone(),
-        async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        },
-    ));
+    let http = tokio::spawn(quiver_operator::http::serve(listener, metrics.clone(), async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    }));
 
     let clock = Arc::new(SystemClock);
     let resume_listener = tokio::net::TcpListener::bind(config.resume_addr)
@@ -279,10 +255,7 @@ async fn main() -> anyhow::Result<()> {
     let mut resume_stop = stop_rx.clone();
     tokio::spawn(quiver_operator::resume::serve(
         resume_listener,
-        quiver_operator::resume::ResumeState {
-            client: client.clone(),
-            clock: clock.clone(),
-        },
+        quiver_operator::resume::ResumeState { client: client.clone(), clock: clock.clone() },
         async move {
             let _ = resume_stop.wait_for(|s| *s).await;
         },
@@ -319,18 +292,9 @@ async fn main() -> anyhow::Result<()> {
     metrics.leader.set(1);
     tracing::info!("leading: reconciling DataClusters");
 
-    let activity = Arc::new(FlightActivity::new(
-        config.defaults.cluster_domain.clone(),
-        config.stats_timeout,
-    ));
-    let mut ctx = Context::new(
-        client.clone(),
-        activity,
-        clock,
-        config.defaults.clone(),
-        metrics.clone(),
-        config.poll_interval,
-    );
+    let activity = Arc::new(FlightActivity::new(config.defaults.cluster_domain.clone(), config.stats_timeout));
+    let mut ctx =
+        Context::new(client.clone(), activity, clock, config.defaults.clone(), metrics.clone(), config.poll_interval);
     ctx.concurrency = config.concurrency;
     let ctx = Arc::new(ctx);
     let ending = await_end(leadership.clone(), stop_rx.clone());
@@ -371,30 +335,10 @@ mod tests {
     #[test]
     fn the_rollout_strategy_default_is_surge_and_takes_replace() {
         let c = Config::try_from(cli(&["--identity", "op-0"])).unwrap();
-        assert_eq!(
-            c.defaults.rollout_strategy,
-            quiver_operator::crd::RolloutStrategy::Surge
-        );
-        let c = Config::try_from(cli(&[
-            "--identity",
-            "op-0",
-            "--worker-rollout-strategy",
-            "Replace",
-        ]))
-        .unwrap();
-        assert_eq!(
-            c.defaults.rollout_strategy,
-            quiver_operator::crd::RolloutStrategy::Replace
-        );
-        assert!(
-            Config::try_from(cli(&[
-                "--identity",
-                "op-0",
-                "--worker-rollout-strategy",
-                "BlueGreen"
-            ]))
-            .is_err()
-        );
+        assert_eq!(c.defaults.rollout_strategy, quiver_operator::crd::RolloutStrategy::Surge);
+        let c = Config::try_from(cli(&["--identity", "op-0", "--worker-rollout-strategy", "Replace"])).unwrap();
+        assert_eq!(c.defaults.rollout_strategy, quiver_operator::crd::RolloutStrategy::Replace);
+        assert!(Config::try_from(cli(&["--identity", "op-0", "--worker-rollout-strategy", "BlueGreen"])).is_err());
     }
 
     #[test]
@@ -402,27 +346,18 @@ mod tests {
         let c = Config::try_from(cli(&["--identity", "op-0"])).unwrap();
         assert_eq!(c.metrics_addr, "0.0.0.0:8080".parse().unwrap());
         let lease = c.lease.unwrap();
-        assert_eq!(
-            (lease.name.as_str(), lease.identity.as_str()),
-            ("quiver-operator", "op-0")
-        );
+        assert_eq!((lease.name.as_str(), lease.identity.as_str()), ("quiver-operator", "op-0"));
         assert_eq!(lease.duration, Duration::from_secs(15));
         assert_eq!(c.poll_interval, Duration::from_secs(30));
     }
 
     #[test]
     fn bad_values_are_quoted_in_the_error() {
-        let e = Config::try_from(cli(&["--metrics-addr", "eighty"]))
-            .unwrap_err()
-            .to_string();
+        let e = Config::try_from(cli(&["--metrics-addr", "eighty"])).unwrap_err().to_string();
         assert!(e.contains("\"eighty\""), "{e}");
-        let e = Config::try_from(cli(&["--poll-interval", "often"]))
-            .unwrap_err()
-            .to_string();
+        let e = Config::try_from(cli(&["--poll-interval", "often"])).unwrap_err().to_string();
         assert!(e.contains("\"often\""), "{e}");
-        let e = Config::try_from(cli(&["--lease-duration", "1s"]))
-            .unwrap_err()
-            .to_string();
+        let e = Config::try_from(cli(&["--lease-duration", "1s"])).unwrap_err().to_string();
         assert!(e.contains("at least 3s"), "{e}");
     }
 
@@ -434,33 +369,16 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.defaults.worker_pod.node_selector["pool"], "big");
-        assert_eq!(
-            c.defaults.worker_pod.priority_class_name.as_deref(),
-            Some("analytics")
-        );
-        let e = Config::try_from(cli(&["--dashboard-pod-defaults", "{nodeSelector"]))
-            .unwrap_err()
-            .to_string();
+        assert_eq!(c.defaults.worker_pod.priority_class_name.as_deref(), Some("analytics"));
+        let e = Config::try_from(cli(&["--dashboard-pod-defaults", "{nodeSelector"])).unwrap_err().to_string();
         assert!(e.contains("\"{nodeSelector\""), "{e}");
     }
 
     #[test]
     fn leader_election_can_be_turned_off_and_images_overridden() {
-        let c = Config::try_from(cli(&[
-            "--no-leader-election",
-            "--worker-image",
-            "w:1",
-            "--dashboard-image",
-            "d:1",
-        ]))
-        .unwrap();
+        let c = Config::try_from(cli(&["--no-leader-election", "--worker-image", "w:1", "--dashboard-image", "d:1"]))
+            .unwrap();
         assert!(c.lease.is_none());
-        assert_eq!(
-            (
-                c.defaults.worker_image.as_str(),
-                c.defaults.dashboard_image.as_str()
-            ),
-            ("w:1", "d:1")
-        );
+        assert_eq!((c.defaults.worker_image.as_str(), c.defaults.dashboard_image.as_str()), ("w:1", "d:1"));
     }
 }

@@ -45,61 +45,29 @@ impl Default for Metrics {
         let actions = Family::<ActionLabels, Counter>::default();
         let leader = Gauge::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
-        registry.register(
-            "reconcile_errors",
-            "Reconcile failures by error category",
-            errors.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Reconcile duration",
-            duration.clone(),
-        );
-        registry.register(
-            "lifecycle_actions",
-            "Suspend, resume and delete actions taken",
-            actions.clone(),
-        );
-        registry.register(
-            "leader",
-            "1 while this replica holds the leader Lease",
-            leader.clone(),
-        );
-        Metrics {
-            registry,
-            reconciles,
-            errors,
-            duration,
-            actions,
-            leader,
-        }
+        registry.register("reconcile_errors", "Reconcile failures by error category", errors.clone());
+        registry.register("reconcile_duration_seconds", "Reconcile duration", duration.clone());
+        registry.register("lifecycle_actions", "Suspend, resume and delete actions taken", actions.clone());
+        registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
+        Metrics { registry, reconciles, errors, duration, actions, leader }
     }
 }
 
 impl Metrics {
     /// Counts a failed reconcile.
     pub fn error(&self, category: &str) {
-        self.errors
-            .get_or_create(&ErrorLabels {
-                category: category.into(),
-            })
-            .inc();
+        self.errors.get_or_create(&ErrorLabels { category: category.into() }).inc();
     }
 
     /// Counts a lifecycle action.
     pub fn action(&self, action: &str) {
-        self.actions
-            .get_or_create(&ActionLabels {
-                action: action.into(),
-            })
-            .inc();
+        self.actions.get_or_create(&ActionLabels { action: action.into() }).inc();
     }
 
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String never fails");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String never fails");
         out
     }
 }
@@ -115,17 +83,8 @@ mod tests {
         m.error("kube_api");
         m.duration.observe(0.02);
         let text = m.encode();
-        assert!(
-            text.contains("quiver_operator_reconciles_total 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("quiver_operator_reconcile_errors_total{category=\"kube_api\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("quiver_operator_reconcile_duration_seconds_count 1"),
-            "{text}"
-        );
+        assert!(text.contains("quiver_operator_reconciles_total 1"), "{text}");
+        assert!(text.contains("quiver_operator_reconcile_errors_total{category=\"kube_api\"} 1"), "{text}");
+        assert!(text.contains("quiver_operator_reconcile_duration_seconds_count 1"), "{text}");
     }
 }

@@ -24,13 +24,10 @@ use tracing::{Instrument, info, warn};
 
 use crate::activity::{ActivitySource, Target, summarize};
 use crate::apply::{
-    Holder, OwnedChildren, TokenSecret, apply_if_changed, apply_status, delete_owned,
-    ensure_token_secret, holder,
+    Holder, OwnedChildren, TokenSecret, apply_if_changed, apply_status, delete_owned, ensure_token_secret, holder,
 };
 use crate::cache::{Cache, Caches, RESYNC, Seen, cached_meta_of};
-use crate::children::{
-    Children, Component, build_all, managed_by_selector, selector_labels, worker_selector_string,
-};
+use crate::children::{Children, Component, build_all, managed_by_selector, selector_labels, worker_selector_string};
 use crate::crd::{DataCluster, DataClusterStatus, RESTART_ANNOTATION, RESUME_ANNOTATION};
 use crate::error::{Error, Result};
 use crate::failures::{PodFailure, failed_create, pod_failures};
@@ -86,10 +83,7 @@ impl Context {
         metrics: Arc<Metrics>,
         poll_interval: Duration,
     ) -> Context {
-        let reporter = Reporter {
-            controller: "quiver-operator".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+        let reporter = Reporter { controller: "quiver-operator".into(), instance: std::env::var("POD_NAME").ok() };
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -154,10 +148,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Reconciles one DataCluster. An object that does not even deserialize gets
 /// a `SpecValid=False` condition; so does a spec that does not validate. Neither
 /// is retried until it changes.
-pub async fn reconcile(
-    obj: Arc<DeserializeGuard<DataCluster>>,
-    ctx: Arc<Context>,
-) -> Result<Requeue> {
+pub async fn reconcile(obj: Arc<DeserializeGuard<DataCluster>>, ctx: Arc<Context>) -> Result<Requeue> {
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
     let name = obj.name_any();
@@ -169,23 +160,11 @@ pub async fn reconcile(
             Err(invalid) => {
                 let message = format!("the DataCluster cannot be read: {}", invalid.error);
                 let previous = raw_status(&ctx.client, &name, &namespace).await?;
-                let next = status::invalid(
-                    previous.as_ref(),
-                    invalid.metadata.generation,
-                    &message,
-                    ctx.clock.now(),
-                );
+                let next = status::invalid(previous.as_ref(), invalid.metadata.generation, &message, ctx.clock.now());
                 if previous.as_ref() != Some(&next) {
                     apply_status(&ctx.client, &name, &namespace, &next).await?;
                     warn!(error = %invalid.error, "DataCluster does not deserialize");
-                    publish_raw(
-                        &ctx,
-                        &obj.object_ref(&()),
-                        Severity::Warning,
-                        "InvalidSpec",
-                        &message,
-                    )
-                    .await;
+                    publish_raw(&ctx, &obj.object_ref(&()), Severity::Warning, "InvalidSpec", &message).await;
                 }
                 Ok(Requeue::await_change())
             }
@@ -193,34 +172,19 @@ pub async fn reconcile(
     }
     .instrument(span)
     .await;
-    ctx.metrics
-        .duration
-        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics.duration.observe(started.elapsed().as_secs_f64());
     if result.is_ok() {
-        ctx.failures
-            .lock()
-            .expect("failures lock")
-            .remove(&ObjectRef::from_obj(&*obj));
+        ctx.failures.lock().expect("failures lock").remove(&ObjectRef::from_obj(&*obj));
     }
     result
 }
 
 /// The status of a DataCluster whose spec does not deserialize, read on its own.
-async fn raw_status(
-    client: &Client,
-    name: &str,
-    namespace: &str,
-) -> Result<Option<DataClusterStatus>> {
+async fn raw_status(client: &Client, name: &str, namespace: &str) -> Result<Option<DataClusterStatus>> {
     let resource = kube::core::ApiResource::erase::<DataCluster>(&());
-    let api: Api<kube::core::DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &resource);
-    let obj = api
-        .get_opt(name)
-        .await
-        .map_err(|e| Error::kube(format!("reading DataCluster {name}"), e))?;
-    Ok(obj
-        .and_then(|o| o.data.get("status").cloned())
-        .and_then(|s| serde_json::from_value(s).ok()))
+    let api: Api<kube::core::DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let obj = api.get_opt(name).await.map_err(|e| Error::kube(format!("reading DataCluster {name}"), e))?;
+    Ok(obj.and_then(|o| o.data.get("status").cloned()).and_then(|s| serde_json::from_value(s).ok()))
 }
 
 async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
@@ -233,13 +197,7 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
         let finalizers = dc.metadata.finalizers.clone().unwrap_or_default();
         let next = status::deleting(previous, dc.metadata.generation, &finalizers, now);
         if previous != Some(&next) {
-            apply_status(
-                &ctx.client,
-                &dc.name_any(),
-                &dc.namespace().unwrap_or_default(),
-                &next,
-            )
-            .await?;
+            apply_status(&ctx.client, &dc.name_any(), &dc.namespace().unwrap_or_default(), &next).await?;
         }
         return Ok(Requeue::await_change());
     }
@@ -250,20 +208,10 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
         Err(Error::InvalidSpec(message)) => {
             let next = status::invalid(previous, dc.metadata.generation, &message, now);
             if previous != Some(&next) {
-                apply_status(
-                    &ctx.client,
-                    &dc.name_any(),
-                    &dc.namespace().unwrap_or_default(),
-                    &next,
-                )
-                .await?;
+                apply_status(&ctx.client, &dc.name_any(), &dc.namespace().unwrap_or_default(), &next).await?;
             }
             let changed = previous
-                .and_then(|p| {
-                    p.conditions
-                        .iter()
-                        .find(|c| c.type_ == status::condition::SPEC_VALID)
-                })
+                .and_then(|p| p.conditions.iter().find(|c| c.type_ == status::condition::SPEC_VALID))
                 .is_none_or(|c| c.message != message);
             if changed {
                 warn!(reason = %message, "invalid spec");
@@ -286,10 +234,7 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
 
     // 2. Token Secrets, generated once; every child name free or ours.
     let mut foreign = Vec::new();
-    let cached_secret = |name: &str| {
-        ctx.caches()
-            .and_then(|k| k.secrets.seen(&c.namespace, name).present())
-    };
+    let cached_secret = |name: &str| ctx.caches().and_then(|k| k.secrets.seen(&c.namespace, name).present());
     let worker_token = match ensure_token_secret(
         &ctx.client,
         &c,
@@ -324,31 +269,15 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
 
     // 3. Observe the workers that should be running now.
     let memory = memory_of(previous);
-    let expected = if memory.suspended.is_some() {
-        0
-    } else {
-        c.worker_replicas
-    };
-    let target = Target {
-        cluster: c.name.clone(),
-        namespace: c.namespace.clone(),
-        replicas: expected,
-        token: worker_token,
-    };
-    let pods = if expected > 0 {
-        worker_pods(ctx, &c).await
-    } else {
-        Vec::new()
-    };
+    let expected = if memory.suspended.is_some() { 0 } else { c.worker_replicas };
+    let target =
+        Target { cluster: c.name.clone(), namespace: c.namespace.clone(), replicas: expected, token: worker_token };
+    let pods = if expected > 0 { worker_pods(ctx, &c).await } else { Vec::new() };
     let reports = ctx.activity.observe(&target, &pods).await;
     let activity = summarize(expected, &reports);
 
     // 4. Decide.
-    let policy = Policy {
-        idle_timeout: c.idle_timeout,
-        on_idle: c.on_idle,
-        suspend: c.suspend,
-    };
+    let policy = Policy { idle_timeout: c.idle_timeout, on_idle: c.on_idle, suspend: c.suspend };
     let observation = Observation {
         generation: c.generation,
         created_at: c.created_at,
@@ -371,19 +300,11 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
     }
 
     // 5. Apply every child.
-    let desired = if decision.action.workers_stopped() {
-        0
-    } else {
-        c.worker_replicas
-    };
+    let desired = if decision.action.workers_stopped() { 0 } else { c.worker_replicas };
     let surge = plan_surge(ctx, &c, &pods, desired, previous, now).await;
     let pin = surge.plan.pin.as_ref().map(|revision| rollout::Pin {
         revision: revision.clone(),
-        since: surge
-            .pin
-            .as_ref()
-            .filter(|p| &p.revision == revision)
-            .map_or(now, |p| p.since),
+        since: surge.pin.as_ref().filter(|p| &p.revision == revision).map_or(now, |p| p.since),
     });
     if let Some(stage) = &surge.plan.stage
         && surge.previous_reason.as_deref() != Some(status::surge_reason(stage))
@@ -391,8 +312,7 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
         info!(stage = ?stage, pin = ?pin, "surge re-shard");
         ctx.metrics.action("surge");
     }
-    let (workers, ingress_address) =
-        apply_children(ctx, &c, desired, &surge.plan, pin.as_ref()).await?;
+    let (workers, ingress_address) = apply_children(ctx, &c, desired, &surge.plan, pin.as_ref()).await?;
     let rollout = if desired > 0 {
         let mut plan = drive_rollout(ctx, &c, &workers, &pods, desired).await?;
         plan.in_progress |= surge.plan.stage.is_some();
@@ -444,15 +364,10 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
     let wait = if decision.action.workers_stopped() {
         SUSPENDED_POLL
     } else {
-        let deadline = decision
-            .idle_deadline_in
-            .map(|d| d + Duration::from_secs(1));
+        let deadline = decision.idle_deadline_in.map(|d| d + Duration::from_secs(1));
         let wait = deadline.map_or(ctx.poll_interval, |d| d.min(ctx.poll_interval));
         // A surge's drain ends with no watch event.
-        surge
-            .plan
-            .wait
-            .map_or(wait, |d| wait.min(d + Duration::from_millis(500)))
+        surge.plan.wait.map_or(wait, |d| wait.min(d + Duration::from_millis(500)))
     };
     Ok(Requeue::requeue(wait))
 }
@@ -477,11 +392,7 @@ async fn plan_surge(
     previous: Option<&DataClusterStatus>,
     now: k8s_openapi::jiff::Timestamp,
 ) -> Surge {
-    let none = Surge {
-        plan: rollout::SurgePlan::none(),
-        pin: None,
-        previous_reason: None,
-    };
+    let none = Surge { plan: rollout::SurgePlan::none(), pin: None, previous_reason: None };
     let Some(k) = ctx.caches() else { return none };
     let ns = &c.namespace;
     let main_name = format!("{}-workers", c.name);
@@ -490,22 +401,15 @@ async fn plan_surge(
         Seen::Present(s) => crate::children::pin_of(&s.metadata),
         _ => None,
     };
-    let rolling = previous.and_then(|p| {
-        p.conditions
-            .iter()
-            .find(|c| c.type_ == status::condition::ROLLING_OUT)
-    });
-    let fell_back = rolling.is_some_and(|r| {
-        r.reason == status::SURGE_FELL_BACK && r.observed_generation == Some(c.generation)
-    });
+    let rolling = previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == status::condition::ROLLING_OUT));
+    let fell_back =
+        rolling.is_some_and(|r| r.reason == status::SURGE_FELL_BACK && r.observed_generation == Some(c.generation));
     if desired == 0 {
         return Surge { pin, ..none };
     }
     let revision = |sts: &StatefulSet| {
         let st = sts.status.as_ref()?;
-        (st.observed_generation >= sts.metadata.generation)
-            .then(|| st.update_revision.clone())
-            .flatten()
+        (st.observed_generation >= sts.metadata.generation).then(|| st.update_revision.clone()).flatten()
     };
     let main_sts = k.stateful_sets.seen(ns, &main_name).present();
     let surge_sts = match k.stateful_sets.seen(ns, &surge_name) {
@@ -514,29 +418,17 @@ async fn plan_surge(
         // Not synced yet: decide nothing this pass.
         Seen::Unknown => return Surge { pin, ..none },
     };
-    let main: Vec<rollout::WorkerPod> = pods
-        .iter()
-        .filter_map(|p| rollout::WorkerPod::from_pod(&main_name, p))
-        .collect();
+    let main: Vec<rollout::WorkerPod> =
+        pods.iter().filter_map(|p| rollout::WorkerPod::from_pod(&main_name, p)).collect();
     let surge_raw: Vec<Pod> = pods
         .iter()
-        .filter(|p| {
-            p.metadata
-                .name
-                .as_deref()
-                .is_some_and(|n| n.starts_with(&format!("{surge_name}-")))
-        })
+        .filter(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with(&format!("{surge_name}-"))))
         .cloned()
         .collect();
-    let surge_pods: Vec<rollout::WorkerPod> = surge_raw
-        .iter()
-        .filter_map(|p| rollout::WorkerPod::from_pod(&surge_name, p))
-        .collect();
+    let surge_pods: Vec<rollout::WorkerPod> =
+        surge_raw.iter().filter_map(|p| rollout::WorkerPod::from_pod(&surge_name, p)).collect();
     // Surge pods that cannot be created or scheduled: the capacity is not there.
-    let mut failure = pod_failures(&surge_raw)
-        .into_iter()
-        .find(|f| f.reason == "Unschedulable")
-        .map(|f| f.describe());
+    let mut failure = pod_failures(&surge_raw).into_iter().find(|f| f.reason == "Unschedulable").map(|f| f.describe());
     if failure.is_none()
         && let Some(sts) = &surge_sts
         && let Some(f) = failed_creates(ctx, c, sts, desired).await
@@ -556,21 +448,16 @@ async fn plan_surge(
         fell_back,
         now,
     });
-    Surge {
-        plan,
-        pin,
-        previous_reason: rolling.map(|r| r.reason.clone()),
-    }
+    Surge { plan, pin, previous_reason: rolling.map(|r| r.reason.clone()) }
 }
 
 /// The worker pods of a cluster, from the pod cache once it is synced. A
 /// failed list is logged and yields none: workers are then reached by their
 /// DNS names and no pod failure is reported.
 async fn worker_pods(ctx: &Context, c: &ValidCluster) -> Vec<Pod> {
-    if let Some(pods) = ctx.caches().and_then(|k| {
-        k.pods
-            .matching(&c.namespace, &selector_labels(&c.name, Component::Worker))
-    }) {
+    if let Some(pods) =
+        ctx.caches().and_then(|k| k.pods.matching(&c.namespace, &selector_labels(&c.name, Component::Worker)))
+    {
         return pods.iter().map(|p| (**p).clone()).collect();
     }
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &c.namespace);
@@ -586,22 +473,15 @@ async fn worker_pods(ctx: &Context, c: &ValidCluster) -> Vec<Pod> {
 
 /// When the StatefulSet has fewer pods than it should, why: its latest
 /// `FailedCreate` event (quota, policy, admission webhook). Read only then.
-async fn failed_creates(
-    ctx: &Context,
-    c: &ValidCluster,
-    sts: &StatefulSet,
-    desired: i32,
-) -> Option<PodFailure> {
+async fn failed_creates(ctx: &Context, c: &ValidCluster, sts: &StatefulSet, desired: i32) -> Option<PodFailure> {
     let existing = sts.status.as_ref().map_or(0, |s| s.replicas);
     if existing >= desired {
         return None;
     }
     let name = sts.metadata.name.clone().unwrap_or_default();
-    let api: Api<k8s_openapi::api::core::v1::Event> =
-        Api::namespaced(ctx.client.clone(), &c.namespace);
-    let params = ListParams::default().fields(&format!(
-        "involvedObject.kind=StatefulSet,involvedObject.name={name},reason=FailedCreate"
-    ));
+    let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(ctx.client.clone(), &c.namespace);
+    let params = ListParams::default()
+        .fields(&format!("involvedObject.kind=StatefulSet,involvedObject.name={name},reason=FailedCreate"));
     match api.list(&params).await {
         Ok(l) => failed_create(&l.items, &name),
         Err(e) => {
@@ -625,12 +505,10 @@ async fn drive_rollout(
     let st = sts.status.clone().unwrap_or_default();
     let observed = st.observed_generation >= sts.metadata.generation;
     let not_created = st.updated_replicas.unwrap_or(0) < desired;
-    let worker_pods: Vec<rollout::WorkerPod> = pods
-        .iter()
-        .filter_map(|p| rollout::WorkerPod::from_pod(&name, p))
-        .collect();
-    let max_unavailable = rollout::resolve_max_unavailable(&c.rollout_max_unavailable, desired)
-        .map_err(Error::InvalidSpec)?;
+    let worker_pods: Vec<rollout::WorkerPod> =
+        pods.iter().filter_map(|p| rollout::WorkerPod::from_pod(&name, p)).collect();
+    let max_unavailable =
+        rollout::resolve_max_unavailable(&c.rollout_max_unavailable, desired).map_err(Error::InvalidSpec)?;
     let mut plan = rollout::plan(
         &worker_pods,
         st.update_revision.as_deref().filter(|_| observed),
@@ -726,8 +604,7 @@ async fn foreign_children(ctx: &Context, c: &ValidCluster, ch: &Children) -> Res
     ];
     if let Some(h) = &ch.hpa {
         let cached = cached_meta_of(k.map(|k| &k.autoscalers), ns, h);
-        holders
-            .push(holder::<HorizontalPodAutoscaler>(client, c, h, cached.as_ref(), owned).await?);
+        holders.push(holder::<HorizontalPodAutoscaler>(client, c, h, cached.as_ref(), owned).await?);
     }
     if let Some(i) = &ch.ingress {
         let cached = cached_meta_of(k.map(|k| &k.ingresses), ns, i);
@@ -756,27 +633,14 @@ async fn refuse_foreign(
         apply_status(&ctx.client, &c.name, &c.namespace, &next).await?;
     }
     let message = |s: Option<&DataClusterStatus>| {
-        s.and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == status::condition::CHILDREN_OWNED)
-        })
-        .map(|c| (c.status.clone(), c.message.clone()))
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == status::condition::CHILDREN_OWNED))
+            .map(|c| (c.status.clone(), c.message.clone()))
     };
     if message(previous) != message(Some(&next)) {
         warn!(objects = ?foreign, "child names taken by objects this DataCluster does not own");
         let text = message(Some(&next)).map(|(_, m)| m).unwrap_or_default();
-        publish(
-            ctx,
-            dc,
-            &Note {
-                severity: Severity::Warning,
-                reason: "NotOwned",
-                action: "Apply",
-                message: text,
-            },
-        )
-        .await;
+        publish(ctx, dc, &Note { severity: Severity::Warning, reason: "NotOwned", action: "Apply", message: text })
+            .await;
     }
     // Nothing announces that the other object went away: look again later.
     Ok(Requeue::requeue(ctx.poll_interval))
@@ -829,27 +693,15 @@ async fn apply_children(
         cached_meta_of(k.map(|k| &k.config_maps), ns, &ch.datasets).as_ref(),
     )
     .await?;
-    let cached_sts = k.and_then(|k| {
-        k.stateful_sets
-            .seen(ns, &name(&ch.workers.metadata))
-            .present()
-    });
+    let cached_sts = k.and_then(|k| k.stateful_sets.seen(ns, &name(&ch.workers.metadata)).present());
     // A surge re-shard holds NAME-workers on its old template while its
     // generation answers (the caches always show it then).
-    let held = all.filter(|_| surge.hold_main).and_then(|k| {
-        k.stateful_sets
-            .seen(ns, &name(&ch.workers.metadata))
-            .present()
-    });
+    let held =
+        all.filter(|_| surge.hold_main).and_then(|k| k.stateful_sets.seen(ns, &name(&ch.workers.metadata)).present());
     let workers = match held {
         Some(sts) => (*sts).clone(),
-        None => match apply_if_changed::<StatefulSet>(
-            client,
-            c,
-            &ch.workers,
-            cached_sts.as_ref().map(|s| &s.metadata),
-        )
-        .await?
+        None => match apply_if_changed::<StatefulSet>(client, c, &ch.workers, cached_sts.as_ref().map(|s| &s.metadata))
+            .await?
         {
             Some(applied) => applied,
             None => (*cached_sts.expect("skipped only when cached")).clone(),
@@ -859,12 +711,8 @@ async fn apply_children(
     if surge.keep_surge {
         let sts = crate::children::build_surge_statefulset(c, desired);
         let cached = k.and_then(|k| k.stateful_sets.seen(ns, &surge_name).present());
-        apply_if_changed::<StatefulSet>(client, c, &sts, cached.as_ref().map(|s| &s.metadata))
-            .await?;
-    } else if matches!(
-        all.map(|k| k.stateful_sets.seen(ns, &surge_name)),
-        Some(Seen::Present(_))
-    ) {
+        apply_if_changed::<StatefulSet>(client, c, &sts, cached.as_ref().map(|s| &s.metadata)).await?;
+    } else if matches!(all.map(|k| k.stateful_sets.seen(ns, &surge_name)), Some(Seen::Present(_))) {
         delete_owned::<StatefulSet>(client, c, &surge_name).await?;
     }
     apply_if_changed::<NetworkPolicy>(
@@ -907,10 +755,7 @@ async fn apply_children(
             .await?;
         }
         None => {
-            if !matches!(
-                all.map(|k| k.autoscalers.seen(ns, &dashboard)),
-                Some(Seen::Absent)
-            ) {
+            if !matches!(all.map(|k| k.autoscalers.seen(ns, &dashboard)), Some(Seen::Absent)) {
                 delete_owned::<HorizontalPodAutoscaler>(client, c, &dashboard).await?;
             }
         }
@@ -918,14 +763,7 @@ async fn apply_children(
     let ingress_address = match &ch.ingress {
         Some(i) => {
             let cached = k.and_then(|k| k.ingresses.seen(ns, &name(&i.metadata)).present());
-            let ingress = match apply_if_changed::<Ingress>(
-                client,
-                c,
-                i,
-                cached.as_ref().map(|i| &i.metadata),
-            )
-            .await?
-            {
+            let ingress = match apply_if_changed::<Ingress>(client, c, i, cached.as_ref().map(|i| &i.metadata)).await? {
                 Some(applied) => applied,
                 None => (*cached.expect("skipped only when cached")).clone(),
             };
@@ -937,10 +775,7 @@ async fn apply_children(
                 .and_then(|i| i.hostname.or(i.ip))
         }
         None => {
-            if !matches!(
-                all.map(|k| k.ingresses.seen(ns, &c.name)),
-                Some(Seen::Absent)
-            ) {
+            if !matches!(all.map(|k| k.ingresses.seen(ns, &c.name)), Some(Seen::Absent)) {
                 delete_owned::<Ingress>(client, c, &c.name).await?;
             }
             None
@@ -955,21 +790,13 @@ async fn apply_children(
 /// Dashboards no longer hold a Role (resume goes through the operator):
 /// removes the ones earlier releases made, once per cluster and process.
 async fn remove_legacy(ctx: &Context, c: &ValidCluster) -> Result<()> {
-    if ctx
-        .legacy_removed
-        .lock()
-        .expect("legacy lock")
-        .contains(&c.owner.uid)
-    {
+    if ctx.legacy_removed.lock().expect("legacy lock").contains(&c.owner.uid) {
         return Ok(());
     }
     let dashboard_identity = format!("{}-dashboard", c.name);
     delete_owned::<RoleBinding>(&ctx.client, c, &dashboard_identity).await?;
     delete_owned::<Role>(&ctx.client, c, &dashboard_identity).await?;
-    ctx.legacy_removed
-        .lock()
-        .expect("legacy lock")
-        .insert(c.owner.uid.clone());
+    ctx.legacy_removed.lock().expect("legacy lock").insert(c.owner.uid.clone());
     Ok(())
 }
 
@@ -1001,11 +828,7 @@ async fn publish_raw(
 }
 
 /// Requeues a failed reconcile with exponential backoff per object.
-pub fn error_policy(
-    obj: Arc<DeserializeGuard<DataCluster>>,
-    error: &Error,
-    ctx: Arc<Context>,
-) -> Requeue {
+pub fn error_policy(obj: Arc<DeserializeGuard<DataCluster>>, error: &Error, ctx: Arc<Context>) -> Requeue {
     ctx.metrics.error(error.category());
     let key = ObjectRef::from_obj(&*obj);
     let n = {
@@ -1051,24 +874,13 @@ pub fn trigger_hash(obj: &DeserializeGuard<DataCluster>) -> Option<u64> {
 fn watched<K>(
     client: &Client,
     config: &watcher::Config,
-) -> (
-    Cache<K>,
-    impl futures::Stream<Item = std::result::Result<K, watcher::Error>> + Send + 'static,
-)
+) -> (Cache<K>, impl futures::Stream<Item = std::result::Result<K, watcher::Error>> + Send + 'static)
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(Api::<K>::all(client.clone()), config.clone())
-        .default_backoff()
-        .reflect(writer)
-        .touched_objects();
+    let stream =
+        watcher(Api::<K>::all(client.clone()), config.clone()).default_backoff().reflect(writer).touched_objects();
     (Cache::new(reader), stream)
 }
 
@@ -1078,28 +890,17 @@ fn watched_meta<K>(
     config: &watcher::Config,
 ) -> (
     Cache<PartialObjectMeta<K>>,
-    impl futures::Stream<Item = std::result::Result<PartialObjectMeta<K>, watcher::Error>>
-    + Send
-    + 'static,
+    impl futures::Stream<Item = std::result::Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static,
 )
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
     // An `Api` of `PartialObjectMeta` lists and watches metadata only.
     watched::<PartialObjectMeta<K>>(client, config)
 }
 
 /// Runs the controller until `shutdown` resolves.
-pub async fn run(
-    ctx: Arc<Context>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let clusters: Api<DeserializeGuard<DataCluster>> = Api::all(client.clone());
     // The store sees every change; only the changes `trigger_hash` cares about
@@ -1114,15 +915,9 @@ pub async fn run(
     // StatefulSet, Service... of the whole cluster into this pod. Each watch
     // both fills the cache a reconcile reads and triggers the owner's
     // reconcile when a child changes or goes away.
-    let children = watcher::Config::default()
-        .labels(&managed_by_selector())
-        .any_semantic();
+    let children = watcher::Config::default().labels(&managed_by_selector()).any_semantic();
     let worker_pods = watcher::Config::default()
-        .labels(&format!(
-            "{},app.kubernetes.io/component={}",
-            managed_by_selector(),
-            Component::Worker.as_str()
-        ))
+        .labels(&format!("{},app.kubernetes.io/component={}", managed_by_selector(), Component::Worker.as_str()))
         .any_semantic();
     let (stateful_sets, sts_events) = watched::<StatefulSet>(&client, &children);
     let (deployments, deployment_events) = watched_meta::<Deployment>(&client, &children);
@@ -1135,8 +930,7 @@ pub async fn run(
     let (disruption_budgets, pdb_events) = watched_meta::<PodDisruptionBudget>(&client, &children);
     // Secrets and pods fill caches only: a pod's changes reach the status at
     // the next poll (its StatefulSet's ready count triggers at once).
-    let (secrets, secret_events) =
-        watched::<k8s_openapi::api::core::v1::Secret>(&client, &children);
+    let (secrets, secret_events) = watched::<k8s_openapi::api::core::v1::Secret>(&client, &children);
     let (pods, pod_events) = watched::<Pod>(&client, &worker_pods);
     ctx.use_caches(Arc::new(Caches {
         stateful_sets,
@@ -1152,16 +946,11 @@ pub async fn run(
         pods,
     }));
     let caches_only = tokio::spawn(async move {
-        futures::join!(
-            secret_events.for_each(|_| async {}),
-            pod_events.for_each(|_| async {})
-        );
+        futures::join!(secret_events.for_each(|_| async {}), pod_events.for_each(|_| async {}));
     });
     Controller::for_stream(triggers, reader)
         .with_config(
-            kube::runtime::controller::Config::default()
-                .debounce(Duration::from_secs(1))
-                .concurrency(ctx.concurrency),
+            kube::runtime::controller::Config::default().debounce(Duration::from_secs(1)).concurrency(ctx.concurrency),
         )
         .owns_stream(sts_events)
         .owns_stream(deployment_events)
@@ -1188,11 +977,7 @@ pub async fn run(
 mod tests {
     use super::*;
 
-    fn dc(
-        generation: i64,
-        annotations: &[(&str, &str)],
-        resource_version: &str,
-    ) -> DeserializeGuard<DataCluster> {
+    fn dc(generation: i64, annotations: &[(&str, &str)], resource_version: &str) -> DeserializeGuard<DataCluster> {
         let mut v = serde_json::json!({
             "apiVersion": "quiver.dev/v1alpha1", "kind": "DataCluster",
             "metadata": {"name": "demo", "namespace": "ns", "uid": "u", "generation": generation,
@@ -1211,42 +996,19 @@ mod tests {
         // Our own status write: a new resourceVersion, same generation.
         assert_eq!(trigger_hash(&dc(3, &[], "1001")), base);
         // kubectl's bookkeeping annotation.
-        assert_eq!(
-            trigger_hash(&dc(
-                3,
-                &[("kubectl.kubernetes.io/last-applied-configuration", "{}")],
-                "102"
-            )),
-            base
-        );
+        assert_eq!(trigger_hash(&dc(3, &[("kubectl.kubernetes.io/last-applied-configuration", "{}")], "102")), base);
     }
 
     #[test]
     fn spec_changes_restart_and_resume_requests_and_deletion_trigger_a_reconcile() {
         let base = trigger_hash(&dc(3, &[], "100"));
         assert_ne!(trigger_hash(&dc(4, &[], "100")), base);
-        assert_ne!(
-            trigger_hash(&dc(
-                3,
-                &[(crate::crd::RESTART_ANNOTATION, "2026-01-06T00:00:00Z")],
-                "100"
-            )),
-            base
-        );
-        assert_ne!(
-            trigger_hash(&dc(
-                3,
-                &[(crate::crd::RESUME_ANNOTATION, "2026-01-06T00:00:00Z")],
-                "100"
-            )),
-            base
-        );
+        assert_ne!(trigger_hash(&dc(3, &[(crate::crd::RESTART_ANNOTATION, "2026-01-06T00:00:00Z")], "100")), base);
+        assert_ne!(trigger_hash(&dc(3, &[(crate::crd::RESUME_ANNOTATION, "2026-01-06T00:00:00Z")], "100")), base);
         let mut deleting = dc(3, &[], "100");
         if let Ok(d) = deleting.0.as_mut() {
             d.metadata.deletion_timestamp =
-                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                    "2026-01-06T00:00:00Z".parse().unwrap(),
-                ));
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-01-06T00:00:00Z".parse().unwrap()));
         }
         assert_ne!(trigger_hash(&deleting), base);
     }

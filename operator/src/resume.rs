@@ -60,14 +60,9 @@ pub enum Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let (code, message) = match self {
-            Refusal::Unauthenticated => {
-                (StatusCode::UNAUTHORIZED, "not authorised for this cluster")
-            }
+            Refusal::Unauthenticated => (StatusCode::UNAUTHORIZED, "not authorised for this cluster"),
             Refusal::NotFound => (StatusCode::NOT_FOUND, "no such cluster"),
-            Refusal::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the Kubernetes API is unavailable",
-            ),
+            Refusal::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "the Kubernetes API is unavailable"),
         };
         (code, Json(json!({"error": message}))).into_response()
     }
@@ -78,20 +73,11 @@ pub fn token_matches(expected: &[u8], presented: &[u8]) -> bool {
     if expected.is_empty() || expected.len() != presented.len() {
         return false;
     }
-    expected
-        .iter()
-        .zip(presented)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
+    expected.iter().zip(presented).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
 /// Reads the DataCluster and checks the Bearer token against its dashboard token.
@@ -113,10 +99,7 @@ pub async fn authorize(
         .ok_or(Refusal::NotFound)?;
     let (secret, key) = match &dc.spec.dashboard.token_secret_ref {
         Some(r) => (r.name.clone(), r.key.clone()),
-        None => (
-            ValidCluster::generated_dashboard_token_secret(name),
-            TOKEN_KEY.to_string(),
-        ),
+        None => (ValidCluster::generated_dashboard_token_secret(name), TOKEN_KEY.to_string()),
     };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let expected = secrets
@@ -129,11 +112,7 @@ pub async fn authorize(
         .and_then(|s| s.data?.remove(&key))
         .ok_or(Refusal::NotFound)?;
     let expected = String::from_utf8_lossy(&expected.0);
-    if token_matches(expected.trim().as_bytes(), presented.as_bytes()) {
-        Ok(dc)
-    } else {
-        Err(Refusal::Unauthenticated)
-    }
+    if token_matches(expected.trim().as_bytes(), presented.as_bytes()) { Ok(dc) } else { Err(Refusal::Unauthenticated) }
 }
 
 /// Sets the resume annotation (nothing else) to now; returns the time written.
@@ -146,26 +125,18 @@ pub async fn request_resume(
     let at = clock.now().to_string();
     let api: Api<DataCluster> = Api::namespaced(client.clone(), namespace);
     let patch = json!({"metadata": {"annotations": {RESUME_ANNOTATION: at}}});
-    api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(|e| {
-            tracing::warn!(cluster = name, namespace, error = %e, "resume: setting the annotation failed");
-            Refusal::Unavailable
-        })?;
+    api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(|e| {
+        tracing::warn!(cluster = name, namespace, error = %e, "resume: setting the annotation failed");
+        Refusal::Unavailable
+    })?;
     Ok(at)
 }
 
 /// The routes.
 pub fn router(state: ResumeState) -> Router {
     Router::new()
-        .route(
-            "/v1/namespaces/{namespace}/dataclusters/{name}/status",
-            get(status),
-        )
-        .route(
-            "/v1/namespaces/{namespace}/dataclusters/{name}/resume",
-            post(resume),
-        )
+        .route("/v1/namespaces/{namespace}/dataclusters/{name}/status", get(status))
+        .route("/v1/namespaces/{namespace}/dataclusters/{name}/resume", post(resume))
         .with_state(state)
 }
 
@@ -206,9 +177,7 @@ pub async fn serve(
     state: ResumeState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 
 #[cfg(test)]

@@ -68,10 +68,7 @@ impl WorkerPod {
     /// Reads what the rollout needs from a pod of StatefulSet `sts_name`.
     pub fn from_pod(sts_name: &str, p: &Pod) -> Option<WorkerPod> {
         let name = p.metadata.name.clone()?;
-        let ordinal = name
-            .strip_prefix(&format!("{sts_name}-"))?
-            .parse::<u32>()
-            .ok()?;
+        let ordinal = name.strip_prefix(&format!("{sts_name}-"))?.parse::<u32>().ok()?;
         let shards = p
             .spec
             .as_ref()
@@ -86,12 +83,7 @@ impl WorkerPod {
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
         Some(WorkerPod {
-            revision: p
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(REVISION_LABEL))
-                .cloned(),
+            revision: p.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL)).cloned(),
             shards,
             ready,
             terminating: p.metadata.deletion_timestamp.is_some(),
@@ -128,25 +120,14 @@ pub fn plan(
     let Some(update) = update_revision else {
         return Plan::default();
     };
-    let live: Vec<&WorkerPod> = pods
-        .iter()
-        .filter(|p| !p.terminating && (p.ordinal as i32) < desired)
-        .collect();
-    let mut outdated: Vec<&WorkerPod> = live
-        .iter()
-        .copied()
-        .filter(|p| p.revision.as_deref() != Some(update))
-        .collect();
+    let live: Vec<&WorkerPod> = pods.iter().filter(|p| !p.terminating && (p.ordinal as i32) < desired).collect();
+    let mut outdated: Vec<&WorkerPod> =
+        live.iter().copied().filter(|p| p.revision.as_deref() != Some(update)).collect();
     outdated.sort_by_key(|p| p.ordinal);
     let in_progress = !outdated.is_empty();
-    let waiting = live
-        .iter()
-        .filter(|p| p.revision.as_deref() == Some(update) && !p.ready)
-        .map(|p| p.name.clone())
-        .collect();
-    let resharding = outdated
-        .iter()
-        .any(|p| p.shards.is_some_and(|s| s != shards));
+    let waiting =
+        live.iter().filter(|p| p.revision.as_deref() == Some(update) && !p.ready).map(|p| p.name.clone()).collect();
+    let resharding = outdated.iter().any(|p| p.shards.is_some_and(|s| s != shards));
     let delete: Vec<String> = if resharding {
         outdated.iter().map(|p| p.name.clone()).collect()
     } else {
@@ -165,13 +146,7 @@ pub fn plan(
         }
         out
     };
-    Plan {
-        surge: None,
-        delete,
-        outdated: outdated.len(),
-        waiting,
-        in_progress,
-    }
+    Plan { surge: None, delete, outdated: outdated.len(), waiting, in_progress }
 }
 
 /// Name of the transitional StatefulSet of a surge re-shard (short: its
@@ -280,24 +255,12 @@ pub struct SurgePlan {
 
 impl SurgePlan {
     fn at(stage: SurgeStage, keep_surge: bool, hold_main: bool, pin: Option<String>) -> SurgePlan {
-        SurgePlan {
-            stage: Some(stage),
-            keep_surge,
-            hold_main,
-            pin,
-            wait: None,
-        }
+        SurgePlan { stage: Some(stage), keep_surge, hold_main, pin, wait: None }
     }
 
     /// No surge: the Service selects every worker.
     pub fn none() -> SurgePlan {
-        SurgePlan {
-            stage: None,
-            keep_surge: false,
-            hold_main: false,
-            pin: None,
-            wait: None,
-        }
+        SurgePlan { stage: None, keep_surge: false, hold_main: false, pin: None, wait: None }
     }
 }
 
@@ -305,9 +268,7 @@ impl SurgePlan {
 fn complete(pods: &[&WorkerPod], revision: Option<&str>, desired: i32, shards: i32) -> bool {
     revision.is_some()
         && pods.len() as i32 == desired
-        && pods
-            .iter()
-            .all(|p| p.ready && p.revision.as_deref() == revision && p.shards == Some(shards))
+        && pods.iter().all(|p| p.ready && p.revision.as_deref() == revision && p.shards == Some(shards))
 }
 
 fn live(pods: &[WorkerPod]) -> Vec<&WorkerPod> {
@@ -317,28 +278,17 @@ fn live(pods: &[WorkerPod]) -> Vec<&WorkerPod> {
 /// Plans one step of a surge re-shard (see the module's table). Pure.
 pub fn surge(i: &SurgeInputs<'_>) -> SurgePlan {
     let main = live(i.main);
-    let old: Vec<&WorkerPod> = main
-        .iter()
-        .copied()
-        .filter(|p| p.shards.is_some_and(|s| s != i.shards))
-        .collect();
+    let old: Vec<&WorkerPod> = main.iter().copied().filter(|p| p.shards.is_some_and(|s| s != i.shards)).collect();
     let resharding = !old.is_empty();
     // The old generation's revision: what the Service keeps selecting.
-    let old_revision = old
-        .iter()
-        .find(|p| p.ready)
-        .and_then(|p| p.revision.clone());
-    let pinned_for = |revision: &str| {
-        i.pin
-            .filter(|p| p.revision == revision)
-            .map(|p| crate::lifecycle::elapsed(p.since, i.now))
-    };
+    let old_revision = old.iter().find(|p| p.ready).and_then(|p| p.revision.clone());
+    let pinned_for =
+        |revision: &str| i.pin.filter(|p| p.revision == revision).map(|p| crate::lifecycle::elapsed(p.since, i.now));
     let Some(surge) = i.surge else {
         // Start only from a complete old generation (there is nothing to keep
         // serving otherwise), and not again once this generation fell back.
-        let old_complete = resharding
-            && old.len() == main.len()
-            && main.iter().all(|p| p.ready && p.revision == old_revision);
+        let old_complete =
+            resharding && old.len() == main.len() && main.iter().all(|p| p.ready && p.revision == old_revision);
         if i.strategy == RolloutStrategy::Surge && old_complete && !i.fell_back {
             return SurgePlan::at(SurgeStage::Loading, true, true, old_revision);
         }
@@ -364,10 +314,7 @@ pub fn surge(i: &SurgeInputs<'_>) -> SurgePlan {
             let pin = old_revision.or_else(|| i.pin.map(|p| p.revision.clone()));
             return SurgePlan::at(SurgeStage::Loading, true, true, pin);
         }
-        let revision = i
-            .surge_revision
-            .expect("complete or pinned implies a revision")
-            .to_string();
+        let revision = i.surge_revision.expect("complete or pinned implies a revision").to_string();
         return match switched.map(|(_, e)| e) {
             None => SurgePlan {
                 wait: Some(SWITCH_DRAIN),
@@ -382,21 +329,14 @@ pub fn surge(i: &SurgeInputs<'_>) -> SurgePlan {
     }
     // NAME-workers runs the new shards (loading, or complete).
     if !complete(&main, i.main_revision, i.desired, i.shards) {
-        let pin = i
-            .surge_revision
-            .map(str::to_string)
-            .or_else(|| i.pin.map(|p| p.revision.clone()));
+        let pin = i.surge_revision.map(str::to_string).or_else(|| i.pin.map(|p| p.revision.clone()));
         return SurgePlan::at(SurgeStage::Reloading, true, false, pin);
     }
-    let revision = i
-        .main_revision
-        .expect("complete implies a revision")
-        .to_string();
+    let revision = i.main_revision.expect("complete implies a revision").to_string();
     match pinned_for(&revision) {
-        None => SurgePlan {
-            wait: Some(SWITCH_DRAIN),
-            ..SurgePlan::at(SurgeStage::Returned, true, false, Some(revision))
-        },
+        None => {
+            SurgePlan { wait: Some(SWITCH_DRAIN), ..SurgePlan::at(SurgeStage::Returned, true, false, Some(revision)) }
+        }
         Some(e) if e < SWITCH_DRAIN => SurgePlan {
             wait: Some(SWITCH_DRAIN - e),
             ..SurgePlan::at(SurgeStage::Returned, true, false, Some(revision))
@@ -410,17 +350,16 @@ pub fn surge(i: &SurgeInputs<'_>) -> SurgePlan {
 pub fn resolve_max_unavailable(value: &str, desired: i32) -> Result<i32, String> {
     let n = match value.strip_suffix('%') {
         Some(pct) => {
-            let p: i64 = pct
-                .parse()
-                .map_err(|_| format!("maxUnavailable {value:?} is not a number or a percentage"))?;
+            let p: i64 =
+                pct.parse().map_err(|_| format!("maxUnavailable {value:?} is not a number or a percentage"))?;
             if !(0..=100).contains(&p) {
                 return Err(format!("maxUnavailable {value:?} must be 0% to 100%"));
             }
             (i64::from(desired) * p / 100) as i32
         }
-        None => value
-            .parse::<i32>()
-            .map_err(|_| format!("maxUnavailable {value:?} is not a number or a percentage"))?,
+        None => {
+            value.parse::<i32>().map_err(|_| format!("maxUnavailable {value:?} is not a number or a percentage"))?
+        }
     };
     if n < 0 {
         return Err(format!("maxUnavailable {value:?} must not be negative"));
@@ -460,15 +399,7 @@ mod tests {
         let mut pods: Vec<_> = (0..4).map(|i| pod(i, "old", 4, true)).collect();
         pods.extend((4..8).map(|i| pod(i, "new", 8, false)));
         let p = plan(&pods, Some("new"), 8, 8, 1);
-        assert_eq!(
-            names(&p),
-            [
-                "demo-workers-0",
-                "demo-workers-1",
-                "demo-workers-2",
-                "demo-workers-3"
-            ]
-        );
+        assert_eq!(names(&p), ["demo-workers-0", "demo-workers-1", "demo-workers-2", "demo-workers-3"]);
         assert!(p.in_progress);
     }
 
@@ -512,10 +443,7 @@ mod tests {
     }
 
     fn surge_pod(ordinal: u32, revision: &str, shards: i32, ready: bool) -> WorkerPod {
-        WorkerPod {
-            name: format!("demo-surge-{ordinal}"),
-            ..pod(ordinal, revision, shards, ready)
-        }
+        WorkerPod { name: format!("demo-surge-{ordinal}"), ..pod(ordinal, revision, shards, ready) }
     }
 
     /// A 2 → 3 re-shard: `main` pods, the surge's pods (None: no surge StatefulSet), the pin.
@@ -526,16 +454,7 @@ mod tests {
         pin: Option<&Pin>,
         now: i64,
     ) -> SurgePlan {
-        surge_plan_with(
-            RolloutStrategy::Surge,
-            main,
-            main_revision,
-            surge,
-            pin,
-            None,
-            false,
-            now,
-        )
+        surge_plan_with(RolloutStrategy::Surge, main, main_revision, surge, pin, None, false, now)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -565,10 +484,7 @@ mod tests {
     }
 
     fn pinned(revision: &str, since: i64) -> Pin {
-        Pin {
-            revision: revision.into(),
-            since: at(since),
-        }
+        Pin { revision: revision.into(), since: at(since) }
     }
 
     #[test]
@@ -576,19 +492,13 @@ mod tests {
         let old: Vec<_> = (0..2).map(|i| pod(i, "old", 2, true)).collect();
         // Start: the surge loads, NAME-workers is held, the Service keeps the old pods.
         let p = step(&old, "old", None, None, 0);
-        assert_eq!(
-            p,
-            SurgePlan::at(SurgeStage::Loading, true, true, Some("old".into()))
-        );
+        assert_eq!(p, SurgePlan::at(SurgeStage::Loading, true, true, Some("old".into())));
         // Loading: two of three new shards loaded.
         let mut new: Vec<_> = (0..3).map(|i| surge_pod(i, "surge-1", 3, true)).collect();
         new[2].ready = false;
         let pin_old = pinned("old", 0);
         let p = step(&old, "old", Some(&new), Some(&pin_old), 5);
-        assert_eq!(
-            p,
-            SurgePlan::at(SurgeStage::Loading, true, true, Some("old".into()))
-        );
+        assert_eq!(p, SurgePlan::at(SurgeStage::Loading, true, true, Some("old".into())));
         // Every new shard loaded: switch the Service, keep the old pods for the drain.
         new[2].ready = true;
         let p = step(&old, "old", Some(&new), Some(&pin_old), 8);
@@ -601,90 +511,41 @@ mod tests {
         let p = step(&old, "old", Some(&new), Some(&pin_surge), 18);
         assert_eq!(
             (p.stage.clone(), p.hold_main, p.wait),
-            (
-                Some(SurgeStage::Switched),
-                true,
-                Some(Duration::from_secs(5))
-            )
+            (Some(SurgeStage::Switched), true, Some(Duration::from_secs(5)))
         );
         // Drained: NAME-workers takes the new template (the Replace plan then
         // deletes its old pods); the surge answers meanwhile.
         let p = step(&old, "old", Some(&new), Some(&pin_surge), 23);
-        assert_eq!(
-            p,
-            SurgePlan::at(SurgeStage::Reloading, true, false, Some("surge-1".into()))
-        );
+        assert_eq!(p, SurgePlan::at(SurgeStage::Reloading, true, false, Some("surge-1".into())));
         let mut reloaded: Vec<_> = (0..3).map(|i| pod(i, "new", 3, false)).collect();
         let p = step(&reloaded, "new", Some(&new), Some(&pin_surge), 25);
-        assert_eq!(
-            p,
-            SurgePlan::at(SurgeStage::Reloading, true, false, Some("surge-1".into()))
-        );
+        assert_eq!(p, SurgePlan::at(SurgeStage::Reloading, true, false, Some("surge-1".into())));
         // NAME-workers complete again: switch back, then drop the surge after the drain.
         for p in &mut reloaded {
             p.ready = true;
         }
         let p = step(&reloaded, "new", Some(&new), Some(&pin_surge), 30);
-        assert_eq!(
-            (p.stage.clone(), p.pin.as_deref(), p.keep_surge),
-            (Some(SurgeStage::Returned), Some("new"), true)
-        );
+        assert_eq!((p.stage.clone(), p.pin.as_deref(), p.keep_surge), (Some(SurgeStage::Returned), Some("new"), true));
         let pin_new = pinned("new", 30);
         let p = step(&reloaded, "new", Some(&new), Some(&pin_new), 44);
         assert_eq!(p.stage, Some(SurgeStage::Returned));
         let p = step(&reloaded, "new", Some(&new), Some(&pin_new), 45);
-        assert_eq!(
-            p,
-            SurgePlan::at(SurgeStage::Done, false, false, Some("new".into()))
-        );
+        assert_eq!(p, SurgePlan::at(SurgeStage::Done, false, false, Some("new".into())));
         // Gone: a settled cluster, the Service selects every worker.
-        assert_eq!(
-            step(&reloaded, "new", None, Some(&pin_new), 46),
-            SurgePlan::none()
-        );
+        assert_eq!(step(&reloaded, "new", None, Some(&pin_new), 46), SurgePlan::none());
     }
 
     #[test]
     fn a_surge_starts_only_from_a_complete_old_generation_and_not_for_replace() {
         let mut old: Vec<_> = (0..2).map(|i| pod(i, "old", 2, true)).collect();
-        let replace = surge_plan_with(
-            RolloutStrategy::Replace,
-            &old,
-            "old",
-            None,
-            None,
-            None,
-            false,
-            0,
-        );
+        let replace = surge_plan_with(RolloutStrategy::Replace, &old, "old", None, None, None, false, 0);
         assert_eq!(replace, SurgePlan::none());
         let settled: Vec<_> = (0..3).map(|i| pod(i, "new", 3, true)).collect();
-        assert_eq!(
-            step(&settled, "new", None, None, 0),
-            SurgePlan::none(),
-            "no re-shard, no surge"
-        );
+        assert_eq!(step(&settled, "new", None, None, 0), SurgePlan::none(), "no re-shard, no surge");
         old[1].ready = false;
-        assert_eq!(
-            step(&old, "old", None, None, 0),
-            SurgePlan::none(),
-            "nothing complete to keep serving"
-        );
-        let again = surge_plan_with(
-            RolloutStrategy::Surge,
-            &old[..1],
-            "old",
-            None,
-            None,
-            None,
-            true,
-            0,
-        );
-        assert_eq!(
-            again,
-            SurgePlan::none(),
-            "this generation already fell back"
-        );
+        assert_eq!(step(&old, "old", None, None, 0), SurgePlan::none(), "nothing complete to keep serving");
+        let again = surge_plan_with(RolloutStrategy::Surge, &old[..1], "old", None, None, None, true, 0);
+        assert_eq!(again, SurgePlan::none(), "this generation already fell back");
     }
 
     #[test]
@@ -702,26 +563,10 @@ mod tests {
             false,
             5,
         );
-        assert_eq!(
-            p,
-            SurgePlan::at(SurgeStage::FellBack(why.into()), false, false, None)
-        );
-        assert!(
-            SurgeStage::FellBack(why.into())
-                .describe(3)
-                .contains("exceeded quota")
-        );
+        assert_eq!(p, SurgePlan::at(SurgeStage::FellBack(why.into()), false, false, None));
+        assert!(SurgeStage::FellBack(why.into()).describe(3).contains("exceeded quota"));
         // Switching to Replace mid-way does the same.
-        let p = surge_plan_with(
-            RolloutStrategy::Replace,
-            &old,
-            "old",
-            Some(&new),
-            None,
-            None,
-            false,
-            5,
-        );
+        let p = surge_plan_with(RolloutStrategy::Replace, &old, "old", Some(&new), None, None, false, 5);
         assert!(matches!(p.stage, Some(SurgeStage::FellBack(_))) && !p.keep_surge && !p.hold_main);
         // Once the dashboards switched to a complete surge, a failure no longer undoes it.
         let full: Vec<_> = (0..3).map(|i| surge_pod(i, "surge-1", 3, true)).collect();

@@ -31,9 +31,7 @@ pub(crate) fn cluster_dataset_schema(generator: &mut SchemaGenerator) -> Schema 
     if let Some(obj) = dataset.as_object_mut() {
         // `deny_unknown_fields` on the worker type would reject our extra field.
         obj.remove("additionalProperties");
-        let props = obj
-            .entry("properties")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let props = obj.entry("properties").or_insert_with(|| Value::Object(Map::new()));
         if let Some(props) = props.as_object_mut() {
             props.insert("credentialsSecret".into(), Value::Object(credentials));
             props.insert(
@@ -54,18 +52,12 @@ pub(crate) fn cluster_dataset_schema(generator: &mut SchemaGenerator) -> Schema 
         );
     }
     // The worker's limits (`ViewConfig::validate`), stated so CEL cost estimates stay bounded.
-    if let Some(dims) = dataset
-        .pointer_mut("/properties/view/properties/dimensions")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(dims) = dataset.pointer_mut("/properties/view/properties/dimensions").and_then(Value::as_object_mut) {
         dims.insert("minItems".into(), json!(1));
         dims.insert("maxItems".into(), json!(16));
     }
     // Same constraint as `quiver_worker::spec::validate_name`.
-    if let Some(name) = dataset
-        .pointer_mut("/properties/name")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(name) = dataset.pointer_mut("/properties/name").and_then(Value::as_object_mut) {
         name.insert("pattern".into(), json!("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"));
         name.insert("maxLength".into(), json!(63));
     }
@@ -99,11 +91,7 @@ fn replace_bins(mut value: Value, binning: &Value) -> Value {
 fn binning_schema(generator: &mut SchemaGenerator) -> Value {
     let category = generator.subschema_for::<CategoryDef>().to_value();
     let absent = |fields: &[&str]| -> String {
-        fields
-            .iter()
-            .map(|f| format!("!has(self.{f})"))
-            .collect::<Vec<_>>()
-            .join(" && ")
+        fields.iter().map(|f| format!("!has(self.{f})")).collect::<Vec<_>>().join(" && ")
     };
     json!({
         "type": "object",

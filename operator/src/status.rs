@@ -71,9 +71,7 @@ pub fn bounded_list(items: &[String]) -> String {
 /// comparing a freshly computed status with the stored one must go through
 /// the same serialisation, or sub-second times make every pass a write.
 pub fn stored(s: DataClusterStatus) -> DataClusterStatus {
-    serde_json::to_value(&s)
-        .and_then(serde_json::from_value)
-        .expect("a status always round-trips through JSON")
+    serde_json::to_value(&s).and_then(serde_json::from_value).expect("a status always round-trips through JSON")
 }
 
 /// How finely `lastActivityTime` is recorded: a twentieth of the idle timeout,
@@ -81,18 +79,12 @@ pub fn stored(s: DataClusterStatus) -> DataClusterStatus {
 /// workers' exact times while they answer; the recorded value only matters
 /// when they do not, so a busy cluster rewrites its status at most this often.
 pub fn activity_resolution(idle_timeout: Option<Duration>) -> Duration {
-    idle_timeout.map_or(Duration::from_secs(300), |t| {
-        (t / 20).clamp(Duration::from_secs(5), Duration::from_secs(300))
-    })
+    idle_timeout.map_or(Duration::from_secs(300), |t| (t / 20).clamp(Duration::from_secs(5), Duration::from_secs(300)))
 }
 
 /// `lastActivityTime` to record: the previous value while the new one is less
 /// than `resolution` later, else the new one in whole seconds.
-pub fn coarse_activity(
-    previous: Option<Timestamp>,
-    latest: Timestamp,
-    resolution: Duration,
-) -> Timestamp {
+pub fn coarse_activity(previous: Option<Timestamp>, latest: Timestamp, resolution: Duration) -> Timestamp {
     if let Some(p) = previous
         && latest >= p
         && crate::lifecycle::elapsed(p, latest) < resolution
@@ -108,17 +100,10 @@ pub fn memory_of(status: Option<&DataClusterStatus>) -> Memory {
         return Memory::default();
     };
     let suspended = match (s.suspend_reason, &s.suspended_at) {
-        (Some(reason), Some(at)) => Some(Suspension {
-            reason,
-            since: at.0,
-            generation: s.suspended_generation,
-        }),
+        (Some(reason), Some(at)) => Some(Suspension { reason, since: at.0, generation: s.suspended_generation }),
         _ => None,
     };
-    Memory {
-        suspended,
-        last_activity: s.last_activity_time.as_ref().map(|t| t.0),
-    }
+    Memory { suspended, last_activity: s.last_activity_time.as_ref().map(|t| t.0) }
 }
 
 /// Per-shard summary of the workers' reports under the current sharding.
@@ -137,12 +122,7 @@ pub struct Shards {
 }
 
 /// Summarises the workers' reports for `desired` workers and `shards` shards.
-pub fn summarize_shards(
-    c: &ValidCluster,
-    desired: i32,
-    shards: i32,
-    reports: &[WorkerReport],
-) -> Shards {
+pub fn summarize_shards(c: &ValidCluster, desired: i32, shards: i32, reports: &[WorkerReport]) -> Shards {
     let mut out = Shards {
         datasets: c
             .datasets
@@ -263,14 +243,7 @@ pub struct Inputs<'a> {
     pub now: Timestamp,
 }
 
-fn cond(
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: String,
-    generation: i64,
-    now: Timestamp,
-) -> Condition {
+fn cond(type_: &str, status: &str, reason: &str, message: String, generation: i64, now: Timestamp) -> Condition {
     Condition {
         type_: type_.into(),
         status: status.into(),
@@ -309,10 +282,7 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
         Phase::Ready
     } else if !shards.failures.is_empty() {
         Phase::Degraded
-    } else if matches!(prev_phase, Some(Phase::Ready | Phase::Degraded))
-        && prev_gen == Some(generation_now)
-        && rolled
-    {
+    } else if matches!(prev_phase, Some(Phase::Ready | Phase::Degraded)) && prev_gen == Some(generation_now) && rolled {
         // Nothing was asked to change, yet a shard is gone.
         Phase::Degraded
     } else if shards.answered > 0 {
@@ -321,70 +291,26 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
         Phase::Pending
     };
 
-    let ready_msg = format!(
-        "{}/{} workers have loaded their shard of every dataset",
-        shards.ready, i.desired
-    );
+    let ready_msg = format!("{}/{} workers have loaded their shard of every dataset", shards.ready, i.desired);
     let ready = match phase {
-        Phase::Ready => cond(
-            condition::READY,
-            "True",
-            "AllShardsLoaded",
-            ready_msg,
-            generation_now,
-            i.now,
-        ),
-        Phase::Suspended => cond(
-            condition::READY,
-            "False",
-            "Suspended",
-            "the workers are stopped".into(),
-            generation_now,
-            i.now,
-        ),
-        Phase::Degraded if !shards.failures.is_empty() => cond(
-            condition::READY,
-            "False",
-            "LoadFailed",
-            bounded_list(&shards.failures),
-            generation_now,
-            i.now,
-        ),
-        Phase::Degraded => cond(
-            condition::READY,
-            "False",
-            "ShardsUnavailable",
-            ready_msg,
-            generation_now,
-            i.now,
-        ),
+        Phase::Ready => cond(condition::READY, "True", "AllShardsLoaded", ready_msg, generation_now, i.now),
+        Phase::Suspended => {
+            cond(condition::READY, "False", "Suspended", "the workers are stopped".into(), generation_now, i.now)
+        }
+        Phase::Degraded if !shards.failures.is_empty() => {
+            cond(condition::READY, "False", "LoadFailed", bounded_list(&shards.failures), generation_now, i.now)
+        }
+        Phase::Degraded => cond(condition::READY, "False", "ShardsUnavailable", ready_msg, generation_now, i.now),
         Phase::Loading if shards.stale > 0 => cond(
             condition::READY,
             "False",
             "Resharding",
-            format!(
-                "{ready_msg}; {} still serve another shard count",
-                shards.stale
-            ),
+            format!("{ready_msg}; {} still serve another shard count", shards.stale),
             generation_now,
             i.now,
         ),
-        Phase::Loading => cond(
-            condition::READY,
-            "False",
-            "Loading",
-            ready_msg,
-            generation_now,
-            i.now,
-        ),
-        _ => cond(
-            condition::READY,
-            "False",
-            "WaitingForWorkers",
-            ready_msg,
-            generation_now,
-            i.now,
-        ),
+        Phase::Loading => cond(condition::READY, "False", "Loading", ready_msg, generation_now, i.now),
+        _ => cond(condition::READY, "False", "WaitingForWorkers", ready_msg, generation_now, i.now),
     };
 
     let suspended = match (i.decision.suspended, i.desired) {
@@ -399,31 +325,12 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
                     ),
                 ),
             };
-            cond(
-                condition::SUSPENDED,
-                "True",
-                reason,
-                msg,
-                generation_now,
-                i.now,
-            )
+            cond(condition::SUSPENDED, "True", reason, msg, generation_now, i.now)
         }
-        (None, 0) => cond(
-            condition::SUSPENDED,
-            "True",
-            "NoReplicas",
-            "spec.workers.replicas is 0".into(),
-            generation_now,
-            i.now,
-        ),
-        (None, _) => cond(
-            condition::SUSPENDED,
-            "False",
-            "Running",
-            "the workers run".into(),
-            generation_now,
-            i.now,
-        ),
+        (None, 0) => {
+            cond(condition::SUSPENDED, "True", "NoReplicas", "spec.workers.replicas is 0".into(), generation_now, i.now)
+        }
+        (None, _) => cond(condition::SUSPENDED, "False", "Running", "the workers run".into(), generation_now, i.now),
     };
 
     let activity = match i.activity {
@@ -431,10 +338,7 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
             condition::ACTIVITY_KNOWN,
             "True",
             "WorkersAnswered",
-            format!(
-                "{} of {} workers reported their query activity",
-                shards.answered, i.desired
-            ),
+            format!("{} of {} workers reported their query activity", shards.answered, i.desired),
             generation_now,
             i.now,
         ),
@@ -458,14 +362,7 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
             i.now,
         ),
     };
-    let valid = cond(
-        condition::SPEC_VALID,
-        "True",
-        "Valid",
-        "the spec is valid".into(),
-        generation_now,
-        i.now,
-    );
+    let valid = cond(condition::SPEC_VALID, "True", "Valid", "the spec is valid".into(), generation_now, i.now);
     let previous_conditions = i.previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
     let owned = cond(
         condition::CHILDREN_OWNED,
@@ -480,12 +377,7 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
             condition::REPLICA_FAILURE,
             "True",
             &first.reason,
-            bounded_list(
-                &i.failures
-                    .iter()
-                    .map(PodFailure::describe)
-                    .collect::<Vec<_>>(),
-            ),
+            bounded_list(&i.failures.iter().map(PodFailure::describe).collect::<Vec<_>>()),
             generation_now,
             i.now,
         ),
@@ -502,9 +394,7 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
         .iter()
         .find(|p| p.type_ == condition::ROLLING_OUT && p.status == "True")
         .map(|p| p.last_transition_time.0);
-    let previous_rolling = previous_conditions
-        .iter()
-        .find(|p| p.type_ == condition::ROLLING_OUT && p.status == "True");
+    let previous_rolling = previous_conditions.iter().find(|p| p.type_ == condition::ROLLING_OUT && p.status == "True");
     // A fallback is said for the rest of the generation's rollout (the
     // operator reads it back so as not to surge again).
     let fell_back = previous_rolling
@@ -519,19 +409,10 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
                 Some(stage) => stage.describe(c.worker_replicas.max(1)),
                 None => fell_back.clone().unwrap_or_default(),
             };
-            cond(
-                condition::ROLLING_OUT,
-                "True",
-                SURGE_FELL_BACK,
-                message,
-                generation_now,
-                i.now,
-            )
+            cond(condition::ROLLING_OUT, "True", SURGE_FELL_BACK, message, generation_now, i.now)
         }
         Some(p)
-            if rolling_since.is_some_and(|since| {
-                crate::lifecycle::elapsed(since, i.now) >= c.progress_deadline
-            }) =>
+            if rolling_since.is_some_and(|since| crate::lifecycle::elapsed(since, i.now) >= c.progress_deadline) =>
         {
             cond(
                 condition::ROLLING_OUT,
@@ -542,19 +423,13 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
                     p.outdated,
                     i.desired,
                     humantime::format_duration(c.progress_deadline),
-                    if p.waiting.is_empty() {
-                        "none (pods missing)".to_string()
-                    } else {
-                        bounded_list(&p.waiting)
-                    }
+                    if p.waiting.is_empty() { "none (pods missing)".to_string() } else { bounded_list(&p.waiting) }
                 ),
                 generation_now,
                 i.now,
             )
         }
-        Some(crate::rollout::Plan {
-            surge: Some(stage), ..
-        }) => cond(
+        Some(crate::rollout::Plan { surge: Some(stage), .. }) => cond(
             condition::ROLLING_OUT,
             "True",
             surge_reason(stage),
@@ -586,20 +461,10 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
     };
     let conditions = merge_conditions(
         previous_conditions,
-        vec![
-            valid,
-            ready,
-            suspended,
-            activity,
-            owned,
-            replica_failure,
-            rolling_out,
-        ],
+        vec![valid, ready, suspended, activity, owned, replica_failure, rolling_out],
     );
     let last_activity = coarse_activity(
-        i.previous
-            .and_then(|p| p.last_activity_time.as_ref())
-            .map(|t| t.0),
+        i.previous.and_then(|p| p.last_activity_time.as_ref()).map(|t| t.0),
         i.decision.last_activity,
         activity_resolution(c.idle_timeout),
     );
@@ -609,11 +474,7 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
         phase: Some(phase),
         conditions,
         observed_generation: Some(generation_now),
-        replicas: i
-            .workers
-            .and_then(|s| s.status.as_ref())
-            .map(|s| s.replicas)
-            .unwrap_or(0),
+        replicas: i.workers.and_then(|s| s.status.as_ref()).map(|s| s.replicas).unwrap_or(0),
         selector: Some(worker_selector_string(&c.name)),
         desired_workers: i.desired,
         ready_workers: shards.ready,
@@ -644,27 +505,10 @@ pub fn invalid(
         .filter(|c| c.type_ != condition::SPEC_VALID && c.type_ != condition::READY)
         .cloned()
         .collect();
-    next.insert(
-        0,
-        cond(
-            condition::SPEC_VALID,
-            "False",
-            "InvalidSpec",
-            message.to_string(),
-            generation_now,
-            now,
-        ),
-    );
+    next.insert(0, cond(condition::SPEC_VALID, "False", "InvalidSpec", message.to_string(), generation_now, now));
     next.insert(
         1,
-        cond(
-            condition::READY,
-            "False",
-            "InvalidSpec",
-            "the spec cannot be run".into(),
-            generation_now,
-            now,
-        ),
+        cond(condition::READY, "False", "InvalidSpec", "the spec cannot be run".into(), generation_now, now),
     );
     s.conditions = merge_conditions(&s.conditions, next);
     s.phase = Some(Phase::Failed);
@@ -692,22 +536,8 @@ pub fn not_owned(
         .filter(|c| c.type_ != condition::CHILDREN_OWNED && c.type_ != condition::READY)
         .cloned()
         .collect();
-    next.push(cond(
-        condition::READY,
-        "False",
-        "NotOwned",
-        message.clone(),
-        generation,
-        now,
-    ));
-    next.push(cond(
-        condition::CHILDREN_OWNED,
-        "False",
-        "NotOwned",
-        message,
-        generation,
-        now,
-    ));
+    next.push(cond(condition::READY, "False", "NotOwned", message.clone(), generation, now));
+    next.push(cond(condition::CHILDREN_OWNED, "False", "NotOwned", message, generation, now));
     s.conditions = merge_conditions(&s.conditions, next);
     s.phase = Some(Phase::Failed);
     s.observed_generation = Some(generation);
@@ -724,28 +554,12 @@ pub fn deleting(
     now: Timestamp,
 ) -> DataClusterStatus {
     let mut s = previous.cloned().unwrap_or_default();
-    let waiting = if finalizers.is_empty() {
-        "nothing".to_string()
-    } else {
-        bounded_list(finalizers)
-    };
+    let waiting = if finalizers.is_empty() { "nothing".to_string() } else { bounded_list(finalizers) };
     let message = format!(
         "the DataCluster is being deleted; waiting for finalizers: {waiting}; the children are left to garbage collection"
     );
-    let mut next: Vec<Condition> = s
-        .conditions
-        .iter()
-        .filter(|c| c.type_ != condition::READY)
-        .cloned()
-        .collect();
-    next.push(cond(
-        condition::READY,
-        "False",
-        "Deleting",
-        message,
-        generation.unwrap_or(0),
-        now,
-    ));
+    let mut next: Vec<Condition> = s.conditions.iter().filter(|c| c.type_ != condition::READY).cloned().collect();
+    next.push(cond(condition::READY, "False", "Deleting", message, generation.unwrap_or(0), now));
     s.conditions = merge_conditions(&s.conditions, next);
     stored(s)
 }
@@ -773,18 +587,9 @@ pub struct Note {
 }
 
 /// The events a reconcile should publish: lifecycle actions and phase changes.
-pub fn events(
-    previous: Option<&DataClusterStatus>,
-    next: &DataClusterStatus,
-    action: Action,
-) -> Vec<Note> {
+pub fn events(previous: Option<&DataClusterStatus>, next: &DataClusterStatus, action: Action) -> Vec<Note> {
     let mut out = Vec::new();
-    let note = |severity, reason, action, message: String| Note {
-        severity,
-        reason,
-        action,
-        message,
-    };
+    let note = |severity, reason, action, message: String| Note { severity, reason, action, message };
     match action {
         Action::Suspend(SuspendReason::Idle) => out.push(note(
             Severity::Normal,
@@ -804,12 +609,7 @@ pub fn events(
                 ResumeTrigger::ResumeRequest => "a dashboard asked to resume",
                 ResumeTrigger::SpecChanged => "the spec changed",
             };
-            out.push(note(
-                Severity::Normal,
-                "Resumed",
-                "Resume",
-                format!("{why}; starting the workers"),
-            ));
+            out.push(note(Severity::Normal, "Resumed", "Resume", format!("{why}; starting the workers")));
         }
         Action::Delete => out.push(note(
             Severity::Normal,
@@ -825,46 +625,21 @@ pub fn events(
         && phase != Phase::Suspended
     {
         let ready = next.conditions.iter().find(|c| c.type_ == condition::READY);
-        let valid = next
-            .conditions
-            .iter()
-            .find(|c| c.type_ == condition::SPEC_VALID);
+        let valid = next.conditions.iter().find(|c| c.type_ == condition::SPEC_VALID);
         let (severity, message) = match phase {
-            Phase::Degraded => (
-                Severity::Warning,
-                ready.map(|c| c.message.clone()).unwrap_or_default(),
-            ),
-            Phase::Failed => (
-                Severity::Warning,
-                valid.map(|c| c.message.clone()).unwrap_or_default(),
-            ),
-            _ => (
-                Severity::Normal,
-                ready.map(|c| c.message.clone()).unwrap_or_default(),
-            ),
+            Phase::Degraded => (Severity::Warning, ready.map(|c| c.message.clone()).unwrap_or_default()),
+            Phase::Failed => (Severity::Warning, valid.map(|c| c.message.clone()).unwrap_or_default()),
+            _ => (Severity::Normal, ready.map(|c| c.message.clone()).unwrap_or_default()),
         };
-        out.push(Note {
-            severity,
-            reason: phase_reason(phase),
-            action: "Reconcile",
-            message,
-        });
+        out.push(Note { severity, reason: phase_reason(phase), action: "Reconcile", message });
     }
     let stuck = |s: Option<&DataClusterStatus>| {
-        s.and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == condition::ROLLING_OUT)
-        })
-        .is_some_and(|c| c.reason == "Stuck")
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::ROLLING_OUT))
+            .is_some_and(|c| c.reason == "Stuck")
     };
     let rolling_reason = |s: Option<&DataClusterStatus>| {
-        s.and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == condition::ROLLING_OUT)
-        })
-        .map(|c| (c.reason.clone(), c.message.clone()))
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::ROLLING_OUT))
+            .map(|c| (c.reason.clone(), c.message.clone()))
     };
     if let Some((reason, message)) = rolling_reason(Some(next))
         && reason == SURGE_FELL_BACK
@@ -883,43 +658,22 @@ pub fn events(
     }
     // A pod failure, once per new reason (not on every back-off message).
     let failure = |s: Option<&DataClusterStatus>| {
-        s.and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == condition::REPLICA_FAILURE && c.status == "True")
-        })
-        .map(|c| (c.reason.clone(), c.message.clone()))
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::REPLICA_FAILURE && c.status == "True"))
+            .map(|c| (c.reason.clone(), c.message.clone()))
     };
     if let Some((reason, message)) = failure(Some(next))
         && failure(previous).map(|(r, _)| r) != Some(reason.clone())
     {
-        out.push(note(
-            Severity::Warning,
-            failure_reason(&reason),
-            "ObservePods",
-            message,
-        ));
+        out.push(note(Severity::Warning, failure_reason(&reason), "ObservePods", message));
     }
     let was_known = previous
-        .and_then(|p| {
-            p.conditions
-                .iter()
-                .find(|c| c.type_ == condition::ACTIVITY_KNOWN)
-        })
+        .and_then(|p| p.conditions.iter().find(|c| c.type_ == condition::ACTIVITY_KNOWN))
         .is_none_or(|c| c.status == "True");
-    if let Some(c) = next
-        .conditions
-        .iter()
-        .find(|c| c.type_ == condition::ACTIVITY_KNOWN)
+    if let Some(c) = next.conditions.iter().find(|c| c.type_ == condition::ACTIVITY_KNOWN)
         && c.status != "True"
         && was_known
     {
-        out.push(note(
-            Severity::Warning,
-            "WorkersUnreachable",
-            "ObserveActivity",
-            c.message.clone(),
-        ));
+        out.push(note(Severity::Warning, "WorkersUnreachable", "ObserveActivity", c.message.clone()));
     }
     out
 }
@@ -951,14 +705,7 @@ mod tests {
 
     fn rolling(reason: &str, message: &str) -> DataClusterStatus {
         DataClusterStatus {
-            conditions: vec![cond(
-                condition::ROLLING_OUT,
-                "True",
-                reason,
-                message.into(),
-                2,
-                Timestamp::UNIX_EPOCH,
-            )],
+            conditions: vec![cond(condition::ROLLING_OUT, "True", reason, message.into(), 2, Timestamp::UNIX_EPOCH)],
             ..Default::default()
         }
     }
@@ -969,28 +716,16 @@ mod tests {
             "demo-surge: FailedCreate: exceeded quota: q, requested: pods=1".into(),
         );
         assert_eq!(surge_reason(&why), SURGE_FELL_BACK);
-        let loading = rolling(
-            surge_reason(&crate::rollout::SurgeStage::Loading),
-            "surge re-shard: 3 new shards loading",
-        );
+        let loading =
+            rolling(surge_reason(&crate::rollout::SurgeStage::Loading), "surge re-shard: 3 new shards loading");
         let fell = rolling(SURGE_FELL_BACK, &why.describe(3));
         let notes = events(Some(&loading), &fell, Action::Run);
-        let warning: Vec<&Note> = notes
-            .iter()
-            .filter(|n| n.reason == SURGE_FELL_BACK)
-            .collect();
+        let warning: Vec<&Note> = notes.iter().filter(|n| n.reason == SURGE_FELL_BACK).collect();
         assert_eq!(warning.len(), 1, "{notes:?}");
         assert_eq!(warning[0].severity, Severity::Warning);
-        assert!(
-            warning[0].message.contains("exceeded quota"),
-            "{}",
-            warning[0].message
-        );
+        assert!(warning[0].message.contains("exceeded quota"), "{}", warning[0].message);
         // Said once: the next passes keep the reason without a new event.
         let again = events(Some(&fell), &fell, Action::Run);
-        assert!(
-            again.iter().all(|n| n.reason != SURGE_FELL_BACK),
-            "{again:?}"
-        );
+        assert!(again.iter().all(|n| n.reason != SURGE_FELL_BACK), "{again:?}");
     }
 }

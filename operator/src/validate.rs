@@ -11,8 +11,8 @@ use kube::{Resource, ResourceExt};
 use quiver_worker::spec::{DatasetSpec, S3Options};
 
 use crate::crd::{
-    AutoscalingSpec, CredentialsSecretRef, DataCluster, IngressSpec, OnIdle, PodSettings,
-    PullPolicy, RESTART_ANNOTATION, RESUME_ANNOTATION, RolloutStrategy, SecretKeyRef,
+    AutoscalingSpec, CredentialsSecretRef, DataCluster, IngressSpec, OnIdle, PodSettings, PullPolicy,
+    RESTART_ANNOTATION, RESUME_ANNOTATION, RolloutStrategy, SecretKeyRef,
 };
 use crate::error::{Error, Result};
 
@@ -163,28 +163,15 @@ impl ValidCluster {
 
 /// Checks a DataCluster's spec. Errors are meant for users: they name the field.
 pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
-    let name = dc
-        .metadata
-        .name
-        .clone()
-        .ok_or(Error::MissingField("metadata.name"))?;
-    let namespace = dc
-        .metadata
-        .namespace
-        .clone()
-        .ok_or(Error::MissingField("metadata.namespace"))?;
-    let owner = dc
-        .controller_owner_ref(&())
-        .ok_or(Error::MissingField("metadata.uid"))?;
+    let name = dc.metadata.name.clone().ok_or(Error::MissingField("metadata.name"))?;
+    let namespace = dc.metadata.namespace.clone().ok_or(Error::MissingField("metadata.namespace"))?;
+    let owner = dc.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
     let bad = |m: String| Err(Error::InvalidSpec(m));
     check_cluster_name(&name)?;
     let spec = &dc.spec;
 
     if !(0..=1024).contains(&spec.workers.replicas) {
-        return bad(format!(
-            "workers.replicas is {}; 0 to 1024 allowed",
-            spec.workers.replicas
-        ));
+        return bad(format!("workers.replicas is {}; 0 to 1024 allowed", spec.workers.replicas));
     }
     if let Some(t) = spec.workers.threads
         && !(1..=256).contains(&t)
@@ -198,22 +185,13 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
     let mut seen = BTreeSet::new();
     let mut datasets = Vec::with_capacity(spec.datasets.len());
     for d in &spec.datasets {
-        d.spec
-            .validate()
-            .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+        d.spec.validate().map_err(|e| Error::InvalidSpec(e.to_string()))?;
         if !seen.insert(d.spec.name.clone()) {
             return bad(format!("dataset name {:?} is used twice", d.spec.name));
         }
-        let mut ds = ValidDataset {
-            spec: d.spec.clone(),
-            credentials: d.credentials_secret.clone(),
-        };
+        let mut ds = ValidDataset { spec: d.spec.clone(), credentials: d.credentials_secret.clone() };
         if let Some(creds) = &d.credentials_secret {
-            let has_dir = d
-                .spec
-                .s3
-                .as_ref()
-                .is_some_and(|s| s.credentials_dir.is_some());
+            let has_dir = d.spec.s3.as_ref().is_some_and(|s| s.credentials_dir.is_some());
             if has_dir {
                 return bad(format!(
                     "dataset {:?} gives both credentialsSecret and s3.credentialsDir; give one",
@@ -222,10 +200,7 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
             }
             check_object_name("credentialsSecret.name", &creds.name)?;
             let dir = ds.credentials_dir();
-            ds.spec
-                .s3
-                .get_or_insert_with(S3Options::default)
-                .credentials_dir = Some(dir);
+            ds.spec.s3.get_or_insert_with(S3Options::default).credentials_dir = Some(dir);
         }
         datasets.push(ds);
     }
@@ -265,11 +240,9 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
             let has_cpu = r.requests.as_ref().is_some_and(|m| m.contains_key("cpu"))
                 || r.limits.as_ref().is_some_and(|m| m.contains_key("cpu"));
             if a.enabled && !has_cpu {
-                return bad(
-                    "dashboard.autoscaling needs a CPU request: set dashboard.resources.requests.cpu \
+                return bad("dashboard.autoscaling needs a CPU request: set dashboard.resources.requests.cpu \
                      or disable autoscaling"
-                        .into(),
-                );
+                    .into());
             }
             r.clone()
         }
@@ -283,13 +256,9 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
             check_object_name("dashboard.tokenSecretRef.name", &r.name)?;
             (r.clone(), false)
         }
-        None => (
-            SecretKeyRef {
-                name: ValidCluster::generated_dashboard_token_secret(&name),
-                key: "token".into(),
-            },
-            true,
-        ),
+        None => {
+            (SecretKeyRef { name: ValidCluster::generated_dashboard_token_secret(&name), key: "token".into() }, true)
+        }
     };
     if let Some(url) = &dash.tile_url
         && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -300,12 +269,9 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
     let idle_timeout = match &spec.lifecycle.idle_timeout {
         None => None,
         Some(s) => {
-            let d = parse_duration(s)
-                .map_err(|e| Error::InvalidSpec(format!("lifecycle.idleTimeout: {e}")))?;
+            let d = parse_duration(s).map_err(|e| Error::InvalidSpec(format!("lifecycle.idleTimeout: {e}")))?;
             if d < MIN_IDLE_TIMEOUT {
-                return bad(format!(
-                    "lifecycle.idleTimeout {s:?} is below the minimum of 1m"
-                ));
+                return bad(format!("lifecycle.idleTimeout {s:?} is below the minimum of 1m"));
             }
             Some(d)
         }
@@ -315,40 +281,29 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
     let restarted_at = annotations.get(RESTART_ANNOTATION).cloned();
     // A malformed resume request is ignored rather than failing the cluster: it comes
     // from a dashboard, not from the spec's author.
-    let resume_requested_at = annotations
-        .get(RESUME_ANNOTATION)
-        .and_then(|s| s.parse::<Timestamp>().ok());
+    let resume_requested_at = annotations.get(RESUME_ANNOTATION).and_then(|s| s.parse::<Timestamp>().ok());
 
     Ok(ValidCluster {
         generation: dc.metadata.generation.unwrap_or(0),
         owner,
         worker_replicas: spec.workers.replicas,
-        worker_image: spec
-            .workers
-            .image
-            .clone()
-            .unwrap_or_else(|| defaults.worker_image.clone()),
+        worker_image: spec.workers.image.clone().unwrap_or_else(|| defaults.worker_image.clone()),
         worker_pull_policy: spec.workers.image_pull_policy,
-        worker_resources: spec.workers.resources.clone().unwrap_or_else(|| {
-            default_worker_resources(&spec.datasets, spec.workers.replicas.max(1))
-        }),
+        worker_resources: spec
+            .workers
+            .resources
+            .clone()
+            .unwrap_or_else(|| default_worker_resources(&spec.datasets, spec.workers.replicas.max(1))),
         worker_threads: spec.workers.threads,
         worker_service_account: spec.workers.service_account_name.clone(),
         rollout_max_unavailable,
-        rollout_strategy: spec
-            .workers
-            .rollout
-            .strategy
-            .unwrap_or(defaults.rollout_strategy),
+        rollout_strategy: spec.workers.rollout.strategy.unwrap_or(defaults.rollout_strategy),
         progress_deadline,
         worker_pod,
         dashboard_pod,
         datasets,
         dashboard_replicas: dash.replicas.max(1),
-        dashboard_image: dash
-            .image
-            .clone()
-            .unwrap_or_else(|| defaults.dashboard_image.clone()),
+        dashboard_image: dash.image.clone().unwrap_or_else(|| defaults.dashboard_image.clone()),
         dashboard_pull_policy: dash.image_pull_policy,
         dashboard_resources,
         autoscaling: a.clone(),
@@ -375,8 +330,7 @@ pub fn merge_pod_settings(spec: &PodSettings, defaults: &PodSettings) -> PodSett
     fn or<T: Clone>(spec: &[T], default: &[T]) -> Vec<T> {
         if spec.is_empty() { default } else { spec }.to_vec()
     }
-    let merged = |d: &std::collections::BTreeMap<String, String>,
-                  s: &std::collections::BTreeMap<String, String>| {
+    let merged = |d: &std::collections::BTreeMap<String, String>, s: &std::collections::BTreeMap<String, String>| {
         let mut m = d.clone();
         m.extend(s.iter().map(|(k, v)| (k.clone(), v.clone())));
         m
@@ -389,14 +343,8 @@ pub fn merge_pod_settings(spec: &PodSettings, defaults: &PodSettings) -> PodSett
         },
         tolerations: or(&spec.tolerations, &defaults.tolerations),
         affinity: spec.affinity.clone().or_else(|| defaults.affinity.clone()),
-        topology_spread_constraints: or(
-            &spec.topology_spread_constraints,
-            &defaults.topology_spread_constraints,
-        ),
-        priority_class_name: spec
-            .priority_class_name
-            .clone()
-            .or_else(|| defaults.priority_class_name.clone()),
+        topology_spread_constraints: or(&spec.topology_spread_constraints, &defaults.topology_spread_constraints),
+        priority_class_name: spec.priority_class_name.clone().or_else(|| defaults.priority_class_name.clone()),
         pod_labels: merged(&defaults.pod_labels, &spec.pod_labels),
         pod_annotations: merged(&defaults.pod_annotations, &spec.pod_annotations),
     }
@@ -406,9 +354,7 @@ pub fn merge_pod_settings(spec: &PodSettings, defaults: &PodSettings) -> PodSett
 fn check_pod_settings(component: &str, p: &PodSettings) -> Result<()> {
     for (k, v) in &p.pod_labels {
         if k.starts_with("app.kubernetes.io/") {
-            return Err(Error::InvalidSpec(format!(
-                "{component}.podLabels: {k:?} is set by the operator"
-            )));
+            return Err(Error::InvalidSpec(format!("{component}.podLabels: {k:?} is set by the operator")));
         }
         check_label(&format!("{component}.podLabels"), k, v)?;
     }
@@ -417,9 +363,7 @@ fn check_pod_settings(component: &str, p: &PodSettings) -> Result<()> {
     }
     for k in p.pod_annotations.keys() {
         if k.starts_with("quiver.dev/") {
-            return Err(Error::InvalidSpec(format!(
-                "{component}.podAnnotations: {k:?} is set by the operator"
-            )));
+            return Err(Error::InvalidSpec(format!("{component}.podAnnotations: {k:?} is set by the operator")));
         }
         check_qualified_name(&format!("{component}.podAnnotations"), k)?;
     }
@@ -435,9 +379,7 @@ fn check_label(field: &str, key: &str, value: &str) -> Result<()> {
         || (value.len() <= 63
             && value.as_bytes()[0].is_ascii_alphanumeric()
             && value.as_bytes()[value.len() - 1].is_ascii_alphanumeric()
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'));
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'));
     if ok {
         Ok(())
     } else {
@@ -457,25 +399,19 @@ fn check_qualified_name(field: &str, key: &str) -> Result<()> {
         && name.len() <= 63
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     let prefix_ok = prefix.is_none_or(|p| check_dns_subdomain(field, p).is_ok());
     if name_ok && prefix_ok {
         Ok(())
     } else {
-        Err(Error::InvalidSpec(format!(
-            "{field}: key {key:?} is not a valid qualified name ([prefix/]name)"
-        )))
+        Err(Error::InvalidSpec(format!("{field}: key {key:?} is not a valid qualified name ([prefix/]name)")))
     }
 }
 
 fn check_dns_subdomain(field: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
     if ok {
@@ -502,10 +438,7 @@ pub fn bytes_per_row(d: &DatasetSpec) -> u64 {
 /// the process and loading buffers, rounded up to 64 MiB; 1 GiB when a size
 /// is unknown. CPU: 500m. Requests only, so workers are never BestEffort and
 /// may use spare memory; set `workers.resources` for limits.
-pub fn default_worker_resources(
-    datasets: &[crate::crd::ClusterDataset],
-    shards: i32,
-) -> ResourceRequirements {
+pub fn default_worker_resources(datasets: &[crate::crd::ClusterDataset], shards: i32) -> ResourceRequirements {
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     const MIB: u64 = 1 << 20;
     let memory = if datasets.iter().all(|d| d.expected_rows.is_some()) {
@@ -523,12 +456,9 @@ pub fn default_worker_resources(
     };
     ResourceRequirements {
         requests: Some(
-            [
-                ("cpu".to_string(), Quantity("500m".into())),
-                ("memory".to_string(), Quantity(memory)),
-            ]
-            .into_iter()
-            .collect(),
+            [("cpu".to_string(), Quantity("500m".into())), ("memory".to_string(), Quantity(memory))]
+                .into_iter()
+                .collect(),
         ),
         ..Default::default()
     }
@@ -538,12 +468,9 @@ fn default_dashboard_resources() -> ResourceRequirements {
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     ResourceRequirements {
         requests: Some(
-            [
-                ("cpu".to_string(), Quantity("100m".into())),
-                ("memory".to_string(), Quantity("128Mi".into())),
-            ]
-            .into_iter()
-            .collect(),
+            [("cpu".to_string(), Quantity("100m".into())), ("memory".to_string(), Quantity("128Mi".into()))]
+                .into_iter()
+                .collect(),
         ),
         ..Default::default()
     }
@@ -555,9 +482,7 @@ pub fn check_cluster_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name.as_bytes()[0].is_ascii_lowercase()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.ends_with('-');
     if ok {
         Ok(())
@@ -572,18 +497,10 @@ pub fn check_cluster_name(name: &str) -> Result<()> {
 fn check_object_name(field: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidSpec(format!(
-            "{field} {name:?} is not a valid Secret name"
-        )))
-    }
+    if ok { Ok(()) } else { Err(Error::InvalidSpec(format!("{field} {name:?} is not a valid Secret name"))) }
 }
 
 /// Parses a Go-style duration made of `<digits><h|m|s>` parts, e.g. `1h30m`.
@@ -603,17 +520,13 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
             'm' => 60,
             's' => 1,
             _ => {
-                return Err(format!(
-                    "{s:?}: unexpected {c:?}; expected e.g. 30m or 1h30m (units h, m, s)"
-                ));
+                return Err(format!("{s:?}: unexpected {c:?}; expected e.g. 30m or 1h30m (units h, m, s)"));
             }
         };
         if digits.is_empty() {
             return Err(format!("{s:?}: unit {c:?} has no number before it"));
         }
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("{s:?}: number too large"))?;
+        let n: u64 = digits.parse().map_err(|_| format!("{s:?}: number too large"))?;
         total = n
             .checked_mul(unit)
             .and_then(|v| total.checked_add(v))
@@ -642,10 +555,7 @@ mod tests {
     fn bad_durations_are_rejected_with_the_value() {
         for bad in ["", "30", "m", "1d", "1.5h", "-1m", "99999999999999999999h"] {
             let e = parse_duration(bad).unwrap_err();
-            assert!(
-                e.contains(&format!("{bad:?}")) || bad.is_empty(),
-                "{bad}: {e}"
-            );
+            assert!(e.contains(&format!("{bad:?}")) || bad.is_empty(), "{bad}: {e}");
         }
     }
 

@@ -43,30 +43,15 @@ async fn passes_over_the_same_workers_reuse_their_connections() {
     // The pod's IP is a loopback address of its own, on the Flight port.
     let accepted = counting_proxy("127.0.0.77:8815", worker.flight_addr()).await;
     let pods: Vec<Pod> = vec![
-        serde_json::from_value(
-            json!({"metadata": {"name": "demo-workers-0", "namespace": "analytics"},
-                                      "status": {"podIP": "127.0.0.77"}}),
-        )
+        serde_json::from_value(json!({"metadata": {"name": "demo-workers-0", "namespace": "analytics"},
+                                      "status": {"podIP": "127.0.0.77"}}))
         .unwrap(),
     ];
     let activity = FlightActivity::new("cluster.local", Duration::from_secs(5));
-    let target = Target {
-        cluster: "demo".into(),
-        namespace: "analytics".into(),
-        replicas: 1,
-        token: None,
-    };
+    let target = Target { cluster: "demo".into(), namespace: "analytics".into(), replicas: 1, token: None };
     for pass in 0..3 {
         let reports = activity.observe(&target, &pods).await;
-        assert!(
-            reports[0].outcome.is_ok(),
-            "pass {pass}: {:?}",
-            reports[0].outcome
-        );
+        assert!(reports[0].outcome.is_ok(), "pass {pass}: {:?}", reports[0].outcome);
     }
-    assert_eq!(
-        accepted.load(Ordering::SeqCst),
-        1,
-        "three passes over one worker dial it once"
-    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "three passes over one worker dial it once");
 }

@@ -68,10 +68,7 @@ fn window() -> Duration {
 /// `<target>/<profile>`, from this test binary's `<target>/<profile>/deps/`.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("the test binary lies in <target>/<profile>/deps")
-        .to_path_buf()
+    exe.parent().and_then(Path::parent).expect("the test binary lies in <target>/<profile>/deps").to_path_buf()
 }
 
 /// The worker binary (`QUIVER_BIN_DIR`, else built into this profile's directory).
@@ -83,15 +80,14 @@ fn worker_binary() -> PathBuf {
     }
     let dir = profile_dir();
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "quiver-worker",
-            "--bin",
-            "quiver-worker",
-        ]);
+    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).args([
+        "build",
+        "--quiet",
+        "-p",
+        "quiver-worker",
+        "--bin",
+        "quiver-worker",
+    ]);
     // This test binary's profile: `<target>/debug` is `dev`, others are named as their folder.
     match dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => {}
@@ -112,9 +108,7 @@ fn worker_binary() -> PathBuf {
 
 async fn client_as(handle: &quiver_kube_sim::Handle, name: &str) -> Client {
     let kubeconfig = Kubeconfig::from_yaml(&handle.kubeconfig_as(name)).unwrap();
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
     Client::try_from(config).unwrap()
 }
 
@@ -147,19 +141,14 @@ fn histogram_query() -> Query {
         filters: BTreeMap::new(),
         viewport: Some(Viewport::WORLD),
         viewport_filter: false,
-        views: vec![View::Histogram {
-            dimension: "radio".into(),
-        }],
+        views: vec![View::Histogram { dimension: "radio".into() }],
     }
 }
 
 /// The operator's requests, watches excluded, as `(verb, resource) → count`.
 fn operator_requests(snapshot: &[RequestCount]) -> BTreeMap<(String, String), u64> {
     let mut m = BTreeMap::new();
-    for r in snapshot
-        .iter()
-        .filter(|r| r.client == OPERATOR && r.verb != "watch")
-    {
+    for r in snapshot.iter().filter(|r| r.client == OPERATOR && r.verb != "watch") {
         *m.entry((r.verb.clone(), r.resource.clone())).or_insert(0) += r.count;
     }
     m
@@ -192,10 +181,7 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
 
     // The simulator, running worker pods as processes. The dashboard image is
     // not mapped: its pod waits in ImagePullBackOff, which no status reads.
-    let mut config = quiver_kube_sim::Config {
-        pods: PodMode::Process,
-        ..Default::default()
-    };
+    let mut config = quiver_kube_sim::Config { pods: PodMode::Process, ..Default::default() };
     config.runtime.root = dir.path().join("pods");
     config.runtime.probe_period = Duration::from_millis(200);
     config.runtime.images.insert("quiver-worker".into(), worker);
@@ -203,15 +189,10 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
     let handle = quiver_kube_sim::start(listener, config).await.unwrap();
     let admin = client_as(&handle, "test").await;
 
-    let crd_text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/datacluster.yaml"),
-    )
-    .unwrap();
+    let crd_text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/datacluster.yaml")).unwrap();
     let crd: CustomResourceDefinition = serde_yaml::from_str(&crd_text).unwrap();
-    Api::<CustomResourceDefinition>::all(admin.clone())
-        .create(&PostParams::default(), &crd)
-        .await
-        .unwrap();
+    Api::<CustomResourceDefinition>::all(admin.clone()).create(&PostParams::default(), &crd).await.unwrap();
 
     // The operator, in-process, with its own client (counted as `quiver-operator`).
     let operator = client_as(&handle, OPERATOR).await;
@@ -236,26 +217,15 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
     ))
     .unwrap();
     let clusters: Api<DataCluster> = Api::namespaced(admin.clone(), NAMESPACE);
-    clusters
-        .patch(CLUSTER, &PatchParams::apply("test"), &Patch::Apply(&dc))
-        .await
-        .unwrap();
+    clusters.patch(CLUSTER, &PatchParams::apply("test"), &Patch::Apply(&dc)).await.unwrap();
 
-    eventually(
-        "the DataCluster Ready with every row",
-        Duration::from_secs(120),
-        || async {
-            let dc = clusters.get(CLUSTER).await.map_err(|e| e.to_string())?;
-            let s = dc.status.clone().unwrap_or_default();
-            let rows: i64 = s.datasets.iter().map(|d| d.rows).sum();
-            let phase = serde_json::to_value(s.phase).unwrap();
-            if phase == "Ready" && rows == ROWS as i64 {
-                Ok(())
-            } else {
-                Err(format!("status {}", status_of(&dc)))
-            }
-        },
-    )
+    eventually("the DataCluster Ready with every row", Duration::from_secs(120), || async {
+        let dc = clusters.get(CLUSTER).await.map_err(|e| e.to_string())?;
+        let s = dc.status.clone().unwrap_or_default();
+        let rows: i64 = s.datasets.iter().map(|d| d.rows).sum();
+        let phase = serde_json::to_value(s.phase).unwrap();
+        if phase == "Ready" && rows == ROWS as i64 { Ok(()) } else { Err(format!("status {}", status_of(&dc))) }
+    })
     .await;
 
     // Query the workers directly, five times a second.
@@ -269,18 +239,12 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
         .filter_map(|p| p.status?.pod_ip)
         .collect();
     assert_eq!(ips.len(), 2, "two worker pods with IPs");
-    let secret = Api::<Secret>::namespaced(admin.clone(), NAMESPACE)
-        .get(&format!("{CLUSTER}-worker-token"))
-        .await
-        .unwrap();
+    let secret =
+        Api::<Secret>::namespaced(admin.clone(), NAMESPACE).get(&format!("{CLUSTER}-worker-token")).await.unwrap();
     let token = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
     let mut workers = Vec::new();
     for ip in &ips {
-        workers.push(
-            WorkerClient::connect(&format!("http://{ip}:8815"), Some(token.clone()))
-                .await
-                .unwrap(),
-        );
+        workers.push(WorkerClient::connect(&format!("http://{ip}:8815"), Some(token.clone())).await.unwrap());
     }
     let answered = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -301,21 +265,13 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
 
     // The first poll after the queries began records the activity (a change
     // a user sees); from then on nothing visible changes.
-    let before = eventually(
-        "lastActivityTime recorded",
-        poll * 2 + Duration::from_secs(10),
-        || async {
-            let dc = clusters.get(CLUSTER).await.map_err(|e| e.to_string())?;
-            match dc
-                .status
-                .as_ref()
-                .and_then(|s| s.last_activity_time.clone())
-            {
-                Some(_) => Ok(dc),
-                None => Err(format!("status {}", status_of(&dc))),
-            }
-        },
-    )
+    let before = eventually("lastActivityTime recorded", poll * 2 + Duration::from_secs(10), || async {
+        let dc = clusters.get(CLUSTER).await.map_err(|e| e.to_string())?;
+        match dc.status.as_ref().and_then(|s| s.last_activity_time.clone()) {
+            Some(_) => Ok(dc),
+            None => Err(format!("status {}", status_of(&dc))),
+        }
+    })
     .await;
     // Let a pass started by that write settle before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -327,11 +283,7 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
     let elapsed = started.elapsed();
     let snapshot = handle.sim.accounting.snapshot();
     let requests = operator_requests(&snapshot);
-    let watches: u64 = snapshot
-        .iter()
-        .filter(|r| r.client == OPERATOR && r.verb == "watch")
-        .map(|r| r.count)
-        .sum();
+    let watches: u64 = snapshot.iter().filter(|r| r.client == OPERATOR && r.verb == "watch").map(|r| r.count).sum();
     let reconciles = metrics.reconciles.get() - reconciles_before;
     let queries = answered.load(Ordering::Relaxed) - answered_before;
     let after = clusters.get(CLUSTER).await.unwrap();
@@ -353,38 +305,23 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
         failed.load(Ordering::Relaxed)
     );
     for ((verb, resource), n) in &requests {
-        say!(
-            "  {verb:<8} {resource:<40} {n:>4}  ({:.2}/min)",
-            *n as f64 / minutes * scale
-        );
+        say!("  {verb:<8} {resource:<40} {n:>4}  ({:.2}/min)", *n as f64 / minutes * scale);
     }
 
     let status_writes: u64 = requests
         .iter()
-        .filter(|((verb, resource), _)| {
-            resource == "quiver.dev/dataclusters/status" && verb != "get"
-        })
+        .filter(|((verb, resource), _)| resource == "quiver.dev/dataclusters/status" && verb != "get")
         .map(|(_, n)| n)
         .sum();
     // The operator kept examining the cluster (one pass per poll), so a low
     // count is not a stalled controller.
-    assert!(
-        reconciles >= 3,
-        "only {reconciles} reconciles in the window; the operator stopped polling"
-    );
+    assert!(reconciles >= 3, "only {reconciles} reconciles in the window; the operator stopped polling");
     assert!(
         queries as f64 >= 2.0 * elapsed.as_secs_f64(),
         "the cluster was not being queried several times a second ({queries} answers)"
     );
-    assert_eq!(
-        status_of(&before),
-        status_of(&after),
-        "nothing a user sees changed during the window"
-    );
-    assert_eq!(
-        status_writes, 0,
-        "no status write while nothing visible changed: {requests:?}"
-    );
+    assert_eq!(status_of(&before), status_of(&after), "nothing a user sees changed during the window");
+    assert_eq!(status_writes, 0, "no status write while nothing visible changed: {requests:?}");
     assert!(
         rate <= BUDGET_PER_MINUTE,
         "{rate:.2} requests/min exceeds the budget of {BUDGET_PER_MINUTE}: {requests:?}"
@@ -397,48 +334,31 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
         .patch(
             CLUSTER,
             &PatchParams::default(),
-            &Patch::Merge(
-                serde_json::json!({"spec": {"dashboard": {"autoscaling": {"maxReplicas": 7}}}}),
-            ),
+            &Patch::Merge(serde_json::json!({"spec": {"dashboard": {"autoscaling": {"maxReplicas": 7}}}})),
         )
         .await
         .unwrap();
     let autoscalers: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
         Api::namespaced(admin.clone(), NAMESPACE);
-    eventually(
-        "the new maxReplicas applied to the HPA",
-        Duration::from_secs(30),
-        || async {
-            let h = autoscalers
-                .get(&format!("{CLUSTER}-dashboard"))
-                .await
-                .map_err(|e| e.to_string())?;
-            match h.spec.max_replicas {
-                7 => Ok(()),
-                other => Err(format!("maxReplicas {other}")),
-            }
-        },
-    )
+    eventually("the new maxReplicas applied to the HPA", Duration::from_secs(30), || async {
+        let h = autoscalers.get(&format!("{CLUSTER}-dashboard")).await.map_err(|e| e.to_string())?;
+        match h.spec.max_replicas {
+            7 => Ok(()),
+            other => Err(format!("maxReplicas {other}")),
+        }
+    })
     .await;
-    let policies: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
-        Api::namespaced(admin.clone(), NAMESPACE);
+    let policies: Api<k8s_openapi::api::networking::v1::NetworkPolicy> = Api::namespaced(admin.clone(), NAMESPACE);
     let policy = format!("{CLUSTER}-workers");
     let uid = |p: &k8s_openapi::api::networking::v1::NetworkPolicy| p.metadata.uid.clone();
     let old = policies.get(&policy).await.unwrap();
-    policies
-        .delete(&policy, &kube::api::DeleteParams::default())
-        .await
-        .unwrap();
-    eventually(
-        "the deleted NetworkPolicy re-created",
-        Duration::from_secs(30),
-        || async {
-            match policies.get_opt(&policy).await.map_err(|e| e.to_string())? {
-                Some(p) if uid(&p) != uid(&old) => Ok(()),
-                _ => Err("not yet".into()),
-            }
-        },
-    )
+    policies.delete(&policy, &kube::api::DeleteParams::default()).await.unwrap();
+    eventually("the deleted NetworkPolicy re-created", Duration::from_secs(30), || async {
+        match policies.get_opt(&policy).await.map_err(|e| e.to_string())? {
+            Some(p) if uid(&p) != uid(&old) => Ok(()),
+            _ => Err("not yet".into()),
+        }
+    })
     .await;
     let after_changes = operator_requests(&handle.sim.accounting.snapshot());
     say!("after a spec change and a deleted child: {after_changes:?}");
@@ -455,10 +375,7 @@ async fn a_busy_ready_cluster_costs_at_most_six_requests_a_minute_and_no_status_
                 .contains(&resource.as_str())
         })
         .collect();
-    assert!(
-        other_writes.is_empty(),
-        "unchanged children were written: {other_writes:?}"
-    );
+    assert!(other_writes.is_empty(), "unchanged children were written: {other_writes:?}");
 
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;

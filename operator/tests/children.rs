@@ -4,26 +4,17 @@ mod common;
 
 use common::{fixture, valid_fixture};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use quiver_operator::children::{
-    build_all, build_worker_statefulset, dashboard_url, worker_selector_string,
-};
+use quiver_operator::children::{build_all, build_worker_statefulset, dashboard_url, worker_selector_string};
 use quiver_operator::validate::{Defaults, validate};
 
 fn env_of(sts: &StatefulSet, name: &str) -> Option<String> {
     let spec = sts.spec.template.spec.as_ref().unwrap();
-    spec.containers[0]
-        .env
-        .as_ref()
-        .unwrap()
-        .iter()
-        .find(|e| e.name == name)
-        .and_then(|e| e.value.clone())
+    spec.containers[0].env.as_ref().unwrap().iter().find(|e| e.name == name).and_then(|e| e.value.clone())
 }
 
 #[test]
 fn a_minimal_cluster_gets_an_autoscaled_dashboard_and_no_ingress() {
-    let text =
-        std::fs::read_to_string(common::crate_dir().join("tests/fixtures/minimal.yaml")).unwrap();
+    let text = std::fs::read_to_string(common::crate_dir().join("tests/fixtures/minimal.yaml")).unwrap();
     let dc = serde_yaml::from_str(&text).unwrap();
     let c = validate(&dc, &Defaults::default()).unwrap();
     let ch = build_all(&c, c.worker_replicas);
@@ -31,26 +22,11 @@ fn a_minimal_cluster_gets_an_autoscaled_dashboard_and_no_ingress() {
     let hpa = ch.hpa.expect("autoscaling is on by default");
     assert_eq!(hpa.spec.min_replicas, Some(1));
     assert_eq!(hpa.spec.max_replicas, 3);
-    assert_eq!(
-        ch.dashboard.spec.replicas, None,
-        "the HPA owns the replica count"
-    );
+    assert_eq!(ch.dashboard.spec.replicas, None, "the HPA owns the replica count");
     assert_eq!(ch.workers.spec.replicas, Some(2), "two workers by default");
-    let image = ch.workers.spec.template.spec.as_ref().unwrap().containers[0]
-        .image
-        .clone()
-        .unwrap();
-    assert_eq!(
-        image,
-        format!(
-            "ghcr.io/quiver-dev/quiver-worker:{}",
-            env!("CARGO_PKG_VERSION")
-        )
-    );
-    assert_eq!(
-        dashboard_url(&c, None),
-        "http://towers-dashboard.default.svc:8050/"
-    );
+    let image = ch.workers.spec.template.spec.as_ref().unwrap().containers[0].image.clone().unwrap();
+    assert_eq!(image, format!("ghcr.io/quiver-dev/quiver-worker:{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(dashboard_url(&c, None), "http://towers-dashboard.default.svc:8050/");
 }
 
 #[test]
@@ -80,17 +56,11 @@ fn scaling_the_workers_changes_the_shard_count_in_the_pod_template() {
     let before = validate(&dc, &Defaults::default()).unwrap();
     dc.spec.workers.replicas = 8;
     let after = validate(&dc, &Defaults::default()).unwrap();
-    let (a, b) = (
-        build_worker_statefulset(&before, 4),
-        build_worker_statefulset(&after, 8),
-    );
+    let (a, b) = (build_worker_statefulset(&before, 4), build_worker_statefulset(&after, 8));
     assert_eq!(env_of(&a, "QUIVER_SHARDS").as_deref(), Some("4"));
     assert_eq!(env_of(&b, "QUIVER_SHARDS").as_deref(), Some("8"));
     assert_eq!(b.spec.replicas, Some(8));
-    assert_ne!(
-        a.spec.template, b.spec.template,
-        "a new template makes the StatefulSet roll every pod"
-    );
+    assert_ne!(a.spec.template, b.spec.template, "a new template makes the StatefulSet roll every pod");
     // Pods learn their shard index from their own name (NAME-workers-<ordinal>).
     let pod_name_env = b.spec.template.spec.as_ref().unwrap().containers[0]
         .env
@@ -109,53 +79,28 @@ fn scaling_the_workers_changes_the_shard_count_in_the_pod_template() {
 fn the_restart_annotation_is_copied_to_the_pod_template_and_a_new_value_rolls_the_workers() {
     let mut dc = fixture();
     let first = build_worker_statefulset(&validate(&dc, &Defaults::default()).unwrap(), 4);
-    let ann = first
-        .spec
-        .template
-        .metadata
-        .as_ref()
-        .unwrap()
-        .annotations
-        .clone()
-        .unwrap();
+    let ann = first.spec.template.metadata.as_ref().unwrap().annotations.clone().unwrap();
     assert_eq!(ann["quiver.dev/restartedAt"], "2026-01-06T12:00:00Z");
-    dc.metadata.annotations.as_mut().unwrap().insert(
-        "quiver.dev/restartedAt".into(),
-        "2026-01-07T08:30:00Z".into(),
-    );
+    dc.metadata.annotations.as_mut().unwrap().insert("quiver.dev/restartedAt".into(), "2026-01-07T08:30:00Z".into());
     let second = build_worker_statefulset(&validate(&dc, &Defaults::default()).unwrap(), 4);
     assert_ne!(first.spec.template, second.spec.template);
     dc.metadata.annotations = None;
     let none = build_worker_statefulset(&validate(&dc, &Defaults::default()).unwrap(), 4);
     assert!(
-        !none
-            .spec
-            .template
-            .metadata
-            .unwrap()
-            .annotations
-            .unwrap_or_default()
-            .contains_key("quiver.dev/restartedAt")
+        !none.spec.template.metadata.unwrap().annotations.unwrap_or_default().contains_key("quiver.dev/restartedAt")
     );
 }
 
 #[test]
 fn a_session_token_key_is_projected_next_to_the_access_keys() {
     let mut dc = fixture();
-    dc.spec.datasets[0]
-        .credentials_secret
-        .as_mut()
-        .unwrap()
-        .session_token_key = Some("AWS_SESSION_TOKEN".into());
+    dc.spec.datasets[0].credentials_secret.as_mut().unwrap().session_token_key = Some("AWS_SESSION_TOKEN".into());
     let c = validate(&dc, &Defaults::default()).unwrap();
     let sts = build_worker_statefulset(&c, 4);
     let volumes = sts.spec.template.spec.unwrap().volumes.unwrap();
     let creds = volumes.iter().find(|v| v.name == "credentials-0").unwrap();
     let items = creds.secret.as_ref().unwrap().items.as_ref().unwrap();
-    let paths: Vec<_> = items
-        .iter()
-        .map(|i| (i.key.as_str(), i.path.as_str()))
-        .collect();
+    let paths: Vec<_> = items.iter().map(|i| (i.key.as_str(), i.path.as_str())).collect();
     assert_eq!(
         paths,
         [
@@ -167,31 +112,20 @@ fn a_session_token_key_is_projected_next_to_the_access_keys() {
     // The worker finds the files through the dataset's s3.credentialsDir.
     let datasets: serde_json::Value =
         serde_json::from_str(&build_all(&c, 4).datasets.data.unwrap()["datasets.json"]).unwrap();
-    assert_eq!(
-        datasets[0]["s3"]["credentialsDir"],
-        "/var/run/quiver/credentials/celltowers"
-    );
+    assert_eq!(datasets[0]["s3"]["credentialsDir"], "/var/run/quiver/credentials/celltowers");
     assert!(datasets[1]["s3"].get("credentialsDir").is_none());
 }
 
 #[test]
 fn a_given_dashboard_token_secret_is_mounted_and_none_is_generated() {
     let mut dc = fixture();
-    dc.spec.dashboard.token_secret_ref = Some(quiver_operator::crd::SecretKeyRef {
-        name: "team-token".into(),
-        key: "password".into(),
-    });
+    dc.spec.dashboard.token_secret_ref =
+        Some(quiver_operator::crd::SecretKeyRef { name: "team-token".into(), key: "password".into() });
     let c = validate(&dc, &Defaults::default()).unwrap();
     assert!(!c.generate_dashboard_token);
     let d = build_all(&c, 4).dashboard;
     let vols = d.spec.template.spec.unwrap().volumes.unwrap();
-    let secret = vols
-        .iter()
-        .find(|v| v.name == "dashboard-token")
-        .unwrap()
-        .secret
-        .clone()
-        .unwrap();
+    let secret = vols.iter().find(|v| v.name == "dashboard-token").unwrap().secret.clone().unwrap();
     assert_eq!(secret.secret_name.as_deref(), Some("team-token"));
     assert_eq!(secret.items.unwrap()[0].key, "password");
 }
@@ -199,21 +133,12 @@ fn a_given_dashboard_token_secret_is_mounted_and_none_is_generated() {
 #[test]
 fn the_dashboard_url_follows_the_ingress() {
     let mut dc = fixture();
-    assert_eq!(
-        dashboard_url(&valid_fixture(), None),
-        "https://quiver.example.com/"
-    );
+    assert_eq!(dashboard_url(&valid_fixture(), None), "https://quiver.example.com/");
     dc.spec.dashboard.ingress.tls = None;
     dc.spec.dashboard.ingress.host = None;
     let c = validate(&dc, &Defaults::default()).unwrap();
-    assert_eq!(
-        dashboard_url(&c, Some("203.0.113.7")),
-        "http://203.0.113.7/"
-    );
-    assert_eq!(
-        dashboard_url(&c, None),
-        "http://demo-dashboard.analytics.svc:8050/"
-    );
+    assert_eq!(dashboard_url(&c, Some("203.0.113.7")), "http://203.0.113.7/");
+    assert_eq!(dashboard_url(&c, None), "http://demo-dashboard.analytics.svc:8050/");
 }
 
 #[test]
@@ -229,26 +154,11 @@ fn invalid_specs_are_rejected_with_the_field_named() {
     type Mutation = Box<dyn Fn(&mut quiver_operator::crd::DataCluster)>;
     let cases: Vec<(Mutation, &str)> = vec![
         (Box::new(|d| d.spec.datasets.clear()), "datasets is empty"),
-        (
-            Box::new(|d| d.spec.workers.replicas = -1),
-            "workers.replicas",
-        ),
-        (
-            Box::new(|d| d.spec.lifecycle.idle_timeout = Some("30s".into())),
-            "idleTimeout",
-        ),
-        (
-            Box::new(|d| d.spec.lifecycle.idle_timeout = Some("soon".into())),
-            "idleTimeout",
-        ),
-        (
-            Box::new(|d| d.spec.datasets[1].spec.name = "celltowers".into()),
-            "used twice",
-        ),
-        (
-            Box::new(|d| d.spec.datasets[0].spec.source = "not a url".into()),
-            "not a URL",
-        ),
+        (Box::new(|d| d.spec.workers.replicas = -1), "workers.replicas"),
+        (Box::new(|d| d.spec.lifecycle.idle_timeout = Some("30s".into())), "idleTimeout"),
+        (Box::new(|d| d.spec.lifecycle.idle_timeout = Some("soon".into())), "idleTimeout"),
+        (Box::new(|d| d.spec.datasets[1].spec.name = "celltowers".into()), "used twice"),
+        (Box::new(|d| d.spec.datasets[0].spec.source = "not a url".into()), "not a URL"),
         (
             Box::new(|d| {
                 d.spec.datasets[0].spec.s3.as_mut().unwrap().credentials_dir = Some("/x".into());
@@ -267,17 +177,12 @@ fn invalid_specs_are_rejected_with_the_field_named() {
             }),
             "CPU request",
         ),
-        (
-            Box::new(|d| d.metadata.name = Some("x".repeat(45))),
-            "at most 44",
-        ),
+        (Box::new(|d| d.metadata.name = Some("x".repeat(45))), "at most 44"),
     ];
     for (mutate, needle) in cases {
         let mut dc = fixture();
         mutate(&mut dc);
-        let err = validate(&dc, &Defaults::default())
-            .expect_err(needle)
-            .to_string();
+        let err = validate(&dc, &Defaults::default()).expect_err(needle).to_string();
         assert!(err.contains(needle), "expected {needle:?} in {err:?}");
     }
 }
@@ -289,10 +194,7 @@ fn the_worker_pdb_never_blocks_a_drain_on_workers_that_are_not_ready() {
     let c = valid_fixture();
     let pdb = build_all(&c, c.worker_replicas).pdb;
     let spec = pdb.spec.unwrap();
-    assert_eq!(
-        spec.unhealthy_pod_eviction_policy.as_deref(),
-        Some("AlwaysAllow")
-    );
+    assert_eq!(spec.unhealthy_pod_eviction_policy.as_deref(), Some("AlwaysAllow"));
 }
 
 #[test]
@@ -326,15 +228,8 @@ fn the_dataset_list_reaches_the_workers_as_a_mounted_file_and_a_change_rolls_the
         .collect();
     let c = validate(&dc, &Defaults::default()).unwrap();
     let sts = build_worker_statefulset(&c, 4);
-    assert_eq!(
-        env_of(&sts, "QUIVER_DATASETS"),
-        None,
-        "no list in the environment"
-    );
-    assert_eq!(
-        env_of(&sts, "QUIVER_DATASETS_FILE").as_deref(),
-        Some("/etc/quiver/datasets/datasets.json")
-    );
+    assert_eq!(env_of(&sts, "QUIVER_DATASETS"), None, "no list in the environment");
+    assert_eq!(env_of(&sts, "QUIVER_DATASETS_FILE").as_deref(), Some("/etc/quiver/datasets/datasets.json"));
     let ch = build_all(&c, 4);
     let file = ch.datasets.data.as_ref().unwrap()["datasets.json"].clone();
     assert!(file.len() > 128 * 1024);
@@ -346,11 +241,7 @@ fn the_dataset_list_reaches_the_workers_as_a_mounted_file_and_a_change_rolls_the
         .as_ref()
         .unwrap()
         .iter()
-        .find(|v| {
-            v.config_map
-                .as_ref()
-                .is_some_and(|cm| cm.name == "demo-datasets")
-        })
+        .find(|v| v.config_map.as_ref().is_some_and(|cm| cm.name == "demo-datasets"))
         .expect("the ConfigMap is a volume");
     assert!(
         spec.containers[0]
@@ -361,10 +252,7 @@ fn the_dataset_list_reaches_the_workers_as_a_mounted_file_and_a_change_rolls_the
             .any(|m| m.name == volume.name && m.mount_path == "/etc/quiver/datasets")
     );
     // Same list, same template; a new list, a new template (the workers roll).
-    assert_eq!(
-        build_worker_statefulset(&c, 4).spec.template,
-        sts.spec.template
-    );
+    assert_eq!(build_worker_statefulset(&c, 4).spec.template, sts.spec.template);
     dc.spec.datasets[5].spec.source = "s3://bucket/other/".into();
     let changed = build_worker_statefulset(&validate(&dc, &Defaults::default()).unwrap(), 4);
     assert_ne!(changed.spec.template, sts.spec.template);
@@ -395,30 +283,17 @@ spec:
 "#;
     let dc = serde_yaml::from_str(yaml).unwrap();
     let mut defaults = Defaults::default();
-    defaults
-        .worker_pod
-        .node_selector
-        .insert("pool".into(), "general".into());
-    defaults
-        .dashboard_pod
-        .node_selector
-        .insert("pool".into(), "general".into());
+    defaults.worker_pod.node_selector.insert("pool".into(), "general".into());
+    defaults.dashboard_pod.node_selector.insert("pool".into(), "general".into());
     defaults.dashboard_pod.priority_class_name = Some("platform-default".into());
-    defaults
-        .worker_pod
-        .pod_labels
-        .insert("cost".into(), "shared".into());
+    defaults.worker_pod.pod_labels.insert("cost".into(), "shared".into());
     let c = validate(&dc, &defaults).unwrap();
     let ch = build_all(&c, c.worker_replicas);
 
     let w = serde_json::to_value(&ch.workers.spec.template).unwrap();
     assert_eq!(w["spec"]["serviceAccountName"], "quiver-s3-reader");
     assert_eq!(w["spec"]["automountServiceAccountToken"], false);
-    assert_eq!(
-        w["spec"]["nodeSelector"],
-        serde_json::json!({"pool": "memory-optimised"}),
-        "the spec wins"
-    );
+    assert_eq!(w["spec"]["nodeSelector"], serde_json::json!({"pool": "memory-optimised"}), "the spec wins");
     assert_eq!(w["spec"]["tolerations"][0]["key"], "dedicated");
     assert_eq!(w["spec"]["priorityClassName"], "analytics-high");
     assert_eq!(
@@ -427,43 +302,21 @@ spec:
         "a constraint without a selector spreads this component's pods"
     );
     assert_eq!(w["metadata"]["labels"]["team"], "geo");
-    assert_eq!(
-        w["metadata"]["labels"]["cost"], "shared",
-        "default labels merged"
-    );
-    assert_eq!(
-        w["metadata"]["labels"]["app.kubernetes.io/instance"],
-        "towers"
-    );
-    assert_eq!(
-        w["metadata"]["annotations"]["example.com/cost-centre"],
-        "42"
-    );
+    assert_eq!(w["metadata"]["labels"]["cost"], "shared", "default labels merged");
+    assert_eq!(w["metadata"]["labels"]["app.kubernetes.io/instance"], "towers");
+    assert_eq!(w["metadata"]["annotations"]["example.com/cost-centre"], "42");
 
     let d = serde_json::to_value(&ch.dashboard.spec.template).unwrap();
-    assert_eq!(
-        d["spec"]["nodeSelector"],
-        serde_json::json!({"pool": "general"}),
-        "the default applies"
-    );
+    assert_eq!(d["spec"]["nodeSelector"], serde_json::json!({"pool": "general"}), "the default applies");
     assert_eq!(d["spec"]["priorityClassName"], "platform-default");
     assert_eq!(
-        d["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-            [0]["matchExpressions"][0]["values"][0],
+        d["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+            ["matchExpressions"][0]["values"][0],
         "arm64"
     );
     assert_eq!(d["metadata"]["labels"]["team"], "web");
     // Selectors are untouched by extra labels.
-    assert_eq!(
-        ch.workers
-            .spec
-            .selector
-            .match_labels
-            .as_ref()
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(ch.workers.spec.selector.match_labels.as_ref().unwrap().len(), 3);
 }
 
 #[test]
@@ -492,10 +345,7 @@ fn workers_without_resources_request_memory_sized_from_their_datasets() {
         let dc = serde_yaml::from_str(yaml).unwrap();
         let c = validate(&dc, &Defaults::default()).unwrap();
         let sts = build_worker_statefulset(&c, c.worker_replicas);
-        let r = sts.spec.template.spec.unwrap().containers[0]
-            .resources
-            .clone()
-            .expect("never BestEffort");
+        let r = sts.spec.template.spec.unwrap().containers[0].resources.clone().expect("never BestEffort");
         let req = r.requests.unwrap();
         (req["memory"].0.clone(), req["cpu"].0.clone())
     };
@@ -520,21 +370,14 @@ fn the_dashboard_pod_holds_no_api_credential_and_resumes_through_the_operator() 
     let ch = build_all(&c, c.worker_replicas);
     let pod = ch.dashboard.spec.template.spec.as_ref().unwrap();
     assert_eq!(pod.automount_service_account_token, Some(false));
-    assert_eq!(
-        ch.service_account.automount_service_account_token,
-        Some(false)
-    );
+    assert_eq!(ch.service_account.automount_service_account_token, Some(false));
     assert!(
-        ch.manifests()
-            .iter()
-            .all(|m| m.kind != "Role" && m.kind != "RoleBinding"),
+        ch.manifests().iter().all(|m| m.kind != "Role" && m.kind != "RoleBinding"),
         "no Role lets the dashboard change its DataCluster"
     );
     let env = pod.containers[0].env.as_ref().unwrap();
     assert_eq!(
-        env.iter()
-            .find(|e| e.name == "QUIVER_OPERATOR_URL")
-            .and_then(|e| e.value.as_deref()),
+        env.iter().find(|e| e.name == "QUIVER_OPERATOR_URL").and_then(|e| e.value.as_deref()),
         Some("http://quiver-operator-resume.quiver-system.svc:8081")
     );
 }

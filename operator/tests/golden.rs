@@ -13,21 +13,11 @@ fn every_child_of_the_sample_cluster_matches_its_golden_yaml() {
     let c = valid_fixture();
     let children = build_all(&c, c.worker_replicas);
     let mut manifests = children.manifests();
-    assert!(
-        manifests.iter().any(|m| m.kind == "Ingress"),
-        "the fixture enables the Ingress"
-    );
-    assert!(
-        manifests
-            .iter()
-            .any(|m| m.kind == "HorizontalPodAutoscaler"),
-        "the fixture enables the HPA"
-    );
+    assert!(manifests.iter().any(|m| m.kind == "Ingress"), "the fixture enables the Ingress");
+    assert!(manifests.iter().any(|m| m.kind == "HorizontalPodAutoscaler"), "the fixture enables the HPA");
     // Token Secrets are created with a random token; goldens use a fixed one.
-    for (name, component) in [
-        ("demo-worker-token", Component::Worker),
-        ("demo-dashboard-token", Component::Dashboard),
-    ] {
+    for (name, component) in [("demo-worker-token", Component::Worker), ("demo-dashboard-token", Component::Dashboard)]
+    {
         let s = build_token_secret(&c, name, component, "fixture-token-not-a-secret");
         manifests.push(quiver_operator::children::Manifest {
             kind: "Secret".into(),
@@ -56,39 +46,25 @@ fn every_child_of_the_sample_cluster_matches_its_golden_yaml() {
             std::fs::remove_file(dir.join(f)).unwrap();
         }
     } else {
-        assert_eq!(
-            on_disk, expected_files,
-            "tests/golden holds files no child produces"
-        );
+        assert_eq!(on_disk, expected_files, "tests/golden holds files no child produces");
     }
 }
 
 #[test]
 fn crds_directory_matches_crdgen_output() {
     let yaml = quiver_operator::crd::crd_yaml();
-    let path = crate_dir()
-        .join("../crds")
-        .join(quiver_operator::crd::CRD_FILE);
+    let path = crate_dir().join("../crds").join(quiver_operator::crd::CRD_FILE);
     if common::blessing() {
         std::fs::write(&path, &yaml).unwrap();
     }
-    let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run `cargo run -p quiver-operator --bin crdgen`",
-            path.display()
-        )
-    });
-    assert!(
-        on_disk == yaml,
-        "crds/ is stale: run `cargo run -p quiver-operator --bin crdgen`"
-    );
+    let on_disk = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `cargo run -p quiver-operator --bin crdgen`", path.display()));
+    assert!(on_disk == yaml, "crds/ is stale: run `cargo run -p quiver-operator --bin crdgen`");
 }
 
 #[test]
 fn the_charts_copy_of_the_crd_is_not_stale() {
-    let path = crate_dir()
-        .join("../charts/quiver/crds")
-        .join(quiver_operator::crd::CRD_FILE);
+    let path = crate_dir().join("../charts/quiver/crds").join(quiver_operator::crd::CRD_FILE);
     let Ok(on_disk) = std::fs::read_to_string(&path) else {
         // The chart has not vendored the CRD (yet); nothing to compare.
         eprintln!("{} absent: skipped", path.display());

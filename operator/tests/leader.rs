@@ -35,63 +35,28 @@ fn secs(s: u64) -> Duration {
 #[tokio::test]
 async fn two_replicas_never_lead_at_once_and_an_unrenewed_lease_is_taken_over() {
     let (client, api) = FakeApi::start();
-    let (mut a, mut b) = (
-        Elector::new(cfg("operator-a")),
-        Elector::new(cfg("operator-b")),
-    );
+    let (mut a, mut b) = (Elector::new(cfg("operator-a")), Elector::new(cfg("operator-b")));
     let l0 = Instant::now();
 
+    assert!(a.round(&client, at("2026-03-01T12:00:00Z"), l0).await.unwrap(), "a creates the Lease");
+    assert!(!b.round(&client, at("2026-03-01T12:00:01Z"), l0 + secs(1)).await.unwrap(), "b waits");
+    assert!(a.round(&client, at("2026-03-01T12:00:05Z"), l0 + secs(5)).await.unwrap(), "a renews");
     assert!(
-        a.round(&client, at("2026-03-01T12:00:00Z"), l0)
-            .await
-            .unwrap(),
-        "a creates the Lease"
-    );
-    assert!(
-        !b.round(&client, at("2026-03-01T12:00:01Z"), l0 + secs(1))
-            .await
-            .unwrap(),
-        "b waits"
-    );
-    assert!(
-        a.round(&client, at("2026-03-01T12:00:05Z"), l0 + secs(5))
-            .await
-            .unwrap(),
-        "a renews"
-    );
-    assert!(
-        !b.round(&client, at("2026-03-01T12:00:19Z"), l0 + secs(19))
-            .await
-            .unwrap(),
+        !b.round(&client, at("2026-03-01T12:00:19Z"), l0 + secs(19)).await.unwrap(),
         "b sees the renewal now: the 15 s count from here"
     );
-    assert_eq!(
-        api.get(LEASE).unwrap()["spec"]["holderIdentity"],
-        "operator-a"
-    );
+    assert_eq!(api.get(LEASE).unwrap()["spec"]["holderIdentity"], "operator-a");
     assert!(
-        !b.round(&client, at("2026-03-01T12:00:33Z"), l0 + secs(33))
-            .await
-            .unwrap(),
+        !b.round(&client, at("2026-03-01T12:00:33Z"), l0 + secs(33)).await.unwrap(),
         "14 s after b saw it: still a's"
     );
 
     // a stops renewing; 15 s after b last saw a change, b takes over.
-    assert!(
-        b.round(&client, at("2026-03-01T12:00:34Z"), l0 + secs(34))
-            .await
-            .unwrap(),
-        "b takes over"
-    );
+    assert!(b.round(&client, at("2026-03-01T12:00:34Z"), l0 + secs(34)).await.unwrap(), "b takes over");
     let lease = api.get(LEASE).unwrap();
     assert_eq!(lease["spec"]["holderIdentity"], "operator-b");
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
-    assert!(
-        !a.round(&client, at("2026-03-01T12:00:35Z"), l0 + secs(35))
-            .await
-            .unwrap(),
-        "a is standby now"
-    );
+    assert!(!a.round(&client, at("2026-03-01T12:00:35Z"), l0 + secs(35)).await.unwrap(), "a is standby now");
 }
 
 #[tokio::test]
@@ -107,33 +72,18 @@ async fn a_replica_that_loses_the_write_race_stays_standby() {
     );
     api.fail_next_put_as_conflict();
     let mut b = Elector::new(cfg("operator-b"));
-    assert!(
-        !b.round(&client, at("2026-03-01T12:00:00Z"), Instant::now())
-            .await
-            .unwrap()
-    );
+    assert!(!b.round(&client, at("2026-03-01T12:00:00Z"), Instant::now()).await.unwrap());
     assert!(api.get(LEASE).unwrap()["spec"]["holderIdentity"].is_null());
 }
 
 #[tokio::test]
 async fn releasing_frees_the_lease_for_an_immediate_take_over() {
     let (client, _api) = FakeApi::start();
-    let (mut a, mut b) = (
-        Elector::new(cfg("operator-a")),
-        Elector::new(cfg("operator-b")),
-    );
+    let (mut a, mut b) = (Elector::new(cfg("operator-a")), Elector::new(cfg("operator-b")));
     let l0 = Instant::now();
-    assert!(
-        a.round(&client, at("2026-03-01T12:00:00Z"), l0)
-            .await
-            .unwrap()
-    );
+    assert!(a.round(&client, at("2026-03-01T12:00:00Z"), l0).await.unwrap());
     release(&client, &cfg("operator-a")).await.unwrap();
-    assert!(
-        b.round(&client, at("2026-03-01T12:00:01Z"), l0 + secs(1))
-            .await
-            .unwrap()
-    );
+    assert!(b.round(&client, at("2026-03-01T12:00:01Z"), l0 + secs(1)).await.unwrap());
 }
 
 #[tokio::test]
@@ -170,17 +120,10 @@ async fn a_leader_whose_renewal_hangs_stops_leading_at_its_renew_deadline() {
     let clock = std::sync::Arc::new(WallClock(std::sync::Mutex::new(at("2026-03-01T12:00:00Z"))));
     let (_stop_tx, stop_rx) = watch::channel(false);
     let mut leading = spawn_elector(client, cfg("operator-a"), clock, stop_rx);
-    tokio::time::timeout(Duration::from_secs(1), leading.wait_for(|l| *l))
-        .await
-        .expect("leads at once")
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(1), leading.wait_for(|l| *l)).await.expect("leads at once").unwrap();
     let since = Instant::now();
     // The connection goes half-open: reads of the Lease never answer.
-    api.fail(Fault {
-        method: "GET",
-        path_contains: "/leases/",
-        code: HANG,
-    });
+    api.fail(Fault { method: "GET", path_contains: "/leases/", code: HANG });
     tokio::time::timeout(Duration::from_secs(60), leading.wait_for(|l| !*l))
         .await
         .expect("leadership is dropped")
@@ -202,9 +145,7 @@ async fn a_standby_with_a_skewed_clock_never_steals_a_lease_that_is_being_renewe
     let holder = api.clone();
     tokio::spawn(async move {
         for i in 0u32.. {
-            let renewed = at("2026-03-01T11:00:00Z")
-                .checked_add(jiff_secs(5 * i as i64))
-                .unwrap();
+            let renewed = at("2026-03-01T11:00:00Z").checked_add(jiff_secs(5 * i as i64)).unwrap();
             holder.insert(
                 LEASE,
                 json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -222,10 +163,7 @@ async fn a_standby_with_a_skewed_clock_never_steals_a_lease_that_is_being_renewe
     let mut leading = spawn_elector(client, cfg("operator-a"), clock, stop_rx);
     let stole = tokio::time::timeout(Duration::from_secs(120), leading.wait_for(|l| *l)).await;
     assert!(stole.is_err(), "a took a Lease b renews every 5 s");
-    assert_eq!(
-        api.get(LEASE).unwrap()["spec"]["holderIdentity"],
-        "operator-b"
-    );
+    assert_eq!(api.get(LEASE).unwrap()["spec"]["holderIdentity"], "operator-b");
 }
 
 fn jiff_secs(s: i64) -> k8s_openapi::jiff::SignedDuration {

@@ -34,19 +34,9 @@ struct Workers {
 
 #[async_trait]
 impl ActivitySource for Workers {
-    async fn observe(
-        &self,
-        t: &Target,
-        _pods: &[k8s_openapi::api::core::v1::Pod],
-    ) -> Vec<WorkerReport> {
+    async fn observe(&self, t: &Target, _pods: &[k8s_openapi::api::core::v1::Pod]) -> Vec<WorkerReport> {
         self.targets.lock().unwrap().push(t.clone());
-        self.reports
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| (r.ordinal as i32) < t.replicas)
-            .cloned()
-            .collect()
+        self.reports.lock().unwrap().iter().filter(|r| (r.ordinal as i32) < t.replicas).cloned().collect()
     }
 }
 
@@ -62,13 +52,7 @@ fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
 
-fn worker(
-    ordinal: u32,
-    shards: u32,
-    state: LoadState,
-    rows: u64,
-    last_query: Option<&str>,
-) -> WorkerReport {
+fn worker(ordinal: u32, shards: u32, state: LoadState, rows: u64, last_query: Option<&str>) -> WorkerReport {
     let ds = |name: &str, rows: u64| DatasetStats {
         name: name.into(),
         state,
@@ -114,12 +98,7 @@ fn harness(now: &str) -> Harness {
         metrics.clone(),
         Duration::from_secs(30),
     ));
-    Harness {
-        api,
-        workers,
-        ctx,
-        metrics,
-    }
+    Harness { api, workers, ctx, metrics }
 }
 
 impl Harness {
@@ -146,11 +125,7 @@ impl Harness {
     }
 
     fn last_status(&self) -> DataClusterStatus {
-        let v = self
-            .api
-            .status_writes()
-            .pop()
-            .expect("a status was written");
+        let v = self.api.status_writes().pop().expect("a status was written");
         serde_json::from_value(v).unwrap()
     }
 
@@ -176,17 +151,11 @@ fn condition<'a>(
     s: &'a DataClusterStatus,
     type_: &str,
 ) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-    s.conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .unwrap_or_else(|| panic!("no {type_} condition in {s:?}"))
+    s.conditions.iter().find(|c| c.type_ == type_).unwrap_or_else(|| panic!("no {type_} condition in {s:?}"))
 }
 
 fn replicas_applied(api: &FakeApi) -> i64 {
-    api.applied("statefulsets/demo-workers")
-        .expect("StatefulSet applied")["spec"]["replicas"]
-        .as_i64()
-        .unwrap()
+    api.applied("statefulsets/demo-workers").expect("StatefulSet applied")["spec"]["replicas"].as_i64().unwrap()
 }
 
 fn ready_status(last_activity: &str) -> DataClusterStatus {
@@ -201,51 +170,27 @@ fn ready_status(last_activity: &str) -> DataClusterStatus {
 #[tokio::test]
 async fn create_applies_every_child_with_owner_references_and_reports_loading() {
     let h = harness("2026-01-05T09:05:00Z");
-    h.set_workers(
-        (0..4)
-            .map(|i| worker(i, 4, LoadState::Loading, 0, None))
-            .collect(),
-    );
+    h.set_workers((0..4).map(|i| worker(i, 4, LoadState::Loading, 0, None)).collect());
     let requeue = h.run(fixture()).await.unwrap();
     assert_eq!(requeue, Requeue::requeue(Duration::from_secs(30)));
 
     // Token Secrets were created with fresh 32-byte tokens.
-    let creates: Vec<_> = h
-        .api
-        .writes()
-        .into_iter()
-        .filter(|c| c.method == "POST")
-        .collect();
+    let creates: Vec<_> = h.api.writes().into_iter().filter(|c| c.method == "POST").collect();
     assert_eq!(creates.len(), 2, "{creates:?}");
     for c in &creates {
         assert_eq!(c.path, format!("{NS}/secrets"));
         let b64 = c.body.as_ref().unwrap()["data"]["token"].as_str().unwrap();
         use base64::Engine;
-        let token = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap();
+        let token = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
         assert_eq!(token.len(), 43, "32 random bytes, URL-safe base64");
     }
 
     // Every child was server-side applied by our field manager, with the owner reference.
-    let applied: Vec<_> = h
-        .api
-        .writes()
-        .into_iter()
-        .filter(|c| c.method == "PATCH" && !c.path.ends_with("/status"))
-        .collect();
+    let applied: Vec<_> =
+        h.api.writes().into_iter().filter(|c| c.method == "PATCH" && !c.path.ends_with("/status")).collect();
     let resources: Vec<String> = applied
         .iter()
-        .map(|c| {
-            c.path
-                .rsplit('/')
-                .take(2)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("/")
-        })
+        .map(|c| c.path.rsplit('/').take(2).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("/"))
         .collect();
     assert_eq!(
         resources,
@@ -263,11 +208,7 @@ async fn create_applies_every_child_with_owner_references_and_reports_loading() 
         ]
     );
     for c in &applied {
-        assert!(
-            c.query.contains("fieldManager=quiver-operator") && c.query.contains("force=true"),
-            "{}",
-            c.query
-        );
+        assert!(c.query.contains("fieldManager=quiver-operator") && c.query.contains("force=true"), "{}", c.query);
         let owner = &c.body.as_ref().unwrap()["metadata"]["ownerReferences"][0];
         assert_eq!(owner["uid"], "3f1c9a52-7d4e-4b8a-9c1e-0a2b3c4d5e6f");
         assert_eq!(owner["controller"], true);
@@ -281,22 +222,12 @@ async fn create_applies_every_child_with_owner_references_and_reports_loading() 
     assert_eq!(s.url.as_deref(), Some("https://quiver.example.com/"));
     assert_eq!(
         s.selector.as_deref(),
-        Some(
-            "app.kubernetes.io/component=worker,app.kubernetes.io/instance=demo,app.kubernetes.io/name=quiver"
-        )
+        Some("app.kubernetes.io/component=worker,app.kubernetes.io/instance=demo,app.kubernetes.io/name=quiver")
     );
     assert_eq!(condition(&s, "Ready").status, "False");
     assert_eq!(condition(&s, "SpecValid").status, "True");
-    assert_eq!(
-        s.last_activity_time,
-        Some(Time(t("2026-01-05T09:00:00Z"))),
-        "idle clock starts at creation"
-    );
-    assert!(
-        h.api.event_reasons().contains(&"Loading".to_string()),
-        "{:?}",
-        h.api.event_reasons()
-    );
+    assert_eq!(s.last_activity_time, Some(Time(t("2026-01-05T09:00:00Z"))), "idle clock starts at creation");
+    assert!(h.api.event_reasons().contains(&"Loading".to_string()), "{:?}", h.api.event_reasons());
 }
 
 #[tokio::test]
@@ -321,10 +252,7 @@ async fn existing_token_secrets_are_never_overwritten() {
         h.api.writes()
     );
     // The worker token read from the Secret is what the workers are asked with.
-    assert_eq!(
-        h.workers.targets.lock().unwrap()[0].token.as_deref(),
-        Some("existing")
-    );
+    assert_eq!(h.workers.targets.lock().unwrap()[0].token.as_deref(), Some("existing"));
 }
 
 #[tokio::test]
@@ -333,17 +261,7 @@ async fn children_ready_and_every_shard_loaded_is_ready() {
     h.existing_secrets();
     h.statefulset_ready(4);
     h.set_workers(
-        (0..4)
-            .map(|i| {
-                worker(
-                    i,
-                    4,
-                    LoadState::Ready,
-                    1000 + i as u64,
-                    Some("2026-01-05T09:09:00Z"),
-                )
-            })
-            .collect(),
+        (0..4).map(|i| worker(i, 4, LoadState::Ready, 1000 + i as u64, Some("2026-01-05T09:09:00Z"))).collect(),
     );
     h.run(fixture()).await.unwrap();
     let s = h.last_status();
@@ -351,10 +269,7 @@ async fn children_ready_and_every_shard_loaded_is_ready() {
     assert_eq!(s.workers.as_deref(), Some("4/4"));
     assert_eq!(s.replicas, 4);
     let celltowers = s.datasets.iter().find(|d| d.name == "celltowers").unwrap();
-    assert_eq!(
-        (celltowers.rows, celltowers.shards_ready),
-        (1000 + 1001 + 1002 + 1003, 4)
-    );
+    assert_eq!((celltowers.rows, celltowers.shards_ready), (1000 + 1001 + 1002 + 1003, 4));
     let ais = s.datasets.iter().find(|d| d.name == "ais").unwrap();
     assert_eq!(ais.rows, 500 + 500 + 501 + 501);
     assert_eq!(s.rows, 4006 + 2002);
@@ -368,9 +283,7 @@ async fn pods_ready_but_a_shard_still_loading_is_not_ready() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
     h.statefulset_ready(4);
-    let mut reports: Vec<_> = (0..3)
-        .map(|i| worker(i, 4, LoadState::Ready, 10, None))
-        .collect();
+    let mut reports: Vec<_> = (0..3).map(|i| worker(i, 4, LoadState::Ready, 10, None)).collect();
     reports.push(worker(3, 4, LoadState::Loading, 0, None));
     h.set_workers(reports);
     h.run(fixture()).await.unwrap();
@@ -384,9 +297,7 @@ async fn a_failed_shard_load_is_degraded_with_the_error() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
     h.statefulset_ready(4);
-    let mut reports: Vec<_> = (0..3)
-        .map(|i| worker(i, 4, LoadState::Ready, 10, None))
-        .collect();
+    let mut reports: Vec<_> = (0..3).map(|i| worker(i, 4, LoadState::Ready, 10, None)).collect();
     reports.push(worker(3, 4, LoadState::Failed, 0, None));
     h.set_workers(reports);
     h.run(fixture()).await.unwrap();
@@ -394,11 +305,7 @@ async fn a_failed_shard_load_is_degraded_with_the_error() {
     assert_eq!(s.phase, Some(Phase::Degraded));
     let ready = condition(&s, "Ready");
     assert_eq!(ready.reason, "LoadFailed");
-    assert!(
-        ready.message.contains("shard 3/4") && ready.message.contains("column lat"),
-        "{}",
-        ready.message
-    );
+    assert!(ready.message.contains("shard 3/4") && ready.message.contains("column lat"), "{}", ready.message);
 }
 
 #[tokio::test]
@@ -412,13 +319,9 @@ async fn scaling_re_shards_and_rows_count_once_when_settled() {
     dc.status = Some(ready_status("2026-01-05T09:09:00Z"));
 
     // Mid-roll: two pods restarted with six shards, four still on the old count.
-    h.api.set_statefulset_status(
-        json!({"replicas": 6, "readyReplicas": 4, "updatedReplicas": 2,
-        "currentRevision": "demo-workers-old", "updateRevision": "demo-workers-new"}),
-    );
-    let mut reports: Vec<_> = (0..4)
-        .map(|i| worker(i, 4, LoadState::Ready, 600, None))
-        .collect();
+    h.api.set_statefulset_status(json!({"replicas": 6, "readyReplicas": 4, "updatedReplicas": 2,
+        "currentRevision": "demo-workers-old", "updateRevision": "demo-workers-new"}));
+    let mut reports: Vec<_> = (0..4).map(|i| worker(i, 4, LoadState::Ready, 600, None)).collect();
     reports[0] = worker(0, 6, LoadState::Ready, 400, None);
     reports.push(worker(4, 6, LoadState::Ready, 400, None));
     reports.push(worker(5, 6, LoadState::Loading, 0, None));
@@ -427,16 +330,8 @@ async fn scaling_re_shards_and_rows_count_once_when_settled() {
     let sts = h.api.applied("statefulsets/demo-workers").unwrap();
     assert_eq!(sts["spec"]["replicas"], 6);
     let env = &sts["spec"]["template"]["spec"]["containers"][0]["env"];
-    let shards = env
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "QUIVER_SHARDS")
-        .unwrap();
-    assert_eq!(
-        shards["value"], "6",
-        "every worker learns the new shard count"
-    );
+    let shards = env.as_array().unwrap().iter().find(|e| e["name"] == "QUIVER_SHARDS").unwrap();
+    assert_eq!(shards["value"], "6", "every worker learns the new shard count");
     let mid = h.last_status();
     assert_eq!(mid.phase, Some(Phase::Loading));
     assert_eq!(condition(&mid, "Ready").reason, "Resharding");
@@ -445,11 +340,7 @@ async fn scaling_re_shards_and_rows_count_once_when_settled() {
 
     // Settled: six shards of 400 rows each = the 2400 rows four shards held.
     h.statefulset_ready(6);
-    h.set_workers(
-        (0..6)
-            .map(|i| worker(i, 6, LoadState::Ready, 400, None))
-            .collect(),
-    );
+    h.set_workers((0..6).map(|i| worker(i, 6, LoadState::Ready, 400, None)).collect());
     dc.status = Some(mid);
     h.run(dc).await.unwrap();
     let settled = h.last_status();
@@ -463,20 +354,13 @@ async fn idle_past_timeout_with_scale_to_zero_suspends_the_workers_and_keeps_the
     let h = harness("2026-01-05T11:00:00Z");
     h.existing_secrets();
     h.statefulset_ready(4);
-    h.set_workers(
-        (0..4)
-            .map(|i| worker(i, 4, LoadState::Ready, 10, Some("2026-01-05T10:15:00Z")))
-            .collect(),
-    );
+    h.set_workers((0..4).map(|i| worker(i, 4, LoadState::Ready, 10, Some("2026-01-05T10:15:00Z"))).collect());
     let mut dc = fixture();
     dc.status = Some(ready_status("2026-01-05T10:00:00Z"));
     let requeue = h.run(dc).await.unwrap();
     assert_eq!(requeue, Requeue::requeue(Duration::from_secs(300)));
     assert_eq!(replicas_applied(&h.api), 0);
-    assert!(
-        h.api.applied("deployments/demo-dashboard").is_some(),
-        "the dashboard stays"
-    );
+    assert!(h.api.applied("deployments/demo-dashboard").is_some(), "the dashboard stays");
     let s = h.last_status();
     assert_eq!(s.phase, Some(Phase::Suspended));
     assert_eq!(s.suspend_reason, Some(SuspendReason::Idle));
@@ -486,11 +370,7 @@ async fn idle_past_timeout_with_scale_to_zero_suspends_the_workers_and_keeps_the
     assert_eq!(s.last_activity_time, Some(Time(t("2026-01-05T10:15:00Z"))));
     assert_eq!(condition(&s, "Suspended").reason, "Idle");
     assert!(h.api.event_reasons().contains(&"IdleSuspended".to_string()));
-    assert!(
-        h.metrics
-            .encode()
-            .contains("quiver_operator_lifecycle_actions_total{action=\"suspend\"} 1")
-    );
+    assert!(h.metrics.encode().contains("quiver_operator_lifecycle_actions_total{action=\"suspend\"} 1"));
 }
 
 #[tokio::test]
@@ -498,31 +378,19 @@ async fn recent_queries_keep_the_cluster_running_and_requeue_before_the_deadline
     let h = harness("2026-01-05T11:00:00Z");
     h.existing_secrets();
     h.statefulset_ready(4);
-    h.set_workers(
-        (0..4)
-            .map(|i| worker(i, 4, LoadState::Ready, 10, Some("2026-01-05T10:59:20Z")))
-            .collect(),
-    );
+    h.set_workers((0..4).map(|i| worker(i, 4, LoadState::Ready, 10, Some("2026-01-05T10:59:20Z"))).collect());
     let mut dc = fixture();
     dc.spec.lifecycle.idle_timeout = Some("1m".into());
     let requeue = h.run(dc).await.unwrap();
     assert_eq!(replicas_applied(&h.api), 4);
-    assert_eq!(
-        requeue,
-        Requeue::requeue(Duration::from_secs(21)),
-        "20 s left + 1 s, before the 30 s poll"
-    );
+    assert_eq!(requeue, Requeue::requeue(Duration::from_secs(21)), "20 s left + 1 s, before the 30 s poll");
 }
 
 #[tokio::test]
 async fn idle_past_timeout_with_delete_deletes_the_datacluster() {
     let h = harness("2026-01-05T11:00:00Z");
     h.existing_secrets();
-    h.set_workers(
-        (0..4)
-            .map(|i| worker(i, 4, LoadState::Ready, 10, None))
-            .collect(),
-    );
+    h.set_workers((0..4).map(|i| worker(i, 4, LoadState::Ready, 10, None)).collect());
     let mut dc = fixture();
     dc.spec.lifecycle.on_idle = OnIdle::Delete;
     dc.status = Some(ready_status("2026-01-05T10:00:00Z"));
@@ -530,10 +398,7 @@ async fn idle_past_timeout_with_delete_deletes_the_datacluster() {
     assert_eq!(requeue, Requeue::await_change());
     let writes = h.api.writes();
     assert_eq!(writes.len(), 1, "only the delete: {writes:?}");
-    assert_eq!(
-        (writes[0].method.as_str(), writes[0].path.as_str()),
-        ("DELETE", DC)
-    );
+    assert_eq!((writes[0].method.as_str(), writes[0].path.as_str()), ("DELETE", DC));
     assert!(h.api.get(DC).is_none());
     assert!(h.api.event_reasons().contains(&"IdleDeleted".to_string()));
 }
@@ -544,10 +409,7 @@ async fn unreachable_workers_hold_idle_actions_and_raise_a_condition() {
     h.existing_secrets();
     h.set_workers(
         (0..4)
-            .map(|i| WorkerReport {
-                ordinal: i,
-                outcome: Err("connect failed: connection refused".into()),
-            })
+            .map(|i| WorkerReport { ordinal: i, outcome: Err("connect failed: connection refused".into()) })
             .collect(),
     );
     let mut dc = fixture();
@@ -558,20 +420,9 @@ async fn unreachable_workers_hold_idle_actions_and_raise_a_condition() {
     assert_eq!(replicas_applied(&h.api), 4);
     let s = h.last_status();
     let known = condition(&s, "ActivityKnown");
-    assert_eq!(
-        (known.status.as_str(), known.reason.as_str()),
-        ("Unknown", "WorkersUnreachable")
-    );
-    assert!(
-        known.message.contains("connection refused"),
-        "{}",
-        known.message
-    );
-    assert!(
-        h.api
-            .event_reasons()
-            .contains(&"WorkersUnreachable".to_string())
-    );
+    assert_eq!((known.status.as_str(), known.reason.as_str()), ("Unknown", "WorkersUnreachable"));
+    assert!(known.message.contains("connection refused"), "{}", known.message);
+    assert!(h.api.event_reasons().contains(&"WorkersUnreachable".to_string()));
 }
 
 fn idle_suspended(dc: &mut DataCluster, since: &str) {
@@ -596,11 +447,7 @@ async fn a_suspended_cluster_stays_suspended_without_asking_the_workers() {
     assert_eq!(replicas_applied(&h.api), 0);
     assert_eq!(h.workers.targets.lock().unwrap()[0].replicas, 0);
     assert_eq!(h.last_status().phase, Some(Phase::Suspended));
-    assert!(
-        h.api.event_reasons().is_empty(),
-        "{:?}",
-        h.api.event_reasons()
-    );
+    assert!(h.api.event_reasons().is_empty(), "{:?}", h.api.event_reasons());
 }
 
 #[tokio::test]
@@ -609,28 +456,22 @@ async fn a_resume_request_from_the_dashboard_restarts_the_workers() {
     h.existing_secrets();
     let mut dc = fixture();
     idle_suspended(&mut dc, "2026-01-05T11:00:00Z");
-    dc.metadata.annotations.as_mut().unwrap().insert(
-        "quiver.dev/resumeRequestedAt".into(),
-        "2026-01-05T11:30:00Z".into(),
-    );
+    dc.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert("quiver.dev/resumeRequestedAt".into(), "2026-01-05T11:30:00Z".into());
     h.run(dc).await.unwrap();
     assert_eq!(replicas_applied(&h.api), 4);
     let s = h.last_status();
     assert_ne!(s.phase, Some(Phase::Suspended));
     assert_eq!(s.suspended_at, None);
     assert_eq!(s.suspend_reason, None);
-    assert_eq!(
-        s.last_activity_time,
-        Some(Time(t("2026-01-05T11:31:00Z"))),
-        "the idle clock restarts"
-    );
+    assert_eq!(s.last_activity_time, Some(Time(t("2026-01-05T11:31:00Z"))), "the idle clock restarts");
     assert!(h.api.event_reasons().contains(&"Resumed".to_string()));
     // The status apply names no suspension fields, so server-side apply removes them.
     let body = h.api.status_writes().pop().unwrap();
-    assert!(
-        body.get("suspendedAt").is_none() && body.get("suspendReason").is_none(),
-        "{body}"
-    );
+    assert!(body.get("suspendedAt").is_none() && body.get("suspendReason").is_none(), "{body}");
 }
 
 #[tokio::test]
@@ -654,10 +495,7 @@ async fn spec_suspend_scales_to_zero_and_unsetting_it_resumes() {
     h.run(dc.clone()).await.unwrap();
     assert_eq!(replicas_applied(&h.api), 0);
     let suspended = h.last_status();
-    assert_eq!(
-        (suspended.phase, suspended.suspend_reason),
-        (Some(Phase::Suspended), Some(SuspendReason::Spec))
-    );
+    assert_eq!((suspended.phase, suspended.suspend_reason), (Some(Phase::Suspended), Some(SuspendReason::Spec)));
     assert!(h.api.event_reasons().contains(&"Suspended".to_string()));
 
     dc.spec.lifecycle.suspend = false;
@@ -675,26 +513,14 @@ async fn the_restart_annotation_rolls_the_workers() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
     let mut dc = fixture();
-    dc.metadata.annotations.as_mut().unwrap().insert(
-        "quiver.dev/restartedAt".into(),
-        "2026-01-05T09:09:30Z".into(),
-    );
+    dc.metadata.annotations.as_mut().unwrap().insert("quiver.dev/restartedAt".into(), "2026-01-05T09:09:30Z".into());
     h.run(dc.clone()).await.unwrap();
     let first = h.api.applied("statefulsets/demo-workers").unwrap();
-    assert_eq!(
-        first["spec"]["template"]["metadata"]["annotations"]["quiver.dev/restartedAt"],
-        "2026-01-05T09:09:30Z"
-    );
-    dc.metadata.annotations.as_mut().unwrap().insert(
-        "quiver.dev/restartedAt".into(),
-        "2026-01-05T09:20:00Z".into(),
-    );
+    assert_eq!(first["spec"]["template"]["metadata"]["annotations"]["quiver.dev/restartedAt"], "2026-01-05T09:09:30Z");
+    dc.metadata.annotations.as_mut().unwrap().insert("quiver.dev/restartedAt".into(), "2026-01-05T09:20:00Z".into());
     h.run(dc).await.unwrap();
     let second = h.api.applied("statefulsets/demo-workers").unwrap();
-    assert_ne!(
-        first["spec"]["template"], second["spec"]["template"],
-        "a new template rolls every pod"
-    );
+    assert_ne!(first["spec"]["template"], second["spec"]["template"], "a new template rolls every pod");
     // The API server bumped the StatefulSet's generation: the rollout is not complete,
     // so the cluster is not reported Ready on the old pods.
     assert_ne!(h.last_status().phase, Some(Phase::Ready));
@@ -705,8 +531,7 @@ async fn an_invalid_spec_becomes_a_condition_and_nothing_else_is_written() {
     let h = harness("2026-01-05T09:10:00Z");
     let mut dc = fixture();
     // The schema cannot see that the colouring dimension must be categorical.
-    let mut view =
-        quiver_worker::source::presets::default_view(quiver_worker::spec::Preset::Celltowers);
+    let mut view = quiver_worker::source::presets::default_view(quiver_worker::spec::Preset::Celltowers);
     view.category = view
         .dimensions
         .iter()
@@ -723,20 +548,10 @@ async fn an_invalid_spec_becomes_a_condition_and_nothing_else_is_written() {
     let s = h.last_status();
     assert_eq!(s.phase, Some(Phase::Failed));
     let valid = condition(&s, "SpecValid");
-    assert_eq!(
-        (valid.status.as_str(), valid.reason.as_str()),
-        ("False", "InvalidSpec")
-    );
-    assert!(
-        valid.message.contains("not categorical"),
-        "{}",
-        valid.message
-    );
+    assert_eq!((valid.status.as_str(), valid.reason.as_str()), ("False", "InvalidSpec"));
+    assert!(valid.message.contains("not categorical"), "{}", valid.message);
     assert_eq!(h.api.event_reasons(), ["InvalidSpec"]);
-    assert!(
-        h.workers.targets.lock().unwrap().is_empty(),
-        "workers are not contacted"
-    );
+    assert!(h.workers.targets.lock().unwrap().is_empty(), "workers are not contacted");
 
     // Reconciling again with that status writes nothing at all and publishes nothing.
     dc.status = Some(s);
@@ -754,20 +569,13 @@ async fn an_object_that_does_not_deserialize_becomes_a_condition() {
     };
     h.api.insert(DC, serde_json::to_value(fixture()).unwrap());
     let obj = Arc::new(DeserializeGuard::<DataCluster>(Err(invalid)));
-    let requeue = tokio::time::timeout(Duration::from_secs(10), reconcile(obj, h.ctx.clone()))
-        .await
-        .unwrap()
-        .unwrap();
+    let requeue = tokio::time::timeout(Duration::from_secs(10), reconcile(obj, h.ctx.clone())).await.unwrap().unwrap();
     assert_eq!(requeue, Requeue::await_change());
     let writes = h.api.writes();
     assert_eq!(writes.len(), 1, "{writes:?}");
     let s = h.last_status();
     assert_eq!(s.phase, Some(Phase::Failed));
-    assert!(
-        condition(&s, "SpecValid")
-            .message
-            .contains("unknown variant `bogus`")
-    );
+    assert!(condition(&s, "SpecValid").message.contains("unknown variant `bogus`"));
 }
 
 #[tokio::test]
@@ -786,13 +594,9 @@ async fn disabling_the_ingress_deletes_the_one_this_cluster_owns_only() {
 
     h.api.insert(path, ingress("someone-else"));
     h.run(dc.clone()).await.unwrap();
-    assert!(
-        h.api.get(path).is_some(),
-        "an Ingress we do not own is left alone"
-    );
+    assert!(h.api.get(path).is_some(), "an Ingress we do not own is left alone");
 
-    h.api
-        .insert(path, ingress("3f1c9a52-7d4e-4b8a-9c1e-0a2b3c4d5e6f"));
+    h.api.insert(path, ingress("3f1c9a52-7d4e-4b8a-9c1e-0a2b3c4d5e6f"));
     h.run(dc).await.unwrap();
     assert!(h.api.get(path).is_none(), "our Ingress is removed");
 }
@@ -801,8 +605,7 @@ async fn disabling_the_ingress_deletes_the_one_this_cluster_owns_only() {
 async fn the_status_url_uses_the_ingress_address_without_a_host() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
-    h.api
-        .set_ingress_status(json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.9"}]}}));
+    h.api.set_ingress_status(json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.9"}]}}));
     let mut dc = fixture();
     dc.spec.dashboard.ingress.host = None;
     dc.spec.dashboard.ingress.tls = None;
@@ -814,33 +617,15 @@ async fn the_status_url_uses_the_ingress_address_without_a_host() {
 async fn api_errors_are_returned_counted_and_retried_with_backoff() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
-    h.api.fail(Fault {
-        method: "PATCH",
-        path_contains: "/statefulsets/",
-        code: 500,
-    });
+    h.api.fail(Fault { method: "PATCH", path_contains: "/statefulsets/", code: 500 });
     let dc = fixture();
     let err = h.run(dc.clone()).await.unwrap_err();
     assert_eq!(err.category(), "kube_api");
-    assert!(
-        err.to_string()
-            .contains("applying StatefulSet demo-workers"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("applying StatefulSet demo-workers"), "{err}");
     let obj = Arc::new(DeserializeGuard(Ok(dc)));
-    assert_eq!(
-        error_policy(obj.clone(), &err, h.ctx.clone()),
-        Requeue::requeue(Duration::from_secs(5))
-    );
-    assert_eq!(
-        error_policy(obj, &err, h.ctx.clone()),
-        Requeue::requeue(Duration::from_secs(10))
-    );
-    assert!(
-        h.metrics
-            .encode()
-            .contains("quiver_operator_reconcile_errors_total{category=\"kube_api\"} 2")
-    );
+    assert_eq!(error_policy(obj.clone(), &err, h.ctx.clone()), Requeue::requeue(Duration::from_secs(5)));
+    assert_eq!(error_policy(obj, &err, h.ctx.clone()), Requeue::requeue(Duration::from_secs(10)));
+    assert!(h.metrics.encode().contains("quiver_operator_reconcile_errors_total{category=\"kube_api\"} 2"));
 }
 
 #[tokio::test]
@@ -848,20 +633,13 @@ async fn an_unchanged_cluster_writes_no_status() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
     h.statefulset_ready(4);
-    h.set_workers(
-        (0..4)
-            .map(|i| worker(i, 4, LoadState::Ready, 10, None))
-            .collect(),
-    );
+    h.set_workers((0..4).map(|i| worker(i, 4, LoadState::Ready, 10, None)).collect());
     let mut dc = fixture();
     h.run(dc.clone()).await.unwrap();
     dc.status = Some(h.last_status());
     h.api.clear_calls();
     h.run(dc).await.unwrap();
-    assert!(
-        h.api.status_writes().is_empty(),
-        "a second pass changes nothing"
-    );
+    assert!(h.api.status_writes().is_empty(), "a second pass changes nothing");
     assert!(h.api.event_reasons().is_empty());
 }
 
@@ -871,20 +649,12 @@ async fn sub_second_worker_activity_compares_equal_to_the_stored_status() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
     h.statefulset_ready(4);
-    h.set_workers(
-        (0..4)
-            .map(|i| worker(i, 4, LoadState::Ready, 10, Some("2026-01-05T09:09:58.123Z")))
-            .collect(),
-    );
+    h.set_workers((0..4).map(|i| worker(i, 4, LoadState::Ready, 10, Some("2026-01-05T09:09:58.123Z"))).collect());
     let mut dc = fixture();
     h.run(dc.clone()).await.unwrap();
     dc.status = Some(h.last_status());
     h.run(dc).await.unwrap();
-    assert!(
-        h.api.status_writes().is_empty(),
-        "the stored status already says everything: {:?}",
-        h.api.status_writes()
-    );
+    assert!(h.api.status_writes().is_empty(), "the stored status already says everything: {:?}", h.api.status_writes());
 }
 
 #[tokio::test]
@@ -893,11 +663,8 @@ async fn ongoing_queries_move_last_activity_coarsely() {
     let first = harness("2026-01-05T09:10:00Z");
     first.existing_secrets();
     first.statefulset_ready(4);
-    let queried = |at: &str| -> Vec<WorkerReport> {
-        (0..4)
-            .map(|i| worker(i, 4, LoadState::Ready, 10, Some(at)))
-            .collect()
-    };
+    let queried =
+        |at: &str| -> Vec<WorkerReport> { (0..4).map(|i| worker(i, 4, LoadState::Ready, 10, Some(at))).collect() };
     first.set_workers(queried("2026-01-05T09:09:59Z"));
     let mut dc = fixture();
     first.run(dc.clone()).await.unwrap();
@@ -909,10 +676,7 @@ async fn ongoing_queries_move_last_activity_coarsely() {
     later.statefulset_ready(4);
     later.set_workers(queried("2026-01-05T09:10:39Z"));
     later.run(dc.clone()).await.unwrap();
-    assert!(
-        later.api.status_writes().is_empty(),
-        "no write within the resolution"
-    );
+    assert!(later.api.status_writes().is_empty(), "no write within the resolution");
 
     // Two minutes later the recorded activity moves on.
     let much_later = harness("2026-01-05T09:12:00Z");
@@ -920,10 +684,7 @@ async fn ongoing_queries_move_last_activity_coarsely() {
     much_later.statefulset_ready(4);
     much_later.set_workers(queried("2026-01-05T09:11:59.5Z"));
     much_later.run(dc).await.unwrap();
-    assert_eq!(
-        much_later.last_status().last_activity_time,
-        Some(Time(t("2026-01-05T09:11:59Z")))
-    );
+    assert_eq!(much_later.last_status().last_activity_time, Some(Time(t("2026-01-05T09:11:59Z"))));
 }
 
 #[tokio::test]
@@ -933,11 +694,7 @@ async fn a_cluster_being_deleted_is_only_reported_on() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
     h.statefulset_ready(4);
-    h.set_workers(
-        (0..4)
-            .map(|i| worker(i, 4, LoadState::Ready, 10, None))
-            .collect(),
-    );
+    h.set_workers((0..4).map(|i| worker(i, 4, LoadState::Ready, 10, None)).collect());
     let mut dc = fixture();
     dc.metadata.deletion_timestamp = Some(Time(t("2026-01-05T09:09:00Z")));
     dc.metadata.finalizers = Some(vec!["backup.example.com/snapshot".into()]);
@@ -946,26 +703,14 @@ async fn a_cluster_being_deleted_is_only_reported_on() {
     assert_eq!(requeue, Requeue::await_change());
     let writes = h.api.writes();
     assert!(
-        writes
-            .iter()
-            .all(|c| c.method == "PATCH" && c.path == format!("{DC}/status")),
+        writes.iter().all(|c| c.method == "PATCH" && c.path == format!("{DC}/status")),
         "nothing but the status is written: {writes:?}"
     );
-    assert!(
-        h.workers.targets.lock().unwrap().is_empty(),
-        "the workers are not asked"
-    );
+    assert!(h.workers.targets.lock().unwrap().is_empty(), "the workers are not asked");
     let s = h.last_status();
     let ready = condition(&s, "Ready");
-    assert_eq!(
-        (ready.status.as_str(), ready.reason.as_str()),
-        ("False", "Deleting")
-    );
-    assert!(
-        ready.message.contains("backup.example.com/snapshot"),
-        "{}",
-        ready.message
-    );
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Deleting"));
+    assert!(ready.message.contains("backup.example.com/snapshot"), "{}", ready.message);
 }
 
 #[tokio::test]
@@ -973,11 +718,7 @@ async fn a_condition_names_the_first_failures_and_counts_the_rest() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
     h.statefulset_ready(64);
-    h.set_workers(
-        (0..64)
-            .map(|i| worker(i, 64, LoadState::Failed, 0, None))
-            .collect(),
-    );
+    h.set_workers((0..64).map(|i| worker(i, 64, LoadState::Failed, 0, None)).collect());
     let mut dc = fixture();
     dc.spec.workers.replicas = 64;
     h.run(dc).await.unwrap();
@@ -987,11 +728,7 @@ async fn a_condition_names_the_first_failures_and_counts_the_rest() {
     assert!(ready.message.len() <= 1024, "{} bytes", ready.message.len());
     // 64 shards × 2 datasets failed; three are named.
     assert!(ready.message.ends_with("and 125 more"), "{}", ready.message);
-    assert!(
-        ready.message.contains("dataset celltowers shard 0/64"),
-        "{}",
-        ready.message
-    );
+    assert!(ready.message.contains("dataset celltowers shard 0/64"), "{}", ready.message);
 }
 
 #[tokio::test]
@@ -1015,15 +752,8 @@ async fn a_service_this_cluster_does_not_own_is_never_taken_over() {
     );
     let s = h.last_status();
     let owned = condition(&s, "ChildrenOwned");
-    assert_eq!(
-        (owned.status.as_str(), owned.reason.as_str()),
-        ("False", "NotOwned")
-    );
-    assert!(
-        owned.message.contains("Service demo-workers"),
-        "{}",
-        owned.message
-    );
+    assert_eq!((owned.status.as_str(), owned.reason.as_str()), ("False", "NotOwned"));
+    assert!(owned.message.contains("Service demo-workers"), "{}", owned.message);
     assert_eq!(h.api.event_reasons(), vec!["NotOwned".to_string()]);
 }
 
@@ -1040,18 +770,11 @@ async fn a_token_secret_left_by_an_earlier_cluster_of_the_same_name_is_not_reuse
                "data": {"token": "b2xk"}}),
     );
     h.run(fixture()).await.unwrap();
-    assert!(
-        h.api.applied("statefulsets/demo-workers").is_none(),
-        "no worker starts with someone else's token"
-    );
+    assert!(h.api.applied("statefulsets/demo-workers").is_none(), "no worker starts with someone else's token");
     let s = h.last_status();
     let owned = condition(&s, "ChildrenOwned");
     assert_eq!(owned.status, "False");
-    assert!(
-        owned.message.contains("Secret demo-worker-token"),
-        "{}",
-        owned.message
-    );
+    assert!(owned.message.contains("Secret demo-worker-token"), "{}", owned.message);
 }
 
 #[tokio::test]
@@ -1076,29 +799,10 @@ async fn a_worker_that_cannot_pull_its_image_is_reported_with_the_reason() {
     h.run(fixture()).await.unwrap();
     let s = h.last_status();
     let failure = condition(&s, "ReplicaFailure");
-    assert_eq!(
-        (failure.status.as_str(), failure.reason.as_str()),
-        ("True", "ImagePullBackOff")
-    );
-    assert!(
-        failure.message.contains("demo-workers-0: ImagePullBackOff"),
-        "{}",
-        failure.message
-    );
-    assert!(
-        failure
-            .message
-            .contains("couldn't find key AWS_SECRET_ACCESS_KEY"),
-        "{}",
-        failure.message
-    );
-    assert!(
-        h.api
-            .event_reasons()
-            .contains(&"ImagePullBackOff".to_string()),
-        "{:?}",
-        h.api.event_reasons()
-    );
+    assert_eq!((failure.status.as_str(), failure.reason.as_str()), ("True", "ImagePullBackOff"));
+    assert!(failure.message.contains("demo-workers-0: ImagePullBackOff"), "{}", failure.message);
+    assert!(failure.message.contains("couldn't find key AWS_SECRET_ACCESS_KEY"), "{}", failure.message);
+    assert!(h.api.event_reasons().contains(&"ImagePullBackOff".to_string()), "{:?}", h.api.event_reasons());
 }
 
 #[tokio::test]
@@ -1106,10 +810,8 @@ async fn pods_the_statefulset_cannot_create_are_reported_from_its_events() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
     // Quota: only 2 of 4 pods exist.
-    h.api.set_statefulset_status(
-        json!({"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2,
-        "currentRevision": "demo-workers-abc", "updateRevision": "demo-workers-abc"}),
-    );
+    h.api.set_statefulset_status(json!({"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2,
+        "currentRevision": "demo-workers-abc", "updateRevision": "demo-workers-abc"}));
     h.api.insert(
         &format!("{NS}/events"),
         json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": [
@@ -1121,15 +823,8 @@ async fn pods_the_statefulset_cannot_create_are_reported_from_its_events() {
     h.run(fixture()).await.unwrap();
     let s = h.last_status();
     let failure = condition(&s, "ReplicaFailure");
-    assert_eq!(
-        (failure.status.as_str(), failure.reason.as_str()),
-        ("True", "FailedCreate")
-    );
-    assert!(
-        failure.message.contains("exceeded quota"),
-        "{}",
-        failure.message
-    );
+    assert_eq!((failure.status.as_str(), failure.reason.as_str()), ("True", "FailedCreate"));
+    assert!(failure.message.contains("exceeded quota"), "{}", failure.message);
 }
 
 /// A worker pod as the API server lists it: its template revision, its shard
@@ -1143,10 +838,7 @@ fn worker_pod(ordinal: u32, revision: &str, shards: u32, ready: bool) -> serde_j
 }
 
 fn rolling(h: &Harness, pods: Vec<serde_json::Value>, updated: i32) {
-    h.api.insert(
-        &format!("{NS}/pods"),
-        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods}),
-    );
+    h.api.insert(&format!("{NS}/pods"), json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods}));
     h.api.set_statefulset_status(json!({
         "replicas": 4, "readyReplicas": 4, "updatedReplicas": updated,
         "currentRevision": "demo-workers-old", "updateRevision": "demo-workers-new"}));
@@ -1164,18 +856,8 @@ fn deleted_pods(api: &FakeApi) -> Vec<String> {
 async fn a_restart_replaces_workers_in_batches_the_operator_drives() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
-    rolling(
-        &h,
-        (0..4)
-            .map(|i| worker_pod(i, "demo-workers-old", 4, true))
-            .collect(),
-        0,
-    );
-    h.set_workers(
-        (0..4)
-            .map(|i| worker(i, 4, LoadState::Ready, 10, None))
-            .collect(),
-    );
+    rolling(&h, (0..4).map(|i| worker_pod(i, "demo-workers-old", 4, true)).collect(), 0);
+    h.set_workers((0..4).map(|i| worker(i, 4, LoadState::Ready, 10, None)).collect());
     h.run(fixture()).await.unwrap();
     let sts = h.api.applied("statefulsets/demo-workers").unwrap();
     assert_eq!(sts["spec"]["updateStrategy"]["type"], "OnDelete");
@@ -1183,10 +865,7 @@ async fn a_restart_replaces_workers_in_batches_the_operator_drives() {
     assert_eq!(deleted_pods(&h.api), ["demo-workers-0"]);
     let s = h.last_status();
     let r = condition(&s, "RollingOut");
-    assert_eq!(
-        (r.status.as_str(), r.reason.as_str()),
-        ("True", "InProgress")
-    );
+    assert_eq!((r.status.as_str(), r.reason.as_str()), ("True", "InProgress"));
 }
 
 #[tokio::test]
@@ -1194,9 +873,7 @@ async fn a_reshard_replaces_every_worker_at_once() {
     let h = harness("2026-01-05T09:10:00Z");
     h.existing_secrets();
     // The spec says 4 shards; the pods still run with 2... and 2 new ones load.
-    let mut pods: Vec<_> = (0..2)
-        .map(|i| worker_pod(i, "demo-workers-old", 2, true))
-        .collect();
+    let mut pods: Vec<_> = (0..2).map(|i| worker_pod(i, "demo-workers-old", 2, true)).collect();
     pods.extend((2..4).map(|i| worker_pod(i, "demo-workers-new", 4, false)));
     rolling(&h, pods, 2);
     h.run(fixture()).await.unwrap();
@@ -1213,22 +890,17 @@ async fn a_rollout_past_its_deadline_is_reported_stuck() {
     rolling(&h, pods, 1);
     let mut dc = fixture();
     let mut previous = ready_status("2026-01-05T09:59:00Z");
-    previous
-        .conditions
-        .push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-            type_: "RollingOut".into(),
-            status: "True".into(),
-            reason: "InProgress".into(),
-            message: String::new(),
-            observed_generation: Some(3),
-            last_transition_time: Time(t("2026-01-05T09:20:00Z")),
-        });
+    previous.conditions.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        type_: "RollingOut".into(),
+        status: "True".into(),
+        reason: "InProgress".into(),
+        message: String::new(),
+        observed_generation: Some(3),
+        last_transition_time: Time(t("2026-01-05T09:20:00Z")),
+    });
     dc.status = Some(previous);
     h.run(dc).await.unwrap();
-    assert!(
-        deleted_pods(&h.api).is_empty(),
-        "no healthy worker is taken down"
-    );
+    assert!(deleted_pods(&h.api).is_empty(), "no healthy worker is taken down");
     let s = h.last_status();
     let r = condition(&s, "RollingOut");
     assert_eq!((r.status.as_str(), r.reason.as_str()), ("True", "Stuck"));

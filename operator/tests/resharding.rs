@@ -25,15 +25,7 @@ const ROWS: u64 = 24_000;
 
 fn env(sts: &StatefulSet, name: &str) -> String {
     let c = &sts.spec.template.spec.as_ref().unwrap().containers[0];
-    c.env
-        .as_ref()
-        .unwrap()
-        .iter()
-        .find(|e| e.name == name)
-        .unwrap()
-        .value
-        .clone()
-        .unwrap()
+    c.env.as_ref().unwrap().iter().find(|e| e.name == name).unwrap().value.clone().unwrap()
 }
 
 /// What the kubelet and the worker binary do with the pod template for pod `ordinal`.
@@ -41,13 +33,9 @@ async fn start_pod(c: &ValidCluster, sts: &StatefulSet, ordinal: u32) -> Running
     let pod_name = format!("{}-{ordinal}", sts.metadata.name.as_ref().unwrap());
     let index: u32 = pod_name.rsplit('-').next().unwrap().parse().unwrap();
     let shards: u32 = env(sts, "QUIVER_SHARDS").parse().unwrap();
-    assert_eq!(
-        env(sts, "QUIVER_DATASETS_FILE"),
-        "/etc/quiver/datasets/datasets.json"
-    );
+    assert_eq!(env(sts, "QUIVER_DATASETS_FILE"), "/etc/quiver/datasets/datasets.json");
     let config_map = quiver_operator::children::build_datasets_config_map(c);
-    let datasets: Vec<DatasetSpec> =
-        serde_json::from_str(&config_map.data.unwrap()["datasets.json"]).unwrap();
+    let datasets: Vec<DatasetSpec> = serde_json::from_str(&config_map.data.unwrap()["datasets.json"]).unwrap();
     assert_eq!(datasets.len(), c.datasets.len());
     spawn(WorkerConfig {
         datasets,
@@ -63,18 +51,9 @@ async fn start_pod(c: &ValidCluster, sts: &StatefulSet, ordinal: u32) -> Running
 async fn reports(pods: &[(u32, &RunningWorker)]) -> Vec<WorkerReport> {
     // Wait until every pod finished loading, as the readiness probe would.
     for _ in 0..400 {
-        let r = stats_of(
-            pods.iter().map(|(i, w)| (*i, w.flight_url())).collect(),
-            None,
-            Duration::from_secs(5),
-        )
-        .await;
+        let r = stats_of(pods.iter().map(|(i, w)| (*i, w.flight_url())).collect(), None, Duration::from_secs(5)).await;
         let loaded = r.iter().all(|r| {
-            r.outcome.as_ref().is_ok_and(|s| {
-                s.datasets
-                    .iter()
-                    .all(|d| d.state != LoadState::Loading && !d.reloading)
-            })
+            r.outcome.as_ref().is_ok_and(|s| s.datasets.iter().all(|d| d.state != LoadState::Loading && !d.reloading))
         });
         if loaded {
             return r;
@@ -137,15 +116,8 @@ async fn scaling_from_three_to_five_workers_counts_every_row_once_when_settled()
     mid_pods.extend(new.iter().map(|(i, w)| (*i, w)));
     let r = reports(&mid_pods).await;
     let mid = summarize_shards(&five, 5, 5, &r);
-    assert_eq!(
-        (mid.ready, mid.stale),
-        (3, 2),
-        "old-sharding workers are not ready"
-    );
-    assert!(
-        mid.datasets[0].rows < ROWS as i64,
-        "shards 0 and 1 of five are missing, none double-counted"
-    );
+    assert_eq!((mid.ready, mid.stale), (3, 2), "old-sharding workers are not ready");
+    assert!(mid.datasets[0].rows < ROWS as i64, "shards 0 and 1 of five are missing, none double-counted");
 
     // Settled: pods 0 and 1 restarted with the new template.
     for w in old {

@@ -36,28 +36,17 @@ async fn start() -> (std::net::SocketAddr, FakeApi) {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let state = ResumeState {
-        client,
-        clock: Arc::new(FixedClock),
-    };
+    let state = ResumeState { client, clock: Arc::new(FixedClock) };
     tokio::spawn(serve(listener, state, std::future::pending()));
     (addr, api)
 }
 
 /// One HTTP/1.1 request; returns the status code and the JSON body.
-async fn call(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-) -> (u16, Value) {
+async fn call(addr: std::net::SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: operator\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    );
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: operator\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
@@ -86,9 +75,7 @@ async fn the_dashboard_token_resumes_its_cluster_by_setting_only_the_annotation(
     assert_eq!(writes[0].path, DC);
     assert_eq!(
         writes[0].body,
-        Some(
-            json!({"metadata": {"annotations": {"quiver.dev/resumeRequestedAt": "2026-01-05T12:00:00Z"}}})
-        ),
+        Some(json!({"metadata": {"annotations": {"quiver.dev/resumeRequestedAt": "2026-01-05T12:00:00Z"}}})),
         "nothing but the annotation"
     );
 }
@@ -103,13 +90,8 @@ async fn anything_but_that_token_is_refused_and_writes_nothing() {
         assert_eq!(code, 401, "{token:?}");
     }
     // Another cluster's name with this token: unknown here.
-    let (code, _) = call(
-        addr,
-        "POST",
-        "/v1/namespaces/analytics/dataclusters/other/resume",
-        Some("dashboard-login-token"),
-    )
-    .await;
+    let (code, _) =
+        call(addr, "POST", "/v1/namespaces/analytics/dataclusters/other/resume", Some("dashboard-login-token")).await;
     assert_eq!(code, 404);
     assert!(api.writes().is_empty());
 }

@@ -36,18 +36,13 @@ pub fn cmdline(pid: u32) -> Vec<String> {
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lies in the repository")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lies in the repository").to_path_buf()
 }
-
 
 /// `deploy/launch.sh`.
 pub fn launch_script() -> PathBuf {
     repo_root().join("deploy/launch.sh")
 }
-
 
 /// Whether Debian's nginx is installed.
 pub fn nginx_available() -> bool {
@@ -58,10 +53,7 @@ pub fn nginx_available() -> bool {
 /// no outgoing connection can take it between this check and nginx binding it.
 pub fn free_port() -> u16 {
     let seed = std::process::id() as u64
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos() as u64;
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
     (0..10_000u64)
         .map(|i| 21_000 + ((seed + i * 7919) % 11_000) as u16)
         .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
@@ -72,10 +64,7 @@ pub fn free_port() -> u16 {
 /// `<target>/debug/deps/packaging-HASH`.
 pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("the test binary lies in <target>/<profile>/deps")
-        .to_path_buf()
+    exe.parent().and_then(Path::parent).expect("the test binary lies in <target>/<profile>/deps").to_path_buf()
 }
 
 /// The worker and dashboard binaries of the profile these tests were built
@@ -112,16 +101,9 @@ pub fn build_binaries() -> PathBuf {
         }
     }
     let status = cmd.status().expect("cargo runs");
-    assert!(
-        status.success(),
-        "cargo test --workspace --no-run ({profile}) failed"
-    );
+    assert!(status.success(), "cargo test --workspace --no-run ({profile}) failed");
     for b in ["quiver-worker", "quiver-dashboard"] {
-        assert!(
-            dir.join(b).exists(),
-            "{} was not built",
-            dir.join(b).display()
-        );
+        assert!(dir.join(b).exists(), "{} was not built", dir.join(b).display());
     }
     dir
 }
@@ -130,9 +112,7 @@ pub fn build_binaries() -> PathBuf {
 pub fn pid_alive(pid: u32) -> bool {
     // A zombie is as good as gone: it runs nothing and holds no port.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -146,11 +126,7 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         };
         if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat"))
             && let Some((_, rest)) = stat.rsplit_once(')')
-            && rest
-                .split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u32>().ok())
-                == Some(pid)
+            && rest.split_whitespace().nth(1).and_then(|v| v.parse::<u32>().ok()) == Some(pid)
         {
             out.push(p);
         }
@@ -160,9 +136,7 @@ pub fn children_of(pid: u32) -> Vec<u32> {
 
 /// Sends `kill -SIG` to a pid (negative: a process group).
 pub fn signal(pid: i64, sig: &str) {
-    let _ = Command::new("kill")
-        .args([format!("-{sig}"), "--".to_string(), pid.to_string()])
-        .status();
+    let _ = Command::new("kill").args([format!("-{sig}"), "--".to_string(), pid.to_string()]).status();
 }
 
 /// Stops the whole process group of launch.sh if the test fails half-way.
@@ -177,13 +151,9 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if !self.stopped {
             let pgid = -(self.child.id() as i64);
-            let _ = Command::new("kill")
-                .args(["-TERM", "--", &pgid.to_string()])
-                .status();
+            let _ = Command::new("kill").args(["-TERM", "--", &pgid.to_string()]).status();
             std::thread::sleep(Duration::from_secs(3));
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &pgid.to_string()])
-                .status();
+            let _ = Command::new("kill").args(["-KILL", "--", &pgid.to_string()]).status();
             let _ = self.child.wait();
         }
     }
@@ -191,13 +161,8 @@ impl Drop for Cluster {
 
 /// `KEY=VALUE` lines of a file.
 pub fn env_file(path: &Path) -> BTreeMap<String, String> {
-    read(path)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    read(path).lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
-
 
 /// A running `deploy/launch.sh`, ready.
 pub struct Launched {
@@ -235,10 +200,7 @@ pub fn launch(tmp: &Path, args: &[&str], token: &str) -> Launched {
         .stderr(Stdio::piped());
     // Its own process group, so a failed test can stop everything it started.
     std::os::unix::process::CommandExt::process_group(&mut child, 0);
-    let mut cluster = Cluster {
-        child: child.spawn().expect("bash runs launch.sh"),
-        stopped: false,
-    };
+    let mut cluster = Cluster { child: child.spawn().expect("bash runs launch.sh"), stopped: false };
 
     // stdout carries the status line; stderr the progress (kept for failure messages).
     let (tx, rx) = mpsc::channel::<String>();
@@ -263,10 +225,7 @@ pub fn launch(tmp: &Path, args: &[&str], token: &str) -> Launched {
             Ok(_) => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if let Some(status) = cluster.child.try_wait().unwrap() {
-                    panic!(
-                        "launch.sh exited ({status}) before it was ready:\n{}",
-                        log.lock().unwrap()
-                    );
+                    panic!("launch.sh exited ({status}) before it was ready:\n{}", log.lock().unwrap());
                 }
                 assert!(
                     started.elapsed() < Duration::from_secs(360),
@@ -275,33 +234,15 @@ pub fn launch(tmp: &Path, args: &[&str], token: &str) -> Launched {
                 );
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                panic!(
-                    "launch.sh closed stdout before it was ready:\n{}",
-                    log.lock().unwrap()
-                )
+                panic!("launch.sh closed stdout before it was ready:\n{}", log.lock().unwrap())
             }
         }
     };
-    println!(
-        "{status_line} (after {:.1} s)",
-        started.elapsed().as_secs_f64()
-    );
+    println!("{status_line} (after {:.1} s)", started.elapsed().as_secs_f64());
     let url = format!("http://127.0.0.1:{port}");
-    assert!(
-        status_line.contains(&format!("{url}/login")),
-        "status line names the nginx URL: {status_line}"
-    );
-    assert!(
-        status_line.contains(token),
-        "status line shows the token: {status_line}"
-    );
-    Launched {
-        cluster,
-        run_dir,
-        url,
-        port,
-        log,
-    }
+    assert!(status_line.contains(&format!("{url}/login")), "status line names the nginx URL: {status_line}");
+    assert!(status_line.contains(token), "status line shows the token: {status_line}");
+    Launched { cluster, run_dir, url, port, log }
 }
 
 /// `role index pid` lines of the run folder's `pids`.
@@ -319,11 +260,7 @@ pub fn started_processes(run_dir: &Path) -> Vec<(String, String, u32)> {
 /// nginx's workers) running, and free the port.
 pub async fn stop_and_check(l: &mut Launched) {
     let pids = started_processes(&l.run_dir);
-    let nginx = pids
-        .iter()
-        .find(|(r, _, _)| r == "nginx")
-        .expect("nginx was started")
-        .2;
+    let nginx = pids.iter().find(|(r, _, _)| r == "nginx").expect("nginx was started").2;
     let nginx_workers = children_of(nginx);
     assert!(!nginx_workers.is_empty(), "nginx runs worker processes");
     signal(l.cluster.child.id() as i64, "TERM");
@@ -332,31 +269,12 @@ pub async fn stop_and_check(l: &mut Launched) {
         if let Some(s) = l.cluster.child.try_wait().unwrap() {
             break s;
         }
-        assert!(
-            Instant::now() < deadline,
-            "launch.sh did not stop within 30 s of SIGTERM"
-        );
+        assert!(Instant::now() < deadline, "launch.sh did not stop within 30 s of SIGTERM");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     l.cluster.stopped = true;
-    assert!(
-        status.success(),
-        "launch.sh exits cleanly on SIGTERM: {status}"
-    );
-    let left: Vec<u32> = pids
-        .iter()
-        .map(|p| p.2)
-        .chain(nginx_workers)
-        .filter(|p| pid_alive(*p))
-        .collect();
-    assert!(
-        left.is_empty(),
-        "processes still running after launch.sh stopped: {left:?}"
-    );
-    assert!(
-        TcpListener::bind(("127.0.0.1", l.port)).is_ok(),
-        "port {} is free again",
-        l.port
-    );
+    assert!(status.success(), "launch.sh exits cleanly on SIGTERM: {status}");
+    let left: Vec<u32> = pids.iter().map(|p| p.2).chain(nginx_workers).filter(|p| pid_alive(*p)).collect();
+    assert!(left.is_empty(), "processes still running after launch.sh stopped: {left:?}");
+    assert!(TcpListener::bind(("127.0.0.1", l.port)).is_ok(), "port {} is free again", l.port);
 }
-

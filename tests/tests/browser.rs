@@ -53,9 +53,8 @@ async fn a_user_logs_in_brushes_zooms_and_logs_out_in_chromium() {
                 .unwrap();
             let loaded = s["workers"].as_array().is_some_and(|w| {
                 w.len() == 2
-                    && w.iter().all(|w| {
-                        w["datasets"].as_array().is_some_and(|d| d.iter().all(|d| d["state"] == "ready"))
-                    })
+                    && w.iter()
+                        .all(|w| w["datasets"].as_array().is_some_and(|d| d.iter().all(|d| d["state"] == "ready")))
             });
             if loaded {
                 ready = true;

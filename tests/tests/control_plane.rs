@@ -169,7 +169,8 @@ impl Cli {
     /// `kubectl apply` of a Namespace (`kubectl create namespace` posts
     /// protobuf, which the simulator reads for Secrets and ConfigMaps only).
     async fn create_namespace(&self, name: &str) {
-        let out = self.kubectl_apply(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"), &[]).await;
+        let out =
+            self.kubectl_apply(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"), &[]).await;
         assert!(out.status.success(), "namespace {name}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
@@ -247,13 +248,18 @@ fn radio_counts(dir: &Path) -> BTreeMap<Option<String>, u64> {
     files.sort();
     assert_eq!(files.len(), FILES as usize, "{files:?}");
     for f in files {
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
         for batch in reader {
             let batch = batch.unwrap();
-            let col = arrow::compute::cast(batch.column_by_name("radio").expect("a radio column"), &arrow::datatypes::DataType::Utf8).unwrap();
+            let col = arrow::compute::cast(
+                batch.column_by_name("radio").expect("a radio column"),
+                &arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
             let col = col.as_any().downcast_ref::<StringArray>().unwrap();
             for i in 0..col.len() {
                 let v = (!col.is_null(i)).then(|| col.value(i).to_string());
@@ -286,11 +292,7 @@ impl Reference {
         for b in bins {
             let label = b["label"].as_str().unwrap_or_default();
             let want: u64 = if label == "Other" {
-                self.radio
-                    .iter()
-                    .filter(|(k, _)| k.as_ref().is_some_and(|k| !labels.contains(k)))
-                    .map(|(_, n)| n)
-                    .sum()
+                self.radio.iter().filter(|(k, _)| k.as_ref().is_some_and(|k| !labels.contains(k))).map(|(_, n)| n).sum()
             } else {
                 self.radio.get(&Some(label.to_string())).copied().unwrap_or(0)
             };
@@ -328,7 +330,9 @@ fn pods_of(handle: &quiver_kube_sim::Handle, cluster: &str, component: &str) -> 
     let (pods, _) = handle.sim.store.list("pods", Some(DATA_NS));
     let mut pods: Vec<Value> = pods
         .into_iter()
-        .filter(|p| labels_match(p, &[("app.kubernetes.io/instance", cluster), ("app.kubernetes.io/component", component)]))
+        .filter(|p| {
+            labels_match(p, &[("app.kubernetes.io/instance", cluster), ("app.kubernetes.io/component", component)])
+        })
         .collect();
     pods.sort_by_key(name_of);
     pods
@@ -390,12 +394,8 @@ impl Dashboard {
                 .ok_or_else(|| "no ready dashboard pod".to_string())
         })
         .await;
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .no_proxy()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
+        let http =
+            reqwest::Client::builder().cookie_store(true).no_proxy().timeout(Duration::from_secs(20)).build().unwrap();
         let base = format!("http://{ip}:8050");
         let r = http.post(format!("{base}/login")).json(&json!({"token": token})).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 204, "login on {cluster}'s dashboard");
@@ -451,7 +451,11 @@ struct Tally {
 /// Queries the dashboard every 100 ms until `stop`: a complete answer (not
 /// `partial`) must equal the files whatever the shard count; partial answers
 /// and errors are allowed while workers come and go.
-fn keep_querying(ui: Dashboard, reference: Reference, stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<Tally> {
+fn keep_querying(
+    ui: Dashboard,
+    reference: Reference,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Tally> {
     tokio::spawn(async move {
         let mut tally = Tally::default();
         while !*stop.borrow() {
@@ -543,7 +547,9 @@ async fn dc_ready(cli: &Cli, name: &str, workers: u32) -> Duration {
 }
 
 async fn lease_holder(cli: &Cli) -> Option<String> {
-    let out = cli.kubectl(&["get", "lease", "quiver-operator", "-n", OPERATOR_NS, "-o", "jsonpath={.spec.holderIdentity}"]).await;
+    let out = cli
+        .kubectl(&["get", "lease", "quiver-operator", "-n", OPERATOR_NS, "-o", "jsonpath={.spec.holderIdentity}"])
+        .await;
     let h = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (out.status.success() && !h.is_empty()).then_some(h)
 }
@@ -552,7 +558,10 @@ fn operator_pods(handle: &quiver_kube_sim::Handle) -> Vec<Value> {
     let (pods, _) = handle.sim.store.list("pods", Some(OPERATOR_NS));
     let mut pods: Vec<Value> = pods
         .into_iter()
-        .filter(|p| labels_match(p, &[("app.kubernetes.io/name", "quiver-operator")]) && p["metadata"]["deletionTimestamp"].is_null())
+        .filter(|p| {
+            labels_match(p, &[("app.kubernetes.io/name", "quiver-operator")])
+                && p["metadata"]["deletionTimestamp"].is_null()
+        })
         .collect();
     pods.sort_by_key(name_of);
     pods
@@ -616,10 +625,13 @@ fn writes_outside_leadership(writes: &[quiver_kube_sim::writes::Write], terms: &
         .filter_map(|w| Some((operator_pod_of(w)?, w)))
         .filter(|(pod, w)| {
             let inside = terms.iter().any(|t| t.pod == *pod && t.start <= w.version && w.version < t.end);
-            let lease_attempt = is_lease(w) && (!w.changed || inside || terms.iter().any(|t| t.pod == *pod && t.start == w.version));
+            let lease_attempt =
+                is_lease(w) && (!w.changed || inside || terms.iter().any(|t| t.pod == *pod && t.start == w.version));
             !inside && !lease_attempt
         })
-        .map(|(pod, w)| format!("{pod}: {} {} {}/{} ({}) at version {}", w.verb, w.resource, w.namespace, w.name, w.code, w.version))
+        .map(|(pod, w)| {
+            format!("{pod}: {} {} {}/{} ({}) at version {}", w.verb, w.resource, w.namespace, w.name, w.code, w.version)
+        })
         .collect()
 }
 
@@ -671,8 +683,19 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     let t = Instant::now();
     let lease = format!("leaderElection.leaseDuration={}s", LEASE.as_secs());
     let poll = format!("pollInterval={}s", POLL.as_secs());
-    cli.helm_ok(&["install", "quiver", "charts/quiver", "-n", OPERATOR_NS, "--create-namespace", "--set", &lease, "--set", &poll])
-        .await;
+    cli.helm_ok(&[
+        "install",
+        "quiver",
+        "charts/quiver",
+        "-n",
+        OPERATOR_NS,
+        "--create-namespace",
+        "--set",
+        &lease,
+        "--set",
+        &poll,
+    ])
+    .await;
     let manifest = cli.helm_ok(&["get", "manifest", "quiver", "-n", OPERATOR_NS]).await;
     let leader = eventually("two operator pods Ready and one holding the Lease", Duration::from_secs(60), || async {
         let pods = operator_pods(&handle);
@@ -820,30 +843,37 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     // The stages the RollingOut condition went through, as kubectl shows them.
     let stages: std::cell::RefCell<Vec<String>> = Default::default();
     let surge_seen = std::cell::Cell::new(false);
-    let took = eventually("towers: Ready 3/3, the surge StatefulSet and its pods gone", Duration::from_secs(180), || async {
-        let dc = cli.kubectl_json(&["get", "dc", "towers", "-n", DATA_NS]).await;
-        let reason = dc["status"]["conditions"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["type"] == "RollingOut"))
-            .and_then(|c| c["reason"].as_str())
-            .unwrap_or_default()
-            .to_string();
-        if stages.borrow().last() != Some(&reason) {
-            stages.borrow_mut().push(reason);
-        }
-        let surge = handle.sim.store.get("statefulsets.apps", DATA_NS, "towers-surge");
-        surge_seen.set(surge_seen.get() || surge.is_some());
-        let pods = pods_of(&handle, "towers", "worker");
-        let row = cli.get_dc("towers").await;
-        let ready = row.get("PHASE").map(String::as_str) == Some("Ready") && row.get("WORKERS").map(String::as_str) == Some("3/3");
-        let settled = stages.borrow().last().map(String::as_str) == Some("Idle");
-        if ready && surge.is_none() && pods.len() == 3 && settled {
-            Ok(t.elapsed())
-        } else {
-            Err(format!("{row:?}, surge {}, {} worker pods, stages {:?}", surge.is_some(), pods.len(), stages.borrow()))
-        }
-    })
-    .await;
+    let took =
+        eventually("towers: Ready 3/3, the surge StatefulSet and its pods gone", Duration::from_secs(180), || async {
+            let dc = cli.kubectl_json(&["get", "dc", "towers", "-n", DATA_NS]).await;
+            let reason = dc["status"]["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "RollingOut"))
+                .and_then(|c| c["reason"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            if stages.borrow().last() != Some(&reason) {
+                stages.borrow_mut().push(reason);
+            }
+            let surge = handle.sim.store.get("statefulsets.apps", DATA_NS, "towers-surge");
+            surge_seen.set(surge_seen.get() || surge.is_some());
+            let pods = pods_of(&handle, "towers", "worker");
+            let row = cli.get_dc("towers").await;
+            let ready = row.get("PHASE").map(String::as_str) == Some("Ready")
+                && row.get("WORKERS").map(String::as_str) == Some("3/3");
+            let settled = stages.borrow().last().map(String::as_str) == Some("Idle");
+            if ready && surge.is_none() && pods.len() == 3 && settled {
+                Ok(t.elapsed())
+            } else {
+                Err(format!(
+                    "{row:?}, surge {}, {} worker pods, stages {:?}",
+                    surge.is_some(),
+                    pods.len(),
+                    stages.borrow()
+                ))
+            }
+        })
+        .await;
     let stages = stages.into_inner();
     let surge_seen = surge_seen.get();
     assert!(surge_seen, "the re-shard ran a surge StatefulSet");
@@ -881,8 +911,16 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let during = keep_querying(towers_ui.clone(), reference.clone(), stopped);
     let t = Instant::now();
-    cli.kubectl_ok(&["annotate", "dc", "towers", "-n", DATA_NS, "--overwrite", "quiver.dev/restartedAt=2026-01-01T00:00:00Z"])
-        .await;
+    cli.kubectl_ok(&[
+        "annotate",
+        "dc",
+        "towers",
+        "-n",
+        DATA_NS,
+        "--overwrite",
+        "quiver.dev/restartedAt=2026-01-01T00:00:00Z",
+    ])
+    .await;
     // Per pod name: when its old pod was first seen going, when its new one was Ready.
     let mut gone: BTreeMap<String, Instant> = BTreeMap::new();
     let mut back: BTreeMap<String, Instant> = BTreeMap::new();
@@ -938,14 +976,18 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     let writes = handle.sim.writes.snapshot();
     let terms = leadership_terms(&writes);
     let leaders: Vec<&str> = terms.iter().map(|t| t.pod.as_str()).collect();
-    assert_eq!(leaders, [leader.as_str(), new_leader.as_str(), standby.as_str()], "three terms, one per leader: {terms:?}");
+    assert_eq!(
+        leaders,
+        [leader.as_str(), new_leader.as_str(), standby.as_str()],
+        "three terms, one per leader: {terms:?}"
+    );
     let outside = writes_outside_leadership(&writes, &terms);
     assert!(outside.is_empty(), "operator writes outside their pod's leadership: {outside:#?}");
     // Each handover: every write of the old leader precedes the new leader's first.
     // (Lease writes that changed nothing, such as a deposed leader's renewal
     // refused for its stale resourceVersion, are not writes of anything.)
     let by = |pod: &str| writes.iter().filter(move |w| operator_pod_of(w) == Some(pod)).collect::<Vec<_>>();
-    let effective = |pod: &str| by(pod).into_iter().filter(|w| !(is_lease(w) && !w.changed)).collect::<Vec<_>>();
+    let effective = |pod: &str| by(pod).into_iter().filter(|w| !is_lease(w) || w.changed).collect::<Vec<_>>();
     let mut gaps = Vec::new();
     for pair in terms.windows(2) {
         let (old, new) = (&pair[0], &pair[1]);
@@ -954,7 +996,13 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         assert!(
             old_last.version < new_first.version,
             "{} wrote {} {}/{} at version {} after {}'s first write at version {}",
-            old.pod, old_last.resource, old_last.namespace, old_last.name, old_last.version, new.pod, new_first.version
+            old.pod,
+            old_last.resource,
+            old_last.namespace,
+            old_last.name,
+            old_last.version,
+            new.pod,
+            new_first.version
         );
         gaps.push(Duration::from_micros(new.start_micros.saturating_sub(old_last.unix_micros)));
     }
@@ -968,12 +1016,21 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     );
     let both: BTreeSet<(String, String, String)> = {
         let written = |pod: &str| -> BTreeSet<(String, String, String)> {
-            by(pod).into_iter().filter(|w| w.changed && !is_lease(w)).map(|w| (w.resource.clone(), w.namespace.clone(), w.name.clone())).collect()
+            by(pod)
+                .into_iter()
+                .filter(|w| w.changed && !is_lease(w))
+                .map(|w| (w.resource.clone(), w.namespace.clone(), w.name.clone()))
+                .collect()
         };
         let (a, b, c) = (written(&leader), written(&new_leader), written(&standby));
-        a.iter().filter(|o| b.contains(*o) || c.contains(*o)).chain(b.iter().filter(|o| c.contains(*o))).cloned().collect()
+        a.iter()
+            .filter(|o| b.contains(*o) || c.contains(*o))
+            .chain(b.iter().filter(|o| c.contains(*o)))
+            .cloned()
+            .collect()
     };
-    let counts: Vec<String> = terms.iter().map(|t| format!("{} {}", t.pod, by(&t.pod).iter().filter(|w| w.changed).count())).collect();
+    let counts: Vec<String> =
+        terms.iter().map(|t| format!("{} {}", t.pod, by(&t.pod).iter().filter(|w| w.changed).count())).collect();
     say!(
         "leadership: 3 terms ({}), changes by each pod: {}; {} objects written by more than one pod, each only in its own term; old leader's last write to the new leader's Lease take-over: {}; thawed leader: {} refused Lease writes, no other write",
         leaders.join(" -> "),
@@ -991,7 +1048,8 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         .flat_map(|c| pods_of(&handle, "towers", c))
         .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
         .collect();
-    let procs: Vec<(u32, String)> = pod_processes().into_iter().filter(|(ip, _)| ips.contains(ip)).flat_map(|(_, v)| v).collect();
+    let procs: Vec<(u32, String)> =
+        pod_processes().into_iter().filter(|(ip, _)| ips.contains(ip)).flat_map(|(_, v)| v).collect();
     assert!(procs.iter().filter(|(_, b)| b == "quiver-worker").count() == 3, "three worker processes: {procs:?}");
     assert!(procs.iter().any(|(_, b)| b == "quiver-dashboard"), "a dashboard process: {procs:?}");
     let t = Instant::now();
@@ -1003,7 +1061,9 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
             .all()
             .into_iter()
             .filter(|(_, _, o)| {
-                o["metadata"]["ownerReferences"].as_array().is_some_and(|rs| rs.iter().any(|r| r["uid"] == uid.as_str()))
+                o["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|rs| rs.iter().any(|r| r["uid"] == uid.as_str()))
                     || labels_match(o, &[("app.kubernetes.io/instance", "towers")])
             })
             .map(|(k, ns, o)| format!("{k} {ns}/{}", name_of(&o)))
@@ -1021,18 +1081,33 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         .flat_map(|(_, v)| v.into_iter().map(|(pid, _)| pid))
         .collect();
     assert_eq!(idle_procs.len(), 1, "one idle worker process");
-    let suspended = eventually("idle: Suspended (Idle) with its workers gone", Duration::from_secs(60) + POLL * 3 + Duration::from_secs(30), || async {
-        let dc = cli.kubectl_json(&["get", "dc", "idle", "-n", DATA_NS]).await;
-        let s = &dc["status"];
-        let ok = s["phase"] == "Suspended" && s["suspendReason"] == "Idle" && pods_of(&handle, "idle", "worker").is_empty() && !pid_alive(idle_procs[0]);
-        if ok { Ok(idle_last_query.elapsed()) } else { Err(format!("status {s}")) }
-    })
+    let suspended = eventually(
+        "idle: Suspended (Idle) with its workers gone",
+        Duration::from_secs(60) + POLL * 3 + Duration::from_secs(30),
+        || async {
+            let dc = cli.kubectl_json(&["get", "dc", "idle", "-n", DATA_NS]).await;
+            let s = &dc["status"];
+            let ok = s["phase"] == "Suspended"
+                && s["suspendReason"] == "Idle"
+                && pods_of(&handle, "idle", "worker").is_empty()
+                && !pid_alive(idle_procs[0]);
+            if ok { Ok(idle_last_query.elapsed()) } else { Err(format!("status {s}")) }
+        },
+    )
     .await;
-    assert!(suspended >= Duration::from_secs(60), "suspended {} after the last query, before the 1m idle timeout", secs(suspended));
+    assert!(
+        suspended >= Duration::from_secs(60),
+        "suspended {} after the last query, before the 1m idle timeout",
+        secs(suspended)
+    );
     assert_eq!(cli.get_dc("idle").await.get("PHASE").map(String::as_str), Some("Suspended"));
     let status = idle_ui.status().await;
     assert_eq!(status["suspended"], json!(true), "the dashboard says suspended: {status}");
-    say!("idle: ScaleToZero {} after its last query (idleTimeout 1m, poll {}), worker process gone", secs(suspended), secs(POLL));
+    say!(
+        "idle: ScaleToZero {} after its last query (idleTimeout 1m, poll {}), worker process gone",
+        secs(suspended),
+        secs(POLL)
+    );
 
     // ---- Resume from the dashboard: Ready again, the same counts.
     let r = idle_ui.http.post(format!("{}/api/resume", idle_ui.base)).send().await.unwrap();
@@ -1114,7 +1189,8 @@ async fn the_crds_apply_server_side_and_an_invalid_datacluster_is_refused_by_the
 
     let out = cli.kubectl_ok(&["apply", "--server-side", "-f", "crds/"]).await;
     assert!(out.contains("dataclusters.quiver.dev serverside-applied"), "{out}");
-    let generation = cli.kubectl_json(&["get", "crd", "dataclusters.quiver.dev"]).await["metadata"]["generation"].clone();
+    let generation =
+        cli.kubectl_json(&["get", "crd", "dataclusters.quiver.dev"]).await["metadata"]["generation"].clone();
     // Applying the same files again changes nothing.
     cli.kubectl_ok(&["apply", "--server-side", "-f", "crds/"]).await;
     let crd = cli.kubectl_json(&["get", "crd", "dataclusters.quiver.dev"]).await;
@@ -1130,14 +1206,15 @@ async fn the_crds_apply_server_side_and_an_invalid_datacluster_is_refused_by_the
         line.trim_start().trim_start_matches("- message:").trim().to_string()
     };
     let cases = [
+        ("  lifecycle:\n    idleTimeout: 30s\n    onIdle: ScaleToZero\n", message("duration(self) >= duration('1m')")),
         (
-            "  lifecycle:\n    idleTimeout: 30s\n    onIdle: ScaleToZero\n",
-            message("duration(self) >= duration('1m')"),
+            "  dashboard:\n    autoscaling: {minReplicas: 3, maxReplicas: 2}\n",
+            message("self.maxReplicas >= self.minReplicas"),
         ),
-        ("  dashboard:\n    autoscaling: {minReplicas: 3, maxReplicas: 2}\n", message("self.maxReplicas >= self.minReplicas")),
     ];
     for (extra, want) in cases {
-        let yaml = datacluster_yaml("bad", 1, "http://127.0.0.1:9", "").replace("  datasets:", &format!("{extra}  datasets:"));
+        let yaml =
+            datacluster_yaml("bad", 1, "http://127.0.0.1:9", "").replace("  datasets:", &format!("{extra}  datasets:"));
         let out = cli.kubectl_apply(&yaml, &[]).await;
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "an invalid DataCluster was accepted: {extra}");

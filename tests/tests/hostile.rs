@@ -28,8 +28,8 @@ use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{Action, Criteria, FlightData, FlightDescriptor, HandshakeRequest, Ticket};
 use futures::StreamExt;
 use quiver_dashboard::auth::Auth;
-use quiver_e2e::cluster::build_binaries;
 use quiver_dashboard::config::Secret;
+use quiver_e2e::cluster::build_binaries;
 use quiver_worker::flight::client::WorkerClient;
 use quiver_worker::protocol::{PROTOCOL_VERSION, Query, View};
 use serde_json::{Value, json};
@@ -164,15 +164,16 @@ async fn connect_from(addr: SocketAddr, from: Option<IpAddr>) -> std::io::Result
 
 fn parse_reply(buf: &[u8], failure: Option<String>) -> Reply {
     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Reply { failure: Some(failure.unwrap_or_else(|| format!("{} bytes, no answer head", buf.len()))), ..Default::default() };
+        return Reply {
+            failure: Some(failure.unwrap_or_else(|| format!("{} bytes, no answer head", buf.len()))),
+            ..Default::default()
+        };
     };
     let head = String::from_utf8_lossy(&buf[..end]).to_string();
     let mut lines = head.split("\r\n");
     let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
     let mut rest = buf[end + 4..].to_vec();
     let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
     if chunked {
@@ -318,7 +319,13 @@ fn http_client(from: Option<IpAddr>) -> reqwest::Client {
 type Issued = Arc<Mutex<Vec<String>>>;
 
 /// `POST /login` with a JSON token; the status and the session cookie value.
-async fn login(http: &reqwest::Client, base: &str, token: &str, xff: Option<&str>, issued: &Issued) -> (u16, Option<String>, Option<String>) {
+async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    xff: Option<&str>,
+    issued: &Issued,
+) -> (u16, Option<String>, Option<String>) {
     let mut r = http.post(format!("{base}/login")).json(&json!({ "token": token }));
     if let Some(x) = xff {
         r = r.header("X-Forwarded-For", x);
@@ -435,7 +442,6 @@ async fn worker_total(urls: &[String]) -> u64 {
     total
 }
 
-
 /// `GET /api/datasets` with a session cookie: the status.
 async fn get_with(http: &reqwest::Client, base: &str, cookie: &str) -> u16 {
     http.get(format!("{base}/api/datasets"))
@@ -485,9 +491,15 @@ impl Fixture {
 
 fn dash_args(flight_urls: &[String], addr: SocketAddr, extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = vec![
-        "serve".into(), "--addr".into(), addr.to_string(), "--workers".into(), flight_urls.join(","),
-        "--header-read-timeout".into(), format!("{READ_TIMEOUT_SECS}s"),
-        "--body-read-timeout".into(), format!("{READ_TIMEOUT_SECS}s"),
+        "serve".into(),
+        "--addr".into(),
+        addr.to_string(),
+        "--workers".into(),
+        flight_urls.join(","),
+        "--header-read-timeout".into(),
+        format!("{READ_TIMEOUT_SECS}s"),
+        "--body-read-timeout".into(),
+        format!("{READ_TIMEOUT_SECS}s"),
     ];
     a.extend(extra.iter().map(|s| s.to_string()));
     a
@@ -510,7 +522,6 @@ struct Findings {
 /// (the second at debug, `--trust-proxy`, another token, a 3 s session and at
 /// most 50 connections), logged in, with baseline answers.
 async fn start() -> Fixture {
-
     let started = Instant::now();
     let bin = build_binaries();
     let tmp = tempfile::tempdir().unwrap();
@@ -535,8 +546,17 @@ async fn start() -> Fixture {
     for i in 0..2u32 {
         let (fa, ha) = (free_addr(), free_addr());
         let args: Vec<String> = [
-            "serve", "--flight-addr", &fa.to_string(), "--http-addr", &ha.to_string(),
-            "--dataset", &format!("towers=celltowers:{url}"), "--shard-index", &i.to_string(), "--shards", "2",
+            "serve",
+            "--flight-addr",
+            &fa.to_string(),
+            "--http-addr",
+            &ha.to_string(),
+            "--dataset",
+            &format!("towers=celltowers:{url}"),
+            "--shard-index",
+            &i.to_string(),
+            "--shards",
+            "2",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -586,7 +606,8 @@ async fn start() -> Fixture {
     let c1 = c1.expect("a session cookie");
     let d1_auth = Auth2::Cookie(c1.clone());
     let d2_auth = Auth2::Bearer(DASH2_TOKEN.into());
-    wait_for("dashboard2 up", Duration::from_secs(30), async || http.get(format!("{d2}/healthz")).send().await.is_ok()).await;
+    wait_for("dashboard2 up", Duration::from_secs(30), async || http.get(format!("{d2}/healthz")).send().await.is_ok())
+        .await;
 
     // Baseline answers.
     let total = worker_total(&flight_urls).await;
@@ -763,7 +784,9 @@ async fn dashboard_http_corpus(fx: &Fixture, log: &mut Findings) {
     log.failures.extend(run_cases("dashboard HTTP corpus", d1_addr, cases).await);
     // Nothing of /etc/passwd ever came back: checked on the traversal answers above by status;
     // double-check one body here.
-    let r = exchange(d1_addr, None, http_req("GET", "/static/../../../../etc/passwd", &[], b""), Duration::from_secs(5)).await;
+    let r =
+        exchange(d1_addr, None, http_req("GET", "/static/../../../../etc/passwd", &[], b""), Duration::from_secs(5))
+            .await;
     assert!(!String::from_utf8_lossy(&r.body).contains("root:"), "a traversal served /etc/passwd");
 }
 
@@ -785,7 +808,9 @@ async fn worker_flight_corpus(fx: &Fixture, log: &mut Findings) {
         ticket(v)
     };
     use tonic::Code;
-    let flight_tickets: Vec<(&str, Vec<u8>, Option<String>, &[Code])> = vec![
+    /// Name, ticket bytes, `authorization` metadata, acceptable codes.
+    type TicketCase<'a> = (&'a str, Vec<u8>, Option<String>, &'a [Code]);
+    let flight_tickets: Vec<TicketCase> = vec![
         ("valid ticket (control)", base_ticket(json!({})), Some(bearer.clone()), &[Code::Ok]),
         ("not JSON", b"SELECT * FROM towers".to_vec(), Some(bearer.clone()), &[Code::InvalidArgument]),
         ("empty ticket", vec![], Some(bearer.clone()), &[Code::InvalidArgument]),
@@ -862,12 +887,36 @@ async fn worker_flight_corpus(fx: &Fixture, log: &mut Findings) {
         ("action type of 100 KB", "a", vec![], Some(bearer.clone()), &[Code::InvalidArgument]),
         ("empty action type", "", vec![], Some(bearer.clone()), &[Code::InvalidArgument]),
         ("reload with garbage body", "reload", b"{{{".to_vec(), Some(bearer.clone()), &[Code::InvalidArgument]),
-        ("reload with unknown field", "reload", br#"{"dataset":"towers","force":1}"#.to_vec(), Some(bearer.clone()), &[Code::InvalidArgument]),
-        ("reload ../../etc/passwd", "reload", br#"{"dataset":"../../etc/passwd"}"#.to_vec(), Some(bearer.clone()), &[Code::NotFound]),
+        (
+            "reload with unknown field",
+            "reload",
+            br#"{"dataset":"towers","force":1}"#.to_vec(),
+            Some(bearer.clone()),
+            &[Code::InvalidArgument],
+        ),
+        (
+            "reload ../../etc/passwd",
+            "reload",
+            br#"{"dataset":"../../etc/passwd"}"#.to_vec(),
+            Some(bearer.clone()),
+            &[Code::NotFound],
+        ),
         ("reload with invalid UTF-8", "reload", b"\xff\xfe".to_vec(), Some(bearer.clone()), &[Code::InvalidArgument]),
-        ("reload, deep nesting", "reload", "[".repeat(10_000).into_bytes(), Some(bearer.clone()), &[Code::InvalidArgument]),
+        (
+            "reload, deep nesting",
+            "reload",
+            "[".repeat(10_000).into_bytes(),
+            Some(bearer.clone()),
+            &[Code::InvalidArgument],
+        ),
         ("stats without token", "stats", vec![], None, &[Code::Unauthenticated]),
-        ("reload with wrong token", "reload", vec![], Some(format!("Bearer {WORKER_TOKEN}x")), &[Code::Unauthenticated]),
+        (
+            "reload with wrong token",
+            "reload",
+            vec![],
+            Some(format!("Bearer {WORKER_TOKEN}x")),
+            &[Code::Unauthenticated],
+        ),
     ];
     for (name, kind, body, auth, want) in actions {
         let kind = if name.starts_with("action type of 100 KB") { "a".repeat(100_000) } else { kind.to_string() };
@@ -890,12 +939,19 @@ async fn worker_flight_corpus(fx: &Fixture, log: &mut Findings) {
     let other: Vec<(&str, Result<(), tonic::Status>, &[Code])> = vec![
         (
             "GetFlightInfo path ../../etc/passwd",
-            fc.get_flight_info(flight_request(FlightDescriptor::new_path(vec!["../../etc/passwd".into()]), Some(&bearer))).await.map(|_| ()),
+            fc.get_flight_info(flight_request(
+                FlightDescriptor::new_path(vec!["../../etc/passwd".into()]),
+                Some(&bearer),
+            ))
+            .await
+            .map(|_| ()),
             &[Code::NotFound],
         ),
         (
             "GetFlightInfo cmd garbage",
-            fc.get_flight_info(flight_request(FlightDescriptor::new_cmd(b"\x00\x01garbage".to_vec()), Some(&bearer))).await.map(|_| ()),
+            fc.get_flight_info(flight_request(FlightDescriptor::new_cmd(b"\x00\x01garbage".to_vec()), Some(&bearer)))
+                .await
+                .map(|_| ()),
             &[Code::InvalidArgument],
         ),
         (
@@ -910,12 +966,16 @@ async fn worker_flight_corpus(fx: &Fixture, log: &mut Findings) {
         ),
         (
             "Handshake",
-            fc.handshake(flight_request(futures::stream::iter(vec![HandshakeRequest::default()]), Some(&bearer))).await.map(|_| ()),
+            fc.handshake(flight_request(futures::stream::iter(vec![HandshakeRequest::default()]), Some(&bearer)))
+                .await
+                .map(|_| ()),
             &[Code::Unimplemented],
         ),
         (
             "DoPut of a record batch",
-            fc.do_put(flight_request(futures::stream::iter(vec![FlightData::default()]), Some(&bearer))).await.map(|_| ()),
+            fc.do_put(flight_request(futures::stream::iter(vec![FlightData::default()]), Some(&bearer)))
+                .await
+                .map(|_| ()),
             &[Code::Unimplemented],
         ),
     ];
@@ -930,7 +990,7 @@ async fn worker_flight_corpus(fx: &Fixture, log: &mut Findings) {
             log.failures.push(format!("{name} → {line}"));
         }
     }
-    assert_eq!(worker_total(&flight_urls).await, ROWS, "the workers answer after the Flight corpus");
+    assert_eq!(worker_total(flight_urls).await, ROWS, "the workers answer after the Flight corpus");
 }
 
 /// Garbage and held-open connections on worker 0's Flight port while a real client queries.
@@ -950,7 +1010,9 @@ async fn raw_tcp_on_the_flight_port(fx: &Fixture) {
                 Err(_) => break None,
             }
         };
-        println!("garbage (an HTTP/1 request and binary junk): server answered {got} bytes and closed after {closed:?}");
+        println!(
+            "garbage (an HTTP/1 request and binary junk): server answered {got} bytes and closed after {closed:?}"
+        );
         closed
     };
     assert!(garbage_closed.is_some(), "the worker closes a connection that sends garbage");
@@ -971,7 +1033,9 @@ async fn raw_tcp_on_the_flight_port(fx: &Fixture) {
         assert!(r.total > 0);
         worst = worst.max(t.elapsed());
     }
-    println!("150 connections held (75 idle, 75 with half an HTTP/2 preface): 20 real Flight queries, slowest {worst:?}");
+    println!(
+        "150 connections held (75 idle, 75 with half an HTTP/2 preface): 20 real Flight queries, slowest {worst:?}"
+    );
     assert!(worst < Duration::from_secs(2), "the worker keeps answering a real client");
     let mut still_open = 0;
     for s in &mut held {
@@ -989,7 +1053,9 @@ async fn raw_tcp_on_the_flight_port(fx: &Fixture) {
         }
     }
     drop(held);
-    println!("after the queries {still_open} of 150 held connections were still open (closed by the worker's connection age limit later)");
+    println!(
+        "after the queries {still_open} of 150 held connections were still open (closed by the worker's connection age limit later)"
+    );
 }
 
 /// Forged cookies, bearer variants, tokens in query strings, cookies across deployments.
@@ -1028,11 +1094,27 @@ async fn auth_attacks(fx: &Fixture, log: &mut Findings) {
     for (name, c) in &forged {
         // A control character makes the header invalid HTTP: the parser refuses it with 400.
         let want = if c.contains('\u{1}') { Want::Status(&[400]) } else { Want::Error(&[401]) };
-        auth_cases.push(case(format!("forged cookie: {name}"), http_req("GET", "/api/datasets", &[("Cookie", format!("quiver_session={c}"))], b""), want));
+        auth_cases.push(case(
+            format!("forged cookie: {name}"),
+            http_req("GET", "/api/datasets", &[("Cookie", format!("quiver_session={c}"))], b""),
+            want,
+        ));
     }
-    auth_cases.push(case("cookie under another name", http_req("GET", "/api/datasets", &[("Cookie", format!("session={c1}"))], b""), Want::Error(&[401])));
-    auth_cases.push(case("forged cookie before the real one", http_req("GET", "/api/datasets", &[("Cookie", format!("quiver_session=forged; quiver_session={c1}"))], b""), Want::Error(&[401])));
-    auth_cases.push(case("real cookie (control)", http_req("GET", "/api/datasets", &[("Cookie", format!("quiver_session={c1}"))], b""), Want::Status(&[200])));
+    auth_cases.push(case(
+        "cookie under another name",
+        http_req("GET", "/api/datasets", &[("Cookie", format!("session={c1}"))], b""),
+        Want::Error(&[401]),
+    ));
+    auth_cases.push(case(
+        "forged cookie before the real one",
+        http_req("GET", "/api/datasets", &[("Cookie", format!("quiver_session=forged; quiver_session={c1}"))], b""),
+        Want::Error(&[401]),
+    ));
+    auth_cases.push(case(
+        "real cookie (control)",
+        http_req("GET", "/api/datasets", &[("Cookie", format!("quiver_session={c1}"))], b""),
+        Want::Status(&[200]),
+    ));
     // Bearer variants, each from its own loopback address so the rate limit does not mix them in.
     let t = DASH_TOKEN;
     let bearer_cases: Vec<(&str, String, Want)> = vec![
@@ -1054,7 +1136,12 @@ async fn auth_attacks(fx: &Fixture, log: &mut Findings) {
     }
     let mut nul = case(
         "Bearer token + NUL (refused by the HTTP parser)",
-        [format!("GET /api/datasets HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {t}").as_bytes(), b"\x00\r\n\r\n"].concat(),
+        [
+            format!("GET /api/datasets HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {t}")
+                .as_bytes(),
+            b"\x00\r\n\r\n",
+        ]
+        .concat(),
         Want::Status(&[400]),
     );
     nul.from = Some("127.0.1.50".parse().unwrap());
@@ -1065,28 +1152,53 @@ async fn auth_attacks(fx: &Fixture, log: &mut Findings) {
         (format!("/api/datasets?access_token={t}"), Want::Error(&[401])),
         (format!("/?token={t}"), Want::Status(&[303])),
     ] {
-        auth_cases.push(case(format!("token in the query string: {}", path.split('?').next().unwrap()), http_req("GET", &path, &[], b""), want));
+        auth_cases.push(case(
+            format!("token in the query string: {}", path.split('?').next().unwrap()),
+            http_req("GET", &path, &[], b""),
+            want,
+        ));
     }
     log.failures.extend(run_cases("dashboard auth corpus (dashboard1)", d1_addr, auth_cases).await);
     // The same query-string and near-miss probes against the debug-level dashboard.
     let t2 = DASH2_TOKEN;
     log.near_misses.push(format!("{t2}x"));
     let mut debug_cases = vec![
-        case("token in the query string (debug dashboard)", http_req("GET", &format!("/api/datasets?token={t2}"), &[], b""), Want::Error(&[401])),
-        case("form login with the token in the query string", http_req("POST", &format!("/login?token={t2}"), &[("Content-Type", "application/x-www-form-urlencoded".into())], b"x=1"), E400),
-        case("cookie from dashboard1 (another deployment)", http_req("GET", "/api/datasets", &[("Cookie", format!("quiver_session={c1}"))], b""), Want::Error(&[401])),
+        case(
+            "token in the query string (debug dashboard)",
+            http_req("GET", &format!("/api/datasets?token={t2}"), &[], b""),
+            Want::Error(&[401]),
+        ),
+        case(
+            "form login with the token in the query string",
+            http_req(
+                "POST",
+                &format!("/login?token={t2}"),
+                &[("Content-Type", "application/x-www-form-urlencoded".into())],
+                b"x=1",
+            ),
+            E400,
+        ),
+        case(
+            "cookie from dashboard1 (another deployment)",
+            http_req("GET", "/api/datasets", &[("Cookie", format!("quiver_session={c1}"))], b""),
+            Want::Error(&[401]),
+        ),
     ];
-    let mut wrong = case("Bearer token + x (debug dashboard)", http_req("GET", "/api/datasets", &[("Authorization", format!("Bearer {t2}x"))], b""), Want::Error(&[401]));
+    let mut wrong = case(
+        "Bearer token + x (debug dashboard)",
+        http_req("GET", "/api/datasets", &[("Authorization", format!("Bearer {t2}x"))], b""),
+        Want::Error(&[401]),
+    );
     wrong.from = Some("127.0.2.1".parse().unwrap());
     debug_cases.push(wrong);
     log.failures.extend(run_cases("debug dashboard probes (dashboard2)", d2_addr, debug_cases).await);
 
     // Cross-deployment, expiry, logout replay, epoch.
-    let (st, c2, _) = login(&http, &d2, DASH2_TOKEN, None, &issued).await;
+    let (st, c2, _) = login(&http, d2, DASH2_TOKEN, None, issued).await;
     assert_eq!(st, 204);
     let c2 = c2.unwrap();
-    let c2_fresh = get_with(&http, &d2, &c2).await;
-    let c2_on_d1 = get_with(&http, &d1, &c2).await;
+    let c2_fresh = get_with(&http, d2, &c2).await;
+    let c2_on_d1 = get_with(&http, d1, &c2).await;
     println!("cookie of dashboard2 (another token) on dashboard1 → {c2_on_d1}; on dashboard2 → {c2_fresh}");
     assert_eq!((c2_fresh, c2_on_d1), (200, 401), "a cookie works only where its token is");
     let c2_issued = Instant::now();
@@ -1099,16 +1211,19 @@ async fn logout_and_session_epoch(fx: &Fixture) {
     let http = http_client(None);
     let Fixture { ref d1, ref issued, .. } = *fx;
     // Logout: stateless. The answer clears the cookie; a copy stays valid until it expires.
-    let (st, c_logout, _) = login(&http, &d1, DASH_TOKEN, None, &issued).await;
+    let (st, c_logout, _) = login(&http, d1, DASH_TOKEN, None, issued).await;
     assert_eq!(st, 204);
     let c_logout = c_logout.unwrap();
-    let resp = http.post(format!("{d1}/logout")).header("Cookie", format!("quiver_session={c_logout}")).send().await.unwrap();
+    let resp =
+        http.post(format!("{d1}/logout")).header("Cookie", format!("quiver_session={c_logout}")).send().await.unwrap();
     let clear = resp.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     println!("POST /logout → {} Set-Cookie: {clear}", resp.status().as_u16());
     assert_eq!(resp.status().as_u16(), 303);
     assert!(clear.starts_with("quiver_session=;") && clear.contains("Max-Age=0"), "logout clears the cookie: {clear}");
-    let replay = get_with(&http, &d1, &c_logout).await;
-    println!("a copy of the logged-out cookie replayed on dashboard1 → {replay} (logout is stateless: copies stay valid until they expire)");
+    let replay = get_with(&http, d1, &c_logout).await;
+    println!(
+        "a copy of the logged-out cookie replayed on dashboard1 → {replay} (logout is stateless: copies stay valid until they expire)"
+    );
     assert_eq!(replay, 200, "documented: logout does not revoke copies");
     // The revocation that exists: a replica with a bumped --session-epoch (a restart with a new value).
     let d3_addr = free_addr();
@@ -1120,15 +1235,22 @@ async fn logout_and_session_epoch(fx: &Fixture) {
         &fx.dash_args(d3_addr, &["--session-epoch", "1"]),
         &[("QUIVER_DASHBOARD_TOKEN", DASH_TOKEN), ("QUIVER_WORKER_TOKEN", WORKER_TOKEN)],
     );
-    wait_for("dashboard with epoch 1 up", Duration::from_secs(30), async || http.get(format!("{d3}/healthz")).send().await.is_ok()).await;
+    wait_for("dashboard with epoch 1 up", Duration::from_secs(30), async || {
+        http.get(format!("{d3}/healthz")).send().await.is_ok()
+    })
+    .await;
     let replay_epoch = get_with(&http, &d3, &c_logout).await;
-    let (st3, c3, _) = login(&http, &d3, DASH_TOKEN, None, &issued).await;
+    let (st3, c3, _) = login(&http, &d3, DASH_TOKEN, None, issued).await;
     let c3_ok = get_with(&http, &d3, c3.as_deref().unwrap_or("")).await;
-    let c3_on_d1 = get_with(&http, &d1, c3.as_deref().unwrap_or("")).await;
+    let c3_on_d1 = get_with(&http, d1, c3.as_deref().unwrap_or("")).await;
     println!(
         "same token, --session-epoch 1: the replayed cookie → {replay_epoch}; a fresh login → {st3}, its cookie → {c3_ok} there and {c3_on_d1} on the epoch-0 dashboard"
     );
-    assert_eq!((replay_epoch, st3, c3_ok, c3_on_d1), (401, 204, 200, 401), "bumping the epoch revokes every earlier session");
+    assert_eq!(
+        (replay_epoch, st3, c3_ok, c3_on_d1),
+        (401, 204, 200, 401),
+        "bumping the epoch revokes every earlier session"
+    );
     d3_proc.stop();
 }
 
@@ -1215,7 +1337,7 @@ async fn slowloris_and_connection_cap(fx: &Fixture) {
     let mut latencies = Vec::new();
     let mut good_failures = 0;
     while slow.iter().any(|h| !h.is_finished()) && slow_started.elapsed() < Duration::from_secs(70) {
-        let (st, counts, took) = query_counts(&http, &d1, &d1_auth).await;
+        let (st, counts, took) = query_counts(&http, d1, d1_auth).await;
         if st != 200 || counts != *before1 {
             good_failures += 1;
         }
@@ -1243,7 +1365,11 @@ async fn slowloris_and_connection_cap(fx: &Fixture) {
     let p50 = latencies[latencies.len() / 2];
     let max = *latencies.last().unwrap();
     for (kind, (n, worst, answers)) in &cut {
-        println!("{n} {kind} connections cut by the server, the last after {:.1} s; they got: {}", worst.as_secs_f64(), answers.join(" | "));
+        println!(
+            "{n} {kind} connections cut by the server, the last after {:.1} s; they got: {}",
+            worst.as_secs_f64(),
+            answers.join(" | ")
+        );
     }
     println!(
         "good client during the attack: {} queries, {good_failures} failed, latency p50 {:.0} ms, max {:.0} ms",
@@ -1276,7 +1402,7 @@ async fn session_expiry(fx: &Fixture, log: &mut Findings) {
     if waited < Duration::from_secs(4) {
         tokio::time::sleep(Duration::from_secs(4) - waited).await;
     }
-    let expired = get_with(&http, &d2, &c2).await;
+    let expired = get_with(&http, d2, &c2).await;
     println!("dashboard2 cookie (--session-ttl 3s) after {:.1} s → {expired}", c2_issued.elapsed().as_secs_f64());
     assert_eq!(expired, 401, "expired cookies are refused");
 }
@@ -1292,7 +1418,7 @@ async fn brute_force(fx: &Fixture, log: &mut Findings) {
         // A rotating X-Forwarded-For must not help: dashboard1 does not trust it.
         let guess = format!("guess-{i:02}-{}", &DASH_TOKEN[..8]);
         log.near_misses.push(guess.clone());
-        let (st, _, ra) = login(&http, &d1, &guess, Some(&format!("10.9.{i}.1")), &issued).await;
+        let (st, _, ra) = login(&http, d1, &guess, Some(&format!("10.9.{i}.1")), issued).await;
         statuses.push(st);
         if st == 429 && retry_after.is_none() {
             retry_after = ra;
@@ -1301,15 +1427,23 @@ async fn brute_force(fx: &Fixture, log: &mut Findings) {
     let first_429 = statuses.iter().position(|s| *s == 429);
     let n401 = statuses.iter().filter(|s| **s == 401).count();
     let n429 = statuses.iter().filter(|s| **s == 429).count();
-    println!("50 wrong tokens from 127.0.0.1 with rotating X-Forwarded-For: {n401} × 401, then {n429} × 429 (first at #{}) Retry-After: {:?}", first_429.map_or(0, |i| i + 1), retry_after);
+    println!(
+        "50 wrong tokens from 127.0.0.1 with rotating X-Forwarded-For: {n401} × 401, then {n429} × 429 (first at #{}) Retry-After: {:?}",
+        first_429.map_or(0, |i| i + 1),
+        retry_after
+    );
     assert_eq!(n401, quiver_dashboard::state::LOGIN_BURST as usize, "the burst is allowed, then refused");
     assert!(statuses[n401..].iter().all(|s| *s == 429), "all later attempts are 429");
-    assert!(retry_after.as_deref().and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s >= 1), "429 carries Retry-After");
-    let (right_blocked, _, _) = login(&http, &d1, DASH_TOKEN, None, &issued).await;
-    let bearer_blocked = http.get(format!("{d1}/api/datasets")).bearer_auth(DASH_TOKEN).send().await.unwrap().status().as_u16();
-    let cookie_during = get_with(&http, &d1, &c1).await;
+    assert!(
+        retry_after.as_deref().and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s >= 1),
+        "429 carries Retry-After"
+    );
+    let (right_blocked, _, _) = login(&http, d1, DASH_TOKEN, None, issued).await;
+    let bearer_blocked =
+        http.get(format!("{d1}/api/datasets")).bearer_auth(DASH_TOKEN).send().await.unwrap().status().as_u16();
+    let cookie_during = get_with(&http, d1, c1).await;
     let other_ip = http_client(Some("127.0.0.2".parse().unwrap()));
-    let (other_st, _, _) = login(&other_ip, &d1, DASH_TOKEN, None, &issued).await;
+    let (other_st, _, _) = login(&other_ip, d1, DASH_TOKEN, None, issued).await;
     println!(
         "while blocked: right token from 127.0.0.1 → {right_blocked}, right Bearer → {bearer_blocked}; an existing session cookie → {cookie_during}; right token from 127.0.0.2 → {other_st}"
     );
@@ -1319,11 +1453,11 @@ async fn brute_force(fx: &Fixture, log: &mut Findings) {
     for i in 0..10 {
         let guess = format!("proxy-guess-{i}-{}", &DASH2_TOKEN[..8]);
         log.near_misses.push(guess.clone());
-        s2.push(login(&http, &d2, &guess, Some("203.0.113.9"), &issued).await.0);
+        s2.push(login(&http, d2, &guess, Some("203.0.113.9"), issued).await.0);
     }
-    let (blocked_xff, _, _) = login(&http, &d2, DASH2_TOKEN, Some("203.0.113.9"), &issued).await;
-    let (other_xff, _, _) = login(&http, &d2, DASH2_TOKEN, Some("198.51.100.7"), &issued).await;
-    let (spoof_first, _, _) = login(&http, &d2, DASH2_TOKEN, Some("198.51.100.8, 203.0.113.9"), &issued).await;
+    let (blocked_xff, _, _) = login(&http, d2, DASH2_TOKEN, Some("203.0.113.9"), issued).await;
+    let (other_xff, _, _) = login(&http, d2, DASH2_TOKEN, Some("198.51.100.7"), issued).await;
+    let (spoof_first, _, _) = login(&http, d2, DASH2_TOKEN, Some("198.51.100.8, 203.0.113.9"), issued).await;
     println!(
         "dashboard2 (--trust-proxy): 10 wrong tokens as 203.0.113.9 → {s2:?}; right token as 203.0.113.9 → {blocked_xff}, as 198.51.100.7 → {other_xff}, with a forged first entry before 203.0.113.9 → {spoof_first}"
     );
@@ -1333,15 +1467,28 @@ async fn brute_force(fx: &Fixture, log: &mut Findings) {
 /// Every server still answers with the same totals; then all stop.
 async fn after_everything(fx: &mut Fixture) {
     let http = http_client(None);
-    let Fixture { ref d1, ref d2, ref d1_auth, ref d2_auth, ref flight_urls, ref worker_http, ref before1, ref before2, ref pids, ref rss_before, ref mut procs, .. } = *fx;
+    let Fixture {
+        ref d1,
+        ref d2,
+        ref d1_auth,
+        ref d2_auth,
+        ref flight_urls,
+        ref worker_http,
+        ref before1,
+        ref before2,
+        ref pids,
+        ref rss_before,
+        ref mut procs,
+        ..
+    } = *fx;
     println!("\n== after the attacks");
-    assert_eq!(worker_total(&flight_urls).await, ROWS, "workers answer with every row");
-    let (s1, after1, _) = query_counts(&http, &d1, &d1_auth).await;
-    let (s2b, after2, _) = query_counts(&http, &d2, &d2_auth).await;
+    assert_eq!(worker_total(flight_urls).await, ROWS, "workers answer with every row");
+    let (s1, after1, _) = query_counts(&http, d1, d1_auth).await;
+    let (s2b, after2, _) = query_counts(&http, d2, d2_auth).await;
     assert_eq!((s1, s2b), (200, 200));
     assert_eq!(&after1, before1, "dashboard1 gives the same counts as before");
     assert_eq!(&after2, before2, "dashboard2 gives the same counts as before");
-    for base in [&d1, &d2, &worker_http[0], &worker_http[1]] {
+    for base in [d1, d2, &worker_http[0], &worker_http[1]] {
         let st = http.get(format!("{base}/healthz")).send().await.unwrap().status().as_u16();
         assert_eq!(st, 200, "{base}/healthz");
     }
@@ -1382,7 +1529,7 @@ async fn secrets_in_logs(fx: &Fixture, log: &Findings) {
     let mut lines = 0usize;
     let mut per_file = Vec::new();
     let mut leaks = Vec::new();
-    for entry in std::fs::read_dir(&logs).unwrap() {
+    for entry in std::fs::read_dir(logs).unwrap() {
         let path = entry.unwrap().path();
         let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).to_string();
         let n = text.lines().count();
@@ -1409,10 +1556,12 @@ async fn secrets_in_logs(fx: &Fixture, log: &Findings) {
     assert!(lines > 100, "the logs hold something to scan (debug processes included)");
 }
 
-
 /// The panic message of a failed section.
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "panic".into())
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into())
 }
 
 /// Runs one section: a failed assertion in it is recorded under its name and

@@ -55,8 +55,7 @@ async fn pyarrow_flight_reads_our_answers() {
         assert!(ready, "worker {i} loaded");
         workers.push(w);
     }
-    let endpoints: Vec<String> =
-        workers.iter().map(|w| format!("grpc+tcp://{}", w.flight_addr())).collect();
+    let endpoints: Vec<String> = workers.iter().map(|w| format!("grpc+tcp://{}", w.flight_addr())).collect();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/flight_client.py");
     let out = tokio::process::Command::new("python3")
         .arg(script)
@@ -92,11 +91,16 @@ async fn pyarrow_flight_reads_our_answers() {
         .await
         .expect("python3 runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "the Python snippet failed:\n{snippet}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the Python snippet failed:\n{snippet}\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let want = lte_rows(&data);
     assert!(stdout.starts_with(&format!("{want} rows\n")), "the snippet read {stdout}; the files hold {want} LTE rows");
     // Without the token the workers refuse it.
-    let out = tokio::process::Command::new("python3").arg(&file).env_remove("QUIVER_WORKER_TOKEN").output().await.unwrap();
+    let out =
+        tokio::process::Command::new("python3").arg(&file).env_remove("QUIVER_WORKER_TOKEN").output().await.unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Unauthenticated"));
 }
 
@@ -109,10 +113,11 @@ fn lte_rows(dir: &std::path::Path) -> usize {
         if p.extension().is_none_or(|x| x != "parquet") {
             continue;
         }
-        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&p).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
+        let r =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&p).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
         for b in r {
             let b = b.unwrap();
             n += b.column_by_name("radio").unwrap().as_string::<i32>().iter().filter(|v| *v == Some("LTE")).count();

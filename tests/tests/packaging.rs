@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use quiver_e2e::cluster::{
-    env_file, launch, launch_script, nginx_available, pid_alive, read, repo_root, signal,
-    started_processes, stop_and_check,
+    env_file, launch, launch_script, nginx_available, pid_alive, read, repo_root, signal, started_processes,
+    stop_and_check,
 };
 use serde_json::{Value, json};
 
@@ -47,16 +47,9 @@ fn parse_dockerfile(text: &str) -> Vec<Instruction> {
         }
         acc.push_str(line);
         let (keyword, args) = acc.split_once(char::is_whitespace).unwrap_or((&acc, ""));
-        out.push(Instruction {
-            keyword: keyword.to_uppercase(),
-            args: args.trim().to_string(),
-            line: start,
-        });
+        out.push(Instruction { keyword: keyword.to_uppercase(), args: args.trim().to_string(), line: start });
     }
-    assert!(
-        pending.is_none(),
-        "the Dockerfile ends inside a continued instruction"
-    );
+    assert!(pending.is_none(), "the Dockerfile ends inside a continued instruction");
     out
 }
 
@@ -74,16 +67,11 @@ fn toml_string(line: &str, key: &str) -> Option<String> {
 fn workspace() -> Workspace {
     let root = repo_root();
     let manifest = read(&root.join("Cargo.toml"));
-    let start = manifest
-        .find("members")
-        .expect("the root Cargo.toml lists workspace members");
+    let start = manifest.find("members").expect("the root Cargo.toml lists workspace members");
     let list = &manifest[start..];
     let list = &list[list.find('[').unwrap() + 1..list.find(']').unwrap()];
-    let members: Vec<String> = list
-        .split(',')
-        .map(|m| m.trim().trim_matches('"').to_string())
-        .filter(|m| !m.is_empty())
-        .collect();
+    let members: Vec<String> =
+        list.split(',').map(|m| m.trim().trim_matches('"').to_string()).filter(|m| !m.is_empty()).collect();
     let mut bins = BTreeMap::new();
     for m in &members {
         let text = read(&root.join(m).join("Cargo.toml"));
@@ -136,9 +124,7 @@ fn dockerfiles() -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy();
-            (name == "Dockerfile"
-                || name.starts_with("Dockerfile.")
-                || name.ends_with(".Dockerfile"))
+            (name == "Dockerfile" || name.starts_with("Dockerfile.") || name.ends_with(".Dockerfile"))
                 && !name.ends_with(".dockerignore")
         })
         .collect();
@@ -180,22 +166,12 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
                 "COPY" | "ADD" => {
                     let words: Vec<&str> = i.args.split_whitespace().collect();
                     let from = words.iter().find_map(|w| w.strip_prefix("--from="));
-                    let paths: Vec<&str> = words
-                        .iter()
-                        .copied()
-                        .filter(|w| !w.starts_with("--"))
-                        .collect();
-                    assert!(
-                        paths.len() >= 2,
-                        "{at}: COPY needs a source and a destination"
-                    );
+                    let paths: Vec<&str> = words.iter().copied().filter(|w| !w.starts_with("--")).collect();
+                    assert!(paths.len() >= 2, "{at}: COPY needs a source and a destination");
                     let (dest, sources) = paths.split_last().unwrap();
                     match from {
                         Some(src_stage) => {
-                            assert!(
-                                stages.contains(src_stage),
-                                "{at}: COPY --from={src_stage}: no such stage above"
-                            );
+                            assert!(stages.contains(src_stage), "{at}: COPY --from={src_stage}: no such stage above");
                             let made = produced.get(src_stage).cloned().unwrap_or_default();
                             for s in sources {
                                 assert!(
@@ -203,26 +179,16 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
                                     "{at}: COPY --from={src_stage} {s}: stage {src_stage} does not produce it \
                                      (it produces {made:?})"
                                 );
-                                let file = Path::new(s)
-                                    .file_name()
-                                    .unwrap()
-                                    .to_string_lossy()
-                                    .to_string();
-                                let target = if dest.ends_with('/') {
-                                    format!("{dest}{file}")
-                                } else {
-                                    dest.to_string()
-                                };
+                                let file = Path::new(s).file_name().unwrap().to_string_lossy().to_string();
+                                let target =
+                                    if dest.ends_with('/') { format!("{dest}{file}") } else { dest.to_string() };
                                 copied_to.entry(stage.clone()).or_default().insert(target);
                             }
                         }
                         None => {
                             for s in sources {
                                 let p = root.join(s.trim_start_matches("./"));
-                                assert!(
-                                    p.exists(),
-                                    "{at}: COPY {s}: no such path in the repository"
-                                );
+                                assert!(p.exists(), "{at}: COPY {s}: no such path in the repository");
                                 // A member is copied by its own path or by a folder that holds it
                                 // (`COPY tests tests` brings tests/kube-sim too).
                                 let dir = s.trim_start_matches("./").trim_end_matches('/');
@@ -239,30 +205,20 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
                     let mut built = BTreeSet::new();
                     for segment in i.args.split("&&") {
                         let words: Vec<&str> = segment.split_whitespace().collect();
-                        let Some(pos) = words.windows(2).position(|w| w == ["cargo", "build"])
-                        else {
+                        let Some(pos) = words.windows(2).position(|w| w == ["cargo", "build"]) else {
                             continue;
                         };
                         let cmd = &words[pos..];
                         let packages = flag_values(cmd, "-p");
                         for p in &packages {
-                            assert!(
-                                ws.bins.contains_key(p),
-                                "{at}: cargo build -p {p}: no such workspace package"
-                            );
+                            assert!(ws.bins.contains_key(p), "{at}: cargo build -p {p}: no such workspace package");
                         }
                         let release = cmd.contains(&"--release");
                         let bins = flag_values(cmd, "--bin");
-                        assert!(
-                            !bins.is_empty(),
-                            "{at}: cargo build without --bin builds more than the images need"
-                        );
+                        assert!(!bins.is_empty(), "{at}: cargo build without --bin builds more than the images need");
                         for b in &bins {
                             let owner = packages.iter().find(|p| ws.bins[*p].contains(b));
-                            assert!(
-                                owner.is_some(),
-                                "{at}: --bin {b} is not a binary of {packages:?}"
-                            );
+                            assert!(owner.is_some(), "{at}: --bin {b} is not a binary of {packages:?}");
                             let profile = if release { "release" } else { "debug" };
                             built.insert(format!("target/{profile}/{b}"));
                         }
@@ -273,10 +229,7 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
                         if w.first() == Some(&"cp") && w.len() >= 3 {
                             let (dest, srcs) = w[1..].split_last().unwrap();
                             for s in srcs.iter().filter(|s| !s.starts_with('-')) {
-                                assert!(
-                                    built.contains(*s),
-                                    "{at}: cp {s}: not a binary this RUN builds ({built:?})"
-                                );
+                                assert!(built.contains(*s), "{at}: cp {s}: not a binary this RUN builds ({built:?})");
                                 let file = Path::new(s).file_name().unwrap().to_string_lossy();
                                 produced
                                     .entry(stage.clone())
@@ -290,12 +243,7 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
                     let v: Value = serde_json::from_str(&i.args).unwrap_or_else(|_| {
                         panic!("{at}: ENTRYPOINT must be the exec (JSON) form: the images have no shell")
                     });
-                    entry.insert(
-                        stage.clone(),
-                        v[0].as_str()
-                            .expect("ENTRYPOINT names a program")
-                            .to_string(),
-                    );
+                    entry.insert(stage.clone(), v[0].as_str().expect("ENTRYPOINT names a program").to_string());
                 }
                 "CMD" => {
                     assert!(
@@ -311,10 +259,7 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
         }
         // Every workspace member must be in the build context copy, or cargo cannot load the workspace.
         for m in &ws.members {
-            assert!(
-                copied_members.contains(m),
-                "{name}: workspace member {m} is not copied into the build stage"
-            );
+            assert!(copied_members.contains(m), "{name}: workspace member {m} is not copied into the build stage");
         }
         // Each image with an entry point runs a binary that was copied into it, as a non-root user.
         for (s, program) in &entry {
@@ -331,13 +276,9 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
                 }
                 cur = parent.get(&c).cloned();
             }
-            let u = u
-                .unwrap_or_else(|| panic!("{name}: stage {s} sets no USER (it would run as root)"));
+            let u = u.unwrap_or_else(|| panic!("{name}: stage {s} sets no USER (it would run as root)"));
             let uid = u.split(':').next().unwrap();
-            assert!(
-                uid != "0" && uid != "root",
-                "{name}: stage {s} runs as root"
-            );
+            assert!(uid != "0" && uid != "root", "{name}: stage {s} runs as root");
             images.insert(s.clone(), (program.clone(), uid.to_string()));
         }
     }
@@ -357,12 +298,7 @@ fn dockerfile_builds_only_binaries_and_copies_only_paths_that_exist() {
     }
     // One image per binary the cluster runs.
     for bin in ["quiver-worker", "quiver-dashboard", "quiver-operator"] {
-        assert!(
-            images
-                .values()
-                .any(|(p, _)| p.ends_with(&format!("/{bin}"))),
-            "no image runs {bin}: {images:?}"
-        );
+        assert!(images.values().any(|(p, _)| p.ends_with(&format!("/{bin}"))), "no image runs {bin}: {images:?}");
     }
     println!("images: {images:?}");
 }
@@ -372,26 +308,10 @@ fn dockerfile_check_catches_a_missing_binary_path_or_member() {
     let ws = workspace();
     let good = read(&repo_root().join("deploy/Dockerfile"));
     for (from, to, expected) in [
-        (
-            "--bin quiver-worker",
-            "--bin quiver-wrker",
-            "--bin quiver-wrker is not a binary",
-        ),
-        (
-            "COPY worker worker",
-            "COPY wrker worker",
-            "COPY wrker: no such path",
-        ),
-        (
-            "COPY tests tests\n",
-            "\n",
-            "workspace member tests is not copied",
-        ),
-        (
-            "/out/quiver-dashboard /usr",
-            "/out/quiver-dash /usr",
-            "does not produce it",
-        ),
+        ("--bin quiver-worker", "--bin quiver-wrker", "--bin quiver-wrker is not a binary"),
+        ("COPY worker worker", "COPY wrker worker", "COPY wrker: no such path"),
+        ("COPY tests tests\n", "\n", "workspace member tests is not copied"),
+        ("/out/quiver-dashboard /usr", "/out/quiver-dash /usr", "does not produce it"),
         (
             "ENTRYPOINT [\"/usr/local/bin/quiver-operator\"]",
             "ENTRYPOINT /usr/local/bin/quiver-operator",
@@ -399,20 +319,14 @@ fn dockerfile_check_catches_a_missing_binary_path_or_member() {
         ),
         ("USER 65532:65532", "USER root", "runs as root"),
     ] {
-        assert!(
-            good.contains(from),
-            "the Dockerfile no longer contains {from:?}; update this test"
-        );
+        assert!(good.contains(from), "the Dockerfile no longer contains {from:?}; update this test");
         let bad = good.replacen(from, to, 1);
         let caught = std::panic::catch_unwind(|| check_dockerfile("mutated", &bad, &ws));
         let message = match caught {
             Ok(_) => panic!("replacing {from:?} with {to:?} went unnoticed"),
             Err(e) => e.downcast_ref::<String>().cloned().unwrap_or_default(),
         };
-        assert!(
-            message.contains(expected),
-            "replacing {from:?}: expected {expected:?}, got {message:?}"
-        );
+        assert!(message.contains(expected), "replacing {from:?}: expected {expected:?}, got {message:?}");
     }
 }
 
@@ -433,21 +347,10 @@ fn images_run_as_the_user_the_operator_and_the_chart_expect() {
         .trim_end_matches(';')
         .to_string();
     let chart = read(&root.join("charts/quiver/templates/deployment.yaml"));
-    let chart_users: BTreeSet<String> = chart
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("runAsUser: "))
-        .map(|v| v.trim().to_string())
-        .collect();
-    assert_eq!(
-        users,
-        BTreeSet::from([run_as.clone()]),
-        "Dockerfile USER vs operator RUN_AS_USER"
-    );
-    assert_eq!(
-        chart_users,
-        BTreeSet::from([run_as]),
-        "chart runAsUser vs operator RUN_AS_USER"
-    );
+    let chart_users: BTreeSet<String> =
+        chart.lines().filter_map(|l| l.trim().strip_prefix("runAsUser: ")).map(|v| v.trim().to_string()).collect();
+    assert_eq!(users, BTreeSet::from([run_as.clone()]), "Dockerfile USER vs operator RUN_AS_USER");
+    assert_eq!(chart_users, BTreeSet::from([run_as]), "chart runAsUser vs operator RUN_AS_USER");
 }
 
 #[test]
@@ -465,25 +368,13 @@ fn chart_deploys_the_release_the_workspace_builds() {
         .expect("Chart.yaml has an appVersion")
         .trim()
         .trim_matches('"');
-    assert_eq!(
-        app_version, workspace_version,
-        "Chart.yaml appVersion (the default image tag)"
-    );
+    assert_eq!(app_version, workspace_version, "Chart.yaml appVersion (the default image tag)");
     // The chart's default images are the ones the operator falls back to.
     let helpers = read(&root.join("charts/quiver/templates/_helpers.tpl"));
     let operator = read(&root.join("operator/src/validate.rs"));
-    for image in [
-        "ghcr.io/quiver-dev/quiver-worker",
-        "ghcr.io/quiver-dev/quiver-dashboard",
-    ] {
-        assert!(
-            helpers.contains(&format!("\"{image}:%s\"")),
-            "chart default {image}"
-        );
-        assert!(
-            operator.contains(&format!("\"{image}:{{v}}\"")),
-            "operator default {image}"
-        );
+    for image in ["ghcr.io/quiver-dev/quiver-worker", "ghcr.io/quiver-dev/quiver-dashboard"] {
+        assert!(helpers.contains(&format!("\"{image}:%s\"")), "chart default {image}");
+        assert!(operator.contains(&format!("\"{image}:{{v}}\"")), "operator default {image}");
     }
 }
 
@@ -494,23 +385,13 @@ fn launch_rejects_bad_arguments_with_a_clear_message() {
     for (args, expected) in [
         (vec!["--workers", "0"], "--workers must be a whole number"),
         (vec!["--port", "http"], "--port must be a port number"),
-        (
-            vec!["--rows", "-5"],
-            "--rows must be a positive whole number",
-        ),
+        (vec!["--rows", "-5"], "--rows must be a positive whole number"),
         (vec!["--frobnicate"], "unknown option: --frobnicate"),
     ] {
-        let out = Command::new("bash")
-            .arg(launch_script())
-            .args(&args)
-            .output()
-            .expect("bash runs");
+        let out = Command::new("bash").arg(launch_script()).args(&args).output().expect("bash runs");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(expected),
-            "{args:?}: expected {expected:?} in: {stderr}"
-        );
+        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in: {stderr}");
     }
 }
 
@@ -524,10 +405,7 @@ async fn post_query(http: &reqwest::Client, base: &str, token: &str, body: &Valu
         .unwrap_or_else(|e| panic!("POST {base}/api/query: {e}"));
     let status = resp.status();
     let text = resp.text().await.unwrap();
-    assert_eq!(
-        status, 200,
-        "POST {base}/api/query answered {status}: {text}"
-    );
+    assert_eq!(status, 200, "POST {base}/api/query answered {status}: {text}");
     serde_json::from_str(&text).unwrap()
 }
 
@@ -543,12 +421,7 @@ fn counts(answer: &Value) -> Value {
 }
 
 async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
-    let resp = http
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let resp = http.get(url).bearer_auth(token).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
     assert_eq!(resp.status(), 200, "GET {url}");
     resp.json().await.unwrap()
 }
@@ -566,9 +439,7 @@ fn dataset(catalogue: &Value, name: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launch_serves_the_same_counts_through_nginx_and_survives_a_dashboard_dying() {
     if !nginx_available() {
-        println!(
-            "SKIPPED launch test: nginx is not installed (apt-get install nginx; .ci/run installs it)"
-        );
+        println!("SKIPPED launch test: nginx is not installed (apt-get install nginx; .ci/run installs it)");
         return;
     }
     const ROWS: u64 = 200_000;
@@ -596,23 +467,13 @@ async fn launch_serves_the_same_counts_through_nginx_and_survives_a_dashboard_dy
 
     let env = env_file(&run_dir.join("cluster.env"));
     assert_eq!(env["QUIVER_URL"], url);
-    let dashboards: Vec<String> = env["QUIVER_DASHBOARDS"]
-        .split(',')
-        .map(String::from)
-        .collect();
+    let dashboards: Vec<String> = env["QUIVER_DASHBOARDS"].split(',').map(String::from).collect();
     assert_eq!(dashboards.len(), 2, "two dashboards: {dashboards:?}");
     let pids = started_processes(&run_dir);
     let roles: Vec<&str> = pids.iter().map(|(r, _, _)| r.as_str()).collect();
-    assert_eq!(
-        roles,
-        ["worker", "worker", "dashboard", "dashboard", "nginx"],
-        "processes started: {pids:?}"
-    );
+    assert_eq!(roles, ["worker", "worker", "dashboard", "dashboard", "nginx"], "processes started: {pids:?}");
 
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     // The catalogue through nginx: both datasets, every row loaded.
     let datasets = get_json(&http, &format!("{url}/api/datasets"), token).await;
     let find = |name: &str| dataset(&datasets, name);
@@ -620,24 +481,15 @@ async fn launch_serves_the_same_counts_through_nginx_and_survives_a_dashboard_dy
     assert_eq!(towers["rows"].as_u64(), Some(ROWS), "celltowers rows");
     assert_eq!(find("ais")["rows"].as_u64(), Some(AIS_ROWS), "ais rows");
     // Without a token nginx passes the dashboard's refusal through.
-    let anonymous = http
-        .get(format!("{url}/api/datasets"))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = http.get(format!("{url}/api/datasets")).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
 
     // A crossfiltered query on every histogram, filtered to the first category.
     let category = towers["category"].as_str().unwrap().to_string();
     let dims: Vec<Value> = towers["dimensions"].as_array().unwrap().clone();
     let names: Vec<&str> = dims.iter().map(|d| d["name"].as_str().unwrap()).collect();
-    let first_label = dims
-        .iter()
-        .find(|d| d["name"] == category.as_str())
-        .unwrap()["bins"][0]["label"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first_label =
+        dims.iter().find(|d| d["name"] == category.as_str()).unwrap()["bins"][0]["label"].as_str().unwrap().to_string();
     let query = json!({
         "dataset": "celltowers",
         "filters": { category.clone(): { "categories": [first_label.clone()] } },
@@ -646,94 +498,45 @@ async fn launch_serves_the_same_counts_through_nginx_and_survives_a_dashboard_dy
     let via_nginx = post_query(&http, &url, token, &query).await;
     let direct = post_query(&http, &dashboards[0], token, &query).await;
     let direct_other = post_query(&http, &dashboards[1], token, &query).await;
-    assert_eq!(
-        counts(&via_nginx),
-        counts(&direct),
-        "through nginx vs straight to dashboard 0"
-    );
-    assert_eq!(
-        counts(&direct),
-        counts(&direct_other),
-        "dashboard 0 vs dashboard 1"
-    );
+    assert_eq!(counts(&via_nginx), counts(&direct), "through nginx vs straight to dashboard 0");
+    assert_eq!(counts(&direct), counts(&direct_other), "dashboard 0 vs dashboard 1");
     // Complete: every row counted once, both shards answered.
     assert_eq!(via_nginx["total"].as_u64(), Some(ROWS));
     assert_eq!(via_nginx["partial"], false);
     assert_eq!(via_nginx["shards"]["answered"], json!([0, 1]));
     let own = &via_nginx["histograms"][category.as_str()];
-    let own_total: u64 = own["bins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["count"].as_u64().unwrap())
-        .sum::<u64>()
+    let own_total: u64 = own["bins"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum::<u64>()
         + own["missing"].as_u64().unwrap_or(0);
-    assert_eq!(
-        own_total, ROWS,
-        "the filtered dimension's own histogram ignores its filter"
-    );
-    let first = own["bins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["label"] == first_label.as_str())
-        .unwrap();
-    assert_eq!(
-        via_nginx["selected"], first["count"],
-        "selected = rows in the chosen category"
-    );
+    assert_eq!(own_total, ROWS, "the filtered dimension's own histogram ignores its filter");
+    let first = own["bins"].as_array().unwrap().iter().find(|b| b["label"] == first_label.as_str()).unwrap();
+    assert_eq!(via_nginx["selected"], first["count"], "selected = rows in the chosen category");
     let selected = via_nginx["selected"].as_u64().unwrap();
-    assert!(
-        selected > 0 && selected < ROWS,
-        "the filter selects some rows: {selected}"
-    );
+    assert!(selected > 0 && selected < ROWS, "the filter selects some rows: {selected}");
 
     // nginx spreads requests over both dashboards.
     for _ in 0..6 {
-        assert_eq!(
-            counts(&post_query(&http, &url, token, &query).await),
-            counts(&direct)
-        );
+        assert_eq!(counts(&post_query(&http, &url, token, &query).await), counts(&direct));
     }
     let access = read(&run_dir.join("logs/nginx-access.log"));
     for d in &dashboards {
         let addr = d.trim_start_matches("http://");
-        assert!(
-            access.contains(&format!("upstream={addr}")),
-            "nginx never used {addr}:\n{access}"
-        );
+        assert!(access.contains(&format!("upstream={addr}")), "nginx never used {addr}:\n{access}");
     }
 
     // One dashboard dies: nginx moves every request to the other.
-    let (_, _, dashboard0) = pids
-        .iter()
-        .find(|(r, i, _)| r == "dashboard" && i == "0")
-        .unwrap()
-        .clone();
+    let (_, _, dashboard0) = pids.iter().find(|(r, i, _)| r == "dashboard" && i == "0").unwrap().clone();
     signal(dashboard0 as i64, "KILL");
     let deadline = Instant::now() + Duration::from_secs(5);
     while pid_alive(dashboard0) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for _ in 0..10 {
-        assert_eq!(
-            counts(&post_query(&http, &url, token, &query).await),
-            counts(&direct),
-            "after a dashboard died"
-        );
-        let r = http
-            .get(format!("{url}/api/datasets"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        assert_eq!(counts(&post_query(&http, &url, token, &query).await), counts(&direct), "after a dashboard died");
+        let r = http.get(format!("{url}/api/datasets")).bearer_auth(token).send().await.unwrap();
         assert_eq!(r.status(), 200, "GET /api/datasets after a dashboard died");
     }
 
-    assert!(
-        l.cluster.child.try_wait().unwrap().is_none(),
-        "launch.sh keeps running when one dashboard dies"
-    );
+    assert!(l.cluster.child.try_wait().unwrap().is_none(), "launch.sh keeps running when one dashboard dies");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !log.lock().unwrap().contains("quiver: dashboard 0 (pid") {
         assert!(
@@ -751,18 +554,12 @@ async fn launch_serves_the_same_counts_through_nginx_and_survives_a_dashboard_dy
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launch_s3_mode_loads_every_shard_from_the_s3_server() {
     if !nginx_available() {
-        println!(
-            "SKIPPED launch --s3 test: nginx is not installed (apt-get install nginx; .ci/run installs it)"
-        );
+        println!("SKIPPED launch --s3 test: nginx is not installed (apt-get install nginx; .ci/run installs it)");
         return;
     }
-    let moto = Command::new("python3")
-        .args(["-c", "import moto.server"])
-        .output();
+    let moto = Command::new("python3").args(["-c", "import moto.server"]).output();
     if !moto.is_ok_and(|o| o.status.success()) {
-        println!(
-            "SKIPPED launch --s3 test: python3 cannot import moto.server (pip install 'moto[server]')"
-        );
+        println!("SKIPPED launch --s3 test: python3 cannot import moto.server (pip install 'moto[server]')");
         return;
     }
     const ROWS: u64 = 120_000;
@@ -784,45 +581,19 @@ async fn launch_s3_mode_loads_every_shard_from_the_s3_server() {
         ],
         token,
     );
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let catalogue = get_json(&http, &format!("{}/api/datasets", l.url), token).await;
-    assert_eq!(
-        dataset(&catalogue, "celltowers")["rows"].as_u64(),
-        Some(ROWS)
-    );
+    assert_eq!(dataset(&catalogue, "celltowers")["rows"].as_u64(), Some(ROWS));
     assert_eq!(dataset(&catalogue, "ais")["rows"].as_u64(), Some(AIS_ROWS));
-    let category = dataset(&catalogue, "ais")["category"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let answer = post_query(
-        &http,
-        &l.url,
-        token,
-        &json!({"dataset": "ais", "histograms": [category]}),
-    )
-    .await;
+    let category = dataset(&catalogue, "ais")["category"].as_str().unwrap().to_string();
+    let answer = post_query(&http, &l.url, token, &json!({"dataset": "ais", "histograms": [category]})).await;
     assert_eq!(answer["total"].as_u64(), Some(AIS_ROWS));
-    assert_eq!(
-        answer["shards"]["answered"],
-        json!([0, 1, 2]),
-        "all three shards answered: {answer}"
-    );
+    assert_eq!(answer["shards"]["answered"], json!([0, 1, 2]), "all three shards answered: {answer}");
     // The workers read the data from the S3 server, not from a directory.
     let s3_log = read(&l.run_dir.join("logs/s3.log"));
     for preset in ["celltowers", "ais"] {
-        assert!(
-            s3_log.contains(&format!("GET /quiver/{preset}/")),
-            "no worker read s3://quiver/{preset}/:\n{s3_log}"
-        );
+        assert!(s3_log.contains(&format!("GET /quiver/{preset}/")), "no worker read s3://quiver/{preset}/:\n{s3_log}");
     }
-    assert_eq!(
-        started_processes(&l.run_dir)[0].0,
-        "s3",
-        "the S3 server is one of the processes launch.sh stops"
-    );
+    assert_eq!(started_processes(&l.run_dir)[0].0, "s3", "the S3 server is one of the processes launch.sh stops");
     stop_and_check(&mut l).await;
 }

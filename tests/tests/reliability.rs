@@ -18,8 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quiver_e2e::cluster::{
-    Launched, build_binaries, cmdline, env_file, launch, nginx_available, pid_alive, read, repo_root, rss_kib,
-    signal, started_processes, stop_and_check,
+    Launched, build_binaries, cmdline, env_file, launch, nginx_available, pid_alive, read, repo_root, rss_kib, signal,
+    started_processes, stop_and_check,
 };
 use serde_json::{Value, json};
 
@@ -130,9 +130,10 @@ fn finish(load: Load) -> Finished {
     let out = load.child.wait_with_output().expect("load runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&load.report).unwrap_or_else(|e| {
-        panic!("the load wrote no report ({e}); exit {}:\n{stdout}\n{stderr}", out.status)
-    }))
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(&load.report)
+            .unwrap_or_else(|e| panic!("the load wrote no report ({e}); exit {}:\n{stdout}\n{stderr}", out.status)),
+    )
     .unwrap();
     Finished {
         summary: report["summary"].clone(),
@@ -170,19 +171,13 @@ fn end(r: &Value) -> f64 {
 }
 
 fn assert_no_errors(phase: &str, f: &Finished) {
-    assert_eq!(
-        f.summary["errors"], 0,
-        "{phase}: failed requests:\n{}",
-        f.stdout
-    );
+    assert_eq!(f.summary["errors"], 0, "{phase}: failed requests:\n{}", f.stdout);
     assert_eq!(f.summary["wrong_totals"], 0, "{phase}: wrong totals presented as complete:\n{}", f.stdout);
 }
 
 /// Resident memory of every worker and dashboard, MiB, by "role index".
 fn memory(pids: &BTreeMap<String, u32>) -> BTreeMap<String, f64> {
-    pids.iter()
-        .filter_map(|(name, pid)| rss_kib(*pid).map(|kib| (name.clone(), kib as f64 / 1024.0)))
-        .collect()
+    pids.iter().filter_map(|(name, pid)| rss_kib(*pid).map(|kib| (name.clone(), kib as f64 / 1024.0))).collect()
 }
 
 fn fmt_mem(m: &BTreeMap<String, f64>) -> String {
@@ -208,10 +203,7 @@ async fn status(http: &reqwest::Client, url: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiver_holds_under_load_and_faults() {
-    assert!(
-        nginx_available(),
-        "the reliability test needs nginx (apt-get install nginx; `bash .ci/run` installs it)"
-    );
+    assert!(nginx_available(), "the reliability test needs nginx (apt-get install nginx; `bash .ci/run` installs it)");
     let moto = Command::new("python3").args(["-c", "import moto.server"]).output();
     assert!(
         moto.is_ok_and(|o| o.status.success()),
@@ -359,13 +351,17 @@ async fn quiver_holds_under_load_and_faults() {
         "the restarted worker was ready too late ({:.1} s) to check the answers after it",
         reload_time.as_secs_f64()
     );
-    let down: Vec<&Value> = queries(&f.records).filter(|r| start(r) > killed_at + 500.0 && end(r) < restarted_at).collect();
+    let down: Vec<&Value> =
+        queries(&f.records).filter(|r| start(r) > killed_at + 500.0 && end(r) < restarted_at).collect();
     let down_partial = down.iter().filter(|r| r["outcome"] == "partial").count();
     // The dashboards reconnect to the restarted worker on their next call to it.
     let grace = 2000.0;
     let back: Vec<&Value> = queries(&f.records).filter(|r| start(r) > ready_at + grace).collect();
     let back_complete = back.iter().filter(|r| r["outcome"] == "complete").count();
-    rep.say(format!("- SIGKILL to worker 1 at t+4 s, restarted at t+8 s, reloaded its shard from S3 in {:.1} s", reload_time.as_secs_f64()));
+    rep.say(format!(
+        "- SIGKILL to worker 1 at t+4 s, restarted at t+8 s, reloaded its shard from S3 in {:.1} s",
+        reload_time.as_secs_f64()
+    ));
     rep.say(format!("- whole phase: {}", fig(&f.summary)));
     rep.say(format!(
         "- while it was down: {down_partial} of {} answers flagged partial, 0 wrong totals presented as complete",
@@ -393,7 +389,8 @@ async fn quiver_holds_under_load_and_faults() {
     let resumed_at = now_ms();
     signal(w0 as i64, "CONT");
     let f = finish(load);
-    let hung: Vec<&Value> = queries(&f.records).filter(|r| start(r) > stopped_at + 200.0 && end(r) < resumed_at).collect();
+    let hung: Vec<&Value> =
+        queries(&f.records).filter(|r| start(r) > stopped_at + 200.0 && end(r) < resumed_at).collect();
     let hung_partial = hung.iter().filter(|r| r["outcome"] == "partial").count();
     let worst = f.records.iter().map(|r| r["latency_ms"].as_f64().unwrap()).fold(0.0, f64::max);
     let bound_ms = WORKER_TIMEOUT.as_secs_f64() * 1000.0 + 1500.0;
@@ -475,7 +472,11 @@ async fn quiver_holds_under_load_and_faults() {
             .await
             .unwrap();
         let want = if d == "ais" { AIS_ROWS } else { ROWS };
-        assert_eq!((a["total"].as_u64(), &a["partial"]), (Some(want), &json!(false)), "{d} after the failed reload: {a}");
+        assert_eq!(
+            (a["total"].as_u64(), &a["partial"]),
+            (Some(want), &json!(false)),
+            "{d} after the failed reload: {a}"
+        );
     }
 
     // ---------------------------------------------------------------- final memory, secrets in logs

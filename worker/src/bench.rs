@@ -201,14 +201,24 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         rows as f64 / load_s / 1e6,
         rows as f64 / load_s / 1e6 / rayon::current_num_threads() as f64
     );
-    println!("resident     {:>10.2} bytes/row ({:.0} MB)", shard.bytes() as f64 / rows as f64, shard.bytes() as f64 / 1e6);
+    println!(
+        "resident     {:>10.2} bytes/row ({:.0} MB)",
+        shard.bytes() as f64 / rows as f64,
+        shard.bytes() as f64 / 1e6
+    );
     let detail = shard.details.bytes() as f64;
     println!(
         "details      {:>10.2} bytes/row ({:.0} MB; {} columns: {}), {:.2} bytes/row without them",
         detail / rows as f64,
         detail / 1e6,
         shard.details.columns.len(),
-        shard.details.columns.iter().map(|c| format!("{} {:.2}", c.info.column, c.bytes() as f64 / rows as f64)).collect::<Vec<_>>().join(", "),
+        shard
+            .details
+            .columns
+            .iter()
+            .map(|c| format!("{} {:.2}", c.info.column, c.bytes() as f64 / rows as f64))
+            .collect::<Vec<_>>()
+            .join(", "),
         (shard.bytes() as f64 - detail) / rows as f64
     );
     // What loading added to the process, at its peak and once done.
@@ -222,9 +232,11 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     );
     let shard = std::sync::Arc::new(shard);
     let s2 = shard.clone();
-    let floor = tokio::task::spawn_blocking(move || time(a.repeat, || {
-        std::hint::black_box(kernel::plain_pass(&s2));
-    }))
+    let floor = tokio::task::spawn_blocking(move || {
+        time(a.repeat, || {
+            std::hint::black_box(kernel::plain_pass(&s2));
+        })
+    })
     .await
     .map_err(|e| Error::Protocol(e.to_string()))?;
     let bytes_per_row = 8 + shard.dims.len();
@@ -371,7 +383,11 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             ("full scan / floor", scan / floor.median_ms, a.max_scan_ratio),
             ("pre-aggregated histograms / full scan", medians["world, histograms only"] / scan, a.max_aggregate_ratio),
             ("load peak / loaded (memory)", load_peak_ratio, a.max_load_peak_ratio),
-            ("brush drag position / full scan", drag_median / medians["year brush 2015-2017 (full scan)"], a.max_brush_ratio),
+            (
+                "brush drag position / full scan",
+                drag_median / medians["year brush 2015-2017 (full scan)"],
+                a.max_brush_ratio,
+            ),
         ];
         let mut failed = vec![];
         for (what, ratio, bound) in checks {

@@ -28,11 +28,7 @@ pub enum Kind {
 
 #[derive(Clone, Debug)]
 enum Rule {
-    Categorical {
-        by_text: HashMap<String, u8>,
-        ranges: Vec<(i64, i64, u8)>,
-        other: u8,
-    },
+    Categorical { by_text: HashMap<String, u8>, ranges: Vec<(i64, i64, u8)>, other: u8 },
     Linear { min: f64, max: f64, n: u32 },
     Log { lmin: f64, lmax: f64, n: u32 },
     Temporal { edges: Vec<i64> },
@@ -109,13 +105,7 @@ impl DimBins {
                         next += 1;
                     }
                 }
-                (
-                    Kind::Categorical,
-                    Rule::Categorical { by_text, ranges, other: other_code },
-                    labels,
-                    None,
-                    colors,
-                )
+                (Kind::Categorical, Rule::Categorical { by_text, ranges, other: other_code }, labels, None, colors)
             }
             Binning::Linear { min, max, count } => {
                 check_numeric(*min, *max, *count).map_err(bad)?;
@@ -131,8 +121,7 @@ impl DimBins {
                 }
                 let n = *count;
                 let (lmin, lmax) = (min.log10(), max.log10());
-                let edges: Vec<f64> =
-                    (0..=n).map(|i| 10f64.powf(lmin + (lmax - lmin) * i as f64 / n as f64)).collect();
+                let edges: Vec<f64> = (0..=n).map(|i| 10f64.powf(lmin + (lmax - lmin) * i as f64 / n as f64)).collect();
                 let labels = edges.windows(2).map(|w| format!("{}–{}", fmt_num(w[0]), fmt_num(w[1]))).collect();
                 (Kind::Log, Rule::Log { lmin, lmax, n }, labels, Some(edges), vec![])
             }
@@ -409,7 +398,13 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     let s = s.trim();
     let b = s.as_bytes();
     // Fast path for `YYYY-MM-DDTHH:MM:SS` (AIS BaseDateTime).
-    if b.len() == 19 && b[4] == b'-' && b[7] == b'-' && (b[10] == b'T' || b[10] == b' ') && b[13] == b':' && b[16] == b':' {
+    if b.len() == 19
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b' ')
+        && b[13] == b':'
+        && b[16] == b':'
+    {
         let num = |r: std::ops::Range<usize>| -> Option<u32> {
             let mut v = 0u32;
             for &c in &b[r] {
@@ -506,14 +501,17 @@ mod tests {
 
     #[test]
     fn yearly_bins_follow_the_calendar() {
-        let d = dim(Binning::Temporal { start: "2003-01-01".into(), end: "2022-01-01".into(), interval: Interval::Year });
+        let d =
+            dim(Binning::Temporal { start: "2003-01-01".into(), end: "2022-01-01".into(), interval: Interval::Year });
         assert_eq!(d.nbins(), 19);
         assert_eq!(d.labels()[0], "2003");
         let t2015 = parse_instant("2015-01-01").unwrap();
         assert_eq!(d.code_i64(t2015), 12);
         assert_eq!(d.code_i64(t2015 - 1), 11);
         assert_eq!(d.code_str("2015-06-01T10:00:00"), 12);
-        let pass = d.pass_table(&Filter::Range { min: t2015 as f64, max: parse_instant("2018-01-01").unwrap() as f64 }).unwrap();
+        let pass = d
+            .pass_table(&Filter::Range { min: t2015 as f64, max: parse_instant("2018-01-01").unwrap() as f64 })
+            .unwrap();
         assert_eq!(pass.iter().filter(|&&p| p).count(), 3);
         assert!(pass[12] && pass[14] && !pass[15]);
     }
@@ -521,7 +519,8 @@ mod tests {
     #[test]
     fn timestamps_fast_path_matches_chrono() {
         for s in ["2024-01-15T13:45:07", "2000-02-29 23:59:59", "1999-12-31T00:00:00"] {
-            let slow = NaiveDateTime::parse_from_str(&s.replace('T', " "), "%Y-%m-%d %H:%M:%S").unwrap().and_utc().timestamp();
+            let slow =
+                NaiveDateTime::parse_from_str(&s.replace('T', " "), "%Y-%m-%d %H:%M:%S").unwrap().and_utc().timestamp();
             assert_eq!(parse_timestamp(s), Some(slow), "{s}");
         }
         assert_eq!(parse_timestamp("2023-02-30T00:00:00"), None);
@@ -532,7 +531,12 @@ mod tests {
         let d = dim(Binning::Categorical {
             categories: vec![
                 CategoryDef { label: "Cargo".into(), values: vec![], ranges: vec![[70, 79]], color: None },
-                CategoryDef { label: "Tug".into(), values: vec!["31".into(), "52".into()], ranges: vec![], color: Some("#ff0000".into()) },
+                CategoryDef {
+                    label: "Tug".into(),
+                    values: vec!["31".into(), "52".into()],
+                    ranges: vec![],
+                    color: Some("#ff0000".into()),
+                },
             ],
             other: "Other".into(),
         });

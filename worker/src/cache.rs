@@ -185,12 +185,8 @@ impl ResultCache {
 
     fn keep(&self, inner: &mut Inner, key: Key, answer: Arc<Answer>) {
         // A newer generation of the dataset: answers of the older ones can never be asked again.
-        let stale: Vec<Key> = inner
-            .done
-            .keys()
-            .filter(|k| k.dataset == key.dataset && k.generation != key.generation)
-            .cloned()
-            .collect();
+        let stale: Vec<Key> =
+            inner.done.keys().filter(|k| k.dataset == key.dataset && k.generation != key.generation).cloned().collect();
         for k in stale {
             if let Some(e) = inner.done.remove(&k) {
                 inner.bytes -= e.bytes;
@@ -280,9 +276,10 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         let c3 = cache.clone();
-        let second = tokio::spawn(async move {
-            c3.get_or_compute(key("q", "g1"), || async { Ok::<_, String>(answer(2)) }).await
-        });
+        let second =
+            tokio::spawn(
+                async move { c3.get_or_compute(key("q", "g1"), || async { Ok::<_, String>(answer(2)) }).await },
+            );
         tokio::time::sleep(Duration::from_millis(20)).await;
         first.abort();
         let (a, s) = tokio::time::timeout(Duration::from_secs(5), second).await.expect("no hang").unwrap().unwrap();

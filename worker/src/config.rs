@@ -140,13 +140,9 @@ impl TryFrom<ServeArgs> for WorkerConfig {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| Error::InvalidSpec(format!("cannot read {}: {e}", path.display())))?;
             let list: Vec<DatasetSpec> = if text.trim_start().starts_with('[') {
-                serde_json::from_str(&text)
-                    .map_err(|e| Error::InvalidSpec(format!("{}: {e}", path.display())))?
+                serde_json::from_str(&text).map_err(|e| Error::InvalidSpec(format!("{}: {e}", path.display())))?
             } else {
-                return Err(Error::InvalidSpec(format!(
-                    "{}: expected a JSON list of dataset specs",
-                    path.display()
-                )));
+                return Err(Error::InvalidSpec(format!("{}: expected a JSON list of dataset specs", path.display())));
             };
             datasets.extend(list);
         }

@@ -44,29 +44,19 @@ pub fn rows_view(q: &Query) -> Option<(u64, Option<&[String]>)> {
 /// refuses it: unknown columns, or more matching rows than its limit (the
 /// count and the limit in the message, before anything is streamed).
 pub fn prepare(shard: &Shard, q: &Query, plan: &Plan) -> Result<Export> {
-    let (limit, wanted) =
-        rows_view(q).ok_or_else(|| Error::InvalidQuery("not a rows query".into()))?;
+    let (limit, wanted) = rows_view(q).ok_or_else(|| Error::InvalidQuery("not a rows query".into()))?;
     let columns = match wanted {
         None => (0..shard.details.columns.len()).collect(),
         Some(names) => names
             .iter()
             .map(|n| {
                 shard.details.index(n).ok_or_else(|| {
-                    let have: Vec<&str> = shard
-                        .details
-                        .columns
-                        .iter()
-                        .map(|c| c.info.column.as_str())
-                        .collect();
+                    let have: Vec<&str> = shard.details.columns.iter().map(|c| c.info.column.as_str()).collect();
                     Error::InvalidQuery(format!(
                         "dataset {:?} keeps no detail column {:?}; it keeps {}",
                         shard.name,
                         truncate(n, 64),
-                        if have.is_empty() {
-                            "none".to_string()
-                        } else {
-                            have.join(", ")
-                        }
+                        if have.is_empty() { "none".to_string() } else { have.join(", ") }
                     ))
                 })
             })
@@ -74,17 +64,10 @@ pub fn prepare(shard: &Shard, q: &Query, plan: &Plan) -> Result<Export> {
     };
     let rows = select(shard, plan);
     if rows.len() as u64 > limit {
-        return Err(Error::TooManyRows {
-            rows: rows.len() as u64,
-            limit,
-        });
+        return Err(Error::TooManyRows { rows: rows.len() as u64, limit });
     }
     let schema = schema(shard, &columns, q, rows.len());
-    Ok(Export {
-        rows,
-        columns,
-        schema,
-    })
+    Ok(Export { rows, columns, schema })
 }
 
 /// Rows passing every filter and inside the viewport (if any), ascending.
@@ -105,11 +88,7 @@ pub fn select(shard: &Shard, plan: &Plan) -> Vec<u32> {
                 {
                     continue;
                 }
-                let fail = plan
-                    .fail
-                    .iter()
-                    .zip(&shard.codes)
-                    .fold(0, |m, (f, c)| m | f[c[r] as usize]);
+                let fail = plan.fail.iter().zip(&shard.codes).fold(0, |m, (f, c)| m | f[c[r] as usize]);
                 if fail == 0 {
                     out.push(r as u32);
                 }
@@ -139,17 +118,11 @@ fn schema(shard: &Shard, columns: &[usize], q: &Query, rows: usize) -> SchemaRef
         fields.push(f);
     }
     let meta = HashMap::from([
-        (
-            crate::flight::encode::VIEW_KEY.to_string(),
-            "rows".to_string(),
-        ),
+        (crate::flight::encode::VIEW_KEY.to_string(), "rows".to_string()),
         ("quiver.dataset".to_string(), q.dataset.clone()),
         ("quiver.shard".to_string(), shard.info.shard.to_string()),
         ("quiver.shards".to_string(), shard.info.shards.to_string()),
-        (
-            "quiver.generation".to_string(),
-            shard.info.generation.clone(),
-        ),
+        ("quiver.generation".to_string(), shard.info.generation.clone()),
         ("quiver.total".to_string(), shard.rows().to_string()),
         ("quiver.selected".to_string(), rows.to_string()),
     ]);
@@ -169,15 +142,9 @@ impl Export {
         let labels = shard.dims[shard.category_dim].labels();
         let codes = &shard.codes[shard.category_dim];
         let mut cols: Vec<ArrayRef> = vec![
-            Arc::new(Float64Array::from_iter_values(
-                rows.iter().map(|&r| x_to_lon(shard.xs[r as usize])),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                rows.iter().map(|&r| y_to_lat(shard.ys[r as usize])),
-            )),
-            Arc::new(StringArray::from_iter(
-                rows.iter().map(|&r| labels.get(codes[r as usize] as usize)),
-            )),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|&r| x_to_lon(shard.xs[r as usize])))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|&r| y_to_lat(shard.ys[r as usize])))),
+            Arc::new(StringArray::from_iter(rows.iter().map(|&r| labels.get(codes[r as usize] as usize)))),
         ];
         for &c in &self.columns {
             cols.push(shard.details.columns[c].take(rows));
@@ -204,11 +171,7 @@ pub fn python_snippet(ticket: &Query, endpoints: &[String]) -> String {
     let ticket_json = String::from_utf8(ticket.to_json()).expect("a ticket is UTF-8");
     // A JSON string literal is a Python string literal with the same value.
     let quote = |s: &str| serde_json::to_string(s).expect("strings serialise");
-    let workers_py = workers
-        .iter()
-        .map(|w| quote(w))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let workers_py = workers.iter().map(|w| quote(w)).collect::<Vec<_>>().join(", ");
     format!(
         r#"# The rows of dataset {dataset} selected in the Quiver dashboard (its filters and
 # map view), read from every worker (one per shard) with pyarrow.flight.

@@ -68,12 +68,8 @@ impl QViewport {
     pub fn from_viewport(v: &Viewport) -> QViewport {
         let x0 = lon_to_x(v.west);
         let xe: u64 = if v.east >= 180.0 { 1 << 32 } else { lon_to_x(v.east) as u64 };
-        let wx = if v.east > v.west {
-            xe.saturating_sub(x0 as u64)
-        } else {
-            (1u64 << 32) - x0 as u64 + xe
-        }
-        .clamp(1, 1 << 32);
+        let wx = if v.east > v.west { xe.saturating_sub(x0 as u64) } else { (1u64 << 32) - x0 as u64 + xe }
+            .clamp(1, 1 << 32);
         let y0 = lat_to_y(v.north);
         let ye: u64 = if v.south <= -MAX_LAT { 1 << 32 } else { lat_to_y(v.south) as u64 };
         let hy = ye.saturating_sub(y0 as u64).max(1);

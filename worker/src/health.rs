@@ -23,16 +23,9 @@ pub fn router(state: Arc<WorkerState>) -> Router {
 async fn readyz(State(state): State<Arc<WorkerState>>) -> impl IntoResponse {
     let stats = state.stats();
     let body = serde_json::to_string(&stats.datasets).unwrap_or_default();
-    if state.registry.all_loaded() {
-        (StatusCode::OK, body)
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, body)
-    }
+    if state.registry.all_loaded() { (StatusCode::OK, body) } else { (StatusCode::SERVICE_UNAVAILABLE, body) }
 }
 
 async fn metrics(State(state): State<Arc<WorkerState>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        state.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
 }

@@ -20,8 +20,6 @@ pub mod export;
 pub mod flight;
 // `gen` is a reserved word in edition 2024: the generator lives in gen/ and is
 // named `synth` in paths (`quiver_worker::synth::generate`, `crate::synth::...`).
-#[path = "gen/mod.rs"]
-pub mod synth;
 pub mod geo;
 pub mod health;
 pub mod kernel;
@@ -32,6 +30,8 @@ pub mod server;
 pub mod source;
 pub mod spec;
 pub mod store;
+#[path = "gen/mod.rs"]
+pub mod synth;
 pub mod tls;
 
 pub use error::{Error, Result};

@@ -16,6 +16,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start")]
 enum Command {
     /// Load this worker's shards and serve them over Arrow Flight.
     Serve(ServeArgs),

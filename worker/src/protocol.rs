@@ -180,9 +180,7 @@ impl Query {
                 View::Sample { limit } => {
                     samples += 1;
                     if *limit > MAX_SAMPLE_ROWS {
-                        return bad(format!(
-                            "sample limit {limit} exceeds the limit of {MAX_SAMPLE_ROWS} rows"
-                        ));
+                        return bad(format!("sample limit {limit} exceeds the limit of {MAX_SAMPLE_ROWS} rows"));
                     }
                 }
                 View::Histogram { .. } => {}
@@ -212,14 +210,15 @@ impl Query {
                         return bad(format!("filter on {:?}: range bounds must be numbers", truncate(dim, 64)));
                     }
                     if min > max {
-                        return bad(format!(
-                            "filter on {:?}: range min {min} is above max {max}",
-                            truncate(dim, 64)
-                        ));
+                        return bad(format!("filter on {:?}: range min {min} is above max {max}", truncate(dim, 64)));
                     }
                 }
                 Filter::Categories(c) if c.len() > 1024 => {
-                    return bad(format!("filter on {:?} lists {} categories; the limit is 1024", truncate(dim, 64), c.len()));
+                    return bad(format!(
+                        "filter on {:?} lists {} categories; the limit is 1024",
+                        truncate(dim, 64),
+                        c.len()
+                    ));
                 }
                 Filter::Bins(b) if b.len() > 1024 => {
                     return bad(format!("filter on {:?} lists {} bins; the limit is 1024", truncate(dim, 64), b.len()));
@@ -233,12 +232,8 @@ impl Query {
 
 impl Viewport {
     /// The whole Web Mercator world.
-    pub const WORLD: Viewport = Viewport {
-        west: -180.0,
-        south: -crate::geo::MAX_LAT,
-        east: 180.0,
-        north: crate::geo::MAX_LAT,
-    };
+    pub const WORLD: Viewport =
+        Viewport { west: -180.0, south: -crate::geo::MAX_LAT, east: 180.0, north: crate::geo::MAX_LAT };
 
     /// Checks bounds: finite, inside the Mercator world, north above south.
     pub fn check(&self) -> Result<()> {
@@ -248,20 +243,14 @@ impl Viewport {
             return Err(Error::InvalidQuery("viewport bounds must be finite numbers".into()));
         }
         if !(-180.0..=180.0).contains(&west) || !(-180.0..=180.0).contains(&east) {
-            return Err(Error::InvalidQuery(format!(
-                "viewport longitudes {west}, {east} must lie in [-180, 180]"
-            )));
+            return Err(Error::InvalidQuery(format!("viewport longitudes {west}, {east} must lie in [-180, 180]")));
         }
         let m = crate::geo::MAX_LAT;
         if !(-m..=m).contains(&south) || !(-m..=m).contains(&north) {
-            return Err(Error::InvalidQuery(format!(
-                "viewport latitudes {south}, {north} must lie in [-{m}, {m}]"
-            )));
+            return Err(Error::InvalidQuery(format!("viewport latitudes {south}, {north} must lie in [-{m}, {m}]")));
         }
         if south >= north {
-            return Err(Error::InvalidQuery(format!(
-                "viewport south {south} must be below north {north}"
-            )));
+            return Err(Error::InvalidQuery(format!("viewport south {south} must be below north {north}")));
         }
         if west == east {
             return Err(Error::InvalidQuery("viewport has zero width".into()));

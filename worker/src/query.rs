@@ -38,21 +38,14 @@ fn detail_json(v: DetailValue) -> Option<serde_json::Value> {
 }
 
 /// The protocol answer from the kernel's counts.
-fn assemble(
-    shard: &Shard,
-    q: &Query,
-    mut counts: kernel::Counts,
-    kernel_micros: u64,
-) -> Result<QueryResult> {
+fn assemble(shard: &Shard, q: &Query, mut counts: kernel::Counts, kernel_micros: u64) -> Result<QueryResult> {
     let mut histograms = vec![];
     let mut raster = None;
     let mut sample = None;
     for v in &q.views {
         match v {
             View::Histogram { dimension } => {
-                let d = shard
-                    .dim_index(dimension)
-                    .expect("the plan checked dimensions");
+                let d = shard.dim_index(dimension).expect("the plan checked dimensions");
                 let bins = &shard.dims[d];
                 let h = &counts.hists[d];
                 let n = bins.nbins() as usize;
@@ -63,10 +56,7 @@ fn assemble(
                 });
             }
             View::Raster { width, height } => {
-                let (pixels, cell_counts) = (
-                    std::mem::take(&mut counts.pixels),
-                    std::mem::take(&mut counts.cells),
-                );
+                let (pixels, cell_counts) = (std::mem::take(&mut counts.pixels), std::mem::take(&mut counts.cells));
                 raster = Some(Raster {
                     width: *width,
                     height: *height,
@@ -90,11 +80,8 @@ fn assemble(
                             .filter(|(d, _)| *d != shard.category_dim)
                             .map(|(d, dim)| {
                                 let code = shard.codes[d][r];
-                                let text = dim
-                                    .labels()
-                                    .get(code as usize)
-                                    .cloned()
-                                    .unwrap_or_else(|| "(missing)".into());
+                                let text =
+                                    dim.labels().get(code as usize).cloned().unwrap_or_else(|| "(missing)".into());
                                 (dim.name().to_string(), text)
                             })
                             .collect();
@@ -109,20 +96,12 @@ fn assemble(
                             details,
                             lon: x_to_lon(shard.xs[r]),
                             lat: y_to_lat(shard.ys[r]),
-                            category: cat
-                                .labels()
-                                .get(code)
-                                .cloned()
-                                .unwrap_or_else(|| "(missing)".into()),
+                            category: cat.labels().get(code).cloned().unwrap_or_else(|| "(missing)".into()),
                             values,
                         }
                     })
                     .collect();
-                sample = Some(Sample {
-                    matched: counts.in_view,
-                    rows,
-                    columns: shard.details.infos(),
-                });
+                sample = Some(Sample { matched: counts.in_view, rows, columns: shard.details.infos() });
             }
         }
     }

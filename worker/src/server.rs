@@ -136,7 +136,8 @@ impl WorkerState {
             let label = DatasetLabel { dataset: slot.spec.name.clone() };
             // A panic anywhere in the load must still end it, or the slot
             // would report "loading" forever and refuse every later reload.
-            let result = match AssertUnwindSafe(source::load(&slot.spec, state.shard, &state.load)).catch_unwind().await {
+            let result = match AssertUnwindSafe(source::load(&slot.spec, state.shard, &state.load)).catch_unwind().await
+            {
                 Ok(r) => r,
                 Err(payload) => {
                     let why = source::panic_message(payload.as_ref());

@@ -95,9 +95,7 @@ impl std::str::FromStr for Preset {
         match s {
             "celltowers" => Ok(Preset::Celltowers),
             "ais" => Ok(Preset::Ais),
-            other => Err(Error::InvalidSpec(format!(
-                "unknown preset {other:?}: expected celltowers or ais"
-            ))),
+            other => Err(Error::InvalidSpec(format!("unknown preset {other:?}: expected celltowers or ais"))),
         }
     }
 }
@@ -146,9 +144,7 @@ impl std::str::FromStr for Format {
             "parquet" => Ok(Format::Parquet),
             "csv" => Ok(Format::Csv),
             "csv.gz" | "csvGz" | "csv-gz" => Ok(Format::CsvGz),
-            other => Err(Error::InvalidSpec(format!(
-                "unknown format {other:?}: expected parquet, csv or csv.gz"
-            ))),
+            other => Err(Error::InvalidSpec(format!("unknown format {other:?}: expected parquet, csv or csv.gz"))),
         }
     }
 }
@@ -297,10 +293,9 @@ impl DatasetSpec {
         match (&self.view, self.preset) {
             (Some(v), _) => Ok(v.clone()),
             (None, Some(p)) => Ok(crate::source::presets::default_view(p)),
-            (None, None) => Err(Error::InvalidSpec(format!(
-                "dataset {:?} has neither a preset nor a view config",
-                self.name
-            ))),
+            (None, None) => {
+                Err(Error::InvalidSpec(format!("dataset {:?} has neither a preset nor a view config", self.name)))
+            }
         }
     }
 
@@ -308,10 +303,7 @@ impl DatasetSpec {
     pub fn validate(&self) -> Result<()> {
         validate_name(&self.name)?;
         url::Url::parse(&self.source).map_err(|e| {
-            Error::InvalidSpec(format!(
-                "dataset {:?}: source {:?} is not a URL: {e}",
-                self.name, self.source
-            ))
+            Error::InvalidSpec(format!("dataset {:?}: source {:?} is not a URL: {e}", self.name, self.source))
         })?;
         self.effective_view()?.validate(&self.name)
     }
@@ -321,9 +313,7 @@ impl DatasetSpec {
 pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
     if ok {
@@ -389,36 +379,23 @@ impl ViewConfig {
                 }
                 Binning::Linear { min, max, count } | Binning::Log { min, max, count } => {
                     if !(min.is_finite() && max.is_finite() && min < max) {
-                        return bad(format!(
-                            "dimension {:?}: min {min} must be below max {max}",
-                            d.name
-                        ));
+                        return bad(format!("dimension {:?}: min {min} must be below max {max}", d.name));
                     }
                     if *count == 0 || *count > MAX_BINS {
-                        return bad(format!(
-                            "dimension {:?} has {count} bins; 1 to {MAX_BINS} allowed",
-                            d.name
-                        ));
+                        return bad(format!("dimension {:?} has {count} bins; 1 to {MAX_BINS} allowed", d.name));
                     }
                     if matches!(d.bins, Binning::Log { .. }) && *min <= 0.0 {
-                        return bad(format!(
-                            "log dimension {:?} needs a positive min, got {min}",
-                            d.name
-                        ));
+                        return bad(format!("log dimension {:?} needs a positive min, got {min}", d.name));
                     }
                 }
                 Binning::Temporal { .. } => {
-                    crate::bins::DimBins::from_spec(d).map_err(|e| {
-                        Error::InvalidSpec(format!("dataset {dataset:?}: {e}"))
-                    })?;
+                    crate::bins::DimBins::from_spec(d)
+                        .map_err(|e| Error::InvalidSpec(format!("dataset {dataset:?}: {e}")))?;
                 }
             }
         }
         match self.dimensions.iter().find(|d| d.name == self.category) {
-            Some(DimensionSpec {
-                bins: Binning::Categorical { .. },
-                ..
-            }) => Ok(()),
+            Some(DimensionSpec { bins: Binning::Categorical { .. }, .. }) => Ok(()),
             Some(_) => bad(format!("category dimension {:?} is not categorical", self.category)),
             None => bad(format!("category dimension {:?} is not declared", self.category)),
         }

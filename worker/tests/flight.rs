@@ -17,7 +17,15 @@ use quiver_worker::spec::{DatasetSpec, Preset, S3Options};
 use support::*;
 
 fn spec(name: &str, url: &str) -> DatasetSpec {
-    DatasetSpec { name: name.into(), source: url.into(), preset: Some(Preset::Celltowers), format: None, s3: None, view: None, details: None }
+    DatasetSpec {
+        name: name.into(),
+        source: url.into(),
+        preset: Some(Preset::Celltowers),
+        format: None,
+        s3: None,
+        view: None,
+        details: None,
+    }
 }
 
 fn cfg(datasets: Vec<DatasetSpec>, index: u32, count: u32, token: Option<&str>) -> WorkerConfig {
@@ -189,7 +197,9 @@ async fn crossfilter_answers_match_the_reference() {
 async fn calls_without_the_token_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     write_parquet(&dir.path().join("t.parquet"), &towers(100, 5), 100);
-    let w = spawn(cfg(vec![spec("towers", &format!("file://{}/", dir.path().display()))], 0, 1, Some("t0ken"))).await.unwrap();
+    let w = spawn(cfg(vec![spec("towers", &format!("file://{}/", dir.path().display()))], 0, 1, Some("t0ken")))
+        .await
+        .unwrap();
     let good = WorkerClient::connect(&w.flight_url(), Some("t0ken".into())).await.unwrap();
     wait_loaded(&good, "towers").await;
     good.query(&all_views("towers")).await.unwrap();
@@ -242,9 +252,11 @@ async fn bad_queries_get_clear_errors_and_the_worker_keeps_serving() {
         assert!(e.to_string().contains(needle), "{needle:?} not in {e}");
     }
     // Raw tickets that are not queries at all.
-    let raw = [&b"not json"[..], b"{}", b"{\"version\":1,\"dataset\":\"towers\",\"views\":[],\"x\":1}", &[0xff; 100_000]];
+    let raw =
+        [&b"not json"[..], b"{}", b"{\"version\":1,\"dataset\":\"towers\",\"views\":[],\"x\":1}", &[0xff; 100_000]];
     for t in raw {
-        let channel = tonic::transport::Endpoint::from_shared(workers[0].flight_url()).unwrap().connect().await.unwrap();
+        let channel =
+            tonic::transport::Endpoint::from_shared(workers[0].flight_url()).unwrap().connect().await.unwrap();
         let mut inner = arrow_flight::flight_service_client::FlightServiceClient::new(channel);
         let status = inner.do_get(arrow_flight::Ticket::new(t.to_vec())).await.unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{}", status.message());
@@ -325,7 +337,10 @@ async fn reload_picks_up_new_files_and_a_failed_reload_keeps_the_old_data() {
     assert_eq!(before.total, 1_000);
     // The same query again is answered from the kept result, equal to the scan.
     let again = c.query(&all_views("towers")).await.unwrap();
-    assert_eq!((again.histograms.clone(), again.raster.clone(), again.selected), (before.histograms.clone(), before.raster.clone(), before.selected));
+    assert_eq!(
+        (again.histograms.clone(), again.raster.clone(), again.selected),
+        (before.histograms.clone(), before.raster.clone(), before.selected)
+    );
     assert_eq!(again.kernel_micros, 0, "no kernel ran for a kept answer");
     let (_, metrics) = reqwest_get(&format!("{}/metrics", w[0].http_url())).await;
     assert!(metrics.contains("quiver_worker_answers_total{source=\"cached\"} 1"), "{metrics}");

@@ -43,8 +43,7 @@ fn count_background_panics() {
 fn no_panic<T>(what: &str, f: impl FnOnce() -> T) -> T {
     count_background_panics();
     let before = BACKGROUND_PANICS.load(Ordering::SeqCst);
-    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| panic!("{what}: panicked"));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| panic!("{what}: panicked"));
     // Tests run in parallel on one shared runtime: a background panic counted
     // here may come from another test's input, which then fails too.
     assert_eq!(BACKGROUND_PANICS.load(Ordering::SeqCst), before, "{what}: a loader task panicked while it ran");
@@ -184,7 +183,8 @@ fn parquet_pages_that_panic_the_upstream_decoder_are_decode_errors() {
 // Hand-made hostile inputs
 // ---------------------------------------------------------------------------
 
-const TOWERS_HEADER: &str = "radio,mcc,net,area,cell,unit,lon,lat,range,samples,changeable,created,updated,averageSignal\n";
+const TOWERS_HEADER: &str =
+    "radio,mcc,net,area,cell,unit,lon,lat,range,samples,changeable,created,updated,averageSignal\n";
 
 fn towers_row(radio: &str, lon: &str, lat: &str, range: &str, created: &str) -> String {
     format!("{radio},262,1,100,12345,0,{lon},{lat},{range},3,1,{created},1600000000,0\n")
@@ -297,8 +297,9 @@ fn truncated_parquet_footer_is_a_decode_error() {
         .expect("the seed itself loads");
     for cut in [1, 4, 8, 100] {
         let bytes = &good[..good.len() - cut];
-        let e = no_panic("truncated parquet", || load_bytes(bytes, "data.parquet", Preset::Celltowers, ShardId::SINGLE))
-            .expect_err("a file without its footer is refused");
+        let e =
+            no_panic("truncated parquet", || load_bytes(bytes, "data.parquet", Preset::Celltowers, ShardId::SINGLE))
+                .expect_err("a file without its footer is refused");
         assert_clean_load_error("truncated parquet", &e);
         assert!(e.to_string().contains("not a readable Parquet file"), "cut {cut}: {e}");
     }
@@ -319,8 +320,9 @@ fn parquet_footer_length_past_the_file_is_a_decode_error() {
 fn csv_text_named_parquet_is_a_decode_error() {
     let mut text = String::from(TOWERS_HEADER);
     text += &towers_row("LTE", "13.4", "52.5", "1000", "1500000000");
-    let e = no_panic("csv as parquet", || load_bytes(text.as_bytes(), "data.parquet", Preset::Celltowers, ShardId::SINGLE))
-        .expect_err("text is not Parquet");
+    let e =
+        no_panic("csv as parquet", || load_bytes(text.as_bytes(), "data.parquet", Preset::Celltowers, ShardId::SINGLE))
+            .expect_err("text is not Parquet");
     assert_clean_load_error("csv as parquet", &e);
 }
 
@@ -449,7 +451,8 @@ fn other_types_parquet() -> Vec<u8> {
     use parquet::arrow::ArrowWriter;
     use parquet::file::properties::WriterProperties;
 
-    let radio: DictionaryArray<Int8Type> = vec![Some("LTE"), Some("GSM"), None, Some("NR"), Some("5G?")].into_iter().collect();
+    let radio: DictionaryArray<Int8Type> =
+        vec![Some("LTE"), Some("GSM"), None, Some("NR"), Some("5G?")].into_iter().collect();
     let cols: Vec<(&str, ArrayRef)> = vec![
         ("radio", Arc::new(radio)),
         ("lon", Arc::new(Float32Array::from(vec![Some(13.4), Some(-74.0), Some(2.35), None, Some(179.99)]))),

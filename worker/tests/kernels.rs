@@ -147,7 +147,14 @@ fn check(rows: &Rows, q: &Query) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn query(filters: BTreeMap<String, Filter>, viewport: Option<Viewport>, vpf: bool, w: u32, h: u32, sample: u32) -> Query {
+fn query(
+    filters: BTreeMap<String, Filter>,
+    viewport: Option<Viewport>,
+    vpf: bool,
+    w: u32,
+    h: u32,
+    sample: u32,
+) -> Query {
     let mut views = vec![
         View::Histogram { dimension: "radio".into() },
         View::Histogram { dimension: "range".into() },
@@ -159,14 +166,7 @@ fn query(filters: BTreeMap<String, Filter>, viewport: Option<Viewport>, vpf: boo
     if sample > 0 {
         views.push(View::Sample { limit: sample });
     }
-    Query {
-        version: 1,
-        dataset: "t".into(),
-        filters,
-        viewport,
-        viewport_filter: vpf && viewport.is_some(),
-        views,
-    }
+    Query { version: 1, dataset: "t".into(), filters, viewport, viewport_filter: vpf && viewport.is_some(), views }
 }
 
 proptest! {

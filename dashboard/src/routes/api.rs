@@ -283,7 +283,8 @@ struct ReloadRequest {
 /// `POST /api/reload`: every worker reloads its shard from the source.
 pub async fn reload(State(state): State<AppState>, req: Request) -> Result<Response> {
     let body = read_body(req.into_body(), BODY_LIMIT).await?;
-    let r: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) { ReloadRequest::default() } else { parse_json(&body)? };
+    let r: ReloadRequest =
+        if body.iter().all(u8::is_ascii_whitespace) { ReloadRequest::default() } else { parse_json(&body)? };
     if let Some(d) = &r.dataset {
         quiver_worker::spec::validate_name(d).map_err(|e| Error::BadRequest(e.to_string()))?;
     }

@@ -57,10 +57,7 @@ pub fn content_type(path: &str) -> &'static str {
 fn etag(path: &'static str) -> &'static str {
     static TAGS: OnceLock<HashMap<&'static str, String>> = OnceLock::new();
     TAGS.get_or_init(|| {
-        embedded::FILES
-            .iter()
-            .map(|(p, b)| (*p, format!("\"{}\"", &hex::encode(Sha256::digest(b))[..20])))
-            .collect()
+        embedded::FILES.iter().map(|(p, b)| (*p, format!("\"{}\"", &hex::encode(Sha256::digest(b))[..20]))).collect()
     })
     .get(path)
     .map(String::as_str)

@@ -73,9 +73,7 @@ async fn prepare(state: &AppState, p: &Params) -> Result<Prepared> {
     let req: ExportRequest = serde_json::from_str(&p.request)
         .map_err(|e| Error::BadRequest(format!("request: invalid export request: {e}")))?;
     if req.viewport_filter && req.viewport.is_none() {
-        return Err(Error::BadRequest(
-            "request: viewportFilter needs a viewport".into(),
-        ));
+        return Err(Error::BadRequest("request: viewportFilter needs a viewport".into()));
     }
     let catalog = state.catalog.get(&state.fanout).await?;
     let Some(dataset) = catalog.datasets.get(&req.dataset) else {
@@ -85,11 +83,7 @@ async fn prepare(state: &AppState, p: &Params) -> Result<Prepared> {
         )));
     };
     // The count: rows passing the filters, inside the viewport when it filters.
-    let scope = if req.viewport_filter {
-        req.viewport
-    } else {
-        Some(Viewport::WORLD)
-    };
+    let scope = if req.viewport_filter { req.viewport } else { Some(Viewport::WORLD) };
     let counting = QueryRequest {
         dataset: req.dataset.clone(),
         filters: req.filters.clone(),
@@ -117,9 +111,7 @@ async fn prepare(state: &AppState, p: &Params) -> Result<Prepared> {
                 }
                 shards = Some(res.shard.shards);
                 let matched = res.sample.map_or(0, |s| s.matched);
-                per_shard
-                    .entry(res.shard.shard)
-                    .or_insert((r.endpoint, matched));
+                per_shard.entry(res.shard.shard).or_insert((r.endpoint, matched));
             }
             Err(e) => failure = Some(e),
         }
@@ -141,47 +133,24 @@ async fn prepare(state: &AppState, p: &Params) -> Result<Prepared> {
         version: quiver_worker::protocol::PROTOCOL_VERSION,
         dataset: req.dataset,
         filters: req.filters,
-        viewport: if req.viewport_filter {
-            req.viewport
-        } else {
-            None
-        },
+        viewport: if req.viewport_filter { req.viewport } else { None },
         viewport_filter: false,
-        views: vec![View::Rows {
-            limit,
-            columns: None,
-        }],
+        views: vec![View::Rows { limit, columns: None }],
     };
-    Ok(Prepared {
-        ticket,
-        endpoints: per_shard.into_values().map(|(e, _)| e).collect(),
-        rows,
-    })
+    Ok(Prepared { ticket, endpoints: per_shard.into_values().map(|(e, _)| e).collect(), rows })
 }
 
 /// `GET /api/export?format=csv|parquet&request=<JSON>`: the selected rows,
 /// streamed from the workers shard by shard.
-pub async fn export(
-    State(state): State<AppState>,
-    UrlQuery(p): UrlQuery<Params>,
-) -> Result<Response> {
-    let format = p
-        .format
-        .ok_or_else(|| Error::BadRequest("format: give csv or parquet".into()))?;
+pub async fn export(State(state): State<AppState>, UrlQuery(p): UrlQuery<Params>) -> Result<Response> {
+    let format = p.format.ok_or_else(|| Error::BadRequest("format: give csv or parquet".into()))?;
     let prepared = prepare(&state, &p).await?;
     // The first shard's stream opens before the response starts: a refusal
     // is still an HTTP error, not a broken download.
-    let first = state
-        .fanout
-        .export_from(&prepared.endpoints[0], &prepared.ticket)
-        .await?;
+    let first = state.fanout.export_from(&prepared.endpoints[0], &prepared.ticket).await?;
     let (mut tx, rx) = futures::channel::mpsc::channel::<std::io::Result<Bytes>>(4);
     let fanout = state.fanout.clone();
-    let (ticket, endpoints, rows) = (
-        prepared.ticket.clone(),
-        prepared.endpoints.clone(),
-        prepared.rows,
-    );
+    let (ticket, endpoints, rows) = (prepared.ticket.clone(), prepared.endpoints.clone(), prepared.rows);
     let dataset = ticket.dataset.clone();
     tokio::spawn(async move {
         let started = std::time::Instant::now();
@@ -249,14 +218,8 @@ pub async fn export(
     let mut resp = Body::from_stream(rx).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    let name = format!(
-        "attachment; filename=\"{}-export.{ext}\"",
-        prepared.ticket.dataset
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&name).map_err(|e| Error::Internal(e.to_string()))?,
-    );
+    let name = format!("attachment; filename=\"{}-export.{ext}\"", prepared.ticket.dataset);
+    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&name).map_err(|e| Error::Internal(e.to_string()))?);
     h.insert("x-quiver-rows", HeaderValue::from(prepared.rows));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
@@ -264,19 +227,12 @@ pub async fn export(
 
 /// `GET /api/export/python?request=<JSON>`: a Python program that reads the
 /// same rows from the workers with pyarrow.flight.
-pub async fn python(
-    State(state): State<AppState>,
-    UrlQuery(p): UrlQuery<Params>,
-) -> Result<Response> {
+pub async fn python(State(state): State<AppState>, UrlQuery(p): UrlQuery<Params>) -> Result<Response> {
     let prepared = prepare(&state, &p).await?;
     let text = quiver_worker::export::python_snippet(&prepared.ticket, &prepared.endpoints);
     let mut resp = text.into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/x-python; charset=utf-8"),
-    );
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/x-python; charset=utf-8"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 
@@ -291,10 +247,7 @@ struct Shared(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Shared {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("export buffer lock")
-            .extend_from_slice(buf);
+        self.0.lock().expect("export buffer lock").extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -304,34 +257,22 @@ impl Write for Shared {
 
 impl Shared {
     fn take(&self) -> Bytes {
-        Bytes::from(std::mem::take(
-            &mut *self.0.lock().expect("export buffer lock"),
-        ))
+        Bytes::from(std::mem::take(&mut *self.0.lock().expect("export buffer lock")))
     }
 }
 
 /// Encodes batches as they arrive; each call returns the bytes ready to send.
+#[allow(clippy::large_enum_variant, reason = "one per download, never moved in a loop")]
 enum Writer {
-    Csv {
-        header: bool,
-    },
-    Parquet {
-        out: Shared,
-        writer: Option<(
-            parquet::arrow::ArrowWriter<Shared>,
-            arrow::datatypes::SchemaRef,
-        )>,
-    },
+    Csv { header: bool },
+    Parquet { out: Shared, writer: Option<(parquet::arrow::ArrowWriter<Shared>, arrow::datatypes::SchemaRef)> },
 }
 
 impl Writer {
     fn new(format: Format) -> Writer {
         match format {
             Format::Csv => Writer::Csv { header: true },
-            Format::Parquet => Writer::Parquet {
-                out: Shared::default(),
-                writer: None,
-            },
+            Format::Parquet => Writer::Parquet { out: Shared::default(), writer: None },
         }
     }
 
@@ -339,16 +280,11 @@ impl Writer {
         self.write_inner(b).map_err(|e| e.to_string())
     }
 
-    fn write_inner(
-        &mut self,
-        b: &arrow::array::RecordBatch,
-    ) -> std::result::Result<Bytes, Box<dyn std::error::Error>> {
+    fn write_inner(&mut self, b: &arrow::array::RecordBatch) -> std::result::Result<Bytes, Box<dyn std::error::Error>> {
         match self {
             Writer::Csv { header } => {
                 let mut buf = Vec::with_capacity(b.num_rows() * 64);
-                let mut w = arrow::csv::WriterBuilder::new()
-                    .with_header(*header)
-                    .build(&mut buf);
+                let mut w = arrow::csv::WriterBuilder::new().with_header(*header).build(&mut buf);
                 w.write(b)?;
                 drop(w);
                 *header = false;
@@ -361,27 +297,16 @@ impl Writer {
                         .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP))
                         .build();
                     // Shards' schemas differ only in their metadata (shard index): keep none.
-                    let schema =
-                        Arc::new(arrow::datatypes::Schema::new(b.schema().fields().clone()));
-                    *writer = Some((
-                        parquet::arrow::ArrowWriter::try_new(
-                            out.clone(),
-                            schema.clone(),
-                            Some(props),
-                        )?,
-                        schema,
-                    ));
+                    let schema = Arc::new(arrow::datatypes::Schema::new(b.schema().fields().clone()));
+                    *writer =
+                        Some((parquet::arrow::ArrowWriter::try_new(out.clone(), schema.clone(), Some(props))?, schema));
                 }
                 let (w, schema) = writer.as_mut().expect("created above");
                 let b = arrow::array::RecordBatch::try_new(schema.clone(), b.columns().to_vec())?;
                 // Row groups are written to `out` as they fill.
                 w.write(&b)?;
                 let ready = out.0.lock().expect("export buffer lock").len();
-                Ok(if ready >= PARQUET_CHUNK {
-                    out.take()
-                } else {
-                    Bytes::new()
-                })
+                Ok(if ready >= PARQUET_CHUNK { out.take() } else { Bytes::new() })
             }
         }
     }

@@ -106,11 +106,8 @@ pub fn tile_source(template: &str) -> String {
 
 /// A known path asked with the wrong method: `405` with the JSON error every other refusal has.
 async fn method_not_allowed(req: Request) -> Response {
-    let msg = format!(
-        "method {} is not allowed on {}",
-        req.method(),
-        req.uri().path().chars().take(100).collect::<String>()
-    );
+    let msg =
+        format!("method {} is not allowed on {}", req.method(), req.uri().path().chars().take(100).collect::<String>());
     (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(serde_json::json!({ "error": msg }))).into_response()
 }
 
@@ -146,9 +143,9 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(middleware::from_fn_with_state(csp, security_headers))
         // The span names the path only: a query string may hold anything, even a token.
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
-        }))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
+            |req: &Request| tracing::debug_span!("request", method = %req.method(), path = %req.uri().path()),
+        ))
         .with_state(state)
 }
 

@@ -29,11 +29,7 @@ fn has_session(state: &AppState, headers: &HeaderMap) -> bool {
 
 /// `GET /`: the app, or the login page's address without a session.
 pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if has_session(&state, &headers) {
-        assets::page("index.html")
-    } else {
-        Redirect::to("/login").into_response()
-    }
+    if has_session(&state, &headers) { assets::page("index.html") } else { Redirect::to("/login").into_response() }
 }
 
 /// `GET /login`.
@@ -68,17 +64,10 @@ fn login_failure(client: Client, err: Error) -> Response {
 /// `POST /login`: exchanges the token for a session cookie.
 pub async fn login(State(state): State<AppState>, req: Request) -> Response {
     let ip = client_ip(req.headers(), peer(&req), state.settings.trust_proxy);
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let accepts_html = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"));
+    let ctype =
+        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let accepts_html =
+        req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
     let client = if ctype.starts_with("application/json") {
         Client::Json
     } else if ctype.starts_with("application/x-www-form-urlencoded") {
@@ -101,12 +90,10 @@ pub async fn login(State(state): State<AppState>, req: Request) -> Response {
             Ok(j) => j.token,
             Err(e) => return Error::BadRequest(format!("login body: {e}")).into_response(),
         },
-        Client::Form | Client::BrowserForm => {
-            match url::form_urlencoded::parse(&body).find(|(k, _)| k == "token") {
-                Some((_, v)) => v.into_owned(),
-                None => return login_failure(client, Error::BadRequest("the form has no token field".into())),
-            }
-        }
+        Client::Form | Client::BrowserForm => match url::form_urlencoded::parse(&body).find(|(k, _)| k == "token") {
+            Some((_, v)) => v.into_owned(),
+            None => return login_failure(client, Error::BadRequest("the form has no token field".into())),
+        },
     };
     if !state.auth.check_token(&token) {
         state.limiter.record_failure(ip, Instant::now());
@@ -129,10 +116,7 @@ pub async fn login(State(state): State<AppState>, req: Request) -> Response {
 /// expires; bump `--session-epoch` or rotate the token to cut every session.)
 pub async fn logout(State(state): State<AppState>) -> Response {
     let clear = HeaderValue::from_str(&clear_cookie(state.settings.cookie_secure)).expect("ASCII");
-    (
-        StatusCode::SEE_OTHER,
-        [(header::SET_COOKIE, clear), (header::LOCATION, HeaderValue::from_static("/login"))],
-    )
+    (StatusCode::SEE_OTHER, [(header::SET_COOKIE, clear), (header::LOCATION, HeaderValue::from_static("/login"))])
         .into_response()
 }
 

@@ -18,8 +18,7 @@ use quiver_dashboard::discovery::Discovery;
 use quiver_dashboard::fanout::{Connector, Worker, WorkerResult};
 use quiver_worker::bins::DimBins;
 use quiver_worker::protocol::{
-    DatasetInfo, DatasetStats, LoadState, Query, QueryResult, Raster, Sample, SampleRow, ShardInfo,
-    View, WorkerStats,
+    DatasetInfo, DatasetStats, LoadState, Query, QueryResult, Raster, Sample, SampleRow, ShardInfo, View, WorkerStats,
 };
 use quiver_worker::spec::{Preset, ViewConfig};
 use tower::ServiceExt;
@@ -75,11 +74,7 @@ impl FakeWorker {
     }
 
     fn info(&self) -> ShardInfo {
-        ShardInfo {
-            shard: self.shard,
-            shards: self.shards,
-            generation: self.generation.clone(),
-        }
+        ShardInfo { shard: self.shard, shards: self.shards, generation: self.generation.clone() }
     }
 
     async fn gate(&self) -> WorkerResult<()> {
@@ -93,18 +88,13 @@ impl FakeWorker {
             Mode::TransientOnce if n == 0 => Err(unavailable("connection reset")),
             Mode::TransientOnce => Ok(()),
             Mode::Down => Err(unavailable("connection refused")),
-            Mode::Refuse => Err(quiver_worker::Error::InvalidQuery(
-                "the fake refuses".into(),
-            )),
+            Mode::Refuse => Err(quiver_worker::Error::InvalidQuery("the fake refuses".into())),
         }
     }
 }
 
 pub fn unavailable(msg: &str) -> quiver_worker::Error {
-    quiver_worker::Error::Unavailable {
-        endpoint: "fake".into(),
-        message: msg.into(),
-    }
+    quiver_worker::Error::Unavailable { endpoint: "fake".into(), message: msg.into() }
 }
 
 pub fn towers_view() -> ViewConfig {
@@ -123,11 +113,7 @@ pub fn fake_answer(info: ShardInfo, q: &Query) -> QueryResult {
         match v {
             View::Rows { .. } => {}
             View::Histogram { dimension } => {
-                let spec = view
-                    .dimensions
-                    .iter()
-                    .find(|d| &d.name == dimension)
-                    .expect("known dimension");
+                let spec = view.dimensions.iter().find(|d| &d.name == dimension).expect("known dimension");
                 let b = DimBins::from_spec(spec).unwrap();
                 let counts: Vec<u64> = (0..b.nbins() as u64).map(|i| k * (i + 1)).collect();
                 histograms.push(quiver_worker::protocol::Histogram {
@@ -137,11 +123,7 @@ pub fn fake_answer(info: ShardInfo, q: &Query) -> QueryResult {
                 });
             }
             View::Raster { width, height } => {
-                let spec = view
-                    .dimensions
-                    .iter()
-                    .find(|d| d.name == view.category)
-                    .unwrap();
+                let spec = view.dimensions.iter().find(|d| d.name == view.category).unwrap();
                 let labels = DimBins::from_spec(spec).unwrap().labels().to_vec();
                 let mut counts = vec![0u32; labels.len()];
                 counts[0] = 1;
@@ -163,23 +145,11 @@ pub fn fake_answer(info: ShardInfo, q: &Query) -> QueryResult {
                         details: Default::default(),
                     })
                     .collect();
-                sample = Some(Sample {
-                    matched: 3,
-                    rows,
-                    columns: vec![],
-                });
+                sample = Some(Sample { matched: 3, rows, columns: vec![] });
             }
         }
     }
-    QueryResult {
-        shard: info,
-        total: 1000 * k,
-        selected: 100 * k,
-        kernel_micros: 10,
-        histograms,
-        raster,
-        sample,
-    }
+    QueryResult { shard: info, total: 1000 * k, selected: 100 * k, kernel_micros: 10, histograms, raster, sample }
 }
 
 #[async_trait]
@@ -269,30 +239,17 @@ pub fn app_with(workers: Vec<Arc<FakeWorker>>) -> (Router, AppState) {
     app_with_args(workers, |a| a)
 }
 
-pub fn app_with_args(
-    workers: Vec<Arc<FakeWorker>>,
-    edit: impl FnOnce(ServeArgs) -> ServeArgs,
-) -> (Router, AppState) {
-    let endpoints: Vec<String> = (0..workers.len())
-        .map(|i| format!("http://fake-{i}:8815"))
-        .collect();
+pub fn app_with_args(workers: Vec<Arc<FakeWorker>>, edit: impl FnOnce(ServeArgs) -> ServeArgs) -> (Router, AppState) {
+    let endpoints: Vec<String> = (0..workers.len()).map(|i| format!("http://fake-{i}:8815")).collect();
     let config = Config::try_from(edit(serve_args(&endpoints))).unwrap();
     let map = endpoints.iter().cloned().zip(workers).collect();
-    let state = AppState::new(
-        &config,
-        Discovery::fixed(endpoints),
-        Arc::new(FakeConnector(map)),
-    );
+    let state = AppState::new(&config, Discovery::fixed(endpoints), Arc::new(FakeConnector(map)));
     (quiver_dashboard::app(state.clone()), state)
 }
 
 /// Two healthy shards.
 pub fn app() -> Router {
-    app_with(vec![
-        FakeWorker::new(0, 2, Mode::Ok),
-        FakeWorker::new(1, 2, Mode::Ok),
-    ])
-    .0
+    app_with(vec![FakeWorker::new(0, 2, Mode::Ok), FakeWorker::new(1, 2, Mode::Ok)]).0
 }
 
 pub struct Answer {
@@ -310,10 +267,7 @@ impl Answer {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
     pub fn error(&self) -> String {
-        self.json()["error"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        self.json()["error"].as_str().unwrap_or_default().to_string()
     }
 }
 
@@ -322,11 +276,7 @@ pub async fn send(app: &Router, req: Request<Body>) -> Answer {
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    Answer { status, headers, body }
 }
 
 pub fn get(path: &str) -> Request<Body> {
@@ -334,18 +284,12 @@ pub fn get(path: &str) -> Request<Body> {
 }
 
 pub fn bearer(mut req: Request<Body>, token: &str) -> Request<Body> {
-    req.headers_mut().insert(
-        header::AUTHORIZATION,
-        format!("Bearer {token}").parse().unwrap(),
-    );
+    req.headers_mut().insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
     req
 }
 
 pub fn with_cookie(mut req: Request<Body>, cookie: &str) -> Request<Body> {
-    req.headers_mut().insert(
-        header::COOKIE,
-        format!("quiver_session={cookie}").parse().unwrap(),
-    );
+    req.headers_mut().insert(header::COOKIE, format!("quiver_session={cookie}").parse().unwrap());
     req
 }
 
@@ -358,19 +302,10 @@ pub fn post_json(path: &str, body: &serde_json::Value) -> Request<Body> {
 
 /// Logs in with JSON and returns the session cookie's value.
 pub async fn login(app: &Router) -> String {
-    let a = send(
-        app,
-        post_json("/login", &serde_json::json!({ "token": TOKEN })),
-    )
-    .await;
+    let a = send(app, post_json("/login", &serde_json::json!({ "token": TOKEN }))).await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);
     let set = a.header("set-cookie").expect("a cookie").to_string();
-    set.strip_prefix("quiver_session=")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
+    set.strip_prefix("quiver_session=").unwrap().split(';').next().unwrap().to_string()
 }
 
 /// A query request with the token.

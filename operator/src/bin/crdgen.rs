@@ -12,9 +12,7 @@ fn main() -> anyhow::Result<()> {
     }
     let dir = match target {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("crds"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("crds"),
     };
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(quiver_operator::crd::CRD_FILE);

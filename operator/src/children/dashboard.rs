@@ -2,20 +2,20 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
-    MetricTarget, ResourceMetricSource,
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
+    ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec,
-    Service, ServicePort, ServiceSpec,
+    Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec, Service,
+    ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::workers::{http_probe, mount, secret_volume, tmp_volume};
 use super::{
-    Component, DASHBOARD_PORT, DASHBOARD_TOKEN_DIR, FLIGHT_PORT, TOKEN_KEY, WORKER_TOKEN_DIR,
-    apply_pod_settings, child_meta, container_security, labels, pod_security, selector_labels,
+    Component, DASHBOARD_PORT, DASHBOARD_TOKEN_DIR, FLIGHT_PORT, TOKEN_KEY, WORKER_TOKEN_DIR, apply_pod_settings,
+    child_meta, container_security, labels, pod_security, selector_labels,
 };
 use crate::validate::ValidCluster;
 
@@ -25,39 +25,23 @@ pub fn dashboard_name(c: &ValidCluster) -> String {
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        value_from: None,
-    }
+    EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
 }
 
 /// The dashboard Deployment. Its replica count is left to the HPA when autoscaling is on.
 pub fn build_dashboard_deployment(c: &ValidCluster) -> Deployment {
-    let workers_dns = format!(
-        "{}-workers.{}.svc.{}:{FLIGHT_PORT}",
-        c.name, c.namespace, c.defaults.cluster_domain
-    );
+    let workers_dns = format!("{}-workers.{}.svc.{}:{FLIGHT_PORT}", c.name, c.namespace, c.defaults.cluster_domain);
     let mut env_vars = vec![
         env("QUIVER_ADDR", format!("0.0.0.0:{DASHBOARD_PORT}")),
         env("QUIVER_WORKERS_DNS", workers_dns),
-        env(
-            "QUIVER_DASHBOARD_TOKEN_FILE",
-            format!("{DASHBOARD_TOKEN_DIR}/{TOKEN_KEY}"),
-        ),
-        env(
-            "QUIVER_WORKER_TOKEN_FILE",
-            format!("{WORKER_TOKEN_DIR}/{TOKEN_KEY}"),
-        ),
+        env("QUIVER_DASHBOARD_TOKEN_FILE", format!("{DASHBOARD_TOKEN_DIR}/{TOKEN_KEY}")),
+        env("QUIVER_WORKER_TOKEN_FILE", format!("{WORKER_TOKEN_DIR}/{TOKEN_KEY}")),
         env("QUIVER_CLUSTER", c.name.clone()),
         EnvVar {
             name: "QUIVER_NAMESPACE".into(),
             value: None,
             value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "metadata.namespace".into(),
-                    api_version: None,
-                }),
+                field_ref: Some(ObjectFieldSelector { field_path: "metadata.namespace".into(), api_version: None }),
                 ..Default::default()
             }),
         },
@@ -81,18 +65,11 @@ pub fn build_dashboard_deployment(c: &ValidCluster) -> Deployment {
             &c.dashboard_token.name,
             vec![(c.dashboard_token.key.clone(), TOKEN_KEY.into())],
         ),
-        secret_volume(
-            "worker-token",
-            &c.worker_token_secret(),
-            vec![(TOKEN_KEY.into(), TOKEN_KEY.into())],
-        ),
+        secret_volume("worker-token", &c.worker_token_secret(), vec![(TOKEN_KEY.into(), TOKEN_KEY.into())]),
         tmp,
     ];
-    let mounts = vec![
-        mount("dashboard-token", DASHBOARD_TOKEN_DIR),
-        mount("worker-token", WORKER_TOKEN_DIR),
-        tmp_mount,
-    ];
+    let mounts =
+        vec![mount("dashboard-token", DASHBOARD_TOKEN_DIR), mount("worker-token", WORKER_TOKEN_DIR), tmp_mount];
 
     let container = Container {
         name: "dashboard".into(),
@@ -139,8 +116,7 @@ pub fn build_dashboard_deployment(c: &ValidCluster) -> Deployment {
                         service_account_name: Some(dashboard_name(c)),
                         automount_service_account_token: Some(false),
                         enable_service_links: Some(false),
-                        image_pull_secrets: (!c.image_pull_secrets.is_empty())
-                            .then(|| c.image_pull_secrets.clone()),
+                        image_pull_secrets: (!c.image_pull_secrets.is_empty()).then(|| c.image_pull_secrets.clone()),
                         ..Default::default()
                     }),
                 },

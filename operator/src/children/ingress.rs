@@ -1,8 +1,8 @@
 //! The Ingress in front of the dashboard, and the URL users open.
 
 use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
-    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
+    IngressTLS, ServiceBackendPort,
 };
 
 use super::dashboard::dashboard_name;
@@ -21,10 +21,7 @@ pub fn build_ingress(c: &ValidCluster) -> Ingress {
         spec: Some(IngressSpec {
             ingress_class_name: ing.class_name.clone(),
             tls: ing.tls.as_ref().map(|t| {
-                vec![IngressTLS {
-                    hosts: ing.host.clone().map(|h| vec![h]),
-                    secret_name: Some(t.secret_name.clone()),
-                }]
+                vec![IngressTLS { hosts: ing.host.clone().map(|h| vec![h]), secret_name: Some(t.secret_name.clone()) }]
             }),
             rules: Some(vec![IngressRule {
                 host: ing.host.clone(),
@@ -35,10 +32,7 @@ pub fn build_ingress(c: &ValidCluster) -> Ingress {
                         backend: IngressBackend {
                             service: Some(IngressServiceBackend {
                                 name: dashboard_name(c),
-                                port: Some(ServiceBackendPort {
-                                    number: Some(DASHBOARD_PORT),
-                                    name: None,
-                                }),
+                                port: Some(ServiceBackendPort { number: Some(DASHBOARD_PORT), name: None }),
                             }),
                             resource: None,
                         },
@@ -55,11 +49,7 @@ pub fn build_ingress(c: &ValidCluster) -> Ingress {
 /// Ingress load balancer address once it has one, else the in-cluster Service URL.
 pub fn dashboard_url(c: &ValidCluster, ingress_address: Option<&str>) -> String {
     if c.ingress.enabled {
-        let scheme = if c.ingress.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if c.ingress.tls.is_some() { "https" } else { "http" };
         if let Some(h) = &c.ingress.host {
             return format!("{scheme}://{h}/");
         }
@@ -67,9 +57,5 @@ pub fn dashboard_url(c: &ValidCluster, ingress_address: Option<&str>) -> String 
             return format!("{scheme}://{a}/");
         }
     }
-    format!(
-        "http://{}.{}.svc:{DASHBOARD_PORT}/",
-        dashboard_name(c),
-        c.namespace
-    )
+    format!("http://{}.{}.svc:{DASHBOARD_PORT}/", dashboard_name(c), c.namespace)
 }

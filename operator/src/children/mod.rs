@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, PodSecurityContext, PodTemplateSpec, SeccompProfile, SecurityContext,
-    Service, ServiceAccount,
+    Capabilities, ConfigMap, PodSecurityContext, PodTemplateSpec, SeccompProfile, SecurityContext, Service,
+    ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -29,10 +29,9 @@ pub use network::{build_worker_network_policy, build_worker_pdb};
 pub use rbac::build_dashboard_service_account;
 pub use secrets::{TOKEN_KEY, build_token_secret, generate_token};
 pub use workers::{
-    DATASETS_DIR, DATASETS_HASH_ANNOTATION, DATASETS_KEY, SERVING_REVISION_ANNOTATION,
-    SERVING_SINCE_ANNOTATION, WORKER_SET_LABEL, build_datasets_config_map, build_surge_statefulset,
-    build_worker_service, build_worker_statefulset, datasets_hash, pin_of, pin_worker_service,
-    worker_endpoint,
+    DATASETS_DIR, DATASETS_HASH_ANNOTATION, DATASETS_KEY, SERVING_REVISION_ANNOTATION, SERVING_SINCE_ANNOTATION,
+    WORKER_SET_LABEL, build_datasets_config_map, build_surge_statefulset, build_worker_service,
+    build_worker_statefulset, datasets_hash, pin_of, pin_worker_service, worker_endpoint,
 };
 
 use crate::crd::PodSettings;
@@ -90,10 +89,7 @@ pub fn selector_labels(cluster: &str, component: Component) -> BTreeMap<String, 
 /// The standard labels of every child.
 pub fn labels(cluster: &str, component: Component) -> BTreeMap<String, String> {
     let mut l = selector_labels(cluster, component);
-    l.insert(
-        "app.kubernetes.io/managed-by".into(),
-        "quiver-operator".into(),
-    );
+    l.insert("app.kubernetes.io/managed-by".into(), "quiver-operator".into());
     l
 }
 
@@ -105,11 +101,7 @@ pub fn managed_by_selector() -> String {
 
 /// The `key=value,...` form of the worker selector (the scale subresource's selector).
 pub fn worker_selector_string(cluster: &str) -> String {
-    selector_labels(cluster, Component::Worker)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    selector_labels(cluster, Component::Worker).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 /// Metadata of a child: name, namespace, labels, owner reference.
@@ -132,10 +124,7 @@ pub(crate) fn container_security() -> SecurityContext {
         run_as_non_root: Some(true),
         run_as_user: Some(RUN_AS_USER),
         run_as_group: Some(RUN_AS_USER),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            add: None,
-        }),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
         seccomp_profile: Some(runtime_default()),
         ..Default::default()
     }
@@ -194,10 +183,7 @@ pub(crate) fn apply_pod_settings(
 }
 
 fn runtime_default() -> SeccompProfile {
-    SeccompProfile {
-        type_: "RuntimeDefault".into(),
-        localhost_profile: None,
-    }
+    SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }
 }
 
 /// Every object the operator applies for one cluster (the token Secrets are

@@ -3,24 +3,18 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
-    NetworkPolicySpec,
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::workers::workers_name;
-use super::{
-    Component, FLIGHT_PORT, OPERATOR_APP_NAME, WORKER_HTTP_PORT, child_meta, selector_labels,
-};
+use super::{Component, FLIGHT_PORT, OPERATOR_APP_NAME, WORKER_HTTP_PORT, child_meta, selector_labels};
 use crate::validate::ValidCluster;
 
 fn select(labels: BTreeMap<String, String>) -> LabelSelector {
-    LabelSelector {
-        match_labels: Some(labels),
-        match_expressions: None,
-    }
+    LabelSelector { match_labels: Some(labels), match_expressions: None }
 }
 
 /// Only this cluster's dashboard pods and the operator's pods, in the
@@ -28,17 +22,9 @@ fn select(labels: BTreeMap<String, String>) -> LabelSelector {
 /// denied. (A pod labelled like the operator in any other namespace is not
 /// admitted: anyone who can create pods somewhere could wear that label.)
 pub fn build_worker_network_policy(c: &ValidCluster) -> NetworkPolicy {
-    let operator = [(
-        "app.kubernetes.io/name".to_string(),
-        OPERATOR_APP_NAME.to_string(),
-    )]
-    .into_iter()
-    .collect();
-    let port = |p: i32| NetworkPolicyPort {
-        port: Some(IntOrString::Int(p)),
-        protocol: Some("TCP".into()),
-        end_port: None,
-    };
+    let operator = [("app.kubernetes.io/name".to_string(), OPERATOR_APP_NAME.to_string())].into_iter().collect();
+    let port =
+        |p: i32| NetworkPolicyPort { port: Some(IntOrString::Int(p)), protocol: Some("TCP".into()), end_port: None };
     NetworkPolicy {
         metadata: child_meta(c, workers_name(c), Component::Worker),
         spec: Some(NetworkPolicySpec {
@@ -53,12 +39,9 @@ pub fn build_worker_network_policy(c: &ValidCluster) -> NetworkPolicy {
                     NetworkPolicyPeer {
                         // Set by the API server on every namespace, and not forgeable.
                         namespace_selector: Some(select(
-                            [(
-                                "kubernetes.io/metadata.name".to_string(),
-                                c.defaults.operator_namespace.clone(),
-                            )]
-                            .into_iter()
-                            .collect(),
+                            [("kubernetes.io/metadata.name".to_string(), c.defaults.operator_namespace.clone())]
+                                .into_iter()
+                                .collect(),
                         )),
                         pod_selector: Some(select(operator)),
                         ip_block: None,

@@ -20,20 +20,11 @@ pub fn generate_token() -> String {
 }
 
 /// A token Secret owned by the cluster.
-pub fn build_token_secret(
-    c: &ValidCluster,
-    name: &str,
-    component: Component,
-    token: &str,
-) -> Secret {
+pub fn build_token_secret(c: &ValidCluster, name: &str, component: Component, token: &str) -> Secret {
     Secret {
         metadata: child_meta(c, name.to_string(), component),
         type_: Some("Opaque".into()),
-        data: Some(
-            [(TOKEN_KEY.to_string(), ByteString(token.as_bytes().to_vec()))]
-                .into_iter()
-                .collect(),
-        ),
+        data: Some([(TOKEN_KEY.to_string(), ByteString(token.as_bytes().to_vec()))].into_iter().collect()),
         ..Default::default()
     }
 }
@@ -48,9 +39,7 @@ mod tests {
         let b = generate_token();
         assert_eq!(a.len(), 43);
         assert_ne!(a, b);
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(&a)
-            .unwrap();
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&a).unwrap();
         assert_eq!(raw.len(), 32);
     }
 }

@@ -13,16 +13,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe,
-    SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, KeyToPath, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    Component, FLIGHT_PORT, TOKEN_KEY, WORKER_HTTP_PORT, WORKER_TOKEN_DIR, apply_pod_settings,
-    child_meta, container_security, labels, pod_security, selector_labels,
+    Component, FLIGHT_PORT, TOKEN_KEY, WORKER_HTTP_PORT, WORKER_TOKEN_DIR, apply_pod_settings, child_meta,
+    container_security, labels, pod_security, selector_labels,
 };
 use crate::crd::RESTART_ANNOTATION;
 use crate::validate::ValidCluster;
@@ -33,15 +33,8 @@ pub fn workers_name(c: &ValidCluster) -> String {
 }
 
 /// The Flight endpoint of worker `ordinal`, through the headless Service's per-pod DNS.
-pub fn worker_endpoint(
-    cluster: &str,
-    namespace: &str,
-    ordinal: u32,
-    cluster_domain: &str,
-) -> String {
-    format!(
-        "http://{cluster}-workers-{ordinal}.{cluster}-workers.{namespace}.svc.{cluster_domain}:{FLIGHT_PORT}"
-    )
+pub fn worker_endpoint(cluster: &str, namespace: &str, ordinal: u32, cluster_domain: &str) -> String {
+    format!("http://{cluster}-workers-{ordinal}.{cluster}-workers.{namespace}.svc.{cluster_domain}:{FLIGHT_PORT}")
 }
 
 /// Label of the surge StatefulSet's pods (and in its selector), so that the
@@ -59,9 +52,7 @@ const REVISION_LABEL: &str = "controller-revision-hash";
 /// records, the dashboards' list of workers, never mix two shard counts.
 pub fn pin_worker_service(mut svc: Service, pin: &crate::rollout::Pin) -> Service {
     if let Some(spec) = svc.spec.as_mut() {
-        spec.selector
-            .get_or_insert_with(BTreeMap::new)
-            .insert(REVISION_LABEL.into(), pin.revision.clone());
+        spec.selector.get_or_insert_with(BTreeMap::new).insert(REVISION_LABEL.into(), pin.revision.clone());
     }
     let annotations = svc.metadata.annotations.get_or_insert_with(BTreeMap::new);
     annotations.insert(SERVING_REVISION_ANNOTATION.into(), pin.revision.clone());
@@ -87,9 +78,7 @@ pub fn build_surge_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet {
     let name = crate::rollout::surge_name(&c.name);
     sts.metadata.name = Some(name);
     let mark = |labels: &mut Option<BTreeMap<String, String>>| {
-        labels
-            .get_or_insert_with(BTreeMap::new)
-            .insert(WORKER_SET_LABEL.into(), "surge".into());
+        labels.get_or_insert_with(BTreeMap::new).insert(WORKER_SET_LABEL.into(), "surge".into());
     };
     mark(&mut sts.metadata.labels);
     mark(&mut sts.spec.selector.match_labels);
@@ -132,11 +121,7 @@ pub fn build_worker_service(c: &ValidCluster) -> Service {
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        value_from: None,
-    }
+    EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
 }
 
 fn field_env(name: &str, path: &str) -> EnvVar {
@@ -144,10 +129,7 @@ fn field_env(name: &str, path: &str) -> EnvVar {
         name: name.into(),
         value: None,
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: path.into(),
-                api_version: None,
-            }),
+            field_ref: Some(ObjectFieldSelector { field_path: path.into(), api_version: None }),
             ..Default::default()
         }),
     }
@@ -174,17 +156,7 @@ pub(super) fn secret_volume(volume: &str, secret: &str, items: Vec<(String, Stri
             secret_name: Some(secret.into()),
             // Readable by the pod's fsGroup only.
             default_mode: Some(0o440),
-            items: Some(
-                items
-                    .into_iter()
-                    .map(|(key, path)| KeyToPath {
-                        key,
-                        path,
-                        mode: None,
-                        user: None,
-                    })
-                    .collect(),
-            ),
+            items: Some(items.into_iter().map(|(key, path)| KeyToPath { key, path, mode: None, user: None }).collect()),
             ..Default::default()
         }),
         ..Default::default()
@@ -192,26 +164,13 @@ pub(super) fn secret_volume(volume: &str, secret: &str, items: Vec<(String, Stri
 }
 
 pub(super) fn mount(volume: &str, path: &str) -> VolumeMount {
-    VolumeMount {
-        name: volume.into(),
-        mount_path: path.into(),
-        read_only: Some(true),
-        ..Default::default()
-    }
+    VolumeMount { name: volume.into(), mount_path: path.into(), read_only: Some(true), ..Default::default() }
 }
 
 pub(super) fn tmp_volume() -> (Volume, VolumeMount) {
     (
-        Volume {
-            name: "tmp".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Default::default()
-        },
-        VolumeMount {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
-            ..Default::default()
-        },
+        Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+        VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
     )
 }
 
@@ -237,11 +196,7 @@ pub fn datasets_config_map_name(c: &ValidCluster) -> String {
 pub fn build_datasets_config_map(c: &ValidCluster) -> ConfigMap {
     ConfigMap {
         metadata: child_meta(c, datasets_config_map_name(c), Component::Worker),
-        data: Some(
-            [(DATASETS_KEY.to_string(), datasets_json(c))]
-                .into_iter()
-                .collect(),
-        ),
+        data: Some([(DATASETS_KEY.to_string(), datasets_json(c))].into_iter().collect()),
         ..Default::default()
     }
 }
@@ -264,16 +219,10 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
     let mut env_vars = vec![
         field_env("QUIVER_POD_NAME", "metadata.name"),
         env("QUIVER_SHARDS", shards.to_string()),
-        env(
-            "QUIVER_DATASETS_FILE",
-            format!("{DATASETS_DIR}/{DATASETS_KEY}"),
-        ),
+        env("QUIVER_DATASETS_FILE", format!("{DATASETS_DIR}/{DATASETS_KEY}")),
         env("QUIVER_FLIGHT_ADDR", format!("0.0.0.0:{FLIGHT_PORT}")),
         env("QUIVER_HTTP_ADDR", format!("0.0.0.0:{WORKER_HTTP_PORT}")),
-        env(
-            "QUIVER_WORKER_TOKEN_FILE",
-            format!("{WORKER_TOKEN_DIR}/{TOKEN_KEY}"),
-        ),
+        env("QUIVER_WORKER_TOKEN_FILE", format!("{WORKER_TOKEN_DIR}/{TOKEN_KEY}")),
         env("QUIVER_LOG_FORMAT", "json"),
     ];
     if let Some(t) = c.worker_threads {
@@ -282,11 +231,7 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
 
     let (tmp, tmp_mount) = tmp_volume();
     let mut volumes = vec![
-        secret_volume(
-            "worker-token",
-            &c.worker_token_secret(),
-            vec![(TOKEN_KEY.into(), TOKEN_KEY.into())],
-        ),
+        secret_volume("worker-token", &c.worker_token_secret(), vec![(TOKEN_KEY.into(), TOKEN_KEY.into())]),
         Volume {
             name: "datasets".into(),
             config_map: Some(ConfigMapVolumeSource {
@@ -305,11 +250,7 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
         },
         tmp,
     ];
-    let mut mounts = vec![
-        mount("worker-token", WORKER_TOKEN_DIR),
-        mount("datasets", DATASETS_DIR),
-        tmp_mount,
-    ];
+    let mut mounts = vec![mount("worker-token", WORKER_TOKEN_DIR), mount("datasets", DATASETS_DIR), tmp_mount];
     for (i, d) in c.datasets.iter().enumerate() {
         let Some(creds) = &d.credentials else {
             continue;
@@ -317,10 +258,7 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
         let volume = format!("credentials-{i}");
         let mut items = vec![
             (creds.access_key_id_key.clone(), "accessKeyId".to_string()),
-            (
-                creds.secret_access_key_key.clone(),
-                "secretAccessKey".to_string(),
-            ),
+            (creds.secret_access_key_key.clone(), "secretAccessKey".to_string()),
         ];
         if let Some(k) = &creds.session_token_key {
             items.push((k.clone(), "sessionToken".to_string()));
@@ -374,10 +312,7 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
             pod_management_policy: Some("Parallel".into()),
             // The operator replaces outdated pods itself (crate::rollout): in
             // parallel or in batches, never one loaded shard after another.
-            update_strategy: Some(StatefulSetUpdateStrategy {
-                type_: Some("OnDelete".into()),
-                rolling_update: None,
-            }),
+            update_strategy: Some(StatefulSetUpdateStrategy { type_: Some("OnDelete".into()), rolling_update: None }),
             selector: LabelSelector {
                 match_labels: Some(selector_labels(&c.name, Component::Worker)),
                 match_expressions: None,
@@ -398,8 +333,7 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
                         automount_service_account_token: Some(false),
                         enable_service_links: Some(false),
                         termination_grace_period_seconds: Some(30),
-                        image_pull_secrets: (!c.image_pull_secrets.is_empty())
-                            .then(|| c.image_pull_secrets.clone()),
+                        image_pull_secrets: (!c.image_pull_secrets.is_empty()).then(|| c.image_pull_secrets.clone()),
                         ..Default::default()
                     }),
                 },

@@ -100,11 +100,7 @@ impl FakeApi {
 
     /// Stores an object at its API path (e.g. `/api/v1/namespaces/ns/secrets/name`).
     pub fn insert(&self, path: &str, obj: Value) {
-        self.state
-            .lock()
-            .unwrap()
-            .objects
-            .insert(path.to_string(), obj);
+        self.state.lock().unwrap().objects.insert(path.to_string(), obj);
     }
 
     /// The object stored at a path.
@@ -197,29 +193,13 @@ impl FakeApi {
         let method = request.method().to_string();
         let path = request.uri().path().to_string();
         let query = request.uri().query().unwrap_or("").to_string();
-        let bytes = request
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let body: Option<Value> = if bytes.is_empty() {
-            None
-        } else {
-            serde_json::from_slice(&bytes).ok()
-        };
+        let bytes = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body: Option<Value> = if bytes.is_empty() { None } else { serde_json::from_slice(&bytes).ok() };
         let mut st = self.state.lock().unwrap();
-        st.calls.push(Call {
-            method: method.clone(),
-            path: path.clone(),
-            query,
-            body: body.clone(),
-        });
+        st.calls.push(Call { method: method.clone(), path: path.clone(), query, body: body.clone() });
 
-        if let Some(f) = st
-            .faults
-            .iter()
-            .find(|f| f.code != HANG && f.method == method && path.contains(f.path_contains))
+        if let Some(f) =
+            st.faults.iter().find(|f| f.code != HANG && f.method == method && path.contains(f.path_contains))
         {
             let code = f.code;
             return respond(code, status_json(code, "InternalError", "injected failure"));
@@ -230,55 +210,32 @@ impl FakeApi {
         match method.as_str() {
             "GET" => match st.objects.get(&path) {
                 Some(o) => respond(200, o.clone()),
-                None => respond(
-                    404,
-                    status_json(404, "NotFound", &format!("{path} not found")),
-                ),
+                None => respond(404, status_json(404, "NotFound", &format!("{path} not found"))),
             },
             "POST" => {
                 let mut obj = body.unwrap_or(json!({}));
                 obj["metadata"]["resourceVersion"] = json!("1");
-                let name = obj["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
+                let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
                 let at = format!("{path}/{name}");
                 if st.objects.contains_key(&at) {
-                    return respond(
-                        409,
-                        status_json(409, "AlreadyExists", &format!("{at} exists")),
-                    );
+                    return respond(409, status_json(409, "AlreadyExists", &format!("{at} exists")));
                 }
                 st.objects.insert(at, obj.clone());
                 respond(201, obj)
             }
             "PATCH" if path.ends_with("/status") => {
                 let at = path.trim_end_matches("/status").to_string();
-                let new_status = body
-                    .as_ref()
-                    .and_then(|b| b.get("status").cloned())
-                    .unwrap_or(json!({}));
-                let mut obj = st
-                    .objects
-                    .get(&at)
-                    .cloned()
-                    .unwrap_or_else(|| body.clone().unwrap_or(json!({})));
+                let new_status = body.as_ref().and_then(|b| b.get("status").cloned()).unwrap_or(json!({}));
+                let mut obj = st.objects.get(&at).cloned().unwrap_or_else(|| body.clone().unwrap_or(json!({})));
                 obj["status"] = new_status;
                 st.objects.insert(at, obj.clone());
                 respond(200, obj)
             }
             "PATCH" => {
                 let mut obj = body.unwrap_or(json!({}));
-                let generation = st
-                    .objects
-                    .get(&path)
-                    .and_then(|o| o["metadata"]["generation"].as_i64())
-                    .map_or(1, |g| {
-                        if st.objects.get(&path).map(|o| &o["spec"]) == Some(&obj["spec"]) {
-                            g
-                        } else {
-                            g + 1
-                        }
+                let generation =
+                    st.objects.get(&path).and_then(|o| o["metadata"]["generation"].as_i64()).map_or(1, |g| {
+                        if st.objects.get(&path).map(|o| &o["spec"]) == Some(&obj["spec"]) { g } else { g + 1 }
                     });
                 obj["metadata"]["generation"] = json!(generation);
                 if path.contains("/statefulsets/")
@@ -295,27 +252,17 @@ impl FakeApi {
                 st.objects.insert(path, obj.clone());
                 respond(200, obj)
             }
-            "PUT" if std::mem::take(&mut st.conflict_next_put) => respond(
-                409,
-                status_json(409, "Conflict", "the object has been modified"),
-            ),
+            "PUT" if std::mem::take(&mut st.conflict_next_put) => {
+                respond(409, status_json(409, "Conflict", "the object has been modified"))
+            }
             "PUT" => {
                 let mut obj = body.unwrap_or(json!({}));
                 let Some(current) = st.objects.get(&path) else {
-                    return respond(
-                        404,
-                        status_json(404, "NotFound", &format!("{path} not found")),
-                    );
+                    return respond(404, status_json(404, "NotFound", &format!("{path} not found")));
                 };
-                let version = current["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap_or("0")
-                    .to_string();
+                let version = current["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
                 if obj["metadata"]["resourceVersion"].as_str() != Some(version.as_str()) {
-                    return respond(
-                        409,
-                        status_json(409, "Conflict", "the object has been modified"),
-                    );
+                    return respond(409, status_json(409, "Conflict", "the object has been modified"));
                 }
                 let next: u64 = version.parse::<u64>().unwrap_or(0) + 1;
                 obj["metadata"]["resourceVersion"] = json!(next.to_string());
@@ -324,10 +271,7 @@ impl FakeApi {
             }
             "DELETE" => match st.objects.remove(&path) {
                 Some(o) => respond(200, o),
-                None => respond(
-                    404,
-                    status_json(404, "NotFound", &format!("{path} not found")),
-                ),
+                None => respond(404, status_json(404, "NotFound", &format!("{path} not found"))),
             },
             _ => respond(405, status_json(405, "MethodNotAllowed", &method)),
         }

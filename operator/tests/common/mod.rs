@@ -15,8 +15,7 @@ pub fn crate_dir() -> PathBuf {
 
 /// The sample DataCluster of `tests/fixtures/datacluster.yaml`.
 pub fn fixture() -> DataCluster {
-    let text =
-        std::fs::read_to_string(crate_dir().join("tests/fixtures/datacluster.yaml")).unwrap();
+    let text = std::fs::read_to_string(crate_dir().join("tests/fixtures/datacluster.yaml")).unwrap();
     serde_yaml::from_str(&text).expect("the fixture is a DataCluster")
 }
 
@@ -38,10 +37,7 @@ pub fn check_golden(path: &std::path::Path, actual: &str) {
         return;
     }
     let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run `QUIVER_BLESS=1 cargo test -p quiver-operator` to create it",
-            path.display()
-        )
+        panic!("{}: {e}; run `QUIVER_BLESS=1 cargo test -p quiver-operator` to create it", path.display())
     });
     if expected != actual {
         panic!(

@@ -45,8 +45,7 @@ impl Accounting {
     /// Counts one request.
     pub fn count(&self, client: &str, verb: &str, resource: &str) {
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        *c.entry((client.to_string(), verb.to_string(), resource.to_string()))
-            .or_default() += 1;
+        *c.entry((client.to_string(), verb.to_string(), resource.to_string())).or_default() += 1;
     }
 
     /// Every counter.
@@ -82,14 +81,14 @@ pub fn classify(method: &Method, path: &str, query: &str, content_type: &str) ->
         return ("discovery".into(), path.to_string());
     }
     let (resource, name, sub) = match rest {
-        ["namespaces", _ns, "status" | "finalize"] if group.is_empty() => ("namespaces", Some(()), rest.get(2).copied()),
+        ["namespaces", _ns, "status" | "finalize"] if group.is_empty() => {
+            ("namespaces", Some(()), rest.get(2).copied())
+        }
         ["namespaces", _ns, res, tail @ ..] => (*res, tail.first().map(|_| ()), tail.get(1).copied()),
         [res, tail @ ..] => (*res, tail.first().map(|_| ()), tail.get(1).copied()),
         [] => unreachable!("checked non-empty"),
     };
-    let watch = query
-        .split('&')
-        .any(|kv| kv == "watch=true" || kv == "watch=1");
+    let watch = query.split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
     let verb = match *method {
         Method::GET if name.is_some() => "get",
         Method::GET if watch => "watch",
@@ -102,11 +101,7 @@ pub fn classify(method: &Method, path: &str, query: &str, content_type: &str) ->
         Method::DELETE => "deletecollection",
         _ => "other",
     };
-    let mut r = if group.is_empty() {
-        resource.to_string()
-    } else {
-        format!("{group}/{resource}")
-    };
+    let mut r = if group.is_empty() { resource.to_string() } else { format!("{group}/{resource}") };
     if let Some(s) = sub {
         r.push('/');
         r.push_str(s);
@@ -177,18 +172,10 @@ impl Faults {
 
 /// Middleware counting every request except the simulator's own endpoints,
 /// and applying the client's fault, if any.
-pub async fn middleware(
-    State(sim): State<std::sync::Arc<crate::Sim>>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub async fn middleware(State(sim): State<std::sync::Arc<crate::Sim>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     if !path.starts_with("/sim/") {
-        let ct = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+        let ct = req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
         let (verb, resource) = classify(req.method(), &path, req.uri().query().unwrap_or_default(), ct);
         let client = client_of(req.headers());
         tracing::debug!(%client, %verb, %resource, method = %req.method(), %path, content_type = %ct, "request");
@@ -205,10 +192,7 @@ pub async fn middleware(
                     "simulated network fault",
                 ))
             });
-            return (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                axum::body::Body::from_stream(broken),
-            )
+            return ([(axum::http::header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(broken))
                 .into_response();
         }
     }
@@ -225,11 +209,19 @@ mod tests {
         assert_eq!(c(Method::GET, "/api/v1/namespaces/a/pods", "watch=1", ""), ("watch".into(), "pods".into()));
         assert_eq!(c(Method::GET, "/api/v1/namespaces/a/pods/p", "", ""), ("get".into(), "pods".into()));
         assert_eq!(
-            c(Method::PATCH, "/apis/quiver.dev/v1alpha1/namespaces/a/dataclusters/x/status", "", "application/apply-patch+yaml"),
+            c(
+                Method::PATCH,
+                "/apis/quiver.dev/v1alpha1/namespaces/a/dataclusters/x/status",
+                "",
+                "application/apply-patch+yaml"
+            ),
             ("apply".into(), "quiver.dev/dataclusters/status".into())
         );
         assert_eq!(c(Method::GET, "/api/v1/namespaces", "", ""), ("list".into(), "namespaces".into()));
-        assert_eq!(c(Method::PUT, "/api/v1/namespaces/a/status", "", ""), ("update".into(), "namespaces/status".into()));
+        assert_eq!(
+            c(Method::PUT, "/api/v1/namespaces/a/status", "", ""),
+            ("update".into(), "namespaces/status".into())
+        );
         assert_eq!(c(Method::GET, "/apis", "", "").0, "discovery");
     }
 }

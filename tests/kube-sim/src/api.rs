@@ -40,11 +40,7 @@ pub struct Target {
 impl Target {
     /// The namespace key objects are stored under.
     pub fn ns(&self) -> &str {
-        if self.rt.namespaced {
-            self.namespace.as_deref().unwrap_or_default()
-        } else {
-            ""
-        }
+        if self.rt.namespaced { self.namespace.as_deref().unwrap_or_default() } else { "" }
     }
 
     fn name(&self) -> &str {
@@ -61,9 +57,7 @@ pub type Query = HashMap<String, String>;
 
 /// Decodes a query string.
 pub fn parse_query(q: Option<&str>) -> Query {
-    url::form_urlencoded::parse(q.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect()
+    url::form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned().collect()
 }
 
 /// Parses `/api/v1/...` or `/apis/<g>/<v>/...` into a target. `Ok(None)`: the
@@ -81,7 +75,8 @@ pub fn parse_target(sim: &Sim, path: &str) -> Result<Option<Target>, ApiError> {
     let find = |plural: &str| sim.registry.find(group, version, plural);
     let (rt, namespace, tail) = match rest {
         ["namespaces", ns, plural, tail @ ..]
-            if find(plural).is_some_and(|t| t.namespaced) && !(group.is_empty() && rest.len() == 3 && (*plural == "status" || *plural == "finalize")) =>
+            if find(plural).is_some_and(|t| t.namespaced)
+                && !(group.is_empty() && rest.len() == 3 && (*plural == "status" || *plural == "finalize")) =>
         {
             (find(plural).expect("checked"), Some(ns.to_string()), tail)
         }
@@ -118,9 +113,7 @@ fn new_uid() -> String {
 pub fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut r = rand::rng();
-    (0..5)
-        .map(|_| ALPHABET[r.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..5).map(|_| ALPHABET[r.random_range(0..ALPHABET.len())] as char).collect()
 }
 
 /// `metadata` as a map (created when absent).
@@ -185,11 +178,7 @@ pub async fn handle(
     let Some(t) = parse_target(&sim, path)? else {
         return Err(ApiError::NoRoute);
     };
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let as_table = table::wants_table(&accept);
     let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
     match (&method, t.name.is_some(), t.sub.as_deref()) {
@@ -271,25 +260,12 @@ fn log_write(
 /// (empty for pods no process ran). `follow` is not supported: the log so far
 /// is returned; `tailLines` is honoured.
 fn pod_log(sim: &Sim, t: &Target, q: &Query) -> Result<Response, ApiError> {
-    let pod = sim
-        .store
-        .get(&t.rt.qualified(), t.ns(), t.name())
-        .ok_or_else(|| ApiError::not_found(&t.rt, t.name()))?;
+    let pod = sim.store.get(&t.rt.qualified(), t.ns(), t.name()).ok_or_else(|| ApiError::not_found(&t.rt, t.name()))?;
     let container = match q.get("container") {
         Some(c) => c.clone(),
-        None => pod
-            .pointer("/spec/containers/0/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
+        None => pod.pointer("/spec/containers/0/name").and_then(Value::as_str).unwrap_or_default().to_string(),
     };
-    let path = sim
-        .config
-        .runtime
-        .root
-        .join(t.ns())
-        .join(t.name())
-        .join(format!("{container}.log"));
+    let path = sim.config.runtime.root.join(t.ns()).join(t.name()).join(format!("{container}.log"));
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let text = match q.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
         Some(n) => {
@@ -316,18 +292,12 @@ fn check_sub(t: &Target) -> Result<(), ApiError> {
 
 fn get(sim: &Sim, t: &Target, q: &Query, as_table: bool) -> Result<Response, ApiError> {
     check_sub(t)?;
-    let obj = sim
-        .store
-        .get(&t.rt.qualified(), t.ns(), t.name())
-        .ok_or_else(|| ApiError::not_found(&t.rt, t.name()))?;
+    let obj = sim.store.get(&t.rt.qualified(), t.ns(), t.name()).ok_or_else(|| ApiError::not_found(&t.rt, t.name()))?;
     let obj = with_type(&t.rt, &t.version, obj);
     if as_table {
         let rv = sim.store.current_rv();
         let include = Include::parse(q.get("includeObject").map(String::as_str));
-        return Ok(json_response(
-            StatusCode::OK,
-            &table::table(&t.rt, &t.version, &[obj], rv, include, true),
-        ));
+        return Ok(json_response(StatusCode::OK, &table::table(&t.rt, &t.version, &[obj], rv, include, true)));
     }
     Ok(json_response(StatusCode::OK, &obj))
 }
@@ -358,14 +328,7 @@ pub fn current(sim: &Sim, t: &Target, q: &Query) -> Result<(Vec<Value>, u64), Ap
     let filter = Filter::from_query(q)?;
     let ns = if t.rt.namespaced { t.namespace.as_deref() } else { None };
     let (items, rv) = sim.store.list(&t.rt.qualified(), ns);
-    Ok((
-        items
-            .into_iter()
-            .filter(|o| filter.matches(o))
-            .map(|o| with_type(&t.rt, &t.version, o))
-            .collect(),
-        rv,
-    ))
+    Ok((items.into_iter().filter(|o| filter.matches(o)).map(|o| with_type(&t.rt, &t.version, o)).collect(), rv))
 }
 
 /// `limit` and `continue` are not implemented: every list is one page.
@@ -373,10 +336,7 @@ fn list(sim: &Sim, t: &Target, q: &Query, as_table: bool) -> Result<Response, Ap
     let (items, rv) = current(sim, t, q)?;
     if as_table {
         let include = Include::parse(q.get("includeObject").map(String::as_str));
-        return Ok(json_response(
-            StatusCode::OK,
-            &table::table(&t.rt, &t.version, &items, rv, include, true),
-        ));
+        return Ok(json_response(StatusCode::OK, &table::table(&t.rt, &t.version, &items, rv, include, true)));
     }
     Ok(json_response(
         StatusCode::OK,
@@ -390,10 +350,7 @@ fn list(sim: &Sim, t: &Target, q: &Query, as_table: bool) -> Result<Response, Ap
 }
 
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let v: Value = if ct.starts_with(crate::proto::PROTOBUF) {
         crate::proto::decode(body)?
     } else if ct.contains("yaml") {
@@ -489,7 +446,13 @@ fn without_rv(obj: &Value) -> Value {
 /// The pipeline from a requested object to what is stored: `new` is the
 /// whole object the request asks for (after patching or merging), `old` the
 /// stored one. Returns the op for the store.
-fn prepare(sim: &Sim, t: &Target, old: Option<&Value>, mut new: Value, tracking: &Tracking) -> Result<(Op, Value), ApiError> {
+fn prepare(
+    sim: &Sim,
+    t: &Target,
+    old: Option<&Value>,
+    mut new: Value,
+    tracking: &Tracking,
+) -> Result<(Op, Value), ApiError> {
     let scope = scope_of(t);
     // The subresources and the main resource each touch only their part.
     if let Some(old) = old {
@@ -538,10 +501,11 @@ fn prepare(sim: &Sim, t: &Target, old: Option<&Value>, mut new: Value, tracking:
         m.insert("creationTimestamp".into(), json!(now()));
         m.remove("deletionTimestamp");
         m.remove("resourceVersion");
-        if t.rt.status_subresource && !matches!(t.rt.kind.as_str(), "Namespace") {
-            if let Some(o) = new.as_object_mut() {
-                o.remove("status");
-            }
+        if t.rt.status_subresource
+            && !matches!(t.rt.kind.as_str(), "Namespace")
+            && let Some(o) = new.as_object_mut()
+        {
+            o.remove("status");
         }
     }
     {
@@ -574,10 +538,8 @@ fn prepare(sim: &Sim, t: &Target, old: Option<&Value>, mut new: Value, tracking:
         if without_rv(old) == without_rv(&new) {
             return Ok((Op::Keep, old.clone()));
         }
-        let finalizers_left = new
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
+        let finalizers_left =
+            new.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
         if new.pointer("/metadata/deletionTimestamp").is_some() && !finalizers_left {
             return Ok((Op::Remove, new));
         }
@@ -731,10 +693,7 @@ fn update(sim: &Sim, t: &Target, q: &Query, headers: &HeaderMap, body: &[u8]) ->
 
 fn patch(sim: &Sim, t: &Target, q: &Query, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
     check_sub(t)?;
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let kind = PatchKind::from_content_type(ct)?;
     if t.sub.as_deref() == Some("scale") {
         let mut scale = scale_of(sim, t)?;
@@ -785,15 +744,16 @@ fn patch(sim: &Sim, t: &Target, q: &Query, headers: &HeaderMap, body: &[u8]) -> 
 }
 
 fn apply(sim: &Sim, t: &Target, q: &Query, body: &[u8]) -> Result<Response, ApiError> {
-    let applied: Value = serde_yaml::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
+    let applied: Value =
+        serde_yaml::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
     if !applied.is_object() {
         return Err(ApiError::BadRequest("the applied configuration must be an object".into()));
     }
     check_type(t, &applied)?;
-    let manager = q.get("fieldManager").cloned().ok_or_else(|| {
-        ApiError::BadRequest("PATCH /apply requires fieldManager to be set".into())
-    })?;
+    let manager = q
+        .get("fieldManager")
+        .cloned()
+        .ok_or_else(|| ApiError::BadRequest("PATCH /apply requires fieldManager to be set".into()))?;
     if let Some(n) = meta_str(&applied, "name")
         && n != t.name()
     {
@@ -870,20 +830,13 @@ fn dotted(path: &str) -> String {
 
 fn scale_of(sim: &Sim, t: &Target) -> Result<Value, ApiError> {
     let paths = scale_paths(t)?;
-    let obj = sim
-        .store
-        .get(&t.rt.qualified(), t.ns(), t.name())
-        .ok_or_else(|| ApiError::not_found(&t.rt, t.name()))?;
+    let obj = sim.store.get(&t.rt.qualified(), t.ns(), t.name()).ok_or_else(|| ApiError::not_found(&t.rt, t.name()))?;
     let spec = obj.pointer(&dotted(&paths.spec_replicas)).and_then(Value::as_i64).unwrap_or(0);
     let status = obj.pointer(&dotted(&paths.status_replicas)).and_then(Value::as_i64).unwrap_or(0);
-    let selector = paths
-        .label_selector
-        .as_deref()
-        .and_then(|p| obj.pointer(&dotted(p)))
-        .map(|s| match s {
-            Value::String(s) => s.clone(),
-            o => LabelSelector::from_object(o).to_query(),
-        });
+    let selector = paths.label_selector.as_deref().and_then(|p| obj.pointer(&dotted(p))).map(|s| match s {
+        Value::String(s) => s.clone(),
+        o => LabelSelector::from_object(o).to_query(),
+    });
     let mut status_doc = json!({"replicas": status});
     if let Some(s) = selector {
         status_doc["selector"] = json!(s);
@@ -908,7 +861,14 @@ fn get_scale(sim: &Sim, t: &Target) -> Result<Response, ApiError> {
     Ok(json_response(StatusCode::OK, &scale_of(sim, t)?))
 }
 
-fn set_scale(sim: &Sim, t: &Target, q: &Query, headers: &HeaderMap, replicas: i64, rv: Option<String>) -> Result<Response, ApiError> {
+fn set_scale(
+    sim: &Sim,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    replicas: i64,
+    rv: Option<String>,
+) -> Result<Response, ApiError> {
     let paths = scale_paths(t)?.clone();
     let manager = manager_of(q, headers);
     let rt = t.rt.clone();
@@ -1043,11 +1003,7 @@ pub fn delete_object(sim: &Sim, t: &Target, q: &Query, body: &[u8]) -> Result<Va
 
 fn delete(sim: &Sim, t: &Target, q: &Query, body: &[u8]) -> Result<Response, ApiError> {
     let obj = delete_object(sim, t, q, body)?;
-    let code = if obj.pointer("/metadata/deletionTimestamp").is_some() {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
+    let code = if obj.pointer("/metadata/deletionTimestamp").is_some() { StatusCode::ACCEPTED } else { StatusCode::OK };
     Ok(json_response(code, &obj))
 }
 
@@ -1080,13 +1036,16 @@ fn delete_collection(sim: &Sim, t: &Target, q: &Query, body: &[u8]) -> Result<Re
 pub mod internal {
     use super::*;
 
-    fn target(sim: &Sim, group: &str, plural: &str, ns: &str, name: &str, sub: Option<&str>) -> Result<Target, ApiError> {
-        let rt = sim
-            .registry
-            .all()
-            .into_iter()
-            .find(|t| t.group == group && t.plural == plural)
-            .ok_or(ApiError::NoRoute)?;
+    fn target(
+        sim: &Sim,
+        group: &str,
+        plural: &str,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+    ) -> Result<Target, ApiError> {
+        let rt =
+            sim.registry.all().into_iter().find(|t| t.group == group && t.plural == plural).ok_or(ApiError::NoRoute)?;
         Ok(Target {
             version: rt.versions[0].clone(),
             namespace: rt.namespaced.then(|| ns.to_string()),
@@ -1097,7 +1056,14 @@ pub mod internal {
     }
 
     /// Creates an object (409 when it exists).
-    pub fn create(sim: &Sim, group: &str, plural: &str, ns: &str, obj: Value, manager: &str) -> Result<Value, ApiError> {
+    pub fn create(
+        sim: &Sim,
+        group: &str,
+        plural: &str,
+        ns: &str,
+        obj: Value,
+        manager: &str,
+    ) -> Result<Value, ApiError> {
         let name = meta_str(&obj, "name").unwrap_or_default().to_string();
         let t = target(sim, group, plural, ns, &name, None)?;
         check_namespace(sim, &t)?;
@@ -1120,6 +1086,10 @@ pub mod internal {
 
     /// Rewrites an existing object (or its status with `sub = Some("status")`)
     /// with `f`; a rewrite that changes nothing is not stored.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the coordinates of an object and of the write, as the API names them"
+    )]
     pub fn modify(
         sim: &Sim,
         group: &str,

@@ -34,11 +34,7 @@ pub fn check_rule(rule: &Value, v: &Value, old: Option<&Value>, path: &str) -> O
         Some(fp) => format!("{path}{fp}"),
         None => path.to_string(),
     };
-    let reason = rule
-        .get("reason")
-        .and_then(Value::as_str)
-        .unwrap_or("FieldValueInvalid")
-        .to_string();
+    let reason = rule.get("reason").and_then(Value::as_str).unwrap_or("FieldValueInvalid").to_string();
     let fail = |msg: String| Cause {
         reason: reason.clone(),
         message: format!("Invalid value: {}: {msg}", shown(v)),
@@ -78,15 +74,34 @@ mod tests {
     #[test]
     fn rules_of_the_datacluster_crd_evaluate() {
         let auto = json!({"minReplicas": 2, "maxReplicas": 1});
-        let c = check_rule(&rule("self.maxReplicas >= self.minReplicas"), &auto, None, "spec.dashboard.autoscaling").unwrap();
+        let c = check_rule(&rule("self.maxReplicas >= self.minReplicas"), &auto, None, "spec.dashboard.autoscaling")
+            .unwrap();
         assert_eq!(c.field, "spec.dashboard.autoscaling");
         assert_eq!(c.message, "Invalid value: \"object\": nope");
-        assert!(check_rule(&rule("!has(self.tls) || has(self.host)"), &json!({"host": "h", "tls": {}}), None, "").is_none());
+        assert!(
+            check_rule(&rule("!has(self.tls) || has(self.host)"), &json!({"host": "h", "tls": {}}), None, "").is_none()
+        );
         assert!(check_rule(&rule("!has(self.tls) || has(self.host)"), &json!({"tls": {}}), None, "").is_some());
         let named = json!({"metadata": {"name": "Bad_Name"}});
-        assert!(check_rule(&rule("self.metadata.name.size() <= 44 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"), &named, None, "").is_some());
+        assert!(
+            check_rule(
+                &rule("self.metadata.name.size() <= 44 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"),
+                &named,
+                None,
+                ""
+            )
+            .is_some()
+        );
         let ok = json!({"metadata": {"name": "good-name"}});
-        assert!(check_rule(&rule("self.metadata.name.size() <= 44 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"), &ok, None, "").is_none());
+        assert!(
+            check_rule(
+                &rule("self.metadata.name.size() <= 44 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"),
+                &ok,
+                None,
+                ""
+            )
+            .is_none()
+        );
         let list = json!([{"name": "a"}, {"name": "a"}]);
         assert!(check_rule(&rule("self.all(a, self.exists_one(b, b.name == a.name))"), &list, None, "").is_some());
         assert!(check_rule(&rule("duration(self) >= duration('1m')"), &json!("30s"), None, "").is_some());

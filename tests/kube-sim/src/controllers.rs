@@ -27,9 +27,7 @@ pub fn template_hash(template: &Value) -> String {
         h = h.wrapping_mul(0x100000001b3);
     }
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..10)
-        .map(|i| ALPHABET[((h >> (i * 6)) % ALPHABET.len() as u64) as usize] as char)
-        .collect()
+    (0..10).map(|i| ALPHABET[((h >> (i * 6)) % ALPHABET.len() as u64) as usize] as char).collect()
 }
 
 fn uid(o: &Value) -> &str {
@@ -106,11 +104,7 @@ fn pod_from_template(template: &Value, pod_name: &str, ns: &str, labels: Value, 
 }
 
 fn template_labels(template: &Value) -> serde_json::Map<String, Value> {
-    template
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default()
+    template.pointer("/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default()
 }
 
 fn suffix() -> String {
@@ -125,7 +119,10 @@ fn condition(old: &Value, kind: &str, status: bool, reason: &str, message: &str)
         .and_then(Value::as_array)
         .and_then(|cs| cs.iter().find(|c| c["type"] == kind));
     let (transition, update) = match prev {
-        Some(p) if p["status"] == status => (p["lastTransitionTime"].clone(), if p["reason"] == reason { p["lastUpdateTime"].clone() } else { json!(now()) }),
+        Some(p) if p["status"] == status => (
+            p["lastTransitionTime"].clone(),
+            if p["reason"] == reason { p["lastUpdateTime"].clone() } else { json!(now()) },
+        ),
         _ => (json!(now()), json!(now())),
     };
     json!({"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": transition, "lastUpdateTime": update})
@@ -183,13 +180,22 @@ fn replica_sets(sim: &Sim) {
                     );
                     if let Err(e) = internal::create(sim, "", "pods", ns, pod, MANAGER) {
                         tracing::warn!(replicaset = name(rs), error = %e, "pod create failed");
-                        warn(sim, rs, "ReplicaSet", "replicaset-controller", "FailedCreate", &format!("Error creating: {e}"));
+                        warn(
+                            sim,
+                            rs,
+                            "ReplicaSet",
+                            "replicaset-controller",
+                            "FailedCreate",
+                            &format!("Error creating: {e}"),
+                        );
                         break;
                     }
                 }
             } else if have > want {
                 // Not-ready pods go first, then the newest.
-                mine.sort_by_key(|p| (pod_ready(p), std::cmp::Reverse(meta_str(p, "creationTimestamp").unwrap_or_default().to_string())));
+                mine.sort_by_key(|p| {
+                    (pod_ready(p), std::cmp::Reverse(meta_str(p, "creationTimestamp").unwrap_or_default().to_string()))
+                });
                 for p in mine.iter().take((have - want) as usize) {
                     let _ = internal::delete(sim, "", "pods", ns, name(p));
                 }
@@ -222,7 +228,9 @@ fn deployments(sim: &Sim) {
         let template = &d["spec"]["template"];
         let hash = template_hash(template);
         let owned = controlled_by(&sets, d);
-        let new_rs = owned.iter().find(|rs| rs.pointer("/metadata/labels/pod-template-hash").and_then(Value::as_str) == Some(hash.as_str()));
+        let new_rs = owned
+            .iter()
+            .find(|rs| rs.pointer("/metadata/labels/pod-template-hash").and_then(Value::as_str) == Some(hash.as_str()));
         let new_rs = match new_rs {
             Some(rs) => (*rs).clone(),
             None => {
@@ -312,10 +320,24 @@ fn deployments(sim: &Sim) {
         let complete = updated == replicas && total == replicas && ready == replicas;
         let _ = internal::modify(sim, "apps", "deployments", ns, name(d), Some("status"), MANAGER, |o| {
             let conds = json!([
-                condition(o, "Available", available_ok, if available_ok { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
-                    if available_ok { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." }),
-                condition(o, "Progressing", true, if complete { "NewReplicaSetAvailable" } else { "ReplicaSetUpdated" },
-                    &format!("ReplicaSet \"{}-{}\" is progressing.", name(d), hash)),
+                condition(
+                    o,
+                    "Available",
+                    available_ok,
+                    if available_ok { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
+                    if available_ok {
+                        "Deployment has minimum availability."
+                    } else {
+                        "Deployment does not have minimum availability."
+                    }
+                ),
+                condition(
+                    o,
+                    "Progressing",
+                    true,
+                    if complete { "NewReplicaSetAvailable" } else { "ReplicaSetUpdated" },
+                    &format!("ReplicaSet \"{}-{}\" is progressing.", name(d), hash)
+                ),
             ]);
             let mut st = json!({
                 "observedGeneration": gen_,
@@ -351,11 +373,10 @@ fn stateful_sets(sim: &Sim) {
         let parallel = sts.pointer("/spec/podManagementPolicy").and_then(Value::as_str) == Some("Parallel");
         let on_delete = sts.pointer("/spec/updateStrategy/type").and_then(Value::as_str) == Some("OnDelete");
         let partition = int(sts, "/spec/updateStrategy/rollingUpdate/partition", 0);
-        let max_unavailable = int_or_percent(sts.pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable"), replicas, false, 1).max(1);
-        let mut mine: Vec<(i64, &Value)> = controlled_by(&pods, sts)
-            .into_iter()
-            .filter_map(|p| ordinal(sts, p).map(|o| (o, p)))
-            .collect();
+        let max_unavailable =
+            int_or_percent(sts.pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable"), replicas, false, 1).max(1);
+        let mut mine: Vec<(i64, &Value)> =
+            controlled_by(&pods, sts).into_iter().filter_map(|p| ordinal(sts, p).map(|o| (o, p))).collect();
         mine.sort_by_key(|(o, _)| *o);
         let at = |i: i64| mine.iter().find(|(o, _)| *o == i).map(|(_, p)| *p);
         let healthy = |p: &Value| pod_ready(p) && !terminating(p);
@@ -372,7 +393,13 @@ fn stateful_sets(sim: &Sim) {
             labels.insert("statefulset.kubernetes.io/pod-name".into(), json!(pod_name));
             labels.insert("controller-revision-hash".into(), json!(revision));
             labels.insert("apps.kubernetes.io/pod-index".into(), json!(i.to_string()));
-            let mut pod = pod_from_template(template, &pod_name, ns, Value::Object(labels), owner_ref(sts, "StatefulSet", "apps/v1"));
+            let mut pod = pod_from_template(
+                template,
+                &pod_name,
+                ns,
+                Value::Object(labels),
+                owner_ref(sts, "StatefulSet", "apps/v1"),
+            );
             pod["spec"]["hostname"] = json!(pod_name);
             if let Some(svc) = sts.pointer("/spec/serviceName").and_then(Value::as_str) {
                 pod["spec"]["subdomain"] = json!(svc);
@@ -423,7 +450,8 @@ fn stateful_sets(sim: &Sim) {
                 if budget == 0 {
                     break;
                 }
-                let outdated = p.pointer("/metadata/labels/controller-revision-hash").and_then(Value::as_str) != Some(revision.as_str());
+                let outdated = p.pointer("/metadata/labels/controller-revision-hash").and_then(Value::as_str)
+                    != Some(revision.as_str());
                 if *o >= partition && outdated && !terminating(p) {
                     let _ = internal::delete(sim, "", "pods", ns, name(p));
                     budget -= 1;
@@ -435,7 +463,10 @@ fn stateful_sets(sim: &Sim) {
         let ready = live.iter().filter(|p| pod_ready(p)).count() as i64;
         let updated = live
             .iter()
-            .filter(|p| p.pointer("/metadata/labels/controller-revision-hash").and_then(Value::as_str) == Some(revision.as_str()))
+            .filter(|p| {
+                p.pointer("/metadata/labels/controller-revision-hash").and_then(Value::as_str)
+                    == Some(revision.as_str())
+            })
             .count() as i64;
         let current_revision = if updated == live.len() as i64 && live.len() as i64 == replicas {
             revision.clone()
@@ -444,7 +475,10 @@ fn stateful_sets(sim: &Sim) {
         };
         let current = live
             .iter()
-            .filter(|p| p.pointer("/metadata/labels/controller-revision-hash").and_then(Value::as_str) == Some(current_revision.as_str()))
+            .filter(|p| {
+                p.pointer("/metadata/labels/controller-revision-hash").and_then(Value::as_str)
+                    == Some(current_revision.as_str())
+            })
             .count() as i64;
         let gen_ = int(sts, "/metadata/generation", 1);
         let _ = internal::modify(sim, "apps", "statefulsets", ns, name(sts), Some("status"), MANAGER, |o| {
@@ -477,7 +511,8 @@ pub fn selected_pods(sim: &Sim, ns: &str, selector: &Value) -> Vec<Value> {
 fn endpoints(sim: &Sim) {
     let (services, _) = sim.store.list("services", None);
     for svc in &services {
-        let Some(selector) = svc.pointer("/spec/selector").filter(|s| s.as_object().is_some_and(|m| !m.is_empty())) else {
+        let Some(selector) = svc.pointer("/spec/selector").filter(|s| s.as_object().is_some_and(|m| !m.is_empty()))
+        else {
             continue;
         };
         if terminating(svc) {
@@ -498,8 +533,14 @@ fn endpoints(sim: &Sim) {
             .map(|ps| {
                 ps.iter()
                     .map(|p| {
-                        let target = p.get("targetPort").filter(|t| t.is_number()).or(p.get("port")).cloned().unwrap_or(Value::Null);
-                        let mut o = json!({"port": target, "protocol": p.get("protocol").cloned().unwrap_or(json!("TCP"))});
+                        let target = p
+                            .get("targetPort")
+                            .filter(|t| t.is_number())
+                            .or(p.get("port"))
+                            .cloned()
+                            .unwrap_or(Value::Null);
+                        let mut o =
+                            json!({"port": target, "protocol": p.get("protocol").cloned().unwrap_or(json!("TCP"))});
                         if let Some(n) = p.get("name") {
                             o["name"] = n.clone();
                         }
@@ -564,7 +605,14 @@ pub async fn run(sim: Arc<Sim>) {
     let mut rx = sim.store.follow();
     loop {
         match rx.recv().await {
-            Ok(c) if !matches!(c.key.as_str(), "pods" | "services" | "deployments.apps" | "replicasets.apps" | "statefulsets.apps") => continue,
+            Ok(c)
+                if !matches!(
+                    c.key.as_str(),
+                    "pods" | "services" | "deployments.apps" | "replicasets.apps" | "statefulsets.apps"
+                ) =>
+            {
+                continue;
+            }
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }

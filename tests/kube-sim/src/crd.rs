@@ -10,13 +10,7 @@ use crate::error::{ApiError, Cause};
 
 /// Defaults, prunes and validates a custom resource in place.
 pub fn validate(t: &Target, old: Option<&Value>, obj: &mut Value) -> Result<(), ApiError> {
-    let Some(schema) = t
-        .rt
-        .crd
-        .as_ref()
-        .and_then(|v| v.get(&t.version))
-        .and_then(|v| v.schema.clone())
-    else {
+    let Some(schema) = t.rt.crd.as_ref().and_then(|v| v.get(&t.version)).and_then(|v| v.schema.clone()) else {
         return Ok(());
     };
     default_and_prune(&schema, obj, true);
@@ -49,8 +43,8 @@ pub fn default_and_prune(schema: &Value, v: &mut Value, root: bool) {
                 }
             }
             let additional = schema.get("additionalProperties").filter(|a| a.is_object());
-            let keep_unknown = preserves_unknown(schema)
-                || schema.get("additionalProperties").and_then(Value::as_bool) == Some(true);
+            let keep_unknown =
+                preserves_unknown(schema) || schema.get("additionalProperties").and_then(Value::as_bool) == Some(true);
             let keys: Vec<String> = m.keys().cloned().collect();
             for k in keys {
                 if root && (k == "apiVersion" || k == "kind" || k == "metadata") {
@@ -125,7 +119,8 @@ fn check(schema: &Value, v: &Value, old: Option<&Value>, path: &str, causes: &mu
     let int_or_string = schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
     if let Some(ty) = schema.get("type").and_then(Value::as_str) {
         let got = type_name(v);
-        let ok = got == ty || (ty == "number" && got == "integer") || int_or_string && (got == "integer" || got == "string");
+        let ok =
+            got == ty || (ty == "number" && got == "integer") || int_or_string && (got == "integer" || got == "string");
         if !ok {
             causes.push(invalid(path, v, format!("{body_path} in body must be of type {ty}: \"{got}\"")));
             return;

@@ -35,10 +35,8 @@ pub fn core_versions(addr: &str) -> Value {
 }
 
 fn group_doc(name: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions
-        .iter()
-        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
-        .collect();
+    let vs: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
     json!({
         "name": name,
         "versions": vs,
@@ -48,11 +46,7 @@ fn group_doc(name: &str, versions: &[String]) -> Value {
 
 /// `/apis`.
 pub fn groups(reg: &Registry) -> Value {
-    let groups: Vec<Value> = reg
-        .groups()
-        .iter()
-        .map(|(g, vs)| group_doc(g, vs))
-        .collect();
+    let groups: Vec<Value> = reg.groups().iter().map(|(g, vs)| group_doc(g, vs)).collect();
     json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups })
 }
 
@@ -67,10 +61,7 @@ pub fn group(reg: &Registry, name: &str) -> Option<Value> {
 }
 
 fn served_in(reg: &Registry, group: &str, version: &str) -> Vec<std::sync::Arc<ResourceType>> {
-    reg.all()
-        .into_iter()
-        .filter(|t| t.group == group && t.versions.iter().any(|v| v == version))
-        .collect()
+    reg.all().into_iter().filter(|t| t.group == group && t.versions.iter().any(|v| v == version)).collect()
 }
 
 /// `/api/v1`, `/apis/<group>/<version>`.
@@ -125,11 +116,7 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
             }));
         }
     }
-    let gv = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
+    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     Some(json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -139,8 +126,7 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
 }
 
 /// The content type of aggregated discovery.
-pub const AGGREGATED_CONTENT_TYPE: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Whether the `Accept` header prefers aggregated discovery (v2).
 pub fn wants_aggregated(accept: &str) -> bool {
@@ -153,11 +139,8 @@ pub fn wants_aggregated(accept: &str) -> bool {
 /// Aggregated discovery for `/api` (core) or `/apis` (every other group).
 pub fn aggregated(reg: &Registry, core: bool) -> Value {
     let mut items = Vec::new();
-    let group_names: Vec<(String, Vec<String>)> = if core {
-        vec![(String::new(), vec!["v1".to_string()])]
-    } else {
-        reg.groups().into_iter().collect()
-    };
+    let group_names: Vec<(String, Vec<String>)> =
+        if core { vec![(String::new(), vec!["v1".to_string()])] } else { reg.groups().into_iter().collect() };
     for (g, versions) in group_names {
         let mut vdocs = Vec::new();
         for v in &versions {

@@ -36,10 +36,8 @@ pub fn resolve(sim: &Sim, name: &str) -> Option<Vec<Ipv4Addr>> {
     match parts.as_slice() {
         [svc, ns] => {
             let s = sim.store.get("services", ns, svc)?;
-            if let Some(ip) = s
-                .pointer("/spec/clusterIP")
-                .and_then(Value::as_str)
-                .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+            if let Some(ip) =
+                s.pointer("/spec/clusterIP").and_then(Value::as_str).and_then(|ip| ip.parse::<Ipv4Addr>().ok())
             {
                 return Some(vec![ip]);
             }

@@ -87,7 +87,9 @@ pub enum ApiError {
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
     /// 415.
-    #[error("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")]
+    #[error(
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+    )]
     UnsupportedMediaType,
     /// 410 (a list's continue token or a too-old version).
     #[error("too old resource version: {requested} ({oldest})")]
@@ -143,21 +145,10 @@ impl ApiError {
         let summary = if causes.len() == 1 {
             causes[0].message_with_field()
         } else {
-            format!(
-                "[{}]",
-                causes
-                    .iter()
-                    .map(Cause::message_with_field)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("[{}]", causes.iter().map(Cause::message_with_field).collect::<Vec<_>>().join(", "))
         };
         ApiError::Invalid {
-            kind_group: if rt.group.is_empty() {
-                rt.kind.clone()
-            } else {
-                format!("{}.{}", rt.kind, rt.group)
-            },
+            kind_group: if rt.group.is_empty() { rt.kind.clone() } else { format!("{}.{}", rt.kind, rt.group) },
             kind: rt.kind.clone(),
             group: rt.group.clone(),
             name: name.to_string(),
@@ -209,26 +200,11 @@ impl ApiError {
             "code": self.code().as_u16(),
         });
         let details = match self {
-            ApiError::NotFound {
-                group, plural, name, ..
+            ApiError::NotFound { group, plural, name, .. } | ApiError::AlreadyExists { group, plural, name, .. } => {
+                Some(details(name, group, plural, &[]))
             }
-            | ApiError::AlreadyExists {
-                group, plural, name, ..
-            } => Some(details(name, group, plural, &[])),
-            ApiError::Conflict {
-                group,
-                plural,
-                name,
-                causes,
-                ..
-            } => Some(details(name, group, plural, causes)),
-            ApiError::Invalid {
-                kind,
-                group,
-                name,
-                causes,
-                ..
-            } => Some(details(name, group, kind, causes)),
+            ApiError::Conflict { group, plural, name, causes, .. } => Some(details(name, group, plural, causes)),
+            ApiError::Invalid { kind, group, name, causes, .. } => Some(details(name, group, kind, causes)),
             _ => None,
         };
         if let Some(d) = details {
@@ -240,11 +216,7 @@ impl ApiError {
 
 impl Cause {
     fn message_with_field(&self) -> String {
-        if self.field.is_empty() {
-            self.message.clone()
-        } else {
-            format!("{}: {}", self.field, self.message)
-        }
+        if self.field.is_empty() { self.message.clone() } else { format!("{}: {}", self.field, self.message) }
     }
 }
 
@@ -254,10 +226,8 @@ fn details(name: &str, group: &str, kind: &str, causes: &[Cause]) -> Value {
         d["group"] = json!(group);
     }
     if !causes.is_empty() {
-        d["causes"] = causes
-            .iter()
-            .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
-            .collect();
+        d["causes"] =
+            causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect();
     }
     d
 }
@@ -266,11 +236,6 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         tracing::debug!(code = self.code().as_u16(), reason = self.reason(), "api error");
         let body = self.status().to_string();
-        (
-            self.code(),
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response()
+        (self.code(), [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
     }
 }

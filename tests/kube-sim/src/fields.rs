@@ -52,18 +52,12 @@ pub struct Schema<'a> {
 impl<'a> Schema<'a> {
     /// For a built-in kind (no schema: merge keys from the table).
     pub fn builtin() -> Self {
-        Schema {
-            node: None,
-            crd: false,
-        }
+        Schema { node: None, crd: false }
     }
 
     /// For a custom resource with this `openAPIV3Schema`.
     pub fn crd(root: Option<&'a Value>) -> Self {
-        Schema {
-            node: root,
-            crd: root.is_some(),
-        }
+        Schema { node: root, crd: root.is_some() }
     }
 
     fn field(self, name: &str, under_metadata: bool) -> Schema<'a> {
@@ -75,18 +69,12 @@ impl<'a> Schema<'a> {
                 .and_then(|p| p.get(name))
                 .or_else(|| n.get("additionalProperties").filter(|a| a.is_object()))
         });
-        Schema {
-            node,
-            crd: self.crd && node.is_some(),
-        }
+        Schema { node, crd: self.crd && node.is_some() }
     }
 
     fn items(self) -> Schema<'a> {
         let node = self.node.and_then(|n| n.get("items"));
-        Schema {
-            node,
-            crd: self.crd && node.is_some(),
-        }
+        Schema { node, crd: self.crd && node.is_some() }
     }
 
     fn list_type(self, field: &str, items: &[Value]) -> ListType {
@@ -117,8 +105,7 @@ fn builtin_list_type(field: &str, items: &[Value]) -> ListType {
     let all_have = |k: &str| !items.is_empty() && items.iter().all(|i| i.get(k).is_some());
     let keys: &[&str] = match field {
         "finalizers" => return ListType::Set,
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
-        | "imagePullSecrets" => &["name"],
+        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets" => &["name"],
         "ports" if all_have("containerPort") => &["containerPort", "protocol"],
         "ports" if all_have("port") => &["port", "protocol"],
         "volumeMounts" => &["mountPath"],
@@ -150,10 +137,8 @@ pub fn canonical(v: &Value) -> String {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            let parts: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{}:{}", Value::String((*k).clone()), canonical(&m[*k])))
-                .collect();
+            let parts: Vec<String> =
+                keys.iter().map(|k| format!("{}:{}", Value::String((*k).clone()), canonical(&m[*k]))).collect();
             format!("{{{}}}", parts.join(","))
         }
         Value::Array(a) => format!("[{}]", a.iter().map(canonical).collect::<Vec<_>>().join(",")),
@@ -267,9 +252,7 @@ pub fn get_at<'a>(obj: &'a Value, path: &[PathEl]) -> Option<&'a Value> {
             PathEl::Key(k) => {
                 let key: Value = serde_json::from_str(k).ok()?;
                 let km = key.as_object()?;
-                cur.as_array()?
-                    .iter()
-                    .find(|it| km.iter().all(|(kk, kv)| it.get(kk) == Some(kv)))?
+                cur.as_array()?.iter().find(|it| km.iter().all(|(kk, kv)| it.get(kk) == Some(kv)))?
             }
             PathEl::Value(v) => {
                 let val: Value = serde_json::from_str(v).ok()?;
@@ -296,10 +279,8 @@ pub fn remove_at(obj: &mut Value, path: &[PathEl]) {
                 let Some(km) = key.as_object().cloned() else {
                     return;
                 };
-                cur.as_array_mut().and_then(|a| {
-                    a.iter_mut()
-                        .find(|it| km.iter().all(|(kk, kv)| it.get(kk) == Some(kv)))
-                })
+                cur.as_array_mut()
+                    .and_then(|a| a.iter_mut().find(|it| km.iter().all(|(kk, kv)| it.get(kk) == Some(kv))))
             }
             PathEl::Value(_) => None,
         };
@@ -434,10 +415,8 @@ pub fn display_path(path: &[PathEl]) -> String {
             }
             PathEl::Key(k) => {
                 let key: Value = serde_json::from_str(k).unwrap_or(Value::Null);
-                let parts: Vec<String> = key
-                    .as_object()
-                    .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect())
-                    .unwrap_or_default();
+                let parts: Vec<String> =
+                    key.as_object().map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect()).unwrap_or_default();
                 s.push_str(&format!("[{}]", parts.join(",")));
             }
             PathEl::Value(v) => s.push_str(&format!("[={v}]")),
@@ -558,6 +537,7 @@ impl Scope {
 
 /// Server-side apply of `applied` by `manager` onto `live` (None: a create).
 /// Returns the conflicts when there are some and `force` is off.
+#[allow(clippy::too_many_arguments, reason = "the inputs of one server-side apply, as the API names them")]
 pub fn apply(
     live: Option<&Value>,
     applied: &Value,
@@ -568,10 +548,7 @@ pub fn apply(
     schema: Schema<'_>,
     now: &str,
 ) -> Result<Applied, Vec<Conflict>> {
-    let new_set: FieldSet = field_set(applied, schema)
-        .into_iter()
-        .filter(|p| scope.contains(p))
-        .collect();
+    let new_set: FieldSet = field_set(applied, schema).into_iter().filter(|p| scope.contains(p)).collect();
     let mut managed = live.map(read_managed).unwrap_or_default();
     let sub = scope.subresource();
     let mut conflicts = Vec::new();
@@ -685,7 +662,10 @@ pub fn track_update(
     let changed: FieldSet = new_set
         .iter()
         .filter(|p| scope.contains(p))
-        .filter(|p| get_at(old_obj, p) != get_at(new, p) || matches!(p.last(), Some(PathEl::Key(_))) && get_at(old_obj, p).is_none())
+        .filter(|p| {
+            get_at(old_obj, p) != get_at(new, p)
+                || matches!(p.last(), Some(PathEl::Key(_))) && get_at(old_obj, p).is_none()
+        })
         .cloned()
         .collect();
     for m in managed.iter_mut() {
@@ -693,10 +673,7 @@ pub fn track_update(
     }
     let sub = scope.subresource();
     if !changed.is_empty() {
-        match managed
-            .iter_mut()
-            .find(|m| m.manager == manager && m.operation == "Update" && m.subresource == sub)
-        {
+        match managed.iter_mut().find(|m| m.manager == manager && m.operation == "Update" && m.subresource == sub) {
             Some(m) => {
                 m.fields.extend(changed);
                 m.time = now.to_string();
@@ -750,11 +727,16 @@ mod tests {
 
     #[test]
     fn apply_by_another_manager_conflicts_unless_forced() {
-        let first = apply(None, &dep(1, "x"), "a", "apps/v1", false, Scope::Main, Schema::builtin(), "t").unwrap().object;
-        let err = apply(Some(&first), &dep(2, "x"), "b", "apps/v1", false, Scope::Main, Schema::builtin(), "t").err().unwrap();
+        let first =
+            apply(None, &dep(1, "x"), "a", "apps/v1", false, Scope::Main, Schema::builtin(), "t").unwrap().object;
+        let err = apply(Some(&first), &dep(2, "x"), "b", "apps/v1", false, Scope::Main, Schema::builtin(), "t")
+            .err()
+            .unwrap();
         assert_eq!(err.len(), 1);
         assert_eq!(display_path(&err[0].path), ".spec.replicas");
-        let forced = apply(Some(&first), &dep(2, "x"), "b", "apps/v1", true, Scope::Main, Schema::builtin(), "t").unwrap().object;
+        let forced = apply(Some(&first), &dep(2, "x"), "b", "apps/v1", true, Scope::Main, Schema::builtin(), "t")
+            .unwrap()
+            .object;
         assert_eq!(forced["spec"]["replicas"], 2);
         let managed = read_managed(&forced);
         let a = managed.iter().find(|m| m.manager == "a").unwrap();
@@ -763,17 +745,22 @@ mod tests {
 
     #[test]
     fn same_value_from_two_managers_is_shared_not_a_conflict() {
-        let first = apply(None, &dep(1, "x"), "a", "apps/v1", false, Scope::Main, Schema::builtin(), "t").unwrap().object;
-        let both = apply(Some(&first), &dep(1, "x"), "b", "apps/v1", false, Scope::Main, Schema::builtin(), "t").unwrap().object;
+        let first =
+            apply(None, &dep(1, "x"), "a", "apps/v1", false, Scope::Main, Schema::builtin(), "t").unwrap().object;
+        let both = apply(Some(&first), &dep(1, "x"), "b", "apps/v1", false, Scope::Main, Schema::builtin(), "t")
+            .unwrap()
+            .object;
         assert_eq!(read_managed(&both).len(), 2);
     }
 
     #[test]
     fn a_field_dropped_from_the_applied_config_is_removed() {
-        let first = apply(None, &dep(1, "x"), "a", "apps/v1", false, Scope::Main, Schema::builtin(), "t").unwrap().object;
+        let first =
+            apply(None, &dep(1, "x"), "a", "apps/v1", false, Scope::Main, Schema::builtin(), "t").unwrap().object;
         let mut cfg = dep(1, "x");
         cfg["metadata"].as_object_mut().unwrap().remove("labels");
-        let second = apply(Some(&first), &cfg, "a", "apps/v1", false, Scope::Main, Schema::builtin(), "t").unwrap().object;
+        let second =
+            apply(Some(&first), &cfg, "a", "apps/v1", false, Scope::Main, Schema::builtin(), "t").unwrap().object;
         assert!(second["metadata"].get("labels").is_none_or(|l| l.get("a").is_none()));
         assert_eq!(second["spec"]["template"]["spec"]["containers"][0]["image"], "x");
     }

@@ -28,11 +28,7 @@ fn finalizers(obj: &Value) -> Vec<String> {
 fn owner_uids(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string)).collect())
         .unwrap_or_default()
 }
 
@@ -71,10 +67,7 @@ fn delete(sim: &Sim, key: &str, ns: &str, name: &str) {
 /// One pass over the store. Returns whether it changed anything.
 pub fn pass(sim: &Sim) -> bool {
     let all = sim.store.all();
-    let uids: HashSet<String> = all
-        .iter()
-        .filter_map(|(_, _, o)| meta_str(o, "uid").map(str::to_string))
-        .collect();
+    let uids: HashSet<String> = all.iter().filter_map(|(_, _, o)| meta_str(o, "uid").map(str::to_string)).collect();
     let mut changed = false;
     for (key, ns, obj) in &all {
         let name = meta_str(obj, "name").unwrap_or_default();
@@ -90,10 +83,8 @@ pub fn pass(sim: &Sim) -> bool {
         }
         let uid = meta_str(obj, "uid").unwrap_or_default().to_string();
         let fs = finalizers(obj);
-        let dependents: Vec<&(String, String, Value)> = all
-            .iter()
-            .filter(|(_, _, d)| owner_uids(d).contains(&uid))
-            .collect();
+        let dependents: Vec<&(String, String, Value)> =
+            all.iter().filter(|(_, _, d)| owner_uids(d).contains(&uid)).collect();
         if fs.iter().any(|f| f == "orphan") {
             for (dk, dns, d) in &dependents {
                 let _ = sim.store.update::<()>(dk, dns, meta_str(d, "name").unwrap_or_default(), |cur| {

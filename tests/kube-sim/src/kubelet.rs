@@ -104,11 +104,7 @@ pub fn node_object() -> Value {
 /// pod affinity are not considered). A pod that does not fit is marked
 /// `PodScheduled=False`, reason `Unschedulable`, as the real scheduler does.
 pub fn schedule(sim: &Sim, pod: &Value) -> bool {
-    let labels = sim
-        .store
-        .get("nodes", "", NODE)
-        .map(|n| crate::selectors::labels_of(&n))
-        .unwrap_or_default();
+    let labels = sim.store.get("nodes", "", NODE).map(|n| crate::selectors::labels_of(&n)).unwrap_or_default();
     let mut fits = pod
         .pointer("/spec/nodeSelector")
         .and_then(Value::as_object)
@@ -119,18 +115,17 @@ pub fn schedule(sim: &Sim, pod: &Value) -> bool {
         && !terms.is_empty()
     {
         fits &= terms.iter().any(|t| {
-            crate::selectors::LabelSelector::from_object(&json!({"matchExpressions": t.get("matchExpressions").cloned().unwrap_or(json!([]))}))
-                .matches_labels(&labels)
+            crate::selectors::LabelSelector::from_object(
+                &json!({"matchExpressions": t.get("matchExpressions").cloned().unwrap_or(json!([]))}),
+            )
+            .matches_labels(&labels)
         });
     }
     if !fits {
         let ns = meta_str(pod, "namespace").unwrap_or_default().to_string();
         let name = meta_str(pod, "name").unwrap_or_default().to_string();
         let _ = internal::modify(sim, "", "pods", &ns, &name, Some("status"), "kube-scheduler", |o| {
-            let since = o
-                .pointer("/status/conditions/0/lastTransitionTime")
-                .cloned()
-                .unwrap_or_else(|| json!(now()));
+            let since = o.pointer("/status/conditions/0/lastTransitionTime").cloned().unwrap_or_else(|| json!(now()));
             o["status"] = json!({
                 "phase": "Pending",
                 "qosClass": "BestEffort",

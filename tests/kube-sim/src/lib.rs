@@ -27,12 +27,12 @@ pub mod accounting;
 pub mod admission;
 pub mod api;
 pub mod cel;
+pub mod controllers;
 pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod dns;
 pub mod error;
-pub mod controllers;
 pub mod fields;
 pub mod gc;
 pub mod kubelet;
@@ -172,7 +172,8 @@ impl Sim {
                 "spec": {"finalizers": ["kubernetes"]},
                 "status": {"phase": "Active"},
             });
-            obj["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{:012x}", ns.bytes().map(u64::from).sum::<u64>()));
+            obj["metadata"]["uid"] =
+                json!(format!("00000000-0000-4000-8000-{:012x}", ns.bytes().map(u64::from).sum::<u64>()));
             sim.store.put("namespaces", "", ns, obj);
         }
         sim.store.put("nodes", "", kubelet::NODE, kubelet::node_object());
@@ -258,20 +259,11 @@ async fn api_fallback(
 }
 
 fn accept(headers: &HeaderMap) -> String {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
 }
 
 fn aggregated_response(doc: &serde_json::Value) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, discovery::AGGREGATED_CONTENT_TYPE)],
-        doc.to_string(),
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, discovery::AGGREGATED_CONTENT_TYPE)], doc.to_string()).into_response()
 }
 
 /// The router.
@@ -479,10 +471,5 @@ pub async fn start(listener: TcpListener, config: Config) -> std::io::Result<Han
         }
     });
     tracing::info!(%addr, "kube-sim listening");
-    Ok(Handle {
-        addr,
-        sim,
-        shutdown: Some(tx),
-        task: Some(task),
-    })
+    Ok(Handle { addr, sim, shutdown: Some(tx), task: Some(task) })
 }

@@ -61,18 +61,15 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
     let mut runtime = quiver_kube_sim::Config::default().runtime;
     for m in &cli.image_binaries {
-        let (image, path) = m
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--image-binary wants IMAGE=PATH, got {m:?}"))?;
+        let (image, path) =
+            m.split_once('=').ok_or_else(|| anyhow::anyhow!("--image-binary wants IMAGE=PATH, got {m:?}"))?;
         runtime.images.insert(image.to_string(), PathBuf::from(path));
     }
     for m in &cli.image_env {
-        let (image, kv) = m
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--image-env wants IMAGE=VAR=VALUE, got {m:?}"))?;
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--image-env wants IMAGE=VAR=VALUE, got {m:?}"))?;
+        let (image, kv) =
+            m.split_once('=').ok_or_else(|| anyhow::anyhow!("--image-env wants IMAGE=VAR=VALUE, got {m:?}"))?;
+        let (k, v) =
+            kv.split_once('=').ok_or_else(|| anyhow::anyhow!("--image-env wants IMAGE=VAR=VALUE, got {m:?}"))?;
         runtime.image_env.entry(image.to_string()).or_default().push((k.to_string(), v.to_string()));
     }
     if let Some(root) = &cli.pod_root {

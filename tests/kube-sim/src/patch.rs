@@ -34,21 +34,19 @@ impl PatchKind {
 
 /// Applies a JSON or merge patch to `target`.
 pub fn apply_patch(kind: PatchKind, target: &mut Value, body: &[u8]) -> Result<(), ApiError> {
-    let patch: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?;
+    let patch: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?;
     match kind {
         PatchKind::Json => {
             let p: json_patch::Patch = serde_json::from_value(patch)
                 .map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?;
-            json_patch::patch(target, &p).map_err(|e| {
-                ApiError::Invalid {
-                    kind_group: String::new(),
-                    kind: String::new(),
-                    group: String::new(),
-                    name: String::new(),
-                    summary: e.to_string(),
-                    causes: vec![],
-                }
+            json_patch::patch(target, &p).map_err(|e| ApiError::Invalid {
+                kind_group: String::new(),
+                kind: String::new(),
+                group: String::new(),
+                name: String::new(),
+                summary: e.to_string(),
+                causes: vec![],
             })
         }
         PatchKind::Merge => {
@@ -115,9 +113,7 @@ pub fn strategic(target: &mut Value, patch: &Value, name: &str) {
                     for item in items {
                         let key_of = |v: &Value| {
                             canonical(&Value::Object(
-                                keys.iter()
-                                    .filter_map(|k| v.get(k).map(|x| (k.clone(), x.clone())))
-                                    .collect(),
+                                keys.iter().filter_map(|k| v.get(k).map(|x| (k.clone(), x.clone()))).collect(),
                             ))
                         };
                         let key = key_of(item);

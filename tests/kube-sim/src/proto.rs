@@ -56,7 +56,8 @@ impl<'a> Reader<'a> {
             0 => Field::Varint(self.varint()?),
             2 => {
                 let len = self.varint()? as usize;
-                let end = self.pos.checked_add(len).filter(|e| *e <= self.buf.len()).ok_or_else(|| bad("truncated field"))?;
+                let end =
+                    self.pos.checked_add(len).filter(|e| *e <= self.buf.len()).ok_or_else(|| bad("truncated field"))?;
                 let b = &self.buf[self.pos..end];
                 self.pos = end;
                 Field::Bytes(b)

@@ -93,10 +93,8 @@ pub async fn sync(sim: &Arc<Sim>) {
     let (services, _) = sim.store.list("services", None);
     let mut wanted: Vec<(String, String, SocketAddr, Value)> = Vec::new();
     for s in &services {
-        let Some(ip) = s
-            .pointer("/spec/clusterIP")
-            .and_then(Value::as_str)
-            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+        let Some(ip) =
+            s.pointer("/spec/clusterIP").and_then(Value::as_str).and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
         else {
             continue;
         };
@@ -123,21 +121,14 @@ pub async fn sync(sim: &Arc<Sim>) {
             }
             keep
         });
-        wanted
-            .into_iter()
-            .filter(|(ns, svc, addr, _)| !l.contains_key(&(ns.clone(), svc.clone(), *addr)))
-            .collect()
+        wanted.into_iter().filter(|(ns, svc, addr, _)| !l.contains_key(&(ns.clone(), svc.clone(), *addr))).collect()
     };
     for (ns, svc, addr, port) in missing {
         match TcpListener::bind(addr).await {
             Ok(listener) => {
                 tracing::debug!(%ns, %svc, %addr, "service listener");
                 let h = tokio::spawn(serve(sim.clone(), listener, ns.clone(), svc.clone(), port));
-                sim.proxies
-                    .listeners
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert((ns, svc, addr), h);
+                sim.proxies.listeners.lock().unwrap_or_else(|e| e.into_inner()).insert((ns, svc, addr), h);
             }
             Err(e) => {
                 tracing::warn!(%ns, %svc, %addr, error = %e, "cannot listen on the service address");

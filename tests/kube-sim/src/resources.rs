@@ -59,43 +59,22 @@ pub struct ResourceType {
 impl ResourceType {
     /// `group/plural` (or `plural` for core), the storage key.
     pub fn key(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.clone()
-        } else {
-            format!("{}/{}", self.plural, self.group)
-        }
+        if self.group.is_empty() { self.plural.clone() } else { format!("{}/{}", self.plural, self.group) }
     }
 
     /// The name used in error messages: `pods`, `deployments.apps`.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.clone()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
     }
 
     /// `apiVersion` for a version of this type.
     pub fn api_version(&self, version: &str) -> String {
-        if self.group.is_empty() {
-            version.to_string()
-        } else {
-            format!("{}/{}", self.group, version)
-        }
+        if self.group.is_empty() { version.to_string() } else { format!("{}/{}", self.group, version) }
     }
 
     /// Verbs for discovery.
     pub fn verbs(&self) -> Vec<&'static str> {
-        vec![
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ]
+        vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
     }
 }
 
@@ -164,26 +143,13 @@ const BUILTINS: &[Builtin] = &[
     b("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"]).status(),
     b("", "v1", "LimitRange", "limitranges", true, &["limits"]),
     b("events.k8s.io", "v1", "Event", "events", true, &["ev"]),
-    b("apps", "v1", "Deployment", "deployments", true, &["deploy"])
-        .status()
-        .scale()
-        .all(),
-    b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"])
-        .status()
-        .scale()
-        .all(),
-    b("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"])
-        .status()
-        .scale()
-        .all(),
-    b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"])
-        .status()
-        .all(),
+    b("apps", "v1", "Deployment", "deployments", true, &["deploy"]).status().scale().all(),
+    b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"]).status().scale().all(),
+    b("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"]).status().scale().all(),
+    b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"]).status().all(),
     b("apps", "v1", "ControllerRevision", "controllerrevisions", true, &[]),
     b("batch", "v1", "Job", "jobs", true, &[]).status().all(),
-    b("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"])
-        .status()
-        .all(),
+    b("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"]).status().all(),
     b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"]).status(),
     b("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[]),
     b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"]).status(),
@@ -195,15 +161,8 @@ const BUILTINS: &[Builtin] = &[
     b("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
     b("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[]),
     b("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"]),
-    b(
-        "apiextensions.k8s.io",
-        "v1",
-        "CustomResourceDefinition",
-        "customresourcedefinitions",
-        false,
-        &["crd", "crds"],
-    )
-    .status(),
+    b("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"])
+        .status(),
 ];
 
 fn builtin_types() -> Vec<Arc<ResourceType>> {
@@ -246,9 +205,7 @@ impl Default for Registry {
 impl Registry {
     /// The built-in table.
     pub fn new() -> Self {
-        Self {
-            types: RwLock::new(builtin_types()),
-        }
+        Self { types: RwLock::new(builtin_types()) }
     }
 
     /// Every served type.
@@ -268,12 +225,7 @@ impl Registry {
 
     /// The type of `kind` in `group` (any version).
     pub fn find_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceType>> {
-        self.types
-            .read()
-            .expect("registry lock")
-            .iter()
-            .find(|t| t.group == group && t.kind == kind)
-            .cloned()
+        self.types.read().expect("registry lock").iter().find(|t| t.group == group && t.kind == kind).cloned()
     }
 
     /// Groups and their versions, core excluded, in a stable order.
@@ -314,11 +266,8 @@ pub fn from_crd(crd: &Value) -> Option<ResourceType> {
     let names = spec.get("names")?;
     let kind = names.get("kind")?.as_str()?.to_string();
     let plural = names.get("plural")?.as_str()?.to_string();
-    let singular = names
-        .get("singular")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| kind.to_lowercase());
+    let singular =
+        names.get("singular").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| kind.to_lowercase());
     let strs = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
             .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
@@ -346,10 +295,7 @@ pub fn from_crd(crd: &Value) -> Option<ResourceType> {
                 scale = Some(ScalePaths {
                     spec_replicas: s.get("specReplicasPath")?.as_str()?.to_string(),
                     status_replicas: s.get("statusReplicasPath")?.as_str()?.to_string(),
-                    label_selector: s
-                        .get("labelSelectorPath")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
+                    label_selector: s.get("labelSelectorPath").and_then(Value::as_str).map(str::to_string),
                 });
             }
         }

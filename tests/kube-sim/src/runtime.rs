@@ -69,21 +69,18 @@ pub struct Running {
 }
 
 fn decode_b64(v: &Value) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(v.as_str().unwrap_or_default())
-        .unwrap_or_default()
+    base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or_default()).unwrap_or_default()
 }
 
 fn key_of(sim: &Sim, kind: &str, ns: &str, name: &str, key: &str) -> Option<String> {
     let obj = sim.store.get(kind, ns, name)?;
     match kind {
         "secrets" => obj.get("data")?.get(key).map(|v| String::from_utf8_lossy(&decode_b64(v)).into_owned()),
-        _ => obj
-            .get("data")
-            .and_then(|d| d.get(key))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| obj.get("binaryData")?.get(key).map(|v| String::from_utf8_lossy(&decode_b64(v)).into_owned())),
+        _ => {
+            obj.get("data").and_then(|d| d.get(key)).and_then(Value::as_str).map(str::to_string).or_else(|| {
+                obj.get("binaryData")?.get(key).map(|v| String::from_utf8_lossy(&decode_b64(v)).into_owned())
+            })
+        }
     }
 }
 
@@ -136,26 +133,28 @@ fn write_volumes(sim: &Sim, pod: &Value, dir: &Path) -> Result<BTreeMap<String, 
                     out.insert(name, vdir);
                     continue;
                 }
-                return Err(format!("MountVolume.SetUp failed for volume \"{name}\" : {kind} \"{obj_name}\" not found"));
+                return Err(format!(
+                    "MountVolume.SetUp failed for volume \"{name}\" : {kind} \"{obj_name}\" not found"
+                ));
             };
             let mut files: Vec<(String, Vec<u8>)> = Vec::new();
             for field in ["data", "binaryData", "stringData"] {
                 if let Some(m) = obj.get(field).and_then(Value::as_object) {
                     for (k, val) in m {
-                        let bytes = if kind == "secrets" || field == "binaryData" { decode_b64(val) } else { val.as_str().unwrap_or_default().as_bytes().to_vec() };
+                        let bytes = if kind == "secrets" || field == "binaryData" {
+                            decode_b64(val)
+                        } else {
+                            val.as_str().unwrap_or_default().as_bytes().to_vec()
+                        };
                         files.push((k.clone(), bytes));
                     }
                 }
             }
             if let Some(items) = src.get("items").and_then(Value::as_array) {
-                let wanted: BTreeMap<&str, &str> = items
-                    .iter()
-                    .filter_map(|i| Some((i.get("key")?.as_str()?, i.get("path")?.as_str()?)))
-                    .collect();
-                files = files
-                    .into_iter()
-                    .filter_map(|(k, b)| wanted.get(k.as_str()).map(|p| (p.to_string(), b)))
-                    .collect();
+                let wanted: BTreeMap<&str, &str> =
+                    items.iter().filter_map(|i| Some((i.get("key")?.as_str()?, i.get("path")?.as_str()?))).collect();
+                files =
+                    files.into_iter().filter_map(|(k, b)| wanted.get(k.as_str()).map(|p| (p.to_string(), b))).collect();
             }
             for (path, bytes) in files {
                 let target = vdir.join(&path);
@@ -170,7 +169,14 @@ fn write_volumes(sim: &Sim, pod: &Value, dir: &Path) -> Result<BTreeMap<String, 
     Ok(out)
 }
 
-fn prepare(sim: &Sim, cfg: &RuntimeConfig, pod: &Value, ip: &str, dir: &Path, url: &str) -> Result<Vec<(String, Launch)>, (String, String)> {
+fn prepare(
+    sim: &Sim,
+    cfg: &RuntimeConfig,
+    pod: &Value,
+    ip: &str,
+    dir: &Path,
+    url: &str,
+) -> Result<Vec<(String, Launch)>, (String, String)> {
     let ns = meta_str(pod, "namespace").unwrap_or_default();
     let volumes = write_volumes(sim, pod, dir).map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
     let sa = pod.pointer("/spec/serviceAccountName").and_then(Value::as_str).unwrap_or("default");
@@ -186,12 +192,18 @@ fn prepare(sim: &Sim, cfg: &RuntimeConfig, pod: &Value, ip: &str, dir: &Path, ur
         let cname = c["name"].as_str().unwrap_or_default().to_string();
         let image = c["image"].as_str().unwrap_or_default();
         let Some(binary) = cfg.images.get(image_name(image)) else {
-            let seen = pod
-                .pointer("/status/containerStatuses")
-                .and_then(Value::as_array)
-                .is_some_and(|cs| cs.iter().any(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str).is_some_and(|r| r == "ErrImagePull" || r == "ImagePullBackOff")));
+            let seen = pod.pointer("/status/containerStatuses").and_then(Value::as_array).is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.pointer("/state/waiting/reason")
+                        .and_then(Value::as_str)
+                        .is_some_and(|r| r == "ErrImagePull" || r == "ImagePullBackOff")
+                })
+            });
             let reason = if seen { "ImagePullBackOff" } else { "ErrImagePull" };
-            return Err((reason.into(), format!("no binary mapped for image \"{image}\" (--image-binary {}=PATH)", image_name(image))));
+            return Err((
+                reason.into(),
+                format!("no binary mapped for image \"{image}\" (--image-binary {}=PATH)", image_name(image)),
+            ));
         };
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         env.insert("POD_IP".into(), ip.to_string());
@@ -227,11 +239,23 @@ fn prepare(sim: &Sim, cfg: &RuntimeConfig, pod: &Value, ip: &str, dir: &Path, ur
                     _ => ("", None),
                 };
                 if let Some(r) = r {
-                    let v = key_of(sim, kind, ns, r["name"].as_str().unwrap_or_default(), r["key"].as_str().unwrap_or_default());
+                    let v = key_of(
+                        sim,
+                        kind,
+                        ns,
+                        r["name"].as_str().unwrap_or_default(),
+                        r["key"].as_str().unwrap_or_default(),
+                    );
                     if v.is_none() && r.get("optional").and_then(Value::as_bool) != Some(true) {
                         return Err((
                             "CreateContainerConfigError".into(),
-                            format!("couldn't find key {} in {} {}/{}", r["key"].as_str().unwrap_or_default(), &kind[..kind.len() - 1], ns, r["name"].as_str().unwrap_or_default()),
+                            format!(
+                                "couldn't find key {} in {} {}/{}",
+                                r["key"].as_str().unwrap_or_default(),
+                                &kind[..kind.len() - 1],
+                                ns,
+                                r["name"].as_str().unwrap_or_default()
+                            ),
                         ));
                     }
                     v
@@ -282,17 +306,17 @@ fn prepare(sim: &Sim, cfg: &RuntimeConfig, pod: &Value, ip: &str, dir: &Path, ur
         if let Some(cmd) = c.get("command").and_then(Value::as_array) {
             args.extend(cmd.iter().skip(1).filter_map(Value::as_str).map(str::to_string));
         }
-        args.extend(c.get("args").and_then(Value::as_array).cloned().unwrap_or_default().iter().filter_map(Value::as_str).map(str::to_string));
+        args.extend(
+            c.get("args")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string),
+        );
         let args = args.iter().map(|a| rewrite(&expand(a, &env))).collect();
-        out.push((
-            cname.clone(),
-            Launch {
-                binary: binary.clone(),
-                args,
-                env,
-                log: dir.join(format!("{cname}.log")),
-            },
-        ));
+        out.push((cname.clone(), Launch { binary: binary.clone(), args, env, log: dir.join(format!("{cname}.log")) }));
     }
     Ok(out)
 }
@@ -301,7 +325,12 @@ fn prepare(sim: &Sim, cfg: &RuntimeConfig, pod: &Value, ip: &str, dir: &Path, ur
 /// container mounts, as in its args and env: configuration files name other
 /// mounts (a dataset list naming its credentials directory). Secret volumes
 /// are left as they are (their bytes are credentials, not paths).
-fn rewrite_config_files(pod: &Value, c: &Value, volumes: &BTreeMap<String, PathBuf>, mounts: &[(String, PathBuf)]) -> Result<(), String> {
+fn rewrite_config_files(
+    pod: &Value,
+    c: &Value,
+    volumes: &BTreeMap<String, PathBuf>,
+    mounts: &[(String, PathBuf)],
+) -> Result<(), String> {
     let config_maps: Vec<&str> = pod
         .pointer("/spec/volumes")
         .and_then(Value::as_array)
@@ -353,7 +382,8 @@ pub fn rewrite_paths(s: &str, mounts: &[(String, PathBuf)]) -> String {
             // A path starts the match (`/tmp` is not inside `/work/target/tmp`)
             // and ends with it (`/tmp` is not `/tmpfs`).
             let before = result.chars().last().filter(|_| pos == 0).or_else(|| rest[..pos].chars().last());
-            let boundary = !before.is_some_and(name_char) && (after.is_empty() || after.starts_with(|c: char| !name_char(c)));
+            let boundary =
+                !before.is_some_and(name_char) && (after.is_empty() || after.starts_with(|c: char| !name_char(c)));
             result.push_str(&rest[..pos]);
             if boundary {
                 result.push_str(&format!("\u{0}{i}\u{0}"));
@@ -424,7 +454,11 @@ async fn probe(p: &Value, ip: &str, ports: &[Value]) -> bool {
         let path = h.get("path").and_then(Value::as_str).unwrap_or("/");
         let fut = async {
             let mut s = tokio::net::TcpStream::connect((ip, port as u16)).await.ok()?;
-            s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\nUser-Agent: kube-probe/1.35\r\n\r\n").as_bytes()).await.ok()?;
+            s.write_all(
+                format!("GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\nUser-Agent: kube-probe/1.35\r\n\r\n").as_bytes(),
+            )
+            .await
+            .ok()?;
             let mut buf = vec![0u8; 64];
             let n = s.read(&mut buf).await.ok()?;
             let line = String::from_utf8_lossy(&buf[..n]).to_string();
@@ -435,7 +469,9 @@ async fn probe(p: &Value, ip: &str, ports: &[Value]) -> bool {
     }
     if let Some(t) = p.get("tcpSocket") {
         let Some(port) = port(t) else { return false };
-        return tokio::time::timeout(timeout, tokio::net::TcpStream::connect((ip, port as u16))).await.is_ok_and(|r| r.is_ok());
+        return tokio::time::timeout(timeout, tokio::net::TcpStream::connect((ip, port as u16)))
+            .await
+            .is_ok_and(|r| r.is_ok());
     }
     true
 }
@@ -493,7 +529,8 @@ fn status_of(pod: &Value, ip: &str, ctrs: &[Ctr], restart_policy: &str, started:
     };
     let cond = |k: &str, ok: bool| {
         let status = if ok { "True" } else { "False" };
-        let since = old(k).filter(|c| c["status"] == status).map(|c| c["lastTransitionTime"].clone()).unwrap_or(json!(t));
+        let since =
+            old(k).filter(|c| c["status"] == status).map(|c| c["lastTransitionTime"].clone()).unwrap_or(json!(t));
         json!({"type": k, "status": status, "lastTransitionTime": since, "lastProbeTime": null})
     };
     json!({
@@ -608,7 +645,13 @@ async fn supervise(sim: Arc<Sim>, pod: Value, ip: String, mut stop: watch::Recei
                 };
             }
         }
-        write_status(status_of(&sim.store.get("pods", &ns, &name).unwrap_or(pod.clone()), &ip, &ctrs, &restart_policy, &started));
+        write_status(status_of(
+            &sim.store.get("pods", &ns, &name).unwrap_or(pod.clone()),
+            &ip,
+            &ctrs,
+            &restart_policy,
+            &started,
+        ));
     }
     // Deletion: SIGTERM, the grace period, SIGKILL, then the Pod goes.
     let current = sim.store.get("pods", &ns, &name).unwrap_or(pod.clone());
@@ -635,7 +678,9 @@ async fn supervise(sim: Arc<Sim>, pod: Value, ip: String, mut stop: watch::Recei
     }
     let _ = sim.store.update::<()>("pods", &ns, &name, |cur| {
         Ok(match cur {
-            Some(p) if p.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(|f| f.is_empty()) => crate::store::Op::Remove,
+            Some(p) if p.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(|f| f.is_empty()) => {
+                crate::store::Op::Remove
+            }
             _ => crate::store::Op::Keep,
         })
     });
@@ -647,7 +692,12 @@ pub fn pass(sim: &Arc<Sim>) {
     let mut running = sim.running.pods.lock().unwrap_or_else(|e| e.into_inner());
     let mut alive = std::collections::HashSet::new();
     for p in pods {
-        let key = format!("{}/{}/{}", meta_str(&p, "namespace").unwrap_or_default(), meta_str(&p, "name").unwrap_or_default(), meta_str(&p, "uid").unwrap_or_default());
+        let key = format!(
+            "{}/{}/{}",
+            meta_str(&p, "namespace").unwrap_or_default(),
+            meta_str(&p, "name").unwrap_or_default(),
+            meta_str(&p, "uid").unwrap_or_default()
+        );
         alive.insert(key.clone());
         let deleting = p.pointer("/metadata/deletionTimestamp").is_some();
         match running.get(&key) {

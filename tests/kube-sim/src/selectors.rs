@@ -47,15 +47,10 @@ fn split_top(s: &str) -> Vec<String> {
 
 fn set_values(s: &str) -> Result<Vec<String>, ApiError> {
     let s = s.trim();
-    let inner = s
-        .strip_prefix('(')
-        .and_then(|s| s.strip_suffix(')'))
-        .ok_or_else(|| ApiError::BadRequest(format!("unable to parse requirement: values must be in parentheses: {s}")))?;
-    Ok(inner
-        .split(',')
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .collect())
+    let inner = s.strip_prefix('(').and_then(|s| s.strip_suffix(')')).ok_or_else(|| {
+        ApiError::BadRequest(format!("unable to parse requirement: values must be in parentheses: {s}"))
+    })?;
+    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
 }
 
 impl LabelSelector {
@@ -82,9 +77,7 @@ impl LabelSelector {
             } else if p.chars().all(|c| c.is_alphanumeric() || "-_./".contains(c)) {
                 reqs.push(Req::Exists(p.to_string()));
             } else {
-                return Err(ApiError::BadRequest(format!(
-                    "unable to parse requirement: {p}"
-                )));
+                return Err(ApiError::BadRequest(format!("unable to parse requirement: {p}")));
             }
         }
         Ok(LabelSelector(reqs))
@@ -161,11 +154,7 @@ impl LabelSelector {
 pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
     obj.pointer("/metadata/labels")
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
         .unwrap_or_default()
 }
 
@@ -188,9 +177,7 @@ impl FieldSelector {
             } else if let Some((k, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
                 out.push((k.trim().to_string(), true, v.trim().to_string()));
             } else {
-                return Err(ApiError::BadRequest(format!(
-                    "invalid selector: '{s}'; can't understand '{p}'"
-                )));
+                return Err(ApiError::BadRequest(format!("invalid selector: '{s}'; can't understand '{p}'")));
             }
         }
         Ok(FieldSelector(out))

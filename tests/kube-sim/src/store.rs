@@ -124,12 +124,7 @@ impl Store {
     pub fn new(history_cap: usize) -> Self {
         let (tx, _) = broadcast::channel(65536);
         Self {
-            inner: Mutex::new(Inner {
-                rv: 1,
-                objects: HashMap::new(),
-                history: VecDeque::new(),
-                oldest: 1,
-            }),
+            inner: Mutex::new(Inner { rv: 1, objects: HashMap::new(), history: VecDeque::new(), oldest: 1 }),
             tx,
             history_cap,
         }
@@ -146,11 +141,7 @@ impl Store {
 
     /// One object.
     pub fn get(&self, key: &str, ns: &str, name: &str) -> Option<Value> {
-        self.lock()
-            .objects
-            .get(key)
-            .and_then(|m| m.get(&(ns.to_string(), name.to_string())))
-            .cloned()
+        self.lock().objects.get(key).and_then(|m| m.get(&(ns.to_string(), name.to_string()))).cloned()
     }
 
     /// Every object of a type (in one namespace when `ns` is given), with the
@@ -160,12 +151,7 @@ impl Store {
         let items = inner
             .objects
             .get(key)
-            .map(|m| {
-                m.iter()
-                    .filter(|((n, _), _)| ns.is_none_or(|ns| ns == n))
-                    .map(|(_, v)| v.clone())
-                    .collect()
-            })
+            .map(|m| m.iter().filter(|((n, _), _)| ns.is_none_or(|ns| ns == n)).map(|(_, v)| v.clone()).collect())
             .unwrap_or_default();
         (items, inner.rv)
     }
@@ -192,16 +178,8 @@ impl Store {
                 inner.rv += 1;
                 let rv = inner.rv;
                 set_rv(&mut obj, rv);
-                inner
-                    .objects
-                    .entry(key.to_string())
-                    .or_default()
-                    .insert(okey, obj.clone());
-                let kind = if prev.is_some() {
-                    EventType::Modified
-                } else {
-                    EventType::Added
-                };
+                inner.objects.entry(key.to_string()).or_default().insert(okey, obj.clone());
+                let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
                 self.record(&mut inner, key, ns, kind, obj.clone(), prev);
                 Ok(Some(obj))
             }
@@ -220,17 +198,12 @@ impl Store {
 
     /// Stores an object unconditionally (see [`Store::update`]).
     pub fn put(&self, key: &str, ns: &str, name: &str, obj: Value) -> Value {
-        self.update::<()>(key, ns, name, |_| Ok(Op::Put(obj)))
-            .ok()
-            .flatten()
-            .expect("put stores")
+        self.update::<()>(key, ns, name, |_| Ok(Op::Put(obj))).ok().flatten().expect("put stores")
     }
 
     /// Removes an object; returns it as deleted (with the deletion's version).
     pub fn remove(&self, key: &str, ns: &str, name: &str) -> Option<Value> {
-        self.update::<()>(key, ns, name, |cur| Ok(if cur.is_some() { Op::Remove } else { Op::Keep }))
-            .ok()
-            .flatten()
+        self.update::<()>(key, ns, name, |cur| Ok(if cur.is_some() { Op::Remove } else { Op::Keep })).ok().flatten()
     }
 
     /// Every stored object of every type: (key, namespace, object).
@@ -239,10 +212,7 @@ impl Store {
         inner
             .objects
             .iter()
-            .flat_map(|(k, m)| {
-                m.iter()
-                    .map(move |((ns, _), v)| (k.clone(), ns.clone(), v.clone()))
-            })
+            .flat_map(|(k, m)| m.iter().map(move |((ns, _), v)| (k.clone(), ns.clone(), v.clone())))
             .collect()
     }
 
@@ -257,14 +227,8 @@ impl Store {
                 });
             }
         });
-        let change = Arc::new(Change {
-            rv: inner.rv,
-            key: key.to_string(),
-            namespace: ns.to_string(),
-            kind,
-            object,
-            prev,
-        });
+        let change =
+            Arc::new(Change { rv: inner.rv, key: key.to_string(), namespace: ns.to_string(), kind, object, prev });
         inner.history.push_back(change.clone());
         while inner.history.len() > self.history_cap {
             if let Some(old) = inner.history.pop_front() {
@@ -280,21 +244,10 @@ impl Store {
     pub fn subscribe(&self, rv: u64) -> Result<Subscription, TooOld> {
         let inner = self.lock();
         if rv < inner.oldest {
-            return Err(TooOld {
-                oldest: inner.oldest,
-            });
+            return Err(TooOld { oldest: inner.oldest });
         }
-        let backlog = inner
-            .history
-            .iter()
-            .filter(|c| c.rv > rv)
-            .cloned()
-            .collect();
-        Ok(Subscription {
-            backlog,
-            rx: self.tx.subscribe(),
-            current: inner.rv,
-        })
+        let backlog = inner.history.iter().filter(|c| c.rv > rv).cloned().collect();
+        Ok(Subscription { backlog, rx: self.tx.subscribe(), current: inner.rv })
     }
 
     /// Live changes only (for the simulator's own controllers).

@@ -8,10 +8,7 @@ use crate::resources::ResourceType;
 
 /// Whether the `Accept` header asks for a Table.
 pub fn wants_table(accept: &str) -> bool {
-    accept
-        .split(',')
-        .next()
-        .is_some_and(|first| first.contains("as=Table"))
+    accept.split(',').next().is_some_and(|first| first.contains("as=Table"))
 }
 
 /// How much of each object a row carries (`includeObject`).
@@ -66,9 +63,7 @@ fn name_col() -> Col {
 }
 
 fn age_col() -> Col {
-    col("Age", "string", |o| {
-        json!(age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str)))
-    })
+    col("Age", "string", |o| json!(age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str))))
 }
 
 fn int_at(o: &Value, p: &str) -> i64 {
@@ -105,19 +100,18 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<Col> {
                 json!(format!("{ready}/{total}"))
             }));
             cols.push(col("Status", "string", |o| {
-                let waiting = o
-                    .pointer("/status/containerStatuses/0/state/waiting/reason")
-                    .and_then(Value::as_str);
+                let waiting = o.pointer("/status/containerStatuses/0/state/waiting/reason").and_then(Value::as_str);
                 if o.pointer("/metadata/deletionTimestamp").is_some() {
                     return json!("Terminating");
                 }
                 json!(waiting.or(o.pointer("/status/phase").and_then(Value::as_str)).unwrap_or("Pending"))
             }));
             cols.push(col("Restarts", "integer", |o| {
-                json!(o
-                    .pointer("/status/containerStatuses")
-                    .and_then(Value::as_array)
-                    .map_or(0, |s| s.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum::<i64>()))
+                json!(
+                    o.pointer("/status/containerStatuses")
+                        .and_then(Value::as_array)
+                        .map_or(0, |s| s.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum::<i64>())
+                )
             }));
             cols.push(age_col());
             let mut ip = col("IP", "string", |o| o.pointer("/status/podIP").cloned().unwrap_or(json!("<none>")));
@@ -146,16 +140,16 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<Col> {
         }
         ("", "Service") => {
             cols.push(col("Type", "string", |o| o.pointer("/spec/type").cloned().unwrap_or(json!("ClusterIP"))));
-            cols.push(col("Cluster-IP", "string", |o| o.pointer("/spec/clusterIP").cloned().unwrap_or(json!("<none>"))));
+            cols.push(col("Cluster-IP", "string", |o| {
+                o.pointer("/spec/clusterIP").cloned().unwrap_or(json!("<none>"))
+            }));
             cols.push(col("External-IP", "string", |_| json!("<none>")));
             cols.push(col("Port(s)", "string", |o| {
                 let ports: Vec<String> = o
                     .pointer("/spec/ports")
                     .and_then(Value::as_array)
                     .map(|a| {
-                        a.iter()
-                            .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP")))
-                            .collect()
+                        a.iter().map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP"))).collect()
                     })
                     .unwrap_or_default();
                 json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") })
@@ -168,13 +162,17 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<Col> {
         }
         ("", "Secret") => {
             cols.push(col("Type", "string", |o| o.pointer("/type").cloned().unwrap_or(json!("Opaque"))));
-            cols.push(col("Data", "integer", |o| json!(o.get("data").and_then(Value::as_object).map_or(0, |m| m.len()))));
+            cols.push(col("Data", "integer", |o| {
+                json!(o.get("data").and_then(Value::as_object).map_or(0, |m| m.len()))
+            }));
             cols.push(age_col());
         }
         ("", "ConfigMap") => {
             cols.push(col("Data", "integer", |o| {
-                json!(o.get("data").and_then(Value::as_object).map_or(0, |m| m.len())
-                    + o.get("binaryData").and_then(Value::as_object).map_or(0, |m| m.len()))
+                json!(
+                    o.get("data").and_then(Value::as_object).map_or(0, |m| m.len())
+                        + o.get("binaryData").and_then(Value::as_object).map_or(0, |m| m.len())
+                )
             }));
             cols.push(age_col());
         }
@@ -182,7 +180,10 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<Col> {
             // kubectl's event columns (no Name column first in its output, but
             // the Name cell is what it keys rows on; kept first here).
             cols.push(col("Last Seen", "string", |o| {
-                json!(age(o.get("lastTimestamp").and_then(Value::as_str).or(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str))))
+                json!(age(o
+                    .get("lastTimestamp")
+                    .and_then(Value::as_str)
+                    .or(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str))))
             }));
             cols.push(col("Type", "string", |o| o.get("type").cloned().unwrap_or(Value::Null)));
             cols.push(col("Reason", "string", |o| o.get("reason").cloned().unwrap_or(Value::Null)));
@@ -196,7 +197,9 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<Col> {
             cols.push(col("Message", "string", |o| o.get("message").cloned().unwrap_or(Value::Null)));
         }
         ("apiextensions.k8s.io", _) => {
-            cols.push(col("Created At", "date", |o| o.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null)));
+            cols.push(col("Created At", "date", |o| {
+                o.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null)
+            }));
         }
         _ => cols.push(age_col()),
     }
@@ -239,27 +242,15 @@ pub fn human_duration(secs: i64) -> String {
     if secs < 120 {
         format!("{secs}s")
     } else if minutes < 10 {
-        if secs % 60 == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{}s", secs % 60)
-        }
+        if secs % 60 == 0 { format!("{minutes}m") } else { format!("{minutes}m{}s", secs % 60) }
     } else if minutes < 180 {
         format!("{minutes}m")
     } else if hours < 8 {
-        if minutes % 60 == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{}m", minutes % 60)
-        }
+        if minutes % 60 == 0 { format!("{hours}h") } else { format!("{hours}h{}m", minutes % 60) }
     } else if hours < 48 {
         format!("{hours}h")
     } else if hours < 24 * 8 {
-        if hours % 24 == 0 {
-            format!("{days}d")
-        } else {
-            format!("{days}d{}h", hours % 24)
-        }
+        if hours % 24 == 0 { format!("{days}d") } else { format!("{days}d{}h", hours % 24) }
     } else if days < 365 * 2 {
         format!("{days}d")
     } else {
@@ -281,7 +272,15 @@ fn cell(c: &Col, obj: &Value) -> Value {
     match (c.kind.as_str(), v) {
         (_, None) => Value::Null,
         ("date", Some(Value::String(s))) => json!(age(Some(&s))),
-        (_, Some(Value::Array(a))) => json!(a.iter().map(|x| match x { Value::String(s) => s.clone(), o => o.to_string() }).collect::<Vec<_>>().join(",")),
+        (_, Some(Value::Array(a))) => json!(
+            a.iter()
+                .map(|x| match x {
+                    Value::String(s) => s.clone(),
+                    o => o.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
         (_, Some(Value::Object(m))) => json!(Value::Object(m).to_string()),
         (_, Some(v)) => v,
     }

@@ -42,22 +42,16 @@ pub fn watch(sim: Arc<Sim>, t: Target, q: &Query, as_table: bool) -> Result<Resp
                     "",
                     vec![crate::error::Cause {
                         reason: "FieldValueForbidden".into(),
-                        message: "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
+                        message: "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+                            .into(),
                         field: "resourceVersionMatch".into(),
                     }],
                 ));
             }
-            Start::State {
-                initial_events_end: bookmarks,
-            }
+            Start::State { initial_events_end: bookmarks }
         }
-        (_, "" | "0") => Start::State {
-            initial_events_end: false,
-        },
-        (_, v) => Start::From(
-            v.parse()
-                .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {v}")))?,
-        ),
+        (_, "" | "0") => Start::State { initial_events_end: false },
+        (_, v) => Start::From(v.parse().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {v}")))?),
     };
     let timeout = q
         .get("timeoutSeconds")
@@ -69,13 +63,7 @@ pub fn watch(sim: Arc<Sim>, t: Target, q: &Query, as_table: bool) -> Result<Resp
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(1024);
     let q = q.clone();
     tokio::spawn(async move {
-        let mut w = Writer {
-            tx,
-            t: t.clone(),
-            as_table,
-            include,
-            headers_sent: false,
-        };
+        let mut w = Writer { tx, t: t.clone(), as_table, include, headers_sent: false };
         let from = match start {
             Start::From(rv) => rv,
             Start::State { initial_events_end } => {
@@ -100,10 +88,7 @@ pub fn watch(sim: Arc<Sim>, t: Target, q: &Query, as_table: bool) -> Result<Resp
         let mut sub = match sim.store.subscribe(from) {
             Ok(s) => s,
             Err(TooOld { oldest }) => {
-                let e = ApiError::Gone {
-                    requested: from,
-                    oldest,
-                };
+                let e = ApiError::Gone { requested: from, oldest };
                 let _ = w.raw("ERROR", e.status()).await;
                 return;
             }
@@ -163,10 +148,7 @@ pub fn watch(sim: Arc<Sim>, t: Target, q: &Query, as_table: bool) -> Result<Resp
     });
     Ok((
         StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-cache, private"),
-        ],
+        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-cache, private")],
         Body::from_stream(ReceiverStream::new(rx)),
     )
         .into_response())

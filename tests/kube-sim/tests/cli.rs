@@ -88,10 +88,7 @@ async fn kubectl_and_helm_drive_the_simulator() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let handle = start(listener, Config::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let env = Env {
-        kubeconfig: dir.path().join("kubeconfig"),
-        home: dir.path().to_path_buf(),
-    };
+    let env = Env { kubeconfig: dir.path().join("kubeconfig"), home: dir.path().to_path_buf() };
     handle.write_kubeconfig(&env.kubeconfig).unwrap();
     std::fs::write(dir.path().join("dc.yaml"), DATACLUSTER).unwrap();
     std::fs::write(dir.path().join("bad.yaml"), INVALID).unwrap();
@@ -107,13 +104,22 @@ async fn kubectl_and_helm_drive_the_simulator() {
     assert!(out.contains("datacluster.quiver.dev/towers created"), "{out}");
     env.ok(
         &kubectl,
-        &["patch", "dc", "towers", "--subresource=status", "--type=merge", "-p", r#"{"status":{"phase":"Ready","workers":"2/2","rows":1234}}"#],
+        &[
+            "patch",
+            "dc",
+            "towers",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"Ready","workers":"2/2","rows":1234}}"#,
+        ],
     )
     .await;
     let out = env.ok(&kubectl, &["get", "dc"]).await;
     // The CRD's printer columns (read from crds/, so the test follows them).
     let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
-    let col = |name: &str| lines[0].iter().position(|c| *c == name).unwrap_or_else(|| panic!("no {name} column: {out}"));
+    let col =
+        |name: &str| lines[0].iter().position(|c| *c == name).unwrap_or_else(|| panic!("no {name} column: {out}"));
     assert_eq!(lines[0][0], "NAME", "{out}");
     assert_eq!(lines[1][0], "towers", "{out}");
     assert_eq!(lines[1][col("PHASE")], "Ready", "{out}");
@@ -136,13 +142,16 @@ async fn kubectl_and_helm_drive_the_simulator() {
     let refused = env.run(&kubectl, &["apply", "-f", bad]).await;
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
-    let crd: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(root().join("crds/datacluster.yaml")).unwrap()).unwrap();
+    let crd: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("crds/datacluster.yaml")).unwrap()).unwrap();
     let rule = crd
         .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/dashboard/properties/autoscaling/x-kubernetes-validations/0/message")
         .and_then(|m| m.as_str())
         .expect("the CRD has a rule on spec.dashboard.autoscaling");
     assert!(
-        err.contains(&format!("The DataCluster \"bad\" is invalid: spec.dashboard.autoscaling: Invalid value: \"object\": {rule}")),
+        err.contains(&format!(
+            "The DataCluster \"bad\" is invalid: spec.dashboard.autoscaling: Invalid value: \"object\": {rule}"
+        )),
         "{err}"
     );
 
@@ -155,7 +164,12 @@ async fn kubectl_and_helm_drive_the_simulator() {
     assert!(out.contains("STATUS: deployed"), "{out}");
     let out = env.ok(&helm, &["list", "-n", "quiver"]).await;
     assert!(out.contains("deployed"), "{out}");
-    let out = env.ok(&kubectl, &["get", "deployment,serviceaccount,role,rolebinding,poddisruptionbudget", "-n", "quiver", "-o", "name"]).await;
+    let out = env
+        .ok(
+            &kubectl,
+            &["get", "deployment,serviceaccount,role,rolebinding,poddisruptionbudget", "-n", "quiver", "-o", "name"],
+        )
+        .await;
     for want in [
         "deployment.apps/quiver-operator",
         "serviceaccount/quiver-operator",
@@ -167,7 +181,19 @@ async fn kubectl_and_helm_drive_the_simulator() {
 
     let out = env.ok(&helm, &["uninstall", "quiver", "-n", "quiver"]).await;
     assert!(out.contains("uninstalled"), "{out}");
-    let left = env.ok(&kubectl, &["get", "deployment,serviceaccount,role,rolebinding,poddisruptionbudget,secret,service", "-n", "quiver", "-o", "name"]).await;
+    let left = env
+        .ok(
+            &kubectl,
+            &[
+                "get",
+                "deployment,serviceaccount,role,rolebinding,poddisruptionbudget,secret,service",
+                "-n",
+                "quiver",
+                "-o",
+                "name",
+            ],
+        )
+        .await;
     assert_eq!(left.trim(), "", "left behind: {left}");
     assert!(!env.run(&kubectl, &["get", "clusterrole", "quiver-operator"]).await.status.success());
     // The CRD stays (helm never deletes CRDs).

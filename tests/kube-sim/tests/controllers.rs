@@ -5,9 +5,9 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
-use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 use kube::{Client, Config};
 use quiver_kube_sim::{Handle, start};
@@ -109,7 +109,9 @@ async fn ordered_statefulset_creates_ordinals_in_order_and_removes_from_the_top(
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let pp = PatchParams::apply("test").force();
     let mut added = pods.watch(&WatchParams::default().labels("app=w").timeout(20), "0").await.unwrap().boxed();
-    sts.patch("w", &pp, &Patch::Apply(workload("StatefulSet", "w", 3, "w:1", json!({"serviceName": "w"})))).await.unwrap();
+    sts.patch("w", &pp, &Patch::Apply(workload("StatefulSet", "w", 3, "w:1", json!({"serviceName": "w"}))))
+        .await
+        .unwrap();
     let mut order = Vec::new();
     while order.len() < 3 {
         if let WatchEvent::Added(p) = added.try_next().await.unwrap().unwrap() {
@@ -127,13 +129,20 @@ async fn ordered_statefulset_creates_ordinals_in_order_and_removes_from_the_top(
     .await;
 
     // Partition 1: only ordinals >= 1 get the new template.
-    let upd = json!({"serviceName": "w", "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}});
+    let upd =
+        json!({"serviceName": "w", "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}});
     sts.patch("w", &pp, &Patch::Apply(workload("StatefulSet", "w", 3, "w:2", upd))).await.unwrap();
     eventually("partitioned update", || async {
         let images = pod_images(&pods, "w").await;
-        let want = vec![("w-0".to_string(), "w:1".to_string()), ("w-1".to_string(), "w:2".to_string()), ("w-2".to_string(), "w:2".to_string())];
+        let want = vec![
+            ("w-0".to_string(), "w:1".to_string()),
+            ("w-1".to_string(), "w:2".to_string()),
+            ("w-2".to_string(), "w:2".to_string()),
+        ];
         let st = sts.get("w").await.unwrap().status.unwrap_or_default();
-        (images == want && st.updated_replicas == Some(2) && st.ready_replicas == Some(3)).then_some(()).ok_or(format!("{images:?} {st:?}"))
+        (images == want && st.updated_replicas == Some(2) && st.ready_replicas == Some(3))
+            .then_some(())
+            .ok_or(format!("{images:?} {st:?}"))
     })
     .await;
 
@@ -167,7 +176,9 @@ async fn parallel_statefulset_creates_every_ordinal_at_once() {
     sts.patch("p", &pp, &Patch::Apply(workload("StatefulSet", "p", 4, "p:1", spec))).await.unwrap();
     eventually("4 ready", || async {
         let st = sts.get("p").await.unwrap().status.unwrap_or_default();
-        (st.ready_replicas == Some(4) && st.current_revision == st.update_revision).then_some(()).ok_or(format!("{st:?}"))
+        (st.ready_replicas == Some(4) && st.current_revision == st.update_revision)
+            .then_some(())
+            .ok_or(format!("{st:?}"))
     })
     .await;
     assert_eq!(pod_images(&pods, "p").await.len(), 4);
@@ -203,10 +214,14 @@ async fn services_get_endpoints_and_dns_names_for_their_ready_pods() {
     let svcs: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
     let eps: Api<k8s_openapi::api::core::v1::Endpoints> = Api::namespaced(client.clone(), "default");
     let pp = PatchParams::apply("test").force();
-    svcs.patch("w", &pp, &Patch::Apply(json!({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "w"},
-        "spec": {"clusterIP": "None", "selector": {"app": "w"}, "ports": [{"name": "flight", "port": 8815}]}
-    })))
+    svcs.patch(
+        "w",
+        &pp,
+        &Patch::Apply(json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "w"},
+            "spec": {"clusterIP": "None", "selector": {"app": "w"}, "ports": [{"name": "flight", "port": 8815}]}
+        })),
+    )
     .await
     .unwrap();
     let spec = json!({"serviceName": "w", "podManagementPolicy": "Parallel"});
@@ -262,28 +277,39 @@ async fn a_pod_quota_refuses_pods_and_the_controller_reports_failed_create() {
     let (_h, client) = sim().await;
     let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::namespaced(client.clone(), "default");
     quotas
-        .create(&Default::default(), &serde_json::from_value(json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "1"}}})).unwrap())
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "1"}}})).unwrap(),
+        )
         .await
         .unwrap();
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let spec = json!({"serviceName": "q", "podManagementPolicy": "Parallel"});
-    sts.patch("q", &PatchParams::apply("test"), &Patch::Apply(workload("StatefulSet", "q", 2, "q:1", spec))).await.unwrap();
+    sts.patch("q", &PatchParams::apply("test"), &Patch::Apply(workload("StatefulSet", "q", 2, "q:1", spec)))
+        .await
+        .unwrap();
     let ev = eventually("FailedCreate event", || async {
         let list = events.list(&ListParams::default().fields("involvedObject.name=q")).await.unwrap();
-        list.items
-            .into_iter()
-            .find(|e| e.reason.as_deref() == Some("FailedCreate"))
-            .ok_or("no event".to_string())
+        list.items.into_iter().find(|e| e.reason.as_deref() == Some("FailedCreate")).ok_or("no event".to_string())
     })
     .await;
     let msg = ev.message.unwrap();
-    assert!(msg.contains("create Pod q-1 in StatefulSet q failed error: pods \"q-1\" is forbidden: exceeded quota: q"), "{msg}");
+    assert!(
+        msg.contains("create Pod q-1 in StatefulSet q failed error: pods \"q-1\" is forbidden: exceeded quota: q"),
+        "{msg}"
+    );
     assert_eq!(ev.type_.as_deref(), Some("Warning"));
     assert_eq!(pod_images(&pods, "q").await.len(), 1);
     let direct = pods
-        .create(&Default::default(), &serde_json::from_value(json!({"metadata": {"name": "extra"}, "spec": {"containers": [{"name": "c", "image": "x"}]}})).unwrap())
+        .create(
+            &Default::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "extra"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+            )
+            .unwrap(),
+        )
         .await
         .unwrap_err();
     match direct {

@@ -9,8 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
-    WatchEvent, WatchParams,
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::core::GroupVersionKind;
 use kube::runtime::watcher;
@@ -26,9 +25,7 @@ async fn sim(config: quiver_kube_sim::Config) -> (Handle, Client) {
     let path = dir.path().join("kubeconfig");
     handle.write_kubeconfig(&path).unwrap();
     let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap();
-    let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
     (handle, Client::try_from(config).unwrap())
 }
 
@@ -104,11 +101,7 @@ async fn lists_filter_by_label_and_field_selectors() {
 
 #[tokio::test]
 async fn watches_resume_from_a_version_and_a_too_old_one_gets_410() {
-    let (_h, client) = sim(quiver_kube_sim::Config {
-        history: 5,
-        ..Default::default()
-    })
-    .await;
+    let (_h, client) = sim(quiver_kube_sim::Config { history: 5, ..Default::default() }).await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     let first = api.create(&PostParams::default(), &cm("c0", json!({}), json!({}))).await.unwrap();
     let rv0 = first.metadata.resource_version.clone().unwrap();
@@ -116,11 +109,7 @@ async fn watches_resume_from_a_version_and_a_too_old_one_gets_410() {
     api.create(&PostParams::default(), &cm("c2", json!({}), json!({}))).await.unwrap();
 
     // From rv0 with a selector: only c1's creation, then its label removal as DELETED.
-    let mut stream = api
-        .watch(&WatchParams::default().labels("pick=yes").timeout(10), &rv0)
-        .await
-        .unwrap()
-        .boxed();
+    let mut stream = api.watch(&WatchParams::default().labels("pick=yes").timeout(10), &rv0).await.unwrap().boxed();
     match stream.try_next().await.unwrap().unwrap() {
         WatchEvent::Added(c) => assert_eq!(c.metadata.name.as_deref(), Some("c1")),
         other => panic!("expected ADDED c1, got {other:?}"),
@@ -149,11 +138,8 @@ async fn watches_resume_from_a_version_and_a_too_old_one_gets_410() {
 
 #[tokio::test]
 async fn watcher_with_bookmarks_and_streaming_lists_sees_changes() {
-    let (_h, client) = sim(quiver_kube_sim::Config {
-        bookmark_interval: Duration::from_millis(200),
-        ..Default::default()
-    })
-    .await;
+    let (_h, client) =
+        sim(quiver_kube_sim::Config { bookmark_interval: Duration::from_millis(200), ..Default::default() }).await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     api.create(&PostParams::default(), &cm("before", json!({}), json!({}))).await.unwrap();
     for config in [watcher::Config::default(), watcher::Config::default().streaming_lists()] {
@@ -162,7 +148,11 @@ async fn watcher_with_bookmarks_and_streaming_lists_sees_changes() {
         let name = format!("after-{}", rand_suffix());
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let ev = tokio::time::timeout_at(deadline, events.try_next()).await.expect("watcher event in time").unwrap().unwrap();
+            let ev = tokio::time::timeout_at(deadline, events.try_next())
+                .await
+                .expect("watcher event in time")
+                .unwrap()
+                .unwrap();
             match ev {
                 watcher::Event::InitApply(c) if c.metadata.name.as_deref() == Some("before") => seen_init = true,
                 watcher::Event::InitDone => {
@@ -195,11 +185,7 @@ fn deployment(replicas: i64, image: &str) -> Value {
 #[tokio::test]
 async fn server_side_apply_owns_fields_and_noop_applies_write_nothing() {
     // No controllers: their status writes would be watch events too.
-    let (_h, client) = sim(quiver_kube_sim::Config {
-        controllers: false,
-        ..Default::default()
-    })
-    .await;
+    let (_h, client) = sim(quiver_kube_sim::Config { controllers: false, ..Default::default() }).await;
     let api: Api<Deployment> = Api::namespaced(client, "default");
     let a = PatchParams::apply("manager-a");
     let first = api.patch("d", &a, &Patch::Apply(deployment(2, "x:1"))).await.unwrap();
@@ -218,7 +204,10 @@ async fn server_side_apply_owns_fields_and_noop_applies_write_nothing() {
     let b = PatchParams::apply("manager-b");
     let conflict = api_error(api.patch("d", &b, &Patch::Apply(deployment(3, "x:1"))).await.unwrap_err());
     assert_eq!((conflict.code, conflict.reason.as_str()), (409, "Conflict"));
-    assert_eq!(conflict.message, "Apply failed with 1 conflict: conflict with \"manager-a\" using apps/v1: .spec.replicas");
+    assert_eq!(
+        conflict.message,
+        "Apply failed with 1 conflict: conflict with \"manager-a\" using apps/v1: .spec.replicas"
+    );
 
     // Forced, it takes the field over; the spec change bumps the generation.
     let forced = api.patch("d", &b.clone().force(), &Patch::Apply(deployment(3, "x:1"))).await.unwrap();
@@ -229,9 +218,13 @@ async fn server_side_apply_owns_fields_and_noop_applies_write_nothing() {
 
     // Status writes go through the subresource and leave the generation alone.
     let st = api
-        .patch_status("d", &PatchParams::apply("ctrl").force(), &Patch::Apply(json!({
-            "apiVersion": "apps/v1", "kind": "Deployment", "status": {"readyReplicas": 3, "replicas": 3}
-        })))
+        .patch_status(
+            "d",
+            &PatchParams::apply("ctrl").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment", "status": {"readyReplicas": 3, "replicas": 3}
+            })),
+        )
         .await
         .unwrap();
     assert_eq!(st.status.unwrap().ready_replicas, Some(3));
@@ -254,9 +247,7 @@ async fn install_datacluster_crd(client: &Client) -> Api<DynamicObject> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds/datacluster.yaml")).unwrap();
     let crd: Value = serde_yaml::from_str(&yaml).unwrap();
-    crds.patch("dataclusters.quiver.dev", &PatchParams::apply("test").force(), &Patch::Apply(crd))
-        .await
-        .unwrap();
+    crds.patch("dataclusters.quiver.dev", &PatchParams::apply("test").force(), &Patch::Apply(crd)).await.unwrap();
     let gvk = GroupVersionKind::gvk("quiver.dev", "v1alpha1", "DataCluster");
     let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
     assert!(caps.subresources.iter().any(|(s, _)| s.plural.ends_with("scale")));
@@ -291,25 +282,35 @@ fn datacluster(name: &str, autoscaling: Value) -> Value {
 async fn custom_resources_are_defaulted_pruned_and_checked_by_their_cel_rules() {
     let (_h, client) = sim(Default::default()).await;
     let dcs = install_datacluster_crd(&client).await;
-    let obj: DynamicObject = serde_json::from_value(datacluster("good", json!({"minReplicas": 1, "maxReplicas": 2}))).unwrap();
+    let obj: DynamicObject =
+        serde_json::from_value(datacluster("good", json!({"minReplicas": 1, "maxReplicas": 2}))).unwrap();
     let created = dcs.create(&PostParams::default(), &obj).await.unwrap();
     let spec = &created.data["spec"];
     assert_eq!(spec["lifecycle"]["suspend"], json!(false), "defaults applied: {spec}");
     assert!(spec.get("unknownField").is_none(), "unknown fields pruned");
 
-    let bad: DynamicObject = serde_json::from_value(datacluster("bad", json!({"minReplicas": 3, "maxReplicas": 2}))).unwrap();
+    let bad: DynamicObject =
+        serde_json::from_value(datacluster("bad", json!({"minReplicas": 3, "maxReplicas": 2}))).unwrap();
     let e = api_error(dcs.create(&PostParams::default(), &bad).await.unwrap_err());
     assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
     assert_eq!(
         e.message,
-        format!("DataCluster.quiver.dev \"bad\" is invalid: spec.dashboard.autoscaling: Invalid value: \"object\": {}", autoscaling_rule_message())
+        format!(
+            "DataCluster.quiver.dev \"bad\" is invalid: spec.dashboard.autoscaling: Invalid value: \"object\": {}",
+            autoscaling_rule_message()
+        )
     );
-    let bad_name: DynamicObject = serde_json::from_value(datacluster("a-very-long-name-that-is-more-than-forty-four-characters", json!({}))).unwrap();
+    let bad_name: DynamicObject =
+        serde_json::from_value(datacluster("a-very-long-name-that-is-more-than-forty-four-characters", json!({})))
+            .unwrap();
     let e = api_error(dcs.create(&PostParams::default(), &bad_name).await.unwrap_err());
     assert!(e.message.contains("at most 44 characters"), "{}", e.message);
 
     // Scale through the subresource, as `kubectl scale dc` does.
-    let scaled = dcs.patch_scale("good", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}}))).await.unwrap();
+    let scaled = dcs
+        .patch_scale("good", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}})))
+        .await
+        .unwrap();
     assert_eq!(scaled.spec.unwrap().replicas, Some(3));
     let after = dcs.get("good").await.unwrap();
     assert_eq!(after.data["spec"]["workers"]["replicas"], 3);
@@ -337,7 +338,14 @@ async fn dependents_are_garbage_collected_with_their_owner_unless_orphaned() {
     cms.delete("o2", &DeleteParams::orphan()).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let left: Vec<String> = secrets.list(&Default::default()).await.unwrap().items.into_iter().map(|s| s.metadata.name.unwrap()).collect();
+        let left: Vec<String> = secrets
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|s| s.metadata.name.unwrap())
+            .collect();
         let owners_left = cms.list(&Default::default()).await.unwrap().items.len();
         if left == ["o2-child"] && owners_left == 0 {
             let orphan = secrets.get("o2-child").await.unwrap();
@@ -362,7 +370,13 @@ async fn requests_are_counted_per_client_verb_and_resource() {
     // kube-rs sends no User-Agent: the kubeconfig's token names the client.
     assert_eq!(get.client, "quiver-sim-token");
     let body: Value = reqwest_get(&format!("{}/sim/requests", h.url())).await;
-    assert!(body["requests"].as_array().unwrap().iter().any(|r| r["verb"] == "create" && r["resource"] == "configmaps" && r["count"] == 1));
+    assert!(
+        body["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["verb"] == "create" && r["resource"] == "configmaps" && r["count"] == 1)
+    );
 }
 
 #[tokio::test]
@@ -373,9 +387,13 @@ async fn writes_are_logged_with_client_object_order_and_outcome() {
     let created = a.create(&PostParams::default(), &cm("x", json!({}), json!({"k": "1"}))).await.unwrap();
     a.get("x").await.unwrap();
     let pp = PatchParams::apply("mgr").force();
-    b.patch("x", &pp, &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "2"}}))).await.unwrap();
+    b.patch("x", &pp, &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "2"}})))
+        .await
+        .unwrap();
     // The same apply again changes nothing; a stale update is refused.
-    b.patch("x", &pp, &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "2"}}))).await.unwrap();
+    b.patch("x", &pp, &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "2"}})))
+        .await
+        .unwrap();
     assert_eq!(api_error(a.replace("x", &PostParams::default(), &created).await.unwrap_err()).code, 409);
     a.delete("x", &DeleteParams::default()).await.unwrap();
 

@@ -15,19 +15,12 @@ use quiver_kube_sim::{Handle, start};
 use serde_json::json;
 
 fn python() -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| PathBuf::from(d).join("python3"))
-        .find(|p| p.is_file())
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| PathBuf::from(d).join("python3")).find(|p| p.is_file())
 }
 
 async fn sim(root: PathBuf, python: PathBuf) -> (Handle, Client) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut config = quiver_kube_sim::Config {
-        pods: PodMode::Process,
-        ..Default::default()
-    };
+    let mut config = quiver_kube_sim::Config { pods: PodMode::Process, ..Default::default() };
     config.runtime.root = root;
     config.runtime.probe_period = Duration::from_millis(100);
     config.runtime.images.insert("python".into(), python);
@@ -85,13 +78,20 @@ async fn pods_run_as_processes_on_their_loopback_ip() {
     let pp = PostParams::default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
     secrets
-        .create(&pp, &serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"greeting": "hi"}})).unwrap())
+        .create(
+            &pp,
+            &serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"greeting": "hi"}})).unwrap(),
+        )
         .await
         .unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    cms.create(&pp, &serde_json::from_value(json!({"metadata": {"name": "files"}, "data": {"hello.txt": "from configmap"}})).unwrap())
-        .await
-        .unwrap();
+    cms.create(
+        &pp,
+        &serde_json::from_value(json!({"metadata": {"name": "files"}, "data": {"hello.txt": "from configmap"}}))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let pod = json!({
         "metadata": {"name": "web", "labels": {"app": "web"}},
@@ -136,7 +136,7 @@ async fn pods_run_as_processes_on_their_loopback_ip() {
         .unwrap();
     let cluster_ip = svc.spec.unwrap().cluster_ip.unwrap();
     let resolved = quiver_kube_sim::dns::resolve(&h.sim, "web.default.svc.cluster.local").unwrap();
-    assert_eq!(resolved.iter().map(|i| i.to_string()).collect::<Vec<_>>(), [cluster_ip.clone()]);
+    assert_eq!(resolved.iter().map(|i| i.to_string()).collect::<Vec<_>>(), std::slice::from_ref(&cluster_ip));
     let through = eventually("service forwards", || async { http_get_port(&cluster_ip, 80, "/env.txt").await }).await;
     assert_eq!(through, "hi web");
 

@@ -143,7 +143,6 @@ fn status_error(endpoint: &str, s: tonic::Status) -> Error {
 }
 
 impl WorkerClient {
-
     /// Runs a query and decodes the answer.
     pub async fn query(&self, q: &Query) -> Result<QueryResult> {
         let mut inner = self.inner.clone();

@@ -160,10 +160,9 @@ fn read_detail(f: &Field, a: &dyn Array) -> Option<(DetailInfo, Vec<Option<serde
     let md = f.metadata();
     let (kind, vals): (DetailKind, Vec<Option<serde_json::Value>>) = match a.data_type() {
         DataType::Int64 => (DetailKind::Int, a.as_primitive::<Int64Type>().iter().map(|v| v.map(Into::into)).collect()),
-        DataType::Timestamp(TimeUnit::Second, _) => (
-            DetailKind::Time,
-            a.as_primitive::<TimestampSecondType>().iter().map(|v| v.map(Into::into)).collect(),
-        ),
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            (DetailKind::Time, a.as_primitive::<TimestampSecondType>().iter().map(|v| v.map(Into::into)).collect())
+        }
         DataType::Float64 => (
             DetailKind::Float,
             a.as_primitive::<Float64Type>()
@@ -206,9 +205,7 @@ fn typed<'a, T: arrow::datatypes::ArrowPrimitiveType>(
 }
 
 fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray> {
-    col(batch, name)?
-        .as_string_opt::<i32>()
-        .ok_or_else(|| Error::Protocol(format!("column {name:?} is not text")))
+    col(batch, name)?.as_string_opt::<i32>().ok_or_else(|| Error::Protocol(format!("column {name:?} is not text")))
 }
 
 /// Decodes the batches of one answer.
@@ -303,10 +300,7 @@ pub fn decode(batches: &[RecordBatch]) -> Result<QueryResult> {
                     .collect();
                 let rows = (0..b.num_rows())
                     .map(|i| SampleRow {
-                        details: details
-                            .iter()
-                            .filter_map(|(d, v)| Some((d.column.clone(), v[i].clone()?)))
-                            .collect(),
+                        details: details.iter().filter_map(|(d, v)| Some((d.column.clone(), v[i].clone()?))).collect(),
                         lon: lon.value(i),
                         lat: lat.value(i),
                         category: cat.value(i).to_string(),

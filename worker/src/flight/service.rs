@@ -87,10 +87,7 @@ impl Service {
     }
 
     fn slot(&self, name: &str) -> Result<Arc<Slot>, Error> {
-        self.state
-            .registry
-            .get(name)
-            .ok_or_else(|| Error::UnknownDataset(crate::spec::truncate(name, 64)))
+        self.state.registry.get(name).ok_or_else(|| Error::UnknownDataset(crate::spec::truncate(name, 64)))
     }
 
     fn info(&self, slot: &Slot) -> Result<FlightInfo, Error> {
@@ -340,10 +337,8 @@ impl FlightService for Service {
             ("stats", "Rows, bytes, load state and last query time, as JSON"),
             ("health", "Answers {\"status\":\"ok\"}"),
         ];
-        let items: Vec<Result<ActionType, Status>> = actions
-            .iter()
-            .map(|(t, d)| Ok(ActionType { r#type: t.to_string(), description: d.to_string() }))
-            .collect();
+        let items: Vec<Result<ActionType, Status>> =
+            actions.iter().map(|(t, d)| Ok(ActionType { r#type: t.to_string(), description: d.to_string() })).collect();
         Ok(Response::new(Box::pin(stream::iter(items))))
     }
 }

@@ -212,9 +212,9 @@ impl World {
     fn new(preset: Preset) -> Result<World> {
         Ok(match preset {
             Preset::Celltowers => World::Towers(towers::Towers::new()),
-            Preset::Ais => World::Ais(
-                ais::Ais::new().map_err(|e| Error::InvalidSpec(format!("built-in sea lane tables: {e}")))?,
-            ),
+            Preset::Ais => {
+                World::Ais(ais::Ais::new().map_err(|e| Error::InvalidSpec(format!("built-in sea lane tables: {e}")))?)
+            }
         })
     }
 
@@ -317,10 +317,10 @@ impl Job {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let uploader = self.handle.spawn(output::upload(self.store.clone(), path, url.clone(), rx));
         let encoded = self.encode_file(f, output::ChannelSink::new(tx));
-        let uploaded = self.handle.block_on(uploader).map_err(|e| Error::Store {
-            location: url.clone(),
-            message: format!("upload task failed: {e}"),
-        });
+        let uploaded = self
+            .handle
+            .block_on(uploader)
+            .map_err(|e| Error::Store { location: url.clone(), message: format!("upload task failed: {e}") });
         // An upload failure explains an encoder's broken pipe, so it wins.
         let uploaded = uploaded.and_then(|r| r);
         match (encoded, uploaded) {
@@ -372,8 +372,8 @@ async fn warn_about_other_files(loc: &objstore::Location, opts: &GenOptions) {
     };
     let ours: std::collections::HashSet<String> =
         (0..opts.files).map(|f| loc.child(&opts.file_name(f)).to_string()).collect();
-    let others = listing.objects.iter().filter(|m| !ours.contains(m.location.as_ref())).count()
-        + listing.common_prefixes.len();
+    let others =
+        listing.objects.iter().filter(|m| !ours.contains(m.location.as_ref())).count() + listing.common_prefixes.len();
     if others > 0 {
         tracing::warn!(
             out = %loc.display_url(),

@@ -140,8 +140,18 @@ pub(super) fn parquet_properties(preset: Preset) -> WriterProperties {
         ),
         Preset::Ais => (
             &[
-                "MMSI", "Heading", "VesselName", "IMO", "CallSign", "VesselType", "Status", "Length", "Width",
-                "Draft", "Cargo", "TransceiverClass",
+                "MMSI",
+                "Heading",
+                "VesselName",
+                "IMO",
+                "CallSign",
+                "VesselType",
+                "Status",
+                "Length",
+                "Width",
+                "Draft",
+                "Cargo",
+                "TransceiverClass",
             ],
             &["LAT", "LON", "Heading"],
             &["VesselName", "IMO", "CallSign", "TransceiverClass"],
@@ -172,9 +182,9 @@ impl Encoder {
             )),
             Format::Csv => Encoder::Csv(Box::new(csv().build(sink))),
             // Level 1: gzip's fastest setting; generation speed matters more than size here.
-            Format::CsvGz => Encoder::CsvGz(Box::new(
-                csv().build(flate2::write::GzEncoder::new(sink, flate2::Compression::new(1))),
-            )),
+            Format::CsvGz => {
+                Encoder::CsvGz(Box::new(csv().build(flate2::write::GzEncoder::new(sink, flate2::Compression::new(1)))))
+            }
         })
     }
 

@@ -147,7 +147,8 @@ mod tests {
 
     #[test]
     fn bearing_matches_the_spherical_trigonometry_formula() {
-        let pts: [(f64, f64); 6] = [(51.5, -0.1), (-33.9, 151.2), (1.3, 103.8), (-54.8, -68.3), (64.1, -21.9), (35.7, 139.7)];
+        let pts: [(f64, f64); 6] =
+            [(51.5, -0.1), (-33.9, 151.2), (1.3, 103.8), (-54.8, -68.3), (64.1, -21.9), (35.7, 139.7)];
         for &(la1, lo1) in &pts {
             for &(la2, lo2) in &pts {
                 if (la1, lo1) == (la2, lo2) {

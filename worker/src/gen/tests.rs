@@ -99,7 +99,8 @@ fn cli_arguments_become_options() {
         #[command(flatten)]
         args: GenArgs,
     }
-    let cli = Cli::try_parse_from(["gen", "ais", "--rows", "9M", "--out", "s3://b/ais/", "--format", "csv.gz"]).unwrap();
+    let cli =
+        Cli::try_parse_from(["gen", "ais", "--rows", "9M", "--out", "s3://b/ais/", "--format", "csv.gz"]).unwrap();
     let o = cli.args.options(S3Defaults::default()).unwrap();
     assert_eq!((o.preset, o.rows, o.files, o.format, o.seed), (Preset::Ais, 9_000_000, 3, Format::CsvGz, 42));
     assert!(Cli::try_parse_from(["gen", "ships", "--rows", "1", "--out", "x"]).is_err());
@@ -164,10 +165,11 @@ async fn files_hold_the_chunks_seeded_by_seed_file_and_chunk_only() {
     let direct: Vec<RecordBatch> = vec![world.batch(5, 1, 1, 1000), world.batch(5, 1, 0, CHUNK_ROWS)];
     let direct = concat_batches(&world.schema(), [&direct[1], &direct[0]]).unwrap();
     assert!(file1 == direct);
-    let meta = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(std::fs::read(d.path().join(o.file_name(0))).unwrap()))
-        .unwrap()
-        .metadata()
-        .clone();
+    let meta =
+        ParquetRecordBatchReaderBuilder::try_new(Bytes::from(std::fs::read(d.path().join(o.file_name(0))).unwrap()))
+            .unwrap()
+            .metadata()
+            .clone();
     assert_eq!(meta.file_metadata().num_rows() as usize, CHUNK_ROWS + 1000);
 }
 
@@ -384,7 +386,8 @@ fn ais_reports_are_january_2024_tracks_with_plausible_ships() {
         assert_eq!(t.len(), 19, "{t}");
         assert!(t.starts_with("2024-01-") && &t[10..11] == "T", "{t}");
         let day: u32 = t[8..10].parse().unwrap();
-        let (h, m, s): (u32, u32, u32) = (t[11..13].parse().unwrap(), t[14..16].parse().unwrap(), t[17..19].parse().unwrap());
+        let (h, m, s): (u32, u32, u32) =
+            (t[11..13].parse().unwrap(), t[14..16].parse().unwrap(), t[17..19].parse().unwrap());
         assert!((1..=31).contains(&day) && h < 24 && m < 60 && s < 60, "{t}");
         assert!((100_000_000..=999_999_999).contains(&mmsi.value(i)));
         assert!((0.0..360.0).contains(&cog.value(i)));
@@ -460,7 +463,11 @@ fn ais_traffic_is_even_across_january() {
     let even = b.num_rows() as f64 / 31.0;
     for (d, &n) in days.iter().enumerate() {
         // No ramp-up from an empty sea on the 1st, no fade-out on the 31st.
-        assert!(n as f64 > 0.6 * even && (n as f64) < 1.6 * even, "2024-01-{:02}: {n} reports, {even:.0} on average", d + 1);
+        assert!(
+            n as f64 > 0.6 * even && (n as f64) < 1.6 * even,
+            "2024-01-{:02}: {n} reports, {even:.0} on average",
+            d + 1
+        );
     }
 }
 
@@ -475,7 +482,12 @@ fn ais_positions_stay_on_the_sea_lanes() {
         let (a, b) = (to_v3(la1, lo1), to_v3(la2, lo2));
         let steps = (super::sphere::angle(a, b) * super::sphere::EARTH_KM / 10.0).ceil().max(1.0) as usize;
         for s in 0..=steps {
-            let (la, lo) = super::sphere::to_latlon(super::sphere::slerp(a, b, super::sphere::angle(a, b), s as f64 / steps as f64));
+            let (la, lo) = super::sphere::to_latlon(super::sphere::slerp(
+                a,
+                b,
+                super::sphere::angle(a, b),
+                s as f64 / steps as f64,
+            ));
             let (ci, cj) = cell(la, lo);
             for di in -1..=1 {
                 for dj in -1..=1 {

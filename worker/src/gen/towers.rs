@@ -121,9 +121,10 @@ impl Towers {
             cities[i].links = near.into_iter().take(3).map(|(_, j)| j).collect();
         }
         let urban_cdf = cdf(CITIES.iter().map(|c| (c.4 as f64).powf(0.8)));
-        let rural_cdf = cdf(CITIES.iter().enumerate().map(|(i, c)| {
-            if cities[i].links.is_empty() { 0.0 } else { (c.4 as f64).sqrt() }
-        }));
+        let rural_cdf = cdf(CITIES
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if cities[i].links.is_empty() { 0.0 } else { (c.4 as f64).sqrt() }));
         Towers { cities, urban_cdf, rural_cdf }
     }
 
@@ -206,8 +207,7 @@ impl Towers {
                 let t = 0.05 + 0.9 * rng.random::<f64>();
                 let p = sphere::slerp(va, vb, sphere::angle(va, vb), t);
                 let side = sphere::normalize(sphere::cross(p, sphere::tangent(p, vb)));
-                let off = (6.0 * rng.sample::<f64, _>(StandardNormal))
-                    .clamp(-RURAL_OFFSET_MAX_KM, RURAL_OFFSET_MAX_KM);
+                let off = (6.0 * rng.sample::<f64, _>(StandardNormal)).clamp(-RURAL_OFFSET_MAX_KM, RURAL_OFFSET_MAX_KM);
                 let q = sphere::offset_along(p, side, off);
                 return (sphere::to_latlon(q), a, 64 + (t * 16.0) as i32, true);
             }

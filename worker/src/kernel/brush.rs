@@ -98,9 +98,7 @@ pub fn build(shard: &Shard, plan: &Plan, dim: usize, max_bytes: usize) -> Option
             prefix.push(sum);
         }
     }
-    Some(BrushIndex::from_parts(
-        ncat, ncodes, all.pixels, first, cats, prefix,
-    ))
+    Some(BrushIndex::from_parts(ncat, ncodes, all.pixels, first, cats, prefix))
 }
 
 /// The dimension a plan brushes, when its raster can come from an index: a
@@ -117,9 +115,7 @@ pub fn answer(shard: &Shard, plan: &Plan) -> Option<Counts> {
     let d = brushed_dim(plan)?;
     let key = BrushKey::new(plan.raster.as_ref()?, d);
     let budget = shard.brushes.budget();
-    let index = shard
-        .brushes
-        .get_or_build(key, || build(shard, plan, d, budget))?;
+    let index = shard.brushes.get_or_build(key, || build(shard, plan, d, budget))?;
     Some(with_raster_from(shard, plan, d, &index))
 }
 
@@ -136,9 +132,7 @@ pub fn answer_shared(shard: &Arc<Shard>, plan: &Plan) -> Option<Counts> {
         let (shard, plan) = (shard.clone(), plan.clone());
         rayon::spawn(move || {
             let budget = shard.brushes.budget();
-            let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                build(&shard, &plan, d, budget)
-            }));
+            let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(&shard, &plan, d, budget)));
             shard.brushes.deliver(key, built.ok().flatten());
         });
     }

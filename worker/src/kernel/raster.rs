@@ -114,7 +114,11 @@ pub struct Grid {
 
 impl std::fmt::Debug for Grid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Grid").field("width", &self.width).field("height", &self.height).field("ncat", &self.ncat).finish()
+        f.debug_struct("Grid")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("ncat", &self.ncat)
+            .finish()
     }
 }
 

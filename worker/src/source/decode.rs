@@ -78,7 +78,9 @@ pub async fn decode_unit(
 ) -> Result<Builder> {
     let ctx = Ctx { view, interners };
     match &unit.kind {
-        UnitKind::Parquet { meta, row_group } => decode_parquet(loc, unit, meta.clone(), *row_group, &ctx, progress).await,
+        UnitKind::Parquet { meta, row_group } => {
+            decode_parquet(loc, unit, meta.clone(), *row_group, &ctx, progress).await
+        }
         UnitKind::CsvWhole { gzip } => decode_csv(loc, unit, *gzip, None, &ctx, preset, progress).await,
         UnitKind::CsvStripes { gzip } => decode_csv(loc, unit, *gzip, Some(shard), &ctx, preset, progress).await,
     }
@@ -226,10 +228,7 @@ async fn decode_csv(
 
 /// Splits a header line into column names.
 fn split_header(line: &str) -> Vec<String> {
-    line.trim_end_matches(['\r', '\n'])
-        .split(',')
-        .map(|s| s.trim().trim_matches('"').to_string())
-        .collect()
+    line.trim_end_matches(['\r', '\n']).split(',').map(|s| s.trim().trim_matches('"').to_string()).collect()
 }
 
 fn csv_rows<R: BufRead>(
@@ -436,7 +435,9 @@ fn codes(col: &ArrayRef, dim: &DimBins, url: &str) -> Result<Vec<u8>> {
             let f = cast(col, &DataType::Float64).map_err(|e| bad(e.to_string()))?;
             let f = f.as_primitive::<arrow::datatypes::Float64Type>();
             if dim.kind() == Kind::Categorical {
-                f.iter().map(|v| v.map_or(miss, |v| if v.is_finite() { dim.code_i64(v as i64) } else { miss })).collect()
+                f.iter()
+                    .map(|v| v.map_or(miss, |v| if v.is_finite() { dim.code_i64(v as i64) } else { miss }))
+                    .collect()
             } else {
                 f.iter().map(|v| v.map_or(miss, |v| dim.code_f64(v))).collect()
             }
@@ -451,7 +452,12 @@ fn codes(col: &ArrayRef, dim: &DimBins, url: &str) -> Result<Vec<u8>> {
 }
 
 /// One detail column of a batch as lane values (see [`crate::store::detail::Lane`]).
-fn detail_lanes(col: &ArrayRef, info: &DetailInfo, interner: Option<&std::sync::Mutex<Interner>>, url: &str) -> Result<Vec<Lane>> {
+fn detail_lanes(
+    col: &ArrayRef,
+    info: &DetailInfo,
+    interner: Option<&std::sync::Mutex<Interner>>,
+    url: &str,
+) -> Result<Vec<Lane>> {
     let name = &info.column;
     let bad = |e: String| Error::Decode {
         file: url.to_string(),
@@ -492,11 +498,8 @@ pub fn append_batch(b: &mut Builder, batch: &RecordBatch, ctx: &Ctx<'_>, url: &s
     let view = ctx.view;
     let xs = as_f64(column(batch, &view.view.x, url)?, &view.view.x, url)?;
     let ys = as_f64(column(batch, &view.view.y, url)?, &view.view.y, url)?;
-    let dim_codes: Vec<Vec<u8>> = view
-        .dims
-        .iter()
-        .map(|d| codes(column(batch, d.column(), url)?, d, url))
-        .collect::<Result<_>>()?;
+    let dim_codes: Vec<Vec<u8>> =
+        view.dims.iter().map(|d| codes(column(batch, d.column(), url)?, d, url)).collect::<Result<_>>()?;
     let details: Vec<Vec<Lane>> = view
         .details
         .iter()

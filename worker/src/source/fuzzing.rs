@@ -133,9 +133,7 @@ pub fn ticket_shard() -> &'static Shard {
             view: None,
             details: None,
         };
-        runtime()
-            .block_on(super::load(&spec, ShardId::SINGLE, &LoadOptions::default()))
-            .expect("generated towers load")
+        runtime().block_on(super::load(&spec, ShardId::SINGLE, &LoadOptions::default())).expect("generated towers load")
     })
 }
 

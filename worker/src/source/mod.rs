@@ -41,9 +41,7 @@ impl ShardId {
     /// A checked shard id.
     pub fn new(index: u32, count: u32) -> Result<ShardId> {
         if count == 0 || index >= count {
-            return Err(Error::InvalidSpec(format!(
-                "shard index {index} must be below the shard count {count}"
-            )));
+            return Err(Error::InvalidSpec(format!("shard index {index} must be below the shard count {count}")));
         }
         Ok(ShardId { index, count })
     }
@@ -156,7 +154,12 @@ fn resolve_details(spec: &DatasetSpec, view: &crate::spec::ViewConfig) -> Result
         (None, _) => view
             .dimensions
             .iter()
-            .map(|d| crate::spec::DetailSpec { column: d.column.clone(), title: d.title.clone(), unit: None, kind: None })
+            .map(|d| crate::spec::DetailSpec {
+                column: d.column.clone(),
+                title: d.title.clone(),
+                unit: None,
+                kind: None,
+            })
             .collect(),
     };
     if list.len() > MAX_DETAILS {
@@ -169,10 +172,16 @@ fn resolve_details(spec: &DatasetSpec, view: &crate::spec::ViewConfig) -> Result
     let mut out: Vec<DetailInfo> = vec![];
     for d in list {
         if d.column.is_empty() || d.column.len() > 256 {
-            return Err(Error::InvalidSpec(format!("dataset {:?}: a detail column needs a name of 1 to 256 bytes", spec.name)));
+            return Err(Error::InvalidSpec(format!(
+                "dataset {:?}: a detail column needs a name of 1 to 256 bytes",
+                spec.name
+            )));
         }
         if out.iter().any(|o| o.column == d.column) {
-            return Err(Error::InvalidSpec(format!("dataset {:?}: detail column {:?} is listed twice", spec.name, d.column)));
+            return Err(Error::InvalidSpec(format!(
+                "dataset {:?}: detail column {:?} is listed twice",
+                spec.name, d.column
+            )));
         }
         let dim = view.dimensions.iter().find(|x| x.column == d.column);
         let from_preset = spec.preset.and_then(|p| {
@@ -190,7 +199,12 @@ fn resolve_details(spec: &DatasetSpec, view: &crate::spec::ViewConfig) -> Result
             Binning::Categorical { .. } => DetailKind::Text,
         });
         // A temporal dimension says more than the file type (`created` is an integer of seconds).
-        let kind = d.kind.or(from_dim.filter(|k| *k == DetailKind::Time)).or(from_preset).or(from_dim).unwrap_or(DetailKind::Text);
+        let kind = d
+            .kind
+            .or(from_dim.filter(|k| *k == DetailKind::Time))
+            .or(from_preset)
+            .or(from_dim)
+            .unwrap_or(DetailKind::Text);
         let title = d.title.or_else(|| dim.and_then(|x| x.title.clone())).unwrap_or_else(|| d.column.clone());
         out.push(DetailInfo { column: d.column, title, unit: d.unit, kind, dimension: dim.map(|x| x.name.clone()) });
     }
@@ -242,8 +256,9 @@ pub async fn load(spec: &DatasetSpec, shard: ShardId, opts: &LoadOptions) -> Res
         let (loc, compiled, progress, interners) = (loc.clone(), compiled.clone(), progress.clone(), interners.clone());
         let preset = spec.preset;
         let url = unit.url.clone();
-        let task =
-            tokio::spawn(async move { decode::decode_unit(&loc, &unit, &compiled, &interners, preset, shard, &progress).await });
+        let task = tokio::spawn(async move {
+            decode::decode_unit(&loc, &unit, &compiled, &interners, preset, shard, &progress).await
+        });
         async move { task.await.map_err(|e| task_error(&url, e))? }
     }))
     .buffered(parallel);
@@ -319,9 +334,8 @@ fn check_memory(
     // While building: the packed records or the columns unpacked from them
     // (and the staged and re-encoded details), plus decode batches in flight
     // and one unpacking chunk.
-    let peak = rows
-        .saturating_mul(crate::store::peak_bytes_per_row_with_details(ndims, detail))
-        .saturating_add(64 << 20);
+    let peak =
+        rows.saturating_mul(crate::store::peak_bytes_per_row_with_details(ndims, detail)).saturating_add(64 << 20);
     if peak > limit {
         return Err(Error::OutOfMemory(format!(
             "dataset {:?} shard {}/{}: about {} rows need about {} MiB to load ({} MiB resident, \

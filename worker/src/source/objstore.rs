@@ -140,9 +140,8 @@ fn store_err(url: &Url, e: impl std::fmt::Display) -> Error {
 /// `defaults`, which win over the `AWS_*` environment).
 pub fn open(url: &str, s3: Option<&S3Options>, defaults: &S3Defaults) -> Result<Location> {
     let url = parse_url(url)?;
-    let bad_path = |e: object_store::path::Error| {
-        Error::InvalidSpec(format!("{}: invalid object path: {e}", display_url(&url)))
-    };
+    let bad_path =
+        |e: object_store::path::Error| Error::InvalidSpec(format!("{}: invalid object path: {e}", display_url(&url)));
     match url.scheme() {
         "file" => {
             if url.host_str().is_some_and(|h| !h.is_empty() && h != "localhost") {
@@ -245,7 +244,8 @@ fn s3_builder(bucket: &str, s3: Option<&S3Options>, defaults: &S3Defaults) -> Re
     let l = layer(s3, defaults);
     // Retries are for transient faults; an unreachable endpoint should fail in seconds,
     // not the minutes of the library default.
-    let retry = RetryConfig { backoff: BackoffConfig::default(), max_retries: 5, retry_timeout: Duration::from_secs(30) };
+    let retry =
+        RetryConfig { backoff: BackoffConfig::default(), max_retries: 5, retry_timeout: Duration::from_secs(30) };
     let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry);
     if let Some(r) = &l.region {
         b = b.with_region(r);
@@ -310,10 +310,7 @@ pub async fn list_files(loc: &Location) -> Result<Vec<ObjectMeta>> {
         }
     }
     if files.is_empty() {
-        return Err(Error::Store {
-            location: loc.display_url(),
-            message: "no files found".into(),
-        });
+        return Err(Error::Store { location: loc.display_url(), message: "no files found".into() });
     }
     files.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(files)
@@ -472,7 +469,10 @@ mod tests {
         assert_eq!(l.virtual_hosted, Some(true));
         assert!(l.anonymous);
         let plain = layer(None, &S3Defaults::default());
-        assert_eq!(plain, S3Layered { endpoint: None, region: None, allow_http: None, virtual_hosted: None, anonymous: false });
+        assert_eq!(
+            plain,
+            S3Layered { endpoint: None, region: None, allow_http: None, virtual_hosted: None, anonymous: false }
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! `(index, count)`, so workers agree on it without talking: every unit goes
 //! to exactly one shard, and the union of all shards is the dataset.
 
-use object_store::{ObjectMeta, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStoreExt};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 #[allow(deprecated)]
 use parquet::arrow::async_reader::ParquetObjectReader;
@@ -84,9 +84,9 @@ pub async fn plan(loc: &Location, files: &[(ObjectMeta, Format)], shard: ShardId
         async move {
             #[allow(deprecated)]
             let mut reader = ParquetObjectReader::new(store, path).with_file_size(size);
-            let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
-                .await
-                .map_err(|e| Error::Decode { file: url.clone(), message: format!("not a readable Parquet file: {e}") })?;
+            let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await.map_err(|e| {
+                Error::Decode { file: url.clone(), message: format!("not a readable Parquet file: {e}") }
+            })?;
             check_footer(meta.metadata(), size)
                 .map_err(|m| Error::Decode { file: url, message: format!("not a readable Parquet file: {m}") })?;
             Ok::<_, Error>(meta)
@@ -109,11 +109,8 @@ pub async fn plan(loc: &Location, files: &[(ObjectMeta, Format)], shard: ShardId
         }
     }
     // CSV: whole files when there are enough to go round, else stripes.
-    let csv: Vec<(&ObjectMeta, bool)> = files
-        .iter()
-        .filter(|(_, f)| *f != Format::Parquet)
-        .map(|(m, f)| (m, *f == Format::CsvGz))
-        .collect();
+    let csv: Vec<(&ObjectMeta, bool)> =
+        files.iter().filter(|(_, f)| *f != Format::Parquet).map(|(m, f)| (m, *f == Format::CsvGz)).collect();
     let whole = csv.len() >= shard.count as usize;
     for (j, (m, gzip)) in csv.iter().enumerate() {
         let kind = if whole {

@@ -65,8 +65,8 @@ impl Aggregates {
                 let mut keep: Vec<Vec<(u64, u32)>> = vec![Vec::with_capacity(SAMPLE_KEEP + 1); ncat];
                 let mut c = vec![0usize; n];
                 for i in s..e {
-                    for d in 0..n {
-                        c[d] = (columns[d][i] as usize).min(codes[d] - 1);
+                    for ((cd, col), &k) in c.iter_mut().zip(columns).zip(codes) {
+                        *cd = (col[i] as usize).min(k - 1);
                     }
                     for a in 0..n {
                         counts[offsets[a * n + a] + c[a]] += 1;

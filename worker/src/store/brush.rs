@@ -41,14 +41,7 @@ impl BrushIndex {
     ) -> BrushIndex {
         assert_eq!(first.len(), pixels.len() + 1);
         assert_eq!(prefix.len(), cats.len() * (ncodes + 1));
-        BrushIndex {
-            ncat,
-            ncodes,
-            pixels,
-            first,
-            cats,
-            prefix,
-        }
+        BrushIndex { ncat, ncodes, pixels, first, cats, prefix }
     }
 
     /// Bytes held.
@@ -106,15 +99,7 @@ pub struct BrushKey {
 impl BrushKey {
     /// The key of `pm`'s raster by dimension `dim`.
     pub fn new(pm: &PixelMap, dim: usize) -> BrushKey {
-        BrushKey {
-            x0: pm.vp.x0,
-            wx: pm.vp.wx,
-            y0: pm.vp.y0,
-            hy: pm.vp.hy,
-            width: pm.width,
-            height: pm.height,
-            dim,
-        }
+        BrushKey { x0: pm.vp.x0, wx: pm.vp.wx, y0: pm.vp.y0, hy: pm.vp.hy, width: pm.width, height: pm.height, dim }
     }
 }
 
@@ -146,10 +131,7 @@ impl Default for BrushIndexes {
 impl BrushIndexes {
     /// Indexes holding at most `budget` bytes (0: never build any).
     pub fn with_budget(budget: usize) -> BrushIndexes {
-        BrushIndexes {
-            budget,
-            held: Mutex::new(Held::default()),
-        }
+        BrushIndexes { budget, held: Mutex::new(Held::default()) }
     }
 
     /// Bytes held now.
@@ -223,11 +205,7 @@ impl BrushIndexes {
 
     /// The index for `key`, or the one `build` makes (outside the lock, so
     /// other queries go on meanwhile) if it returns one.
-    pub fn get_or_build(
-        &self,
-        key: BrushKey,
-        build: impl FnOnce() -> Option<BrushIndex>,
-    ) -> Option<Arc<BrushIndex>> {
+    pub fn get_or_build(&self, key: BrushKey, build: impl FnOnce() -> Option<BrushIndex>) -> Option<Arc<BrushIndex>> {
         if let Some(index) = self.get(key) {
             return Some(index);
         }
@@ -239,9 +217,7 @@ impl BrushIndexes {
             held.entries.push((key, index.clone(), now));
         }
         while held.entries.iter().map(|e| e.1.bytes()).sum::<usize>() > self.budget {
-            let oldest = (0..held.entries.len())
-                .min_by_key(|&i| held.entries[i].2)
-                .expect("over budget, so not empty");
+            let oldest = (0..held.entries.len()).min_by_key(|&i| held.entries[i].2).expect("over budget, so not empty");
             held.entries.swap_remove(oldest);
         }
         Some(index)
@@ -260,12 +236,7 @@ mod tests {
     }
 
     fn key(dim: usize) -> BrushKey {
-        let vp = QViewport {
-            x0: 0,
-            wx: 1 << 32,
-            y0: 0,
-            hy: 1 << 32,
-        };
+        let vp = QViewport { x0: 0, wx: 1 << 32, y0: 0, hy: 1 << 32 };
         BrushKey::new(&PixelMap::new(vp, 10, 10), dim)
     }
 
@@ -295,7 +266,6 @@ mod tests {
         get(2); // over budget: 1 leaves
         assert_eq!(set.len(), 2);
         assert!(set.bytes() <= set.budget());
-        drop(get);
         assert_eq!(builds, 3);
         let mut rebuilt = false;
         set.get_or_build(key(0), || {

@@ -79,8 +79,11 @@ impl Builder {
     /// An empty builder with room for about `rows` rows.
     pub fn with_capacity(ndims: usize, rows: usize) -> Builder {
         assert!(ndims <= MAX_RECORD_DIMS, "at most {MAX_RECORD_DIMS} dimensions");
-        let records =
-            if ndims <= 4 { Records::Narrow(Vec::with_capacity(rows)) } else { Records::Wide(Vec::with_capacity(rows)) };
+        let records = if ndims <= 4 {
+            Records::Narrow(Vec::with_capacity(rows))
+        } else {
+            Records::Wide(Vec::with_capacity(rows))
+        };
         Builder { ndims, records, details: None, dropped: 0 }
     }
 
@@ -210,9 +213,8 @@ impl Builder {
         };
         let blocks = cut_blocks(&xs, &ys);
         let ncodes: Vec<usize> = dims.iter().map(|d| d.nbins() as usize + 1).collect();
-        let aggregates = super::Aggregates::build(&codes, &ncodes, category_dim, |r| {
-            super::sample_priority(r, super::SAMPLE_SALT)
-        });
+        let aggregates =
+            super::Aggregates::build(&codes, &ncodes, category_dim, |r| super::sample_priority(r, super::SAMPLE_SALT));
         Shard {
             name: name.to_string(),
             view,
@@ -256,7 +258,11 @@ const UNPACK_CHUNK_ROWS: usize = 1 << 20;
 /// Sorts records in place and unpacks them into columns from the last row
 /// back, returning the records' pages as it goes (the columns are allocated
 /// zeroed, which the system maps lazily: only written pages are resident).
-fn sort_and_unpack<const N: usize>(mut recs: Vec<[u32; N]>, ndims: usize, with_ids: bool) -> (Columns, Option<Vec<u32>>) {
+fn sort_and_unpack<const N: usize>(
+    mut recs: Vec<[u32; N]>,
+    ndims: usize,
+    with_ids: bool,
+) -> (Columns, Option<Vec<u32>>) {
     recs.par_sort_unstable();
     let n = recs.len();
     let mut xs = vec![0u32; n];
@@ -267,13 +273,11 @@ fn sort_and_unpack<const N: usize>(mut recs: Vec<[u32; N]>, ndims: usize, with_i
     while end > 0 {
         let start = end.saturating_sub(UNPACK_CHUNK_ROWS);
         let src = &recs[start..end];
-        xs[start..end].par_iter_mut().zip(ys[start..end].par_iter_mut()).zip(src.par_iter()).for_each(
-            |((x, y), r)| {
-                let (xh, yh) = hilbert_point(r[0]);
-                *x = (xh << 16) | (r[1] >> 16);
-                *y = (yh << 16) | (r[1] & 0xffff);
-            },
-        );
+        xs[start..end].par_iter_mut().zip(ys[start..end].par_iter_mut()).zip(src.par_iter()).for_each(|((x, y), r)| {
+            let (xh, yh) = hilbert_point(r[0]);
+            *x = (xh << 16) | (r[1] >> 16);
+            *y = (yh << 16) | (r[1] & 0xffff);
+        });
         for (d, col) in codes.iter_mut().enumerate() {
             let (word, shift) = (2 + d / 4, 24 - 8 * (d % 4));
             col[start..end].par_iter_mut().zip(src.par_iter()).for_each(|(c, r)| *c = (r[word] >> shift) as u8);

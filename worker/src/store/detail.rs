@@ -222,9 +222,7 @@ impl EncBlock {
                     scale = s as u8;
                     ints = vals
                         .iter()
-                        .map(|v| {
-                            v.map_or(0, |b| (f64::from_bits(b as u64) * POW10[s]).round() as i64)
-                        })
+                        .map(|v| v.map_or(0, |b| (f64::from_bits(b as u64) * POW10[s]).round() as i64))
                         .collect();
                 }
                 None => {
@@ -238,22 +236,13 @@ impl EncBlock {
         // Nulls take the smallest present value so they do not widen the range.
         let (min, max) = present_min_max(&ints, vals);
         let for_width = bits_for((max as i128 - min as i128) as u64);
-        let present_ints = || {
-            ints.iter()
-                .zip(vals)
-                .filter(|(_, v)| v.is_some())
-                .map(|(i, _)| *i)
-        };
+        let present_ints = || ints.iter().zip(vals).filter(|(_, v)| v.is_some()).map(|(i, _)| *i);
         // A dictionary only pays with few distinct values: judge by the first
         // 256 before sorting the whole block.
         let mut head: Vec<i64> = present_ints().take(256).collect();
         head.sort_unstable();
         head.dedup();
-        let mut distinct: Vec<i64> = if for_width > 2 && head.len() <= 128 {
-            present_ints().collect()
-        } else {
-            vec![]
-        };
+        let mut distinct: Vec<i64> = if for_width > 2 && head.len() <= 128 { present_ints().collect() } else { vec![] };
         distinct.sort_unstable();
         distinct.dedup();
         let dict_width = bits_for(distinct.len().saturating_sub(1) as u64);
@@ -262,45 +251,19 @@ impl EncBlock {
         if !distinct.is_empty() && dict_bits < for_bits {
             let words = pack(
                 ints.iter().zip(vals).map(|(i, v)| {
-                    if v.is_some() {
-                        distinct
-                            .binary_search(i)
-                            .expect("value is in its dictionary") as u64
-                    } else {
-                        0
-                    }
+                    if v.is_some() { distinct.binary_search(i).expect("value is in its dictionary") as u64 } else { 0 }
                 }),
                 n,
                 dict_width,
             );
-            EncBlock {
-                width: dict_width,
-                scale,
-                base: 0,
-                dict: Some(distinct.into()),
-                nulls,
-                words,
-            }
+            EncBlock { width: dict_width, scale, base: 0, dict: Some(distinct.into()), nulls, words }
         } else {
             let words = pack(
-                ints.iter().zip(vals).map(|(i, v)| {
-                    if v.is_some() {
-                        (*i as i128 - min as i128) as u64
-                    } else {
-                        0
-                    }
-                }),
+                ints.iter().zip(vals).map(|(i, v)| if v.is_some() { (*i as i128 - min as i128) as u64 } else { 0 }),
                 n,
                 for_width,
             );
-            EncBlock {
-                width: for_width,
-                scale,
-                base: min,
-                dict: None,
-                nulls,
-                words,
-            }
+            EncBlock { width: for_width, scale, base: min, dict: None, nulls, words }
         }
     }
 
@@ -331,11 +294,7 @@ impl EncBlock {
 }
 
 fn present_min_max(ints: &[i64], vals: &[Option<i64>]) -> (i64, i64) {
-    let mut it = ints
-        .iter()
-        .zip(vals)
-        .filter(|(_, v)| v.is_some())
-        .map(|(i, _)| *i);
+    let mut it = ints.iter().zip(vals).filter(|(_, v)| v.is_some()).map(|(i, _)| *i);
     let Some(first) = it.next() else {
         return (0, 0);
     };
@@ -358,12 +317,7 @@ struct Encoded {
 
 impl Encoded {
     fn new(kind: DetailKind) -> Encoded {
-        Encoded {
-            kind,
-            rows: 0,
-            blocks: vec![],
-            pending: vec![],
-        }
+        Encoded { kind, rows: 0, blocks: vec![], pending: vec![] }
     }
 
     fn push(&mut self, v: Lane) {
@@ -407,11 +361,7 @@ pub struct DetailStage {
 impl DetailStage {
     /// An empty stage for columns of these kinds.
     pub fn new(kinds: &[DetailKind]) -> DetailStage {
-        DetailStage {
-            columns: kinds.iter().map(|&k| Encoded::new(k)).collect(),
-            parts: vec![],
-            rows: 0,
-        }
+        DetailStage { columns: kinds.iter().map(|&k| Encoded::new(k)).collect(), parts: vec![], rows: 0 }
     }
 
     /// Rows staged.
@@ -421,10 +371,7 @@ impl DetailStage {
 
     /// Appends one row's lane values, one per column.
     pub fn push_row(&mut self, vals: impl Iterator<Item = Lane>) {
-        assert!(
-            self.parts.is_empty(),
-            "rows are pushed before stages are appended"
-        );
+        assert!(self.parts.is_empty(), "rows are pushed before stages are appended");
         for (c, v) in self.columns.iter_mut().zip(vals) {
             c.push(v);
         }
@@ -451,21 +398,12 @@ impl DetailStage {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        let cols = |v: &[Encoded]| {
-            v.iter()
-                .map(|c| c.bytes() + c.pending.capacity() * 16)
-                .sum::<usize>()
-        };
+        let cols = |v: &[Encoded]| v.iter().map(|c| c.bytes() + c.pending.capacity() * 16).sum::<usize>();
         cols(&self.columns) + self.parts.iter().map(|(_, p)| cols(p)).sum::<usize>()
     }
 
     /// The columns in the order `ids` gives: output row `r` is staged row `ids[r]`.
-    pub fn permute(
-        mut self,
-        ids: &[u32],
-        infos: Vec<DetailInfo>,
-        dicts: Vec<Option<TextDict>>,
-    ) -> Details {
+    pub fn permute(mut self, ids: &[u32], infos: Vec<DetailInfo>, dicts: Vec<Option<TextDict>>) -> Details {
         self.seal();
         let mut parts = vec![(0usize, std::mem::take(&mut self.columns))];
         parts.append(&mut self.parts);
@@ -476,10 +414,7 @@ impl DetailStage {
         };
         // One column at a time, freeing its staged copy before the next:
         // the load's peak holds one column twice, not every column.
-        let mut by_column: Vec<Vec<Encoded>> = infos
-            .iter()
-            .map(|_| Vec::with_capacity(parts.len()))
-            .collect();
+        let mut by_column: Vec<Vec<Encoded>> = infos.iter().map(|_| Vec::with_capacity(parts.len())).collect();
         for (_, cols) in parts {
             for (c, e) in cols.into_iter().enumerate() {
                 by_column[c].push(e);
@@ -506,22 +441,10 @@ impl DetailStage {
                     .collect();
                 drop(parts);
                 crate::source::return_freed_memory();
-                DetailColumn {
-                    info,
-                    data: Encoded {
-                        kind,
-                        rows: ids.len(),
-                        blocks,
-                        pending: vec![],
-                    },
-                    dict,
-                }
+                DetailColumn { info, data: Encoded { kind, rows: ids.len(), blocks, pending: vec![] }, dict }
             })
             .collect();
-        Details {
-            columns,
-            rows: ids.len(),
-        }
+        Details { columns, rows: ids.len() }
     }
 }
 
@@ -562,12 +485,9 @@ impl DetailColumn {
             (None, _) => DetailValue::Null,
             (Some(v), DetailKind::Int | DetailKind::Time) => DetailValue::Int(v),
             (Some(v), DetailKind::Float) => DetailValue::Float(f64::from_bits(v as u64)),
-            (Some(v), DetailKind::Text) => DetailValue::Text(
-                self.dict
-                    .as_ref()
-                    .map_or("", |d| d.get(v as u32))
-                    .to_string(),
-            ),
+            (Some(v), DetailKind::Text) => {
+                DetailValue::Text(self.dict.as_ref().map_or("", |d| d.get(v as u32)).to_string())
+            }
         }
     }
 
@@ -577,25 +497,17 @@ impl DetailColumn {
         match self.info.kind {
             DetailKind::Int => Arc::new(Int64Array::from_iter(lanes)),
             DetailKind::Time => Arc::new(TimestampSecondArray::from_iter(lanes)),
-            DetailKind::Float => Arc::new(Float64Array::from_iter(
-                lanes.map(|v| v.map(|b| f64::from_bits(b as u64))),
-            )),
+            DetailKind::Float => Arc::new(Float64Array::from_iter(lanes.map(|v| v.map(|b| f64::from_bits(b as u64))))),
             DetailKind::Text => {
                 let d = self.dict.as_ref();
-                Arc::new(StringArray::from_iter(
-                    lanes.map(|v| v.map(|c| d.map_or("", |d| d.get(c as u32)))),
-                ))
+                Arc::new(StringArray::from_iter(lanes.map(|v| v.map(|c| d.map_or("", |d| d.get(c as u32))))))
             }
         }
     }
 
     /// The Arrow field of the column, named `prefix` + column.
     pub fn field(&self, prefix: &str) -> Field {
-        Field::new(
-            format!("{prefix}{}", self.info.column),
-            self.info.kind.arrow_type(),
-            true,
-        )
+        Field::new(format!("{prefix}{}", self.info.column), self.info.kind.arrow_type(), true)
     }
 
     /// Bytes held.
@@ -633,28 +545,16 @@ pub struct Interners(pub Arc<Vec<Option<Mutex<Interner>>>>);
 impl Interners {
     /// One interner per text column.
     pub fn new(kinds: &[DetailKind]) -> Interners {
-        Interners(Arc::new(
-            kinds
-                .iter()
-                .map(|k| (*k == DetailKind::Text).then(Default::default))
-                .collect(),
-        ))
+        Interners(Arc::new(kinds.iter().map(|k| (*k == DetailKind::Text).then(Default::default)).collect()))
     }
 
     /// The dictionaries, once decoding is done.
     pub fn into_dicts(self) -> Vec<Option<TextDict>> {
         match Arc::try_unwrap(self.0) {
-            Ok(v) => v
-                .into_iter()
-                .map(|m| m.map(|m| m.into_inner().expect("interner lock").dict))
-                .collect(),
-            Err(shared) => shared
-                .iter()
-                .map(|m| {
-                    m.as_ref()
-                        .map(|m| m.lock().expect("interner lock").dict.clone())
-                })
-                .collect(),
+            Ok(v) => v.into_iter().map(|m| m.map(|m| m.into_inner().expect("interner lock").dict)).collect(),
+            Err(shared) => {
+                shared.iter().map(|m| m.as_ref().map(|m| m.lock().expect("interner lock").dict.clone())).collect()
+            }
         }
     }
 }
@@ -678,47 +578,27 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let n = DETAIL_BLOCK_ROWS;
         // Full-range integers, with nulls: 64-bit frame of reference.
-        let wide: Vec<Lane> = (0..n)
-            .map(|_| rng.random_bool(0.9).then(|| rng.random::<i64>()))
-            .collect();
+        let wide: Vec<Lane> = (0..n).map(|_| rng.random_bool(0.9).then(|| rng.random::<i64>())).collect();
         assert_eq!(roundtrip(DetailKind::Int, &wide).width, 64);
         // A few distinct large values: a block dictionary.
-        let mmsi: Vec<Lane> = (0..n)
-            .map(|_| Some(200_000_000 + 1_000_000 * rng.random_range(0..100i64)))
-            .collect();
+        let mmsi: Vec<Lane> = (0..n).map(|_| Some(200_000_000 + 1_000_000 * rng.random_range(0..100i64))).collect();
         let b = roundtrip(DetailKind::Int, &mmsi);
         assert!(b.dict.is_some() && b.width <= 7, "{b:?}");
         // A constant: no bits at all.
-        assert_eq!(
-            roundtrip(DetailKind::Int, &vec![Some(208); n]).words.len(),
-            0
-        );
+        assert_eq!(roundtrip(DetailKind::Int, &vec![Some(208); n]).words.len(), 0);
         // Speeds with one decimal: integers at scale 1.
-        let sog: Vec<Lane> = (0..n)
-            .map(|_| Some((rng.random_range(0..300) as f64 / 10.0).to_bits() as i64))
-            .collect();
+        let sog: Vec<Lane> = (0..n).map(|_| Some((rng.random_range(0..300) as f64 / 10.0).to_bits() as i64)).collect();
         assert_eq!(roundtrip(DetailKind::Float, &sog).scale, 1);
         // Arbitrary floats, -0.0, NaN, infinities: raw bits.
-        let mut raw: Vec<Lane> = (0..n)
-            .map(|_| Some(rng.random::<f64>().to_bits() as i64))
-            .collect();
-        for (i, v) in [-0.0, f64::NAN, f64::INFINITY, f64::MIN_POSITIVE]
-            .into_iter()
-            .enumerate()
-        {
+        let mut raw: Vec<Lane> = (0..n).map(|_| Some(rng.random::<f64>().to_bits() as i64)).collect();
+        for (i, v) in [-0.0, f64::NAN, f64::INFINITY, f64::MIN_POSITIVE].into_iter().enumerate() {
             raw[i] = Some(v.to_bits() as i64);
         }
         assert_eq!(roundtrip(DetailKind::Float, &raw).scale, RAW_BITS);
         // Every width from 0 to 64, short blocks, all-null blocks.
         for w in 0..=64u32 {
-            let hi = if w == 64 {
-                u64::MAX
-            } else {
-                (1u64 << w).wrapping_sub(1)
-            };
-            let vals: Vec<Lane> = (0..1000)
-                .map(|_| Some((rng.random::<u64>() & hi) as i64 - 5))
-                .collect();
+            let hi = if w == 64 { u64::MAX } else { (1u64 << w).wrapping_sub(1) };
+            let vals: Vec<Lane> = (0..1000).map(|_| Some((rng.random::<u64>() & hi) as i64 - 5)).collect();
             roundtrip(DetailKind::Int, &vals);
         }
         roundtrip(DetailKind::Time, &[None, None, None]);
@@ -730,12 +610,7 @@ mod tests {
         // Three stages (decoding units) of uneven sizes, a permutation, and a
         // reference of plain vectors.
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
-        let kinds = [
-            DetailKind::Int,
-            DetailKind::Float,
-            DetailKind::Text,
-            DetailKind::Time,
-        ];
+        let kinds = [DetailKind::Int, DetailKind::Float, DetailKind::Text, DetailKind::Time];
         let interners = Interners::new(&kinds);
         let names = ["Alpha", "Beta", "", "Gamma delta", "Zoë"];
         let mut reference: Vec<Vec<DetailValue>> = vec![];
@@ -743,18 +618,11 @@ mod tests {
         for size in [5000usize, 1, DETAIL_BLOCK_ROWS * 2 + 17] {
             let mut st = DetailStage::new(&kinds);
             for _ in 0..size {
-                let int = rng
-                    .random_bool(0.95)
-                    .then(|| rng.random_range(-5..1_000_000i64));
-                let float = rng
-                    .random_bool(0.95)
-                    .then(|| rng.random_range(0..4000) as f64 / 100.0);
-                let text = rng
-                    .random_bool(0.9)
-                    .then(|| names[rng.random_range(0..names.len())]);
+                let int = rng.random_bool(0.95).then(|| rng.random_range(-5..1_000_000i64));
+                let float = rng.random_bool(0.95).then(|| rng.random_range(0..4000) as f64 / 100.0);
+                let text = rng.random_bool(0.9).then(|| names[rng.random_range(0..names.len())]);
                 let time = Some(1_700_000_000 + rng.random_range(0..86_400 * 30i64));
-                let code =
-                    text.map(|t| interners.0[2].as_ref().unwrap().lock().unwrap().code(t) as i64);
+                let code = text.map(|t| interners.0[2].as_ref().unwrap().lock().unwrap().code(t) as i64);
                 st.push_row([int, float.map(|f: f64| f.to_bits() as i64), code, time].into_iter());
                 reference.push(vec![
                     int.map_or(DetailValue::Null, DetailValue::Int),
@@ -790,11 +658,7 @@ mod tests {
         for _ in 0..20_000 {
             let r = rng.random_range(0..n);
             for (c, col) in details.columns.iter().enumerate() {
-                assert_eq!(
-                    col.value(r),
-                    reference[ids[r] as usize][c],
-                    "row {r} column {c}"
-                );
+                assert_eq!(col.value(r), reference[ids[r] as usize][c], "row {r} column {c}");
             }
         }
         // Arrow arrays carry the same values.
@@ -823,10 +687,6 @@ mod tests {
         assert!(bytes(DetailKind::Int, &mut || Some(262)) < 0.05);
         assert!(bytes(DetailKind::Int, &mut || Some(rng.random_range(1..8))) <= 0.45);
         assert!(bytes(DetailKind::Int, &mut || Some(rng.random_range(1..100_000))) <= 2.2);
-        assert!(
-            bytes(DetailKind::Time, &mut || Some(
-                rng.random_range(1_041_379_200..1_640_995_200)
-            )) <= 3.8
-        );
+        assert!(bytes(DetailKind::Time, &mut || Some(rng.random_range(1_041_379_200..1_640_995_200))) <= 3.8);
     }
 }

@@ -89,17 +89,16 @@ impl Block {
         }
         let a = self.xmin.wrapping_sub(vp.x0) as u64;
         let b = self.xmax.wrapping_sub(vp.x0) as u64;
-        let x_inside;
-        if a <= b {
+        let x_inside = if a <= b {
             // Block does not straddle x0 after shifting.
             if a >= vp.wx {
                 return Overlap::Outside;
             }
-            x_inside = b < vp.wx;
+            b < vp.wx
         } else {
             // Straddles the seam at x0: contains x0 itself, so it overlaps.
-            x_inside = false;
-        }
+            false
+        };
         if x_inside && y_inside { Overlap::Inside } else { Overlap::Partial }
     }
 }
@@ -145,8 +144,8 @@ impl Shard {
     /// Bytes held by the row data, the block index, the pre-aggregates and
     /// the detail columns.
     pub fn bytes(&self) -> u64 {
-        let cols = (self.xs.capacity() + self.ys.capacity()) * 4
-            + self.codes.iter().map(|c| c.capacity()).sum::<usize>();
+        let cols =
+            (self.xs.capacity() + self.ys.capacity()) * 4 + self.codes.iter().map(|c| c.capacity()).sum::<usize>();
         (cols + self.blocks.capacity() * std::mem::size_of::<Block>() + self.aggregates.bytes() + self.details.bytes())
             as u64
     }

@@ -103,10 +103,8 @@ pub struct Registry {
 impl Registry {
     /// A registry for these specs (already validated; names unique).
     pub fn new(specs: Vec<DatasetSpec>) -> Registry {
-        let slots = specs
-            .into_iter()
-            .map(|spec| Arc::new(Slot { spec, status: Mutex::new(SlotStatus::default()) }))
-            .collect();
+        let slots =
+            specs.into_iter().map(|spec| Arc::new(Slot { spec, status: Mutex::new(SlotStatus::default()) })).collect();
         Registry { slots }
     }
 

@@ -99,7 +99,8 @@ pub fn batch(rows: &[Tower]) -> RecordBatch {
 /// Writes Parquet with small row groups (so shards split within files).
 pub fn write_parquet(path: &Path, rows: &[Tower], row_group: usize) {
     let file = std::fs::File::create(path).unwrap();
-    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(row_group)).build();
+    let props =
+        parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(row_group)).build();
     let mut w = parquet::arrow::ArrowWriter::try_new(file, schema(), Some(props)).unwrap();
     for chunk in rows.chunks(row_group) {
         w.write(&batch(chunk)).unwrap();
