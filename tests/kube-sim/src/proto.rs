@@ -1,7 +1,8 @@
 //! Request bodies in the Kubernetes protobuf encoding, for the kinds clients
 //! send that way: helm stores its releases through client-go's typed Secret
-//! client, which posts `application/vnd.kubernetes.protobuf`. Secrets and
-//! ConfigMaps are decoded (with the ObjectMeta fields clients set); any other
+//! client, which posts `application/vnd.kubernetes.protobuf`, and
+//! `kubectl create namespace` does the same. Secrets, ConfigMaps and
+//! Namespaces are decoded (with the ObjectMeta fields clients set); any other
 //! kind answers 415 so the client can tell. Responses are always JSON (clients
 //! accept it).
 
@@ -233,6 +234,27 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
                 obj["binaryData"] = Value::Object(binary);
             }
         }
+        ("v1", "Namespace") => {
+            // `kubectl create namespace` posts one through a typed client.
+            let mut finalizers = Vec::new();
+            while let Some((n, f)) = r.next()? {
+                match (n, f) {
+                    (1, Field::Bytes(x)) => obj["metadata"] = object_meta(x)?,
+                    (2, Field::Bytes(spec)) => {
+                        let mut s = Reader::new(spec);
+                        while let Some((n, f)) = s.next()? {
+                            if let (1, Field::Bytes(x)) = (n, f) {
+                                finalizers.push(json!(string(x)));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if !finalizers.is_empty() {
+                obj["spec"] = json!({"finalizers": finalizers});
+            }
+        }
         _ => return Err(ApiError::UnsupportedMediaType),
     }
     Ok(obj)
@@ -261,5 +283,22 @@ mod tests {
         assert_eq!(obj["metadata"]["labels"]["owner"], "helm");
         assert_eq!(obj["data"]["release"], "YWJj");
         assert_eq!(obj["type"], "helm.sh/release.v1");
+    }
+
+    #[test]
+    fn a_namespace_in_the_protobuf_envelope_decodes() {
+        let meta = [field(1, b"team-a"), field(11, &[field(1, b"env"), field(2, b"dev")].concat())].concat();
+        let ns = [field(1, &meta), field(2, &field(1, b"kubernetes"))].concat();
+        let type_meta = [field(1, b"v1"), field(2, b"Namespace")].concat();
+        let body = [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &ns)].concat();
+        let obj = decode(&body).unwrap();
+        assert_eq!(obj["kind"], "Namespace");
+        assert_eq!(obj["metadata"]["name"], "team-a");
+        assert_eq!(obj["metadata"]["labels"]["env"], "dev");
+        assert_eq!(obj["spec"]["finalizers"], json!(["kubernetes"]));
+        // A kind the simulator does not decode is refused, not stored half-read.
+        let other =
+            [b"k8s\0".to_vec(), field(1, &[field(1, b"v1"), field(2, b"Pod")].concat()), field(2, &meta)].concat();
+        assert!(matches!(decode(&other), Err(ApiError::UnsupportedMediaType)));
     }
 }

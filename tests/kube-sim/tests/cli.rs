@@ -97,6 +97,12 @@ async fn kubectl_and_helm_drive_the_simulator() {
     let bad = dir.path().join("bad.yaml");
     let bad = bad.to_str().unwrap();
 
+    // An imperative create through kubectl's typed client (a protobuf body).
+    let out = env.ok(&kubectl, &["create", "namespace", "made-by-kubectl"]).await;
+    assert!(out.contains("namespace/made-by-kubectl created"), "{out}");
+    let phase = env.ok(&kubectl, &["get", "namespace", "made-by-kubectl", "-o", "jsonpath={.status.phase}"]).await;
+    assert_eq!(phase.trim(), "Active");
+
     let out = env.ok(&kubectl, &["apply", "--server-side", "-f", "crds/"]).await;
     assert!(out.contains("customresourcedefinition.apiextensions.k8s.io/dataclusters.quiver.dev serverside-applied"));
 
