@@ -78,6 +78,8 @@ impl WorkerClient {
     /// Runs an export (a query whose only view is `rows`, see
     /// [`crate::protocol::View::Rows`]): the answer's batches as they arrive.
     /// Refusals (too many rows, unknown columns) come before the first batch.
+    /// The first item is an empty batch of the export's schema, so an export
+    /// of no rows still names its columns (a CSV header, a valid Parquet file).
     pub async fn export(&self, q: &Query) -> Result<futures::stream::BoxStream<'static, Result<RecordBatch>>> {
         let mut inner = self.inner.clone();
         let resp = inner.do_get(self.request(Ticket::new(q.to_json()))).await.map_err(|s| self.status(s))?;
@@ -94,7 +96,8 @@ impl WorkerClient {
                 let out = match item {
                     Ok(d) => match d.payload {
                         DecodedPayload::RecordBatch(b) => Some(Ok(b)),
-                        _ => None,
+                        DecodedPayload::Schema(s) => Some(Ok(RecordBatch::new_empty(s))),
+                        DecodedPayload::None => None,
                     },
                     Err(e) => Some(Err(flight_error(&endpoint, e))),
                 };
@@ -150,14 +153,30 @@ impl WorkerClient {
         let flight = resp.into_inner().map_err(|s| arrow_flight::error::FlightError::Tonic(Box::new(s)));
         let mut decoder = FlightDataDecoder::new(flight);
         let mut batches = vec![];
+        // Each view's batch comes with its schema (which carries the view's
+        // metadata); a view of no rows (a sample of an empty selection) is
+        // sent as its schema alone: it stands for an empty batch.
+        let mut unfilled: Option<arrow::datatypes::SchemaRef> = None;
         while let Some(item) = decoder.next().await {
             let item = item.map_err(|e| match e {
                 arrow_flight::error::FlightError::Tonic(s) => self.status(*s),
                 other => Error::Protocol(other.to_string()),
             })?;
-            if let DecodedPayload::RecordBatch(b) = item.payload {
-                batches.push(b);
+            match item.payload {
+                DecodedPayload::Schema(s) => {
+                    if let Some(empty) = unfilled.replace(s) {
+                        batches.push(RecordBatch::new_empty(empty));
+                    }
+                }
+                DecodedPayload::RecordBatch(b) => {
+                    unfilled = None;
+                    batches.push(b);
+                }
+                DecodedPayload::None => {}
             }
+        }
+        if let Some(empty) = unfilled {
+            batches.push(RecordBatch::new_empty(empty));
         }
         crate::flight::encode::decode(&batches)
     }
