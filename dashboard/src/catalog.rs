@@ -198,17 +198,20 @@ impl Catalog {
 }
 
 /// A briefly cached catalogue, refreshed on demand (never in the background:
-/// asking the workers is only worth it while someone uses the dashboard).
+/// asking the workers is only worth it while someone uses the dashboard). Once
+/// one is known, an expired catalogue is served while a fresh one is fetched
+/// behind it: the refresh asks every worker, and a frozen one would otherwise
+/// hold every query for the worker timeout.
 pub struct CatalogCache {
-    current: RwLock<Option<(Instant, Arc<Catalog>)>>,
-    refreshing: tokio::sync::Mutex<()>,
+    current: Arc<Slot>,
+    refreshing: Arc<tokio::sync::Mutex<()>>,
     ttl: Duration,
 }
 
 impl CatalogCache {
     /// A cache whose entries live `ttl`.
     pub fn new(ttl: Duration) -> CatalogCache {
-        CatalogCache { current: RwLock::new(None), refreshing: tokio::sync::Mutex::new(()), ttl }
+        CatalogCache { current: Arc::default(), refreshing: Arc::default(), ttl }
     }
 
     fn fresh(&self, max_age: Duration) -> Option<Arc<Catalog>> {
@@ -216,9 +219,21 @@ impl CatalogCache {
         cur.as_ref().filter(|(at, _)| at.elapsed() < max_age).map(|(_, c)| c.clone())
     }
 
-    /// The catalogue, at most `ttl` old.
+    /// The catalogue, at most `ttl` old, or an older one while a refresh runs behind it.
     pub async fn get(&self, fanout: &Arc<Fanout>) -> Result<Arc<Catalog>> {
-        self.get_within(fanout, self.ttl).await
+        if let Some(c) = self.fresh(self.ttl) {
+            return Ok(c);
+        }
+        let stale = self.current.read().expect("catalog lock").as_ref().map(|(_, c)| c.clone());
+        let Some(stale) = stale else { return self.get_within(fanout, self.ttl).await };
+        if let Ok(guard) = self.refreshing.clone().try_lock_owned() {
+            let (current, fanout) = (self.current.clone(), fanout.clone());
+            tokio::spawn(async move {
+                let _one_at_a_time = guard;
+                refresh(&current, &fanout).await
+            });
+        }
+        Ok(stale)
     }
 
     /// The catalogue, at most `max_age` old (a query naming an unknown dataset
@@ -231,30 +246,38 @@ impl CatalogCache {
         if let Some(c) = self.fresh(max_age) {
             return Ok(c);
         }
-        let replies = fanout.datasets().await;
-        match Catalog::from_replies(&replies) {
-            Ok(c) => {
-                let c = Arc::new(c);
-                *self.current.write().expect("catalog lock") = Some((Instant::now(), c.clone()));
-                Ok(c)
-            }
-            Err(e) => {
-                // Better a stale catalogue than none while workers restart.
-                let stale = self.current.read().expect("catalog lock").as_ref().map(|(_, c)| c.clone());
-                match stale {
-                    Some(c) => {
-                        tracing::warn!(error = %e, "catalogue refresh failed; serving the last one");
-                        Ok(c)
-                    }
-                    None => Err(e),
-                }
-            }
-        }
+        refresh(&self.current, fanout).await
     }
 
     /// Forgets the cached catalogue (after a reload).
     pub fn invalidate(&self) {
         *self.current.write().expect("catalog lock") = None;
+    }
+}
+
+type Slot = RwLock<Option<(Instant, Arc<Catalog>)>>;
+
+/// Asks every worker for its datasets and caches the catalogue; on failure
+/// keeps (and returns) the last one.
+async fn refresh(current: &Slot, fanout: &Arc<Fanout>) -> Result<Arc<Catalog>> {
+    let replies = fanout.datasets().await;
+    match Catalog::from_replies(&replies) {
+        Ok(c) => {
+            let c = Arc::new(c);
+            *current.write().expect("catalog lock") = Some((Instant::now(), c.clone()));
+            Ok(c)
+        }
+        Err(e) => {
+            // Better a stale catalogue than none while workers restart.
+            let stale = current.read().expect("catalog lock").as_ref().map(|(_, c)| c.clone());
+            match stale {
+                Some(c) => {
+                    tracing::warn!(error = %e, "catalogue refresh failed; serving the last one");
+                    Ok(c)
+                }
+                None => Err(e),
+            }
+        }
     }
 }
 

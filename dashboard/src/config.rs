@@ -87,6 +87,15 @@ pub struct ServeArgs {
     /// Per-worker time limit for one call (retry included).
     #[arg(long, env = "QUIVER_WORKER_TIMEOUT", default_value = "5s")]
     pub worker_timeout: String,
+    /// With several replicas per shard, a query still unanswered after its
+    /// shard's recent p95 latency is also sent to another replica (the first
+    /// answer wins): no sooner than this (default 25ms)...
+    #[arg(long, env = "QUIVER_HEDGE_MIN")]
+    pub hedge_min: Option<String>,
+    /// ...and no later than this (default 1s, and at most half the worker timeout);
+    /// also the delay while too few latencies are known.
+    #[arg(long, env = "QUIVER_HEDGE_MAX")]
+    pub hedge_max: Option<String>,
     /// XYZ tile URL template drawn under the data when the browser can reach it
     /// (default: OpenStreetMap's standard tiles, `https://tile.openstreetmap.org/{z}/{x}/{y}.png`);
     /// `none` turns online tiles off. The offline basemap is drawn whenever tiles are off or unreachable.
@@ -184,6 +193,8 @@ pub struct Config {
     pub session_epoch: u64,
     /// Per-worker call time limit.
     pub worker_timeout: Duration,
+    /// When to hedge a slow replica.
+    pub hedge: crate::replicas::HedgePolicy,
     /// XYZ tile URL template; `None`: online tiles off.
     pub tile_url: Option<String>,
     /// Attribution of the tiles shown on the map.
@@ -336,6 +347,23 @@ impl TryFrom<ServeArgs> for Config {
             return Err(Error::Config(format!("--session-ttl {:?} is longer than a year", a.session_ttl)));
         }
         let worker_timeout = parse_duration("worker-timeout", &a.worker_timeout)?;
+        let hedge = {
+            use crate::replicas::{DEFAULT_HEDGE_MAX, DEFAULT_HEDGE_MIN, HedgePolicy};
+            let min = a.hedge_min.as_deref().map(|s| parse_duration("hedge-min", s)).transpose()?;
+            let max = a.hedge_max.as_deref().map(|s| parse_duration("hedge-max", s)).transpose()?;
+            if let (Some(lo), Some(hi)) = (min, max)
+                && lo > hi
+            {
+                return Err(Error::Config(format!(
+                    "--hedge-min {:?} is longer than --hedge-max {:?}",
+                    a.hedge_min.unwrap_or_default(),
+                    a.hedge_max.unwrap_or_default()
+                )));
+            }
+            // A hedge must leave the other replica time to answer within the deadline.
+            let max = max.unwrap_or(DEFAULT_HEDGE_MAX).min(worker_timeout / 2);
+            HedgePolicy { min: min.unwrap_or(DEFAULT_HEDGE_MIN).min(max), max }
+        };
         let tile_url = tile_layer(a.tile_url.as_deref())?;
         let tile_attribution = tile_url.as_deref().and_then(|u| {
             a.tile_attribution.clone().filter(|t| !t.trim().is_empty()).or_else(|| default_tile_attribution(u))
@@ -387,6 +415,7 @@ impl TryFrom<ServeArgs> for Config {
             session_ttl,
             session_epoch: a.session_epoch,
             worker_timeout,
+            hedge,
             tile_url,
             tile_attribution,
             operator_url,
@@ -425,6 +454,24 @@ mod tests {
         assert_eq!(c.session_ttl, Duration::from_secs(12 * 3600));
         assert_eq!(c.worker_timeout, Duration::from_secs(5));
         assert_eq!(c.token.expose(), "s3cret-token");
+    }
+
+    #[test]
+    fn hedge_bounds_default_parse_and_stay_within_the_worker_timeout() {
+        use crate::replicas::HedgePolicy;
+        let c = Config::try_from(args()).unwrap();
+        assert_eq!(c.hedge, HedgePolicy::default());
+        let c =
+            Config::try_from(ServeArgs { hedge_min: Some("5ms".into()), hedge_max: Some("200ms".into()), ..args() })
+                .unwrap();
+        assert_eq!(c.hedge, HedgePolicy { min: Duration::from_millis(5), max: Duration::from_millis(200) });
+        let c = Config::try_from(ServeArgs { worker_timeout: "300ms".into(), ..args() }).unwrap();
+        assert_eq!(c.hedge.max, Duration::from_millis(150), "half the deadline");
+        let e = Config::try_from(ServeArgs { hedge_min: Some("2s".into()), hedge_max: Some("1s".into()), ..args() })
+            .unwrap_err();
+        assert!(e.to_string().contains("--hedge-min \"2s\""), "{e}");
+        let e = Config::try_from(ServeArgs { hedge_max: Some("soon".into()), ..args() }).unwrap_err();
+        assert!(e.to_string().contains("--hedge-max \"soon\""), "{e}");
     }
 
     #[test]

@@ -185,6 +185,7 @@ impl Stack {
             session_ttl: Duration::from_secs(12 * 3600),
             session_epoch: 0,
             worker_timeout: Duration::from_secs(10),
+            hedge: Default::default(),
             tile_url: o.tile_url.clone(),
             tile_attribution: o.tile_url.as_deref().and_then(crate::config::default_tile_attribution),
             cluster: None,

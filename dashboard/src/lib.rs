@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! browser ──cookie/Bearer──▶ routes (auth guard, validation against the catalogue)
-//!   ──▶ fanout: every worker in parallel over Flight (deadline, one retry)
+//!   ──▶ fanout: one replica per shard in parallel over Flight (deadline, one
+//!       retry; another replica on failure, hedged after the shard's p95)
 //!   ──▶ merge: sum one consistent sharding, report missing / mixed shards
 //!   ──▶ shade: mix category colours, equalise alpha, spread, PNG
 //!   ──▶ JSON (histograms, counts, data: URL image, shard report, timings)
@@ -26,6 +27,7 @@ pub mod merge;
 pub mod metrics;
 pub mod operator;
 pub mod query;
+pub mod replicas;
 pub mod resolve;
 pub mod routes;
 pub mod shade;

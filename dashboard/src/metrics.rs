@@ -45,6 +45,12 @@ pub struct Metrics {
     pub login_failures: Family<ReasonLabels, Counter>,
     /// Query answers flagged partial.
     pub partial_results: Counter,
+    /// Queries sent to a second replica of a shard because the first was slow.
+    pub hedges_fired: Counter,
+    /// Hedged queries whose second replica answered first.
+    pub hedges_won: Counter,
+    /// Queries sent to another replica of a shard after one failed or refused.
+    pub replica_retries: Counter,
 }
 
 impl Default for Metrics {
@@ -68,6 +74,16 @@ impl Metrics {
         r.register("login_failures", "Failed logins and Bearer checks by reason", login_failures.clone());
         let partial_results = Counter::default();
         r.register("partial_results", "Query answers with missing or inconsistent shards", partial_results.clone());
+        let hedges_fired = Counter::default();
+        r.register("hedges_fired", "Queries hedged on a second replica of a slow shard", hedges_fired.clone());
+        let hedges_won = Counter::default();
+        r.register("hedges_won", "Hedged queries answered first by the hedge", hedges_won.clone());
+        let replica_retries = Counter::default();
+        r.register(
+            "replica_retries",
+            "Queries retried on another replica after one failed or refused",
+            replica_retries.clone(),
+        );
         Metrics {
             registry: Arc::new(Mutex::new(r)),
             requests,
@@ -75,6 +91,9 @@ impl Metrics {
             worker_errors,
             login_failures,
             partial_results,
+            hedges_fired,
+            hedges_won,
+            replica_retries,
         }
     }
 

@@ -78,7 +78,9 @@ impl AppState {
             },
             auth: Auth::new(&config.token, config.session_epoch, config.session_ttl),
             limiter: LoginLimiter::new(LOGIN_BURST, LOGIN_REFILL),
-            fanout: Arc::new(Fanout::new(discovery, connector, config.worker_timeout, metrics.clone())),
+            fanout: Arc::new(
+                Fanout::new(discovery, connector, config.worker_timeout, metrics.clone()).with_hedge(config.hedge),
+            ),
             catalog: CatalogCache::new(Duration::from_secs(10)),
             metrics,
             operator: match (&config.operator_url, &config.cluster) {

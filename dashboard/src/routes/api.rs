@@ -8,12 +8,13 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use quiver_worker::protocol::LoadState;
+use quiver_worker::protocol::{LoadState, WorkerStats};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::merge::{Merged, merge};
 use crate::query::{QueryRequest, QueryResponse, Timings, histograms_out, plan};
+use crate::replicas::ShardKey;
 use crate::routes::{BODY_LIMIT, read_body};
 use crate::shade::{category_colors, encode_png, shade};
 use crate::state::AppState;
@@ -167,71 +168,159 @@ struct WorkerStatus {
     datasets: Vec<DatasetStatus>,
 }
 
-#[derive(Serialize)]
+/// One replica of a shard in `/api/status`.
+#[derive(Serialize, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-struct StatusResponse {
-    shards: u32,
-    complete: bool,
-    consistent: bool,
-    /// The workers were stopped while idle and the operator can resume them.
-    suspended: bool,
-    workers: Vec<WorkerStatus>,
+pub struct ReplicaStatus {
+    /// The worker's endpoint.
+    pub endpoint: String,
+    /// It answered `stats`.
+    pub ok: bool,
+    /// It answered and every dataset it holds is loaded.
+    pub loaded: bool,
+    /// `ready`, `loading`, `failed` (the worst of its datasets), or `down`.
+    pub state: String,
+    /// Generation of each dataset it holds, by name.
+    pub generations: BTreeMap<String, String>,
 }
 
-/// `GET /api/status`: every worker's shard and load state.
-pub async fn status(State(state): State<AppState>) -> Result<Response> {
-    let replies = state.fanout.stats().await;
-    let mut workers = Vec::with_capacity(replies.len());
+/// One shard and its replicas in `/api/status`.
+#[derive(Serialize, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardStatus {
+    /// Shard index.
+    pub shard: u32,
+    /// At least one replica answers.
+    pub complete: bool,
+    /// At least one replica answers with every dataset loaded.
+    pub loaded: bool,
+    /// Its replicas, by endpoint.
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+/// What `/api/status` says about the sharding as a whole.
+#[derive(Serialize, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardSummary {
+    /// The shard count most workers report.
+    pub shards: u32,
+    /// Every shard has a replica answering.
+    pub complete: bool,
+    /// One shard count, and one generation per dataset among loaded replicas.
+    pub consistent: bool,
+    /// Each shard of that sharding with its replicas.
+    #[serde(rename = "replicas")]
+    pub by_shard: Vec<ShardStatus>,
+}
+
+/// The shard-consistency summary of every worker's `stats`. Workers that did
+/// not answer are placed under the shard `known` says they served. Replicas of
+/// a shard are expected: a shard is complete when one of them answers. Pure.
+pub fn summarize(
+    replies: &[crate::merge::Reply<WorkerStats>],
+    known: impl Fn(&str) -> Option<ShardKey>,
+) -> ShardSummary {
     // Shard count: the one most workers report.
     let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
-    for r in &replies {
+    for r in replies {
         if let Ok(s) = &r.result {
             *counts.entry(s.shards).or_default() += 1;
         }
     }
     let shards = counts.iter().max_by_key(|(n, c)| (**c, **n)).map(|(n, _)| *n).unwrap_or(0);
-    let mut seen = vec![false; shards as usize];
     let mut consistent = counts.len() <= 1;
-    let mut generations: BTreeMap<String, String> = BTreeMap::new();
+    let mut generations: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut by_shard: Vec<ShardStatus> =
+        (0..shards).map(|shard| ShardStatus { shard, complete: false, loaded: false, replicas: Vec::new() }).collect();
     for r in replies {
-        match r.result {
+        let (key, replica) = match &r.result {
             Ok(s) => {
-                if s.shards == shards
-                    && let Some(slot) = seen.get_mut(s.shard as usize)
-                {
-                    consistent &= !*slot;
-                    *slot = true;
-                }
                 for d in &s.datasets {
                     if d.state == LoadState::Ready {
-                        let g = generations.entry(d.name.clone()).or_insert_with(|| d.generation.clone());
+                        let g = generations.entry(d.name.as_str()).or_insert(d.generation.as_str());
                         consistent &= *g == d.generation;
                     }
                 }
-                workers.push(WorkerStatus {
-                    endpoint: r.endpoint,
+                let loaded = s.datasets.iter().all(|d| d.state == LoadState::Ready);
+                let state = if s.datasets.iter().any(|d| d.state == LoadState::Failed) {
+                    "failed"
+                } else if loaded {
+                    "ready"
+                } else {
+                    "loading"
+                };
+                let replica = ReplicaStatus {
+                    endpoint: r.endpoint.clone(),
                     ok: true,
-                    shard: Some(s.shard),
-                    shards: Some(s.shards),
-                    queries: Some(s.queries),
-                    last_query_time: s.last_query_time,
-                    error: None,
-                    datasets: s
-                        .datasets
-                        .into_iter()
-                        .map(|d| DatasetStatus {
-                            name: d.name,
-                            state: d.state,
-                            rows: d.rows,
-                            bytes: d.bytes,
-                            generation: d.generation,
-                            error: d.error,
-                            reloading: d.reloading,
-                        })
-                        .collect(),
-                });
+                    loaded,
+                    state: state.into(),
+                    generations: s.datasets.iter().map(|d| (d.name.clone(), d.generation.clone())).collect(),
+                };
+                (Some(ShardKey { shard: s.shard, shards: s.shards }), replica)
             }
-            Err(e) => workers.push(WorkerStatus {
+            Err(_) => (
+                known(&r.endpoint),
+                ReplicaStatus {
+                    endpoint: r.endpoint.clone(),
+                    ok: false,
+                    loaded: false,
+                    state: "down".into(),
+                    generations: BTreeMap::new(),
+                },
+            ),
+        };
+        if let Some(k) = key.filter(|k| k.shards == shards)
+            && let Some(slot) = by_shard.get_mut(k.shard as usize)
+        {
+            slot.complete |= replica.ok;
+            slot.loaded |= replica.loaded;
+            slot.replicas.push(replica);
+        }
+    }
+    let complete = shards > 0 && by_shard.iter().all(|s| s.complete);
+    ShardSummary { shards, complete, consistent, by_shard }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusResponse {
+    #[serde(flatten)]
+    summary: ShardSummary,
+    /// The workers were stopped while idle and the operator can resume them.
+    suspended: bool,
+    workers: Vec<WorkerStatus>,
+}
+
+/// `GET /api/status`: every worker's shard and load state, and each shard's replicas.
+pub async fn status(State(state): State<AppState>) -> Result<Response> {
+    let replies = state.fanout.stats().await;
+    let summary = summarize(&replies, |ep| state.fanout.replicas().shard_of(ep));
+    let workers = replies
+        .into_iter()
+        .map(|r| match r.result {
+            Ok(s) => WorkerStatus {
+                endpoint: r.endpoint,
+                ok: true,
+                shard: Some(s.shard),
+                shards: Some(s.shards),
+                queries: Some(s.queries),
+                last_query_time: s.last_query_time,
+                error: None,
+                datasets: s
+                    .datasets
+                    .into_iter()
+                    .map(|d| DatasetStatus {
+                        name: d.name,
+                        state: d.state,
+                        rows: d.rows,
+                        bytes: d.bytes,
+                        generation: d.generation,
+                        error: d.error,
+                        reloading: d.reloading,
+                    })
+                    .collect(),
+            },
+            Err(e) => WorkerStatus {
                 endpoint: r.endpoint,
                 ok: false,
                 shard: None,
@@ -240,12 +329,11 @@ pub async fn status(State(state): State<AppState>) -> Result<Response> {
                 last_query_time: None,
                 error: Some(e.public_message()),
                 datasets: Vec::new(),
-            }),
-        }
-    }
-    let complete = shards > 0 && seen.iter().all(|s| *s);
+            },
+        })
+        .collect();
     let suspended = resumable(&state).await;
-    Ok(Json(StatusResponse { shards, complete, consistent, suspended, workers }).into_response())
+    Ok(Json(StatusResponse { summary, suspended, workers }).into_response())
 }
 
 /// True when the operator says the cluster was suspended while idle (a
@@ -311,4 +399,89 @@ pub async fn reload(State(state): State<AppState>, req: Request) -> Result<Respo
 /// Unknown `/api` routes (reached only once authenticated).
 pub async fn not_found(req: Request) -> Response {
     Error::NotFound(req.uri().path().chars().take(100).collect()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merge::Reply;
+    use quiver_worker::protocol::DatasetStats;
+
+    fn stats(shard: u32, shards: u32, generation: &str, state: LoadState) -> WorkerStats {
+        WorkerStats {
+            shard,
+            shards,
+            version: "t".into(),
+            queries: 0,
+            last_query_time: None,
+            started_at: "2024-01-01T00:00:00Z".into(),
+            datasets: vec![DatasetStats {
+                name: "d".into(),
+                state,
+                rows: 1,
+                bytes: 1,
+                generation: generation.into(),
+                load_seconds: 0.0,
+                loaded_at: None,
+                error: None,
+                reloading: false,
+            }],
+        }
+    }
+
+    fn up(ep: &str, s: WorkerStats) -> Reply<WorkerStats> {
+        Reply { endpoint: ep.into(), result: Ok(s) }
+    }
+
+    fn down(ep: &str) -> Reply<WorkerStats> {
+        Reply { endpoint: ep.into(), result: Err(Error::Unavailable("gone".into())) }
+    }
+
+    #[test]
+    fn a_shard_is_complete_when_one_of_its_replicas_answers() {
+        let replies = vec![
+            up("a", stats(0, 2, "g", LoadState::Ready)),
+            down("b"),
+            up("c", stats(1, 2, "g", LoadState::Loading)),
+            up("d", stats(1, 2, "g", LoadState::Ready)),
+        ];
+        let s = summarize(&replies, |ep| (ep == "b").then_some(ShardKey { shard: 0, shards: 2 }));
+        assert_eq!((s.shards, s.complete, s.consistent), (2, true, true), "replicas are not duplicates");
+        assert_eq!(s.by_shard[0].replicas.iter().map(|r| r.endpoint.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(s.by_shard[0].replicas[1].state, "down");
+        assert!(s.by_shard[0].loaded);
+        assert_eq!(s.by_shard[1].replicas[0].state, "loading");
+        assert!(s.by_shard[1].loaded, "one loaded replica is enough");
+        assert_eq!(s.by_shard[1].replicas[1].generations["d"], "g");
+    }
+
+    #[test]
+    fn a_shard_with_every_replica_down_is_incomplete() {
+        let replies = vec![up("a", stats(0, 2, "g", LoadState::Ready)), down("b"), down("c")];
+        let s = summarize(&replies, |ep| (ep != "a").then_some(ShardKey { shard: 1, shards: 2 }));
+        assert!(!s.complete);
+        assert!(!s.by_shard[1].complete && s.by_shard[1].replicas.len() == 2);
+    }
+
+    #[test]
+    fn replicas_of_different_generations_are_inconsistent() {
+        let replies = vec![
+            up("a", stats(0, 2, "old", LoadState::Ready)),
+            up("b", stats(0, 2, "new", LoadState::Ready)),
+            up("c", stats(1, 2, "new", LoadState::Ready)),
+        ];
+        let s = summarize(&replies, |_| None);
+        assert!(s.complete && !s.consistent);
+        // A replica still loading the new data does not count against consistency.
+        let replies = vec![
+            up("a", stats(0, 2, "old", LoadState::Loading)),
+            up("b", stats(0, 2, "new", LoadState::Ready)),
+            up("c", stats(1, 2, "new", LoadState::Ready)),
+        ];
+        assert!(summarize(&replies, |_| None).consistent);
+        // Another sharding mid-rescale is.
+        let replies =
+            vec![up("a", stats(0, 1, "new", LoadState::Ready)), up("b", stats(0, 2, "new", LoadState::Ready))];
+        assert!(!summarize(&replies, |_| None).consistent);
+    }
 }

@@ -19,7 +19,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use quiver_worker::protocol::{Filter, Query, View, Viewport};
+use quiver_worker::protocol::{Filter, Query, ShardInfo, View, Viewport};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -62,10 +62,12 @@ pub struct Params {
     pub request: String,
 }
 
-/// The ticket of an export and the worker chosen for each shard, in shard order.
+/// The ticket of an export and the worker chosen for each shard (the replica
+/// that answered the count), with the shard it serves, in shard order.
 struct Prepared {
     ticket: Query,
     endpoints: Vec<String>,
+    shards: Vec<ShardInfo>,
     rows: u64,
 }
 
@@ -96,7 +98,7 @@ async fn prepare(state: &AppState, p: &Params) -> Result<Prepared> {
     };
     let count_query = plan(&counting, dataset)?.main;
     let replies = state.fanout.query(count_query).await;
-    let mut per_shard: BTreeMap<u32, (String, u64)> = BTreeMap::new();
+    let mut per_shard: BTreeMap<u32, (String, u64, ShardInfo)> = BTreeMap::new();
     let mut shards = None;
     let mut generation = None;
     let mut failure = None;
@@ -111,7 +113,7 @@ async fn prepare(state: &AppState, p: &Params) -> Result<Prepared> {
                 }
                 shards = Some(res.shard.shards);
                 let matched = res.sample.map_or(0, |s| s.matched);
-                per_shard.entry(res.shard.shard).or_insert((r.endpoint, matched));
+                per_shard.entry(res.shard.shard).or_insert((r.endpoint, matched, res.shard));
             }
             Err(e) => failure = Some(e),
         }
@@ -124,7 +126,7 @@ async fn prepare(state: &AppState, p: &Params) -> Result<Prepared> {
             "shard {missing} of {n} did not answer; an export would miss its rows, so none is made"
         )));
     }
-    let rows: u64 = per_shard.values().map(|(_, m)| m).sum();
+    let rows: u64 = per_shard.values().map(|(_, m, _)| m).sum();
     let limit = state.settings.export_row_limit;
     if rows > limit {
         return Err(Error::ExportTooLarge { rows, limit });
@@ -137,7 +139,8 @@ async fn prepare(state: &AppState, p: &Params) -> Result<Prepared> {
         viewport_filter: false,
         views: vec![View::Rows { limit, columns: None }],
     };
-    Ok(Prepared { ticket, endpoints: per_shard.into_values().map(|(e, _)| e).collect(), rows })
+    let (endpoints, shards) = per_shard.into_values().map(|(e, _, s)| (e, s)).unzip();
+    Ok(Prepared { ticket, endpoints, shards, rows })
 }
 
 /// `GET /api/export?format=csv|parquet&request=<JSON>`: the selected rows,
@@ -147,10 +150,11 @@ pub async fn export(State(state): State<AppState>, UrlQuery(p): UrlQuery<Params>
     let prepared = prepare(&state, &p).await?;
     // The first shard's stream opens before the response starts: a refusal
     // is still an HTTP error, not a broken download.
-    let first = state.fanout.export_from(&prepared.endpoints[0], &prepared.ticket).await?;
+    let first = state.fanout.export_shard(&prepared.endpoints[0], &prepared.shards[0], &prepared.ticket).await?;
     let (mut tx, rx) = futures::channel::mpsc::channel::<std::io::Result<Bytes>>(4);
     let fanout = state.fanout.clone();
     let (ticket, endpoints, rows) = (prepared.ticket.clone(), prepared.endpoints.clone(), prepared.rows);
+    let shard_infos = prepared.shards.clone();
     let dataset = ticket.dataset.clone();
     tokio::spawn(async move {
         let started = std::time::Instant::now();
@@ -161,7 +165,7 @@ pub async fn export(State(state): State<AppState>, UrlQuery(p): UrlQuery<Params>
         'shards: for (i, endpoint) in endpoints.iter().enumerate() {
             let mut batches = match stream.take() {
                 Some(s) => s,
-                None => match fanout.export_from(endpoint, &ticket).await {
+                None => match fanout.export_shard(endpoint, &shard_infos[i], &ticket).await {
                     Ok(s) => s,
                     Err(e) => {
                         outcome = Err(format!("shard {i}: {e}"));

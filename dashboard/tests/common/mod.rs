@@ -38,6 +38,10 @@ pub enum Mode {
     Down,
     /// Refuses every query as invalid.
     Refuse,
+    /// Answers after this long.
+    Slow(Duration),
+    /// Answers admin calls but refuses queries: its shard is not loaded.
+    NotLoaded,
 }
 
 /// A fake worker holding one shard of `celltowers`.
@@ -45,8 +49,12 @@ pub struct FakeWorker {
     pub shard: u32,
     pub shards: u32,
     pub generation: String,
-    pub mode: Mode,
+    pub mode: std::sync::Mutex<Mode>,
     pub calls: AtomicU32,
+    /// Queries received (answered or not).
+    pub queries: AtomicU32,
+    /// Exports started.
+    pub exports: AtomicU32,
     pub reloads: AtomicU32,
 }
 
@@ -56,10 +64,35 @@ impl FakeWorker {
             shard,
             shards,
             generation: "gen-1".into(),
-            mode,
+            mode: std::sync::Mutex::new(mode),
             calls: AtomicU32::new(0),
+            queries: AtomicU32::new(0),
+            exports: AtomicU32::new(0),
             reloads: AtomicU32::new(0),
         })
+    }
+
+    /// A replica of a shard: the same data as another worker of `shard`.
+    pub fn replica(shard: u32, shards: u32, generation: &str, mode: Mode) -> Arc<FakeWorker> {
+        Arc::new(FakeWorker {
+            shard,
+            shards,
+            generation: generation.into(),
+            mode: std::sync::Mutex::new(mode),
+            calls: AtomicU32::new(0),
+            queries: AtomicU32::new(0),
+            exports: AtomicU32::new(0),
+            reloads: AtomicU32::new(0),
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        *self.mode.lock().unwrap()
+    }
+
+    /// Changes how it behaves from the next call on (a kill, a freeze).
+    pub fn set_mode(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
     }
 
     pub fn with_generation(shard: u32, shards: u32, generation: &str) -> Arc<FakeWorker> {
@@ -67,8 +100,10 @@ impl FakeWorker {
             shard,
             shards,
             generation: generation.into(),
-            mode: Mode::Ok,
+            mode: std::sync::Mutex::new(Mode::Ok),
             calls: AtomicU32::new(0),
+            queries: AtomicU32::new(0),
+            exports: AtomicU32::new(0),
             reloads: AtomicU32::new(0),
         })
     }
@@ -79,8 +114,12 @@ impl FakeWorker {
 
     async fn gate(&self) -> WorkerResult<()> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        match self.mode {
-            Mode::Ok => Ok(()),
+        match self.mode() {
+            Mode::Ok | Mode::NotLoaded => Ok(()),
+            Mode::Slow(d) => {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
             Mode::Hang => {
                 std::future::pending::<()>().await;
                 Ok(())
@@ -155,7 +194,11 @@ pub fn fake_answer(info: ShardInfo, q: &Query) -> QueryResult {
 #[async_trait]
 impl Worker for FakeWorker {
     async fn query(&self, q: &Query) -> WorkerResult<QueryResult> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
         self.gate().await?;
+        if self.mode() == Mode::NotLoaded {
+            return Err(quiver_worker::Error::NotReady { name: q.dataset.clone(), reason: "loading".into() });
+        }
         if q.dataset != "celltowers" {
             return Err(quiver_worker::Error::UnknownDataset(q.dataset.clone()));
         }
@@ -172,7 +215,7 @@ impl Worker for FakeWorker {
             started_at: "2024-01-01T00:00:00Z".into(),
             datasets: vec![DatasetStats {
                 name: "celltowers".into(),
-                state: LoadState::Ready,
+                state: if self.mode() == Mode::NotLoaded { LoadState::Loading } else { LoadState::Ready },
                 rows: 1000 * (u64::from(self.shard) + 1),
                 bytes: 1,
                 generation: self.generation.clone(),
@@ -190,7 +233,7 @@ impl Worker for FakeWorker {
     }
     async fn datasets(&self) -> WorkerResult<Vec<DatasetInfo>> {
         // The catalogue is learned even from workers that refuse queries.
-        if matches!(self.mode, Mode::Hang | Mode::Down) {
+        if matches!(self.mode(), Mode::Hang | Mode::Down) {
             self.gate().await?;
         }
         Ok(vec![DatasetInfo {
@@ -205,6 +248,18 @@ impl Worker for FakeWorker {
     }
     async fn health(&self) -> WorkerResult<()> {
         self.gate().await
+    }
+    async fn export(&self, q: &Query) -> WorkerResult<quiver_dashboard::fanout::BatchStream> {
+        self.exports.fetch_add(1, Ordering::SeqCst);
+        self.gate().await?;
+        if q.dataset != "celltowers" {
+            return Err(quiver_worker::Error::UnknownDataset(q.dataset.clone()));
+        }
+        // One batch naming the shard.
+        let shard = arrow::array::UInt32Array::from(vec![self.shard]);
+        let batch = arrow::array::RecordBatch::try_from_iter([("shard", Arc::new(shard) as arrow::array::ArrayRef)])
+            .expect("a one-column batch");
+        Ok(Box::pin(futures::stream::iter([Ok(batch)])))
     }
 }
 
