@@ -63,7 +63,9 @@ pub struct ServeArgs {
     /// A dataset as NAME=PRESET:URL, e.g. celltowers=celltowers:s3://bucket/towers/ (repeatable).
     #[arg(long = "dataset")]
     pub dataset: Vec<String>,
-    /// This worker's shard index (default: the ordinal suffix of --pod-name, else 0).
+    /// This worker's shard index (default: the ordinal suffix of --pod-name
+    /// modulo --shards, so with r replicas per shard pods i, i+n, i+2n... of
+    /// n shards serve shard i; else 0).
     #[arg(long, env = "QUIVER_SHARD_INDEX")]
     pub shard_index: Option<u32>,
     /// StatefulSet pod name, e.g. demo-workers-3.
@@ -132,6 +134,26 @@ pub fn ordinal_of(pod: &str) -> Option<u32> {
     pod.rsplit_once('-').and_then(|(_, n)| n.parse().ok())
 }
 
+/// The shard a worker serves: `--shard-index` when given, else its pod
+/// ordinal modulo the shard count (a StatefulSet of `shards × replicas` pods
+/// where ordinal `i` serves shard `i mod shards`), else 0. An explicit index
+/// is taken as is, so `ShardId::new` still refuses one out of range.
+pub fn default_shard_index(explicit: Option<u32>, pod_name: Option<&str>, shards: u32) -> Result<u32> {
+    match (explicit, pod_name) {
+        (Some(i), _) => Ok(i),
+        (None, Some(pod)) => {
+            let ordinal = ordinal_of(pod).ok_or_else(|| {
+                Error::InvalidSpec(format!("pod name {pod:?} has no ordinal suffix; set --shard-index"))
+            })?;
+            if shards == 0 {
+                return Err(Error::InvalidSpec("--shards must be at least 1".into()));
+            }
+            Ok(ordinal % shards)
+        }
+        (None, None) => Ok(0),
+    }
+}
+
 impl TryFrom<ServeArgs> for WorkerConfig {
     type Error = Error;
     fn try_from(a: ServeArgs) -> Result<WorkerConfig> {
@@ -159,13 +181,7 @@ impl TryFrom<ServeArgs> for WorkerConfig {
                 "no datasets: give --dataset NAME=PRESET:URL, --datasets JSON or --datasets-file".into(),
             ));
         }
-        let index = match (a.shard_index, &a.pod_name) {
-            (Some(i), _) => i,
-            (None, Some(pod)) => ordinal_of(pod).ok_or_else(|| {
-                Error::InvalidSpec(format!("pod name {pod:?} has no ordinal suffix; set --shard-index"))
-            })?,
-            (None, None) => 0,
-        };
+        let index = default_shard_index(a.shard_index, a.pod_name.as_deref(), a.shards)?;
         let shard = ShardId::new(index, a.shards)?;
         let token = read_secret(a.token, a.token_file.as_ref(), "worker token")?;
         let memory_limit = a.memory_limit.or_else(crate::source::cgroup_memory_limit);
@@ -199,5 +215,39 @@ mod tests {
     fn ordinals_come_from_pod_names() {
         assert_eq!(ordinal_of("demo-workers-3"), Some(3));
         assert_eq!(ordinal_of("demo"), None);
+    }
+
+    #[test]
+    fn a_pod_serves_its_ordinal_modulo_the_shard_count() {
+        // 2 shards × 2 replicas: pods 0 and 2 serve shard 0, pods 1 and 3 shard 1.
+        let shard = |pod: &str| default_shard_index(None, Some(pod), 2).unwrap();
+        assert_eq!(["demo-workers-0", "demo-workers-1", "demo-workers-2", "demo-workers-3"].map(shard), [0, 1, 0, 1]);
+        // One replica per shard: the ordinal is the shard, as before.
+        assert_eq!(default_shard_index(None, Some("demo-workers-5"), 8).unwrap(), 5);
+        // An explicit index wins (and is range-checked by ShardId later).
+        assert_eq!(default_shard_index(Some(7), Some("demo-workers-1"), 2).unwrap(), 7);
+        assert_eq!(default_shard_index(None, None, 4).unwrap(), 0);
+        assert!(default_shard_index(None, Some("demo"), 2).is_err());
+        assert!(default_shard_index(None, Some("demo-workers-3"), 0).is_err());
+    }
+
+    #[test]
+    fn the_serve_config_takes_the_replica_pods_shard() {
+        let cli = clap::Command::new("t");
+        let cli = <ServeArgs as clap::Args>::augment_args(cli);
+        let m = cli
+            .try_get_matches_from([
+                "t",
+                "--dataset",
+                "towers=celltowers:file:///d/",
+                "--pod-name",
+                "demo-workers-3",
+                "--shards",
+                "2",
+            ])
+            .unwrap();
+        let args = <ServeArgs as clap::FromArgMatches>::from_arg_matches(&m).unwrap();
+        let cfg = WorkerConfig::try_from(args).unwrap();
+        assert_eq!(cfg.shard, ShardId { index: 1, count: 2 });
     }
 }
