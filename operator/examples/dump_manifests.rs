@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
 fn dump(out: &std::path::Path, index: usize, dc: &DataCluster) -> anyhow::Result<usize> {
     let c = validate(dc, &Defaults::default())?;
     let mut written = 0;
-    for (variant, replicas) in [("running", c.worker_replicas), ("suspended", 0)] {
+    for (variant, replicas) in [("running", c.worker_pods()), ("suspended", 0)] {
         let mut objects: Vec<(String, String, serde_json::Value)> =
             build_all(&c, replicas).manifests().into_iter().map(|m| (m.kind, m.name, m.json)).collect();
         for (name, component) in secrets(&c) {

@@ -55,13 +55,26 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(h|m|s))+$";
         json_path = ".status.workers",
         description = "workers that loaded their shard / workers desired"
     ),
+    printcolumn(
+        name = "Shards",
+        type_ = "string",
+        json_path = ".status.shardsSummary",
+        description = "shards with at least one loaded replica / shards"
+    ),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        json_path = ".status.replicasPerShard",
+        description = "workers per shard"
+    ),
     printcolumn(name = "Rows", type_ = "integer", json_path = ".status.rows"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     printcolumn(name = "URL", type_ = "string", json_path = ".status.url")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DataClusterSpec {
-    /// The workers: a StatefulSet whose pod ordinal is the shard index.
+    /// The workers: a StatefulSet of `replicas × replicasPerShard` pods, pod
+    /// ordinal `i` serving shard `i mod replicas`.
     #[serde(default)]
     pub workers: WorkersSpec,
     /// Datasets every worker loads its shard of.
@@ -84,12 +97,29 @@ pub struct DataClusterSpec {
 /// The worker StatefulSet.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.replicasPerShard) || self.replicas * self.replicasPerShard <= 1024",
+     "message": "replicas × replicasPerShard (worker pods) must be at most 1024"}
+]))]
 pub struct WorkersSpec {
-    /// Number of workers, which is also the number of shards. Changing it re-shards:
-    /// every worker restarts with the new count and loads its new share.
+    /// Number of shards the datasets are split into (with one replica per
+    /// shard, the number of workers). Changing it re-shards: every worker
+    /// restarts with the new count and loads its new share.
     #[serde(default = "default_worker_replicas")]
     #[schemars(range(min = 0, max = 1024))]
     pub replicas: i32,
+    /// Workers holding each shard (1 to 5). With 2 or more, answers stay
+    /// complete while a worker is killed, evicted or frozen: the dashboards
+    /// ask one loaded replica per shard and retry another. Costs the workers'
+    /// memory (and loads from the source) that many times over. The
+    /// StatefulSet runs `replicas × replicasPerShard` pods, pod ordinal `i`
+    /// serving shard `i mod replicas`; the pods are spread over nodes and
+    /// zones where the scheduler can. Changing it scales the workers without
+    /// re-sharding. Empty: the operator's cluster default (1 unless the chart
+    /// says otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 5))]
+    pub replicas_per_shard: Option<i32>,
     /// Worker image; defaults to the operator's matching release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
@@ -225,6 +255,7 @@ impl Default for WorkersSpec {
     fn default() -> Self {
         WorkersSpec {
             replicas: default_worker_replicas(),
+            replicas_per_shard: None,
             image: None,
             image_pull_policy: None,
             resources: None,
@@ -502,13 +533,16 @@ pub struct DataClusterStatus {
     /// Summary of the conditions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
-    /// `SpecValid`, `Ready`, `Suspended`, `ActivityKnown`.
+    /// `SpecValid`, `Ready`, `Suspended`, `ActivityKnown`, `ChildrenOwned`,
+    /// `ReplicaFailure`, `RollingOut`, and `ReplicasSpread` with
+    /// `replicasPerShard` above 1.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The spec generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Worker pods that exist (the scale subresource's status).
+    /// Worker pods that exist (the scale subresource's status): pods, so
+    /// `replicasPerShard` times the shards once settled.
     #[serde(default)]
     pub replicas: i32,
     /// Label selector of the worker pods (the scale subresource's selector).
@@ -523,6 +557,24 @@ pub struct DataClusterStatus {
     /// `ready/desired`, for `kubectl get`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<String>,
+    /// Shards the datasets are split into now (0 while suspended).
+    #[serde(default)]
+    pub shards: i32,
+    /// Shards at least one of whose replicas loaded every dataset under the
+    /// current sharding: when it equals `shards`, answers are complete.
+    #[serde(default)]
+    pub shards_ready: i32,
+    /// `shardsReady/shards`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards_summary: Option<String>,
+    /// Workers per shard (`spec.workers.replicasPerShard` or the operator's default).
+    #[serde(default)]
+    pub replicas_per_shard: i32,
+    /// The fewest loaded replicas of any shard (running clusters only): 0
+    /// means some shard answers nowhere; 1 with `replicasPerShard` above 1
+    /// means some shard has lost its redundancy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready_replicas: Option<i32>,
     /// Rows loaded, summed over datasets and shards.
     #[serde(default)]
     pub rows: i64,
@@ -594,9 +646,11 @@ pub enum SuspendReason {
 pub struct DatasetStatus {
     /// Dataset name.
     pub name: String,
-    /// Rows loaded, summed over the shards that answered.
+    /// Rows loaded, summed over the shards that answered (each shard once,
+    /// whatever its replicas).
     pub rows: i64,
-    /// Shards that have loaded it under the current sharding.
+    /// Shards that have loaded it under the current sharding (a shard
+    /// counts once at least one of its replicas has).
     pub shards_ready: i32,
     /// Shards expected.
     pub shards: i32,

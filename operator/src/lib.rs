@@ -27,6 +27,7 @@ pub mod http;
 pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
+pub mod placement;
 pub mod reconcile;
 pub mod resume;
 pub mod rollout;

@@ -87,6 +87,11 @@ struct Cli {
     /// beside the old ones, where memory allows) or `Replace`.
     #[arg(long, env = "QUIVER_WORKER_ROLLOUT_STRATEGY", default_value = "Surge")]
     worker_rollout_strategy: String,
+    /// Workers per shard when a DataCluster's `spec.workers.replicasPerShard`
+    /// is empty (1 to 5; each replica holds a full copy of its shard).
+    #[arg(long, env = "QUIVER_WORKER_REPLICAS_PER_SHARD", default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..=quiver_operator::validate::MAX_REPLICAS_PER_SHARD as i64))]
+    worker_replicas_per_shard: i32,
     /// Most DataClusters reconciled at once.
     #[arg(long, env = "QUIVER_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -166,6 +171,7 @@ impl TryFrom<Cli> for Config {
                 return Err(Error::Config(format!("--worker-rollout-strategy {other:?} must be Surge or Replace")));
             }
         };
+        defaults.replicas_per_shard = cli.worker_replicas_per_shard;
         let lease_duration = duration("lease-duration", &cli.lease_duration)?;
         if lease_duration < Duration::from_secs(3) {
             return Err(Error::Config(format!("--lease-duration {:?} must be at least 3s", cli.lease_duration)));
@@ -339,6 +345,19 @@ mod tests {
         let c = Config::try_from(cli(&["--identity", "op-0", "--worker-rollout-strategy", "Replace"])).unwrap();
         assert_eq!(c.defaults.rollout_strategy, quiver_operator::crd::RolloutStrategy::Replace);
         assert!(Config::try_from(cli(&["--identity", "op-0", "--worker-rollout-strategy", "BlueGreen"])).is_err());
+    }
+
+    #[test]
+    fn the_replicas_per_shard_default_is_one_and_bounded() {
+        let c = Config::try_from(cli(&["--identity", "op-0"])).unwrap();
+        assert_eq!(c.defaults.replicas_per_shard, 1);
+        let c = Config::try_from(cli(&["--identity", "op-0", "--worker-replicas-per-shard", "2"])).unwrap();
+        assert_eq!(c.defaults.replicas_per_shard, 2);
+        for bad in ["0", "6", "two"] {
+            let parsed =
+                Cli::try_parse_from(["quiver-operator", "--identity", "op-0", "--worker-replicas-per-shard", bad]);
+            assert!(parsed.is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

@@ -262,14 +262,14 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
     {
         foreign.push(what);
     }
-    foreign.extend(foreign_children(ctx, &c, &build_all(&c, c.worker_replicas)).await?);
+    foreign.extend(foreign_children(ctx, &c, &build_all(&c, c.worker_pods())).await?);
     if !foreign.is_empty() {
         return refuse_foreign(ctx, dc, &c, &foreign, now).await;
     }
 
     // 3. Observe the workers that should be running now.
     let memory = memory_of(previous);
-    let expected = if memory.suspended.is_some() { 0 } else { c.worker_replicas };
+    let expected = if memory.suspended.is_some() { 0 } else { c.worker_pods() };
     let target =
         Target { cluster: c.name.clone(), namespace: c.namespace.clone(), replicas: expected, token: worker_token };
     let pods = if expected > 0 { worker_pods(ctx, &c).await } else { Vec::new() };
@@ -300,7 +300,7 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
     }
 
     // 5. Apply every child.
-    let desired = if decision.action.workers_stopped() { 0 } else { c.worker_replicas };
+    let desired = if decision.action.workers_stopped() { 0 } else { c.worker_pods() };
     let surge = plan_surge(ctx, &c, &pods, desired, previous, now).await;
     let pin = surge.plan.pin.as_ref().map(|revision| rollout::Pin {
         revision: revision.clone(),
@@ -321,6 +321,17 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
     } else {
         None
     };
+    let colocated = if desired > 0 {
+        crate::placement::colocated_shards(
+            &pods,
+            &format!("{}-workers", c.name),
+            c.shards(),
+            c.replicas_per_shard,
+            desired,
+        )
+    } else {
+        Vec::new()
+    };
     let mut failures = pod_failures(&pods);
     if desired > 0
         && let Some(f) = failed_creates(ctx, &c, &workers, desired).await
@@ -338,6 +349,7 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
         activity: &activity,
         ingress_address,
         failures: &failures,
+        colocated: &colocated,
         rollout: rollout.as_ref(),
         previous,
         now,
@@ -442,7 +454,7 @@ async fn plan_surge(
         surge: surge_sts.as_ref().map(|_| surge_pods.as_slice()),
         surge_revision: surge_sts.as_deref().and_then(revision).as_deref(),
         desired,
-        shards: c.worker_replicas.max(1),
+        shards: c.shards(),
         pin: pin.as_ref(),
         surge_failure: failure.as_deref(),
         fell_back,
@@ -513,7 +525,7 @@ async fn drive_rollout(
         &worker_pods,
         st.update_revision.as_deref().filter(|_| observed),
         desired,
-        c.worker_replicas.max(1),
+        c.shards(),
         max_unavailable,
     );
     plan.in_progress |= not_created || !observed;

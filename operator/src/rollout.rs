@@ -13,6 +13,9 @@
 //! - **same shard count** (image, resources, restart annotation, datasets):
 //!   in batches of at most `maxUnavailable` unavailable workers. Outdated pods
 //!   that are not Ready anyway are replaced at once (they serve nothing).
+//!   With several replicas per shard (pod ordinal `i` serves shard
+//!   `i mod shards`), a Ready pod is replaced only while another Ready
+//!   replica of its shard stays up, so every shard keeps answering.
 //!
 //! A rollout that has not finished within `progressDeadline` is reported as
 //! stuck (condition `RollingOut`, reason `Stuck`); no further healthy pod is
@@ -134,6 +137,13 @@ pub fn plan(
         let available = live.iter().filter(|p| p.ready).count() as i32;
         let unavailable = (desired - available).max(0);
         let mut budget = (max_unavailable.max(1) - unavailable).max(0);
+        let shards = shards.max(1) as u32;
+        let replicated = desired > shards as i32;
+        // Ready replicas per shard, less those deleted below.
+        let mut serving: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
+        for p in live.iter().filter(|p| p.ready) {
+            *serving.entry(p.ordinal % shards).or_insert(0) += 1;
+        }
         let mut out = Vec::new();
         // Outdated pods that serve nothing go first, and cost no budget.
         out.extend(outdated.iter().filter(|p| !p.ready).map(|p| p.name.clone()));
@@ -141,6 +151,12 @@ pub fn plan(
             if budget == 0 {
                 break;
             }
+            let left = serving.entry(p.ordinal % shards).or_insert(0);
+            // A shard's last Ready replica waits for another to load.
+            if replicated && *left <= 1 {
+                continue;
+            }
+            *left -= 1;
             budget -= 1;
             out.push(p.name.clone());
         }
@@ -414,6 +430,40 @@ mod tests {
         let p = plan(&pods, Some("new"), 8, 8, 2);
         assert!(p.delete.is_empty(), "the batch is still loading: {p:?}");
         assert_eq!(p.outdated, 6);
+    }
+
+    #[test]
+    fn a_replicated_restart_never_takes_a_shards_last_ready_replica() {
+        // 2 shards × 2 replicas (shard 0: pods 0, 2; shard 1: pods 1, 3), a
+        // budget of 3: one replica of each shard goes, never both.
+        let pods: Vec<_> = (0..4).map(|i| pod(i, "old", 2, true)).collect();
+        let p = plan(&pods, Some("new"), 4, 2, 3);
+        assert_eq!(names(&p), ["demo-workers-0", "demo-workers-1"]);
+        // Next pass: 0 and 1 are back on the new revision but still loading:
+        // 2 and 3 are their shards' only Ready replicas and stay.
+        let mut pods: Vec<_> = (0..2).map(|i| pod(i, "new", 2, false)).collect();
+        pods.extend((2..4).map(|i| pod(i, "old", 2, true)));
+        let p = plan(&pods, Some("new"), 4, 2, 3);
+        assert!(p.delete.is_empty(), "{p:?}");
+        // Pod 0 loaded: shard 0's old replica may go; shard 1's must wait.
+        pods[0].ready = true;
+        let p = plan(&pods, Some("new"), 4, 2, 3);
+        assert_eq!(names(&p), ["demo-workers-2"]);
+    }
+
+    #[test]
+    fn adding_replicas_replaces_the_old_pods_only_once_new_replicas_load() {
+        // replicasPerShard 1 → 2 on 2 shards: the placement rules change the
+        // template; pods 2 and 3 are created on it, 0 and 1 are outdated.
+        let mut pods: Vec<_> = (0..2).map(|i| pod(i, "old", 2, true)).collect();
+        pods.extend((2..4).map(|i| pod(i, "new", 2, false)));
+        let p = plan(&pods, Some("new"), 4, 2, 1);
+        assert!(p.delete.is_empty(), "the new replicas are still loading: {p:?}");
+        assert_eq!(p.outdated, 2);
+        pods[2].ready = true;
+        pods[3].ready = true;
+        let p = plan(&pods, Some("new"), 4, 2, 1);
+        assert_eq!(names(&p), ["demo-workers-0"]);
     }
 
     #[test]

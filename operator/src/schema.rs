@@ -56,6 +56,16 @@ pub(crate) fn cluster_dataset_schema(generator: &mut SchemaGenerator) -> Schema 
         dims.insert("minItems".into(), json!(1));
         dims.insert("maxItems".into(), json!(16));
     }
+    // The worker's limits on detail columns (`source::detail_infos`).
+    if let Some(details) = dataset.pointer_mut("/properties/details").and_then(Value::as_object_mut) {
+        details.insert("maxItems".into(), json!(quiver_worker::source::MAX_DETAILS));
+    }
+    if let Some(column) =
+        dataset.pointer_mut("/properties/details/items/properties/column").and_then(Value::as_object_mut)
+    {
+        column.insert("minLength".into(), json!(1));
+        column.insert("maxLength".into(), json!(256));
+    }
     // Same constraint as `quiver_worker::spec::validate_name`.
     if let Some(name) = dataset.pointer_mut("/properties/name").and_then(Value::as_object_mut) {
         name.insert("pattern".into(), json!("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"));

@@ -1,13 +1,17 @@
 //! Status from what was applied and what the workers said: phase, conditions,
 //! ready/desired workers, rows per dataset, activity, URL. Pure.
 //!
-//! `Ready` means every shard `0..n` answered with the current shard count `n`
-//! and has loaded every dataset, and the StatefulSet rollout is complete (so a
-//! restart or a re-shard is not reported ready while old pods still serve).
-//! Rows are summed over those shards only: a worker still on an old sharding is
-//! never counted, so rows are neither lost nor counted twice once settled.
+//! `Ready` means every worker pod (each of the `r` replicas of each shard
+//! `0..n`, pod ordinal `i` serving shard `i mod n`) answered with the current
+//! shard count `n` and has loaded every dataset, and the StatefulSet rollout
+//! is complete (so a restart or a re-shard is not reported ready while old
+//! pods still serve). A shard counts as complete (`shardsReady`) once one of
+//! its replicas has loaded: answers are complete from then on. Rows are summed
+//! over complete shards, each once (from its lowest loaded ordinal): a worker
+//! still on an old sharding is never counted, nor a second replica, so rows
+//! are neither lost nor counted twice once settled.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -38,7 +42,12 @@ pub mod condition {
     pub const REPLICA_FAILURE: &str = "ReplicaFailure";
     /// Workers are being replaced; its transition time is when the rollout began.
     pub const ROLLING_OUT: &str = "RollingOut";
+    /// With replicas per shard: no shard has all its replicas on one node.
+    pub const REPLICAS_SPREAD: &str = "ReplicasSpread";
 }
+
+/// `ReplicasSpread` reason (and Warning event) when a shard's replicas share a node.
+pub const SHARD_ON_ONE_NODE: &str = "ShardOnOneNode";
 
 /// Items named in a condition message before "and N more".
 pub const MESSAGE_ITEMS: usize = 3;
@@ -109,21 +118,32 @@ pub fn memory_of(status: Option<&DataClusterStatus>) -> Memory {
 /// Per-shard summary of the workers' reports under the current sharding.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Shards {
-    /// Workers that answered with the right shard index and count and loaded every dataset.
+    /// Worker pods that answered with the right shard index and count and loaded every dataset.
     pub ready: i32,
     /// Workers that answered at all.
     pub answered: i32,
-    /// Per-dataset rows and readiness.
+    /// Shards expected (0 when no worker should run).
+    pub expected: i32,
+    /// Shards at least one of whose replicas loaded every dataset.
+    pub complete: i32,
+    /// The fewest replicas that loaded every dataset, over the shards
+    /// (`None` when no worker should run).
+    pub min_ready_replicas: Option<i32>,
+    /// Per-dataset rows and readiness (each shard counted once).
     pub datasets: Vec<DatasetStatus>,
-    /// Load failures, `dataset shard i/n: error`.
+    /// Load failures, `dataset shard i/n: error` (once per distinct message).
     pub failures: Vec<String>,
     /// Workers still serving another shard count (a re-shard in progress).
     pub stale: i32,
 }
 
-/// Summarises the workers' reports for `desired` workers and `shards` shards.
+/// Summarises the workers' reports for `desired` worker pods over `shards`
+/// shards (pod ordinal `i` serves shard `i mod shards`).
 pub fn summarize_shards(c: &ValidCluster, desired: i32, shards: i32, reports: &[WorkerReport]) -> Shards {
+    let shards = shards.max(1);
+    let expected = if desired > 0 { shards.min(desired) } else { 0 };
     let mut out = Shards {
+        expected,
         datasets: c
             .datasets
             .iter()
@@ -131,33 +151,43 @@ pub fn summarize_shards(c: &ValidCluster, desired: i32, shards: i32, reports: &[
                 name: d.spec.name.clone(),
                 rows: 0,
                 shards_ready: 0,
-                shards: desired,
+                shards: expected,
                 error: None,
             })
             .collect(),
         ..Default::default()
     };
+    // Lowest ordinal first: a shard's rows come from its first loaded replica.
+    let mut ordered: Vec<&WorkerReport> = reports.iter().collect();
+    ordered.sort_by_key(|r| r.ordinal);
     let mut seen = BTreeSet::new();
-    for r in reports {
+    // (dataset index, shard) already counted.
+    let mut counted: BTreeSet<(usize, u32)> = BTreeSet::new();
+    // shard → replicas that loaded every dataset.
+    let mut ready_replicas: BTreeMap<u32, i32> = (0..expected as u32).map(|s| (s, 0)).collect();
+    for r in ordered {
         let Ok(stats) = &r.outcome else { continue };
+        // One answer per pod, whatever the transport did.
+        if !seen.insert(r.ordinal) {
+            continue;
+        }
         out.answered += 1;
         if r.ordinal as i32 >= desired {
             continue;
         }
-        if stats.shards as i32 != shards || stats.shard != r.ordinal {
+        let shard = r.ordinal % shards as u32;
+        if stats.shards as i32 != shards || stats.shard != shard {
             out.stale += 1;
             continue;
         }
-        // One answer per shard index, whatever the transport did.
-        if !seen.insert(stats.shard) {
-            continue;
-        }
         let mut all_ready = true;
-        for ds in &mut out.datasets {
+        for (i, ds) in out.datasets.iter_mut().enumerate() {
             match stats.datasets.iter().find(|d| d.name == ds.name) {
                 Some(d) if d.state == LoadState::Ready => {
-                    ds.rows += d.rows as i64;
-                    ds.shards_ready += 1;
+                    if counted.insert((i, shard)) {
+                        ds.rows += d.rows as i64;
+                        ds.shards_ready += 1;
+                    }
                 }
                 Some(d) => {
                     all_ready = false;
@@ -170,7 +200,9 @@ pub fn summarize_shards(c: &ValidCluster, desired: i32, shards: i32, reports: &[
                             d.error.as_deref().unwrap_or("load failed")
                         );
                         ds.error.get_or_insert_with(|| msg.clone());
-                        out.failures.push(msg);
+                        if !out.failures.contains(&msg) {
+                            out.failures.push(msg);
+                        }
                     }
                 }
                 None => all_ready = false,
@@ -178,8 +210,11 @@ pub fn summarize_shards(c: &ValidCluster, desired: i32, shards: i32, reports: &[
         }
         if all_ready {
             out.ready += 1;
+            *ready_replicas.entry(shard).or_insert(0) += 1;
         }
     }
+    out.complete = ready_replicas.values().filter(|n| **n > 0).count() as i32;
+    out.min_ready_replicas = (expected > 0).then(|| ready_replicas.values().copied().min().unwrap_or(0));
     out
 }
 
@@ -235,6 +270,8 @@ pub struct Inputs<'a> {
     pub ingress_address: Option<String>,
     /// Worker pods that cannot be created, scheduled, pulled or started.
     pub failures: &'a [PodFailure],
+    /// Shards whose replicas all run on one node.
+    pub colocated: &'a [crate::placement::Colocated],
     /// The rollout step taken, when workers run.
     pub rollout: Option<&'a crate::rollout::Plan>,
     /// The status before this reconcile.
@@ -270,7 +307,7 @@ pub fn merge_conditions(previous: &[Condition], mut next: Vec<Condition>) -> Vec
 pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
     let c = i.cluster;
     let generation_now = c.generation;
-    let shards = summarize_shards(c, i.desired, c.worker_replicas.max(1), i.reports);
+    let shards = summarize_shards(c, i.desired, c.shards(), i.reports);
     let rolled = rollout_complete(i.workers, i.desired);
     let prev_phase = i.previous.and_then(|p| p.phase);
     let prev_gen = i.previous.and_then(|p| p.observed_generation);
@@ -291,7 +328,13 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
         Phase::Pending
     };
 
-    let ready_msg = format!("{}/{} workers have loaded their shard of every dataset", shards.ready, i.desired);
+    let mut ready_msg = format!("{}/{} workers have loaded their shard of every dataset", shards.ready, i.desired);
+    if c.replicas_per_shard > 1 {
+        ready_msg.push_str(&format!(
+            "; {}/{} shards have a loaded replica ({} per shard)",
+            shards.complete, shards.expected, c.replicas_per_shard
+        ));
+    }
     let ready = match phase {
         Phase::Ready => cond(condition::READY, "True", "AllShardsLoaded", ready_msg, generation_now, i.now),
         Phase::Suspended => {
@@ -459,10 +502,32 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
             i.now,
         ),
     };
-    let conditions = merge_conditions(
-        previous_conditions,
-        vec![valid, ready, suspended, activity, owned, replica_failure, rolling_out],
-    );
+    let mut next_conditions = vec![valid, ready, suspended, activity, owned, replica_failure, rolling_out];
+    if c.replicas_per_shard > 1 {
+        next_conditions.push(match i.colocated {
+            [] => cond(
+                condition::REPLICAS_SPREAD,
+                "True",
+                "Spread",
+                "no shard has all its replicas on one node".into(),
+                generation_now,
+                i.now,
+            ),
+            shared => cond(
+                condition::REPLICAS_SPREAD,
+                "False",
+                SHARD_ON_ONE_NODE,
+                format!(
+                    "all replicas of a shard run on one node, whose loss makes answers partial \
+                     (too few nodes, or the spread was only preferred): {}",
+                    bounded_list(&shared.iter().map(crate::placement::Colocated::describe).collect::<Vec<_>>())
+                ),
+                generation_now,
+                i.now,
+            ),
+        });
+    }
+    let conditions = merge_conditions(previous_conditions, next_conditions);
     let last_activity = coarse_activity(
         i.previous.and_then(|p| p.last_activity_time.as_ref()).map(|t| t.0),
         i.decision.last_activity,
@@ -479,6 +544,11 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
         desired_workers: i.desired,
         ready_workers: shards.ready,
         workers: Some(format!("{}/{}", shards.ready, i.desired)),
+        shards: shards.expected,
+        shards_ready: shards.complete,
+        shards_summary: Some(format!("{}/{}", shards.complete, shards.expected)),
+        replicas_per_shard: c.replicas_per_shard,
+        min_ready_replicas: shards.min_ready_replicas,
         rows,
         datasets: shards.datasets,
         last_activity_time: Some(Time(last_activity)),
@@ -655,6 +725,15 @@ pub fn events(previous: Option<&DataClusterStatus>, next: &DataClusterStatus, ac
             .map(|c| c.message.clone())
             .unwrap_or_default();
         out.push(note(Severity::Warning, "RolloutStuck", "Rollout", message));
+    }
+    let spread = |s: Option<&DataClusterStatus>| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::REPLICAS_SPREAD && c.status == "False"))
+            .map(|c| c.message.clone())
+    };
+    if let Some(message) = spread(Some(next))
+        && spread(previous).is_none()
+    {
+        out.push(note(Severity::Warning, SHARD_ON_ONE_NODE, "ObservePods", message));
     }
     // A pod failure, once per new reason (not on every back-off message).
     let failure = |s: Option<&DataClusterStatus>| {

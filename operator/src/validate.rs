@@ -19,6 +19,12 @@ use crate::error::{Error, Result};
 /// Longest DataCluster name: `NAME-workers` must leave room for the StatefulSet's
 /// revision hash in a 63-character label value.
 pub const MAX_NAME_LEN: usize = 44;
+/// Most replicas per shard: each holds a full copy of its shard in memory,
+/// so 5 already costs five times the memory; 2 survives one lost worker, 3
+/// one lost during a rollout or drain.
+pub const MAX_REPLICAS_PER_SHARD: i32 = 5;
+/// Most worker pods of a cluster (shards × replicas per shard).
+pub const MAX_WORKER_PODS: i32 = 1024;
 /// Shortest `idleTimeout`.
 pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Where a dataset's credentials Secret is mounted in the workers (plus `/<dataset>`).
@@ -44,6 +50,8 @@ pub struct Defaults {
     pub dashboard_pod: PodSettings,
     /// How a re-shard replaces the workers when the spec does not say.
     pub rollout_strategy: RolloutStrategy,
+    /// Replicas per shard when the spec does not say.
+    pub replicas_per_shard: i32,
 }
 
 impl Default for Defaults {
@@ -58,6 +66,7 @@ impl Default for Defaults {
             worker_pod: PodSettings::default(),
             dashboard_pod: PodSettings::default(),
             rollout_strategy: RolloutStrategy::default(),
+            replicas_per_shard: 1,
         }
     }
 }
@@ -73,8 +82,11 @@ pub struct ValidCluster {
     pub generation: i64,
     /// Owner reference every child carries.
     pub owner: OwnerReference,
-    /// Workers (and shards) the spec asks for.
+    /// Shards the spec asks for (`spec.workers.replicas`; with one replica
+    /// per shard, also the workers).
     pub worker_replicas: i32,
+    /// Workers per shard (1 to [`MAX_REPLICAS_PER_SHARD`]).
+    pub replicas_per_shard: i32,
     /// Worker image.
     pub worker_image: String,
     /// Worker image pull policy.
@@ -150,6 +162,16 @@ impl ValidDataset {
 }
 
 impl ValidCluster {
+    /// Shards the datasets are split into (at least 1, even while the spec asks for 0 workers).
+    pub fn shards(&self) -> i32 {
+        self.worker_replicas.max(1)
+    }
+
+    /// Worker pods the spec asks for: shards × replicas per shard.
+    pub fn worker_pods(&self) -> i32 {
+        self.worker_replicas.max(0) * self.replicas_per_shard
+    }
+
     /// Secret holding the worker token (always generated).
     pub fn worker_token_secret(&self) -> String {
         format!("{}-worker-token", self.name)
@@ -170,8 +192,20 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
     check_cluster_name(&name)?;
     let spec = &dc.spec;
 
-    if !(0..=1024).contains(&spec.workers.replicas) {
-        return bad(format!("workers.replicas is {}; 0 to 1024 allowed", spec.workers.replicas));
+    if !(0..=MAX_WORKER_PODS).contains(&spec.workers.replicas) {
+        return bad(format!("workers.replicas is {}; 0 to {MAX_WORKER_PODS} allowed", spec.workers.replicas));
+    }
+    let replicas_per_shard = spec.workers.replicas_per_shard.unwrap_or(defaults.replicas_per_shard);
+    if !(1..=MAX_REPLICAS_PER_SHARD).contains(&replicas_per_shard) {
+        return bad(format!("workers.replicasPerShard is {replicas_per_shard}; 1 to {MAX_REPLICAS_PER_SHARD} allowed"));
+    }
+    let worker_pods = i64::from(spec.workers.replicas) * i64::from(replicas_per_shard);
+    if worker_pods > i64::from(MAX_WORKER_PODS) {
+        return bad(format!(
+            "workers.replicas {} × replicasPerShard {replicas_per_shard} is {worker_pods} worker pods; \
+             at most {MAX_WORKER_PODS} allowed",
+            spec.workers.replicas
+        ));
     }
     if let Some(t) = spec.workers.threads
         && !(1..=256).contains(&t)
@@ -186,6 +220,8 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
     let mut datasets = Vec::with_capacity(spec.datasets.len());
     for d in &spec.datasets {
         d.spec.validate().map_err(|e| Error::InvalidSpec(e.to_string()))?;
+        // Detail columns: at most 32, each named once (what the workers would refuse at load).
+        quiver_worker::source::detail_infos(&d.spec).map_err(|e| Error::InvalidSpec(e.to_string()))?;
         if !seen.insert(d.spec.name.clone()) {
             return bad(format!("dataset name {:?} is used twice", d.spec.name));
         }
@@ -209,7 +245,7 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
         k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
         k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
     };
-    crate::rollout::resolve_max_unavailable(&rollout_max_unavailable, spec.workers.replicas.max(1))
+    crate::rollout::resolve_max_unavailable(&rollout_max_unavailable, (worker_pods as i32).max(1))
         .map_err(|e| Error::InvalidSpec(format!("workers.rollout.{e}")))?;
     let progress_deadline = parse_duration(&spec.workers.rollout.progress_deadline)
         .map_err(|e| Error::InvalidSpec(format!("workers.rollout.progressDeadline: {e}")))?;
@@ -287,6 +323,7 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
         generation: dc.metadata.generation.unwrap_or(0),
         owner,
         worker_replicas: spec.workers.replicas,
+        replicas_per_shard,
         worker_image: spec.workers.image.clone().unwrap_or_else(|| defaults.worker_image.clone()),
         worker_pull_policy: spec.workers.image_pull_policy,
         worker_resources: spec

@@ -17,7 +17,7 @@ fn a_minimal_cluster_gets_an_autoscaled_dashboard_and_no_ingress() {
     let text = std::fs::read_to_string(common::crate_dir().join("tests/fixtures/minimal.yaml")).unwrap();
     let dc = serde_yaml::from_str(&text).unwrap();
     let c = validate(&dc, &Defaults::default()).unwrap();
-    let ch = build_all(&c, c.worker_replicas);
+    let ch = build_all(&c, c.worker_pods());
     assert!(ch.ingress.is_none());
     let hpa = ch.hpa.expect("autoscaling is on by default");
     assert_eq!(hpa.spec.min_replicas, Some(1));
@@ -34,7 +34,7 @@ fn without_autoscaling_the_deployment_carries_the_replicas_and_no_hpa_is_built()
     let mut dc = fixture();
     dc.spec.dashboard.autoscaling.enabled = false;
     let c = validate(&dc, &Defaults::default()).unwrap();
-    let ch = build_all(&c, c.worker_replicas);
+    let ch = build_all(&c, c.worker_pods());
     assert!(ch.hpa.is_none());
     assert_eq!(ch.dashboard.spec.replicas, Some(2));
 }
@@ -42,7 +42,7 @@ fn without_autoscaling_the_deployment_carries_the_replicas_and_no_hpa_is_built()
 #[test]
 fn suspending_changes_only_the_replica_count_so_resuming_does_not_roll_the_workers() {
     let c = valid_fixture();
-    let running = build_worker_statefulset(&c, c.worker_replicas);
+    let running = build_worker_statefulset(&c, c.worker_pods());
     let suspended = build_worker_statefulset(&c, 0);
     assert_eq!(running.spec.replicas, Some(4));
     assert_eq!(suspended.spec.replicas, Some(0));
@@ -192,7 +192,7 @@ fn the_worker_pdb_never_blocks_a_drain_on_workers_that_are_not_ready() {
     // Loading or crash-looping workers are not "healthy"; with the default
     // policy a drain would wait on them forever.
     let c = valid_fixture();
-    let pdb = build_all(&c, c.worker_replicas).pdb;
+    let pdb = build_all(&c, c.worker_pods()).pdb;
     let spec = pdb.spec.unwrap();
     assert_eq!(spec.unhealthy_pod_eviction_policy.as_deref(), Some("AlwaysAllow"));
 }
@@ -200,7 +200,7 @@ fn the_worker_pdb_never_blocks_a_drain_on_workers_that_are_not_ready() {
 #[test]
 fn only_the_operator_in_its_own_namespace_reaches_the_workers() {
     let c = valid_fixture();
-    let np = serde_json::to_value(build_all(&c, c.worker_replicas).network_policy).unwrap();
+    let np = serde_json::to_value(build_all(&c, c.worker_pods()).network_policy).unwrap();
     let from = np["spec"]["ingress"][0]["from"].as_array().unwrap().clone();
     let operator_peer = from
         .iter()
@@ -288,7 +288,7 @@ spec:
     defaults.dashboard_pod.priority_class_name = Some("platform-default".into());
     defaults.worker_pod.pod_labels.insert("cost".into(), "shared".into());
     let c = validate(&dc, &defaults).unwrap();
-    let ch = build_all(&c, c.worker_replicas);
+    let ch = build_all(&c, c.worker_pods());
 
     let w = serde_json::to_value(&ch.workers.spec.template).unwrap();
     assert_eq!(w["spec"]["serviceAccountName"], "quiver-s3-reader");
@@ -344,7 +344,7 @@ fn workers_without_resources_request_memory_sized_from_their_datasets() {
     let sized = |yaml: &str| {
         let dc = serde_yaml::from_str(yaml).unwrap();
         let c = validate(&dc, &Defaults::default()).unwrap();
-        let sts = build_worker_statefulset(&c, c.worker_replicas);
+        let sts = build_worker_statefulset(&c, c.worker_pods());
         let r = sts.spec.template.spec.unwrap().containers[0].resources.clone().expect("never BestEffort");
         let req = r.requests.unwrap();
         (req["memory"].0.clone(), req["cpu"].0.clone())
@@ -367,7 +367,7 @@ fn the_dashboard_pod_holds_no_api_credential_and_resumes_through_the_operator() 
         ..Defaults::default()
     };
     let c = validate(&dc, &defaults).unwrap();
-    let ch = build_all(&c, c.worker_replicas);
+    let ch = build_all(&c, c.worker_pods());
     let pod = ch.dashboard.spec.template.spec.as_ref().unwrap();
     assert_eq!(pod.automount_service_account_token, Some(false));
     assert_eq!(ch.service_account.automount_service_account_token, Some(false));

@@ -40,10 +40,6 @@ pub struct DatasetSpec {
     /// returns, held compressed beside the bin codes (a few bytes a row).
     /// Absent: the preset's (the view's dimension columns for a custom
     /// dataset); `[]` keeps none, for memory-tight clusters.
-    // Not yet in the DataCluster CRD (its schema is generated from this type
-    // and checked against crds/): until crdgen is rerun, specs given to the
-    // worker directly (flags, files, the demo) can set it.
-    #[schemars(skip)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Vec<DetailSpec>>,
 }

@@ -29,9 +29,10 @@ pub use network::{build_worker_network_policy, build_worker_pdb};
 pub use rbac::build_dashboard_service_account;
 pub use secrets::{TOKEN_KEY, build_token_secret, generate_token};
 pub use workers::{
-    DATASETS_DIR, DATASETS_HASH_ANNOTATION, DATASETS_KEY, SERVING_REVISION_ANNOTATION, SERVING_SINCE_ANNOTATION,
-    WORKER_SET_LABEL, build_datasets_config_map, build_surge_statefulset, build_worker_service,
-    build_worker_statefulset, datasets_hash, pin_of, pin_worker_service, worker_endpoint,
+    DATASETS_DIR, DATASETS_HASH_ANNOTATION, DATASETS_KEY, HOSTNAME_KEY, SERVING_REVISION_ANNOTATION,
+    SERVING_SINCE_ANNOTATION, WORKER_SET_LABEL, ZONE_KEY, build_datasets_config_map, build_surge_statefulset,
+    build_worker_service, build_worker_statefulset, datasets_hash, pin_of, pin_worker_service, spread_replicas,
+    worker_endpoint,
 };
 
 use crate::crd::PodSettings;
@@ -212,8 +213,9 @@ pub struct Children {
     pub ingress: Option<Ingress>,
 }
 
-/// Builds every applied child. `worker_replicas` is what the lifecycle decided
-/// (0 while suspended); the shard count stays the spec's.
+/// Builds every applied child. `worker_replicas` is the worker pods the
+/// lifecycle decided (0 while suspended, else shards × replicas per shard);
+/// the shard count stays the spec's.
 pub fn build_all(c: &ValidCluster, worker_replicas: i32) -> Children {
     Children {
         service_account: build_dashboard_service_account(c),

@@ -55,9 +55,12 @@ pub fn build_worker_network_policy(c: &ValidCluster) -> NetworkPolicy {
 }
 
 /// At most one worker evicted at a time (a drained node takes one shard down,
-/// not all). Workers that are not Ready (still loading, crash-looping,
-/// failing to pull) may always be evicted: they serve nothing, and counting
-/// them would block every node drain for as long as they stay unready.
+/// not all; with replicas per shard, one replica of one shard, so the others
+/// keep every shard answering). Workers that are not Ready (still loading,
+/// crash-looping, failing to pull) may always be evicted: they serve nothing,
+/// and counting them would block every node drain for as long as they stay
+/// unready. A budget per shard (one replica of each shard at a time) would
+/// need a per-shard pod label, which one StatefulSet cannot template.
 pub fn build_worker_pdb(c: &ValidCluster) -> PodDisruptionBudget {
     PodDisruptionBudget {
         metadata: child_meta(c, workers_name(c), Component::Worker),

@@ -1,9 +1,19 @@
 //! The worker StatefulSet and its headless Service.
 //!
-//! Sharding: pod `NAME-workers-i` is shard `i` (the worker reads its ordinal from
-//! `QUIVER_POD_NAME`), and `QUIVER_SHARDS` is the spec's replica count. Scaling
-//! changes `QUIVER_SHARDS` in the pod template, so the StatefulSet rolls every
-//! pod and each reloads its new share from the source.
+//! Sharding: the StatefulSet runs `shards × replicasPerShard` pods; pod
+//! `NAME-workers-i` serves shard `i mod shards` (the worker reads its ordinal
+//! from `QUIVER_POD_NAME`), and `QUIVER_SHARDS` is `spec.workers.replicas`.
+//! Re-sharding changes `QUIVER_SHARDS` in the pod template, so every pod is
+//! replaced and reloads its new share from the source; changing only
+//! `replicasPerShard` changes the pod count, not the template (beyond the
+//! placement rules that appear when it first exceeds 1), so existing pods
+//! keep their shard.
+//!
+//! Placement: one StatefulSet cannot template a per-shard label, so replicas
+//! are spread as all of the cluster's workers are: a preferred pod
+//! anti-affinity on the node and a zone spread (ScheduleAnyway), added to the
+//! platform's own settings when `replicasPerShard` exceeds 1. The operator
+//! reports a shard whose replicas all landed on one node (`crate::placement`).
 //!
 //! The dataset list reaches the workers as a file from ConfigMap
 //! `NAME-datasets` (an environment variable is limited to 128 KiB), and the
@@ -14,8 +24,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, KeyToPath, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount,
+    HTTPGetAction, KeyToPath, ObjectFieldSelector, PodAffinityTerm, PodSpec, PodTemplateSpec, Probe,
+    SecretVolumeSource, Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -212,10 +223,56 @@ pub fn datasets_hash(c: &ValidCluster) -> String {
     format!("{h:016x}")
 }
 
-/// The worker StatefulSet with `replicas` pods (0 while suspended) and
-/// `QUIVER_SHARDS` = the spec's replica count.
+/// Node label of the zone a pod runs in.
+pub const ZONE_KEY: &str = "topology.kubernetes.io/zone";
+/// Node label of the node a pod runs on.
+pub const HOSTNAME_KEY: &str = "kubernetes.io/hostname";
+/// Weight of the preferred anti-affinity between workers (the strongest).
+const SPREAD_WEIGHT: i32 = 100;
+
+/// With more than one replica per shard, spreads the cluster's workers over
+/// nodes (preferred anti-affinity) and zones (a spread that schedules
+/// anyway), on top of what the platform set: its node affinity and pod
+/// (anti-)affinity terms are kept, ours appended; a zone spread of its own
+/// replaces ours. Preferred, never required: a cluster with fewer nodes than
+/// workers must still run, and the operator says so when a shard's replicas
+/// share a node.
+pub fn spread_replicas(mut template: PodTemplateSpec, c: &ValidCluster) -> PodTemplateSpec {
+    if c.replicas_per_shard <= 1 {
+        return template;
+    }
+    let selector =
+        || LabelSelector { match_labels: Some(selector_labels(&c.name, Component::Worker)), match_expressions: None };
+    let spec = template.spec.get_or_insert_with(Default::default);
+    let affinity = spec.affinity.get_or_insert_with(Default::default);
+    let anti = affinity.pod_anti_affinity.get_or_insert_with(Default::default);
+    anti.preferred_during_scheduling_ignored_during_execution.get_or_insert_with(Vec::new).push(
+        WeightedPodAffinityTerm {
+            weight: SPREAD_WEIGHT,
+            pod_affinity_term: PodAffinityTerm {
+                label_selector: Some(selector()),
+                topology_key: HOSTNAME_KEY.into(),
+                ..Default::default()
+            },
+        },
+    );
+    let spreads = spec.topology_spread_constraints.get_or_insert_with(Vec::new);
+    if !spreads.iter().any(|t| t.topology_key == ZONE_KEY) {
+        spreads.push(TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: ZONE_KEY.into(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            label_selector: Some(selector()),
+            ..Default::default()
+        });
+    }
+    template
+}
+
+/// The worker StatefulSet with `replicas` pods (0 while suspended; else
+/// shards × replicas per shard) and `QUIVER_SHARDS` = the spec's shard count.
 pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet {
-    let shards = c.worker_replicas.max(1);
+    let shards = c.shards();
     let mut env_vars = vec![
         field_env("QUIVER_POD_NAME", "metadata.name"),
         env("QUIVER_SHARDS", shards.to_string()),
@@ -317,28 +374,32 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
                 match_labels: Some(selector_labels(&c.name, Component::Worker)),
                 match_expressions: None,
             },
-            template: apply_pod_settings(
-                PodTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(labels(&c.name, Component::Worker)),
-                        annotations: Some(annotations),
-                        ..Default::default()
-                    }),
-                    spec: Some(PodSpec {
-                        containers: vec![container],
-                        volumes: Some(volumes),
-                        security_context: Some(pod_security()),
-                        // A cloud identity (IRSA, Workload Identity) needs no API token.
-                        service_account_name: c.worker_service_account.clone(),
-                        automount_service_account_token: Some(false),
-                        enable_service_links: Some(false),
-                        termination_grace_period_seconds: Some(30),
-                        image_pull_secrets: (!c.image_pull_secrets.is_empty()).then(|| c.image_pull_secrets.clone()),
-                        ..Default::default()
-                    }),
-                },
-                &c.worker_pod,
-                &selector_labels(&c.name, Component::Worker),
+            template: spread_replicas(
+                apply_pod_settings(
+                    PodTemplateSpec {
+                        metadata: Some(ObjectMeta {
+                            labels: Some(labels(&c.name, Component::Worker)),
+                            annotations: Some(annotations),
+                            ..Default::default()
+                        }),
+                        spec: Some(PodSpec {
+                            containers: vec![container],
+                            volumes: Some(volumes),
+                            security_context: Some(pod_security()),
+                            // A cloud identity (IRSA, Workload Identity) needs no API token.
+                            service_account_name: c.worker_service_account.clone(),
+                            automount_service_account_token: Some(false),
+                            enable_service_links: Some(false),
+                            termination_grace_period_seconds: Some(30),
+                            image_pull_secrets: (!c.image_pull_secrets.is_empty())
+                                .then(|| c.image_pull_secrets.clone()),
+                            ..Default::default()
+                        }),
+                    },
+                    &c.worker_pod,
+                    &selector_labels(&c.name, Component::Worker),
+                ),
+                c,
             ),
             ..Default::default()
         },
