@@ -14,6 +14,8 @@
 //!                   write log: no object written by two operator pods in overlapping leadership
 //!                   kubectl scale --replicas 3 ──▶ surge re-shard, no partial answer, same counts
 //!                   restart annotation ──▶ workers replaced together, same counts
+//!                   replicasPerShard: 2 ──▶ 6 pods on 3 shards (pod i serves i mod 3),
+//!                                           shards 3/3, rows counted once
 //!                   kubectl delete dc ──▶ children and processes gone
 //!                                                       idle ──▶ ScaleToZero, workers gone
 //!                                                       resume from its dashboard ──▶ Ready, same counts
@@ -369,6 +371,32 @@ fn pod_env(pod: &Value, name: &str) -> Option<String> {
         .find(|e| e["name"] == name)
         .and_then(|e| e["value"].as_str())
         .map(str::to_string)
+}
+
+/// Each Ready worker pod of a cluster: (ordinal, shard, shards) as the worker
+/// itself reports them over Flight (`stats`), with the cluster's worker token.
+async fn worker_shards(cli: &Cli, handle: &quiver_kube_sim::Handle, cluster: &str) -> Vec<(u32, u32, u32)> {
+    let secret = cli.kubectl_json(&["get", "secret", &format!("{cluster}-worker-token"), "-n", DATA_NS]).await;
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"]["token"].as_str().expect("a token key"))
+        .unwrap();
+    let token = String::from_utf8(token).unwrap();
+    let prefix = format!("{cluster}-workers-");
+    let mut out = Vec::new();
+    for p in pods_of(handle, cluster, "worker").iter().filter(|p| ready(p)) {
+        let name = name_of(p);
+        let Some(ordinal) = name.strip_prefix(&prefix).and_then(|o| o.parse::<u32>().ok()) else { continue };
+        let ip = p["status"]["podIP"].as_str().expect("a Ready pod has an IP");
+        let client =
+            quiver_worker::flight::client::WorkerClient::connect(&format!("http://{ip}:8815"), Some(token.clone()))
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let stats = client.stats().await.unwrap_or_else(|e| panic!("{name} stats: {e}"));
+        out.push((ordinal, stats.shard, stats.shards));
+    }
+    out.sort();
+    out
 }
 
 /// A logged-in session on a DataCluster's dashboard pod.
@@ -970,6 +998,110 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     say!("  answers during the restart: {tally:?}");
     assert!(tally.wrong.is_empty(), "complete answers with wrong counts during the restart: {:?}", tally.wrong);
 
+    // ---- replicasPerShard: 2 on the 3 shards: 6 pods, pod i serving shard
+    // i mod 3, each shard counted once in the status (rows = the files').
+    // Going from 1 to 2 adds the placement rules to the template, so the 3
+    // old pods are replaced too, each once another replica of its shard loaded.
+    // The dashboard's replica-aware fan-out asks one loaded replica per
+    // shard: no answer may count a shard twice while the replicas come.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let during = keep_querying(towers_ui.clone(), reference.clone(), stopped);
+    let t = Instant::now();
+    cli.kubectl_ok(&[
+        "patch",
+        "dc",
+        "towers",
+        "-n",
+        DATA_NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"workers":{"replicasPerShard":2}}}"#,
+    ])
+    .await;
+    let took = dc_ready(&cli, "towers", 6).await;
+    let sts = handle.sim.store.get("statefulsets.apps", DATA_NS, "towers-workers").expect("towers-workers");
+    assert_eq!(sts["spec"]["replicas"], json!(6), "3 shards × 2 replicas");
+    let pods = eventually("towers: 6 worker pods on the current template", Duration::from_secs(60), || async {
+        let pods = pods_of(&handle, "towers", "worker");
+        let settled = pods.len() == 6
+            && pods.iter().all(|p| ready(p) && p["metadata"]["deletionTimestamp"].is_null())
+            && pods.iter().all(|p| !p["spec"]["affinity"]["podAntiAffinity"].is_null());
+        if settled {
+            Ok(pods)
+        } else {
+            Err(format!("{} pods: {:?}", pods.len(), pods.iter().map(name_of).collect::<Vec<_>>()))
+        }
+    })
+    .await;
+    for p in &pods {
+        assert_eq!(pod_env(p, "QUIVER_SHARDS").as_deref(), Some("3"), "{} keeps the shard count 3", name_of(p));
+    }
+    let shards = worker_shards(&cli, &handle, "towers").await;
+    assert_eq!(
+        shards,
+        (0..6).map(|i| (i, i % 3, 3)).collect::<Vec<_>>(),
+        "each pod's (ordinal, shard, shards) as its worker reports it"
+    );
+    let dc = cli.kubectl_json(&["get", "dc", "towers", "-n", DATA_NS]).await;
+    let s = &dc["status"];
+    assert_eq!(
+        (&s["shards"], &s["shardsReady"], &s["replicasPerShard"], &s["minReadyReplicas"], &s["rows"]),
+        (&json!(3), &json!(3), &json!(2), &json!(2), &json!(ROWS)),
+        "status: {s}"
+    );
+    assert_eq!(s["datasets"][0]["shardsReady"], json!(3), "status: {s}");
+    let row = cli.get_dc("towers").await;
+    assert_eq!(
+        (row.get("SHARDS").map(String::as_str), row.get("REPLICAS").map(String::as_str)),
+        (Some("3/3"), Some("2"))
+    );
+    let q =
+        towers_ui.counts_match(&reference, 3, "towers with 2 replicas: answers over 3 shards equal the files").await;
+    stop.send(true).unwrap();
+    let tally = during.await.unwrap();
+    say!("  answers while the replicas came: {tally:?}");
+    assert!(tally.wrong.is_empty(), "complete answers with wrong counts while replicating: {:?}", tally.wrong);
+    say!(
+        "replicasPerShard 2: towers Ready 6/6 in {} ({} after the patch), pods 0..5 serve shards {:?} of 3 (from their stats), shards 3/3, {ROWS} rows counted once; dashboard answers equal the files {} later",
+        secs(took),
+        secs(t.elapsed()),
+        shards.iter().map(|s| s.1).collect::<Vec<_>>(),
+        secs(q)
+    );
+
+    // ---- A replicated shard survives its worker: delete towers-workers-1
+    // (shard 1; towers-workers-4 holds it too) while querying.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let during = keep_querying(towers_ui.clone(), reference.clone(), stopped);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let old_uid = pods_of(&handle, "towers", "worker")
+        .iter()
+        .find(|p| name_of(p) == "towers-workers-1")
+        .and_then(|p| p["metadata"]["uid"].as_str().map(str::to_string))
+        .expect("towers-workers-1");
+    let t = Instant::now();
+    cli.kubectl_ok(&["delete", "pod", "towers-workers-1", "-n", DATA_NS, "--wait=false"]).await;
+    let back = eventually("towers-workers-1 replaced and Ready", Duration::from_secs(60), || async {
+        let pods = pods_of(&handle, "towers", "worker");
+        let p = pods.iter().find(|p| name_of(p) == "towers-workers-1");
+        match p {
+            Some(p) if p["metadata"]["uid"].as_str() != Some(old_uid.as_str()) && ready(p) => Ok(t.elapsed()),
+            _ => Err("not back yet".to_string()),
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.send(true).unwrap();
+    let tally = during.await.unwrap();
+    say!(
+        "worker towers-workers-1 deleted with 2 replicas per shard: back Ready in {}; answers meanwhile: {tally:?}",
+        secs(back)
+    );
+    assert!(tally.wrong.is_empty(), "complete answers with wrong counts after losing a replica: {:?}", tally.wrong);
+    assert_eq!(tally.partial, 0, "partial answers while shard 1 had a replica left: {tally:?}");
+    assert_eq!(tally.failed, 0, "failed answers while shard 1 had a replica left: {tally:?}");
+
     // ---- No object written by two operator pods in overlapping leadership,
     // from helm install through both failovers and the third leader's
     // re-shard and restart, judged in the store's order.
@@ -1050,7 +1182,7 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         .collect();
     let procs: Vec<(u32, String)> =
         pod_processes().into_iter().filter(|(ip, _)| ips.contains(ip)).flat_map(|(_, v)| v).collect();
-    assert!(procs.iter().filter(|(_, b)| b == "quiver-worker").count() == 3, "three worker processes: {procs:?}");
+    assert!(procs.iter().filter(|(_, b)| b == "quiver-worker").count() == 6, "six worker processes: {procs:?}");
     assert!(procs.iter().any(|(_, b)| b == "quiver-dashboard"), "a dashboard process: {procs:?}");
     let t = Instant::now();
     cli.kubectl_ok(&["delete", "dc", "towers", "-n", DATA_NS]).await;
@@ -1221,10 +1353,25 @@ async fn the_crds_apply_server_side_and_an_invalid_datacluster_is_refused_by_the
         assert!(err.contains(&want), "kubectl apply's error names the rule's message {want:?}: {err}");
         say!("refused at apply: {}", err.trim());
     }
+    // Replicas per shard: more than 5 (the schema's maximum), or more than
+    // 1024 worker pods in all (the CEL rule over replicas × replicasPerShard).
+    let too_many_pods = message("self.replicas * self.replicasPerShard <= 1024");
+    for (shards, replicas, want) in [(1, 6, "replicasPerShard".to_string()), (600, 2, too_many_pods)] {
+        let yaml =
+            datacluster_yaml("bad", shards, "http://127.0.0.1:9", &format!("    replicasPerShard: {replicas}\n"));
+        let out = cli.kubectl_apply(&yaml, &[]).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{shards} shards × {replicas} replicas was accepted");
+        assert!(err.contains(&want), "kubectl apply's error names {want:?}: {err}");
+        say!("refused at apply: {}", err.trim());
+    }
     let out = cli.kubectl(&["get", "dc", "bad", "-n", DATA_NS]).await;
     assert!(!out.status.success(), "nothing was stored");
-    // The same cluster with valid values is accepted.
+    // The same cluster with valid values is accepted, replicated too.
     let out = cli.kubectl_apply(&datacluster_yaml("good", 1, "http://127.0.0.1:9", ""), &[]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let replicated = datacluster_yaml("good-replicated", 512, "http://127.0.0.1:9", "    replicasPerShard: 2\n");
+    let out = cli.kubectl_apply(&replicated, &[]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     handle.stop().await;
 }
