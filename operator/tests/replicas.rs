@@ -282,3 +282,58 @@ fn a_shard_on_one_node_is_announced_once() {
     assert_eq!(warned(&events(Some(&bad), &bad, action)), 0, "said once, not every pass");
     assert_eq!(warned(&events(Some(&bad), &ok, action)), 0);
 }
+
+#[test]
+fn the_status_shows_shards_replicas_and_a_shard_on_one_node() {
+    use quiver_operator::lifecycle::{Action, Activity, Decision};
+    use quiver_operator::placement::Colocated;
+    use quiver_operator::status::{Inputs, compute};
+    let c = two_by_two();
+    let now: k8s_openapi::jiff::Timestamp = "2026-03-01T12:00:00Z".parse().unwrap();
+    let decision = Decision { action: Action::Run, suspended: None, last_activity: now, idle_deadline_in: None };
+    let reports = vec![
+        report(0, stats(0, 2, LoadState::Ready, 100)),
+        report(1, stats(1, 2, LoadState::Ready, 50)),
+        report(2, stats(0, 2, LoadState::Ready, 100)),
+        report(3, stats(1, 2, LoadState::Loading, 0)),
+    ];
+    let colocated = vec![Colocated {
+        shard: 0,
+        node: "node-a".into(),
+        pods: vec!["demo-workers-0".into(), "demo-workers-2".into()],
+    }];
+    let activity = Activity::Known(None);
+    let inputs = |cluster, colocated| Inputs {
+        cluster,
+        decision: &decision,
+        desired: 4,
+        workers: None,
+        reports: &reports,
+        activity: &activity,
+        ingress_address: None,
+        failures: &[],
+        colocated,
+        rollout: None,
+        previous: None,
+        now,
+    };
+    let s = compute(&inputs(&c, &colocated));
+    assert_eq!(
+        (s.shards, s.shards_ready, s.shards_summary.as_deref(), s.replicas_per_shard, s.min_ready_replicas),
+        (2, 2, Some("2/2"), 2, Some(1))
+    );
+    assert_eq!((s.ready_workers, s.desired_workers, s.workers.as_deref(), s.rows), (3, 4, Some("3/4"), 150));
+    let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert!(ready.message.contains("2/2 shards have a loaded replica (2 per shard)"), "{}", ready.message);
+    let spread = s.conditions.iter().find(|c| c.type_ == "ReplicasSpread").unwrap();
+    assert_eq!((spread.status.as_str(), spread.reason.as_str()), ("False", "ShardOnOneNode"));
+    assert!(spread.message.contains("shard 0 (demo-workers-0, demo-workers-2) on node-a"), "{}", spread.message);
+    let s = compute(&inputs(&c, &[]));
+    let spread = s.conditions.iter().find(|c| c.type_ == "ReplicasSpread").unwrap();
+    assert_eq!((spread.status.as_str(), spread.reason.as_str()), ("True", "Spread"));
+    // One replica per shard: no ReplicasSpread condition at all.
+    let single = validate(&fixture(), &Defaults::default()).unwrap();
+    let s = compute(&inputs(&single, &[]));
+    assert!(s.conditions.iter().all(|c| c.type_ != "ReplicasSpread"), "{:?}", s.conditions);
+    assert_eq!(s.replicas_per_shard, 1);
+}
