@@ -907,3 +907,40 @@ async fn a_rollout_past_its_deadline_is_reported_stuck() {
     assert!(r.message.contains("demo-workers-0"), "{}", r.message);
     assert!(h.api.event_reasons().contains(&"RolloutStuck".to_string()));
 }
+
+#[tokio::test]
+async fn replicas_per_shard_applies_shards_times_replicas_pods_and_counts_each_shard_once() {
+    let h = harness("2026-01-05T09:10:00Z");
+    h.existing_secrets();
+    let mut dc = fixture();
+    dc.spec.workers.replicas_per_shard = Some(2);
+    h.statefulset_ready(8);
+    // 4 shards × 2 replicas: pod i serves shard i mod 4; both replicas loaded.
+    let reports: Vec<_> = (0..8)
+        .map(|i| {
+            let mut r = worker(i, 4, LoadState::Ready, 1000 + u64::from(i % 4), None);
+            if let Ok(s) = r.outcome.as_mut() {
+                s.shard = i % 4;
+            }
+            r
+        })
+        .collect();
+    h.set_workers(reports);
+    h.run(dc).await.unwrap();
+    assert_eq!(replicas_applied(&h.api), 8);
+    let sts = h.api.applied("statefulsets/demo-workers").unwrap();
+    let env = &sts["spec"]["template"]["spec"]["containers"][0]["env"];
+    let shards = env.as_array().unwrap().iter().find(|e| e["name"] == "QUIVER_SHARDS").unwrap();
+    assert_eq!(shards["value"], "4", "QUIVER_SHARDS stays the shard count");
+    // Every pod is asked for its stats.
+    assert_eq!(h.workers.targets.lock().unwrap()[0].replicas, 8);
+    let s = h.last_status();
+    assert_eq!(s.phase, Some(Phase::Ready));
+    assert_eq!(
+        (s.workers.as_deref(), s.shards_summary.as_deref(), s.replicas_per_shard),
+        (Some("8/8"), Some("4/4"), 2)
+    );
+    let celltowers = s.datasets.iter().find(|d| d.name == "celltowers").unwrap();
+    assert_eq!((celltowers.rows, celltowers.shards_ready, celltowers.shards), (1000 + 1001 + 1002 + 1003, 4, 4));
+    assert_eq!(condition(&s, "ReplicasSpread").status, "True");
+}
