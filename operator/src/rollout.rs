@@ -634,6 +634,33 @@ mod tests {
     }
 
     #[test]
+    fn a_replicated_surge_switches_only_once_every_replica_of_every_new_shard_loaded() {
+        // 2 → 3 shards with 2 replicas each: 6 surge pods (ordinal i serves shard i mod 3).
+        let old: Vec<_> = (0..4).map(|i| pod(i, "old", 2, true)).collect();
+        let mut new: Vec<_> = (0..6).map(|i| surge_pod(i, "surge-1", 3, true)).collect();
+        new[5].ready = false;
+        let inputs = |surge_pods: &[WorkerPod]| {
+            surge(&SurgeInputs {
+                strategy: RolloutStrategy::Surge,
+                main: &old,
+                main_revision: Some("old"),
+                surge: Some(surge_pods),
+                surge_revision: Some("surge-1"),
+                desired: 6,
+                shards: 3,
+                pin: Some(&pinned("old", 0)),
+                surge_failure: None,
+                fell_back: false,
+                now: at(5),
+            })
+        };
+        assert_eq!(inputs(&new).stage, Some(SurgeStage::Loading), "pod 5 (shard 2's second replica) still loading");
+        assert_eq!(inputs(&new[..3]).stage, Some(SurgeStage::Loading), "three of six surge pods exist");
+        new[5].ready = true;
+        assert_eq!(inputs(&new).stage, Some(SurgeStage::Switched));
+    }
+
+    #[test]
     fn max_unavailable_takes_a_count_or_a_percentage() {
         assert_eq!(resolve_max_unavailable("25%", 64), Ok(16));
         assert_eq!(resolve_max_unavailable("25%", 2), Ok(1));
