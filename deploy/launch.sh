@@ -5,7 +5,7 @@
 # nginx load-balancing across the dashboards on one port, moving a request to
 # the next dashboard when one is down.
 #
-#   deploy/launch.sh [--workers N] [--dashboards M] [--port 8080] [--rows R] [--data DIR] [--s3]
+#   deploy/launch.sh [--workers N] [--replicas R] [--dashboards M] [--port 8080] [--rows R] [--data DIR] [--s3]
 #
 # Everything listens on 127.0.0.1. Logs, pids, generated configs and secrets go
 # under one run folder; Ctrl-C (or SIGTERM) stops every process it started.
@@ -19,12 +19,16 @@ usage() {
   cat <<EOF
 usage: deploy/launch.sh [options]
 
-Starts N quiver-worker processes (worker i loads shard i of N), M quiver-dashboard
+Starts N quiver-worker processes (worker i loads shard i of N; with --replicas R,
+N x R processes and worker i loads shard i mod N), M quiver-dashboard
 processes in front of them, and nginx on 127.0.0.1:PORT balancing across the
 dashboards. Prints one status line with the URL and the token when all is ready.
 
 options:
-  --workers N       worker processes (default 2)
+  --workers N       shards: worker processes per replica set (default 2)
+  --replicas R      replicas per shard (default 1): N x R worker processes, each
+                    shard held by R of them; the dashboards ask one replica per
+                    shard and retry or hedge on another
   --dashboards M    dashboard processes behind nginx (default 2)
   --port P          nginx port on 127.0.0.1 (default 8080)
   --rows R          cell-tower rows to generate when the data is absent (default 10000000)
@@ -52,11 +56,12 @@ EOF
 die() { printf 'launch.sh: %s\n' "$*" >&2; exit 2; }
 say() { printf 'quiver: %s\n' "$*" >&2; }
 
-workers=2 dashboards=2 port=8080 rows=10000000 ais_rows="" data="" s3=0
+workers=2 replicas=1 dashboards=2 port=8080 rows=10000000 ais_rows="" data="" s3=0
 run_dir="" token="${QUIVER_DASHBOARD_TOKEN:-}" profile=release build=1 bin_dir="" timeout=900 worker_timeout=5s
 while [ $# -gt 0 ]; do
   case "$1" in
     --workers) workers=${2:?--workers needs a number}; shift 2 ;;
+    --replicas) replicas=${2:?--replicas needs a number}; shift 2 ;;
     --dashboards) dashboards=${2:?--dashboards needs a number}; shift 2 ;;
     --port) port=${2:?--port needs a number}; shift 2 ;;
     --rows) rows=${2:?--rows needs a number}; shift 2 ;;
@@ -77,6 +82,9 @@ done
 
 is_count() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 is_count "$workers" 1 256 || die "--workers must be a whole number from 1 to 256, not '$workers'"
+is_count "$replicas" 1 16 || die "--replicas must be a whole number from 1 to 16, not '$replicas'"
+procs=$(( workers * replicas ))
+is_count "$procs" 1 256 || die "--workers x --replicas must be at most 256 worker processes, not $procs"
 is_count "$dashboards" 1 64 || die "--dashboards must be a whole number from 1 to 64, not '$dashboards'"
 is_count "$port" 1 65535 || die "--port must be a port number (1-65535), not '$port'"
 is_count "$rows" 1 100000000000 || die "--rows must be a positive whole number, not '$rows'"
@@ -285,13 +293,13 @@ else
 fi
 
 # ---------------------------------------------------------------- workers ---
-read -r -a ports < <(free_ports $(( 2 * workers + dashboards )))
+read -r -a ports < <(free_ports $(( 2 * procs + dashboards )))
 flight_urls=() http_urls=()
-for (( i=0; i<workers; i++ )); do
+for (( i=0; i<procs; i++ )); do
   fp=${ports[$(( 2 * i ))]} hp=${ports[$(( 2 * i + 1 ))]}
   "$worker_bin" serve \
     --flight-addr "127.0.0.1:$fp" --http-addr "127.0.0.1:$hp" \
-    --shard-index "$i" --shards "$workers" \
+    --shard-index "$(( i % workers ))" --shards "$workers" \
     --token-file "$run_dir/secrets/worker-token" \
     --dataset "celltowers=celltowers:$celltowers_url" \
     --dataset "ais=ais:$ais_url" \
@@ -305,7 +313,7 @@ done
 workers_csv=$(IFS=,; echo "${flight_urls[*]}")
 dashboard_urls=()
 for (( j=0; j<dashboards; j++ )); do
-  dp=${ports[$(( 2 * workers + j ))]}
+  dp=${ports[$(( 2 * procs + j ))]}
   "$dashboard_bin" serve \
     --addr "127.0.0.1:$dp" \
     --workers "$workers_csv" \
@@ -402,12 +410,12 @@ started nginx 0 $!
 } >"$run_dir/cluster.env"
 
 # ---------------------------------------------------------------- ready? ---
-say "waiting for $workers workers to load their shards (logs in $logs)"
-for (( i=0; i<workers; i++ )); do
+say "waiting for $procs workers to load their shards (logs in $logs)"
+for (( i=0; i<procs; i++ )); do
   wait_ready "worker $i" "${http_urls[$i]}/readyz" "${pids[$(( i + s3 ))]}" "$logs/worker-$i.log"
 done
 for (( j=0; j<dashboards; j++ )); do
-  wait_ready "dashboard $j" "${dashboard_urls[$j]}/readyz" "${pids[$(( s3 + workers + j ))]}" "$logs/dashboard-$j.log"
+  wait_ready "dashboard $j" "${dashboard_urls[$j]}/readyz" "${pids[$(( s3 + procs + j ))]}" "$logs/dashboard-$j.log"
 done
 nginx_pid=${pids[-1]}
 wait_ready nginx "http://127.0.0.1:$port/readyz" "$nginx_pid" "$logs/nginx-error.log"
@@ -419,7 +427,8 @@ for n in $(curl -s --max-time 5 -H "Authorization: Bearer $token" "http://127.0.
 done
 plural() { [ "$1" = 1 ] && echo "$1 $2" || echo "$1 ${2}s"; }
 printf 'quiver: ready at http://127.0.0.1:%s/login  token %s  (%s, %s behind nginx, %s rows; logs in %s; Ctrl-C stops)\n' \
-  "$port" "$token" "$(plural "$workers" worker)" "$(plural "$dashboards" dashboard)" "$total" "$logs"
+  "$port" "$token" "$(plural "$procs" worker)$([ "$replicas" = 1 ] || echo ": $workers shards x $replicas replicas")" \
+  "$(plural "$dashboards" dashboard)" "$total" "$logs"
 
 # ---------------------------------------------------------------- run ---
 # Report processes that exit; nginx exiting ends the cluster (nothing is reachable).
