@@ -2,7 +2,9 @@
 //! (`deploy/launch.sh --s3`, data in a local S3 server), 32 simulated users
 //! from `quiver-dashboard load`, and while they run: a dashboard killed, a
 //! worker killed and restarted, a worker frozen (SIGSTOP), and the S3 server
-//! gone during a reload. Every phase prints what it did and what held, and
+//! gone during a reload. Then 2 shards × 2 replicas (`launch.sh --replicas 2`)
+//! under the same load: a worker killed, another frozen, and no partial answer.
+//! Every phase prints what it did and what held, and
 //! appends it to `target/reliability/report.md`; resident memory is read from
 //! `/proc` before and after the load.
 //!
@@ -509,5 +511,137 @@ async fn quiver_holds_under_load_and_faults() {
     drop(w1_new);
     drop(_d0);
     stop_and_check(&mut l).await;
+
+    replicated_phase(&bin, &mut rep, &steady).await;
     rep.say(format!("\nReport: {}", rep.path.display()));
+}
+
+/// The 99th percentile of the query answers' latencies (status polls and
+/// catalogue requests left out: `/api/status` asks every worker by design,
+/// so a frozen one holds it for the worker deadline and reports it down).
+fn query_p99(records: &[Value]) -> f64 {
+    let mut l: Vec<f64> = queries(records).map(|r| r["latency_ms"].as_f64().unwrap()).collect();
+    l.sort_by(f64::total_cmp);
+    if l.is_empty() {
+        return 0.0;
+    }
+    l[((l.len() as f64 * 0.99).ceil() as usize).clamp(1, l.len()) - 1]
+}
+
+/// 2 shards × 2 replicas (`launch.sh --replicas 2`) under the same 32 users:
+/// a worker killed, then another frozen, must give no partial answer and no
+/// error, with the query p99 within 2× the replicated steady state; and the
+/// throughput of the mix next to the unreplicated cluster's on the same cores.
+async fn replicated_phase(bin: &Path, rep: &mut Report, unreplicated: &Finished) {
+    rep.say("\n## 8. Replicas: 2 shards × 2 replicas\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let mut l: Launched = launch(
+        tmp.path(),
+        &[
+            "--s3",
+            "--workers",
+            "2",
+            "--replicas",
+            "2",
+            "--dashboards",
+            "2",
+            "--rows",
+            &ROWS.to_string(),
+            "--ais-rows",
+            &AIS_ROWS.to_string(),
+            "--worker-timeout",
+            &format!("{}s", WORKER_TIMEOUT.as_secs()),
+        ],
+        TOKEN,
+    );
+    let url = l.url.clone();
+    let procs = started_processes(&l.run_dir);
+    let worker = |i: &str| procs.iter().find(|(r, idx, _)| r == "worker" && idx == i).map(|p| p.2).unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let st = status(&http, &url).await;
+    assert_eq!(st["complete"], true, "complete before the load: {st}");
+    let replicas: Vec<usize> =
+        st["replicas"].as_array().unwrap().iter().map(|s| s["replicas"].as_array().unwrap().len()).collect();
+    assert_eq!(replicas, vec![2, 2], "/api/status lists two replicas per shard: {st}");
+    rep.say(format!(
+        "- 4 workers (worker i serves shard i mod 2), 2 dashboards behind nginx, ready in {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
+
+    let warm = finish(start_load(bin, &url, 3, &tmp.path().join("r-warm.json"), 11));
+    assert_no_errors("replicated warm-up", &warm);
+    let steady = finish(start_load(bin, &url, 12, &tmp.path().join("r-steady.json"), 12));
+    let steady_p99 = query_p99(&steady.records);
+    rep.say(format!("- steady, 12 s: {}; queries p99 {steady_p99:.1} ms", fig(&steady.summary)));
+    assert_no_errors("replicated steady load", &steady);
+    assert_eq!(steady.summary["partial"], 0, "no fault, yet partial answers:\n{}", steady.stdout);
+    let bound = 2.0 * steady_p99;
+
+    // Worker 1 (shard 1, replica 0) killed for good.
+    let load = start_load(bin, &url, 12, &tmp.path().join("r-kill.json"), 13);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let killed_at = now_ms();
+    signal(worker("1") as i64, "KILL");
+    let killed = finish(load);
+    let after: Vec<&Value> = queries(&killed.records).filter(|r| start(r) > killed_at).collect();
+    let kill_p99 = query_p99(&killed.records);
+    rep.say(format!(
+        "- SIGKILL to worker 1 (shard 1) at t+3 s: {}; queries p99 {kill_p99:.1} ms",
+        fig(&killed.summary)
+    ));
+    rep.say(format!(
+        "  - {} queries started after the kill, {} flagged partial",
+        after.len(),
+        after.iter().filter(|r| r["outcome"] == "partial").count()
+    ));
+
+    // Worker 2 (shard 0, replica 1) frozen for 6 s; shard 1 still has one replica only.
+    let frozen = worker("2");
+    let load = start_load(bin, &url, 12, &tmp.path().join("r-hang.json"), 14);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stopped_at = now_ms();
+    signal(frozen as i64, "STOP");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let resumed_at = now_ms();
+    signal(frozen as i64, "CONT");
+    let hung = finish(load);
+    let during: Vec<&Value> = queries(&hung.records).filter(|r| start(r) > stopped_at && end(r) < resumed_at).collect();
+    let hang_p99 = query_p99(&hung.records);
+    rep.say(format!("- SIGSTOP to worker 2 (shard 0) for 6 s: {}; queries p99 {hang_p99:.1} ms", fig(&hung.summary)));
+    rep.say(format!(
+        "  - {} queries answered while it was frozen, {} flagged partial",
+        during.len(),
+        during.iter().filter(|r| r["outcome"] == "partial").count()
+    ));
+    rep.say(format!(
+        "- bound: queries p99 within 2× the steady state ({bound:.1} ms): kill {kill_p99:.1} ms, freeze {hang_p99:.1} ms \
+         (with all request kinds, status polls included, p99 is {:.1} / {:.1} ms: a poll waits for the frozen \
+         worker's deadline to report it down)",
+        killed.summary["latency"]["p99"].as_f64().unwrap_or(0.0),
+        hung.summary["latency"]["p99"].as_f64().unwrap_or(0.0)
+    ));
+
+    // Throughput of the same mix, 2 × 1 (phase 1) against 2 × 2 (steady above), on the same cores.
+    let tput = |f: &Finished| f.summary["throughput"].as_f64().unwrap_or(0.0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    rep.say(format!(
+        "- throughput of the {CLIENTS}-user mix on {cores} cores: 2 × 1 workers {:.0} req/s (queries p99 {:.1} ms), \
+         2 × 2 workers {:.0} req/s (queries p99 {steady_p99:.1} ms). Replicas add no cores here: the same CPUs \
+         serve twice the processes, so no speed-up is expected; with a core per pod, each replica would take \
+         about half its shard's queries and the throughput would scale with the replicas until the dashboards \
+         or the network limit it",
+        tput(unreplicated),
+        query_p99(&unreplicated.records),
+        tput(&steady)
+    ));
+
+    assert_no_errors("replica killed", &killed);
+    assert_no_errors("replica frozen", &hung);
+    assert!(!after.is_empty() && !during.is_empty(), "no query ran during a fault");
+    assert_eq!(killed.summary["partial"], 0, "partial answers with a replica killed:\n{}", killed.stdout);
+    assert_eq!(hung.summary["partial"], 0, "partial answers with a replica frozen:\n{}", hung.stdout);
+    assert!(kill_p99 <= bound, "queries p99 {kill_p99:.1} ms with a replica killed, over 2× steady ({bound:.1} ms)");
+    assert!(hang_p99 <= bound, "queries p99 {hang_p99:.1} ms with a replica frozen, over 2× steady ({bound:.1} ms)");
+    stop_and_check(&mut l).await;
 }
