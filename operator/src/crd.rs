@@ -151,29 +151,32 @@ pub struct WorkersSpec {
 
 /// How workers are replaced when their pod template changes (image,
 /// resources, datasets, restart annotation, shard count). The operator
-/// deletes outdated pods itself (StatefulSet `OnDelete`). A re-shard follows
-/// `strategy`: `Surge` loads the new shards beside the old ones and switches
-/// the dashboards over once all are loaded; `Replace` replaces every worker
-/// at once (old and new shard counts cannot answer together). Other changes
-/// replace at most `maxUnavailable` workers at a time, and outdated workers
-/// that are not Ready anyway at once.
+/// deletes outdated pods itself (StatefulSet `OnDelete`), following
+/// `strategy`: `Surge` loads the new workers beside the old ones and switches
+/// the dashboards over once all are loaded; `Replace` replaces the workers in
+/// place: a re-shard all at once (old and new shard counts cannot answer
+/// together), other changes at most `maxUnavailable` workers at a time (and
+/// outdated workers that are not Ready anyway at once).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
-    /// How a re-shard (a change of `replicas`) replaces the workers. `Surge`
-    /// (where memory allows): the new shards load in a transitional
-    /// StatefulSet `NAME-workers-surge` while the old ones keep answering, the
-    /// dashboards switch over once every new shard is loaded, then
-    /// `NAME-workers` is re-sharded behind them and they switch back; no
-    /// query sees a partial answer, at the cost of twice the memory and two
-    /// loads. If the surge pods cannot be created or scheduled (quota, no
-    /// room) it falls back to `Replace`, said in condition `RollingOut` and
-    /// an event. `Replace`: every worker at once; answers are partial until
-    /// the new shards load. Empty: the operator's cluster default.
+    /// How a change of the worker pod template (a re-shard, an image,
+    /// resources, a restart, the dataset list) replaces the workers. `Surge`
+    /// (where memory allows): the new workers load in a transitional
+    /// StatefulSet `NAME-surge` while the old ones keep answering, the
+    /// dashboards switch over once every new worker is loaded, then
+    /// `NAME-workers` is replaced behind them (all at once) and they switch
+    /// back; no query sees a partial answer, at the cost of twice the memory
+    /// and two loads. If the surge pods cannot be created or scheduled
+    /// (quota, no room) it falls back to `Replace`, said in condition
+    /// `RollingOut` and an event. `Replace`: in place (a re-shard all at
+    /// once, answers partial until the new shards load; other changes in
+    /// batches of `maxUnavailable`). Empty: the operator's cluster default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<RolloutStrategy>,
-    /// Most workers unavailable at once while replacing workers on the same
-    /// shard count: a count, or a percentage of the workers (at least 1).
+    /// Most workers unavailable at once while replacing workers in place on
+    /// the same shard count (`Replace`, or a surge that fell back): a count,
+    /// or a percentage of the workers (at least 1).
     #[serde(default = "default_max_unavailable")]
     pub max_unavailable: k8s_openapi::apimachinery::pkg::util::intstr::IntOrString,
     /// A rollout that has not finished after this long is reported stuck
@@ -191,13 +194,13 @@ fn default_progress_deadline() -> String {
     "30m".into()
 }
 
-/// How a re-shard replaces the workers.
+/// How a change of the worker pod template replaces the workers.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
 pub enum RolloutStrategy {
-    /// Load the new shards beside the old ones; switch when all are loaded.
+    /// Load the new workers beside the old ones; switch when all are loaded.
     #[default]
     Surge,
-    /// Replace every worker at once.
+    /// Replace the workers in place.
     Replace,
 }
 

@@ -313,8 +313,10 @@ async fn reconcile_cluster(dc: &DataCluster, ctx: &Context) -> Result<Requeue> {
         ctx.metrics.action("surge");
     }
     let (workers, ingress_address) = apply_children(ctx, &c, desired, &surge.plan, pin.as_ref()).await?;
+    delete_pods(ctx, &c, &surge.plan.delete_surge, "surge worker").await?;
     let rollout = if desired > 0 {
-        let mut plan = drive_rollout(ctx, &c, &workers, &pods, desired).await?;
+        let surge_answers = surge.plan.stage == Some(rollout::SurgeStage::Reloading);
+        let mut plan = drive_rollout(ctx, &c, &workers, &pods, desired, surge_answers).await?;
         plan.in_progress |= surge.plan.stage.is_some();
         plan.surge = surge.plan.stage.clone();
         Some(plan)
@@ -455,6 +457,7 @@ async fn plan_surge(
         surge_revision: surge_sts.as_deref().and_then(revision).as_deref(),
         desired,
         shards: c.shards(),
+        template: &crate::children::worker_template_hash(c),
         pin: pin.as_ref(),
         surge_failure: failure.as_deref(),
         fell_back,
@@ -512,6 +515,7 @@ async fn drive_rollout(
     sts: &StatefulSet,
     pods: &[Pod],
     desired: i32,
+    surge_answers: bool,
 ) -> Result<rollout::Plan> {
     let name = sts.metadata.name.clone().unwrap_or_default();
     let st = sts.status.clone().unwrap_or_default();
@@ -527,21 +531,28 @@ async fn drive_rollout(
         desired,
         c.shards(),
         max_unavailable,
+        surge_answers,
     );
     plan.in_progress |= not_created || !observed;
     if !plan.delete.is_empty() {
         info!(pods = ?plan.delete, outdated = plan.outdated, "replacing outdated workers");
         ctx.metrics.action("replace_workers");
     }
+    delete_pods(ctx, c, &plan.delete, "worker").await?;
+    Ok(plan)
+}
+
+/// Deletes pods (one already gone is fine).
+async fn delete_pods(ctx: &Context, c: &ValidCluster, pods: &[String], what: &str) -> Result<()> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &c.namespace);
-    for pod in &plan.delete {
+    for pod in pods {
         match api.delete(pod, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(e) if crate::error::is_status(&e, 404) => {}
-            Err(e) => return Err(Error::kube(format!("deleting worker pod {pod}"), e)),
+            Err(e) => return Err(Error::kube(format!("deleting {what} pod {pod}"), e)),
         }
     }
-    Ok(plan)
+    Ok(())
 }
 
 /// The children whose names are taken by objects this cluster does not own

@@ -17,28 +17,36 @@
 //!   `i mod shards`), a Ready pod is replaced only while another Ready
 //!   replica of its shard stays up, so every shard keeps answering.
 //!
+//! That is how `strategy: Replace` rolls, and what a surge falls back to.
+//!
 //! A rollout that has not finished within `progressDeadline` is reported as
 //! stuck (condition `RollingOut`, reason `Stuck`); no further healthy pod is
 //! deleted meanwhile beyond what the batch allows.
 //!
-//! A re-shard with `strategy: Surge` ([`surge`]) keeps a complete generation
-//! answering all along. The headless Service `NAME-workers`, whose DNS
-//! records are the dashboards' list of workers, is pinned to one StatefulSet
-//! revision (`controller-revision-hash`) while two generations run:
+//! With `strategy: Surge` ([`surge`]), any change of the worker pod template
+//! (a re-shard, an image, resources, a restart, the dataset list) keeps a
+//! complete generation answering all along. A pod's generation is the hash
+//! of the template it was created from
+//! ([`crate::children::TEMPLATE_HASH_ANNOTATION`]), so the old pods are told
+//! apart in either StatefulSet whatever changed. The headless Service
+//! `NAME-workers`, whose DNS records are the dashboards' list of workers, is
+//! pinned to one StatefulSet revision (`controller-revision-hash`) while two
+//! generations run:
 //!
 //! ```text
-//!            NAME-workers (n shards)      NAME-surge (n' shards)      Service selects
+//!            NAME-workers (old template)  NAME-surge (new template)   Service selects
 //! Loading    held on the old template     created, loading            old NAME-workers
 //! Switched   held                         complete                    NAME-surge (drain)
 //! Reloading  new template, replaced       serving                     NAME-surge
-//! Returned   complete on n' shards        serving                     new NAME-workers (drain)
+//! Returned   complete on the new template serving                    new NAME-workers (drain)
 //! Done       serving                      deleted                     every worker
 //! ```
 //!
 //! Old pods are deleted only [`SWITCH_DRAIN`] after the switch away from
-//! them, when every dashboard has re-resolved the name. If the surge pods
-//! cannot be created or scheduled before the switch, the surge is removed
-//! and the re-shard falls back to replacing every worker at once.
+//! them, when every dashboard has re-resolved the name, and then all at once
+//! (the surge answers). If the surge pods cannot be created or scheduled
+//! before the switch, the surge is removed and the rollout falls back to
+//! `Replace`.
 
 use std::time::Duration;
 
@@ -61,6 +69,8 @@ pub struct WorkerPod {
     pub revision: Option<String>,
     /// The pod's `QUIVER_SHARDS`.
     pub shards: Option<i32>,
+    /// The hash of the pod template it was created from (its generation).
+    pub template: Option<String>,
     /// Ready (its shard is loaded).
     pub ready: bool,
     /// Being deleted.
@@ -87,6 +97,12 @@ impl WorkerPod {
             .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
         Some(WorkerPod {
             revision: p.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL)).cloned(),
+            template: p
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(crate::children::TEMPLATE_HASH_ANNOTATION))
+                .cloned(),
             shards,
             ready,
             terminating: p.metadata.deletion_timestamp.is_some(),
@@ -112,13 +128,16 @@ pub struct Plan {
 }
 
 /// Plans one step of the rollout of `desired` workers with `shards` shards
-/// towards `update_revision`, with at most `max_unavailable` workers down.
+/// towards `update_revision`, with at most `max_unavailable` workers down;
+/// every outdated worker at once when `others_answer` (a surge's workers
+/// answer meanwhile).
 pub fn plan(
     pods: &[WorkerPod],
     update_revision: Option<&str>,
     desired: i32,
     shards: i32,
     max_unavailable: i32,
+    others_answer: bool,
 ) -> Plan {
     let Some(update) = update_revision else {
         return Plan::default();
@@ -131,7 +150,7 @@ pub fn plan(
     let waiting =
         live.iter().filter(|p| p.revision.as_deref() == Some(update) && !p.ready).map(|p| p.name.clone()).collect();
     let resharding = outdated.iter().any(|p| p.shards.is_some_and(|s| s != shards));
-    let delete: Vec<String> = if resharding {
+    let delete: Vec<String> = if resharding || others_answer {
         outdated.iter().map(|p| p.name.clone()).collect()
     } else {
         let available = live.iter().filter(|p| p.ready).count() as i32;
@@ -208,20 +227,20 @@ impl SurgeStage {
     pub fn describe(&self, shards: i32) -> String {
         match self {
             SurgeStage::Loading => format!(
-                "surge re-shard: {shards} new shards loading beside the old ones, which keep answering"
+                "surge rollout: the new workers ({shards} shards) load beside the old ones, which keep answering"
             ),
             SurgeStage::Switched => format!(
-                "surge re-shard: the {shards} new shards are loaded and answer; the old workers go once every dashboard has moved"
+                "surge rollout: the new workers ({shards} shards) are loaded and answer; the old ones go once every dashboard has moved"
             ),
             SurgeStage::Reloading => {
-                "surge re-shard: the surge workers answer while the workers StatefulSet reloads on the new shards".into()
+                "surge rollout: the surge workers answer while the workers StatefulSet is replaced".into()
             }
             SurgeStage::Returned => {
-                "surge re-shard: the workers StatefulSet is complete again and answers; the surge workers go once every dashboard has moved".into()
+                "surge rollout: the workers StatefulSet is complete again and answers; the surge workers go once every dashboard has moved".into()
             }
-            SurgeStage::Done => "surge re-shard: removing the surge workers".into(),
+            SurgeStage::Done => "surge rollout: removing the surge workers".into(),
             SurgeStage::FellBack(why) => format!(
-                "surge re-shard fell back to replacing every worker at once: {why}"
+                "surge rollout fell back to replacing the workers in place (a re-shard: all at once; otherwise in batches of maxUnavailable): {why}"
             ),
         }
     }
@@ -244,6 +263,9 @@ pub struct SurgeInputs<'a> {
     pub desired: i32,
     /// Shards wanted.
     pub shards: i32,
+    /// The hash of the worker pod template the spec asks for
+    /// ([`crate::children::TEMPLATE_HASH_ANNOTATION`]).
+    pub template: &'a str,
     /// The worker Service's pin as last applied.
     pub pin: Option<&'a Pin>,
     /// Why the surge pods cannot be created or scheduled, if they cannot.
@@ -267,34 +289,49 @@ pub struct SurgePlan {
     pub pin: Option<String>,
     /// Look again after this long (a drain to wait out).
     pub wait: Option<Duration>,
+    /// Surge pods to delete now: created from an older surge template while
+    /// loading (the spec changed again), they answer nothing yet.
+    pub delete_surge: Vec<String>,
 }
 
 impl SurgePlan {
     fn at(stage: SurgeStage, keep_surge: bool, hold_main: bool, pin: Option<String>) -> SurgePlan {
-        SurgePlan { stage: Some(stage), keep_surge, hold_main, pin, wait: None }
+        SurgePlan { stage: Some(stage), keep_surge, hold_main, pin, wait: None, delete_surge: vec![] }
     }
 
     /// No surge: the Service selects every worker.
     pub fn none() -> SurgePlan {
-        SurgePlan { stage: None, keep_surge: false, hold_main: false, pin: None, wait: None }
+        SurgePlan { stage: None, keep_surge: false, hold_main: false, pin: None, wait: None, delete_surge: vec![] }
     }
 }
 
-/// All `desired` pods live, Ready, on `revision` and on `shards`.
-fn complete(pods: &[&WorkerPod], revision: Option<&str>, desired: i32, shards: i32) -> bool {
+/// All `desired` pods live, Ready, on `revision`, on `shards` and from `template`.
+fn complete(pods: &[&WorkerPod], revision: Option<&str>, desired: i32, shards: i32, template: &str) -> bool {
     revision.is_some()
         && pods.len() as i32 == desired
-        && pods.iter().all(|p| p.ready && p.revision.as_deref() == revision && p.shards == Some(shards))
+        && pods
+            .iter()
+            .all(|p| p.ready && p.revision.as_deref() == revision && p.shards == Some(shards) && p.is_from(template))
+}
+
+impl WorkerPod {
+    /// Created from pod template `template` (a pod of an operator that did
+    /// not stamp templates counts as older than any).
+    fn is_from(&self, template: &str) -> bool {
+        self.template.as_deref() == Some(template)
+    }
 }
 
 fn live(pods: &[WorkerPod]) -> Vec<&WorkerPod> {
     pods.iter().filter(|p| !p.terminating).collect()
 }
 
-/// Plans one step of a surge re-shard (see the module's table). Pure.
+/// Plans one step of a surge rollout (see the module's table). Pure.
 pub fn surge(i: &SurgeInputs<'_>) -> SurgePlan {
     let main = live(i.main);
-    let old: Vec<&WorkerPod> = main.iter().copied().filter(|p| p.shards.is_some_and(|s| s != i.shards)).collect();
+    // The old generation: pods from another template than the spec's (a
+    // shard count, an image, resources, a restart stamp, a dataset list).
+    let old: Vec<&WorkerPod> = main.iter().copied().filter(|p| !p.is_from(i.template)).collect();
     let resharding = !old.is_empty();
     // The old generation's revision: what the Service keeps selecting.
     let old_revision = old.iter().find(|p| p.ready).and_then(|p| p.revision.clone());
@@ -305,13 +342,17 @@ pub fn surge(i: &SurgeInputs<'_>) -> SurgePlan {
         // serving otherwise), and not again once this generation fell back.
         let old_complete =
             resharding && old.len() == main.len() && main.iter().all(|p| p.ready && p.revision == old_revision);
-        if i.strategy == RolloutStrategy::Surge && old_complete && !i.fell_back {
+        // With replicas on the same shard count, the in-place rollout keeps a
+        // loaded replica of every shard (see [`plan`]): no surge needed.
+        let same_shards = old.iter().all(|p| p.shards == Some(i.shards));
+        let replicated = i.desired > i.shards;
+        if i.strategy == RolloutStrategy::Surge && old_complete && !i.fell_back && !(same_shards && replicated) {
             return SurgePlan::at(SurgeStage::Loading, true, true, old_revision);
         }
         return SurgePlan::none();
     };
     let surge_live = live(surge);
-    let surge_complete = complete(&surge_live, i.surge_revision, i.desired, i.shards);
+    let surge_complete = complete(&surge_live, i.surge_revision, i.desired, i.shards, i.template);
     if resharding {
         // NAME-workers still holds the old generation.
         let switched = i.surge_revision.and_then(|r| pinned_for(r).map(|e| (r, e)));
@@ -328,7 +369,15 @@ pub fn surge(i: &SurgeInputs<'_>) -> SurgePlan {
                 );
             }
             let pin = old_revision.or_else(|| i.pin.map(|p| p.revision.clone()));
-            return SurgePlan::at(SurgeStage::Loading, true, true, pin);
+            // Surge pods of an older surge template (the spec changed again
+            // while they loaded) are replaced: the surge StatefulSet is
+            // `OnDelete` too.
+            let delete_surge = surge_live
+                .iter()
+                .filter(|p| i.surge_revision.is_some() && p.revision.as_deref() != i.surge_revision)
+                .map(|p| p.name.clone())
+                .collect();
+            return SurgePlan { delete_surge, ..SurgePlan::at(SurgeStage::Loading, true, true, pin) };
         }
         let revision = i.surge_revision.expect("complete or pinned implies a revision").to_string();
         return match switched.map(|(_, e)| e) {
@@ -344,7 +393,7 @@ pub fn surge(i: &SurgeInputs<'_>) -> SurgePlan {
         };
     }
     // NAME-workers runs the new shards (loading, or complete).
-    if !complete(&main, i.main_revision, i.desired, i.shards) {
+    if !complete(&main, i.main_revision, i.desired, i.shards, i.template) {
         let pin = i.surge_revision.map(str::to_string).or_else(|| i.pin.map(|p| p.revision.clone()));
         return SurgePlan::at(SurgeStage::Reloading, true, false, pin);
     }
@@ -393,6 +442,8 @@ mod tests {
             ordinal,
             revision: Some(revision.into()),
             shards: Some(shards),
+            // The template of each shard count (same-count template changes set their own).
+            template: Some(format!("t{shards}")),
             ready,
             terminating: false,
         }
@@ -405,7 +456,7 @@ mod tests {
     #[test]
     fn a_settled_cluster_deletes_nothing() {
         let pods: Vec<_> = (0..4).map(|i| pod(i, "new", 4, true)).collect();
-        let p = plan(&pods, Some("new"), 4, 4, 1);
+        let p = plan(&pods, Some("new"), 4, 4, 1, false);
         assert_eq!(p, Plan::default());
     }
 
@@ -414,7 +465,7 @@ mod tests {
         // 4 → 8: the four old pods serve 4 shards; new ordinals 4..8 already exist.
         let mut pods: Vec<_> = (0..4).map(|i| pod(i, "old", 4, true)).collect();
         pods.extend((4..8).map(|i| pod(i, "new", 8, false)));
-        let p = plan(&pods, Some("new"), 8, 8, 1);
+        let p = plan(&pods, Some("new"), 8, 8, 1, false);
         assert_eq!(names(&p), ["demo-workers-0", "demo-workers-1", "demo-workers-2", "demo-workers-3"]);
         assert!(p.in_progress);
     }
@@ -422,12 +473,12 @@ mod tests {
     #[test]
     fn a_restart_goes_in_batches_of_max_unavailable() {
         let pods: Vec<_> = (0..8).map(|i| pod(i, "old", 8, true)).collect();
-        let p = plan(&pods, Some("new"), 8, 8, 2);
+        let p = plan(&pods, Some("new"), 8, 8, 2, false);
         assert_eq!(names(&p), ["demo-workers-0", "demo-workers-1"]);
         // Next pass: 0 and 1 came back on the new revision, still loading.
         let mut pods: Vec<_> = (2..8).map(|i| pod(i, "old", 8, true)).collect();
         pods.extend((0..2).map(|i| pod(i, "new", 8, false)));
-        let p = plan(&pods, Some("new"), 8, 8, 2);
+        let p = plan(&pods, Some("new"), 8, 8, 2, false);
         assert!(p.delete.is_empty(), "the batch is still loading: {p:?}");
         assert_eq!(p.outdated, 6);
     }
@@ -472,7 +523,7 @@ mod tests {
         let mut pods: Vec<_> = (0..4).map(|i| pod(i, "old", 4, true)).collect();
         pods[3].ready = false;
         pods[2].ready = false;
-        let p = plan(&pods, Some("new"), 4, 4, 1);
+        let p = plan(&pods, Some("new"), 4, 4, 1, false);
         assert_eq!(names(&p), ["demo-workers-2", "demo-workers-3"]);
     }
 
@@ -482,9 +533,9 @@ mod tests {
         pods[0].terminating = true;
         // 0 is going (one unavailable already); 2 is beyond the 2 replicas
         // (the StatefulSet removes it).
-        let p = plan(&pods, Some("new"), 2, 2, 1);
+        let p = plan(&pods, Some("new"), 2, 2, 1, false);
         assert!(p.delete.is_empty(), "{p:?}");
-        let p = plan(&pods, Some("new"), 2, 2, 2);
+        let p = plan(&pods, Some("new"), 2, 2, 2, false);
         assert_eq!(names(&p), ["demo-workers-1"]);
     }
 
@@ -526,6 +577,7 @@ mod tests {
             surge_revision: surge_pods.map(|_| "surge-1"),
             desired: 3,
             shards: 3,
+            template: "t3",
             pin,
             surge_failure: failure,
             fell_back,
@@ -648,6 +700,7 @@ mod tests {
                 surge_revision: Some("surge-1"),
                 desired: 6,
                 shards: 3,
+                template: "t3",
                 pin: Some(&pinned("old", 0)),
                 surge_failure: None,
                 fell_back: false,
@@ -658,6 +711,74 @@ mod tests {
         assert_eq!(inputs(&new[..3]).stage, Some(SurgeStage::Loading), "three of six surge pods exist");
         new[5].ready = true;
         assert_eq!(inputs(&new).stage, Some(SurgeStage::Switched));
+    }
+
+    #[test]
+    fn an_image_change_surges_like_a_reshard_and_replaces_the_held_workers_at_once() {
+        // Same 3 shards, a new image: the old pods are told apart by their template.
+        let old: Vec<_> =
+            (0..3).map(|i| WorkerPod { template: Some("t3-image-1".into()), ..pod(i, "old", 3, true) }).collect();
+        let p = step(&old, "old", None, None, 0);
+        assert_eq!(p, SurgePlan::at(SurgeStage::Loading, true, true, Some("old".into())));
+        let new: Vec<_> = (0..3).map(|i| surge_pod(i, "surge-1", 3, true)).collect();
+        let p = step(&old, "old", Some(&new), Some(&pinned("old", 0)), 8);
+        assert_eq!((p.stage, p.pin.as_deref()), (Some(SurgeStage::Switched), Some("surge-1")));
+        let p = step(&old, "old", Some(&new), Some(&pinned("surge-1", 8)), 23);
+        assert_eq!(p, SurgePlan::at(SurgeStage::Reloading, true, false, Some("surge-1".into())));
+        // NAME-workers on the new template: with the surge answering, every
+        // old worker goes at once, not in batches of maxUnavailable.
+        let batch = plan(&old, Some("new"), 3, 3, 1, false);
+        assert_eq!(names(&batch), ["demo-workers-0"]);
+        let all = plan(&old, Some("new"), 3, 3, 1, true);
+        assert_eq!(names(&all), ["demo-workers-0", "demo-workers-1", "demo-workers-2"]);
+        // Pods of an operator that stamped no template are an old generation too.
+        let unstamped: Vec<_> = (0..3).map(|i| WorkerPod { template: None, ..pod(i, "old", 3, true) }).collect();
+        assert_eq!(step(&unstamped, "old", None, None, 0).stage, Some(SurgeStage::Loading));
+        // The template the spec asks for: nothing to do.
+        let settled: Vec<_> = (0..3).map(|i| pod(i, "new", 3, true)).collect();
+        assert_eq!(step(&settled, "new", None, None, 0), SurgePlan::none());
+    }
+
+    #[test]
+    fn a_replicated_cluster_rolls_a_same_shard_change_in_place_and_surges_a_reshard() {
+        let with = |main: &[WorkerPod], desired: i32, shards: i32, template: &str| {
+            surge(&SurgeInputs {
+                strategy: RolloutStrategy::Surge,
+                main,
+                main_revision: Some("old"),
+                surge: None,
+                surge_revision: None,
+                desired,
+                shards,
+                template,
+                pin: None,
+                surge_failure: None,
+                fell_back: false,
+                now: at(0),
+            })
+        };
+        // 3 shards x 2 replicas, a new image: each shard keeps a loaded replica in place.
+        let old: Vec<_> =
+            (0..6).map(|i| WorkerPod { template: Some("t3-image-1".into()), ..pod(i, "old", 3, true) }).collect();
+        assert_eq!(with(&old, 6, 3, "t3"), SurgePlan::none());
+        // The same change with one replica a shard surges.
+        assert_eq!(with(&old[..3], 3, 3, "t3").stage, Some(SurgeStage::Loading));
+        // A re-shard of a replicated cluster surges.
+        let two: Vec<_> = (0..4).map(|i| pod(i, "old", 2, true)).collect();
+        assert_eq!(with(&two, 6, 3, "t3").stage, Some(SurgeStage::Loading));
+    }
+
+    #[test]
+    fn surge_pods_of_an_older_surge_template_are_replaced_while_loading() {
+        // The spec changed again while the surge loaded: its StatefulSet now
+        // has revision surge-1, two of its pods are from before.
+        let old: Vec<_> = (0..2).map(|i| pod(i, "old", 2, true)).collect();
+        let mut new: Vec<_> = (0..3).map(|i| surge_pod(i, "surge-1", 3, false)).collect();
+        new[0].revision = Some("surge-0".into());
+        new[2].revision = Some("surge-0".into());
+        let p = step(&old, "old", Some(&new), Some(&pinned("old", 0)), 5);
+        assert_eq!(p.stage, Some(SurgeStage::Loading));
+        assert_eq!(p.delete_surge, ["demo-surge-0", "demo-surge-2"]);
     }
 
     #[test]

@@ -795,8 +795,10 @@ mod tests {
             "demo-surge: FailedCreate: exceeded quota: q, requested: pods=1".into(),
         );
         assert_eq!(surge_reason(&why), SURGE_FELL_BACK);
-        let loading =
-            rolling(surge_reason(&crate::rollout::SurgeStage::Loading), "surge re-shard: 3 new shards loading");
+        let loading = rolling(
+            surge_reason(&crate::rollout::SurgeStage::Loading),
+            "surge rollout: the new workers (3 shards) load",
+        );
         let fell = rolling(SURGE_FELL_BACK, &why.describe(3));
         let notes = events(Some(&loading), &fell, Action::Run);
         let warning: Vec<&Note> = notes.iter().filter(|n| n.reason == SURGE_FELL_BACK).collect();

@@ -4,7 +4,10 @@ mod common;
 
 use common::{fixture, valid_fixture};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use quiver_operator::children::{build_all, build_worker_statefulset, dashboard_url, worker_selector_string};
+use quiver_operator::children::{
+    TEMPLATE_HASH_ANNOTATION, build_all, build_surge_statefulset, build_worker_statefulset, dashboard_url,
+    worker_selector_string, worker_template_hash,
+};
 use quiver_operator::validate::{Defaults, validate};
 
 fn env_of(sts: &StatefulSet, name: &str) -> Option<String> {
@@ -89,6 +92,34 @@ fn the_restart_annotation_is_copied_to_the_pod_template_and_a_new_value_rolls_th
     assert!(
         !none.spec.template.metadata.unwrap().annotations.unwrap_or_default().contains_key("quiver.dev/restartedAt")
     );
+}
+
+#[test]
+fn the_template_hash_tells_worker_generations_apart_in_either_statefulset() {
+    let hash = |sts: &StatefulSet| {
+        sts.spec.template.metadata.as_ref().unwrap().annotations.as_ref().unwrap()[TEMPLATE_HASH_ANNOTATION].clone()
+    };
+    let mut dc = fixture();
+    let c = validate(&dc, &Defaults::default()).unwrap();
+    let main = build_worker_statefulset(&c, 4);
+    // The same spec, any replica count, and the surge StatefulSet: one generation.
+    assert_eq!(hash(&main), worker_template_hash(&c));
+    assert_eq!(hash(&main), hash(&build_worker_statefulset(&c, 0)));
+    assert_eq!(hash(&main), hash(&build_surge_statefulset(&c, 4)));
+    assert_eq!(hash(&main).len(), 16);
+    // Every change of the template is a new generation.
+    let mut seen = vec![hash(&main)];
+    let mut differs = |dc: &quiver_operator::crd::DataCluster, what: &str| {
+        let h = worker_template_hash(&validate(dc, &Defaults::default()).unwrap());
+        assert!(!seen.contains(&h), "{what}: the template hash did not change");
+        seen.push(h);
+    };
+    dc.spec.workers.image = Some("registry.example/quiver-worker:next".into());
+    differs(&dc, "image");
+    dc.metadata.annotations.as_mut().unwrap().insert("quiver.dev/restartedAt".into(), "2026-01-07T08:30:00Z".into());
+    differs(&dc, "restart annotation");
+    dc.spec.workers.replicas = 8;
+    differs(&dc, "shard count");
 }
 
 #[test]

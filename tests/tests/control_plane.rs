@@ -13,7 +13,7 @@
 //!                   freeze the leader (SIGSTOP) ──▶ the standby leads; thawed, the old one writes nothing
 //!                   write log: no object written by two operator pods in overlapping leadership
 //!                   kubectl scale --replicas 3 ──▶ surge re-shard, no partial answer, same counts
-//!                   restart annotation ──▶ workers replaced together, same counts
+//!                   restart annotation ──▶ surge, old workers replaced together, no partial answer
 //!                   replicasPerShard: 2 ──▶ 6 pods on 3 shards (pod i serves i mod 3),
 //!                                           shards 3/3, rows counted once
 //!                   kubectl delete dc ──▶ children and processes gone
@@ -931,7 +931,9 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
         secs(q)
     );
 
-    // ---- Restart annotation: a rollout that replaces the workers together.
+    // ---- Restart annotation: a surge rollout (a new template, the same
+    // shards). The new workers load in NAME-surge while the old ones answer;
+    // the old ones are then replaced together while the surge answers.
     let before: BTreeMap<String, String> = pods_of(&handle, "towers", "worker")
         .iter()
         .map(|p| (name_of(p), p["metadata"]["uid"].as_str().unwrap_or_default().to_string()))
@@ -997,6 +999,9 @@ async fn a_datacluster_lives_its_whole_life_under_helm_kubectl_and_the_real_bina
     let tally = during.await.unwrap();
     say!("  answers during the restart: {tally:?}");
     assert!(tally.wrong.is_empty(), "complete answers with wrong counts during the restart: {:?}", tally.wrong);
+    // The surge answered while the workers were replaced: no answer was partial or failed.
+    assert_eq!(tally.partial, 0, "partial answers during the restart: {tally:?}");
+    assert_eq!(tally.failed, 0, "failed answers during the restart: {tally:?}");
 
     // ---- replicasPerShard: 2 on the 3 shards: 6 pods, pod i serving shard
     // i mod 3, each shard counted once in the status (rows = the files').

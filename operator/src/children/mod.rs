@@ -30,9 +30,9 @@ pub use rbac::build_dashboard_service_account;
 pub use secrets::{TOKEN_KEY, build_token_secret, generate_token};
 pub use workers::{
     DATASETS_DIR, DATASETS_HASH_ANNOTATION, DATASETS_KEY, HOSTNAME_KEY, SERVING_REVISION_ANNOTATION,
-    SERVING_SINCE_ANNOTATION, WORKER_SET_LABEL, ZONE_KEY, build_datasets_config_map, build_surge_statefulset,
-    build_worker_service, build_worker_statefulset, datasets_hash, pin_of, pin_worker_service, spread_replicas,
-    worker_endpoint,
+    SERVING_SINCE_ANNOTATION, TEMPLATE_HASH_ANNOTATION, WORKER_SET_LABEL, ZONE_KEY, build_datasets_config_map,
+    build_surge_statefulset, build_worker_service, build_worker_statefulset, datasets_hash, pin_of, pin_worker_service,
+    spread_replicas, worker_endpoint, worker_template_hash,
 };
 
 use crate::crd::PodSettings;

@@ -215,8 +215,12 @@ pub fn build_datasets_config_map(c: &ValidCluster) -> ConfigMap {
 /// FNV-1a (64 bit) of the dataset list, as 16 hex digits: stable across
 /// operator builds, so an unchanged list never rolls the workers.
 pub fn datasets_hash(c: &ValidCluster) -> String {
+    fnv64(datasets_json(c).as_bytes())
+}
+
+fn fnv64(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in datasets_json(c).bytes() {
+    for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -267,6 +271,38 @@ pub fn spread_replicas(mut template: PodTemplateSpec, c: &ValidCluster) -> PodTe
         });
     }
     template
+}
+
+/// Pod template annotation holding the hash of the rest of the worker pod
+/// template (image, resources, shard count, dataset list, restart stamp, pod
+/// settings): the rollout tells the generation a pod belongs to by it, in
+/// either StatefulSet of a surge.
+pub const TEMPLATE_HASH_ANNOTATION: &str = "quiver.dev/template-hash";
+
+/// Stamps [`TEMPLATE_HASH_ANNOTATION`] on a worker pod template: FNV-1a of
+/// its JSON without the stamp (maps serialise in key order, so the same spec
+/// gives the same hash in every operator build that renders it the same).
+fn stamp_template_hash(t: &mut PodTemplateSpec) {
+    if let Some(a) = t.metadata.as_mut().and_then(|m| m.annotations.as_mut()) {
+        a.remove(TEMPLATE_HASH_ANNOTATION);
+    }
+    let hash = fnv64(&serde_json::to_vec(t).expect("a pod template serialises"));
+    t.metadata
+        .get_or_insert_with(Default::default)
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(TEMPLATE_HASH_ANNOTATION.into(), hash);
+}
+
+/// The template hash of the worker pods the spec asks for now.
+pub fn worker_template_hash(c: &ValidCluster) -> String {
+    let sts = build_worker_statefulset(c, 0);
+    sts.spec
+        .template
+        .metadata
+        .and_then(|m| m.annotations)
+        .and_then(|mut a| a.remove(TEMPLATE_HASH_ANNOTATION))
+        .expect("the worker template is stamped")
 }
 
 /// The worker StatefulSet with `replicas` pods (0 while suspended; else
@@ -360,7 +396,7 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
         ..Default::default()
     };
 
-    StatefulSet {
+    let mut sts = StatefulSet {
         metadata: child_meta(c, workers_name(c), Component::Worker),
         spec: StatefulSetSpec {
             replicas: Some(replicas),
@@ -404,5 +440,7 @@ pub fn build_worker_statefulset(c: &ValidCluster, replicas: i32) -> StatefulSet 
             ..Default::default()
         },
         status: None,
-    }
+    };
+    stamp_template_hash(&mut sts.spec.template);
+    sts
 }
