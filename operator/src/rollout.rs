@@ -488,17 +488,17 @@ mod tests {
         // 2 shards × 2 replicas (shard 0: pods 0, 2; shard 1: pods 1, 3), a
         // budget of 3: one replica of each shard goes, never both.
         let pods: Vec<_> = (0..4).map(|i| pod(i, "old", 2, true)).collect();
-        let p = plan(&pods, Some("new"), 4, 2, 3);
+        let p = plan(&pods, Some("new"), 4, 2, 3, false);
         assert_eq!(names(&p), ["demo-workers-0", "demo-workers-1"]);
         // Next pass: 0 and 1 are back on the new revision but still loading:
         // 2 and 3 are their shards' only Ready replicas and stay.
         let mut pods: Vec<_> = (0..2).map(|i| pod(i, "new", 2, false)).collect();
         pods.extend((2..4).map(|i| pod(i, "old", 2, true)));
-        let p = plan(&pods, Some("new"), 4, 2, 3);
+        let p = plan(&pods, Some("new"), 4, 2, 3, false);
         assert!(p.delete.is_empty(), "{p:?}");
         // Pod 0 loaded: shard 0's old replica may go; shard 1's must wait.
         pods[0].ready = true;
-        let p = plan(&pods, Some("new"), 4, 2, 3);
+        let p = plan(&pods, Some("new"), 4, 2, 3, false);
         assert_eq!(names(&p), ["demo-workers-2"]);
     }
 
@@ -508,12 +508,12 @@ mod tests {
         // template; pods 2 and 3 are created on it, 0 and 1 are outdated.
         let mut pods: Vec<_> = (0..2).map(|i| pod(i, "old", 2, true)).collect();
         pods.extend((2..4).map(|i| pod(i, "new", 2, false)));
-        let p = plan(&pods, Some("new"), 4, 2, 1);
+        let p = plan(&pods, Some("new"), 4, 2, 1, false);
         assert!(p.delete.is_empty(), "the new replicas are still loading: {p:?}");
         assert_eq!(p.outdated, 2);
         pods[2].ready = true;
         pods[3].ready = true;
-        let p = plan(&pods, Some("new"), 4, 2, 1);
+        let p = plan(&pods, Some("new"), 4, 2, 1, false);
         assert_eq!(names(&p), ["demo-workers-0"]);
     }
 
