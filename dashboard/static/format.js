@@ -151,3 +151,16 @@ export function rangeLabel(dim, first, last) {
   const hi = hiParts[hiParts.length - 1];
   return `${lo}–${hi}`;
 }
+
+/**
+ * For the status summary, from `/api/status`'s `replicas` (one entry per
+ * shard, each listing its replicas): ' × 2 replicas (loaded per shard: 2, 1)'
+ * when some shard has several replicas, else ''.
+ */
+export function replicaSummary(shards) {
+  const list = Array.isArray(shards) ? shards : [];
+  const most = Math.max(0, ...list.map((r) => (r.replicas || []).length));
+  if (most < 2) return '';
+  const loaded = list.map((r) => (r.replicas || []).filter((x) => x.loaded).length);
+  return ` × ${most} replicas (loaded per shard: ${loaded.join(', ')})`;
+}

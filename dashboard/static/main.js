@@ -6,7 +6,7 @@
 import { api, ApiError, toLogin } from './api.js';
 import { decodeBasemap } from './basemap.js';
 import { DetailBasemap } from './basemap-detail.js';
-import { formatBytes, formatCompact, formatCount, formatMs, formatShare, rowDetails } from './format.js';
+import { formatBytes, formatCompact, formatCount, formatMs, formatShare, replicaSummary, rowDetails } from './format.js';
 import { decodeHash, encodeHash, filtersForDataset } from './hash.js';
 import { Histogram } from './histogram.js';
 import { historyStep } from './history.js';
@@ -814,7 +814,7 @@ function renderStatus(s) {
   const rows = [];
   const head = document.createElement('p');
   head.className = 'status-summary';
-  head.textContent = `${s.shards ?? '?'} shards · ${s.complete ? 'all answering' : 'incomplete'} · ${s.consistent === false ? 'inconsistent data versions' : 'consistent'}`;
+  head.textContent = `${s.shards ?? '?'} shards${replicaSummary(s.replicas)} · ${s.complete ? 'all answering' : 'incomplete'} · ${s.consistent === false ? 'inconsistent data versions' : 'consistent'}`;
   rows.push(head);
   const table = document.createElement('table');
   table.className = 'status-table';

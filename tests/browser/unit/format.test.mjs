@@ -1,7 +1,7 @@
 // Number formatting of dashboard/static/format.js.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatCompact, formatCount, formatDetail, formatInstant, formatMs, formatPosition, formatShare, rangeLabel, rowDetails } from '../../../dashboard/static/format.js';
+import { formatCompact, formatCount, formatDetail, formatInstant, formatMs, formatPosition, formatShare, rangeLabel, replicaSummary, rowDetails } from '../../../dashboard/static/format.js';
 
 test('counts', () => {
   assert.equal(formatCount(40000000), '40,000,000');
@@ -91,4 +91,18 @@ test('exact values of detail columns', () => {
   ]);
   // Without detail columns, the bins as before.
   assert.deepEqual(rowDetails(ds, row).map((e) => e[0]), ['Position', 'Signal range (m)', 'Year built']);
+});
+
+test('the status summary names replicas only when a shard has several', () => {
+  const rep = (loaded) => ({ loaded });
+  assert.equal(replicaSummary(undefined), '');
+  assert.equal(replicaSummary([{ shard: 0, replicas: [rep(true)] }, { shard: 1, replicas: [rep(true)] }]), '');
+  assert.equal(
+    replicaSummary([
+      { shard: 0, replicas: [rep(true), rep(true)] },
+      { shard: 1, replicas: [rep(false), rep(true)] },
+    ]),
+    ' × 2 replicas (loaded per shard: 2, 1)',
+  );
+  assert.equal(replicaSummary([{ shard: 0, replicas: [rep(false), rep(false), rep(false)] }]), ' × 3 replicas (loaded per shard: 0)');
 });
