@@ -61,6 +61,29 @@ impl Report {
     }
 }
 
+/// `deploy/launch.sh --s3` with 2 shards × `replicas` workers and 2
+/// dashboards over this test's data.
+fn launch_cluster(dir: &Path, replicas: u32) -> Launched {
+    let (rows, ais_rows, timeout) = (ROWS.to_string(), AIS_ROWS.to_string(), format!("{}s", WORKER_TIMEOUT.as_secs()));
+    let replicas = replicas.to_string();
+    let args = [
+        "--s3",
+        "--workers",
+        "2",
+        "--replicas",
+        &replicas,
+        "--dashboards",
+        "2",
+        "--rows",
+        &rows,
+        "--ais-rows",
+        &ais_rows,
+        "--worker-timeout",
+        &timeout,
+    ];
+    launch(dir, &args, TOKEN)
+}
+
 /// A process this test started itself (a restarted worker or dashboard).
 struct Owned(Child);
 
@@ -221,23 +244,7 @@ async fn quiver_holds_under_load_and_faults() {
 
     let tmp = tempfile::tempdir().unwrap();
     let t = Instant::now();
-    let mut l: Launched = launch(
-        tmp.path(),
-        &[
-            "--s3",
-            "--workers",
-            "2",
-            "--dashboards",
-            "2",
-            "--rows",
-            &ROWS.to_string(),
-            "--ais-rows",
-            &AIS_ROWS.to_string(),
-            "--worker-timeout",
-            &format!("{}s", WORKER_TIMEOUT.as_secs()),
-        ],
-        TOKEN,
-    );
+    let mut l: Launched = launch_cluster(tmp.path(), 1);
     let url = l.url.clone();
     let env = env_file(&l.run_dir.join("cluster.env"));
     let logs = PathBuf::from(&env["QUIVER_LOGS"]);
@@ -536,25 +543,7 @@ async fn replicated_phase(bin: &Path, rep: &mut Report, unreplicated: &Finished)
     rep.say("\n## 8. Replicas: 2 shards × 2 replicas\n");
     let tmp = tempfile::tempdir().unwrap();
     let t = Instant::now();
-    let mut l: Launched = launch(
-        tmp.path(),
-        &[
-            "--s3",
-            "--workers",
-            "2",
-            "--replicas",
-            "2",
-            "--dashboards",
-            "2",
-            "--rows",
-            &ROWS.to_string(),
-            "--ais-rows",
-            &AIS_ROWS.to_string(),
-            "--worker-timeout",
-            &format!("{}s", WORKER_TIMEOUT.as_secs()),
-        ],
-        TOKEN,
-    );
+    let mut l: Launched = launch_cluster(tmp.path(), 2);
     let url = l.url.clone();
     let procs = started_processes(&l.run_dir);
     let worker = |i: &str| procs.iter().find(|(r, idx, _)| r == "worker" && idx == i).map(|p| p.2).unwrap();
