@@ -25,6 +25,15 @@ pub const RESTART_ANNOTATION: &str = "quiver.dev/restartedAt";
 /// Annotation (an RFC 3339 time) by which a dashboard asks to resume an idle-suspended cluster.
 pub const RESUME_ANNOTATION: &str = "quiver.dev/resumeRequestedAt";
 
+/// Longest DataCluster name: `NAME-workers` must leave room for the StatefulSet's
+/// revision hash in a 63-character label value.
+pub const MAX_NAME_LEN: usize = 44;
+/// Pod template annotation holding the hash of the rest of the worker pod
+/// template (image, resources, shard count, dataset list, restart stamp, pod
+/// settings): the rollout tells the generation a pod belongs to by it, in
+/// either StatefulSet of a surge.
+pub const TEMPLATE_HASH_ANNOTATION: &str = "quiver.dev/template-hash";
+
 /// Pattern of durations accepted by `idleTimeout`: Go-style, e.g. `30m`, `1h30m`, `90s`.
 pub const DURATION_PATTERN: &str = r"^([0-9]+(h|m|s))+$";
 
@@ -293,6 +302,7 @@ impl PullPolicy {
 }
 
 /// A dataset of the cluster: the worker's dataset spec, plus where its credentials live.
+// Its `JsonSchema` is written by hand in `schema.rs`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterDataset {
@@ -662,18 +672,6 @@ pub struct DatasetStatus {
     pub error: Option<String>,
 }
 
-// `ClusterDataset` flattens the worker's `DatasetSpec`; its schema is the worker's,
-// plus `credentialsSecret`, with the `bins` union rewritten (see `schema.rs`).
-impl JsonSchema for ClusterDataset {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "ClusterDataset".into()
-    }
-
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        crate::schema::cluster_dataset_schema(generator)
-    }
-}
-
 /// The CustomResourceDefinition as installed: the derived one, plus a root rule on
 /// the name (children such as `NAME-workers` must be valid Service names).
 pub fn crd() -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
@@ -686,12 +684,12 @@ pub fn crd() -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::
             schema.x_kubernetes_validations.get_or_insert_with(Vec::new).push(ValidationRule {
                 rule: format!(
                     "self.metadata.name.size() <= {} && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-                    crate::validate::MAX_NAME_LEN
+                    MAX_NAME_LEN
                 ),
                 message: Some(format!(
                     "the name must start with a letter, hold only lowercase letters, digits and dashes, \
                      and be at most {} characters",
-                    crate::validate::MAX_NAME_LEN
+                    MAX_NAME_LEN
                 )),
                 ..Default::default()
             });

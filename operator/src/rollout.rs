@@ -27,7 +27,7 @@
 //! (a re-shard, an image, resources, a restart, the dataset list) keeps a
 //! complete generation answering all along. A pod's generation is the hash
 //! of the template it was created from
-//! ([`crate::children::TEMPLATE_HASH_ANNOTATION`]), so the old pods are told
+//! ([`crate::crd::TEMPLATE_HASH_ANNOTATION`]), so the old pods are told
 //! apart in either StatefulSet whatever changed. The headless Service
 //! `NAME-workers`, whose DNS records are the dashboards' list of workers, is
 //! pinned to one StatefulSet revision (`controller-revision-hash`) while two
@@ -101,7 +101,7 @@ impl WorkerPod {
                 .metadata
                 .annotations
                 .as_ref()
-                .and_then(|a| a.get(crate::children::TEMPLATE_HASH_ANNOTATION))
+                .and_then(|a| a.get(crate::crd::TEMPLATE_HASH_ANNOTATION))
                 .cloned(),
             shards,
             ready,
@@ -264,7 +264,7 @@ pub struct SurgeInputs<'a> {
     /// Shards wanted.
     pub shards: i32,
     /// The hash of the worker pod template the spec asks for
-    /// ([`crate::children::TEMPLATE_HASH_ANNOTATION`]).
+    /// ([`crate::crd::TEMPLATE_HASH_ANNOTATION`]).
     pub template: &'a str,
     /// The worker Service's pin as last applied.
     pub pin: Option<&'a Pin>,

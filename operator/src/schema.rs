@@ -11,7 +11,20 @@ use quiver_worker::spec::{CategoryDef, DatasetSpec};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use crate::crd::CredentialsSecretRef;
+use crate::crd::{ClusterDataset, CredentialsSecretRef};
+
+// `ClusterDataset` flattens the worker's `DatasetSpec`; its schema is the worker's,
+// plus `credentialsSecret`, with the `bins` union rewritten. The impl lives here,
+// above `crd`, so the types do not depend on the surgery.
+impl JsonSchema for ClusterDataset {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ClusterDataset".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        cluster_dataset_schema(generator)
+    }
+}
 
 /// Schema of one entry of `spec.datasets`: the worker's `DatasetSpec` plus `credentialsSecret`.
 pub(crate) fn cluster_dataset_schema(generator: &mut SchemaGenerator) -> Schema {

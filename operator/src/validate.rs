@@ -16,9 +16,7 @@ use crate::crd::{
 };
 use crate::error::{Error, Result};
 
-/// Longest DataCluster name: `NAME-workers` must leave room for the StatefulSet's
-/// revision hash in a 63-character label value.
-pub const MAX_NAME_LEN: usize = 44;
+pub use crate::crd::MAX_NAME_LEN;
 /// Most replicas per shard: each holds a full copy of its shard in memory,
 /// so 5 already costs five times the memory; 2 survives one lost worker, 3
 /// one lost during a rollout or drain.

@@ -273,11 +273,7 @@ pub fn spread_replicas(mut template: PodTemplateSpec, c: &ValidCluster) -> PodTe
     template
 }
 
-/// Pod template annotation holding the hash of the rest of the worker pod
-/// template (image, resources, shard count, dataset list, restart stamp, pod
-/// settings): the rollout tells the generation a pod belongs to by it, in
-/// either StatefulSet of a surge.
-pub const TEMPLATE_HASH_ANNOTATION: &str = "quiver.dev/template-hash";
+pub use crate::crd::TEMPLATE_HASH_ANNOTATION;
 
 /// Stamps [`TEMPLATE_HASH_ANNOTATION`] on a worker pod template: FNV-1a of
 /// its JSON without the stamp (maps serialise in key order, so the same spec
