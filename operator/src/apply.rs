@@ -16,6 +16,7 @@ use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use crate::cache::owned_by;
 use crate::children::{Component, FIELD_MANAGER, build_token_secret, generate_token};
 use crate::crd::{DataCluster, DataClusterStatus};
 use crate::error::{Error, Result, is_status};
@@ -34,11 +35,6 @@ pub enum Holder {
     Ours,
     /// Someone else's object, described for the condition (`Service demo-workers`).
     Foreign(String),
-}
-
-/// True when `meta` carries an owner reference to the DataCluster with this uid.
-pub fn owned_by(meta: &kube::core::ObjectMeta, uid: &str) -> bool {
-    meta.owner_references.iter().flatten().any(|o| o.uid == uid)
 }
 
 /// Children known to be ours, so steady-state passes skip the ownership read.

@@ -65,12 +65,17 @@ pub fn stamped<K: Resource + Serialize + Clone>(obj: &K) -> (K, String) {
     (out, hash)
 }
 
+/// True when `meta` carries an owner reference to the DataCluster with this uid.
+pub fn owned_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references.iter().flatten().any(|o| o.uid == uid)
+}
+
 /// True when the child as last seen (`meta`) was applied from the object
 /// whose hash is `hash`, belongs to the DataCluster `owner_uid` and is not
 /// being deleted: applying it again would change nothing. Pure.
 pub fn up_to_date(meta: &ObjectMeta, owner_uid: &str, hash: &str) -> bool {
     meta.deletion_timestamp.is_none()
-        && crate::apply::owned_by(meta, owner_uid)
+        && owned_by(meta, owner_uid)
         && meta.annotations.as_ref().and_then(|a| a.get(APPLIED_HASH_ANNOTATION)).is_some_and(|h| h == hash)
 }
 
