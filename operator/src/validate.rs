@@ -11,8 +11,8 @@ use kube::{Resource, ResourceExt};
 use quiver_worker::spec::{DatasetSpec, S3Options};
 
 use crate::crd::{
-    AutoscalingSpec, CredentialsSecretRef, DataCluster, IngressSpec, OnIdle, PodSettings, PullPolicy,
-    RESTART_ANNOTATION, RESUME_ANNOTATION, RolloutStrategy, SecretKeyRef,
+    AutoscalingSpec, CredentialsSecretRef, DashboardSpec, DataCluster, DataClusterSpec, IngressSpec, OnIdle,
+    PodSettings, PullPolicy, RESTART_ANNOTATION, RESUME_ANNOTATION, RolloutStrategy, SecretKeyRef,
 };
 use crate::error::{Error, Result};
 
@@ -186,130 +186,18 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
     let name = dc.metadata.name.clone().ok_or(Error::MissingField("metadata.name"))?;
     let namespace = dc.metadata.namespace.clone().ok_or(Error::MissingField("metadata.namespace"))?;
     let owner = dc.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
-    let bad = |m: String| Err(Error::InvalidSpec(m));
     check_cluster_name(&name)?;
     let spec = &dc.spec;
 
-    if !(0..=MAX_WORKER_PODS).contains(&spec.workers.replicas) {
-        return bad(format!("workers.replicas is {}; 0 to {MAX_WORKER_PODS} allowed", spec.workers.replicas));
-    }
-    let replicas_per_shard = spec.workers.replicas_per_shard.unwrap_or(defaults.replicas_per_shard);
-    if !(1..=MAX_REPLICAS_PER_SHARD).contains(&replicas_per_shard) {
-        return bad(format!("workers.replicasPerShard is {replicas_per_shard}; 1 to {MAX_REPLICAS_PER_SHARD} allowed"));
-    }
-    let worker_pods = i64::from(spec.workers.replicas) * i64::from(replicas_per_shard);
-    if worker_pods > i64::from(MAX_WORKER_PODS) {
-        return bad(format!(
-            "workers.replicas {} × replicasPerShard {replicas_per_shard} is {worker_pods} worker pods; \
-             at most {MAX_WORKER_PODS} allowed",
-            spec.workers.replicas
-        ));
-    }
-    if let Some(t) = spec.workers.threads
-        && !(1..=256).contains(&t)
-    {
-        return bad(format!("workers.threads is {t}; 1 to 256 allowed"));
-    }
-
-    if spec.datasets.is_empty() {
-        return bad("datasets is empty; a cluster needs at least one dataset".into());
-    }
-    let mut seen = BTreeSet::new();
-    let mut datasets = Vec::with_capacity(spec.datasets.len());
-    for d in &spec.datasets {
-        d.spec.validate().map_err(|e| Error::InvalidSpec(e.to_string()))?;
-        // Detail columns: at most 32, each named once (what the workers would refuse at load).
-        quiver_worker::source::detail_infos(&d.spec).map_err(|e| Error::InvalidSpec(e.to_string()))?;
-        if !seen.insert(d.spec.name.clone()) {
-            return bad(format!("dataset name {:?} is used twice", d.spec.name));
-        }
-        let mut ds = ValidDataset { spec: d.spec.clone(), credentials: d.credentials_secret.clone() };
-        if let Some(creds) = &d.credentials_secret {
-            let has_dir = d.spec.s3.as_ref().is_some_and(|s| s.credentials_dir.is_some());
-            if has_dir {
-                return bad(format!(
-                    "dataset {:?} gives both credentialsSecret and s3.credentialsDir; give one",
-                    d.spec.name
-                ));
-            }
-            check_object_name("credentialsSecret.name", &creds.name)?;
-            let dir = ds.credentials_dir();
-            ds.spec.s3.get_or_insert_with(S3Options::default).credentials_dir = Some(dir);
-        }
-        datasets.push(ds);
-    }
-
-    let rollout_max_unavailable = match &spec.workers.rollout.max_unavailable {
-        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
-        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
-    };
-    crate::rollout::resolve_max_unavailable(&rollout_max_unavailable, (worker_pods as i32).max(1))
-        .map_err(|e| Error::InvalidSpec(format!("workers.rollout.{e}")))?;
-    let progress_deadline = parse_duration(&spec.workers.rollout.progress_deadline)
-        .map_err(|e| Error::InvalidSpec(format!("workers.rollout.progressDeadline: {e}")))?;
-    if progress_deadline < MIN_IDLE_TIMEOUT {
-        return bad(format!(
-            "workers.rollout.progressDeadline {:?} is below the minimum of 1m",
-            spec.workers.rollout.progress_deadline
-        ));
-    }
-    let worker_pod = merge_pod_settings(&spec.workers.pod, &defaults.worker_pod);
-    check_pod_settings("workers", &worker_pod)?;
-    let dashboard_pod = merge_pod_settings(&spec.dashboard.pod, &defaults.dashboard_pod);
-    check_pod_settings("dashboard", &dashboard_pod)?;
-    if let Some(sa) = &spec.workers.service_account_name {
-        check_dns_subdomain("workers.serviceAccountName", sa)?;
-    }
-
+    let (replicas_per_shard, worker_pods) = check_worker_counts(spec, defaults)?;
+    let datasets = validate_datasets(spec)?;
+    let (rollout_max_unavailable, progress_deadline) = check_rollout(spec, worker_pods)?;
+    let (worker_pod, dashboard_pod) = pod_settings(spec, defaults)?;
     let dash = &spec.dashboard;
     let a = &dash.autoscaling;
-    if a.enabled && a.max_replicas < a.min_replicas {
-        return bad(format!(
-            "dashboard.autoscaling.maxReplicas {} is below minReplicas {}",
-            a.max_replicas, a.min_replicas
-        ));
-    }
-    let dashboard_resources = match &dash.resources {
-        Some(r) => {
-            let has_cpu = r.requests.as_ref().is_some_and(|m| m.contains_key("cpu"))
-                || r.limits.as_ref().is_some_and(|m| m.contains_key("cpu"));
-            if a.enabled && !has_cpu {
-                return bad("dashboard.autoscaling needs a CPU request: set dashboard.resources.requests.cpu \
-                     or disable autoscaling"
-                    .into());
-            }
-            r.clone()
-        }
-        None => default_dashboard_resources(),
-    };
-    if dash.ingress.tls.is_some() && dash.ingress.host.is_none() {
-        return bad("dashboard.ingress.tls needs dashboard.ingress.host".into());
-    }
-    let (dashboard_token, generate_dashboard_token) = match &dash.token_secret_ref {
-        Some(r) => {
-            check_object_name("dashboard.tokenSecretRef.name", &r.name)?;
-            (r.clone(), false)
-        }
-        None => {
-            (SecretKeyRef { name: ValidCluster::generated_dashboard_token_secret(&name), key: "token".into() }, true)
-        }
-    };
-    if let Some(url) = &dash.tile_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        return bad(format!("dashboard.tileUrl {url:?} must be an http(s) URL"));
-    }
-
-    let idle_timeout = match &spec.lifecycle.idle_timeout {
-        None => None,
-        Some(s) => {
-            let d = parse_duration(s).map_err(|e| Error::InvalidSpec(format!("lifecycle.idleTimeout: {e}")))?;
-            if d < MIN_IDLE_TIMEOUT {
-                return bad(format!("lifecycle.idleTimeout {s:?} is below the minimum of 1m"));
-            }
-            Some(d)
-        }
-    };
+    let Dashboard { resources: dashboard_resources, token: dashboard_token, generate_token: generate_dashboard_token } =
+        check_dashboard(dash, &name)?;
+    let idle_timeout = idle_timeout(spec)?;
 
     let annotations = dc.annotations();
     let restarted_at = annotations.get(RESTART_ANNOTATION).cloned();
@@ -357,6 +245,168 @@ pub fn validate(dc: &DataCluster, defaults: &Defaults) -> Result<ValidCluster> {
         name,
         namespace,
     })
+}
+
+/// An invalid spec, `m` naming the field.
+fn bad<T>(m: String) -> Result<T> {
+    Err(Error::InvalidSpec(m))
+}
+
+/// Shards, replicas per shard, the worker pods they make, threads: returns
+/// the replicas per shard and the worker pods.
+fn check_worker_counts(spec: &DataClusterSpec, defaults: &Defaults) -> Result<(i32, i64)> {
+    if !(0..=MAX_WORKER_PODS).contains(&spec.workers.replicas) {
+        return bad(format!("workers.replicas is {}; 0 to {MAX_WORKER_PODS} allowed", spec.workers.replicas));
+    }
+    let replicas_per_shard = spec.workers.replicas_per_shard.unwrap_or(defaults.replicas_per_shard);
+    if !(1..=MAX_REPLICAS_PER_SHARD).contains(&replicas_per_shard) {
+        return bad(format!("workers.replicasPerShard is {replicas_per_shard}; 1 to {MAX_REPLICAS_PER_SHARD} allowed"));
+    }
+    let worker_pods = i64::from(spec.workers.replicas) * i64::from(replicas_per_shard);
+    if worker_pods > i64::from(MAX_WORKER_PODS) {
+        return bad(format!(
+            "workers.replicas {} × replicasPerShard {replicas_per_shard} is {worker_pods} worker pods; \
+             at most {MAX_WORKER_PODS} allowed",
+            spec.workers.replicas
+        ));
+    }
+    if let Some(t) = spec.workers.threads
+        && !(1..=256).contains(&t)
+    {
+        return bad(format!("workers.threads is {t}; 1 to 256 allowed"));
+    }
+    Ok((replicas_per_shard, worker_pods))
+}
+
+/// The datasets, each checked as the workers would at load, names unique,
+/// credentials Secrets mounted where `s3.credentialsDir` points.
+fn validate_datasets(spec: &DataClusterSpec) -> Result<Vec<ValidDataset>> {
+    if spec.datasets.is_empty() {
+        return bad("datasets is empty; a cluster needs at least one dataset".into());
+    }
+    let mut seen = BTreeSet::new();
+    let mut datasets = Vec::with_capacity(spec.datasets.len());
+    for d in &spec.datasets {
+        d.spec.validate().map_err(|e| Error::InvalidSpec(e.to_string()))?;
+        // Detail columns: at most 32, each named once (what the workers would refuse at load).
+        quiver_worker::source::detail_infos(&d.spec).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+        if !seen.insert(d.spec.name.clone()) {
+            return bad(format!("dataset name {:?} is used twice", d.spec.name));
+        }
+        let mut ds = ValidDataset { spec: d.spec.clone(), credentials: d.credentials_secret.clone() };
+        if let Some(creds) = &d.credentials_secret {
+            let has_dir = d.spec.s3.as_ref().is_some_and(|s| s.credentials_dir.is_some());
+            if has_dir {
+                return bad(format!(
+                    "dataset {:?} gives both credentialsSecret and s3.credentialsDir; give one",
+                    d.spec.name
+                ));
+            }
+            check_object_name("credentialsSecret.name", &creds.name)?;
+            let dir = ds.credentials_dir();
+            ds.spec.s3.get_or_insert_with(S3Options::default).credentials_dir = Some(dir);
+        }
+        datasets.push(ds);
+    }
+    Ok(datasets)
+}
+
+/// `workers.rollout`: returns `maxUnavailable` as written and the progress deadline.
+fn check_rollout(spec: &DataClusterSpec, worker_pods: i64) -> Result<(String, Duration)> {
+    let rollout_max_unavailable = match &spec.workers.rollout.max_unavailable {
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
+    };
+    crate::rollout::resolve_max_unavailable(&rollout_max_unavailable, (worker_pods as i32).max(1))
+        .map_err(|e| Error::InvalidSpec(format!("workers.rollout.{e}")))?;
+    let progress_deadline = parse_duration(&spec.workers.rollout.progress_deadline)
+        .map_err(|e| Error::InvalidSpec(format!("workers.rollout.progressDeadline: {e}")))?;
+    if progress_deadline < MIN_IDLE_TIMEOUT {
+        return bad(format!(
+            "workers.rollout.progressDeadline {:?} is below the minimum of 1m",
+            spec.workers.rollout.progress_deadline
+        ));
+    }
+    Ok((rollout_max_unavailable, progress_deadline))
+}
+
+/// Worker and dashboard pod settings over the defaults, and the workers' ServiceAccount.
+fn pod_settings(spec: &DataClusterSpec, defaults: &Defaults) -> Result<(PodSettings, PodSettings)> {
+    let worker_pod = merge_pod_settings(&spec.workers.pod, &defaults.worker_pod);
+    check_pod_settings("workers", &worker_pod)?;
+    let dashboard_pod = merge_pod_settings(&spec.dashboard.pod, &defaults.dashboard_pod);
+    check_pod_settings("dashboard", &dashboard_pod)?;
+    if let Some(sa) = &spec.workers.service_account_name {
+        check_dns_subdomain("workers.serviceAccountName", sa)?;
+    }
+    Ok((worker_pod, dashboard_pod))
+}
+
+/// What [`check_dashboard`] settles of `spec.dashboard`.
+struct Dashboard {
+    resources: ResourceRequirements,
+    token: SecretKeyRef,
+    generate_token: bool,
+}
+
+/// `spec.dashboard`: autoscaling bounds and its CPU request, ingress TLS, the
+/// token Secret (named after the cluster when generated), the tile URL.
+fn check_dashboard(dash: &DashboardSpec, name: &str) -> Result<Dashboard> {
+    let a = &dash.autoscaling;
+    if a.enabled && a.max_replicas < a.min_replicas {
+        return bad(format!(
+            "dashboard.autoscaling.maxReplicas {} is below minReplicas {}",
+            a.max_replicas, a.min_replicas
+        ));
+    }
+    let dashboard_resources = match &dash.resources {
+        Some(r) => {
+            let has_cpu = r.requests.as_ref().is_some_and(|m| m.contains_key("cpu"))
+                || r.limits.as_ref().is_some_and(|m| m.contains_key("cpu"));
+            if a.enabled && !has_cpu {
+                return bad("dashboard.autoscaling needs a CPU request: set dashboard.resources.requests.cpu \
+                     or disable autoscaling"
+                    .into());
+            }
+            r.clone()
+        }
+        None => default_dashboard_resources(),
+    };
+    if dash.ingress.tls.is_some() && dash.ingress.host.is_none() {
+        return bad("dashboard.ingress.tls needs dashboard.ingress.host".into());
+    }
+    let (dashboard_token, generate_dashboard_token) = match &dash.token_secret_ref {
+        Some(r) => {
+            check_object_name("dashboard.tokenSecretRef.name", &r.name)?;
+            (r.clone(), false)
+        }
+        None => {
+            (SecretKeyRef { name: ValidCluster::generated_dashboard_token_secret(name), key: "token".into() }, true)
+        }
+    };
+    if let Some(url) = &dash.tile_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return bad(format!("dashboard.tileUrl {url:?} must be an http(s) URL"));
+    }
+
+    Ok(Dashboard { resources: dashboard_resources, token: dashboard_token, generate_token: generate_dashboard_token })
+}
+
+/// `lifecycle.idleTimeout`, at least [`MIN_IDLE_TIMEOUT`] when set.
+fn idle_timeout(spec: &DataClusterSpec) -> Result<Option<Duration>> {
+    let idle_timeout = match &spec.lifecycle.idle_timeout {
+        None => None,
+        Some(s) => {
+            let d = parse_duration(s).map_err(|e| Error::InvalidSpec(format!("lifecycle.idleTimeout: {e}")))?;
+            if d < MIN_IDLE_TIMEOUT {
+                return bad(format!("lifecycle.idleTimeout {s:?} is below the minimum of 1m"));
+            }
+            Some(d)
+        }
+    };
+
+    Ok(idle_timeout)
 }
 
 /// A spec's pod settings over the cluster defaults: each field the spec sets
