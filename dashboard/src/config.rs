@@ -1,47 +1,14 @@
-//! Command line and environment, parsed once at the edge into a validated [`Config`].
+//! The flags and environment of `serve`, parsed once at the edge into a validated [`Config`]
+//! (the command line around them is the binary's, in `main.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::Args;
 
 use crate::error::{Error, Result};
-
-/// `quiver-dashboard`: the Quiver web dashboard.
-#[derive(Parser, Debug)]
-#[command(name = "quiver-dashboard", version, about)]
-pub struct Cli {
-    /// Log format.
-    #[arg(long, global = true, env = "QUIVER_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
-    /// What to run.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// Log output format.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// The subcommands.
-#[derive(Subcommand, Debug)]
-#[allow(clippy::large_enum_variant, reason = "parsed once at start")]
-pub enum Command {
-    /// Serve the dashboard in front of running workers.
-    Serve(ServeArgs),
-    /// Generate demo data if absent, start workers in-process, and serve on 127.0.0.1.
-    Demo(crate::demo::DemoArgs),
-    /// Measure end-to-end latency of `/api/query` for typical interactions.
-    Bench(crate::bench::BenchArgs),
-    /// Bounded load (loopback only) from simulated users replaying a mix of interactions; checks every answer.
-    Load(crate::load::LoadArgs),
-}
+pub use crate::secret::Secret;
 
 /// Flags of `quiver-dashboard serve`.
 #[derive(Args, Debug, Clone, Default)]
@@ -135,27 +102,6 @@ pub struct ServeArgs {
     /// Open connections beyond this are closed as soon as they are accepted (default 4096).
     #[arg(long, env = "QUIVER_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
-}
-
-/// A secret string: never printed by `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    /// The secret itself; call only where it is used.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
 }
 
 /// Where the list of workers comes from.
@@ -280,7 +226,7 @@ fn read_secret(name: &str, value: Option<String>, file: Option<PathBuf>) -> Resu
     if s.is_empty() {
         return Err(Error::Config(format!("--{name} is empty")));
     }
-    Ok(Some(Secret(s)))
+    Ok(Some(Secret::new(s)))
 }
 
 /// Checks a worker endpoint URL: `http(s)://host:port`.
@@ -600,23 +546,5 @@ mod tests {
         assert!(e.to_string().contains("HOST:PORT"), "{e}");
         let e = Config::try_from(ServeArgs { workers: vec![], ..args() }).unwrap_err();
         assert!(e.to_string().contains("no workers"), "{e}");
-    }
-
-    #[test]
-    fn cli_reads_flags_and_environment() {
-        let cli = Cli::try_parse_from([
-            "quiver-dashboard",
-            "serve",
-            "--workers",
-            "http://a:8815,http://b:8815",
-            "--token",
-            "t",
-            "--cookie-secure",
-        ])
-        .unwrap();
-        let Command::Serve(a) = cli.command else { panic!("expected serve") };
-        assert_eq!(a.workers, vec!["http://a:8815", "http://b:8815"]);
-        assert!(a.cookie_secure);
-        assert_eq!(a.addr, "0.0.0.0:8050");
     }
 }

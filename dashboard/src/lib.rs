@@ -13,16 +13,13 @@
 #![warn(missing_docs)]
 
 pub mod auth;
-pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod conn;
-pub mod demo;
 pub mod discovery;
 pub mod error;
 pub mod fanout;
 pub mod flight;
-pub mod load;
 pub mod merge;
 pub mod metrics;
 pub mod operator;
@@ -30,8 +27,10 @@ pub mod query;
 pub mod replicas;
 pub mod resolve;
 pub mod routes;
+pub mod secret;
 pub mod shade;
 pub mod state;
+pub mod tools;
 
 use std::future::Future;
 use std::sync::Arc;

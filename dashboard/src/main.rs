@@ -1,8 +1,45 @@
-//! `quiver-dashboard`: serve, demo, bench.
+//! `quiver-dashboard`: serve, demo, bench, load. The command line lives here, with the
+//! binary; the library holds the server (`serve`'s flags in `config`) and the tools.
 
 use anyhow::Context;
-use clap::Parser;
-use quiver_dashboard::config::{Cli, Command, Config, LogFormat};
+use clap::{Parser, Subcommand, ValueEnum};
+use quiver_dashboard::config::{Config, ServeArgs};
+use quiver_dashboard::tools;
+
+/// `quiver-dashboard`: the Quiver web dashboard.
+#[derive(Parser, Debug)]
+#[command(name = "quiver-dashboard", version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "QUIVER_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    /// What to run.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Log output format.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start")]
+enum Command {
+    /// Serve the dashboard in front of running workers.
+    Serve(ServeArgs),
+    /// Generate demo data if absent, start workers in-process, and serve on 127.0.0.1.
+    Demo(tools::demo::DemoArgs),
+    /// Measure end-to-end latency of `/api/query` for typical interactions.
+    Bench(tools::bench::BenchArgs),
+    /// Bounded load (loopback only) from simulated users replaying a mix of interactions; checks every answer.
+    Load(tools::load::LoadArgs),
+}
 
 fn init_tracing(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -30,9 +67,32 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {}", config.addr))?;
             quiver_dashboard::run(config, listener, quiver_worker::server::shutdown_signal()).await?;
         }
-        Command::Demo(args) => quiver_dashboard::demo::run(args, quiver_worker::server::shutdown_signal()).await?,
-        Command::Bench(args) => quiver_dashboard::bench::run(args).await?,
-        Command::Load(args) => quiver_dashboard::load::run(args).await?,
+        Command::Demo(args) => tools::demo::run(args, quiver_worker::server::shutdown_signal()).await?,
+        Command::Bench(args) => tools::bench::run(args).await?,
+        Command::Load(args) => tools::load::run(args).await?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_reads_flags_and_environment() {
+        let cli = Cli::try_parse_from([
+            "quiver-dashboard",
+            "serve",
+            "--workers",
+            "http://a:8815,http://b:8815",
+            "--token",
+            "t",
+            "--cookie-secure",
+        ])
+        .unwrap();
+        let Command::Serve(a) = cli.command else { panic!("expected serve") };
+        assert_eq!(a.workers, vec!["http://a:8815", "http://b:8815"]);
+        assert!(a.cookie_secure);
+        assert_eq!(a.addr, "0.0.0.0:8050");
+    }
 }

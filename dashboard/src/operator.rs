@@ -11,9 +11,9 @@ use hyper::{Request, header};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
-use crate::config::Secret;
 use crate::error::{Error, Result};
 use crate::resolve::NameResolver;
+use crate::secret::Secret;
 
 /// Time limit of one call to the operator.
 const TIMEOUT: Duration = Duration::from_secs(5);

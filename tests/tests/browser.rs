@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use quiver_dashboard::demo::{Stack, StackOptions};
+use quiver_dashboard::tools::demo::{Stack, StackOptions};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::parse_duration;
-use crate::demo::{Stack, StackOptions, random_token};
 use crate::error::{Error, Result};
+use crate::tools::demo::{Stack, StackOptions, random_token};
 
 /// Flags of `quiver-dashboard bench`.
 #[derive(Args, Debug, Clone)]

@@ -15,8 +15,9 @@ use quiver_worker::source::{LoadOptions, ShardId};
 use quiver_worker::spec::{DatasetSpec, Preset};
 use quiver_worker::synth::{GenOptions, generate};
 
-use crate::config::{Config, Secret, WorkerSource};
+use crate::config::{Config, WorkerSource};
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 /// Flags of `quiver-dashboard demo`.
 #[derive(Args, Debug, Clone)]

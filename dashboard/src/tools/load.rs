@@ -29,9 +29,9 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::bench::quantile;
 use crate::config::parse_duration;
 use crate::error::{Error, Result};
+use crate::tools::bench::quantile;
 
 /// Most simulated users one run may start.
 pub const MAX_CLIENTS: usize = 1024;
