@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Real-browser test of the Quiver dashboard: Debian chromium driven by
-// playwright-core. Works against `quiver-dashboard demo` and against
-// dashboard/tools/mock-server.mjs.
+// playwright-core, against a real dashboard (`quiver-dashboard demo`, or the
+// in-process stack of tests/tests/browser.rs).
 //
 //   node tests/browser/run.mjs --url http://127.0.0.1:8050 --token TOKEN --out target/browser
 //        [--chromium /usr/bin/chromium] [--timeout-ms 30000] [--headed]
