@@ -308,12 +308,72 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
     let c = i.cluster;
     let generation_now = c.generation;
     let shards = summarize_shards(c, i.desired, c.shards(), i.reports);
+    let phase = phase_of(i, &shards);
+
+    let valid = cond(condition::SPEC_VALID, "True", "Valid", "the spec is valid".into(), generation_now, i.now);
+    let previous_conditions = i.previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+    let owned = cond(
+        condition::CHILDREN_OWNED,
+        "True",
+        "Owned",
+        "every child is owned by this DataCluster".into(),
+        generation_now,
+        i.now,
+    );
+    let mut next_conditions = vec![
+        valid,
+        ready_condition(i, phase, &shards),
+        suspended_condition(i),
+        activity_condition(i, &shards),
+        owned,
+        replica_failure_condition(i),
+        rolling_out_condition(i, previous_conditions),
+    ];
+    if c.replicas_per_shard > 1 {
+        next_conditions.push(replicas_spread_condition(i));
+    }
+    let conditions = merge_conditions(previous_conditions, next_conditions);
+    let last_activity = coarse_activity(
+        i.previous.and_then(|p| p.last_activity_time.as_ref()).map(|t| t.0),
+        i.decision.last_activity,
+        activity_resolution(c.idle_timeout),
+    );
+
+    let rows = shards.datasets.iter().map(|d| d.rows).sum();
+    stored(DataClusterStatus {
+        phase: Some(phase),
+        conditions,
+        observed_generation: Some(generation_now),
+        replicas: i.workers.and_then(|s| s.status.as_ref()).map(|s| s.replicas).unwrap_or(0),
+        selector: Some(worker_selector_string(&c.name)),
+        desired_workers: i.desired,
+        ready_workers: shards.ready,
+        workers: Some(format!("{}/{}", shards.ready, i.desired)),
+        shards: shards.expected,
+        shards_ready: shards.complete,
+        shards_summary: Some(format!("{}/{}", shards.complete, shards.expected)),
+        replicas_per_shard: c.replicas_per_shard,
+        min_ready_replicas: shards.min_ready_replicas,
+        rows,
+        datasets: shards.datasets,
+        last_activity_time: Some(Time(last_activity)),
+        suspended_at: i.decision.suspended.map(|s| Time(s.since)),
+        suspend_reason: i.decision.suspended.map(|s| s.reason),
+        suspended_generation: i.decision.suspended.and_then(|s| s.generation),
+        url: Some(dashboard_url(c, i.ingress_address.as_deref())),
+    })
+}
+
+/// The phase, from how many workers loaded, whether the rollout finished, and
+/// the phase before.
+fn phase_of(i: &Inputs<'_>, shards: &Shards) -> Phase {
+    let generation_now = i.cluster.generation;
     let rolled = rollout_complete(i.workers, i.desired);
     let prev_phase = i.previous.and_then(|p| p.phase);
     let prev_gen = i.previous.and_then(|p| p.observed_generation);
     let stopped = i.decision.action.workers_stopped();
 
-    let phase = if stopped || i.desired == 0 {
+    if stopped || i.desired == 0 {
         Phase::Suspended
     } else if shards.ready == i.desired && rolled {
         Phase::Ready
@@ -326,8 +386,13 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
         Phase::Loading
     } else {
         Phase::Pending
-    };
+    }
+}
 
+/// `Ready`: why the cluster is or is not, with the workers (and shards) loaded.
+fn ready_condition(i: &Inputs<'_>, phase: Phase, shards: &Shards) -> Condition {
+    let c = i.cluster;
+    let generation_now = c.generation;
     let mut ready_msg = format!("{}/{} workers have loaded their shard of every dataset", shards.ready, i.desired);
     if c.replicas_per_shard > 1 {
         ready_msg.push_str(&format!(
@@ -335,7 +400,7 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
             shards.complete, shards.expected, c.replicas_per_shard
         ));
     }
-    let ready = match phase {
+    match phase {
         Phase::Ready => cond(condition::READY, "True", "AllShardsLoaded", ready_msg, generation_now, i.now),
         Phase::Suspended => {
             cond(condition::READY, "False", "Suspended", "the workers are stopped".into(), generation_now, i.now)
@@ -354,9 +419,13 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
         ),
         Phase::Loading => cond(condition::READY, "False", "Loading", ready_msg, generation_now, i.now),
         _ => cond(condition::READY, "False", "WaitingForWorkers", ready_msg, generation_now, i.now),
-    };
+    }
+}
 
-    let suspended = match (i.decision.suspended, i.desired) {
+/// `Suspended`: by the spec, by idleness, by zero replicas, or running.
+fn suspended_condition(i: &Inputs<'_>) -> Condition {
+    let generation_now = i.cluster.generation;
+    match (i.decision.suspended, i.desired) {
         (Some(s), _) => {
             let (reason, msg) = match s.reason {
                 SuspendReason::Spec => ("Spec", "spec.lifecycle.suspend is true".to_string()),
@@ -374,9 +443,13 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
             cond(condition::SUSPENDED, "True", "NoReplicas", "spec.workers.replicas is 0".into(), generation_now, i.now)
         }
         (None, _) => cond(condition::SUSPENDED, "False", "Running", "the workers run".into(), generation_now, i.now),
-    };
+    }
+}
 
-    let activity = match i.activity {
+/// `ActivityKnown`: whether the workers told their query activity.
+fn activity_condition(i: &Inputs<'_>, shards: &Shards) -> Condition {
+    let generation_now = i.cluster.generation;
+    match i.activity {
         Activity::Known(_) => cond(
             condition::ACTIVITY_KNOWN,
             "True",
@@ -404,18 +477,13 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
             generation_now,
             i.now,
         ),
-    };
-    let valid = cond(condition::SPEC_VALID, "True", "Valid", "the spec is valid".into(), generation_now, i.now);
-    let previous_conditions = i.previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
-    let owned = cond(
-        condition::CHILDREN_OWNED,
-        "True",
-        "Owned",
-        "every child is owned by this DataCluster".into(),
-        generation_now,
-        i.now,
-    );
-    let replica_failure = match i.failures.first() {
+    }
+}
+
+/// `ReplicaFailure`: the first failing worker pod's reason, and the list.
+fn replica_failure_condition(i: &Inputs<'_>) -> Condition {
+    let generation_now = i.cluster.generation;
+    match i.failures.first() {
         Some(first) => cond(
             condition::REPLICA_FAILURE,
             "True",
@@ -432,7 +500,13 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
             generation_now,
             i.now,
         ),
-    };
+    }
+}
+
+/// `RollingOut`: a surge stage, a fallback, a stuck rollout, one in progress, or idle.
+fn rolling_out_condition(i: &Inputs<'_>, previous_conditions: &[Condition]) -> Condition {
+    let c = i.cluster;
+    let generation_now = c.generation;
     let rolling_since = previous_conditions
         .iter()
         .find(|p| p.type_ == condition::ROLLING_OUT && p.status == "True")
@@ -443,7 +517,7 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
     let fell_back = previous_rolling
         .filter(|p| p.reason == SURGE_FELL_BACK && p.observed_generation == Some(generation_now))
         .map(|p| p.message.clone());
-    let rolling_out = match i.rollout.filter(|p| p.in_progress) {
+    match i.rollout.filter(|p| p.in_progress) {
         Some(p)
             if matches!(p.surge, Some(crate::rollout::SurgeStage::FellBack(_)))
                 || (fell_back.is_some() && p.surge.is_none()) =>
@@ -501,62 +575,34 @@ pub fn compute(i: &Inputs<'_>) -> DataClusterStatus {
             generation_now,
             i.now,
         ),
-    };
-    let mut next_conditions = vec![valid, ready, suspended, activity, owned, replica_failure, rolling_out];
-    if c.replicas_per_shard > 1 {
-        next_conditions.push(match i.colocated {
-            [] => cond(
-                condition::REPLICAS_SPREAD,
-                "True",
-                "Spread",
-                "no shard has all its replicas on one node".into(),
-                generation_now,
-                i.now,
-            ),
-            shared => cond(
-                condition::REPLICAS_SPREAD,
-                "False",
-                SHARD_ON_ONE_NODE,
-                format!(
-                    "all replicas of a shard run on one node, whose loss makes answers partial \
-                     (too few nodes, or the spread was only preferred): {}",
-                    bounded_list(&shared.iter().map(crate::placement::Colocated::describe).collect::<Vec<_>>())
-                ),
-                generation_now,
-                i.now,
-            ),
-        });
     }
-    let conditions = merge_conditions(previous_conditions, next_conditions);
-    let last_activity = coarse_activity(
-        i.previous.and_then(|p| p.last_activity_time.as_ref()).map(|t| t.0),
-        i.decision.last_activity,
-        activity_resolution(c.idle_timeout),
-    );
+}
 
-    let rows = shards.datasets.iter().map(|d| d.rows).sum();
-    stored(DataClusterStatus {
-        phase: Some(phase),
-        conditions,
-        observed_generation: Some(generation_now),
-        replicas: i.workers.and_then(|s| s.status.as_ref()).map(|s| s.replicas).unwrap_or(0),
-        selector: Some(worker_selector_string(&c.name)),
-        desired_workers: i.desired,
-        ready_workers: shards.ready,
-        workers: Some(format!("{}/{}", shards.ready, i.desired)),
-        shards: shards.expected,
-        shards_ready: shards.complete,
-        shards_summary: Some(format!("{}/{}", shards.complete, shards.expected)),
-        replicas_per_shard: c.replicas_per_shard,
-        min_ready_replicas: shards.min_ready_replicas,
-        rows,
-        datasets: shards.datasets,
-        last_activity_time: Some(Time(last_activity)),
-        suspended_at: i.decision.suspended.map(|s| Time(s.since)),
-        suspend_reason: i.decision.suspended.map(|s| s.reason),
-        suspended_generation: i.decision.suspended.and_then(|s| s.generation),
-        url: Some(dashboard_url(c, i.ingress_address.as_deref())),
-    })
+/// `ReplicasSpread` (replicated clusters only): whether a shard has all its replicas on one node.
+fn replicas_spread_condition(i: &Inputs<'_>) -> Condition {
+    let generation_now = i.cluster.generation;
+    match i.colocated {
+        [] => cond(
+            condition::REPLICAS_SPREAD,
+            "True",
+            "Spread",
+            "no shard has all its replicas on one node".into(),
+            generation_now,
+            i.now,
+        ),
+        shared => cond(
+            condition::REPLICAS_SPREAD,
+            "False",
+            SHARD_ON_ONE_NODE,
+            format!(
+                "all replicas of a shard run on one node, whose loss makes answers partial \
+                 (too few nodes, or the spread was only preferred): {}",
+                bounded_list(&shared.iter().map(crate::placement::Colocated::describe).collect::<Vec<_>>())
+            ),
+            generation_now,
+            i.now,
+        ),
+    }
 }
 
 /// Status of a cluster whose spec cannot be run: phase Failed, `SpecValid=False`
