@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use quiver_worker::source::fuzzing;
+use quiver_worker::fuzzing;
 
 fuzz_target!(init: fuzzing::install_fuzz_panic_hook(), |data: &[u8]| {
     if data.len() > fuzzing::MAX_INPUT_BYTES {

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(init: quiver_worker::source::fuzzing::install_fuzz_panic_hook(), |data: &[u8]| {
+fuzz_target!(init: quiver_worker::fuzzing::install_fuzz_panic_hook(), |data: &[u8]| {
     // Errors are the expected answer to bad tickets; only a panic is a finding.
-    let _ = quiver_worker::source::fuzzing::ticket(data);
+    let _ = quiver_worker::fuzzing::ticket(data);
 });

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::error::{Error, Result};
-use crate::server::WorkerConfig;
 use crate::source::{LoadOptions, S3Defaults, ShardId};
 use crate::spec::{DatasetSpec, Preset};
+use crate::state::WorkerConfig;
 
 /// S3 settings shared by `serve`, `gen` and `bench`.
 #[derive(Args, Clone, Debug, Default)]

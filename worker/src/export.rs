@@ -110,7 +110,7 @@ fn schema(shard: &Shard, columns: &[usize], q: &Query, rows: usize) -> SchemaRef
         let col = &shard.details.columns[c];
         // A detail column named like the category dimension keeps its name
         // for the exact value; the category label is the bin.
-        let mut f = crate::flight::encode::detail_field(&col.info);
+        let mut f = crate::encode::detail_field(&col.info);
         f = f.with_name(col.info.column.clone());
         if fields.iter().any(|x| x.name() == f.name()) {
             f = f.with_name(format!("{}.exact", col.info.column));
@@ -118,7 +118,7 @@ fn schema(shard: &Shard, columns: &[usize], q: &Query, rows: usize) -> SchemaRef
         fields.push(f);
     }
     let meta = HashMap::from([
-        (crate::flight::encode::VIEW_KEY.to_string(), "rows".to_string()),
+        (crate::encode::VIEW_KEY.to_string(), "rows".to_string()),
         ("quiver.dataset".to_string(), q.dataset.clone()),
         ("quiver.shard".to_string(), shard.info.shard.to_string()),
         ("quiver.shards".to_string(), shard.info.shards.to_string()),

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::server::WorkerState;
+use crate::state::WorkerState;
 
 /// The side-port router.
 pub fn router(state: Arc<WorkerState>) -> Router {

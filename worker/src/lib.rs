@@ -7,7 +7,7 @@
 //!        ──▶ store::Registry (datasets by name, swapped atomically on reload)
 //! Flight DoGet(ticket JSON) ──▶ protocol::Query ──▶ kernel::Plan ──▶ kernel::scan
 //!        (one pass, parallel over blocks: histograms + raster + sample)
-//!        ──▶ query::run (QueryResult) ──▶ flight::encode (one batch per view)
+//!        ──▶ query::run (QueryResult) ──▶ encode (one batch per view)
 //! ```
 #![warn(missing_docs)]
 
@@ -15,9 +15,11 @@ pub mod bench;
 pub mod bins;
 pub mod cache;
 pub mod config;
+pub mod encode;
 pub mod error;
 pub mod export;
 pub mod flight;
+pub mod fuzzing;
 // `gen` is a reserved word in edition 2024: the generator lives in gen/ and is
 // named `synth` in paths (`quiver_worker::synth::generate`, `crate::synth::...`).
 pub mod geo;
@@ -29,6 +31,7 @@ pub mod query;
 pub mod server;
 pub mod source;
 pub mod spec;
+pub mod state;
 pub mod store;
 #[path = "gen/mod.rs"]
 pub mod synth;

@@ -1,7 +1,7 @@
 //! Fuzz regressions: every input under `tests/fuzz-regressions/<target>/` (a
 //! crash the fuzzers once found) and every seed under `fuzz/corpus/<target>/`
 //! goes through the same entry points as the cargo-fuzz targets
-//! (`quiver_worker::source::fuzzing`) and must give a clean answer or a clean
+//! (`quiver_worker::fuzzing`) and must give a clean answer or a clean
 //! error, never a panic. Hand-made hostile inputs pin the error each one gets.
 //!
 //! `cargo test -p quiver-worker --test fuzz_regressions -- --ignored write_seed_corpus`
@@ -12,8 +12,8 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use quiver_worker::Error;
+use quiver_worker::fuzzing::{self, load_bytes};
 use quiver_worker::source::ShardId;
-use quiver_worker::source::fuzzing::{self, load_bytes};
 use quiver_worker::spec::{Format, Preset};
 
 /// Panics on the loader's runtime and pool threads, where the loader would

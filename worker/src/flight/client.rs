@@ -178,7 +178,7 @@ impl WorkerClient {
         if let Some(empty) = unfilled {
             batches.push(RecordBatch::new_empty(empty));
         }
-        crate::flight::encode::decode(&batches)
+        crate::encode::decode(&batches)
     }
 
     async fn action(&self, kind: &str, body: Vec<u8>) -> Result<Vec<u8>> {

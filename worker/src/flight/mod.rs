@@ -2,5 +2,6 @@
 
 pub mod auth;
 pub mod client;
-pub mod encode;
+/// The answer's Arrow form (below the Flight service and client, and the export).
+pub use crate::encode;
 pub mod service;

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::bins::Kind;
 use crate::error::Error;
 use crate::protocol::{DatasetInfo, LoadState, Query, View};
-use crate::server::WorkerState;
+use crate::state::WorkerState;
 use crate::store::Slot;
 
 type Stream<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -247,7 +247,7 @@ impl FlightService for Service {
                     .await
                     .map_err(|e| Status::internal(format!("query task failed: {e}")))?
                     .map_err(|e| self.fail(e))?;
-                let batches = crate::flight::encode::encode(&result).map_err(|e| self.fail(e))?;
+                let batches = crate::encode::encode(&result).map_err(|e| self.fail(e))?;
                 Ok::<_, Status>(crate::cache::Answer {
                     batches,
                     total: result.total,

@@ -9,7 +9,6 @@
 //! ```
 
 mod decode;
-pub mod fuzzing;
 pub mod objstore;
 pub mod presets;
 mod units;

@@ -7,7 +7,7 @@
 //!   `kernel::Plan` and the scan), then the Flight encoding of the answer and
 //!   the client's decoding of it, which must give the answer back.
 //! - [`load_bytes`]: the bytes become one object in the process-wide
-//!   `memory://` store and [`super::load`] reads it like any dataset: listing,
+//!   `memory://` store and [`crate::source::load`] reads it like any dataset: listing,
 //!   unit planning (Parquet footers), row estimate, decode, store build.
 //!
 //! A panic anywhere below is a bug: the fuzzer reports it as a crash and the
@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use object_store::ObjectStoreExt;
 
-use super::{LoadOptions, ShardId};
 use crate::error::{Error, Result};
 use crate::protocol::{Query, QueryResult};
+use crate::source::{LoadOptions, ShardId};
 use crate::spec::{DatasetSpec, Preset};
 use crate::store::Shard;
 
@@ -67,14 +67,14 @@ pub fn load_bytes(bytes: &[u8], file_name: &str, preset: Preset, shard: ShardId)
         view: None,
         details: None,
     };
-    let loc = super::objstore::open(&source, None, &Default::default())?;
+    let loc = crate::source::objstore::open(&source, None, &Default::default())?;
     let path = loc.child(file_name);
     runtime().block_on(async {
         loc.store
             .put(&path, bytes.to_vec().into())
             .await
             .map_err(|e| Error::Store { location: source.clone(), message: e.to_string() })?;
-        let loaded = super::load(&spec, shard, &LoadOptions::default()).await;
+        let loaded = crate::source::load(&spec, shard, &LoadOptions::default()).await;
         // Best effort: a leftover object only costs memory in this process.
         let _ = loc.store.delete(&path).await;
         loaded
@@ -133,7 +133,9 @@ pub fn ticket_shard() -> &'static Shard {
             view: None,
             details: None,
         };
-        runtime().block_on(super::load(&spec, ShardId::SINGLE, &LoadOptions::default())).expect("generated towers load")
+        runtime()
+            .block_on(crate::source::load(&spec, ShardId::SINGLE, &LoadOptions::default()))
+            .expect("generated towers load")
     })
 }
 
@@ -144,8 +146,8 @@ pub fn ticket(bytes: &[u8]) -> Result<QueryResult> {
     let q = Query::from_json(bytes)?;
     let shard = ticket_shard();
     let result = crate::query::run(shard, &q)?;
-    let batches = crate::flight::encode::encode(&result)?;
-    let back = crate::flight::encode::decode(&batches)?;
+    let batches = crate::encode::encode(&result)?;
+    let back = crate::encode::decode(&batches)?;
     assert_eq!(back, result, "the Flight encoding of a query result must decode to the same result");
     Ok(result)
 }
