@@ -5,11 +5,55 @@
 //! `y = 0` at the north edge (85.0511°N) like map tiles. One unit is under a
 //! centimetre, so quantised coordinates are as good as the source's.
 
-use crate::protocol::Viewport;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
 
 /// Largest latitude of the square Web Mercator world, degrees.
 pub const MAX_LAT: f64 = 85.051_128_779_806_59;
 const TWO32: f64 = 4_294_967_296.0;
+
+/// A geographic viewport in degrees. `west > east` crosses the antimeridian.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Viewport {
+    /// Western edge, longitude in [-180, 180].
+    pub west: f64,
+    /// Southern edge, latitude in [-85.0511, 85.0511].
+    pub south: f64,
+    /// Eastern edge, longitude in [-180, 180].
+    pub east: f64,
+    /// Northern edge, latitude in [-85.0511, 85.0511].
+    pub north: f64,
+}
+
+impl Viewport {
+    /// The whole Web Mercator world.
+    pub const WORLD: Viewport = Viewport { west: -180.0, south: -MAX_LAT, east: 180.0, north: MAX_LAT };
+
+    /// Checks bounds: finite, inside the Mercator world, north above south.
+    pub fn check(&self) -> Result<()> {
+        let Viewport { west, south, east, north } = *self;
+        let finite = [west, south, east, north].iter().all(|v| v.is_finite());
+        if !finite {
+            return Err(Error::InvalidQuery("viewport bounds must be finite numbers".into()));
+        }
+        if !(-180.0..=180.0).contains(&west) || !(-180.0..=180.0).contains(&east) {
+            return Err(Error::InvalidQuery(format!("viewport longitudes {west}, {east} must lie in [-180, 180]")));
+        }
+        let m = MAX_LAT;
+        if !(-m..=m).contains(&south) || !(-m..=m).contains(&north) {
+            return Err(Error::InvalidQuery(format!("viewport latitudes {south}, {north} must lie in [-{m}, {m}]")));
+        }
+        if south >= north {
+            return Err(Error::InvalidQuery(format!("viewport south {south} must be below north {north}")));
+        }
+        if west == east {
+            return Err(Error::InvalidQuery("viewport has zero width".into()));
+        }
+        Ok(())
+    }
+}
 
 /// Quantised x of a longitude (clamped to [-180, 180]).
 #[inline]

@@ -25,6 +25,7 @@ pub mod fuzzing;
 pub mod geo;
 pub mod health;
 pub mod kernel;
+pub mod mem;
 pub mod metrics;
 pub mod protocol;
 pub mod query;

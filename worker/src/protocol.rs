@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use crate::geo::Viewport;
 use crate::spec::truncate;
 
 /// The ticket version this worker speaks.
@@ -66,20 +67,6 @@ pub enum Filter {
     },
     /// Keep rows in these bins, by index (any dimension).
     Bins(Vec<u32>),
-}
-
-/// A geographic viewport in degrees. `west > east` crosses the antimeridian.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Viewport {
-    /// Western edge, longitude in [-180, 180].
-    pub west: f64,
-    /// Southern edge, latitude in [-85.0511, 85.0511].
-    pub south: f64,
-    /// Eastern edge, longitude in [-180, 180].
-    pub east: f64,
-    /// Northern edge, latitude in [-85.0511, 85.0511].
-    pub north: f64,
 }
 
 /// One thing to compute over the selected rows.
@@ -230,35 +217,6 @@ impl Query {
     }
 }
 
-impl Viewport {
-    /// The whole Web Mercator world.
-    pub const WORLD: Viewport =
-        Viewport { west: -180.0, south: -crate::geo::MAX_LAT, east: 180.0, north: crate::geo::MAX_LAT };
-
-    /// Checks bounds: finite, inside the Mercator world, north above south.
-    pub fn check(&self) -> Result<()> {
-        let Viewport { west, south, east, north } = *self;
-        let finite = [west, south, east, north].iter().all(|v| v.is_finite());
-        if !finite {
-            return Err(Error::InvalidQuery("viewport bounds must be finite numbers".into()));
-        }
-        if !(-180.0..=180.0).contains(&west) || !(-180.0..=180.0).contains(&east) {
-            return Err(Error::InvalidQuery(format!("viewport longitudes {west}, {east} must lie in [-180, 180]")));
-        }
-        let m = crate::geo::MAX_LAT;
-        if !(-m..=m).contains(&south) || !(-m..=m).contains(&north) {
-            return Err(Error::InvalidQuery(format!("viewport latitudes {south}, {north} must lie in [-{m}, {m}]")));
-        }
-        if south >= north {
-            return Err(Error::InvalidQuery(format!("viewport south {south} must be below north {north}")));
-        }
-        if west == east {
-            return Err(Error::InvalidQuery("viewport has zero width".into()));
-        }
-        Ok(())
-    }
-}
-
 /// Which shard answered, and what data it holds: lets a client check that
 /// partial answers come from one consistent sharding.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -345,7 +303,7 @@ pub struct Sample {
     pub rows: Vec<SampleRow>,
     /// The detail columns the rows' `details` hold.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub columns: Vec<crate::store::DetailInfo>,
+    pub columns: Vec<DetailInfo>,
 }
 
 /// A worker's whole answer to one query, decoded.
@@ -453,5 +411,23 @@ pub struct DatasetInfo {
     pub shard: ShardInfo,
     /// The detail columns samples carry and exports return.
     #[serde(default)]
-    pub details: Vec<crate::store::DetailInfo>,
+    pub details: Vec<DetailInfo>,
+}
+
+/// What a client needs to show one detail column.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DetailInfo {
+    /// Source column (the name in samples and exports).
+    pub column: String,
+    /// Human title, e.g. `Signal range`.
+    pub title: String,
+    /// Unit shown after values, e.g. `m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Value type.
+    pub kind: crate::spec::DetailKind,
+    /// The dimension binning the same column, whose bin this value refines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimension: Option<String>,
 }

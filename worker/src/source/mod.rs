@@ -10,7 +10,7 @@
 
 mod decode;
 pub mod objstore;
-pub mod presets;
+pub use crate::spec::presets;
 mod units;
 
 use std::sync::Arc;
@@ -57,29 +57,7 @@ pub const CSV_CHUNK_ROWS: usize = 65_536;
 /// 40M-row target).
 pub const MAX_PREALLOC_ROWS: u64 = 1 << 26;
 
-/// Hands the memory a load freed (decode buffers, sort scratch, an old
-/// generation) back to the system, so the pod's RSS is what the data holds
-/// rather than what loading once needed (glibc keeps freed heap otherwise).
-pub fn return_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap pages; it touches no live allocation.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// Makes every allocation of 4 MiB or more its own mapping, returned to the
-/// system when freed. glibc otherwise raises its mapping threshold after the
-/// first large free and serves later large buffers (raster grids of
-/// concurrent scans, decode batches) from heap arenas it never shrinks, so a
-/// worker's RSS would keep the high-water mark of its busiest second.
-pub fn return_large_buffers_at_once() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes the allocator's policy for future allocations.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-    }
-}
+pub use crate::mem::{return_freed_memory, return_large_buffers_at_once};
 
 /// What a load needs besides the spec.
 #[derive(Clone, Debug, Default)]

@@ -28,58 +28,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampSecondArray};
-use arrow::datatypes::{DataType, Field, TimeUnit};
+use arrow::datatypes::Field;
 use rayon::prelude::*;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 /// Rows per encoded block of a detail column.
 pub const DETAIL_BLOCK_ROWS: usize = 4096;
 
-/// How a detail column's values are typed.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[serde(rename_all = "camelCase")]
-pub enum DetailKind {
-    /// Whole numbers (Arrow `Int64`).
-    Int,
-    /// Floating point numbers, kept bit for bit (Arrow `Float64`).
-    Float,
-    /// Instants in unix seconds (Arrow `Timestamp(Second)`); read from
-    /// timestamps, dates, integers or text such as `2024-01-15T13:45:07`.
-    Time,
-    /// Text (Arrow `Utf8`).
-    Text,
-}
-
-impl DetailKind {
-    /// The Arrow type a column of this kind is answered as.
-    pub fn arrow_type(self) -> DataType {
-        match self {
-            DetailKind::Int => DataType::Int64,
-            DetailKind::Float => DataType::Float64,
-            DetailKind::Time => DataType::Timestamp(TimeUnit::Second, None),
-            DetailKind::Text => DataType::Utf8,
-        }
-    }
-}
-
-/// What a client needs to show one detail column.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct DetailInfo {
-    /// Source column (the name in samples and exports).
-    pub column: String,
-    /// Human title, e.g. `Signal range`.
-    pub title: String,
-    /// Unit shown after values, e.g. `m`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit: Option<String>,
-    /// Value type.
-    pub kind: DetailKind,
-    /// The dimension binning the same column, whose bin this value refines.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dimension: Option<String>,
-}
+pub use crate::protocol::DetailInfo;
+pub use crate::spec::DetailKind;
 
 /// Interns text values into codes, shared by the units a load decodes in
 /// parallel so codes are global to the column.
@@ -474,7 +430,7 @@ impl DetailStage {
                     .map(|chunk| EncBlock::encode(kind, &flat.gather(chunk)))
                     .collect();
                 drop(flat);
-                crate::source::return_freed_memory();
+                crate::mem::return_freed_memory();
                 DetailColumn { info, data: Encoded { kind, rows: ids.len(), blocks, pending: vec![] }, dict }
             })
             .collect();

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+pub mod presets;
+pub mod time;
+
 /// Largest number of bins a dimension may have. Bin codes are one byte and the
 /// code `bins` is reserved for rows whose value is missing.
 pub const MAX_BINS: u32 = 255;
@@ -60,7 +63,7 @@ pub struct DetailSpec {
     /// what a dimension over it bins (temporal: time, numeric: float,
     /// categorical: text), else text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<crate::store::DetailKind>,
+    pub kind: Option<DetailKind>,
 }
 
 /// The schema presets Quiver knows.
@@ -288,7 +291,7 @@ impl DatasetSpec {
     pub fn effective_view(&self) -> Result<ViewConfig> {
         match (&self.view, self.preset) {
             (Some(v), _) => Ok(v.clone()),
-            (None, Some(p)) => Ok(crate::source::presets::default_view(p)),
+            (None, Some(p)) => Ok(presets::default_view(p)),
             (None, None) => {
                 Err(Error::InvalidSpec(format!("dataset {:?} has neither a preset nor a view config", self.name)))
             }
@@ -384,9 +387,12 @@ impl ViewConfig {
                         return bad(format!("log dimension {:?} needs a positive min, got {min}", d.name));
                     }
                 }
-                Binning::Temporal { .. } => {
-                    crate::bins::DimBins::from_spec(d)
-                        .map_err(|e| Error::InvalidSpec(format!("dataset {dataset:?}: {e}")))?;
+                Binning::Temporal { start, end, interval } => {
+                    // Worded as the bins' own check words it.
+                    time::temporal_bins(start, end, *interval).map_err(|m| {
+                        let e = Error::InvalidSpec(format!("dimension {:?}: {m}", d.name));
+                        Error::InvalidSpec(format!("dataset {dataset:?}: {e}"))
+                    })?;
                 }
             }
         }
@@ -406,4 +412,31 @@ pub fn parse_color(s: &str) -> Option<[u8; 3]> {
     }
     let v = u32::from_str_radix(h, 16).ok()?;
     Some([(v >> 16) as u8, (v >> 8) as u8, v as u8])
+}
+
+/// How a detail column's values are typed.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum DetailKind {
+    /// Whole numbers (Arrow `Int64`).
+    Int,
+    /// Floating point numbers, kept bit for bit (Arrow `Float64`).
+    Float,
+    /// Instants in unix seconds (Arrow `Timestamp(Second)`); read from
+    /// timestamps, dates, integers or text such as `2024-01-15T13:45:07`.
+    Time,
+    /// Text (Arrow `Utf8`).
+    Text,
+}
+
+impl DetailKind {
+    /// The Arrow type a column of this kind is answered as.
+    pub fn arrow_type(self) -> arrow::datatypes::DataType {
+        match self {
+            DetailKind::Int => arrow::datatypes::DataType::Int64,
+            DetailKind::Float => arrow::datatypes::DataType::Float64,
+            DetailKind::Time => arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Second, None),
+            DetailKind::Text => arrow::datatypes::DataType::Utf8,
+        }
+    }
 }

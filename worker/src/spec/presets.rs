@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::spec::{Binning, CategoryDef, DetailSpec, DimensionSpec, Interval, Preset, ViewConfig};
-use crate::store::DetailKind;
+use crate::spec::{Binning, CategoryDef, DetailKind, DetailSpec, DimensionSpec, Interval, Preset, ViewConfig};
 
 /// The published schema of a preset, columns in file order; every column is
 /// nullable, so it also reads real downloads with blanks. AIS `BaseDateTime`
