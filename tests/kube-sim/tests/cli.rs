@@ -117,7 +117,7 @@ async fn kubectl_and_helm_drive_the_simulator() {
             "--subresource=status",
             "--type=merge",
             "-p",
-            r#"{"status":{"phase":"Ready","workers":"2/2","rows":1234}}"#,
+            r#"{"status":{"phase":"Ready","workers":"2/2","shardsSummary":"2/2","replicasPerShard":1,"rows":1234}}"#,
         ],
     )
     .await;
@@ -129,6 +129,7 @@ async fn kubectl_and_helm_drive_the_simulator() {
     assert_eq!(lines[0][0], "NAME", "{out}");
     assert_eq!(lines[1][0], "towers", "{out}");
     assert_eq!(lines[1][col("PHASE")], "Ready", "{out}");
+    assert_eq!(lines[1][col("SHARDS")], "2/2", "{out}");
     assert_eq!(lines[1][col("ROWS")], "1234", "{out}");
 
     // A server-side re-apply of the same manifest changes nothing.
