@@ -213,6 +213,11 @@ fn check_dockerfile(name: &str, text: &str, ws: &Workspace) -> BTreeMap<String, 
                         for p in &packages {
                             assert!(ws.bins.contains_key(p), "{at}: cargo build -p {p}: no such workspace package");
                         }
+                        assert!(
+                            !packages.iter().any(|p| p == "quiver-operator") || packages.len() == 1,
+                            "{at}: quiver-operator is built with {packages:?}: cargo would unify their features \
+                             and link the worker's server side (Parquet, object stores) into the operator"
+                        );
                         let release = cmd.contains(&"--release");
                         let bins = flag_values(cmd, "--bin");
                         assert!(!bins.is_empty(), "{at}: cargo build without --bin builds more than the images need");
@@ -303,6 +308,49 @@ fn dockerfile_builds_only_binaries_and_copies_only_paths_that_exist() {
     println!("images: {images:?}");
 }
 
+/// The operator links the worker crate without its `server` feature: none of
+/// the loading, storage or compute crates (the operator image's build time and
+/// size). `arrow-cast`, `arrow-select` and `arrow-ord` stay: arrow-flight,
+/// which the operator's worker client speaks, depends on them.
+#[test]
+fn the_operator_links_no_parquet_object_store_or_arrow_compute() {
+    let tree = |features: &[&str]| -> BTreeSet<String> {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(repo_root()).args([
+            "tree",
+            "--offline",
+            "-p",
+            "quiver-operator",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ]);
+        for f in features {
+            cmd.args(["-F", f]);
+        }
+        let out = cmd.output().expect("cargo tree runs");
+        assert!(out.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    };
+    let heavy =
+        ["parquet", "object_store", "arrow", "arrow-arith", "arrow-string", "arrow-row", "arrow-csv", "rayon", "zstd"];
+    let lean = tree(&[]);
+    assert!(
+        lean.contains("quiver-worker") && lean.contains("arrow-flight"),
+        "the operator uses the worker client: {lean:?}"
+    );
+    let linked: Vec<&str> = heavy.iter().copied().filter(|c| lean.contains(*c)).collect();
+    assert!(linked.is_empty(), "the operator links {linked:?}");
+    // The check can fail: with the worker's server side, those crates are there.
+    let full = tree(&["quiver-worker/server"]);
+    assert!(heavy.iter().all(|c| full.contains(*c)), "the server feature no longer pulls {heavy:?}: update this test");
+    println!("operator: {} crates; with the worker's server side: {}", lean.len(), full.len());
+}
+
 #[test]
 fn dockerfile_check_catches_a_missing_binary_path_or_member() {
     let ws = workspace();
@@ -318,6 +366,11 @@ fn dockerfile_check_catches_a_missing_binary_path_or_member() {
             "exec (JSON) form",
         ),
         ("USER 65532:65532", "USER root", "runs as root"),
+        (
+            "-p quiver-worker -p quiver-dashboard",
+            "-p quiver-worker -p quiver-dashboard -p quiver-operator",
+            "quiver-operator is built with",
+        ),
     ] {
         assert!(good.contains(from), "the Dockerfile no longer contains {from:?}; update this test");
         let bad = good.replacen(from, to, 1);

@@ -72,7 +72,7 @@ pub enum Error {
     Io(#[from] std::io::Error),
     /// Arrow encoding or decoding failed.
     #[error("arrow error: {0}")]
-    Arrow(#[from] arrow::error::ArrowError),
+    Arrow(#[from] arrow_schema::ArrowError),
 }
 
 impl Error {

@@ -11,31 +11,50 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod bench;
+// Always built: what any crate that talks to workers needs (the operator builds
+// only these, with `default-features = false`).
 pub mod bins;
-pub mod cache;
-pub mod config;
 pub mod encode;
 pub mod error;
-pub mod export;
 pub mod flight;
+pub mod geo;
+pub mod protocol;
+pub mod spec;
+pub mod tls;
+
+// The worker itself: loading, store, kernels, servers, generator (feature `server`).
+#[cfg(feature = "server")]
+pub mod bench;
+#[cfg(feature = "server")]
+pub mod cache;
+#[cfg(feature = "server")]
+pub mod config;
+#[cfg(feature = "server")]
+pub mod export;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+#[cfg(feature = "server")]
+pub mod health;
+#[cfg(feature = "server")]
+pub mod kernel;
+#[cfg(feature = "server")]
+pub mod mem;
+#[cfg(feature = "server")]
+pub mod metrics;
+#[cfg(feature = "server")]
+pub mod query;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "server")]
+pub mod source;
+#[cfg(feature = "server")]
+pub mod state;
+#[cfg(feature = "server")]
+pub mod store;
 // `gen` is a reserved word in edition 2024: the generator lives in gen/ and is
 // named `synth` in paths (`quiver_worker::synth::generate`, `crate::synth::...`).
-pub mod geo;
-pub mod health;
-pub mod kernel;
-pub mod mem;
-pub mod metrics;
-pub mod protocol;
-pub mod query;
-pub mod server;
-pub mod source;
-pub mod spec;
-pub mod state;
-pub mod store;
+#[cfg(feature = "server")]
 #[path = "gen/mod.rs"]
 pub mod synth;
-pub mod tls;
 
 pub use error::{Error, Result};

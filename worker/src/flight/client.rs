@@ -9,7 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, Result};
-use arrow::array::RecordBatch;
+use arrow_array::RecordBatch;
 
 use crate::protocol::{DatasetInfo, Query, QueryResult, WorkerStats};
 
@@ -156,7 +156,7 @@ impl WorkerClient {
         // Each view's batch comes with its schema (which carries the view's
         // metadata); a view of no rows (a sample of an empty selection) is
         // sent as its schema alone: it stands for an empty batch.
-        let mut unfilled: Option<arrow::datatypes::SchemaRef> = None;
+        let mut unfilled: Option<arrow_schema::SchemaRef> = None;
         while let Some(item) = decoder.next().await {
             let item = item.map_err(|e| match e {
                 arrow_flight::error::FlightError::Tonic(s) => self.status(*s),

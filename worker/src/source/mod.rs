@@ -10,6 +10,7 @@
 
 mod decode;
 pub mod objstore;
+pub use crate::spec::details::{MAX_DETAILS, detail_infos};
 pub use crate::spec::presets;
 mod units;
 
@@ -103,7 +104,7 @@ impl CompiledView {
                 crate::kernel::MAX_DIMS
             )));
         }
-        let details = resolve_details(spec, &view)?;
+        let details = crate::spec::details::resolve(spec, &view)?;
         let detail_optional = vec![spec.details.is_none(); details.len()];
         Ok(CompiledView { view, dims, category_dim, details, detail_optional })
     }
@@ -112,80 +113,6 @@ impl CompiledView {
     pub fn detail_kinds(&self) -> Vec<crate::store::DetailKind> {
         self.details.iter().map(|d| d.kind).collect()
     }
-}
-
-/// Most detail columns a dataset may keep.
-pub const MAX_DETAILS: usize = 32;
-
-/// The detail columns of a dataset with their titles and kinds (see
-/// [`DatasetSpec::details`]).
-pub fn detail_infos(spec: &DatasetSpec) -> Result<Vec<crate::store::DetailInfo>> {
-    resolve_details(spec, &spec.effective_view()?)
-}
-
-fn resolve_details(spec: &DatasetSpec, view: &crate::spec::ViewConfig) -> Result<Vec<crate::store::DetailInfo>> {
-    use crate::store::{DetailInfo, DetailKind};
-    let list = match (&spec.details, spec.preset) {
-        (Some(list), _) => list.clone(),
-        (None, Some(p)) if spec.view.is_none() => presets::default_details(p),
-        (None, _) => view
-            .dimensions
-            .iter()
-            .map(|d| crate::spec::DetailSpec {
-                column: d.column.clone(),
-                title: d.title.clone(),
-                unit: None,
-                kind: None,
-            })
-            .collect(),
-    };
-    if list.len() > MAX_DETAILS {
-        return Err(Error::InvalidSpec(format!(
-            "dataset {:?} lists {} detail columns; at most {MAX_DETAILS} are supported",
-            spec.name,
-            list.len()
-        )));
-    }
-    let mut out: Vec<DetailInfo> = vec![];
-    for d in list {
-        if d.column.is_empty() || d.column.len() > 256 {
-            return Err(Error::InvalidSpec(format!(
-                "dataset {:?}: a detail column needs a name of 1 to 256 bytes",
-                spec.name
-            )));
-        }
-        if out.iter().any(|o| o.column == d.column) {
-            return Err(Error::InvalidSpec(format!(
-                "dataset {:?}: detail column {:?} is listed twice",
-                spec.name, d.column
-            )));
-        }
-        let dim = view.dimensions.iter().find(|x| x.column == d.column);
-        let from_preset = spec.preset.and_then(|p| {
-            let schema = presets::schema(p);
-            let f = schema.field_with_name(&d.column).ok()?;
-            Some(match f.data_type() {
-                t if t.is_integer() => DetailKind::Int,
-                t if t.is_floating() => DetailKind::Float,
-                _ => DetailKind::Text,
-            })
-        });
-        let from_dim = dim.map(|x| match x.bins {
-            Binning::Temporal { .. } => DetailKind::Time,
-            Binning::Linear { .. } | Binning::Log { .. } => DetailKind::Float,
-            Binning::Categorical { .. } => DetailKind::Text,
-        });
-        // A temporal dimension says more than the file type (`created` is an integer of seconds).
-        let kind = d
-            .kind
-            .or(from_dim.filter(|k| *k == DetailKind::Time))
-            .or(from_preset)
-            .or(from_dim)
-            .unwrap_or(DetailKind::Text);
-        let title = d.title.or_else(|| dim.and_then(|x| x.title.clone())).unwrap_or_else(|| d.column.clone());
-        out.push(DetailInfo { column: d.column, title, unit: d.unit, kind, dimension: dim.map(|x| x.name.clone()) });
-    }
-    Ok(out)
 }
 
 /// Loads this worker's shard of a dataset. Progress is logged; errors name

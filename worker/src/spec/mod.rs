@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+pub mod details;
 pub mod presets;
 pub mod time;
 
@@ -431,12 +432,12 @@ pub enum DetailKind {
 
 impl DetailKind {
     /// The Arrow type a column of this kind is answered as.
-    pub fn arrow_type(self) -> arrow::datatypes::DataType {
+    pub fn arrow_type(self) -> arrow_schema::DataType {
         match self {
-            DetailKind::Int => arrow::datatypes::DataType::Int64,
-            DetailKind::Float => arrow::datatypes::DataType::Float64,
-            DetailKind::Time => arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Second, None),
-            DetailKind::Text => arrow::datatypes::DataType::Utf8,
+            DetailKind::Int => arrow_schema::DataType::Int64,
+            DetailKind::Float => arrow_schema::DataType::Float64,
+            DetailKind::Time => arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Second, None),
+            DetailKind::Text => arrow_schema::DataType::Utf8,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::spec::{Binning, CategoryDef, DetailKind, DetailSpec, DimensionSpec, Interval, Preset, ViewConfig};
 
