@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    ArrowPrimitiveType, Float64Type, Int64Type, TimestampSecondType, UInt32Type, UInt64Type,
-};
+use arrow_array::types::{ArrowPrimitiveType, Float64Type, Int64Type, TimestampSecondType, UInt32Type, UInt64Type};
 use arrow_array::{
     Array, Float64Array, Int64Array, PrimitiveArray, RecordBatch, StringArray, TimestampSecondArray, UInt32Array,
     UInt64Array,
@@ -16,8 +14,8 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
 use crate::error::{Error, Result};
-use crate::protocol::{Bin, Histogram, QueryResult, Raster, Sample, SampleRow, ShardInfo};
 use crate::protocol::DetailInfo;
+use crate::protocol::{Bin, Histogram, QueryResult, Raster, Sample, SampleRow, ShardInfo};
 use crate::spec::DetailKind;
 
 /// Schema metadata key naming the view of a batch.
@@ -199,10 +197,7 @@ fn col<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Arc<dyn Array>> {
     batch.column_by_name(name).ok_or_else(|| Error::Protocol(format!("batch lacks column {name:?}")))
 }
 
-fn typed<'a, T: ArrowPrimitiveType>(
-    batch: &'a RecordBatch,
-    name: &str,
-) -> Result<&'a PrimitiveArray<T>> {
+fn typed<'a, T: ArrowPrimitiveType>(batch: &'a RecordBatch, name: &str) -> Result<&'a PrimitiveArray<T>> {
     col(batch, name)?
         .as_primitive_opt::<T>()
         .ok_or_else(|| Error::Protocol(format!("column {name:?} has an unexpected type")))
