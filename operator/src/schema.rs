@@ -69,9 +69,9 @@ pub(crate) fn cluster_dataset_schema(generator: &mut SchemaGenerator) -> Schema 
         dims.insert("minItems".into(), json!(1));
         dims.insert("maxItems".into(), json!(16));
     }
-    // The worker's limits on detail columns (`spec::details`).
+    // The worker's limits on detail columns (`details`).
     if let Some(details) = dataset.pointer_mut("/properties/details").and_then(Value::as_object_mut) {
-        details.insert("maxItems".into(), json!(quiver_worker::spec::details::MAX_DETAILS));
+        details.insert("maxItems".into(), json!(quiver_worker::details::MAX_DETAILS));
     }
     if let Some(column) =
         dataset.pointer_mut("/properties/details/items/properties/column").and_then(Value::as_object_mut)

@@ -289,7 +289,7 @@ fn validate_datasets(spec: &DataClusterSpec) -> Result<Vec<ValidDataset>> {
     for d in &spec.datasets {
         d.spec.validate().map_err(|e| Error::InvalidSpec(e.to_string()))?;
         // Detail columns: at most 32, each named once (what the workers would refuse at load).
-        quiver_worker::spec::details::detail_infos(&d.spec).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+        quiver_worker::details::detail_infos(&d.spec).map_err(|e| Error::InvalidSpec(e.to_string()))?;
         if !seen.insert(d.spec.name.clone()) {
             return bad(format!("dataset name {:?} is used twice", d.spec.name));
         }

@@ -10,7 +10,7 @@
 
 mod decode;
 pub mod objstore;
-pub use crate::spec::details::{MAX_DETAILS, detail_infos};
+pub use crate::details::{MAX_DETAILS, detail_infos};
 pub use crate::spec::presets;
 mod units;
 
@@ -104,7 +104,7 @@ impl CompiledView {
                 crate::kernel::MAX_DIMS
             )));
         }
-        let details = crate::spec::details::resolve(spec, &view)?;
+        let details = crate::details::resolve(spec, &view)?;
         let detail_optional = vec![spec.details.is_none(); details.len()];
         Ok(CompiledView { view, dims, category_dim, details, detail_optional })
     }

@@ -2,8 +2,8 @@
 //! titled how, answered as what kind. Shared by the loader, the Flight service
 //! and the operator's validation.
 
-use super::presets;
-use super::{Binning, DatasetSpec, DetailKind, DetailSpec, ViewConfig};
+use crate::spec::presets;
+use crate::spec::{Binning, DatasetSpec, DetailKind, DetailSpec, ViewConfig};
 use crate::error::{Error, Result};
 use crate::protocol::DetailInfo;
 
