@@ -200,33 +200,14 @@ pub fn default_tile_attribution(url: &str) -> Option<String> {
         .then(|| "© OpenStreetMap contributors".to_string())
 }
 
-/// Parses a duration like `5s`, `250ms`, `12h`, quoting the flag and the value on error.
+/// Parses a duration flag (`quiver_worker::cli::parse_duration`).
 pub fn parse_duration(flag: &str, s: &str) -> Result<Duration> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| Error::Config(format!("--{flag} {s:?} is not a duration (e.g. 5s, 12h): {e}")))?;
-    if d.is_zero() {
-        return Err(Error::Config(format!("--{flag} {s:?} must be longer than zero")));
-    }
-    Ok(d)
+    quiver_worker::cli::parse_duration(flag, s).map_err(Error::Config)
 }
 
-/// Reads a secret from a flag value or a file, refusing both or an empty value.
+/// Reads a secret from `--{name}` or `--{name}-file` (`quiver_worker::cli::read_secret`).
 fn read_secret(name: &str, value: Option<String>, file: Option<PathBuf>) -> Result<Option<Secret>> {
-    let s = match (value, file) {
-        (Some(_), Some(_)) => {
-            return Err(Error::Config(format!("give --{name} or --{name}-file, not both")));
-        }
-        (Some(v), None) => v,
-        (None, Some(path)) => std::fs::read_to_string(&path)
-            .map_err(|e| Error::Config(format!("cannot read --{name}-file {}: {e}", path.display())))?,
-        (None, None) => return Ok(None),
-    };
-    // Secrets mounted from files usually end with a newline.
-    let s = s.trim_end_matches(['\n', '\r', ' ', '\t']).to_string();
-    if s.is_empty() {
-        return Err(Error::Config(format!("--{name} is empty")));
-    }
-    Ok(Some(Secret::new(s)))
+    Ok(quiver_worker::cli::read_secret(name, value, file.as_deref()).map_err(Error::Config)?.map(Secret::new))
 }
 
 /// Checks a worker endpoint URL: `http(s)://host:port`.

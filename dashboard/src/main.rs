@@ -2,9 +2,10 @@
 //! binary; the library holds the server (`serve`'s flags in `config`) and the tools.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use quiver_dashboard::config::{Config, ServeArgs};
 use quiver_dashboard::tools;
+use quiver_worker::cli::{LogFormat, init_logging, shutdown_signal};
 
 /// `quiver-dashboard`: the Quiver web dashboard.
 #[derive(Parser, Debug)]
@@ -16,15 +17,6 @@ struct Cli {
     /// What to run.
     #[command(subcommand)]
     command: Command,
-}
-
-/// Log output format.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// The subcommands.
@@ -41,16 +33,6 @@ enum Command {
     Load(tools::load::LoadArgs),
 }
 
-fn init_tracing(format: LogFormat, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     quiver_worker::tls::install_crypto_provider();
@@ -58,16 +40,16 @@ async fn main() -> anyhow::Result<()> {
     // The demo and the benchmark talk to a person on the terminal: only warnings
     // interrupt them (RUST_LOG overrides).
     let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
-    init_tracing(cli.log_format, default_level);
+    init_logging(cli.log_format, default_level);
     match cli.command {
         Command::Serve(args) => {
             let config = Config::try_from(args)?;
             let listener = tokio::net::TcpListener::bind(config.addr)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.addr))?;
-            quiver_dashboard::run(config, listener, quiver_worker::server::shutdown_signal()).await?;
+            quiver_dashboard::run(config, listener, shutdown_signal()).await?;
         }
-        Command::Demo(args) => tools::demo::run(args, quiver_worker::server::shutdown_signal()).await?,
+        Command::Demo(args) => tools::demo::run(args, shutdown_signal()).await?,
         Command::Bench(args) => tools::bench::run(args).await?,
         Command::Load(args) => tools::load::run(args).await?,
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use quiver_operator::activity::FlightActivity;
 use quiver_operator::error::Error;
 use quiver_operator::leader::{Ending, LeaseConfig, await_end, release, spawn_elector};
@@ -14,16 +14,8 @@ use quiver_operator::lifecycle::SystemClock;
 use quiver_operator::metrics::Metrics;
 use quiver_operator::reconcile::{Context, DEFAULT_CONCURRENCY, run};
 use quiver_operator::validate::Defaults;
+use quiver_worker::cli::{LogFormat, init_logging, parse_duration, shutdown_signal};
 use tokio::sync::watch;
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
 
 /// The Quiver operator: reconciles DataCluster resources into workers, dashboards and their policies.
 #[derive(Parser, Debug)]
@@ -111,15 +103,6 @@ struct Config {
     concurrency: u16,
 }
 
-fn duration(flag: &str, value: &str) -> Result<Duration, Error> {
-    let d = humantime::parse_duration(value)
-        .map_err(|e| Error::Config(format!("--{flag} {value:?} is not a duration (e.g. 30s, 2m): {e}")))?;
-    if d.is_zero() {
-        return Err(Error::Config(format!("--{flag} {value:?} must be positive")));
-    }
-    Ok(d)
-}
-
 fn pod_defaults(flag: &str, json: &str) -> Result<quiver_operator::crd::PodSettings, Error> {
     serde_json::from_str(json).map_err(|e| {
         Error::Config(format!(
@@ -172,7 +155,7 @@ impl TryFrom<Cli> for Config {
             }
         };
         defaults.replicas_per_shard = cli.worker_replicas_per_shard;
-        let lease_duration = duration("lease-duration", &cli.lease_duration)?;
+        let lease_duration = parse_duration("lease-duration", &cli.lease_duration).map_err(Error::Config)?;
         if lease_duration < Duration::from_secs(3) {
             return Err(Error::Config(format!("--lease-duration {:?} must be at least 3s", cli.lease_duration)));
         }
@@ -191,38 +174,10 @@ impl TryFrom<Cli> for Config {
                 duration: lease_duration,
             }),
             defaults,
-            poll_interval: duration("poll-interval", &cli.poll_interval)?,
-            stats_timeout: duration("stats-timeout", &cli.stats_timeout)?,
+            poll_interval: parse_duration("poll-interval", &cli.poll_interval).map_err(Error::Config)?,
+            stats_timeout: parse_duration("stats-timeout", &cli.stats_timeout).map_err(Error::Config)?,
             concurrency: cli.concurrency,
         })
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn termination() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }
 
@@ -230,7 +185,7 @@ async fn termination() {
 async fn main() -> anyhow::Result<()> {
     quiver_worker::tls::install_crypto_provider();
     let config = Config::try_from(Cli::parse())?;
-    init_logging(config.log_format);
+    init_logging(config.log_format, "info,kube=warn,tower=warn,hyper=warn");
     let metrics = Arc::new(Metrics::default());
     let kube_config = kube::Config::infer().await.context("reading the Kubernetes client configuration")?;
     // TCP keepalive and a read timeout (client::build): a half-open
@@ -239,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
-        termination().await;
+        shutdown_signal().await;
         tracing::info!("termination requested; finishing reconciles in flight");
         let _ = stop_tx.send(true);
     });

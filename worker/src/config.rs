@@ -95,23 +95,6 @@ pub struct ServeArgs {
     pub s3: S3Args,
 }
 
-/// Reads a secret from a flag or a file (trailing newline trimmed).
-pub fn read_secret(value: Option<String>, file: Option<&PathBuf>, what: &str) -> Result<Option<String>> {
-    match (value, file) {
-        (Some(v), _) if !v.is_empty() => Ok(Some(v)),
-        (_, Some(path)) => {
-            let t = std::fs::read_to_string(path)
-                .map_err(|e| Error::InvalidSpec(format!("cannot read {what} file {}: {e}", path.display())))?;
-            let t = t.trim_end_matches(['\n', '\r']).to_string();
-            if t.is_empty() {
-                return Err(Error::InvalidSpec(format!("{what} file {} is empty", path.display())));
-            }
-            Ok(Some(t))
-        }
-        _ => Ok(None),
-    }
-}
-
 /// Parses `NAME=PRESET:URL`.
 pub fn parse_dataset_arg(s: &str) -> Result<DatasetSpec> {
     let bad = || Error::InvalidSpec(format!("--dataset {s:?} must look like NAME=PRESET:URL"));
@@ -183,7 +166,7 @@ impl TryFrom<ServeArgs> for WorkerConfig {
         }
         let index = default_shard_index(a.shard_index, a.pod_name.as_deref(), a.shards)?;
         let shard = ShardId::new(index, a.shards)?;
-        let token = read_secret(a.token, a.token_file.as_ref(), "worker token")?;
+        let token = crate::cli::read_secret("token", a.token, a.token_file.as_deref()).map_err(Error::InvalidSpec)?;
         let memory_limit = a.memory_limit.or_else(crate::source::cgroup_memory_limit);
         let cfg = WorkerConfig {
             datasets,

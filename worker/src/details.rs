@@ -2,10 +2,10 @@
 //! titled how, answered as what kind. Shared by the loader, the Flight service
 //! and the operator's validation.
 
-use crate::spec::presets;
-use crate::spec::{Binning, DatasetSpec, DetailKind, DetailSpec, ViewConfig};
 use crate::error::{Error, Result};
 use crate::protocol::DetailInfo;
+use crate::spec::presets;
+use crate::spec::{Binning, DatasetSpec, DetailKind, DetailSpec, ViewConfig};
 
 /// Most detail columns a dataset may keep.
 pub const MAX_DETAILS: usize = 32;
@@ -24,12 +24,7 @@ pub(crate) fn resolve(spec: &DatasetSpec, view: &ViewConfig) -> Result<Vec<Detai
         (None, _) => view
             .dimensions
             .iter()
-            .map(|d| DetailSpec {
-                column: d.column.clone(),
-                title: d.title.clone(),
-                unit: None,
-                kind: None,
-            })
+            .map(|d| DetailSpec { column: d.column.clone(), title: d.title.clone(), unit: None, kind: None })
             .collect(),
     };
     if list.len() > MAX_DETAILS {

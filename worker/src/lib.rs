@@ -14,6 +14,7 @@
 // Always built: what any crate that talks to workers needs (the operator builds
 // only these, with `default-features = false`).
 pub mod bins;
+pub mod cli;
 pub mod details;
 pub mod encode;
 pub mod error;

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use quiver_worker::cli::{LogFormat, init_logging, shutdown_signal};
 use quiver_worker::config::ServeArgs;
 use quiver_worker::server::WorkerConfig;
 
@@ -9,8 +10,8 @@ use quiver_worker::server::WorkerConfig;
 #[command(name = "quiver-worker", version, about = "Quiver worker: in-memory crossfilter over Arrow Flight")]
 struct Cli {
     /// Log format.
-    #[arg(long, env = "QUIVER_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
-    log_format: String,
+    #[arg(long, env = "QUIVER_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,21 +35,10 @@ struct GenCommand {
     s3: quiver_worker::config::S3Args,
 }
 
-fn init_logging(format: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     quiver_worker::tls::install_crypto_provider();
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
+    init_logging(cli.log_format, "info");
     if matches!(cli.command, Command::Serve(_)) {
         quiver_worker::source::return_large_buffers_at_once();
     }
@@ -64,7 +54,7 @@ fn main() -> anyhow::Result<()> {
                 let cfg = WorkerConfig::try_from(args)?;
                 let fl = tokio::net::TcpListener::bind(flight).await.with_context(|| format!("binding {flight}"))?;
                 let hl = tokio::net::TcpListener::bind(http).await.with_context(|| format!("binding {http}"))?;
-                quiver_worker::server::serve(cfg, fl, hl, quiver_worker::server::shutdown_signal()).await?;
+                quiver_worker::server::serve(cfg, fl, hl, shutdown_signal()).await?;
             }
             Command::Gen(cmd) => {
                 let opts = cmd.args.options(cmd.s3.defaults())?;

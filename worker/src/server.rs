@@ -129,27 +129,3 @@ pub async fn spawn_on(cfg: WorkerConfig, flight: SocketAddr, http: SocketAddr) -
     }));
     Ok(RunningWorker { flight, http, stop: Some(tx), task })
 }
-
-/// Resolves on Ctrl-C or SIGTERM (the binaries' shutdown signal). If the
-/// SIGTERM handler cannot be installed, only Ctrl-C ends the wait.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
-}
