@@ -1,12 +1,14 @@
 // The Quiver app: owns the view state (dataset, map view, filters, toggles),
 // keeps it in the URL hash, asks /api/query for each state (debounced while
 // the map moves, latest request wins), and hands the answer to the map, the
-// histograms, the counters and the banners.
+// histograms, the counters and the partial-result and error banners. The
+// cluster's status, and reloads and resumes, are banners.js's.
 
 import { api, ApiError, toLogin } from './api.js';
+import { bannerTitle, clusterBannerShown, setupBanners } from './banners.js';
 import { decodeBasemap } from './basemap.js';
 import { DetailBasemap } from './basemap-detail.js';
-import { formatBytes, formatCompact, formatCount, formatMs, formatShare, replicaSummary, rowDetails } from './format.js';
+import { formatCompact, formatCount, formatMs, formatShare, rowDetails } from './format.js';
 import { decodeHash, encodeHash, filtersForDataset } from './hash.js';
 import { Histogram } from './histogram.js';
 import { historyStep } from './history.js';
@@ -20,8 +22,6 @@ const SAMPLE_LIMIT = 5000;
 const SAMPLE_PROBE_ABOVE = 50000;
 const MOVE_DEBOUNCE_MS = 60;
 const HASH_DEBOUNCE_MS = 150;
-const STATUS_EVERY_MS = 15000;
-const RELOAD_POLL_MS = 1000;
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -32,13 +32,8 @@ const ui = {
   share: $('#share'),
   scope: $('#scope'),
   timings: $('[data-testid="timings"]'),
-  statusButton: $('[data-testid="status"]'),
-  statusPanel: $('[data-testid="status-panel"]'),
-  reload: $('[data-testid="reload"]'),
   partial: $('[data-testid="partial-banner"]'),
   error: $('[data-testid="error-banner"]'),
-  reloadBanner: $('[data-testid="reload-banner"]'),
-  cluster: $('[data-testid="cluster-banner"]'),
   progress: $('[data-testid="loading"]'),
   vf: $('[data-testid="viewport-filter"]'),
   legend: $('[data-testid="legend"]'),
@@ -94,7 +89,7 @@ async function boot() {
   bindControls();
   loadBasemap();
   loadTileConfig();
-  pollStatus();
+  setupBanners({ showError, onReloaded: loadDatasets });
 
   // Back / Forward (and a hash typed into the address bar): show that state.
   window.addEventListener('hashchange', () => {
@@ -706,18 +701,12 @@ function clearFilters() {
   commitChange();
 }
 
-function bannerTitle(text) {
-  const b = document.createElement('strong');
-  b.textContent = text;
-  return b;
-}
-
 function showError(e) {
   if (e instanceof ApiError && e.status === 401) {
     toLogin();
     return;
   }
-  if (e instanceof ApiError && e.status === 503 && !ui.cluster.hidden) {
+  if (e instanceof ApiError && e.status === 503 && clusterBannerShown()) {
     // The cluster banner already says why nothing answers.
     ui.error.hidden = true;
     return;
@@ -736,205 +725,9 @@ function hideError() {
   ui.error.hidden = true;
 }
 
-// ---------- status and reload ----------
-
-let statusTimer = null;
-let reloading = null; // {since, seenBusy}
-
-async function pollStatus() {
-  clearTimeout(statusTimer);
-  if (document.hidden && !reloading) {
-    // Nobody is looking: check again when the tab is shown.
-    statusTimer = setTimeout(pollStatus, STATUS_EVERY_MS);
-    return;
-  }
-  let status = null;
-  try {
-    status = await api.status();
-    renderStatus(status);
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 401) return;
-    renderStatusError(e);
-  }
-  if (reloading) trackReload(status);
-  statusTimer = setTimeout(pollStatus, reloading ? RELOAD_POLL_MS : STATUS_EVERY_MS);
-}
-
-function renderStatus(s) {
-  const workers = s.workers || [];
-  const ok = workers.filter((w) => w.ok).length;
-  const loading = workers.some((w) => (w.datasets || []).some((d) => d.state === 'loading' || d.reloading));
-  const failed = workers.some((w) => (w.datasets || []).some((d) => d.state === 'failed'));
-  let level = 'ok';
-  let text = `${ok}/${workers.length} workers`;
-  if (!workers.length || ok === 0) {
-    level = 'bad';
-    text = workers.length ? 'no workers answering' : 'no workers';
-  } else if (!s.complete || ok < workers.length || s.consistent === false || failed) {
-    level = 'warn';
-  } else if (loading) {
-    level = 'busy';
-    text += ' · loading';
-  }
-  ui.statusButton.dataset.level = level;
-  ui.statusButton.querySelector('.pill-text').textContent = text;
-  ui.cluster.hidden = ok > 0 && !s.suspended;
-  if (s.suspended) {
-    // A cluster scaled to zero while idle (the server says so and offers to resume it).
-    const resume = document.createElement('button');
-    resume.type = 'button';
-    resume.className = 'btn btn-small';
-    resume.dataset.testid = 'resume';
-    resume.textContent = 'Resume';
-    resume.addEventListener('click', async () => {
-      resume.disabled = true;
-      try {
-        await api.resume();
-        reloading = reloading || { since: Date.now(), seenBusy: false, polls: 0, refused: [] };
-        showReloadBanner('Resuming the cluster: starting workers and loading data…', 0);
-        pollStatus();
-      } catch (e) {
-        resume.disabled = false;
-        showError(e);
-      }
-    });
-    ui.cluster.replaceChildren(
-      bannerTitle('Cluster suspended.'),
-      document.createTextNode(' The workers were stopped while idle. '),
-      resume,
-    );
-  } else if (ok === 0) {
-    ui.cluster.replaceChildren(
-      bannerTitle('No workers are answering.'),
-      document.createTextNode(' The cluster may be starting, scaled to zero, or unreachable. The status panel has details.'),
-    );
-  }
-
-  // Detail panel
-  const rows = [];
-  const head = document.createElement('p');
-  head.className = 'status-summary';
-  head.textContent = `${s.shards ?? '?'} shards${replicaSummary(s.replicas)} · ${s.complete ? 'all answering' : 'incomplete'} · ${s.consistent === false ? 'inconsistent data versions' : 'consistent'}`;
-  rows.push(head);
-  const table = document.createElement('table');
-  table.className = 'status-table';
-  table.innerHTML = '<thead><tr><th scope="col">Worker</th><th scope="col">Shard</th><th scope="col">Datasets</th><th scope="col">Queries</th></tr></thead>';
-  const tbody = document.createElement('tbody');
-  for (const w of workers) {
-    const tr = document.createElement('tr');
-    tr.className = w.ok ? '' : 'bad';
-    const cells = [
-      w.endpoint + (w.error ? ` — ${w.error}` : ''),
-      w.shard !== undefined && w.shard !== null ? `${w.shard} / ${w.shards}` : '–',
-      (w.datasets || [])
-        .map((d) => `${d.name}: ${d.reloading ? 'reloading' : d.state}, ${formatCompact(d.rows)} rows, ${formatBytes(d.bytes)}${d.error ? ` (${d.error})` : ''}`)
-        .join('; ') || '–',
-      w.queries !== undefined ? formatCount(w.queries) : '–',
-    ];
-    for (const c of cells) {
-      const td = document.createElement('td');
-      td.textContent = c;
-      tr.append(td);
-    }
-    tbody.append(tr);
-  }
-  table.append(tbody);
-  rows.push(table);
-  ui.statusPanel.replaceChildren(...rows);
-}
-
-function renderStatusError(e) {
-  ui.statusButton.dataset.level = 'bad';
-  ui.statusButton.querySelector('.pill-text').textContent = 'status unavailable';
-  const p = document.createElement('p');
-  p.textContent = e.message;
-  ui.statusPanel.replaceChildren(p);
-}
-
-async function startReload() {
-  ui.reload.disabled = true;
-  try {
-    const res = await api.reload();
-    const refused = ((res && res.workers) || []).filter((w) => !w.ok);
-    reloading = { since: Date.now(), seenBusy: false, polls: 0, refused };
-    showReloadBanner('Reloading data from the source…', 0);
-    pollStatus();
-  } catch (e) {
-    ui.reload.disabled = false;
-    showError(e);
-  }
-}
-
-/** Follows a reload through /api/status until every worker serves all its datasets again. */
-function trackReload(status) {
-  if (!status) return;
-  reloading.polls++;
-  const workers = status.workers || [];
-  const all = workers.flatMap((w) => w.datasets || []);
-  const busy = all.filter((d) => d.reloading || d.state === 'loading');
-  if (busy.length) reloading.seenBusy = true;
-  const answering = workers.filter((w) => w.ok);
-  const done = answering.filter((w) => (w.datasets || []).every((d) => !d.reloading && d.state !== 'loading')).length;
-  const rows = all.reduce((a, d) => a + (d.rows || 0), 0);
-  const failed = all.filter((d) => d.state === 'failed');
-  const finished = busy.length === 0 && (reloading.seenBusy || reloading.polls >= 3);
-  const refused = reloading.refused.length
-    ? ` · not reloading: ${reloading.refused.map((w) => `${w.endpoint}${w.error ? ` (${w.error})` : ''}`).join(', ')}`
-    : '';
-  if (!finished) {
-    showReloadBanner(
-      `Reloading data: ${done} of ${answering.length} workers ready · ${formatCompact(rows)} rows loaded${refused}`,
-      answering.length ? done / answering.length : 0,
-      refused ? 'warn' : 'info',
-    );
-    return;
-  }
-  reloading = null;
-  ui.reload.disabled = false;
-  if (failed.length || refused) {
-    const errors = failed.map((d) => `${d.name}: ${d.error || 'failed'}`).join('; ');
-    showReloadBanner(`Reload finished with errors${errors ? `: ${errors}` : ''}${refused}`, 1, 'error');
-  } else {
-    showReloadBanner(`Data reloaded · ${formatCompact(rows)} rows`, 1);
-    setTimeout(() => {
-      if (!reloading) ui.reloadBanner.hidden = true;
-    }, 4000);
-  }
-  loadDatasets();
-}
-
-function showReloadBanner(text, fraction, kind = 'info') {
-  const bar = document.createElement('div');
-  bar.className = 'bar';
-  bar.setAttribute('role', 'progressbar');
-  bar.setAttribute('aria-valuemin', '0');
-  bar.setAttribute('aria-valuemax', '100');
-  bar.setAttribute('aria-valuenow', String(Math.round(fraction * 100)));
-  const fill = document.createElement('span');
-  fill.style.width = `${Math.round(fraction * 100)}%`;
-  bar.append(fill);
-  ui.reloadBanner.className = `banner ${kind}`;
-  ui.reloadBanner.replaceChildren(document.createTextNode(text), bar);
-  if (kind === 'error') {
-    const close = document.createElement('button');
-    close.type = 'button';
-    close.className = 'link';
-    close.textContent = 'Dismiss';
-    close.addEventListener('click', () => {
-      ui.reloadBanner.hidden = true;
-    });
-    bar.hidden = true;
-    ui.reloadBanner.append(document.createTextNode(' '), close);
-  }
-  ui.reloadBanner.hidden = false;
-}
-
 // ---------- controls ----------
 
 function bindControls() {
-  document.addEventListener('visibilitychange', () => {
-    if (!document.hidden) pollStatus();
-  });
   ui.dataset.addEventListener('change', () => {
     const ds = state.datasets.find((d) => d.name === ui.dataset.value);
     if (!ds) return;
@@ -970,34 +763,6 @@ function bindControls() {
       },
       selected: Number(ui.selected.dataset.value),
     };
-  });
-  // A reload is felt by everyone on the cluster: ask first.
-  const confirmReload = $('[data-testid="reload-confirm"]');
-  ui.reload.addEventListener('click', () => {
-    confirmReload.returnValue = '';
-    confirmReload.showModal();
-  });
-  confirmReload.addEventListener('close', () => {
-    if (confirmReload.returnValue === 'reload') startReload();
-  });
-  ui.statusButton.addEventListener('click', () => {
-    const open = ui.statusPanel.hidden;
-    ui.statusPanel.hidden = !open;
-    ui.statusButton.setAttribute('aria-expanded', String(open));
-    if (open) pollStatus();
-  });
-  document.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape' && !ui.statusPanel.hidden) {
-      ui.statusPanel.hidden = true;
-      ui.statusButton.setAttribute('aria-expanded', 'false');
-      ui.statusButton.focus();
-    }
-  });
-  document.addEventListener('click', (e) => {
-    if (!ui.statusPanel.hidden && !ui.statusPanel.contains(e.target) && !ui.statusButton.contains(e.target)) {
-      ui.statusPanel.hidden = true;
-      ui.statusButton.setAttribute('aria-expanded', 'false');
-    }
   });
 }
 
