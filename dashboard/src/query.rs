@@ -3,11 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use quiver_worker::bins::Kind;
-use quiver_worker::protocol::{
-    Filter, Histogram, MAX_RASTER_PIXELS, MAX_RASTER_SIDE, MAX_SAMPLE_ROWS, PROTOCOL_VERSION, Query, Sample, View,
-    Viewport,
-};
+use quiver_worker::protocol::{Filter, Histogram, PROTOCOL_VERSION, Query, QueryError, Sample, View, Viewport};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Dataset;
@@ -85,10 +81,13 @@ fn q(s: &str) -> String {
     format!("{:?}", &s[..end])
 }
 
-/// Checks a request against the dataset and builds the worker tickets.
+/// Checks a request against the dataset and builds the worker tickets. What
+/// only the catalogue knows (the dataset's dimensions) is checked here; whether
+/// each filter fits its dimension, and every limit on the query's shape, are
+/// the worker's own checks ([`DimBins::check_filter`](quiver_worker::bins::DimBins::check_filter),
+/// [`Query::check_shape`]), named in the request's terms by [`refused`].
 pub fn plan(req: &QueryRequest, ds: &Dataset) -> Result<Plan> {
     let names = || ds.bins.iter().map(|b| b.name().to_string()).collect::<Vec<_>>().join(", ");
-    let mut views = Vec::new();
     for (i, h) in req.histograms.iter().enumerate() {
         if ds.dimension(h).is_none() {
             return bad(format!(
@@ -101,84 +100,29 @@ pub fn plan(req: &QueryRequest, ds: &Dataset) -> Result<Plan> {
         if req.histograms[..i].contains(h) {
             return bad(format!("histograms: dimension {} is listed twice", q(h)));
         }
-        views.push(View::Histogram { dimension: h.clone() });
     }
     for (dim, f) in &req.filters {
         let Some(b) = ds.dimension(dim) else {
             return bad(format!("filters: unknown dimension {} (dataset {} has {})", q(dim), q(&req.dataset), names()));
         };
-        match (f, b.kind()) {
-            (Filter::Categories(cats), Kind::Categorical) => {
-                if cats.len() > 1024 {
-                    return bad(format!("filters.{dim}: {} categories listed; the limit is 1024", cats.len()));
-                }
-                if let Some(c) = cats.iter().find(|c| !b.labels().contains(c)) {
-                    return bad(format!(
-                        "filters.{dim}: unknown category {}; expected one of {}",
-                        q(c),
-                        b.labels().join(", ")
-                    ));
-                }
-            }
-            (Filter::Categories(_), _) => {
-                return bad(format!("filters.{dim}: categories apply to categorical dimensions; use range or bins"));
-            }
-            (Filter::Range { .. }, Kind::Categorical) => {
-                return bad(format!(
-                    "filters.{dim}: a range does not apply to a categorical dimension; use categories"
-                ));
-            }
-            (Filter::Range { min, max }, _) => {
-                if !min.is_finite() || !max.is_finite() {
-                    return bad(format!("filters.{dim}: range bounds must be finite numbers"));
-                }
-                if min >= max {
-                    return bad(format!("filters.{dim}: range min {min} must be below max {max}"));
-                }
-            }
-            (Filter::Bins(bins), _) => {
-                if bins.len() > 1024 {
-                    return bad(format!("filters.{dim}: {} bins listed; the limit is 1024", bins.len()));
-                }
-                if let Some(i) = bins.iter().find(|&&i| i >= b.nbins()) {
-                    return bad(format!("filters.{dim}: bin {i} does not exist; {dim} has {} bins", b.nbins()));
-                }
-            }
+        b.check_filter(f).map_err(|problem| refused(QueryError::Filter { dimension: dim.clone(), problem }))?;
+        // The HTTP API refuses an empty range too, which a ticket may hold.
+        if let Filter::Range { min, max } = f
+            && min == max
+        {
+            return bad(format!("filters.{dim}: range min {min} must be below max {max}"));
         }
     }
-    if let Some(v) = &req.viewport {
-        v.check().map_err(|e| Error::BadRequest(format!("viewport: {}", strip(e))))?;
+    // The HTTP API asks for a viewport with a sample too, which a ticket need not have.
+    if req.sample.is_some() && req.viewport.is_none() {
+        return bad("sample needs a viewport".into());
     }
-    let needs_viewport = |what: &str| -> Result<()> {
-        if req.viewport.is_none() {
-            return bad(format!("{what} needs a viewport"));
-        }
-        Ok(())
-    };
+    let mut views: Vec<View> = req.histograms.iter().map(|h| View::Histogram { dimension: h.clone() }).collect();
     if let Some(ImageSize { width, height }) = req.image {
-        needs_viewport("image")?;
-        if width == 0 || height == 0 || width > MAX_RASTER_SIDE || height > MAX_RASTER_SIDE {
-            return bad(format!(
-                "image: {width}x{height} is outside 1x1 to {MAX_RASTER_SIDE}x{MAX_RASTER_SIDE} pixels"
-            ));
-        }
-        if u64::from(width) * u64::from(height) > MAX_RASTER_PIXELS {
-            return bad(format!("image: {width}x{height} exceeds the limit of {MAX_RASTER_PIXELS} pixels"));
-        }
         views.push(View::Raster { width, height });
     }
     if let Some(SampleSize { limit }) = req.sample {
-        needs_viewport("sample")?;
-        if limit > MAX_SAMPLE_ROWS {
-            return bad(format!("sample: limit {limit} exceeds the limit of {MAX_SAMPLE_ROWS} rows"));
-        }
         views.push(View::Sample { limit });
-    }
-    if req.viewport_filter {
-        needs_viewport("viewportFilter")?;
-    }
-    if views.is_empty() {
-        return bad("nothing to compute: ask for histograms, an image or a sample".into());
     }
     let main = Query {
         version: PROTOCOL_VERSION,
@@ -188,8 +132,7 @@ pub fn plan(req: &QueryRequest, ds: &Dataset) -> Result<Plan> {
         viewport_filter: req.viewport_filter,
         views,
     };
-    // Whatever the worker would refuse is refused here, with its message.
-    main.check_shape().map_err(|e| Error::BadRequest(strip(e)))?;
+    main.check_shape().map_err(refused)?;
     let baseline = (req.baseline && !req.histograms.is_empty()).then(|| Query {
         filters: BTreeMap::new(),
         views: req.histograms.iter().map(|h| View::Histogram { dimension: h.clone() }).collect(),
@@ -198,12 +141,19 @@ pub fn plan(req: &QueryRequest, ds: &Dataset) -> Result<Plan> {
     Ok(Plan { main, baseline, sample_limit: req.sample.map(|s| s.limit) })
 }
 
-/// The worker's message without its "invalid query: " prefix.
-fn strip(e: quiver_worker::Error) -> String {
-    match e {
-        quiver_worker::Error::InvalidQuery(m) => m,
+/// A query the worker's checks refuse, as a 400 naming the part of the request
+/// at fault the way the request names it (`image`, `viewport`, `filters.radio`).
+fn refused(e: QueryError) -> Error {
+    use QueryError as E;
+    Error::BadRequest(match e {
+        E::NoViews => "nothing to compute: ask for histograms, an image or a sample".into(),
+        E::Viewport(m) => format!("viewport: {m}"),
+        E::RasterEmpty { .. } | E::RasterSide { .. } | E::RasterPixels { .. } => format!("image: {e}"),
+        E::RasterWithoutViewport => "image needs a viewport".into(),
+        E::ViewportFilterWithoutViewport => "viewportFilter needs a viewport".into(),
+        E::Filter { dimension, problem } => format!("filters.{dimension}: {problem}"),
         other => other.to_string(),
-    }
+    })
 }
 
 /// One histogram bin in a response.
@@ -364,6 +314,26 @@ mod tests {
             serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"created": {"bins": [999]}}}),
         );
         assert!(m.contains("bin 999"), "{m}");
+        let m = err(
+            serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"range": {"range": {"min": 5, "max": 5}}}}),
+        );
+        assert!(m.starts_with("filters.range:") && m.contains("min 5"), "{m}");
+    }
+
+    #[test]
+    fn the_workers_refusals_name_the_requests_fields() {
+        let m = err(
+            serde_json::json!({"dataset": "celltowers", "viewport": world(), "image": {"width": 5000, "height": 10}}),
+        );
+        assert!(m.starts_with("image: ") && m.contains("5000x10"), "{m}");
+        let m = err(
+            serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"radio": {"categories": vec!["LTE"; 1025]}}}),
+        );
+        assert!(m.starts_with("filters.radio: ") && m.contains("1024"), "{m}");
+        let m = err(
+            serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "filters": {"created": {"range": {"min": 9, "max": 1}}}}),
+        );
+        assert_eq!(m, "filters.created: range min 9 is above max 1");
     }
 
     #[test]
@@ -389,6 +359,8 @@ mod tests {
         assert!(m.contains("viewport"), "{m}");
         let m = err(serde_json::json!({"dataset": "celltowers", "histograms": ["radio"], "viewportFilter": true}));
         assert!(m.contains("viewport"), "{m}");
+        let m = err(serde_json::json!({"dataset": "celltowers", "sample": {"limit": 5}}));
+        assert_eq!(m, "sample needs a viewport");
         let m = err(
             serde_json::json!({"dataset": "celltowers", "viewport": {"west": 0, "south": 10, "east": 5, "north": 5}, "histograms": ["radio"]}),
         );

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::protocol::{Bin, Filter};
+use crate::protocol::{Bin, Filter, FilterProblem, QueryError};
 use crate::spec::time::temporal_bins;
 pub use crate::spec::time::{parse_instant, parse_timestamp};
 use crate::spec::{Binning, DimensionSpec, parse_color, truncate};
@@ -275,51 +275,48 @@ impl DimBins {
         }
     }
 
+    /// Checks that a filter fits this dimension: categories for a categorical
+    /// one, a range for a numeric or temporal one, labels and bin indices it
+    /// has. The one check of it, for the worker's kernels and the dashboard.
+    pub fn check_filter(&self, f: &Filter) -> std::result::Result<(), FilterProblem> {
+        match f {
+            Filter::Categories(_) if self.kind != Kind::Categorical => Err(FilterProblem::CategoriesOnNumeric),
+            Filter::Categories(labels) => match labels.iter().find(|l| !self.labels.contains(l)) {
+                Some(l) => {
+                    Err(FilterProblem::UnknownCategory { label: truncate(l, 64), known: self.labels.join(", ") })
+                }
+                None => Ok(()),
+            },
+            Filter::Range { .. } if self.edges.is_none() => Err(FilterProblem::RangeOnCategorical),
+            Filter::Range { .. } => Ok(()),
+            Filter::Bins(bins) => match bins.iter().find(|&&b| b >= self.nbins()) {
+                Some(&bin) => Err(FilterProblem::NoSuchBin { bin, nbins: self.nbins() }),
+                None => Ok(()),
+            },
+        }
+    }
+
     /// The pass table of a filter: `table[code]` is true when rows with that
     /// code pass. The table has 256 entries; the missing code never passes.
+    /// Errors are [`check_filter`](Self::check_filter)'s.
     pub fn pass_table(&self, f: &Filter) -> Result<[bool; 256]> {
+        self.check_filter(f).map_err(|problem| QueryError::Filter { dimension: truncate(&self.name, 64), problem })?;
         let mut t = [false; 256];
         let n = self.nbins() as usize;
         match f {
             Filter::Categories(labels) => {
-                if self.kind != Kind::Categorical {
-                    return Err(Error::InvalidQuery(format!(
-                        "dimension {:?} is not categorical; filter it with a range",
-                        self.name
-                    )));
-                }
-                for l in labels {
-                    match self.labels.iter().position(|x| x == l) {
-                        Some(i) => t[i] = true,
-                        None => {
-                            return Err(Error::InvalidQuery(format!(
-                                "dimension {:?} has no category {:?}",
-                                self.name,
-                                truncate(l, 64)
-                            )));
-                        }
-                    }
+                for i in labels.iter().filter_map(|l| self.labels.iter().position(|x| x == l)) {
+                    t[i] = true;
                 }
             }
             Filter::Range { min, max } => {
-                let Some(edges) = &self.edges else {
-                    return Err(Error::InvalidQuery(format!(
-                        "dimension {:?} is categorical; filter it with categories",
-                        self.name
-                    )));
-                };
+                let edges = self.edges.as_ref().expect("check_filter: a range filters a dimension with edges");
                 for (i, slot) in t.iter_mut().enumerate().take(n) {
                     *slot = edges[i] >= *min && edges[i] < *max;
                 }
             }
             Filter::Bins(bins) => {
                 for &b in bins {
-                    if b as usize >= n {
-                        return Err(Error::InvalidQuery(format!(
-                            "dimension {:?} has {n} bins; bin {b} does not exist",
-                            self.name
-                        )));
-                    }
                     t[b as usize] = true;
                 }
             }
@@ -443,6 +440,13 @@ mod tests {
         assert_eq!(d.colors()[1], [255, 0, 0]);
         assert!(d.pass_table(&Filter::Categories(vec!["Nope".into()])).is_err());
         assert!(d.pass_table(&Filter::Range { min: 0.0, max: 1.0 }).is_err());
+        assert_eq!(
+            d.check_filter(&Filter::Categories(vec!["Tug".into(), "Nope".into()])),
+            Err(FilterProblem::UnknownCategory { label: "Nope".into(), known: "Cargo, Tug, Other".into() })
+        );
+        assert_eq!(d.check_filter(&Filter::Range { min: 0.0, max: 1.0 }), Err(FilterProblem::RangeOnCategorical));
+        assert_eq!(d.check_filter(&Filter::Bins(vec![3])), Err(FilterProblem::NoSuchBin { bin: 3, nbins: 3 }));
+        assert_eq!(d.pass_table(&Filter::Categories(vec!["Tug".into()])).unwrap()[..4], [false, true, false, false]);
     }
 
     #[test]

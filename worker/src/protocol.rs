@@ -29,6 +29,10 @@ pub const EXPORT_BATCH_ROWS: usize = 65_536;
 pub const MAX_TICKET_BYTES: usize = 64 * 1024;
 /// Largest number of views in one query.
 pub const MAX_VIEWS: usize = 32;
+/// Largest number of categories or bins one filter may list.
+pub const MAX_FILTER_VALUES: usize = 1024;
+/// Largest number of columns a `rows` view may list.
+pub const MAX_ROWS_COLUMNS: usize = 256;
 
 /// A crossfilter query (the DoGet ticket, JSON).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -123,97 +127,216 @@ impl Query {
         serde_json::to_vec(self).expect("a query always serialises")
     }
 
-    /// Checks limits that do not depend on the dataset.
-    pub fn check_shape(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::InvalidQuery(m));
+    /// Checks limits that do not depend on the dataset: the one check of a
+    /// query's shape, run by the worker on every ticket and by the dashboard
+    /// on every request it turns into one.
+    pub fn check_shape(&self) -> std::result::Result<(), QueryError> {
         if self.version != PROTOCOL_VERSION {
-            return bad(format!(
-                "ticket version {} is not supported; this worker speaks version {PROTOCOL_VERSION}",
-                self.version
-            ));
+            return Err(QueryError::Version(self.version));
         }
         if self.views.is_empty() {
-            return bad("query has no views".into());
+            return Err(QueryError::NoViews);
         }
         if self.views.len() > MAX_VIEWS {
-            return bad(format!("query has {} views; the limit is {MAX_VIEWS}", self.views.len()));
+            return Err(QueryError::TooManyViews(self.views.len()));
         }
         if let Some(v) = &self.viewport {
-            v.check()?;
+            v.check().map_err(|e| QueryError::Viewport(reason(e)))?;
         }
         let mut rasters = 0;
         let mut samples = 0;
         for view in &self.views {
-            match view {
+            match *view {
                 View::Raster { width, height } => {
                     rasters += 1;
-                    if *width == 0 || *height == 0 {
-                        return bad(format!("raster size {width}x{height} must be at least 1x1"));
+                    if width == 0 || height == 0 {
+                        return Err(QueryError::RasterEmpty { width, height });
                     }
-                    if *width > MAX_RASTER_SIDE || *height > MAX_RASTER_SIDE {
-                        return bad(format!(
-                            "raster size {width}x{height} exceeds the limit of {MAX_RASTER_SIDE} pixels per side"
-                        ));
+                    if width > MAX_RASTER_SIDE || height > MAX_RASTER_SIDE {
+                        return Err(QueryError::RasterSide { width, height });
                     }
-                    if (*width as u64) * (*height as u64) > MAX_RASTER_PIXELS {
-                        return bad(format!(
-                            "raster size {width}x{height} exceeds the limit of {MAX_RASTER_PIXELS} pixels"
-                        ));
+                    if u64::from(width) * u64::from(height) > MAX_RASTER_PIXELS {
+                        return Err(QueryError::RasterPixels { width, height });
                     }
                     if self.viewport.is_none() {
-                        return bad("a raster view needs a viewport".into());
+                        return Err(QueryError::RasterWithoutViewport);
                     }
                 }
                 View::Sample { limit } => {
                     samples += 1;
-                    if *limit > MAX_SAMPLE_ROWS {
-                        return bad(format!("sample limit {limit} exceeds the limit of {MAX_SAMPLE_ROWS} rows"));
+                    if limit > MAX_SAMPLE_ROWS {
+                        return Err(QueryError::SampleLimit(limit));
                     }
                 }
                 View::Histogram { .. } => {}
-                View::Rows { limit, columns } => {
+                View::Rows { limit, ref columns } => {
                     if self.views.len() != 1 {
-                        return bad("a rows view (export) must be the query's only view".into());
+                        return Err(QueryError::RowsNotAlone);
                     }
-                    if *limit > MAX_EXPORT_ROWS {
-                        return bad(format!("rows limit {limit} exceeds the limit of {MAX_EXPORT_ROWS} rows"));
+                    if limit > MAX_EXPORT_ROWS {
+                        return Err(QueryError::RowsLimit(limit));
                     }
-                    if columns.as_ref().is_some_and(|c| c.len() > 256) {
-                        return bad("a rows view lists more than 256 columns".into());
+                    if columns.as_ref().is_some_and(|c| c.len() > MAX_ROWS_COLUMNS) {
+                        return Err(QueryError::RowsColumns);
                     }
                 }
             }
         }
         if rasters > 1 || samples > 1 {
-            return bad("a query may have at most one raster and one sample view".into());
+            return Err(QueryError::RepeatedView);
         }
         if self.viewport_filter && self.viewport.is_none() {
-            return bad("viewportFilter is set but the query has no viewport".into());
+            return Err(QueryError::ViewportFilterWithoutViewport);
         }
         for (dim, f) in &self.filters {
-            match f {
-                Filter::Range { min, max } => {
-                    if min.is_nan() || max.is_nan() {
-                        return bad(format!("filter on {:?}: range bounds must be numbers", truncate(dim, 64)));
-                    }
-                    if min > max {
-                        return bad(format!("filter on {:?}: range min {min} is above max {max}", truncate(dim, 64)));
-                    }
-                }
-                Filter::Categories(c) if c.len() > 1024 => {
-                    return bad(format!(
-                        "filter on {:?} lists {} categories; the limit is 1024",
-                        truncate(dim, 64),
-                        c.len()
-                    ));
-                }
-                Filter::Bins(b) if b.len() > 1024 => {
-                    return bad(format!("filter on {:?} lists {} bins; the limit is 1024", truncate(dim, 64), b.len()));
-                }
-                _ => {}
-            }
+            f.check_shape().map_err(|problem| QueryError::Filter { dimension: truncate(dim, 64), problem })?;
         }
         Ok(())
+    }
+}
+
+impl Filter {
+    /// Checks the filter's own bounds and sizes (what it asks of its
+    /// dimension is [`DimBins::check_filter`](crate::bins::DimBins::check_filter)'s).
+    pub fn check_shape(&self) -> std::result::Result<(), FilterProblem> {
+        match *self {
+            Filter::Range { min, max } if min.is_nan() || max.is_nan() => Err(FilterProblem::RangeNotNumbers),
+            Filter::Range { min, max } if min > max => Err(FilterProblem::RangeInverted { min, max }),
+            Filter::Categories(ref c) if c.len() > MAX_FILTER_VALUES => Err(FilterProblem::TooManyCategories(c.len())),
+            Filter::Bins(ref b) if b.len() > MAX_FILTER_VALUES => Err(FilterProblem::TooManyBins(b.len())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why a query is refused, naming the part at fault so that each client can
+/// name it in its own terms (the worker in the ticket's, the dashboard in its
+/// request's). The messages are the worker's; every check behind them lives
+/// here or in [`DimBins::check_filter`](crate::bins::DimBins::check_filter).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    /// The ticket's version is not [`PROTOCOL_VERSION`].
+    #[error("ticket version {0} is not supported; this worker speaks version {PROTOCOL_VERSION}")]
+    Version(u32),
+    /// Nothing to compute.
+    #[error("query has no views")]
+    NoViews,
+    /// More than [`MAX_VIEWS`] views.
+    #[error("query has {0} views; the limit is {MAX_VIEWS}")]
+    TooManyViews(usize),
+    /// The viewport's bounds are out of range (the reason says which).
+    #[error("{0}")]
+    Viewport(String),
+    /// A raster side is zero.
+    #[error("raster size {width}x{height} must be at least 1x1")]
+    RasterEmpty {
+        /// Width asked for.
+        width: u32,
+        /// Height asked for.
+        height: u32,
+    },
+    /// A raster side is above [`MAX_RASTER_SIDE`].
+    #[error("raster size {width}x{height} exceeds the limit of {MAX_RASTER_SIDE} pixels per side")]
+    RasterSide {
+        /// Width asked for.
+        width: u32,
+        /// Height asked for.
+        height: u32,
+    },
+    /// A raster has more than [`MAX_RASTER_PIXELS`] pixels.
+    #[error("raster size {width}x{height} exceeds the limit of {MAX_RASTER_PIXELS} pixels")]
+    RasterPixels {
+        /// Width asked for.
+        width: u32,
+        /// Height asked for.
+        height: u32,
+    },
+    /// A raster view without a viewport.
+    #[error("a raster view needs a viewport")]
+    RasterWithoutViewport,
+    /// A sample above [`MAX_SAMPLE_ROWS`].
+    #[error("sample limit {0} exceeds the limit of {MAX_SAMPLE_ROWS} rows")]
+    SampleLimit(u32),
+    /// A rows view beside other views.
+    #[error("a rows view (export) must be the query's only view")]
+    RowsNotAlone,
+    /// A rows view above [`MAX_EXPORT_ROWS`].
+    #[error("rows limit {0} exceeds the limit of {MAX_EXPORT_ROWS} rows")]
+    RowsLimit(u64),
+    /// A rows view listing more than [`MAX_ROWS_COLUMNS`] columns.
+    #[error("a rows view lists more than {MAX_ROWS_COLUMNS} columns")]
+    RowsColumns,
+    /// Two raster or two sample views.
+    #[error("a query may have at most one raster and one sample view")]
+    RepeatedView,
+    /// `viewportFilter` without a viewport.
+    #[error("viewportFilter is set but the query has no viewport")]
+    ViewportFilterWithoutViewport,
+    /// A filter that is malformed, or does not fit its dimension.
+    #[error("filter on {dimension:?}: {problem}")]
+    Filter {
+        /// The dimension filtered (shortened to 64 characters).
+        dimension: String,
+        /// What is wrong with the filter.
+        problem: FilterProblem,
+    },
+}
+
+/// What is wrong with one filter.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FilterProblem {
+    /// A range bound is NaN.
+    #[error("range bounds must be numbers")]
+    RangeNotNumbers,
+    /// A range whose min is above its max.
+    #[error("range min {min} is above max {max}")]
+    RangeInverted {
+        /// Lower bound asked for.
+        min: f64,
+        /// Upper bound asked for.
+        max: f64,
+    },
+    /// More than [`MAX_FILTER_VALUES`] categories.
+    #[error("{0} categories listed; the limit is {MAX_FILTER_VALUES}")]
+    TooManyCategories(usize),
+    /// More than [`MAX_FILTER_VALUES`] bins.
+    #[error("{0} bins listed; the limit is {MAX_FILTER_VALUES}")]
+    TooManyBins(usize),
+    /// Categories on a dimension that is not categorical.
+    #[error("categories apply to categorical dimensions only; filter it with a range or bins")]
+    CategoriesOnNumeric,
+    /// A range on a categorical dimension.
+    #[error("a range does not apply to a categorical dimension; filter it with categories")]
+    RangeOnCategorical,
+    /// A category label the dimension does not have.
+    #[error("no category {label:?}; expected one of {known}")]
+    UnknownCategory {
+        /// The label asked for (shortened to 64 characters).
+        label: String,
+        /// The dimension's labels, comma-separated.
+        known: String,
+    },
+    /// A bin index past the dimension's bins.
+    #[error("bin {bin} does not exist; the dimension has {nbins} bins")]
+    NoSuchBin {
+        /// The index asked for.
+        bin: u32,
+        /// The dimension's bin count.
+        nbins: u32,
+    },
+}
+
+impl From<QueryError> for Error {
+    fn from(e: QueryError) -> Error {
+        Error::InvalidQuery(e.to_string())
+    }
+}
+
+/// The reason of an invalid-query error, without the "invalid query: " prefix.
+fn reason(e: Error) -> String {
+    match e {
+        Error::InvalidQuery(m) => m,
+        other => other.to_string(),
     }
 }
 
@@ -430,4 +553,54 @@ pub struct DetailInfo {
     /// The dimension binning the same column, whose bin this value refines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dimension: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(views: Vec<View>, viewport: Option<Viewport>) -> Query {
+        Query {
+            version: PROTOCOL_VERSION,
+            dataset: "d".into(),
+            filters: BTreeMap::new(),
+            viewport,
+            viewport_filter: false,
+            views,
+        }
+    }
+
+    #[test]
+    fn shape_errors_name_the_part_and_the_limit() {
+        let vp = Some(Viewport::WORLD);
+        let raster = |width, height| query(vec![View::Raster { width, height }], vp);
+        assert_eq!(raster(0, 5).check_shape(), Err(QueryError::RasterEmpty { width: 0, height: 5 }));
+        assert_eq!(raster(4097, 5).check_shape(), Err(QueryError::RasterSide { width: 4097, height: 5 }));
+        assert_eq!(raster(4096, 4096).check_shape(), Err(QueryError::RasterPixels { width: 4096, height: 4096 }));
+        assert_eq!(raster(2048, 2048).check_shape(), Ok(()));
+        let no_vp = query(vec![View::Raster { width: 8, height: 8 }], None);
+        assert_eq!(no_vp.check_shape(), Err(QueryError::RasterWithoutViewport));
+        let sample = query(vec![View::Sample { limit: MAX_SAMPLE_ROWS + 1 }], None);
+        assert_eq!(sample.check_shape(), Err(QueryError::SampleLimit(MAX_SAMPLE_ROWS + 1)));
+        assert_eq!(query(vec![], vp).check_shape(), Err(QueryError::NoViews));
+        let mut q = query(vec![View::Histogram { dimension: "a".into() }], None);
+        q.viewport_filter = true;
+        assert_eq!(q.check_shape(), Err(QueryError::ViewportFilterWithoutViewport));
+        q.viewport_filter = false;
+        q.filters.insert("a".into(), Filter::Range { min: 3.0, max: 1.0 });
+        let e = q.check_shape().unwrap_err();
+        assert_eq!(e.to_string(), "filter on \"a\": range min 3 is above max 1");
+        // The worker's error keeps the message.
+        assert_eq!(Error::from(e).to_string(), "invalid query: filter on \"a\": range min 3 is above max 1");
+    }
+
+    #[test]
+    fn filters_are_checked_for_their_own_bounds_and_sizes() {
+        assert_eq!(Filter::Range { min: 1.0, max: 1.0 }.check_shape(), Ok(()), "an empty range is a valid ticket");
+        assert_eq!(Filter::Range { min: f64::NAN, max: 1.0 }.check_shape(), Err(FilterProblem::RangeNotNumbers));
+        let many = Filter::Bins(vec![0; MAX_FILTER_VALUES + 1]);
+        assert_eq!(many.check_shape(), Err(FilterProblem::TooManyBins(MAX_FILTER_VALUES + 1)));
+        let many = Filter::Categories(vec![String::new(); MAX_FILTER_VALUES + 1]);
+        assert_eq!(many.check_shape(), Err(FilterProblem::TooManyCategories(MAX_FILTER_VALUES + 1)));
+    }
 }

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::geo::{PixelMap, QViewport};
-use crate::protocol::{Query, View};
+use crate::protocol::{Query, QueryError, View};
 use crate::spec::truncate;
 use crate::store::{Overlap, SAMPLE_KEEP, Shard};
 
@@ -102,7 +102,8 @@ impl Plan {
             match v {
                 View::Histogram { dimension } => plan.histograms.push(dim(dimension)?),
                 View::Raster { width, height } => {
-                    let vp = viewport.ok_or_else(|| Error::InvalidQuery("a raster view needs a viewport".into()))?;
+                    // Refused by `check_shape`; a query built in code may not have been checked.
+                    let vp = viewport.ok_or(QueryError::RasterWithoutViewport)?;
                     plan.raster = Some(PixelMap::new(vp, *width, *height));
                 }
                 View::Sample { limit } => plan.sample_limit = *limit as usize,
