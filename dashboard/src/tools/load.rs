@@ -17,6 +17,8 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -616,6 +618,36 @@ async fn read_catalog(
     Ok((datasets, expected))
 }
 
+/// The requests left for the whole run, shared by every user.
+struct Budget(Arc<AtomicU64>);
+
+impl Budget {
+    fn new(requests: u64) -> Budget {
+        Budget(Arc::new(AtomicU64::new(requests)))
+    }
+
+    /// Counts a request made whatever is left (a login).
+    fn spend(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Takes one request; false when none is left.
+    fn take(&self) -> bool {
+        self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+    }
+}
+
+/// What every simulated user shares: what to ask, what a complete answer
+/// holds, and when to stop.
+struct Workload {
+    datasets: Vec<DatasetInfo>,
+    /// Rows a complete answer over each dataset carries.
+    expected: BTreeMap<String, u64>,
+    image: (u32, u32),
+    deadline: Instant,
+    budget: Budget,
+}
+
 /// One simulated user's connection and what it needs to send requests.
 struct User {
     conn: Conn,
@@ -716,54 +748,70 @@ impl User {
         }
         rec
     }
+
+    /// One simulated user's run: every other user logs in like a browser
+    /// first (and sends its cookie from then on), then each sends planned
+    /// requests until the deadline or the budget runs out.
+    async fn session(mut self, work: Arc<Workload>, token: String, mut rng: SmallRng) -> Vec<Record> {
+        let mut records = Vec::new();
+        if self.client % 2 == 1 {
+            records.push(self.login(&token).await);
+            work.budget.spend();
+        }
+        while Instant::now() < work.deadline {
+            if !work.budget.take() {
+                break;
+            }
+            let planned = plan(&mut rng, &work.datasets, work.image);
+            records.push(self.send(&planned, work.expected.get(&planned.dataset).copied()).await);
+        }
+        records
+    }
 }
 
-/// Runs the load and returns the report (and prints the summary).
+/// Each user's own random sequence, from the run's seed.
+fn user_rng(seed: u64, client: usize) -> SmallRng {
+    SmallRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(client as u64))
+}
+
+/// Waits for every user and returns their records in start order.
+async fn gather(users: Vec<tokio::task::JoinHandle<Vec<Record>>>) -> Result<Vec<Record>> {
+    let mut records = Vec::new();
+    for u in users {
+        records.extend(u.await.map_err(|e| Error::Internal(e.to_string()))?);
+    }
+    records.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
+    Ok(records)
+}
+
+/// Runs the load and returns the report: set up (settings, the loopback
+/// target, the datasets and their row counts), run every user at once, then
+/// summarise their records.
 pub async fn run_load(a: &LoadArgs) -> Result<Report> {
     let p = validate(a)?;
     let (addr, host, prefix) = loopback_target(&a.url).await?;
     let bearer = format!("Bearer {}", a.token);
     let conn = || Conn { sender: None, addr, host: host.clone(), credential: (header::AUTHORIZATION, bearer.clone()) };
     let (datasets, expected) = read_catalog(&mut conn(), &prefix, a).await?;
+    let work = Arc::new(Workload {
+        datasets,
+        expected,
+        image: p.image,
+        deadline: Instant::now() + p.duration,
+        budget: Budget::new(p.max_requests),
+    });
 
-    let deadline = Instant::now() + p.duration;
-    let budget = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(p.max_requests));
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(p.clients);
-    for client in 0..p.clients {
-        let mut user = User { conn: conn(), client, prefix: prefix.clone(), timeout: p.request_timeout };
-        let (datasets, expected, budget, token) = (datasets.clone(), expected.clone(), budget.clone(), a.token.clone());
-        let mut rng = SmallRng::seed_from_u64(a.seed.wrapping_mul(1_000_003).wrapping_add(client as u64));
-        let image = p.image;
-        tasks.push(tokio::spawn(async move {
-            let mut records = Vec::new();
-            // Every other user logs in like a browser and then sends its cookie.
-            if client % 2 == 1 {
-                records.push(user.login(&token).await);
-                budget.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            while Instant::now() < deadline {
-                let left = budget.fetch_update(
-                    std::sync::atomic::Ordering::Relaxed,
-                    std::sync::atomic::Ordering::Relaxed,
-                    |n| n.checked_sub(1),
-                );
-                if left.is_err() {
-                    break;
-                }
-                let planned = plan(&mut rng, &datasets, image);
-                records.push(user.send(&planned, expected.get(&planned.dataset).copied()).await);
-            }
-            records
-        }));
-    }
-    let mut records = Vec::new();
-    for t in tasks {
-        records.extend(t.await.map_err(|e| Error::Internal(e.to_string()))?);
-    }
+    let users = (0..p.clients)
+        .map(|client| {
+            let user = User { conn: conn(), client, prefix: prefix.clone(), timeout: p.request_timeout };
+            tokio::spawn(user.session(work.clone(), a.token.clone(), user_rng(a.seed, client)))
+        })
+        .collect();
+    let records = gather(users).await?;
     let wall = started.elapsed();
-    records.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
-    let summary = summarize(&a.url, p.clients, wall, &expected, &records);
+
+    let summary = summarize(&a.url, p.clients, wall, &work.expected, &records);
     Ok(Report { summary, records })
 }
 
