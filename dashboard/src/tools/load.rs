@@ -626,9 +626,10 @@ impl Budget {
         Budget(Arc::new(AtomicU64::new(requests)))
     }
 
-    /// Counts a request made whatever is left (a login).
+    /// Counts a request made whatever is left (a login). An empty budget stays
+    /// empty: it never wraps around to "unlimited".
     fn spend(&self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1)));
     }
 
     /// Takes one request; false when none is left.
@@ -955,5 +956,17 @@ mod tests {
         assert!(validate(&LoadArgs { duration: "2h".into(), ..base.clone() }).is_err());
         assert!(validate(&LoadArgs { image: "0x5".into(), ..base.clone() }).is_err());
         assert!(validate(&LoadArgs { image: "5000x5".into(), ..base }).is_err());
+    }
+
+    #[test]
+    fn logins_past_the_budget_do_not_lift_the_limit() {
+        let budget = Budget::new(2);
+        assert!(budget.take());
+        // Three logins on two requests' budget: it is spent, not wrapped around.
+        for _ in 0..3 {
+            budget.spend();
+        }
+        assert!(!budget.take(), "an overspent budget refuses further requests");
+        assert!(!budget.take());
     }
 }
