@@ -49,11 +49,6 @@ impl Error {
     pub fn kube(action: impl Into<String>, source: kube::Error) -> Error {
         Error::Kube { action: action.into(), source: Box::new(source) }
     }
-
-    /// True when the API answered 404.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::Kube { source, .. } if is_status(source, 404))
-    }
 }
 
 /// True when a client error is an API status with this HTTP code.

@@ -58,11 +58,6 @@ impl WorkerClient {
         Ok(WorkerClient { endpoint: endpoint.to_string(), inner, auth })
     }
 
-    /// The endpoint this client talks to.
-    pub fn endpoint_url(&self) -> &str {
-        &self.endpoint
-    }
-
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
         if let Some(a) = &self.auth {
