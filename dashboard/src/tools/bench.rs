@@ -532,7 +532,10 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     );
     for it in &list {
         let body = Bytes::from(serde_json::to_vec(&it.body).expect("json"));
-        // Warm up (and check the request is accepted).
+        // Warm up (and check the request is accepted), on a connection of its
+        // own: the dashboard closes a keep-alive connection left idle longer
+        // than its header-read timeout, as the first probe is during the cells.
+        let mut probe = Client::connect(addr, &host_header, &token).await?;
         for _ in 0..3 {
             let (status, b) = probe.call("POST", &api_query, body.clone()).await?;
             if status != 200 {
