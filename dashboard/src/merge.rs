@@ -12,9 +12,21 @@ use std::collections::BTreeMap;
 use quiver_worker::protocol::{Histogram, QueryResult, Raster, Sample};
 use rand::SeedableRng;
 use rand::seq::index::sample as sample_indices;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+
+/// The sample a request asks for (the `sample` of `/api/query`).
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SampleSize {
+    /// Most rows.
+    pub limit: u32,
+    /// Rows only when every match fits in `limit`, else none (`matched`
+    /// still counts them).
+    #[serde(default)]
+    pub all_or_none: bool,
+}
 
 /// Which shards the merged answer covers.
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
@@ -73,9 +85,9 @@ fn shape(r: &QueryResult) -> Vec<(String, usize)> {
     r.histograms.iter().map(|h| (h.dimension.clone(), h.bins.len())).collect()
 }
 
-/// Picks the consistent set of answers and merges it. `sample_limit` is the
-/// sample size asked for.
-pub fn merge(replies: Vec<Reply<QueryResult>>, sample_limit: Option<u32>) -> Result<Merged> {
+/// Picks the consistent set of answers and merges it. `sample` is the sample
+/// asked for.
+pub fn merge(replies: Vec<Reply<QueryResult>>, sample: Option<SampleSize>) -> Result<Merged> {
     let mut notes: Vec<String> = Vec::new();
     let mut ok: Vec<(String, QueryResult)> = Vec::new();
     let mut failed: Vec<(String, Error)> = Vec::new();
@@ -168,7 +180,7 @@ pub fn merge(replies: Vec<Reply<QueryResult>>, sample_limit: Option<u32>) -> Res
     let kernel_micros = results.iter().map(|q| q.kernel_micros).max().unwrap_or(0);
     let histograms = merge_histograms(&results);
     let raster = merge_rasters(results.iter().filter_map(|q| q.raster.as_ref()).collect())?;
-    let sample = merge_samples(results.iter().filter_map(|q| q.sample.as_ref()).collect(), sample_limit);
+    let sample = merge_samples(results.iter().filter_map(|q| q.sample.as_ref()).collect(), sample);
     let message = if notes.is_empty() { None } else { Some(notes.join(". ")) };
     Ok(Merged {
         total,
@@ -312,15 +324,20 @@ fn add_aligned(a: &Raster, b: &Raster) -> Raster {
 /// Combines per-shard samples into one uniform sample of at most `limit` rows:
 /// each shard contributes in proportion to its matched rows. The choice is seeded
 /// by the matched counts, so every replica returns the same rows for the same data.
-pub fn merge_samples(samples: Vec<&Sample>, limit: Option<u32>) -> Option<Sample> {
+/// An all-or-none sample has no rows when more than `limit` match in all (a
+/// shard then sent its rows only if its own matches fit).
+pub fn merge_samples(samples: Vec<&Sample>, asked: Option<SampleSize>) -> Option<Sample> {
     if samples.is_empty() {
         return None;
     }
     let matched: u64 = samples.iter().map(|s| s.matched).sum();
     let available: usize = samples.iter().map(|s| s.rows.len()).sum();
-    let limit = limit.map(|l| l as usize).unwrap_or(available);
+    let limit = asked.map(|a| a.limit as usize).unwrap_or(available);
     // Shards of one generation keep the same detail columns.
     let columns = samples.iter().map(|s| &s.columns).find(|c| !c.is_empty()).cloned().unwrap_or_default();
+    if asked.is_some_and(|a| a.all_or_none) && matched > limit as u64 {
+        return Some(Sample { matched, rows: vec![], columns });
+    }
     if available <= limit {
         let rows = samples.iter().flat_map(|s| s.rows.iter().cloned()).collect();
         return Some(Sample { matched, rows, columns });
@@ -568,20 +585,42 @@ mod tests {
     fn samples_are_apportioned_by_matched_rows() {
         let a = sample(9000, 100, "a");
         let b = sample(1000, 100, "b");
-        let m = merge_samples(vec![&a, &b], Some(100)).unwrap();
+        let m = merge_samples(vec![&a, &b], Some(asked(100, false))).unwrap();
         assert_eq!(m.matched, 10_000);
         assert_eq!(m.rows.len(), 100);
         let from_a = m.rows.iter().filter(|r| r.category == "a").count();
         assert_eq!(from_a, 90);
         // Deterministic: another replica picks the same rows.
-        assert_eq!(merge_samples(vec![&a, &b], Some(100)).unwrap(), m);
+        assert_eq!(merge_samples(vec![&a, &b], Some(asked(100, false))).unwrap(), m);
+    }
+
+    fn asked(limit: u32, all_or_none: bool) -> SampleSize {
+        SampleSize { limit, all_or_none }
+    }
+
+    #[test]
+    fn all_or_none_samples_are_whole_or_empty() {
+        // Every shard sent all its rows and they fit: all of them.
+        let (a, b) = (sample(3, 3, "a"), sample(2, 2, "b"));
+        let m = merge_samples(vec![&a, &b], Some(asked(5, true))).unwrap();
+        assert_eq!((m.matched, m.rows.len()), (5, 5));
+        // Each shard fits on its own but not together: none, the count kept.
+        let m = merge_samples(vec![&a, &b], Some(asked(4, true))).unwrap();
+        assert_eq!((m.matched, m.rows.len()), (5, 0));
+        // One shard had too many to send: none rather than the other's rows alone.
+        let big = sample(9, 0, "c");
+        let m = merge_samples(vec![&a, &big], Some(asked(8, true))).unwrap();
+        assert_eq!((m.matched, m.rows.len()), (12, 0));
+        // Without all-or-none the same answers give a sample of the rows sent.
+        let m = merge_samples(vec![&a, &b], Some(asked(4, false))).unwrap();
+        assert_eq!((m.matched, m.rows.len()), (5, 4));
     }
 
     #[test]
     fn small_samples_are_kept_whole() {
         let a = sample(3, 3, "a");
         let b = sample(2, 2, "b");
-        let m = merge_samples(vec![&a, &b], Some(100)).unwrap();
+        let m = merge_samples(vec![&a, &b], Some(asked(100, false))).unwrap();
         assert_eq!(m.rows.len(), 5);
         assert_eq!(m.matched, 5);
     }

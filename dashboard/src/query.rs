@@ -49,13 +49,7 @@ pub struct ImageSize {
     pub height: u32,
 }
 
-/// Requested sample size.
-#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct SampleSize {
-    /// Most rows.
-    pub limit: u32,
-}
+pub use crate::merge::SampleSize;
 
 /// The worker tickets for one request.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,8 +58,8 @@ pub struct Plan {
     pub main: Query,
     /// The unfiltered histograms, when asked for.
     pub baseline: Option<Query>,
-    /// Sample size asked for.
-    pub sample_limit: Option<u32>,
+    /// The sample asked for.
+    pub sample: Option<SampleSize>,
 }
 
 fn bad<T>(msg: String) -> Result<T> {
@@ -121,8 +115,8 @@ pub fn plan(req: &QueryRequest, ds: &Dataset) -> Result<Plan> {
     if let Some(ImageSize { width, height }) = req.image {
         views.push(View::Raster { width, height });
     }
-    if let Some(SampleSize { limit }) = req.sample {
-        views.push(View::Sample { limit });
+    if let Some(SampleSize { limit, all_or_none }) = req.sample {
+        views.push(View::Sample { limit, all_or_none });
     }
     let main = Query {
         version: PROTOCOL_VERSION,
@@ -138,7 +132,7 @@ pub fn plan(req: &QueryRequest, ds: &Dataset) -> Result<Plan> {
         views: req.histograms.iter().map(|h| View::Histogram { dimension: h.clone() }).collect(),
         ..main.clone()
     });
-    Ok(Plan { main, baseline, sample_limit: req.sample.map(|s| s.limit) })
+    Ok(Plan { main, baseline, sample: req.sample })
 }
 
 /// A query the worker's checks refuse, as a 400 naming the part of the request
@@ -267,13 +261,13 @@ mod tests {
         .unwrap();
         assert_eq!(p.main.views.len(), 5);
         assert_eq!(p.main.views[3], View::Raster { width: 800, height: 500 });
-        assert_eq!(p.main.views[4], View::Sample { limit: 10 });
+        assert_eq!(p.main.views[4], View::Sample { limit: 10, all_or_none: false });
         assert_eq!(p.main.filters.len(), 2);
         let b = p.baseline.unwrap();
         assert!(b.filters.is_empty());
         assert_eq!(b.views.len(), 3);
         assert!(b.viewport_filter);
-        assert_eq!(p.sample_limit, Some(10));
+        assert_eq!(p.sample, Some(SampleSize { limit: 10, all_or_none: false }));
     }
 
     #[test]

@@ -17,9 +17,13 @@ import { extentOfImage, fitView } from './extent.js';
 import { setupExport } from './export.js';
 import { MAX_LAT, fitImageSize } from './mercator.js';
 
+/**
+ * The map draws rows one by one when at most this many match in view. Every
+ * query asks for them all-or-none: the rows when they all fit, else just
+ * their count, so one request serves either way and no worker assembles rows
+ * the map would not draw.
+ */
 const SAMPLE_LIMIT = 5000;
-/** Above this many matching rows in view, ask for a 1-row sample (just the count) instead of 5000 rows. */
-const SAMPLE_PROBE_ABOVE = 50000;
 const MOVE_DEBOUNCE_MS = 60;
 const HASH_DEBOUNCE_MS = 150;
 
@@ -69,7 +73,6 @@ const query = {
   inFlight: false,
   /** Fitting the map to a dataset's extent before its first query. */
   fitting: 0,
-  lastMatched: null,
   baselineKey: null,
   baseline: {},
 };
@@ -346,7 +349,6 @@ function selectDataset(ds, { keepFilters }) {
   state.dataset = ds;
   ui.dataset.value = ds.name;
   if (!keepFilters) state.filters = {};
-  query.lastMatched = null;
   query.baselineKey = null;
   query.baseline = {};
   charts.clear();
@@ -500,7 +502,7 @@ function setBusy() {
   ui.progress.hidden = !query.inFlight;
 }
 
-async function runQuery(forceSample = false) {
+async function runQuery() {
   if (!state.dataset) {
     setBusy();
     return;
@@ -510,7 +512,6 @@ async function runQuery(forceSample = false) {
   const image = fitImageSize(vis.pixelWidth, vis.pixelHeight);
   const baselineKey = `${ds.name}|${state.viewportFilter ? JSON.stringify(vis.viewport) : 'all'}`;
   const wantBaseline = baselineKey !== query.baselineKey;
-  const probeOnly = !forceSample && query.lastMatched !== null && query.lastMatched > SAMPLE_PROBE_ABOVE;
   const live = state.preview !== null;
   const body = {
     dataset: ds.name,
@@ -520,7 +521,7 @@ async function runQuery(forceSample = false) {
     histograms: ds.dimensions.map((d) => d.name),
     baseline: wantBaseline,
     image,
-    sample: { limit: probeOnly ? 1 : SAMPLE_LIMIT },
+    sample: { limit: SAMPLE_LIMIT, allOrNone: true },
   };
   if (query.controller) query.controller.abort();
   const controller = new AbortController();
@@ -533,14 +534,6 @@ async function runQuery(forceSample = false) {
     const res = await api.query(body, controller.signal);
     if (seq !== query.seq) return; // a newer query superseded this one
     const rtt = performance.now() - t0;
-    const matched = res.sample ? res.sample.matched : null;
-    query.lastMatched = matched;
-    if (probeOnly && matched !== null && matched <= SAMPLE_LIMIT) {
-      // Few enough rows to draw them: ask again for all of them.
-      query.inFlight = false;
-      runQuery(true);
-      return;
-    }
     if (wantBaseline && res.baseline) {
       query.baselineKey = baselineKey;
       query.baseline = res.baseline;

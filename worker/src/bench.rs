@@ -97,15 +97,15 @@ fn time<F: FnMut()>(repeat: usize, mut f: F) -> Timing {
 
 /// The benchmark interactions, as the front end asks them over the
 /// cell-tower preset: three histograms, a 1400×800 map, the viewport filtering;
-/// the first view with a 5000-row sample, later ones with a 1-row probe.
+/// and the points to draw when at most 5000 match (an all-or-none sample).
 pub fn interactions(dataset: &str) -> Vec<(&'static str, Query)> {
-    let views = |sample: u32| {
+    let views = || {
         vec![
             View::Histogram { dimension: "radio".into() },
             View::Histogram { dimension: "range".into() },
             View::Histogram { dimension: "created".into() },
             View::Raster { width: 1400, height: 800 },
-            View::Sample { limit: sample },
+            View::Sample { limit: 5000, all_or_none: true },
         ]
     };
     let base = Query {
@@ -114,15 +114,13 @@ pub fn interactions(dataset: &str) -> Vec<(&'static str, Query)> {
         filters: Default::default(),
         viewport: Some(Viewport::WORLD),
         viewport_filter: true,
-        views: views(5000),
+        views: views(),
     };
     let mut hist_only = base.clone();
     hist_only.views.retain(|v| matches!(v, View::Histogram { .. }));
     let mut category = base.clone();
-    category.views = views(1);
     category.filters.insert("radio".into(), Filter::Categories(vec!["LTE".into()]));
     let mut brush = base.clone();
-    brush.views = views(1);
     let y2015 = crate::bins::parse_instant("2015-01-01").expect("date") as f64;
     let y2018 = crate::bins::parse_instant("2018-01-01").expect("date") as f64;
     brush.filters.insert("created".into(), Filter::Range { min: y2015, max: y2018 });

@@ -34,6 +34,10 @@ pub const MAX_FILTER_VALUES: usize = 1024;
 /// Largest number of columns a `rows` view may list.
 pub const MAX_ROWS_COLUMNS: usize = 256;
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// A crossfilter query (the DoGet ticket, JSON).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -94,6 +98,11 @@ pub enum View {
     Sample {
         /// Most rows to return.
         limit: u32,
+        /// Rows only when every match fits in `limit`, else none (`matched`
+        /// still counts them): what a map that draws points only when it can
+        /// draw them all asks, without paying for rows it would throw away.
+        #[serde(default, rename = "allOrNone", skip_serializing_if = "is_false")]
+        all_or_none: bool,
     },
     /// Every selected row inside the viewport (the whole dataset without
     /// one), streamed in batches: the export. Must be the ticket's only view.
@@ -162,7 +171,7 @@ impl Query {
                         return Err(QueryError::RasterWithoutViewport);
                     }
                 }
-                View::Sample { limit } => {
+                View::Sample { limit, .. } => {
                     samples += 1;
                     if limit > MAX_SAMPLE_ROWS {
                         return Err(QueryError::SampleLimit(limit));
@@ -580,7 +589,7 @@ mod tests {
         assert_eq!(raster(2048, 2048).check_shape(), Ok(()));
         let no_vp = query(vec![View::Raster { width: 8, height: 8 }], None);
         assert_eq!(no_vp.check_shape(), Err(QueryError::RasterWithoutViewport));
-        let sample = query(vec![View::Sample { limit: MAX_SAMPLE_ROWS + 1 }], None);
+        let sample = query(vec![View::Sample { limit: MAX_SAMPLE_ROWS + 1, all_or_none: false }], None);
         assert_eq!(sample.check_shape(), Err(QueryError::SampleLimit(MAX_SAMPLE_ROWS + 1)));
         assert_eq!(query(vec![], vp).check_shape(), Err(QueryError::NoViews));
         let mut q = query(vec![View::Histogram { dimension: "a".into() }], None);

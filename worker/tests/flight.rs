@@ -64,7 +64,7 @@ fn all_views(dataset: &str) -> Query {
             View::Histogram { dimension: "range".into() },
             View::Histogram { dimension: "created".into() },
             View::Raster { width: 64, height: 32 },
-            View::Sample { limit: 20 },
+            View::Sample { limit: 20, all_or_none: false },
         ],
     }
 }
@@ -191,10 +191,19 @@ async fn crossfilter_answers_match_the_reference() {
         let year: i32 = s.values["created"].parse().unwrap();
         assert!((2010..2015).contains(&year));
     }
+    // An all-or-none sample (the ticket's `allOrNone`): every match when they
+    // fit in the limit, none when they do not, `matched` either way.
+    assert!((2..=10_000).contains(&want_selected), "{want_selected} rows in view");
+    for (limit, want_rows) in [(want_selected, want_selected), (want_selected - 1, 0)] {
+        let mut whole = q.clone();
+        whole.views = vec![View::Sample { limit: limit as u32, all_or_none: true }];
+        let s = clients[0].query(&whole).await.unwrap().sample.unwrap();
+        assert_eq!((s.matched, s.rows.len() as u64), (want_selected, want_rows), "limit {limit}");
+    }
     // A view with nothing to show (a sample of an empty selection, alone in
     // its query: the count an export asks first) is an answer, not an error.
     let none = Query {
-        views: vec![View::Sample { limit: 1 }],
+        views: vec![View::Sample { limit: 1, all_or_none: false }],
         viewport: Some(Viewport { west: -40.0, south: 20.0, east: -35.0, north: 25.0 }),
         ..q.clone()
     };
@@ -242,7 +251,7 @@ async fn bad_queries_get_clear_errors_and_the_worker_keeps_serving() {
     q.views = vec![View::Raster { width: 4096, height: 4096 }];
     cases.push((q, "4194304"));
     let mut q = base.clone();
-    q.views = vec![View::Sample { limit: 1_000_000 }];
+    q.views = vec![View::Sample { limit: 1_000_000, all_or_none: false }];
     cases.push((q, "10000"));
     let mut q = base.clone();
     q.views = vec![View::Histogram { dimension: "height".into() }];

@@ -131,9 +131,15 @@ fn check(rows: &Rows, q: &Query) -> Result<(), TestCaseError> {
     } else {
         prop_assert_eq!(visit, rows.xs.len());
     }
-    // The sample: min(limit, matches) distinct rows, each of which matches.
+    // The sample: min(limit, matches) distinct rows, each of which matches;
+    // all or none of the matches when asked so.
     if plan.sample_limit > 0 {
-        prop_assert_eq!(got.sample.len() as u64, (plan.sample_limit as u64).min(want.in_view));
+        let limit = plan.sample_limit as u64;
+        let want_len = match plan.sample_all_or_none {
+            true if want.in_view > limit => 0,
+            _ => limit.min(want.in_view),
+        };
+        prop_assert_eq!(got.sample.len() as u64, want_len);
         let mut dedup = got.sample.clone();
         dedup.dedup();
         prop_assert_eq!(dedup.len(), got.sample.len());
@@ -154,6 +160,7 @@ fn query(
     w: u32,
     h: u32,
     sample: u32,
+    all_or_none: bool,
 ) -> Query {
     let mut views = vec![
         View::Histogram { dimension: "radio".into() },
@@ -164,7 +171,7 @@ fn query(
         views.push(View::Raster { width: w, height: h });
     }
     if sample > 0 {
-        views.push(View::Sample { limit: sample });
+        views.push(View::Sample { limit: sample, all_or_none });
     }
     Query { version: 1, dataset: "t".into(), filters, viewport, viewport_filter: vpf && viewport.is_some(), views }
 }
@@ -179,9 +186,10 @@ proptest! {
         viewport in viewport_strategy(),
         vpf in any::<bool>(),
         w in 1u32..64, h in 1u32..64,
-        sample in prop_oneof![Just(0u32), 1u32..50],
+        sample in prop_oneof![Just(0u32), 1u32..50, 2_000u32..=10_000],
+        all_or_none in any::<bool>(),
     ) {
-        check(&rows, &query(filters, viewport, vpf, w, h, sample))?;
+        check(&rows, &query(filters, viewport, vpf, w, h, sample, all_or_none))?;
     }
 
     /// Queries that filter at most one dimension are answered from
@@ -195,11 +203,12 @@ proptest! {
         viewport in viewport_strategy(),
         vpf in any::<bool>(),
         w in 1u32..64, h in 1u32..64,
-        sample in prop_oneof![Just(0u32), 1u32..=32, 33u32..100],
+        sample in prop_oneof![Just(0u32), 1u32..=32, 33u32..100, 2_000u32..=10_000],
+        all_or_none in any::<bool>(),
     ) {
         // At most one of the random filters (none for `which` 3).
         let filters: BTreeMap<String, Filter> = all_filters.into_iter().skip(which).take(1).collect();
-        let q = query(filters, viewport, vpf, w, h, sample);
+        let q = query(filters, viewport, vpf, w, h, sample, all_or_none);
         check(&rows, &q)?;
         let shard = shard_from(&rows, default_view(Preset::Celltowers));
         let plan = Plan::new(&q, &shard).unwrap();
@@ -241,7 +250,7 @@ proptest! {
         for (i, &(a, b)) in positions.iter().enumerate() {
             let mut filters = BTreeMap::new();
             filters.insert(dim.to_string(), brush_filter(dim, a, b));
-            let q = query(filters, viewport, vpf, w, h, sample);
+            let q = query(filters, viewport, vpf, w, h, sample, false);
             let plan = Plan::new(&q, &shard).unwrap();
             let mut scan_only = plan.clone();
             scan_only.aggregable = false;
@@ -265,19 +274,19 @@ proptest! {
         filters in filters_strategy(),
         viewport in viewport_strategy(),
     ) {
-        check(&rows, &query(filters, viewport, true, 37, 23, 10))?;
+        check(&rows, &query(filters, viewport, true, 37, 23, 10, false))?;
     }
 }
 
 #[test]
 fn empty_shards_and_empty_selections_count_nothing() {
     let rows = Rows { xs: vec![], ys: vec![], codes: vec![vec![]; 3] };
-    check(&rows, &query(BTreeMap::new(), Some(Viewport::WORLD), true, 8, 8, 5)).unwrap();
+    check(&rows, &query(BTreeMap::new(), Some(Viewport::WORLD), true, 8, 8, 5, false)).unwrap();
     let mut f = BTreeMap::new();
     f.insert("radio".to_string(), Filter::Categories(vec![]));
     let mut rows = Rows { xs: vec![lon_to_x(2.0); 10], ys: vec![lat_to_y(48.0); 10], codes: vec![vec![0; 10]; 3] };
     rows.codes[2] = vec![5; 10];
-    check(&rows, &query(f, Some(Viewport::WORLD), true, 1, 1, 5)).unwrap();
+    check(&rows, &query(f, Some(Viewport::WORLD), true, 1, 1, 5, false)).unwrap();
 }
 
 #[test]
@@ -291,10 +300,11 @@ fn a_viewport_away_from_the_data_selects_nothing_but_keeps_histograms_when_asked
     let vp = Some(Viewport { west: 100.0, south: 10.0, east: 110.0, north: 20.0 });
     let view = default_view(Preset::Celltowers);
     let shard = shard_from(&rows, view);
-    let with = kernel::scan(&shard, &Plan::new(&query(BTreeMap::new(), vp, true, 10, 10, 0), &shard).unwrap());
+    let with = kernel::scan(&shard, &Plan::new(&query(BTreeMap::new(), vp, true, 10, 10, 0, false), &shard).unwrap());
     assert_eq!(with.selected, 0);
     assert_eq!(with.hists[0].iter().sum::<u64>(), 0);
-    let without = kernel::scan(&shard, &Plan::new(&query(BTreeMap::new(), vp, false, 10, 10, 0), &shard).unwrap());
+    let without =
+        kernel::scan(&shard, &Plan::new(&query(BTreeMap::new(), vp, false, 10, 10, 0, false), &shard).unwrap());
     assert_eq!(without.selected, n as u64);
     assert_eq!(without.hists[0][2], n as u64);
     assert!(without.pixels.is_empty() && without.cells.is_empty());
@@ -327,7 +337,7 @@ fn samples_from_pre_aggregates_equal_the_scan_at_every_limit() {
             if let Some(r) = radio {
                 f.insert("radio".to_string(), Filter::Categories(r));
             }
-            let plan = Plan::new(&query(f, Some(Viewport::WORLD), true, 16, 8, limit), &shard).unwrap();
+            let plan = Plan::new(&query(f, Some(Viewport::WORLD), true, 16, 8, limit, false), &shard).unwrap();
             assert!(plan.aggregable);
             let mut scan_only = plan.clone();
             scan_only.aggregable = false;
@@ -350,7 +360,7 @@ fn a_shared_shard_builds_its_brush_index_in_the_background() {
     let position = |a: u32, b: u32| {
         let mut filters = BTreeMap::new();
         filters.insert("created".to_string(), brush_filter("created", a, b));
-        let plan = Plan::new(&query(filters, Some(Viewport::WORLD), true, 300, 200, 3), &shard).unwrap();
+        let plan = Plan::new(&query(filters, Some(Viewport::WORLD), true, 300, 200, 3, false), &shard).unwrap();
         let mut scan_only = plan.clone();
         scan_only.aggregable = false;
         (plan, kernel::scan(&shard, &scan_only))

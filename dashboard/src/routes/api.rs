@@ -77,12 +77,12 @@ pub async fn query(State(state): State<AppState>, req: Request) -> Result<Respon
     let workers_ms = ms(t_workers.elapsed());
 
     let t_shade = Instant::now();
-    let sample_limit = plan.sample_limit;
+    let sample = plan.sample;
     let (legend_labels, legend_colors) = dataset.legend();
     let shade_opts = state.settings.shade;
     // Merging and shading are CPU work: keep them off the request threads.
     let (merged, baseline, image) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let mut merged: Merged = merge(main, sample_limit)?;
+        let mut merged: Merged = merge(main, sample)?;
         let baseline = match base {
             Some(b) => Some(merge(b, None)?),
             None => None,

@@ -94,7 +94,7 @@ async fn prepare(state: &AppState, p: &Params) -> Result<Prepared> {
         histograms: vec![],
         baseline: false,
         image: None,
-        sample: Some(SampleSize { limit: 1 }),
+        sample: Some(SampleSize { limit: 1, all_or_none: false }),
     };
     let count_query = plan(&counting, dataset)?.main;
     let replies = state.fanout.query(count_query).await;

@@ -216,18 +216,20 @@ pub fn interactions(dataset: &Value, width: u32, height: u32, city: (f64, f64)) 
         cat_dim["bins"].as_array().into_iter().flatten().filter_map(|b| b["label"].as_str()).collect();
     let category = labels.iter().find(|l| **l == "LTE").or(labels.first()).copied().unwrap_or_default();
     let (lon, lat) = city;
+    let sample = json!({"limit": 5000, "allOrNone": true});
     Ok(vec![
-        // A first view, as the front end asks it: with the baseline and a 5000-row sample.
+        // A first view, as the front end asks it: with the baseline. Every
+        // interaction asks for the points when at most 5000 match (else none).
         Interaction {
             name: "world view",
             body: json!({"dataset": name, "viewport": world, "viewportFilter": true, "histograms": hist, "image": image,
-                         "baseline": true, "sample": {"limit": 5000}}),
+                         "baseline": true, "sample": sample}),
             vary: Vary::Viewport,
         },
         Interaction {
             name: "time brush",
             body: json!({"dataset": name, "viewport": world, "viewportFilter": true, "histograms": hist, "image": image,
-                         "sample": {"limit": 1},
+                         "sample": sample,
                          "filters": {brush_name.as_str(): {"range": {"min": lo, "max": hi}}}}),
             vary: Vary::Viewport,
         },
@@ -235,14 +237,14 @@ pub fn interactions(dataset: &Value, width: u32, height: u32, city: (f64, f64)) 
         Interaction {
             name: "brush drag",
             body: json!({"dataset": name, "viewport": world, "viewportFilter": true, "histograms": hist, "image": image,
-                         "sample": {"limit": 1},
+                         "sample": sample,
                          "filters": {brush_name.as_str(): {"range": {"min": lo, "max": hi}}}}),
             vary: Vary::Brush { dim: brush_name.clone(), edges: edges.clone(), width: (edges.len() / 4).max(1) },
         },
         Interaction {
             name: "city zoom",
             body: json!({"dataset": name, "histograms": hist, "image": image, "viewportFilter": true,
-                         "sample": {"limit": 1},
+                         "sample": sample,
                          "viewport": {"west": lon - 0.3, "south": lat - 0.18, "east": lon + 0.3, "north": lat + 0.18},
                          "filters": {cat_name: {"categories": [category]}}}),
             vary: Vary::Viewport,
@@ -250,7 +252,7 @@ pub fn interactions(dataset: &Value, width: u32, height: u32, city: (f64, f64)) 
         Interaction {
             name: "category click",
             body: json!({"dataset": name, "viewport": world, "viewportFilter": true, "histograms": hist, "image": image,
-                         "sample": {"limit": 1}, "filters": {cat_name: {"categories": [category]}}}),
+                         "sample": sample, "filters": {cat_name: {"categories": [category]}}}),
             vary: Vary::Viewport,
         },
     ])
@@ -598,7 +600,7 @@ mod tests {
         assert_eq!(list[0].body["histograms"], json!(["radio", "range", "created"]));
         // The first view as the front end asks it.
         assert_eq!(list[0].body["baseline"], json!(true));
-        assert_eq!(list[0].body["sample"]["limit"], json!(5000));
+        assert_eq!(list[0].body["sample"], json!({"limit": 5000, "allOrNone": true}));
         assert_eq!(list[4].body["filters"]["radio"]["categories"], json!(["LTE"]));
         assert!(list[4].body["viewport"]["west"].as_f64().unwrap() <= -179.0, "a category click at world view");
         let brush = &list[1].body["filters"]["created"]["range"];

@@ -425,7 +425,7 @@ pub fn plan(rng: &mut SmallRng, datasets: &[DatasetInfo], image: (u32, u32)) -> 
             body["viewportFilter"] = json!(true);
             body["image"] = img;
             if half < 1.0 {
-                body["sample"] = json!({"limit": 5000});
+                body["sample"] = json!({"limit": 5000, "allOrNone": true});
             }
         }
         "pan" => {

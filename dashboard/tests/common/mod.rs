@@ -174,7 +174,7 @@ pub fn fake_answer(info: ShardInfo, q: &Query) -> QueryResult {
                     counts,
                 });
             }
-            View::Sample { limit } => {
+            View::Sample { limit, .. } => {
                 let rows = (0..(*limit).min(3))
                     .map(|i| SampleRow {
                         lon: f64::from(i),

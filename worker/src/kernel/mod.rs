@@ -46,6 +46,9 @@ pub struct Plan {
     pub cat_dim: usize,
     /// Sample size (0: no sample).
     pub sample_limit: usize,
+    /// The sample's rows only when every match fits in `sample_limit`: a
+    /// thread stops sampling once its own matches pass the limit.
+    pub sample_all_or_none: bool,
     /// Dimensions whose histograms are asked for, in view order.
     pub histograms: Vec<usize>,
     /// True when at most one dimension filters (a filter that passes every
@@ -94,6 +97,7 @@ impl Plan {
             ncat: shard.dims[shard.category_dim].nbins() as usize,
             cat_dim: shard.category_dim,
             sample_limit: 0,
+            sample_all_or_none: false,
             histograms: vec![],
             aggregable: false,
             filtered: None,
@@ -106,7 +110,10 @@ impl Plan {
                     let vp = viewport.ok_or(QueryError::RasterWithoutViewport)?;
                     plan.raster = Some(PixelMap::new(vp, *width, *height));
                 }
-                View::Sample { limit } => plan.sample_limit = *limit as usize,
+                View::Sample { limit, all_or_none } => {
+                    plan.sample_limit = *limit as usize;
+                    plan.sample_all_or_none = *all_or_none;
+                }
                 View::Rows { .. } => {}
             }
         }
@@ -175,6 +182,13 @@ impl Acc {
             threshold: u64::MAX,
             unseen: vec![],
         }
+    }
+
+    /// The sample size still worth collecting: none once an all-or-none
+    /// sample has seen more matches than it may return (the shard's matches
+    /// are at least this thread's).
+    fn sample_limit(&self, plan: &Plan) -> usize {
+        if plan.sample_all_or_none && self.in_view > plan.sample_limit as u64 { 0 } else { plan.sample_limit }
     }
 }
 
@@ -315,6 +329,9 @@ fn merge(shard: &Shard, plan: &Plan, mut accs: Vec<Acc>) -> Counts {
     }
     let (pixels, cells) = grid.as_ref().map(raster::Grid::sparse).unwrap_or_default();
     let mut sample: Vec<u32> = heap.into_iter().map(|(_, r)| r).collect();
+    if plan.sample_all_or_none && in_view > plan.sample_limit as u64 {
+        sample.clear();
+    }
     sample.sort_unstable();
     Counts { hists, selected, in_view, pixels, cells, sample }
 }
@@ -397,7 +414,7 @@ fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut A
             _ => raster_rows(shard, plan, f, b, grid),
         }
     }
-    let limit = plan.sample_limit;
+    let limit = acc.sample_limit(plan);
     if limit > 0 {
         // The kept rows that pass are the candidates; a full list may hide
         // rows of larger priority, which `finish_samples` reads if they could
@@ -425,6 +442,10 @@ fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut A
 /// for the (block, category) lists whose last kept priority is below the
 /// thread's sample threshold (otherwise none of them can enter the sample).
 fn finish_samples(shard: &Shard, plan: &Plan, acc: &mut Acc) {
+    if acc.sample_limit(plan) == 0 {
+        acc.unseen.clear();
+        return;
+    }
     let cats = &shard.codes[plan.cat_dim];
     let f = plan.filtered.unwrap_or(plan.cat_dim);
     let fcodes = &shard.codes[f];
@@ -524,7 +545,7 @@ fn block<const N: usize, const MODE: u8, const VPF: bool, const RASTER: bool>(
     let vp = plan.viewport.unwrap_or(QViewport::WORLD);
     let pm = plan.raster.unwrap_or(PixelMap::new(QViewport::WORLD, 1, 1));
     let ncat = plan.ncat;
-    let sample = plan.sample_limit;
+    let sample = acc.sample_limit(plan);
     let mut selected = 0u64;
     let mut in_view = 0u64;
     let hists: &mut [[[u32; 256]; LANES]; N] = (&mut acc.hists[..N]).try_into().expect("one histogram per dimension");
