@@ -278,6 +278,36 @@ proptest! {
     }
 }
 
+/// Raster counters are 16 bits that spill: a pixel holding more than 65,536
+/// rows of a category counts them exactly, whether its rows are read one by
+/// one, its blocks fall in the one pixel, or the full scan reads them.
+#[test]
+fn pixels_holding_more_than_65536_rows_count_exactly() {
+    let mut rows = Rows { xs: vec![], ys: vec![], codes: vec![vec![]; 3] };
+    let mut push = |lon: f64, lat: f64, radio: u8, i: usize| {
+        rows.xs.push(lon_to_x(lon));
+        rows.ys.push(lat_to_y(lat));
+        rows.codes[0].push(radio);
+        rows.codes[1].push((i % 40) as u8);
+        rows.codes[2].push((i % 20) as u8);
+    };
+    // Two points either side of the 2x2 map's middle column: every block
+    // spans two pixels, so the pre-aggregated path reads their rows.
+    for i in 0..300_000 {
+        push(if i % 2 == 0 { -0.001 } else { 0.001 }, 10.0, if i % 10 == 0 { 1 } else { 2 }, i);
+    }
+    // One point: its blocks fall in one pixel and add their counts whole.
+    for i in 0..100_000 {
+        push(50.0, -20.0, 3, i);
+    }
+    let mut two_filters = BTreeMap::new();
+    two_filters.insert("range".to_string(), Filter::Bins((0..39).collect()));
+    two_filters.insert("created".to_string(), Filter::Bins((0..19).collect()));
+    for filters in [BTreeMap::new(), two_filters] {
+        check(&rows, &query(filters, Some(Viewport::WORLD), true, 2, 2, 0, false)).unwrap();
+    }
+}
+
 #[test]
 fn empty_shards_and_empty_selections_count_nothing() {
     let rows = Rows { xs: vec![], ys: vec![], codes: vec![vec![]; 3] };

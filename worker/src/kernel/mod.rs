@@ -406,9 +406,9 @@ fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut A
                     agg.add_given(b, cat, f, passes, per_cat);
                 }
                 let at = (r0 as usize * pm.width as usize + c0 as usize) * plan.ncat;
-                let cells = grid.cells_mut();
+                let mut cells = grid.cells_mut();
                 for (c, &n) in per_cat.iter().enumerate().take(plan.ncat) {
-                    cells[at + c] += n;
+                    cells.add(at + c, u16::try_from(n).expect("a block holds fewer than 65,536 rows"));
                 }
             }
             _ => raster_rows(shard, plan, f, b, grid),
@@ -476,12 +476,12 @@ fn raster_rows(shard: &Shard, plan: &Plan, f: usize, b: usize, grid: &mut raster
     let pm = plan.raster.expect("a raster view");
     let ncat = plan.ncat;
     let spare = grid.spare();
-    let cells = grid.cells_mut();
+    let mut cells = grid.cells_mut();
     for i in 0..xs.len() {
         let hit = pass[fcodes[i] as usize];
         let p = pm.pixel_wrapping(xs[i], ys[i]) as usize * ncat + cats[i] as usize;
         let idx = if hit != 0 { p } else { spare + (i & 7) };
-        cells[idx] += hit;
+        cells.add(idx, hit as u16);
     }
 }
 
@@ -549,12 +549,13 @@ fn block<const N: usize, const MODE: u8, const VPF: bool, const RASTER: bool>(
     let mut selected = 0u64;
     let mut in_view = 0u64;
     let hists: &mut [[[u32; 256]; LANES]; N] = (&mut acc.hists[..N]).try_into().expect("one histogram per dimension");
-    let (cells, spare): (&mut [u32], usize) = match acc.grid.as_mut() {
+    let mut no_spill = Vec::new();
+    let (mut cells, spare) = match acc.grid.as_mut() {
         Some(g) if RASTER => {
             let spare = g.spare();
             (g.cells_mut(), spare)
         }
-        _ => (&mut [], 0),
+        _ => (raster::Cells { counters: &mut [], spill: &mut no_spill }, 0),
     };
     let heap = &mut acc.heap;
     let threshold = &mut acc.threshold;
@@ -588,7 +589,7 @@ fn block<const N: usize, const MODE: u8, const VPF: bool, const RASTER: bool>(
             // the raster, so there is no branch to mispredict.
             let p = pm.pixel_wrapping(xs[i], ys[i]) as usize * ncat + cat_col[i] as usize;
             let idx = if hit_in != 0 { p } else { spare + (i & 7) };
-            cells[idx] += hit_in;
+            cells.add(idx, hit_in as u16);
         }
         if sample > 0 && hit_in != 0 {
             // Rare path: rows that match, when a sample is asked for.
