@@ -127,8 +127,11 @@ pub fn interactions(dataset: &str) -> Vec<(&'static str, Query)> {
     let mut city = base.clone();
     city.viewport = Some(Viewport { west: 1.9, south: 48.6, east: 2.8, north: 49.1 });
     city.filters.insert("radio".into(), Filter::Categories(vec!["LTE".into()]));
+    let mut framed = base.clone();
+    framed.viewport = Some(Viewport { west: -180.0 + 1e-9, south: -60.0, east: 180.0, north: 75.0 });
     vec![
         ("world view", base),
+        ("world view, 60S-75N", framed),
         ("world, histograms only", hist_only),
         ("category click (LTE)", category),
         ("year brush 2015-2017", brush),

@@ -262,6 +262,7 @@ pub fn interactions(dataset: &Value, width: u32, height: u32, city: (f64, f64)) 
 #[serde(rename_all = "camelCase")]
 struct Timings {
     workers_ms: f64,
+    kernel_ms: f64,
     shade_ms: f64,
 }
 
@@ -322,6 +323,8 @@ pub struct Cell {
     pub partial: u64,
     /// Sum of server-reported worker times, ms.
     pub workers_ms: f64,
+    /// Sum of server-reported kernel times (the slowest worker's scan), ms.
+    pub kernel_ms: f64,
     /// Sum of server-reported shading times, ms.
     pub shade_ms: f64,
     /// Wall time of the cell.
@@ -335,6 +338,27 @@ pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     }
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
+}
+
+/// Prints one row of the table.
+fn print_row(name: &str, clients: usize, c: &Cell) {
+    let n = c.latencies.len().max(1) as f64;
+    println!(
+        "{:<18} {:>7} {:>8} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.1} {:>9.1} {:>8.1} {:>6} {:>7}",
+        name,
+        clients,
+        c.latencies.len(),
+        c.latencies.len() as f64 / c.wall.as_secs_f64(),
+        ms(quantile(&c.latencies, 0.50)),
+        ms(quantile(&c.latencies, 0.95)),
+        ms(quantile(&c.latencies, 0.99)),
+        ms(c.latencies.last().copied().unwrap_or_default()),
+        c.workers_ms / n,
+        c.kernel_ms / n,
+        c.shade_ms / n,
+        c.errors,
+        c.partial,
+    );
 }
 
 /// The body of request `n` of a cell: the interaction itself when
@@ -362,13 +386,36 @@ fn nth_body(it: &Interaction, identical: bool, n: u64) -> Bytes {
     Bytes::from(serde_json::to_vec(&b).expect("json"))
 }
 
+/// A realistic session's share of each interaction (by name), as the users
+/// of a crossfilter dashboard spend it: mostly dragging brushes and zooming,
+/// now and then a category or a new world view.
+pub const MIX: [(&str, usize); 5] =
+    [("world view", 1), ("time brush", 1), ("brush drag", 6), ("city zoom", 2), ("category click", 1)];
+
+/// The interactions of [`MIX`], each repeated by its share, interleaved (so
+/// consecutive requests of one client differ).
+pub fn mix(list: &[Interaction]) -> Vec<Interaction> {
+    let mut left: Vec<(Interaction, usize)> =
+        MIX.iter().filter_map(|&(name, share)| Some((list.iter().find(|i| i.name == name)?.clone(), share))).collect();
+    let mut out = vec![];
+    while left.iter().any(|(_, n)| *n > 0) {
+        for (it, n) in left.iter_mut().filter(|(_, n)| *n > 0) {
+            out.push(it.clone());
+            *n -= 1;
+        }
+    }
+    out
+}
+
+/// Runs `clients` connections for `duration`; request `n` is interaction
+/// `n mod its.len()`.
 #[allow(clippy::too_many_arguments)]
 async fn run_cell(
     addr: SocketAddr,
     host: &str,
     token: &str,
     path: &str,
-    it: &Interaction,
+    its: &[Interaction],
     identical: bool,
     clients: usize,
     duration: Duration,
@@ -383,12 +430,12 @@ async fn run_cell(
     let tasks: Vec<_> = conns
         .into_iter()
         .map(|mut c| {
-            let (it, path, counter) = (it.clone(), path.to_string(), counter.clone());
+            let (its, path, counter) = (its.to_vec(), path.to_string(), counter.clone());
             tokio::spawn(async move {
                 let mut cell = Cell::default();
                 while Instant::now() < deadline {
                     let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let request = nth_body(&it, identical, n);
+                    let request = nth_body(&its[n as usize % its.len()], identical, n);
                     let t = Instant::now();
                     match c.call("POST", &path, request).await {
                         Ok((200, b)) => {
@@ -396,6 +443,7 @@ async fn run_cell(
                             if let Ok(a) = serde_json::from_slice::<Answer>(&b) {
                                 cell.partial += u64::from(a.partial);
                                 cell.workers_ms += a.timings.workers_ms;
+                                cell.kernel_ms += a.timings.kernel_ms;
                                 cell.shade_ms += a.timings.shade_ms;
                             }
                         }
@@ -417,6 +465,7 @@ async fn run_cell(
         total.errors += c.errors;
         total.partial += c.partial;
         total.workers_ms += c.workers_ms;
+        total.kernel_ms += c.kernel_ms;
         total.shade_ms += c.shade_ms;
     }
     total.wall = started.elapsed();
@@ -518,7 +567,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     print_shade_times(a.width, a.height)?;
     println!();
     println!(
-        "{:<18} {:>7} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>6} {:>7}",
+        "{:<18} {:>7} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9} {:>8} {:>6} {:>7}",
         "interaction",
         "clients",
         "requests",
@@ -528,6 +577,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         "p99 ms",
         "max ms",
         "workers ms",
+        "kernel ms",
         "shade ms",
         "errors",
         "partial"
@@ -553,25 +603,27 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         let variants: &[(bool, &str)] =
             if it.name == "world view" { &[(false, ""), (true, " (same)")] } else { &[(false, "")] };
         for (&clients, &(identical, suffix)) in a.clients.iter().flat_map(|c| variants.iter().map(move |v| (c, v))) {
-            let c = run_cell(addr, &host_header, &token, &api_query, it, identical, clients, duration).await?;
-            let n = c.latencies.len().max(1) as f64;
-            println!(
-                "{:<18} {:>7} {:>8} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.1} {:>8.1} {:>6} {:>7}",
-                format!("{}{suffix}", it.name),
+            let c = run_cell(
+                addr,
+                &host_header,
+                &token,
+                &api_query,
+                std::slice::from_ref(it),
+                identical,
                 clients,
-                c.latencies.len(),
-                c.latencies.len() as f64 / c.wall.as_secs_f64(),
-                ms(quantile(&c.latencies, 0.50)),
-                ms(quantile(&c.latencies, 0.95)),
-                ms(quantile(&c.latencies, 0.99)),
-                ms(c.latencies.last().copied().unwrap_or_default()),
-                c.workers_ms / n,
-                c.shade_ms / n,
-                c.errors,
-                c.partial,
-            );
+                duration,
+            )
+            .await?;
+            print_row(&format!("{}{suffix}", it.name), clients, &c);
         }
     }
+    // Every client runs the realistic mix, each request distinct.
+    let sessions = mix(&list);
+    for &clients in &a.clients {
+        let c = run_cell(addr, &host_header, &token, &api_query, &sessions, false, clients, duration).await?;
+        print_row("realistic mix", clients, &c);
+    }
+    println!("(realistic mix: {})", MIX.iter().map(|(n, k)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
     if let Some(s) = stack {
         s.stop().await;
     }
@@ -626,5 +678,12 @@ mod tests {
         assert_eq!(b["min"].as_f64().unwrap(), edges[2]);
         let hi = a["max"].as_f64().unwrap();
         assert!(hi > edges[1 + width] && hi < edges[2 + width], "the upper end stays in its bin");
+        // The realistic mix holds every interaction by its share, interleaved.
+        let sessions = mix(&list);
+        assert_eq!(sessions.len(), MIX.iter().map(|m| m.1).sum::<usize>());
+        for (name, share) in MIX {
+            assert_eq!(sessions.iter().filter(|i| i.name == name).count(), share, "{name}");
+        }
+        assert!(sessions.windows(2).take(4).all(|w| w[0].name != w[1].name), "interleaved");
     }
 }
