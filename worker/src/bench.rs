@@ -294,7 +294,11 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     // after the first, each a distinct query (as the front end sends while dragging).
     let drag: Vec<Plan> = (0..20)
         .map(|k| {
-            let mut q = interactions("celltowers").remove(3).1;
+            let mut q = interactions("celltowers")
+                .into_iter()
+                .find(|(name, _)| name.starts_with("year brush"))
+                .expect("the year brush is an interaction")
+                .1;
             let from = crate::bins::parse_instant(&format!("{}-01-01", 2003 + k % 16)).expect("date") as f64;
             let to = crate::bins::parse_instant(&format!("{}-01-01", 2006 + k % 16)).expect("date") as f64;
             q.filters.insert("created".into(), Filter::Range { min: from, max: to });

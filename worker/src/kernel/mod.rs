@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::geo::{PixelMap, QViewport};
 use crate::protocol::{Query, QueryError, View};
 use crate::spec::truncate;
-use crate::store::{Overlap, SAMPLE_KEEP, Shard};
+use crate::store::{Overlap, SAMPLE_KEEP, SUB_ROWS, Shard};
 
 /// Bit of the failure mask for the viewport.
 const VP_BIT: u32 = 1 << 31;
@@ -411,7 +411,29 @@ fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut A
                     cells.add(at + c, u16::try_from(n).expect("a block holds fewer than 65,536 rows"));
                 }
             }
-            _ => raster_rows(shard, plan, f, b, grid),
+            // Sub-blocks falling in one pixel add their counts per category
+            // when those alone decide which rows count (no filter but the
+            // category's); the rest are read.
+            Some(_) if f == cat => {
+                let per_sub = SUB_ROWS as u32;
+                let blk = shard.blocks[b];
+                for k in (blk.start / per_sub) as usize..blk.end.div_ceil(per_sub) as usize {
+                    let sub = &agg.subs[k];
+                    match mark_block(grid, pm, sub) {
+                        Some((r0, r1, c0, c1)) if r0 == r1 && c0 == c1 => {
+                            let at = (r0 as usize * pm.width as usize + c0 as usize) * plan.ncat;
+                            let mut cells = grid.cells_mut();
+                            for (c, &n) in agg.sub_categories(k).iter().enumerate().take(plan.ncat) {
+                                if passes(c) {
+                                    cells.add(at + c, n);
+                                }
+                            }
+                        }
+                        _ => raster_rows(shard, plan, f, sub.start as usize..sub.end as usize, grid),
+                    }
+                }
+            }
+            _ => raster_rows(shard, plan, f, blk_rows(&shard.blocks[b]), grid),
         }
     }
     let limit = acc.sample_limit(plan);
@@ -465,11 +487,15 @@ fn finish_samples(shard: &Shard, plan: &Plan, acc: &mut Acc) {
     }
 }
 
-/// The raster of a block wholly inside the viewport, counting the rows whose
-/// code of dimension `f` passes: positions, categories and that code only.
-fn raster_rows(shard: &Shard, plan: &Plan, f: usize, b: usize, grid: &mut raster::Grid) {
-    let blk = shard.blocks[b];
-    let (s, e) = (blk.start as usize, blk.end as usize);
+fn blk_rows(blk: &crate::store::Block) -> std::ops::Range<usize> {
+    blk.start as usize..blk.end as usize
+}
+
+/// The raster of rows `rows` (of a block wholly inside the viewport),
+/// counting the rows whose code of dimension `f` passes: positions,
+/// categories and that code only.
+fn raster_rows(shard: &Shard, plan: &Plan, f: usize, rows: std::ops::Range<usize>, grid: &mut raster::Grid) {
+    let (s, e) = (rows.start, rows.end);
     let (xs, ys, cats, fcodes) =
         (&shard.xs[s..e], &shard.ys[s..e], &shard.codes[plan.cat_dim][s..e], &shard.codes[f][s..e]);
     let pass: [u32; 256] = std::array::from_fn(|c| u32::from(plan.fail[f][c] == 0));

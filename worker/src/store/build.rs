@@ -213,8 +213,9 @@ impl Builder {
         };
         let blocks = cut_blocks(&xs, &ys);
         let ncodes: Vec<usize> = dims.iter().map(|d| d.nbins() as usize + 1).collect();
-        let aggregates =
-            super::Aggregates::build(&codes, &ncodes, category_dim, |r| super::sample_priority(r, super::SAMPLE_SALT));
+        let aggregates = super::Aggregates::build(&xs, &ys, &codes, &ncodes, category_dim, |r| {
+            super::sample_priority(r, super::SAMPLE_SALT)
+        });
         Shard {
             name: name.to_string(),
             view,

@@ -12,7 +12,7 @@ mod build;
 pub mod detail;
 mod registry;
 
-pub use aggregates::{Aggregates, SAMPLE_KEEP};
+pub use aggregates::{Aggregates, SAMPLE_KEEP, SUB_ROWS};
 pub use brush::{BrushIndex, BrushIndexes, BrushKey};
 pub use build::{
     Builder, DetailMeta, MAX_RECORD_DIMS, hilbert_key, hilbert_point, peak_bytes_per_row,
