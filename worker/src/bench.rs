@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// Largest pre-aggregated world view (histograms only) ÷ full scan the guard accepts.
     #[arg(long, default_value_t = 0.1)]
     pub max_aggregate_ratio: f64,
+    /// Largest world view with its map (pre-aggregates and sub-blocks) ÷
+    /// the same view's full scan the guard accepts.
+    #[arg(long, default_value_t = 0.5)]
+    pub max_map_ratio: f64,
     /// Largest brush-drag position (answered from a brush index) ÷ the
     /// same brush's full scan the guard accepts.
     #[arg(long, default_value_t = 0.2)]
@@ -387,6 +391,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         let checks = [
             ("full scan / floor", scan / floor.median_ms, a.max_scan_ratio),
             ("pre-aggregated histograms / full scan", medians["world, histograms only"] / scan, a.max_aggregate_ratio),
+            ("pre-aggregated world view + map / full scan", medians["world view"] / scan, a.max_map_ratio),
             ("load peak / loaded (memory)", load_peak_ratio, a.max_load_peak_ratio),
             (
                 "brush drag position / full scan",
