@@ -317,7 +317,7 @@ fn merge(shard: &Shard, plan: &Plan, mut accs: Vec<Acc>) -> Counts {
         in_view += acc.in_view;
         match (&mut grid, acc.grid.take()) {
             (None, g) => grid = g,
-            (Some(into), Some(g)) => into.absorb(&g),
+            (Some(into), Some(mut g)) => into.absorb(&mut g),
             (Some(_), None) => {}
         }
         for item in acc.heap.drain() {
@@ -327,7 +327,7 @@ fn merge(shard: &Shard, plan: &Plan, mut accs: Vec<Acc>) -> Counts {
             }
         }
     }
-    let (pixels, cells) = grid.as_ref().map(raster::Grid::sparse).unwrap_or_default();
+    let (pixels, cells) = grid.as_mut().map(raster::Grid::take_sparse).unwrap_or_default();
     let mut sample: Vec<u32> = heap.into_iter().map(|(_, r)| r).collect();
     if plan.sample_all_or_none && in_view > plan.sample_limit as u64 {
         sample.clear();
@@ -415,6 +415,7 @@ fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut A
             // when those alone decide which rows count (no filter but the
             // category's); the rest are read.
             Some(_) if f == cat => {
+                let pass = pass_table(plan, f);
                 let per_sub = SUB_ROWS as u32;
                 let blk = shard.blocks[b];
                 for k in (blk.start / per_sub) as usize..blk.end.div_ceil(per_sub) as usize {
@@ -429,11 +430,11 @@ fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut A
                                 }
                             }
                         }
-                        _ => raster_rows(shard, plan, f, sub.start as usize..sub.end as usize, grid),
+                        _ => raster_rows(shard, plan, f, &pass, sub.start as usize..sub.end as usize, grid),
                     }
                 }
             }
-            _ => raster_rows(shard, plan, f, blk_rows(&shard.blocks[b]), grid),
+            _ => raster_rows(shard, plan, f, &pass_table(plan, f), blk_rows(&shard.blocks[b]), grid),
         }
     }
     let limit = acc.sample_limit(plan);
@@ -491,14 +492,25 @@ fn blk_rows(blk: &crate::store::Block) -> std::ops::Range<usize> {
     blk.start as usize..blk.end as usize
 }
 
+/// 1 for the codes of dimension `f` that pass the plan's filter, else 0.
+fn pass_table(plan: &Plan, f: usize) -> [u32; 256] {
+    std::array::from_fn(|c| u32::from(plan.fail[f][c] == 0))
+}
+
 /// The raster of rows `rows` (of a block wholly inside the viewport),
-/// counting the rows whose code of dimension `f` passes: positions,
-/// categories and that code only.
-fn raster_rows(shard: &Shard, plan: &Plan, f: usize, rows: std::ops::Range<usize>, grid: &mut raster::Grid) {
+/// counting the rows whose code of dimension `f` passes (`pass`, from
+/// [`pass_table`]): positions, categories and that code only.
+fn raster_rows(
+    shard: &Shard,
+    plan: &Plan,
+    f: usize,
+    pass: &[u32; 256],
+    rows: std::ops::Range<usize>,
+    grid: &mut raster::Grid,
+) {
     let (s, e) = (rows.start, rows.end);
     let (xs, ys, cats, fcodes) =
         (&shard.xs[s..e], &shard.ys[s..e], &shard.codes[plan.cat_dim][s..e], &shard.codes[f][s..e]);
-    let pass: [u32; 256] = std::array::from_fn(|c| u32::from(plan.fail[f][c] == 0));
     let pm = plan.raster.expect("a raster view");
     let ncat = plan.ncat;
     let spare = grid.spare();

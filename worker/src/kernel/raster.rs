@@ -221,15 +221,22 @@ impl Grid {
         })
     }
 
-    /// Adds another thread's counts of the same raster.
-    pub fn absorb(&mut self, other: &Grid) {
+    /// Adds another thread's counts of the same raster, leaving `other`
+    /// zero (its counters are cleared as they are read, while in cache, so
+    /// dropping it clears nothing more).
+    pub fn absorb(&mut self, other: &mut Grid) {
         debug_assert_eq!((self.width, self.height, self.ncat), (other.width, other.height, other.ncat));
         for (tr, tc) in other.tiles().collect::<Vec<_>>() {
             for run in other.runs(tr, tc) {
                 let start = run.start;
-                for (i, (a, b)) in self.cells[run.clone()].iter_mut().zip(&other.cells[run]).enumerate() {
+                let src = &mut other.cells[run.clone()];
+                if !any_nonzero(src) {
+                    continue;
+                }
+                for (i, (a, b)) in self.cells[run].iter_mut().zip(src.iter_mut()).enumerate() {
                     let (v, wrapped) = a.overflowing_add(*b);
                     *a = v;
+                    *b = 0;
                     if wrapped {
                         self.spill.push(start + i);
                     }
@@ -238,15 +245,18 @@ impl Grid {
             let t = (tr * self.tiles_w + tc) as usize;
             self.touched[t / 64] |= 1 << (t % 64);
         }
-        self.spill.extend_from_slice(&other.spill);
+        other.touched.fill(0);
+        self.spill.append(&mut other.spill);
     }
 
-    /// The non-empty pixels (ascending `row · W + col`) and their counts per category.
-    pub fn sparse(&self) -> (Vec<u32>, Vec<u32>) {
+    /// The non-empty pixels (ascending `row · W + col`) and their counts per
+    /// category, leaving the grid zero (each run of counters is cleared as
+    /// it is read, so dropping the grid clears nothing more).
+    pub fn take_sparse(&mut self) -> (Vec<u32>, Vec<u32>) {
         let (w, ncat) = (self.width as usize, self.ncat);
         let mut pixels = vec![];
         let mut counts: Vec<u32> = vec![];
-        let mut spill = self.spill.clone();
+        let mut spill = std::mem::take(&mut self.spill);
         spill.sort_unstable();
         let mut e = 0;
         // Row-major over pixels: tile rows, then pixel rows, then the marked tiles of that row.
@@ -261,6 +271,11 @@ impl Grid {
                     let c0 = (tc * TILE) as usize;
                     let c1 = (c0 + TILE as usize).min(w);
                     let base = r as usize * w;
+                    let run = (base + c0) * ncat..(base + c1) * ncat;
+                    let wraps_here = spill.get(e).is_some_and(|&i| i < run.end);
+                    if !wraps_here && !any_nonzero(&self.cells[run.clone()]) {
+                        continue;
+                    }
                     for p in base + c0..base + c1 {
                         let (lo, hi) = (p * ncat, (p + 1) * ncat);
                         let cell = &self.cells[lo..hi];
@@ -276,10 +291,12 @@ impl Grid {
                             }
                         }
                     }
+                    self.cells[run].fill(0);
                 }
             }
             k = end;
         }
+        self.touched.fill(0);
         (pixels, counts)
     }
 
@@ -291,6 +308,13 @@ impl Grid {
         }
         d
     }
+}
+
+/// Whether any counter of `run` is not zero (an OR over the run, which the
+/// compiler vectorises; most runs of a sparse map are all zero).
+#[inline]
+fn any_nonzero(run: &[u16]) -> bool {
+    run.iter().fold(0u16, |acc, &c| acc | c) != 0
 }
 
 impl Drop for Grid {
@@ -327,9 +351,9 @@ mod tests {
             g.cells_mut().add(((r * w + c) as usize) * ncat + cat, 1);
             want[((r * w + c) as usize) * ncat + cat] += 1;
         }
-        a.absorb(&b);
+        a.absorb(&mut b);
         assert_eq!(a.dense(), want);
-        let (pixels, counts) = a.sparse();
+        let (pixels, counts) = a.take_sparse();
         assert!(pixels.windows(2).all(|p| p[0] < p[1]), "ascending");
         let mut rebuilt = vec![0u32; want.len()];
         for (i, &p) in pixels.iter().enumerate() {
@@ -375,9 +399,9 @@ mod tests {
             }
             want[idx] += n;
         }
-        a.absorb(&b);
+        a.absorb(&mut b);
         assert_eq!(a.dense(), want);
-        let (pixels, counts) = a.sparse();
+        let (pixels, counts) = a.take_sparse();
         let mut rebuilt = vec![0u32; want.len()];
         for (i, &p) in pixels.iter().enumerate() {
             rebuilt[p as usize * ncat..(p as usize + 1) * ncat].copy_from_slice(&counts[i * ncat..(i + 1) * ncat]);
