@@ -336,12 +336,30 @@ impl Drop for Grid {
 mod tests {
     use super::*;
 
+    /// Two threads' grids of one raster, and its expected dense counts (zero).
+    fn two_grids(w: u32, h: u32, ncat: usize) -> (Grid, Grid, Vec<u32>) {
+        (Grid::new(w, h, ncat), Grid::new(w, h, ncat), vec![0u32; (w * h) as usize * ncat])
+    }
+
+    /// Adds `b` into `a`, checks the dense counts and the sparse extraction
+    /// (pixels ascending) against `want`; returns the non-empty pixels.
+    fn merge_and_check(a: &mut Grid, b: &mut Grid, want: &[u32], ncat: usize) -> Vec<u32> {
+        a.absorb(b);
+        assert_eq!(a.dense(), want);
+        let (pixels, counts) = a.take_sparse();
+        assert!(pixels.windows(2).all(|p| p[0] < p[1]), "ascending");
+        let mut rebuilt = vec![0u32; want.len()];
+        for (i, &p) in pixels.iter().enumerate() {
+            rebuilt[p as usize * ncat..(p as usize + 1) * ncat].copy_from_slice(&counts[i * ncat..(i + 1) * ncat]);
+        }
+        assert_eq!(rebuilt, want);
+        pixels
+    }
+
     #[test]
     fn counts_come_back_sparse_in_pixel_order_and_the_grid_comes_back_zero() {
         let (w, h, ncat) = (100u32, 70u32, 3usize);
-        let mut a = Grid::new(w, h, ncat);
-        let mut b = Grid::new(w, h, ncat);
-        let mut want = vec![0u32; (w * h) as usize * ncat];
+        let (mut a, mut b, mut want) = two_grids(w, h, ncat);
         let mut rng = 12345u64;
         for k in 0..2000 {
             rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -351,15 +369,7 @@ mod tests {
             g.cells_mut().add(((r * w + c) as usize) * ncat + cat, 1);
             want[((r * w + c) as usize) * ncat + cat] += 1;
         }
-        a.absorb(&mut b);
-        assert_eq!(a.dense(), want);
-        let (pixels, counts) = a.take_sparse();
-        assert!(pixels.windows(2).all(|p| p[0] < p[1]), "ascending");
-        let mut rebuilt = vec![0u32; want.len()];
-        for (i, &p) in pixels.iter().enumerate() {
-            rebuilt[p as usize * ncat..(p as usize + 1) * ncat].copy_from_slice(&counts[i * ncat..(i + 1) * ncat]);
-        }
-        assert_eq!(rebuilt, want);
+        merge_and_check(&mut a, &mut b, &want, ncat);
         drop(a);
         drop(b);
         // Whatever the pool hands out next is zero, also for another shape.
@@ -380,9 +390,7 @@ mod tests {
     #[test]
     fn counters_that_wrap_past_16_bits_count_exactly() {
         let (w, h, ncat) = (40u32, 30u32, 2usize);
-        let mut a = Grid::new(w, h, ncat);
-        let mut b = Grid::new(w, h, ncat);
-        let mut want = vec![0u32; (w * h) as usize * ncat];
+        let (mut a, mut b, mut want) = two_grids(w, h, ncat);
         // A few hot counters (wrapping several times, split over two threads'
         // grids), one counter ending exactly on a multiple of 65,536, and
         // bulk additions like a single-pixel block's.
@@ -399,14 +407,7 @@ mod tests {
             }
             want[idx] += n;
         }
-        a.absorb(&mut b);
-        assert_eq!(a.dense(), want);
-        let (pixels, counts) = a.take_sparse();
-        let mut rebuilt = vec![0u32; want.len()];
-        for (i, &p) in pixels.iter().enumerate() {
-            rebuilt[p as usize * ncat..(p as usize + 1) * ncat].copy_from_slice(&counts[i * ncat..(i + 1) * ncat]);
-        }
-        assert_eq!(rebuilt, want);
+        let pixels = merge_and_check(&mut a, &mut b, &want, ncat);
         assert_eq!(pixels.len(), 3, "the pixel whose counter wrapped to 0 is not empty");
     }
 
