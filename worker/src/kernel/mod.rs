@@ -405,11 +405,8 @@ fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut A
                 } else {
                     agg.add_given(b, cat, f, passes, per_cat);
                 }
-                let at = (r0 as usize * pm.width as usize + c0 as usize) * plan.ncat;
-                let mut cells = grid.cells_mut();
-                for (c, &n) in per_cat.iter().enumerate().take(plan.ncat) {
-                    cells.add(at + c, u16::try_from(n).expect("a block holds fewer than 65,536 rows"));
-                }
+                let counts = per_cat.iter().map(|&n| u16::try_from(n).expect("a block holds fewer than 65,536 rows"));
+                add_to_pixel(grid, pm, (r0, c0), plan.ncat, counts.enumerate());
             }
             // Sub-blocks falling in one pixel add their counts per category
             // when those alone decide which rows count (no filter but the
@@ -422,13 +419,8 @@ fn from_aggregates(shard: &Shard, plan: &Plan, b: usize, mode: Mode, acc: &mut A
                     let sub = &agg.subs[k];
                     match mark_block(grid, pm, sub) {
                         Some((r0, r1, c0, c1)) if r0 == r1 && c0 == c1 => {
-                            let at = (r0 as usize * pm.width as usize + c0 as usize) * plan.ncat;
-                            let mut cells = grid.cells_mut();
-                            for (c, &n) in agg.sub_categories(k).iter().enumerate().take(plan.ncat) {
-                                if passes(c) {
-                                    cells.add(at + c, n);
-                                }
-                            }
+                            let counts = agg.sub_categories(k).iter().copied().enumerate().filter(|&(c, _)| passes(c));
+                            add_to_pixel(grid, pm, (r0, c0), plan.ncat, counts);
                         }
                         _ => raster_rows(shard, plan, f, &pass, sub.start as usize..sub.end as usize, grid),
                     }
@@ -485,6 +477,22 @@ fn finish_samples(shard: &Shard, plan: &Plan, acc: &mut Acc) {
                 }
             }
         }
+    }
+}
+
+/// Adds `(category, count)` pairs (categories below `ncat`) to the pixel at
+/// `(row, col)`: a block or sub-block whose rows all fall in it.
+fn add_to_pixel(
+    grid: &mut raster::Grid,
+    pm: &PixelMap,
+    (row, col): (u32, u32),
+    ncat: usize,
+    counts: impl Iterator<Item = (usize, u16)>,
+) {
+    let at = (row as usize * pm.width as usize + col as usize) * ncat;
+    let mut cells = grid.cells_mut();
+    for (c, n) in counts.take_while(|&(c, _)| c < ncat) {
+        cells.add(at + c, n);
     }
 }
 
