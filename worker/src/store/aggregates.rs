@@ -121,30 +121,14 @@ impl Aggregates {
             counts.extend_from_slice(&c);
             samples.extend_from_slice(&s);
         }
-        let nsub = rows.div_ceil(SUB_ROWS);
+        let subs = super::cut_blocks(xs, ys, SUB_ROWS);
         let cats = columns.get(cat_dim).map_or(&[][..], Vec::as_slice);
-        let sub: Vec<(Block, Vec<u16>)> = (0..nsub)
-            .into_par_iter()
-            .map(|k| {
-                let (s, e) = (k * SUB_ROWS, ((k + 1) * SUB_ROWS).min(rows));
-                let (mut xmin, mut xmax, mut ymin, mut ymax) = (u32::MAX, 0, u32::MAX, 0);
-                let mut per_cat = vec![0u16; ncat];
-                for i in s..e {
-                    xmin = xmin.min(xs[i]);
-                    xmax = xmax.max(xs[i]);
-                    ymin = ymin.min(ys[i]);
-                    ymax = ymax.max(ys[i]);
-                    per_cat[(cats[i] as usize).min(ncat - 1)] += 1;
-                }
-                (Block { start: s as u32, end: e as u32, xmin, xmax, ymin, ymax }, per_cat)
-            })
-            .collect();
-        let mut subs = Vec::with_capacity(nsub);
-        let mut sub_cats = Vec::with_capacity(nsub * ncat);
-        for (b, c) in sub {
-            subs.push(b);
-            sub_cats.extend_from_slice(&c);
-        }
+        let mut sub_cats = vec![0u16; subs.len() * ncat];
+        sub_cats.par_chunks_mut(ncat.max(1)).zip(cats.par_chunks(SUB_ROWS)).for_each(|(per_cat, rows)| {
+            for &c in rows {
+                per_cat[(c as usize).min(ncat - 1)] += 1;
+            }
+        });
         Aggregates { codes: codes.to_vec(), offsets, per_block, counts, samples, cat_dim, subs, sub_cats }
     }
 

@@ -16,7 +16,7 @@
 use rayon::prelude::*;
 
 use super::detail::{DetailInfo, DetailKind, DetailStage, TextDict};
-use super::{BLOCK_ROWS, Block, Details, Shard};
+use super::{BLOCK_ROWS, Details, Shard};
 use crate::bins::DimBins;
 use crate::protocol::ShardInfo;
 use crate::spec::ViewConfig;
@@ -211,7 +211,7 @@ impl Builder {
             (None, None, _) => Details::default(),
             _ => panic!("detail columns staged without their description, or described without being staged"),
         };
-        let blocks = cut_blocks(&xs, &ys);
+        let blocks = super::cut_blocks(&xs, &ys, BLOCK_ROWS);
         let ncodes: Vec<usize> = dims.iter().map(|d| d.nbins() as usize + 1).collect();
         let aggregates = super::Aggregates::build(&xs, &ys, &codes, &ncodes, category_dim, |r| {
             super::sample_priority(r, super::SAMPLE_SALT)
@@ -312,24 +312,6 @@ fn release_tail<T>(v: &[T], from: usize) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (v, from);
-}
-
-fn cut_blocks(xs: &[u32], ys: &[u32]) -> Vec<Block> {
-    let n = xs.len();
-    (0..n.div_ceil(BLOCK_ROWS))
-        .into_par_iter()
-        .map(|b| {
-            let (s, e) = (b * BLOCK_ROWS, ((b + 1) * BLOCK_ROWS).min(n));
-            let (mut xmin, mut xmax, mut ymin, mut ymax) = (u32::MAX, 0, u32::MAX, 0);
-            for i in s..e {
-                xmin = xmin.min(xs[i]);
-                xmax = xmax.max(xs[i]);
-                ymin = ymin.min(ys[i]);
-                ymax = ymax.max(ys[i]);
-            }
-            Block { start: s as u32, end: e as u32, xmin, xmax, ymin, ymax }
-        })
-        .collect()
 }
 
 /// Position along a Hilbert curve of order 16 over the top 16 bits of x and y.

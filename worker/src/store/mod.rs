@@ -60,6 +60,28 @@ pub struct Block {
     pub ymax: u32,
 }
 
+/// Cuts rows (in store order) into blocks of `rows_per_block` with their
+/// bounding boxes: the blocks of [`BLOCK_ROWS`], and the pre-aggregates'
+/// sub-blocks.
+fn cut_blocks(xs: &[u32], ys: &[u32], rows_per_block: usize) -> Vec<Block> {
+    use rayon::prelude::*;
+    let n = xs.len();
+    (0..n.div_ceil(rows_per_block))
+        .into_par_iter()
+        .map(|b| {
+            let (s, e) = (b * rows_per_block, ((b + 1) * rows_per_block).min(n));
+            let (mut xmin, mut xmax, mut ymin, mut ymax) = (u32::MAX, 0, u32::MAX, 0);
+            for i in s..e {
+                xmin = xmin.min(xs[i]);
+                xmax = xmax.max(xs[i]);
+                ymin = ymin.min(ys[i]);
+                ymax = ymax.max(ys[i]);
+            }
+            Block { start: s as u32, end: e as u32, xmin, xmax, ymin, ymax }
+        })
+        .collect()
+}
+
 /// How a block relates to a viewport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Overlap {
