@@ -62,19 +62,6 @@ pub struct BenchArgs {
     pub max_load_peak_ratio: f64,
 }
 
-/// Resident and peak resident bytes of this process (Linux; zeros elsewhere).
-fn memory() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 /// Starts the peak resident memory (`VmHWM`) over from the current RSS
 /// (Linux `clear_refs`), so a peak measures what follows, not data generation.
 fn reset_peak() {
@@ -190,13 +177,13 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         details: a.no_details.then(Vec::new),
     };
     source::return_freed_memory();
-    let (before_load, _) = memory();
+    let (before_load, _) = crate::mem::resident();
     reset_peak();
     let t = Instant::now();
     let shard = source::load(&spec, ShardId::SINGLE, &LoadOptions::default()).await?;
     let load_s = t.elapsed().as_secs_f64();
     source::return_freed_memory();
-    let (after_load, load_peak) = memory();
+    let (after_load, load_peak) = crate::mem::resident();
     let rows = shard.rows();
     if rows == 0 {
         return Err(Error::InvalidSpec("benchmark data is empty".into()));
@@ -336,7 +323,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         q(0.99),
         steps.len()
     );
-    let (rss, peak) = memory();
+    let (rss, peak) = crate::mem::resident();
     println!(
         "memory       RSS after the queries {:.1} bytes/row ({:.0} MB); peak {:.1} bytes/row ({:.0} MB, since the load began)",
         rss as f64 / rows as f64,

@@ -57,28 +57,9 @@ fn take(len: usize) -> Vec<u16> {
 /// increments then cost no TLB misses.
 fn fresh(len: usize) -> Vec<u16> {
     let v = vec![0u16; len];
-    advise_huge_pages(&v);
+    crate::mem::advise_huge_pages(&v);
     v
 }
-
-#[cfg(target_os = "linux")]
-fn advise_huge_pages(v: &[u16]) {
-    const HUGE: usize = 2 << 20;
-    let start = v.as_ptr() as usize;
-    let end = start + std::mem::size_of_val(v);
-    let (a, b) = (start.next_multiple_of(HUGE), end & !(HUGE - 1));
-    if b > a {
-        // SAFETY: [a, b) lies inside the allocation of `v`, which this call
-        // neither reads nor writes; MADV_HUGEPAGE only changes how the kernel
-        // backs the range, never its contents. Failure (no THP) is harmless.
-        unsafe {
-            libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_: &[u16]) {}
 
 /// With debug assertions, small grids are checked to be all zero where the
 /// pool promises it (large ones would slow the optimised test build).

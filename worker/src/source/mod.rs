@@ -170,6 +170,7 @@ pub async fn load(spec: &DatasetSpec, shard: ShardId, opts: &LoadOptions) -> Res
         builder.append(part?);
     }
     drop(stream);
+    crate::store::phase(&spec.name, "decoded", started);
     let rows = builder.len();
     let dropped = builder.dropped;
     let info = ShardInfo { shard: shard.index, shards: shard.count, generation };

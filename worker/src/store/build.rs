@@ -205,17 +205,21 @@ impl Builder {
         assert!(n < u32::MAX as usize, "a shard holds fewer than 2^32 rows");
         let dropped = self.dropped;
         let stage = self.details.take();
+        let started = std::time::Instant::now();
         let ((xs, ys, codes), ids) = self.sort_and_unpack();
+        phase(name, "sorted and unpacked", started);
         let details = match (stage, ids, details) {
             (Some(stage), Some(ids), Some((infos, dicts))) => stage.permute(&ids, infos, dicts),
             (None, None, _) => Details::default(),
             _ => panic!("detail columns staged without their description, or described without being staged"),
         };
+        phase(name, "detail columns in store order", started);
         let blocks = super::cut_blocks(&xs, &ys, BLOCK_ROWS);
         let ncodes: Vec<usize> = dims.iter().map(|d| d.nbins() as usize + 1).collect();
         let aggregates = super::Aggregates::build(&xs, &ys, &codes, &ncodes, category_dim, |r| {
             super::sample_priority(r, super::SAMPLE_SALT)
         });
+        phase(name, "blocks and pre-aggregates built", started);
         Shard {
             name: name.to_string(),
             view,
@@ -252,6 +256,17 @@ impl Builder {
 }
 
 type Columns = (Vec<u32>, Vec<u32>, Vec<Vec<u8>>);
+
+/// Logs a step of building a shard: seconds since `started`, and the
+/// process's resident and peak resident memory, which show what each step
+/// holds.
+pub(crate) fn phase(dataset: &str, step: &str, started: std::time::Instant) {
+    let (rss, peak) = crate::mem::resident();
+    tracing::debug!(
+        dataset, seconds = started.elapsed().as_secs_f64(), rss_mb = rss >> 20, peak_rss_mb = peak >> 20,
+        "building: {step}"
+    );
+}
 
 /// Rows unpacked between two returns of the records' pages.
 const UNPACK_CHUNK_ROWS: usize = 1 << 20;

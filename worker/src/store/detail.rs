@@ -407,6 +407,7 @@ impl DetailStage {
     /// (staged, flat, re-encoded), not every column.
     pub fn permute(mut self, ids: &[u32], infos: Vec<DetailInfo>, dicts: Vec<Option<TextDict>>) -> Details {
         self.seal();
+        let started = std::time::Instant::now();
         let mut parts = vec![(0usize, std::mem::take(&mut self.columns))];
         parts.append(&mut self.parts);
         let starts: Vec<usize> = parts.iter().map(|p| p.0).collect();
@@ -431,6 +432,7 @@ impl DetailStage {
                     .collect();
                 drop(flat);
                 crate::mem::return_freed_memory();
+                super::phase(&info.column, "detail column in store order", started);
                 DetailColumn { info, data: Encoded { kind, rows: ids.len(), blocks, pending: vec![] }, dict }
             })
             .collect();

@@ -18,6 +18,7 @@ pub use build::{
     Builder, DetailMeta, MAX_RECORD_DIMS, hilbert_key, hilbert_point, peak_bytes_per_row,
     peak_bytes_per_row_with_details,
 };
+pub(crate) use build::phase;
 pub use detail::{DetailInfo, DetailKind, Details};
 pub use registry::{Registry, Slot, SlotStatus};
 
