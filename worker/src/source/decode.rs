@@ -77,13 +77,16 @@ pub async fn decode_unit(
     progress: &Progress,
 ) -> Result<Builder> {
     let ctx = Ctx { view, interners };
-    match &unit.kind {
+    let mut rows: Builder = match &unit.kind {
         UnitKind::Parquet { meta, row_group } => {
             decode_parquet(loc, unit, meta.clone(), *row_group, &ctx, progress).await
         }
         UnitKind::CsvWhole { gzip } => decode_csv(loc, unit, *gzip, None, &ctx, preset, progress).await,
         UnitKind::CsvStripes { gzip } => decode_csv(loc, unit, *gzip, Some(shard), &ctx, preset, progress).await,
-    }
+    }?;
+    // Sorted here, beside the other units decoding, while the rows are in cache.
+    rows.seal();
+    Ok(rows)
 }
 
 /// What decoding a unit reads against: the compiled view and the shared
@@ -526,5 +529,6 @@ pub fn append_batch(b: &mut Builder, batch: &RecordBatch, ctx: &Ctx<'_>, url: &s
             _ => b.dropped += 1,
         }
     }
+    b.seal_when_full();
     Ok(())
 }

@@ -53,11 +53,6 @@ impl ShardId {
 /// Rows of CSV per striping chunk.
 pub const CSV_CHUNK_ROWS: usize = 65_536;
 
-/// Most rows the loader preallocates for, whatever the estimate says (about
-/// 740 MB of columns with 3 dimensions; more than a worker's share of the
-/// 40M-row target).
-pub const MAX_PREALLOC_ROWS: u64 = 1 << 26;
-
 pub use crate::mem::{return_freed_memory, return_large_buffers_at_once};
 
 /// What a load needs besides the spec.
@@ -151,11 +146,10 @@ pub async fn load(spec: &DatasetSpec, shard: ShardId, opts: &LoadOptions) -> Res
     );
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
     let progress = Arc::new(decode::Progress::new(&spec.name, estimate));
-    // The estimate comes from Parquet footers, which a corrupt file can inflate:
-    // preallocate at most MAX_PREALLOC_ROWS and let larger shards grow.
     let kinds = compiled.detail_kinds();
     let interners = crate::store::detail::Interners::new(&kinds);
-    let mut builder = Builder::with_details(compiled.dims.len(), estimate.min(MAX_PREALLOC_ROWS) as usize, &kinds);
+    // Units arrive as sorted runs; this builder only collects them.
+    let mut builder = Builder::with_details(compiled.dims.len(), 0, &kinds);
     let mut stream = futures::stream::iter(plan.into_iter().map(|unit| {
         let (loc, compiled, progress, interners) = (loc.clone(), compiled.clone(), progress.clone(), interners.clone());
         let preset = spec.preset;
@@ -234,13 +228,14 @@ fn check_memory(
 ) -> Result<()> {
     let Some(limit) = limit else { return Ok(()) };
     let detail: u64 = details.iter().map(|d| detail_budget(d.kind)).sum();
+    let largest = details.iter().map(|d| detail_budget(d.kind)).max().unwrap_or(0);
     // Saturating: the row estimate comes from file footers and may be absurd.
     let resident = rows.saturating_mul(8 + ndims as u64 + detail);
-    // While building: the packed records or the columns unpacked from them
-    // (and the staged and re-encoded details), plus decode batches in flight
-    // and one unpacking chunk.
-    let peak =
-        rows.saturating_mul(crate::store::peak_bytes_per_row_with_details(ndims, detail)).saturating_add(64 << 20);
+    // While building: the packed records or the columns merged from them, the
+    // staged and one re-encoded detail column, plus decode batches in flight.
+    let peak = rows
+        .saturating_mul(crate::store::peak_bytes_per_row_with_details(ndims, detail, largest))
+        .saturating_add(64 << 20);
     if peak > limit {
         return Err(Error::OutOfMemory(format!(
             "dataset {:?} shard {}/{}: about {} rows need about {} MiB to load ({} MiB resident, \

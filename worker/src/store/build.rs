@@ -1,21 +1,25 @@
-//! Building a shard: append decoded rows as packed records, sort them along a
-//! Hilbert curve in place, unpack them into columns and cut blocks.
+//! Building a shard: append decoded rows as packed records, sort each
+//! decoding unit's rows along a Hilbert curve into a run, then merge the runs
+//! into columns and cut blocks.
 //!
 //! A record is the row's Hilbert key (which encodes the top 16 bits of x and
 //! y), the low 16 bits of x and y, and the bin codes: 12 bytes for up to four
 //! dimensions, 16 for up to eight. Rows are held once, as records, from
-//! decoding to the sort; unpacking writes the columns from the end while it
-//! returns the records' pages behind it, so a load peaks near the size of the
-//! records, not records + columns or columns + sort buffers.
+//! decoding to the merge; the merge writes the columns while it returns the
+//! runs' pages behind it, so a load peaks near the size of the records, not
+//! records + columns.
 //!
 //! A dataset with detail columns (see [`super::detail`]) stages their values
-//! encoded, in decoding order, and its records carry one more word, the
-//! row's position in that order, so that after the sort the values can be
-//! re-encoded in the store's order.
+//! encoded, in decoding order. While a unit's rows are sorted, its records
+//! carry their position in the unit, and its staged values are put in the
+//! run's order then, while they are few and in cache. The merge notes which
+//! run each row came from, and the detail columns are merged by reading each
+//! run's values front to back: no row id is held past a unit, and no column
+//! is read at random.
 
 use rayon::prelude::*;
 
-use super::detail::{DetailInfo, DetailKind, DetailStage, TextDict};
+use super::detail::{self, DetailInfo, DetailKind, DetailStage, TextDict};
 use super::{BLOCK_ROWS, Details, Shard};
 use crate::bins::DimBins;
 use crate::protocol::ShardInfo;
@@ -28,9 +32,14 @@ pub const MAX_RECORD_DIMS: usize = 8;
 #[derive(Debug)]
 pub struct Builder {
     ndims: usize,
+    /// Rows pushed since the last [`Builder::seal`], in push order.
     records: Records,
-    /// Detail values of the rows, in the order they were pushed.
+    /// Their detail values, in push order.
     details: Option<DetailStage>,
+    /// The detail columns' kinds (empty: none).
+    kinds: Vec<DetailKind>,
+    /// Sealed rows: sorted runs, in the order their rows were pushed.
+    runs: Vec<Run>,
     /// Rows skipped for lack of a position.
     pub dropped: u64,
 }
@@ -47,27 +56,49 @@ enum Records {
     WideId(Vec<[u32; 5]>),
 }
 
+/// Sorted records of one sealed batch of rows, and their detail values in
+/// the same order.
+#[derive(Debug)]
+struct Run {
+    records: RunRecords,
+    details: Option<detail::Run>,
+}
+
+#[derive(Debug)]
+enum RunRecords {
+    Narrow(Vec<[u32; 3]>),
+    Wide(Vec<[u32; 4]>),
+}
+
+impl RunRecords {
+    fn len(&self) -> usize {
+        match self {
+            RunRecords::Narrow(v) => v.len(),
+            RunRecords::Wide(v) => v.len(),
+        }
+    }
+}
+
 /// Detail columns' descriptions and text dictionaries, for [`Builder::finish`].
 pub type DetailMeta = (Vec<DetailInfo>, Vec<Option<TextDict>>);
 
 /// Bytes a row a load holds at its peak with `ndims` dimensions: the records
 /// (12 or 16 bytes) or the columns (8 + one per dimension), whichever is
-/// larger, since unpacking frees the one as it writes the other.
+/// larger, since the merge frees the one as it writes the other.
 pub fn peak_bytes_per_row(ndims: usize) -> u64 {
     let record = if ndims <= 4 { 12 } else { 16 };
     record.max(8 + ndims as u64)
 }
 
 /// [`peak_bytes_per_row`] with detail columns of about `detail` bytes a row
-/// encoded: the records gain a 4-byte row id and the staged details sit
-/// beside them; after the sort the columns, the ids, the staged and the
-/// re-encoded details are held at once.
-pub fn peak_bytes_per_row_with_details(ndims: usize, detail: u64) -> u64 {
+/// encoded, the largest of them `largest`: the staged details sit beside the
+/// records; then beside the columns, each row's run (one byte, two past 256
+/// runs) and the column being re-encoded.
+pub fn peak_bytes_per_row_with_details(ndims: usize, detail: u64, largest: u64) -> u64 {
     if detail == 0 {
         return peak_bytes_per_row(ndims);
     }
-    let record = if ndims <= 4 { 16 } else { 20 };
-    (record + detail).max(8 + ndims as u64 + 4 + 2 * detail)
+    peak_bytes_per_row(ndims) + 2 + detail + largest
 }
 
 impl Builder {
@@ -78,28 +109,21 @@ impl Builder {
 
     /// An empty builder with room for about `rows` rows.
     pub fn with_capacity(ndims: usize, rows: usize) -> Builder {
-        assert!(ndims <= MAX_RECORD_DIMS, "at most {MAX_RECORD_DIMS} dimensions");
-        let records = if ndims <= 4 {
-            Records::Narrow(Vec::with_capacity(rows))
-        } else {
-            Records::Wide(Vec::with_capacity(rows))
-        };
-        Builder { ndims, records, details: None, dropped: 0 }
+        Builder::with_details(ndims, rows, &[])
     }
 
     /// An empty builder that also stages detail columns of these kinds (none:
     /// the same as [`Builder::with_capacity`]).
     pub fn with_details(ndims: usize, rows: usize, kinds: &[DetailKind]) -> Builder {
-        if kinds.is_empty() {
-            return Builder::with_capacity(ndims, rows);
-        }
         assert!(ndims <= MAX_RECORD_DIMS, "at most {MAX_RECORD_DIMS} dimensions");
-        let records = if ndims <= 4 {
-            Records::NarrowId(Vec::with_capacity(rows))
-        } else {
-            Records::WideId(Vec::with_capacity(rows))
-        };
-        Builder { ndims, records, details: Some(DetailStage::new(kinds)), dropped: 0 }
+        Builder {
+            ndims,
+            records: Records::empty(ndims, !kinds.is_empty(), rows),
+            details: (!kinds.is_empty()).then(|| DetailStage::new(kinds)),
+            kinds: kinds.to_vec(),
+            runs: vec![],
+            dropped: 0,
+        }
     }
 
     /// Where a row's detail values go, right after its [`Builder::push`].
@@ -114,7 +138,18 @@ impl Builder {
             Records::Wide(v) | Records::NarrowId(v) => v.capacity() * 16,
             Records::WideId(v) => v.capacity() * 20,
         };
-        recs + self.details.as_ref().map_or(0, DetailStage::bytes)
+        let runs: usize = self
+            .runs
+            .iter()
+            .map(|r| {
+                let recs = match &r.records {
+                    RunRecords::Narrow(v) => v.capacity() * 12,
+                    RunRecords::Wide(v) => v.capacity() * 16,
+                };
+                recs + r.details.as_ref().map_or(0, detail::Run::bytes)
+            })
+            .sum();
+        recs + runs + self.details.as_ref().map_or(0, DetailStage::bytes)
     }
 
     /// A builder holding these columns' rows (`codes` has one column per
@@ -152,11 +187,7 @@ impl Builder {
 
     /// Rows so far.
     pub fn len(&self) -> usize {
-        match &self.records {
-            Records::Narrow(v) => v.len(),
-            Records::Wide(v) | Records::NarrowId(v) => v.len(),
-            Records::WideId(v) => v.len(),
-        }
+        self.records.len() + self.runs.iter().map(|r| r.records.len()).sum::<usize>()
     }
 
     /// True when no rows were added.
@@ -164,34 +195,66 @@ impl Builder {
         self.len() == 0
     }
 
-    /// Appends another builder's rows.
+    /// Sorts the rows pushed since the last seal into a run. A decoding unit
+    /// seals its rows before handing them over, so units sort in parallel
+    /// while their rows are in cache.
+    pub fn seal(&mut self) {
+        if self.records.len() == 0 {
+            return;
+        }
+        let records = std::mem::replace(&mut self.records, Records::empty(self.ndims, !self.kinds.is_empty(), 0));
+        let stage = self.details.as_mut().map(|d| std::mem::replace(d, DetailStage::new(&self.kinds)));
+        let run = match (records, stage) {
+            (Records::Narrow(mut v), None) => {
+                sort(&mut v);
+                Run { records: RunRecords::Narrow(v), details: None }
+            }
+            (Records::Wide(mut v), None) => {
+                sort(&mut v);
+                Run { records: RunRecords::Wide(v), details: None }
+            }
+            (Records::NarrowId(v), Some(stage)) => {
+                let (recs, details) = sort_with_ids(v, stage);
+                Run { records: RunRecords::Narrow(recs), details: Some(details) }
+            }
+            (Records::WideId(v), Some(stage)) => {
+                let (recs, details) = sort_with_ids(v, stage);
+                Run { records: RunRecords::Wide(recs), details: Some(details) }
+            }
+            _ => unreachable!("records carry ids exactly when details are staged"),
+        };
+        self.runs.push(run);
+    }
+
+    /// [`Builder::seal`]s once [`SEAL_ROWS`] rows have been pushed since the
+    /// last seal (with detail columns, whose rows are staged as they are
+    /// until then).
+    pub fn seal_when_full(&mut self) {
+        if self.records.len() >= SEAL_ROWS {
+            self.seal();
+        }
+    }
+
+    /// Appends another builder's rows (after these, for ties in the sort).
     pub fn append(&mut self, mut other: Builder) {
-        let offset = self.len() as u32;
-        match (&mut self.records, &mut other.records) {
-            (Records::Narrow(a), Records::Narrow(b)) => a.append(b),
-            (Records::Wide(a), Records::Wide(b)) => a.append(b),
-            (Records::NarrowId(a), Records::NarrowId(b)) => {
-                b.iter_mut().for_each(|r| r[3] += offset);
-                a.append(b)
-            }
-            (Records::WideId(a), Records::WideId(b)) => {
-                b.iter_mut().for_each(|r| r[4] += offset);
-                a.append(b)
-            }
-            _ => panic!("appending a builder of {} dimensions to one of {}", other.ndims, self.ndims),
-        }
-        match (&mut self.details, other.details) {
-            (Some(a), Some(b)) => a.append(b),
-            (None, None) => {}
-            _ => panic!("appending a builder with detail columns to one without, or the reverse"),
-        }
+        assert!(
+            other.ndims == self.ndims && other.kinds == self.kinds,
+            "appending a builder of {} dimensions and {} detail columns to one of {} and {}",
+            other.ndims,
+            other.kinds.len(),
+            self.ndims,
+            self.kinds.len()
+        );
+        self.seal();
+        other.seal();
+        self.runs.append(&mut other.runs);
         self.dropped += other.dropped;
     }
 
     /// Sorts rows along the Hilbert curve (ties in the order of the rest of
-    /// the row, so the result depends on the rows, not on the order files
-    /// were read in) and cuts blocks.
-    /// `details` describes the staged detail columns, if any.
+    /// the row, then of pushes, so the result depends on the rows and the
+    /// order of the units, not on the order units finished decoding in) and
+    /// cuts blocks. `details` describes the staged detail columns, if any.
     pub fn finish(
         mut self,
         name: &str,
@@ -201,19 +264,13 @@ impl Builder {
         info: ShardInfo,
         details: Option<DetailMeta>,
     ) -> Shard {
+        let started = std::time::Instant::now();
+        self.seal();
         let n = self.len();
         assert!(n < u32::MAX as usize, "a shard holds fewer than 2^32 rows");
         let dropped = self.dropped;
-        let stage = self.details.take();
-        let started = std::time::Instant::now();
-        let ((xs, ys, codes), ids) = self.sort_and_unpack();
-        phase(name, "sorted and unpacked", started);
-        let details = match (stage, ids, details) {
-            (Some(stage), Some(ids), Some((infos, dicts))) => stage.permute(&ids, infos, dicts),
-            (None, None, _) => Details::default(),
-            _ => panic!("detail columns staged without their description, or described without being staged"),
-        };
-        phase(name, "detail columns in store order", started);
+        let ((xs, ys, codes), details) = self.merge(details);
+        phase(name, "runs merged", started);
         let blocks = super::cut_blocks(&xs, &ys, BLOCK_ROWS);
         let ncodes: Vec<usize> = dims.iter().map(|d| d.nbins() as usize + 1).collect();
         let aggregates = super::Aggregates::build(&xs, &ys, &codes, &ncodes, category_dim, |r| {
@@ -239,83 +296,320 @@ impl Builder {
 
     /// The rows as columns, in Hilbert order.
     #[cfg(test)]
-    pub(crate) fn into_sorted_columns(self) -> Columns {
-        self.sort_and_unpack().0
+    pub(crate) fn into_sorted_columns(mut self) -> Columns {
+        self.seal();
+        self.merge(None).0
     }
 
-    /// The rows as columns, in Hilbert order, and (with detail columns) the
-    /// order of pushes each came from.
-    fn sort_and_unpack(self) -> (Columns, Option<Vec<u32>>) {
-        match self.records {
-            Records::Narrow(v) => sort_and_unpack(v, self.ndims, false),
-            Records::Wide(v) => sort_and_unpack(v, self.ndims, false),
-            Records::NarrowId(v) => sort_and_unpack(v, self.ndims, true),
-            Records::WideId(v) => sort_and_unpack(v, self.ndims, true),
+    /// The rows as columns and detail columns, in Hilbert order.
+    #[cfg(test)]
+    pub(crate) fn into_sorted_columns_and_details(mut self, meta: DetailMeta) -> (Columns, Details) {
+        self.seal();
+        self.merge(Some(meta))
+    }
+
+    /// Merges the sealed runs into columns and, when staged, detail columns.
+    fn merge(self, meta: Option<DetailMeta>) -> (Columns, Details) {
+        let ndims = self.ndims;
+        let mut narrow = vec![];
+        let mut wide = vec![];
+        let mut stages = vec![];
+        for run in self.runs {
+            match run.records {
+                RunRecords::Narrow(v) => narrow.push(v),
+                RunRecords::Wide(v) => wide.push(v),
+            }
+            stages.extend(run.details);
+        }
+        let staged = !self.kinds.is_empty();
+        let runs = narrow.len().max(wide.len());
+        let (cols, from) = if ndims <= 4 {
+            merge_runs(narrow, ndims, staged.then_some(runs))
+        } else {
+            merge_runs(wide, ndims, staged.then_some(runs))
+        };
+        let details = match (from, meta) {
+            (None, _) => Details::default(),
+            (Some(From::Byte(f)), Some((infos, dicts))) => detail::merge(stages, &f, infos, dicts),
+            (Some(From::Wide(f)), Some((infos, dicts))) => detail::merge(stages, &f, infos, dicts),
+            (Some(_), None) => panic!("detail columns staged without their description"),
+        };
+        (cols, details)
+    }
+}
+
+impl Records {
+    fn empty(ndims: usize, with_ids: bool, rows: usize) -> Records {
+        match (ndims <= 4, with_ids) {
+            (true, false) => Records::Narrow(Vec::with_capacity(rows)),
+            (false, false) => Records::Wide(Vec::with_capacity(rows)),
+            (true, true) => Records::NarrowId(Vec::with_capacity(rows)),
+            (false, true) => Records::WideId(Vec::with_capacity(rows)),
         }
     }
+
+    fn len(&self) -> usize {
+        match self {
+            Records::Narrow(v) => v.len(),
+            Records::Wide(v) | Records::NarrowId(v) => v.len(),
+            Records::WideId(v) => v.len(),
+        }
+    }
+}
+
+/// Rows a decoding unit stages before it sorts them into a run: its staged
+/// detail values (8 bytes each) stay a few megabytes, and in cache while
+/// they are put in order.
+pub const SEAL_ROWS: usize = 1 << 19;
+
+/// Rows above which a run is sorted by every thread (a decoding unit's rows
+/// are sorted on its own thread, beside other units').
+const PARALLEL_SORT_ROWS: usize = 1 << 21;
+
+/// A record's words as one number that orders records as their words do
+/// (first word most significant): two machine comparisons instead of a
+/// loop over words.
+#[inline(always)]
+fn rank<const N: usize>(r: &[u32; N]) -> (u128, u32) {
+    let word = |k: usize| if k < N { r[k] as u128 } else { 0 };
+    let head = word(0) << 96 | word(1) << 64 | word(2) << 32 | word(3);
+    (head, if N > 4 { r[4] } else { 0 })
+}
+
+fn sort<const N: usize>(v: &mut [[u32; N]]) {
+    if v.len() > PARALLEL_SORT_ROWS {
+        v.par_sort_unstable_by_key(rank);
+    } else {
+        v.sort_unstable_by_key(rank);
+    }
+}
+
+/// Sorts records that end in their push position (`M = N + 1` words), and
+/// the staged details with them; returns the records without the position.
+fn sort_with_ids<const M: usize, const N: usize>(
+    mut v: Vec<[u32; M]>,
+    stage: DetailStage,
+) -> (Vec<[u32; N]>, detail::Run) {
+    const { assert!(M == N + 1) };
+    sort(&mut v);
+    let ids: Vec<u32> = v.iter().map(|r| r[N]).collect();
+    let recs = v.iter().map(|r| std::array::from_fn(|k| r[k])).collect();
+    drop(v);
+    (recs, stage.reorder(&ids))
 }
 
 type Columns = (Vec<u32>, Vec<u32>, Vec<Vec<u8>>);
 
-/// Logs a step of building a shard: seconds since `started`, and the
-/// process's resident and peak resident memory, which show what each step
-/// holds.
-pub(crate) fn phase(dataset: &str, step: &str, started: std::time::Instant) {
+/// Which run each output row of a merge came from.
+enum From {
+    /// Up to 256 runs.
+    Byte(Vec<u8>),
+    Wide(Vec<u16>),
+}
+
+/// Logs a step of building a shard (`what`: the dataset, or the column a
+/// step is about): seconds since `started`, and the process's resident and
+/// peak resident memory, which show what each step holds.
+pub(crate) fn phase(what: &str, step: &str, started: std::time::Instant) {
     let (rss, peak) = crate::mem::resident();
     tracing::debug!(
-        dataset, seconds = started.elapsed().as_secs_f64(), rss_mb = rss >> 20, peak_rss_mb = peak >> 20,
+        what,
+        seconds = started.elapsed().as_secs_f64(),
+        rss_mb = rss >> 20,
+        peak_rss_mb = peak >> 20,
         "building: {step}"
     );
 }
 
-/// Rows unpacked between two returns of the records' pages.
-const UNPACK_CHUNK_ROWS: usize = 1 << 20;
+/// Output rows a merge hands each task: enough for the threads to share the
+/// work evenly and for the runs' pages to be returned as the merge advances.
+const MERGE_RANGE_ROWS: usize = 1 << 19;
 
-/// Sorts records in place and unpacks them into columns from the last row
-/// back, returning the records' pages as it goes (the columns are allocated
-/// zeroed, which the system maps lazily: only written pages are resident).
-fn sort_and_unpack<const N: usize>(
-    mut recs: Vec<[u32; N]>,
+/// Merges sorted runs into columns, in record order and, between equal
+/// records, in run order; with `Some(runs)`, also notes each row's run.
+///
+/// The output is cut into ranges at splitter records sampled from the runs;
+/// a run's part of each range is found by binary search, and ranges are
+/// merged in parallel in waves, after each of which the runs' pages before
+/// the wave's end are returned to the system.
+fn merge_runs<const N: usize>(
+    mut runs: Vec<Vec<[u32; N]>>,
     ndims: usize,
-    with_ids: bool,
-) -> (Columns, Option<Vec<u32>>) {
-    recs.par_sort_unstable();
-    let n = recs.len();
+    note_runs: Option<usize>,
+) -> (Columns, Option<From>) {
+    runs.retain(|r| !r.is_empty());
+    let n: usize = runs.iter().map(Vec::len).sum();
+    let nranges = n.div_ceil(MERGE_RANGE_ROWS).max(1);
+    // Splitters: quantiles of a sample of every run. A sample row stands
+    // for up to `stride` rows of its run, so a splitter may be off by that
+    // many rows per run: few rows against a range's (an eighth of a range
+    // over all runs), but at most about a million samples.
+    let stride = (MERGE_RANGE_ROWS / (8 * runs.len().max(1))).max(n >> 20).max(1);
+    let mut sample: Vec<(u128, u32)> = runs.iter().flat_map(|r| r.iter().step_by(stride).map(rank)).collect();
+    sample.sort_unstable();
+    let splitters: Vec<(u128, u32)> = (1..nranges).map(|j| sample[j * sample.len() / nranges]).collect();
+    drop(sample);
+    // cuts[j][i]: where range j starts in run i.
+    let mut cuts: Vec<Vec<usize>> = vec![vec![0; runs.len()]];
+    for s in &splitters {
+        cuts.push(runs.iter().map(|r| r.partition_point(|x| rank(x) < *s)).collect());
+    }
+    cuts.push(runs.iter().map(Vec::len).collect());
+    let starts: Vec<usize> = cuts.iter().map(|c| c.iter().sum()).collect();
+
     let mut xs = vec![0u32; n];
     let mut ys = vec![0u32; n];
     let mut codes: Vec<Vec<u8>> = (0..ndims).map(|_| vec![0u8; n]).collect();
-    let mut ids = with_ids.then(|| vec![0u32; n]);
-    let mut end = n;
-    while end > 0 {
-        let start = end.saturating_sub(UNPACK_CHUNK_ROWS);
-        let src = &recs[start..end];
-        xs[start..end].par_iter_mut().zip(ys[start..end].par_iter_mut()).zip(src.par_iter()).for_each(|((x, y), r)| {
-            let (xh, yh) = hilbert_point(r[0]);
-            *x = (xh << 16) | (r[1] >> 16);
-            *y = (yh << 16) | (r[1] & 0xffff);
-        });
-        for (d, col) in codes.iter_mut().enumerate() {
-            let (word, shift) = (2 + d / 4, 24 - 8 * (d % 4));
-            col[start..end].par_iter_mut().zip(src.par_iter()).for_each(|(c, r)| *c = (r[word] >> shift) as u8);
-        }
-        if let Some(ids) = &mut ids {
-            ids[start..end].par_iter_mut().zip(src.par_iter()).for_each(|(i, r)| *i = r[N - 1]);
-        }
-        release_tail(&recs, start);
-        end = start;
+    let wide_from = note_runs.is_some_and(|r| r > 256);
+    let mut from8 = note_runs.filter(|_| !wide_from).map(|_| vec![0u8; n]);
+    let mut from16 = note_runs.filter(|_| wide_from).map(|_| vec![0u16; n]);
+    assert!(runs.len() <= 1 << 16, "at most 65,536 runs of rows are merged");
+
+    // Disjoint output slices, one per range.
+    struct Out<'a> {
+        xs: &'a mut [u32],
+        ys: &'a mut [u32],
+        codes: Vec<&'a mut [u8]>,
+        from8: Option<&'a mut [u8]>,
+        from16: Option<&'a mut [u16]>,
     }
-    ((xs, ys, codes), ids)
+    let mut outs: Vec<Out<'_>> = Vec::with_capacity(nranges);
+    {
+        let (mut xr, mut yr) = (&mut xs[..], &mut ys[..]);
+        let mut cr: Vec<&mut [u8]> = codes.iter_mut().map(|c| &mut c[..]).collect();
+        let mut f8 = from8.as_deref_mut();
+        let mut f16 = from16.as_deref_mut();
+        for j in 0..nranges {
+            let len = starts[j + 1] - starts[j];
+            let (x, xt) = std::mem::take(&mut xr).split_at_mut(len);
+            let (y, yt) = std::mem::take(&mut yr).split_at_mut(len);
+            xr = xt;
+            yr = yt;
+            let mut cs = Vec::with_capacity(ndims);
+            for c in cr.iter_mut() {
+                let (h, t) = std::mem::take(c).split_at_mut(len);
+                cs.push(h);
+                *c = t;
+            }
+            let f8h = f8.take().map(|f| {
+                let (h, t) = f.split_at_mut(len);
+                f8 = Some(t);
+                h
+            });
+            let f16h = f16.take().map(|f| {
+                let (h, t) = f.split_at_mut(len);
+                f16 = Some(t);
+                h
+            });
+            outs.push(Out { xs: x, ys: y, codes: cs, from8: f8h, from16: f16h });
+        }
+    }
+    let started = std::time::Instant::now();
+    let wave = rayon::current_num_threads().max(1) * 2;
+    let mut j0 = 0;
+    let mut outs = outs.into_iter();
+    while j0 < nranges {
+        let j1 = (j0 + wave).min(nranges);
+        let batch: Vec<(usize, Out<'_>)> = (j0..j1).zip(outs.by_ref()).collect();
+        batch.into_par_iter().for_each(|(j, mut out)| {
+            let parts: Vec<&[[u32; N]]> =
+                runs.iter().enumerate().map(|(i, r)| &r[cuts[j][i]..cuts[j + 1][i]]).collect();
+            merge_range(&parts, |o, i, r| {
+                let (xh, yh) = hilbert_point(r[0]);
+                out.xs[o] = (xh << 16) | (r[1] >> 16);
+                out.ys[o] = (yh << 16) | (r[1] & 0xffff);
+                for (d, c) in out.codes.iter_mut().enumerate() {
+                    c[o] = (r[2 + d / 4] >> (24 - 8 * (d % 4))) as u8;
+                }
+                if let Some(f) = out.from8.as_deref_mut() {
+                    f[o] = i as u8;
+                }
+                if let Some(f) = out.from16.as_deref_mut() {
+                    f[o] = i as u16;
+                }
+            });
+        });
+        for (i, r) in runs.iter().enumerate() {
+            release_range(r, cuts[j0][i], cuts[j1][i]);
+        }
+        j0 = j1;
+    }
+    phase("rows", "records merged into columns", started);
+    drop(runs);
+    crate::mem::return_freed_memory();
+    let from = from8.map(From::Byte).or(from16.map(From::Wide));
+    ((xs, ys, codes), from)
 }
 
-/// Gives the system back the pages of `v` past element `from`, which the
-/// caller will not read again (Linux; a no-op elsewhere).
-fn release_tail<T>(v: &[T], from: usize) {
+/// Calls `emit(output index, part, record)` for the records of sorted
+/// `parts` in merged order (equal records in part order).
+///
+/// A tournament of losers: each internal node keeps the part that lost the
+/// match there, so replacing the winner replays one path of `log2(parts)`
+/// comparisons, with no second child to look at as a heap's sift-down has.
+fn merge_range<const N: usize>(parts: &[&[[u32; N]]], mut emit: impl FnMut(usize, usize, &[u32; N])) {
+    const { assert!(N <= 4, "a run's records are at most four words") };
+    // Keys are unique: the record's rank, then the part. Exhausted parts
+    // hold the largest key, which no record has (parts number < 2^32).
+    const DONE: (u128, u32) = (u128::MAX, u32::MAX);
+    let size = parts.len().next_power_of_two();
+    let key = |i: usize, at: usize| parts.get(i).and_then(|p| p.get(at)).map_or(DONE, |r| (rank(r).0, i as u32));
+    let mut keys: Vec<(u128, u32)> = (0..size).map(|i| key(i, 0)).collect();
+    let mut pos = vec![0usize; size];
+    // tree[n] for 1 <= n < size: the loser of the match at node n (node n's
+    // children are 2n and 2n + 1; part i is leaf size + i); tree[0]: the winner.
+    let mut tree = vec![0usize; size];
+    let mut round: Vec<usize> = (0..size).collect();
+    let mut first = size;
+    while round.len() > 1 {
+        first /= 2;
+        round = round
+            .chunks(2)
+            .enumerate()
+            .map(|(m, pair)| {
+                let (a, b) = (pair[0], pair[1]);
+                let (win, lose) = if keys[b] < keys[a] { (b, a) } else { (a, b) };
+                tree[first + m] = lose;
+                win
+            })
+            .collect();
+    }
+    tree[0] = round[0];
+    let mut o = 0;
+    loop {
+        let mut winner = tree[0];
+        if keys[winner] == DONE {
+            break;
+        }
+        emit(o, winner, &parts[winner][pos[winner]]);
+        o += 1;
+        pos[winner] += 1;
+        keys[winner] = key(winner, pos[winner]);
+        let mut node = (winner + size) / 2;
+        while node >= 1 {
+            let l = tree[node];
+            if keys[l] < keys[winner] {
+                tree[node] = winner;
+                winner = l;
+            }
+            node /= 2;
+        }
+        tree[0] = winner;
+    }
+}
+
+/// Gives the system back the pages of `v[..to]` from the one holding
+/// `v[from]` on, which the caller will not read again (Linux; a no-op
+/// elsewhere).
+fn release_range<T>(v: &[T], from: usize, to: usize) {
     #[cfg(target_os = "linux")]
     {
         const PAGE: usize = 4096;
         let base = v.as_ptr() as usize;
-        let first = (base + from * std::mem::size_of::<T>()).next_multiple_of(PAGE);
-        let last = (base + std::mem::size_of_val(v)) & !(PAGE - 1);
+        let size = std::mem::size_of::<T>();
+        // The page holding the allocation's start may hold the allocator's data.
+        let first = ((base + from * size) & !(PAGE - 1)).max(base.next_multiple_of(PAGE));
+        let last = (base + to.min(v.len()) * size) & !(PAGE - 1);
         if last > first {
             // SAFETY: the range lies inside `v`'s allocation, page-aligned;
             // MADV_DONTNEED keeps it mapped (reads would see zeros) and the
@@ -326,52 +620,99 @@ fn release_tail<T>(v: &[T], from: usize) {
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (v, from);
+    let _ = (v, from, to);
 }
 
 /// Position along a Hilbert curve of order 16 over the top 16 bits of x and y.
+///
+/// Four table lookups, each placing four levels of the curve: the table is
+/// indexed by the orientation the levels above left (a swap of x and y and a
+/// complement of both; four in all) and a nibble of x and of y, and gives
+/// eight bits of the key and the next orientation.
+#[inline]
 pub fn hilbert_key(x: u32, y: u32) -> u32 {
-    let (mut x, mut y) = (x >> 16, y >> 16);
-    let mut d: u32 = 0;
-    let mut s: u32 = 1 << 15;
-    while s > 0 {
-        let rx = u32::from(x & s > 0);
-        let ry = u32::from(y & s > 0);
-        d += s * s * ((3 * rx) ^ ry);
-        // Rotate the quadrant.
-        if ry == 0 {
-            if rx == 1 {
-                x = 0xffff - x;
-                y = 0xffff - y;
-            }
-            std::mem::swap(&mut x, &mut y);
-        }
-        s >>= 1;
+    let (x, y) = (x >> 16, y >> 16);
+    let mut state = 0usize;
+    let mut d = 0u32;
+    for k in (0..4).rev() {
+        let e = HILBERT_KEY[state][(((x >> (4 * k)) & 15) << 4 | ((y >> (4 * k)) & 15)) as usize];
+        d = d << 8 | (e & 0xff) as u32;
+        state = (e >> 8) as usize;
     }
     d
 }
 
 /// The top 16 bits of x and y of a Hilbert key (the inverse of [`hilbert_key`]).
+#[inline]
 pub fn hilbert_point(key: u32) -> (u32, u32) {
     let (mut x, mut y) = (0u32, 0u32);
-    let mut t = key;
-    let mut s: u32 = 1;
-    while s < (1 << 16) {
-        let rx = 1 & (t >> 1);
-        let ry = 1 & (t ^ rx);
-        if ry == 0 {
-            if rx == 1 {
-                x = s - 1 - x;
-                y = s - 1 - y;
-            }
-            std::mem::swap(&mut x, &mut y);
-        }
-        x += s * rx;
-        y += s * ry;
-        t >>= 2;
-        s <<= 1;
+    let mut state = 0usize;
+    for k in (0..4).rev() {
+        let e = HILBERT_POINT[state][((key >> (8 * k)) & 0xff) as usize];
+        x = x << 4 | ((e >> 4) & 15) as u32;
+        y = y << 4 | (e & 15) as u32;
+        state = (e >> 8) as usize;
     }
     (x, y)
+}
+
+/// `[orientation][x nibble << 4 | y nibble]` → eight key bits | next orientation << 8.
+static HILBERT_KEY: [[u16; 256]; 4] = hilbert_key_table();
+/// `[orientation][eight key bits]` → x nibble << 4 | y nibble | next orientation << 8.
+static HILBERT_POINT: [[u16; 256]; 4] = hilbert_point_table();
+
+/// Orientation bit 0: x and y are swapped; bit 1: both are complemented.
+/// At each level the (oriented) bits give the quadrant's digit, `3x ^ y`; a
+/// quadrant with y = 0 swaps, and with x = 1 also complements, the levels
+/// below it.
+const fn hilbert_key_table() -> [[u16; 256]; 4] {
+    let mut t = [[0u16; 256]; 4];
+    let mut state = 0;
+    while state < 4 {
+        let mut idx = 0;
+        while idx < 256 {
+            let (xn, yn) = (idx >> 4, idx & 15);
+            let (mut swapped, mut complemented) = (state & 1 == 1, state & 2 == 2);
+            let mut d = 0u16;
+            let mut level = 4;
+            while level > 0 {
+                level -= 1;
+                let (xb, yb) = ((xn >> level) & 1, (yn >> level) & 1);
+                let (mut cx, mut cy) = if swapped { (yb, xb) } else { (xb, yb) };
+                if complemented {
+                    cx ^= 1;
+                    cy ^= 1;
+                }
+                d = d << 2 | ((3 * cx) ^ cy) as u16;
+                if cy == 0 {
+                    if cx == 1 {
+                        complemented = !complemented;
+                    }
+                    swapped = !swapped;
+                }
+            }
+            t[state][idx] = d | ((swapped as u16) | (complemented as u16) << 1) << 8;
+            idx += 1;
+        }
+        state += 1;
+    }
+    t
+}
+
+const fn hilbert_point_table() -> [[u16; 256]; 4] {
+    let key = hilbert_key_table();
+    let mut t = [[0u16; 256]; 4];
+    let mut state = 0;
+    while state < 4 {
+        let mut idx = 0;
+        while idx < 256 {
+            let e = key[state][idx];
+            t[state][(e & 0xff) as usize] = idx as u16 | (e & 0x300);
+            idx += 1;
+        }
+        state += 1;
+    }
+    t
 }
 
 #[cfg(test)]
@@ -418,7 +759,7 @@ mod tests {
         let cases = [
             columns(1, 50_000, 3, &few),
             columns(2, 200_000, 3, &any),
-            columns(3, UNPACK_CHUNK_ROWS * 2 + 77, 3, &near),
+            columns(3, MERGE_RANGE_ROWS * 5 + 77, 3, &near),
             columns(4, 60_000, 6, &any),
             columns(5, 0, 3, &any),
         ];
@@ -435,6 +776,97 @@ mod tests {
         let reversed = (rev(&cols.0), rev(&cols.1), cols.2.iter().map(|c| c.iter().rev().copied().collect()).collect());
         assert_eq!(sorted_by_builder(&cols), sorted_by_builder(&reversed));
         assert_eq!(sorted_by_builder(&cols).0.len(), n);
+    }
+
+    /// The curve one level at a time (the textbook `xy2d`), for the tables.
+    fn reference_key(x: u32, y: u32) -> u32 {
+        let (mut x, mut y) = (x >> 16, y >> 16);
+        let mut d: u32 = 0;
+        let mut s: u32 = 1 << 15;
+        while s > 0 {
+            let rx = u32::from(x & s > 0);
+            let ry = u32::from(y & s > 0);
+            d += s * s * ((3 * rx) ^ ry);
+            if ry == 0 {
+                if rx == 1 {
+                    x = 0xffff - x;
+                    y = 0xffff - y;
+                }
+                std::mem::swap(&mut x, &mut y);
+            }
+            s >>= 1;
+        }
+        d
+    }
+
+    #[test]
+    fn table_driven_keys_match_the_level_by_level_curve() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..200_000 {
+            let (x, y): (u32, u32) = (rng.random(), rng.random());
+            assert_eq!(hilbert_key(x, y), reference_key(x, y), "{x:#x} {y:#x}");
+        }
+        // Every cell of a 256 x 256 grid at the top, and at the bottom of the 16 bits.
+        for gx in 0..256u32 {
+            for gy in 0..256u32 {
+                assert_eq!(hilbert_key(gx << 24, gy << 24), reference_key(gx << 24, gy << 24));
+                assert_eq!(hilbert_key(gx << 16, gy << 16), reference_key(gx << 16, gy << 16));
+            }
+        }
+    }
+
+    #[test]
+    fn runs_merge_into_one_sort_s_order_with_each_row_s_details() {
+        // Decoding units of uneven sizes (some empty, some sealed part way, as
+        // a unit past SEAL_ROWS is), with few distinct positions so that
+        // equal records abound; more rows than one merge range. Each row's
+        // detail value is its position in the order of pushes, which must
+        // come out beside its row, equal rows in the order they were pushed.
+        for ndims in [3, 6] {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12 + ndims as u64);
+            let kinds = [DetailKind::Int];
+            let mut all = Builder::with_details(ndims, 0, &kinds);
+            let mut rows: Vec<(u32, u32, Vec<u8>, i64)> = vec![];
+            for unit in 0..40 {
+                let size = if unit % 9 == 0 { 0 } else { rng.random_range(1..3 * MERGE_RANGE_ROWS / 40) };
+                let mut b = Builder::with_details(ndims, size, &kinds);
+                let seal_at = rng.random_range(0..size.max(1));
+                for i in 0..size {
+                    let x = rng.random_range(0..6u32) << 29 | rng.random_range(0..3u32);
+                    let y = rng.random_range(0..6u32) << 29;
+                    let codes: Vec<u8> = (0..ndims).map(|_| rng.random_range(0..2u8)).collect();
+                    let id = rows.len() as i64;
+                    b.push(x, y, &codes);
+                    b.details_mut().unwrap().push_row([Some(id)].into_iter());
+                    rows.push((x, y, codes, id));
+                    if i == seal_at {
+                        b.seal();
+                    }
+                }
+                b.dropped = 1;
+                all.append(b);
+            }
+            assert_eq!((all.len(), all.dropped), (rows.len(), 40));
+            assert!(rows.len() > MERGE_RANGE_ROWS, "several merge ranges");
+            let info = DetailInfo {
+                column: "id".into(),
+                title: "Id".into(),
+                unit: None,
+                kind: DetailKind::Int,
+                dimension: None,
+            };
+            let ((xs, ys, codes), details) = all.into_sorted_columns_and_details((vec![info], vec![None]));
+            rows.sort_by_key(|(x, y, c, id)| (hilbert_key(*x, *y), *x, *y, c.clone(), *id));
+            assert_eq!(xs, rows.iter().map(|r| r.0).collect::<Vec<_>>(), "{ndims} dimensions");
+            assert_eq!(ys, rows.iter().map(|r| r.1).collect::<Vec<_>>());
+            for (d, col) in codes.iter().enumerate() {
+                assert!(col.iter().zip(&rows).all(|(c, r)| *c == r.2[d]), "dimension {d}");
+            }
+            assert_eq!(details.rows(), rows.len());
+            for (r, row) in rows.iter().enumerate() {
+                assert_eq!(details.columns[0].value(r), super::super::detail::DetailValue::Int(row.3), "row {r}");
+            }
+        }
     }
 
     #[test]

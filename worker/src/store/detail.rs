@@ -20,9 +20,13 @@
 //! Any single value decodes in O(1) without touching the rest of its block
 //! (bit-packing has fixed widths), which is why this and not LZ4/ZSTD over
 //! Arrow IPC buffers: a sample of 5000 rows scattered over a shard reads
-//! 5000 values per column instead of decompressing 5000 blocks, and the load
-//! can permute values from the decoding order into the store's sorted order
-//! straight out of the encoded staging copy.
+//! 5000 values per column instead of decompressing 5000 blocks.
+//!
+//! While loading, a decoding unit stages its rows' values as they are, a few
+//! hundred thousand rows at a time; when the builder sorts those rows into a
+//! run, the values are put in the run's order and encoded. The runs' values
+//! are then merged in the order the store's merge of the runs gives
+//! ([`merge`]), reading every run front to back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -265,20 +269,6 @@ impl EncBlock {
         Some(int)
     }
 
-    /// Bounds of the integers the block's rows decode to (not floats'
-    /// bits): its dictionary's ends, or its frame of reference and width.
-    /// `(i64::MAX, i64::MIN)` for a block without values.
-    fn value_bounds(&self) -> (i64, i64) {
-        match &self.dict {
-            Some(d) if d.is_empty() => (i64::MAX, i64::MIN),
-            Some(d) => (d[0], d[d.len() - 1]),
-            None => {
-                let span = if self.width >= 64 { u64::MAX } else { (1u64 << self.width) - 1 };
-                (self.base, (self.base as i128 + span as i128).min(i64::MAX as i128) as i64)
-            }
-        }
-    }
-
     fn bytes(&self) -> usize {
         self.words.len() * 8
             + self.dict.as_ref().map_or(0, |d| d.len() * 8)
@@ -298,35 +288,16 @@ fn present_min_max(ints: &[i64], vals: &[Option<i64>]) -> (i64, i64) {
 /// floats as their bits, text as its code in the column's dictionary.
 pub type Lane = Option<i64>;
 
-/// One column of detail values under construction or held.
+/// One column of detail values, encoded block by block.
 #[derive(Debug, Clone)]
 struct Encoded {
     kind: DetailKind,
-    rows: usize,
     blocks: Vec<EncBlock>,
-    /// Values not yet a whole block.
-    pending: Vec<Lane>,
 }
 
 impl Encoded {
     fn new(kind: DetailKind) -> Encoded {
-        Encoded { kind, rows: 0, blocks: vec![], pending: vec![] }
-    }
-
-    fn push(&mut self, v: Lane) {
-        self.pending.push(v);
-        self.rows += 1;
-        if self.pending.len() == DETAIL_BLOCK_ROWS {
-            self.blocks.push(EncBlock::encode(self.kind, &self.pending));
-            self.pending.clear();
-        }
-    }
-
-    fn seal(&mut self) {
-        if !self.pending.is_empty() {
-            self.blocks.push(EncBlock::encode(self.kind, &self.pending));
-        }
-        self.pending = Vec::new();
+        Encoded { kind, blocks: vec![] }
     }
 
     #[inline]
@@ -340,21 +311,30 @@ impl Encoded {
     }
 }
 
-/// The detail columns of the rows a decoding unit produced, in decoding order.
+/// The detail values of rows being decoded, in decoding order, as they
+/// are: 8 bytes a value and a bit when missing. A builder seals its rows into
+/// a sorted run every few hundred thousand rows, so this stays small; the
+/// run holds them encoded (see [`DetailStage::reorder`]).
 #[derive(Debug)]
 pub struct DetailStage {
-    columns: Vec<Encoded>,
-    /// Later units' stages, with the row each starts at (appended, unsealed
-    /// stages are sealed first, so every part but the last has whole blocks
-    /// but its end).
-    parts: Vec<(usize, Vec<Encoded>)>,
+    columns: Vec<RawColumn>,
     rows: usize,
+}
+
+#[derive(Debug)]
+struct RawColumn {
+    kind: DetailKind,
+    /// Lane values; 0 where missing.
+    vals: Vec<i64>,
+    /// Bit `i` set when row `i` is missing.
+    nulls: Vec<u64>,
 }
 
 impl DetailStage {
     /// An empty stage for columns of these kinds.
     pub fn new(kinds: &[DetailKind]) -> DetailStage {
-        DetailStage { columns: kinds.iter().map(|&k| Encoded::new(k)).collect(), parts: vec![], rows: 0 }
+        let columns = kinds.iter().map(|&kind| RawColumn { kind, vals: vec![], nulls: vec![] }).collect();
+        DetailStage { columns, rows: 0 }
     }
 
     /// Rows staged.
@@ -363,198 +343,153 @@ impl DetailStage {
     }
 
     /// Appends one row's lane values, one per column.
+    #[inline]
     pub fn push_row(&mut self, vals: impl Iterator<Item = Lane>) {
-        assert!(self.parts.is_empty(), "rows are pushed before stages are appended");
+        let i = self.rows;
         for (c, v) in self.columns.iter_mut().zip(vals) {
-            c.push(v);
+            if i.is_multiple_of(64) {
+                c.nulls.push(0);
+            }
+            c.vals.push(v.unwrap_or(0));
+            if v.is_none() {
+                c.nulls[i / 64] |= 1 << (i % 64);
+            }
         }
         self.rows += 1;
     }
 
-    /// Appends another stage's rows after these.
-    pub fn append(&mut self, mut other: DetailStage) {
-        other.seal();
-        let start = self.rows;
-        self.rows += other.rows;
-        let own = std::mem::take(&mut other.parts);
-        self.parts.push((start, other.columns));
-        for (s, cols) in own {
-            self.parts.push((start + s, cols));
-        }
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.columns.iter().map(|c| (c.vals.capacity() + c.nulls.capacity()) * 8).sum()
     }
 
-    fn seal(&mut self) {
-        for c in &mut self.columns {
-            c.seal();
-        }
+    /// The staged rows in the order `ids` gives (row `r` of the result is
+    /// staged row `ids[r]`), encoded.
+    pub fn reorder(self, ids: &[u32]) -> Run {
+        assert_eq!(ids.len(), self.rows, "a reordering names every staged row once");
+        let rows = self.rows;
+        let mut lanes: Vec<Lane> = Vec::with_capacity(DETAIL_BLOCK_ROWS);
+        let columns = self
+            .columns
+            .into_iter()
+            .map(|col| {
+                let blocks = ids
+                    .chunks(DETAIL_BLOCK_ROWS)
+                    .map(|chunk| {
+                        lanes.clear();
+                        lanes.extend(chunk.iter().map(|&id| {
+                            let id = id as usize;
+                            (col.nulls[id / 64] >> (id % 64) & 1 == 0).then(|| col.vals[id])
+                        }));
+                        EncBlock::encode(col.kind, &lanes)
+                    })
+                    .collect();
+                Encoded { kind: col.kind, blocks }
+            })
+            .collect();
+        Run { columns, rows }
+    }
+}
+
+/// The detail columns of a sorted run of rows (see [`DetailStage::reorder`]),
+/// waiting for [`merge`].
+#[derive(Debug)]
+pub struct Run {
+    columns: Vec<Encoded>,
+    rows: usize,
+}
+
+impl Run {
+    /// Rows held.
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        let cols = |v: &[Encoded]| v.iter().map(|c| c.bytes() + c.pending.capacity() * 16).sum::<usize>();
-        cols(&self.columns) + self.parts.iter().map(|(_, p)| cols(p)).sum::<usize>()
+        self.columns.iter().map(Encoded::bytes).sum()
     }
+}
 
-    /// The columns in the order `ids` gives: output row `r` is staged row `ids[r]`.
-    ///
-    /// One column at a time: its staged blocks are decoded, in order, into
-    /// one flat array (4 bytes a row when its values span less than 2³², else
-    /// 8), whose random reads the gather then makes as plain indexed loads,
-    /// many in flight at once. Reading the encoded blocks at random instead
-    /// (a block lookup, a bit unpack and a cache miss per value, one after
-    /// the other) doubled the load time. The staged copy of a column is
-    /// freed before the next: the load's peak holds one column three times
-    /// (staged, flat, re-encoded), not every column.
-    pub fn permute(mut self, ids: &[u32], infos: Vec<DetailInfo>, dicts: Vec<Option<TextDict>>) -> Details {
-        self.seal();
-        let started = std::time::Instant::now();
-        let mut parts = vec![(0usize, std::mem::take(&mut self.columns))];
-        parts.append(&mut self.parts);
-        let starts: Vec<usize> = parts.iter().map(|p| p.0).collect();
-        let rows = self.rows;
-        let mut by_column: Vec<Vec<Encoded>> = infos.iter().map(|_| Vec::with_capacity(parts.len())).collect();
-        for (_, cols) in parts {
-            for (c, e) in cols.into_iter().enumerate() {
-                by_column[c].push(e);
+/// Output rows whose run cursors [`merge`] finds in one pass and then
+/// re-encodes in parallel with other such chunks (16 detail blocks).
+const MERGE_CHUNK_ROWS: usize = 16 * DETAIL_BLOCK_ROWS;
+
+/// The runs' rows as the store's detail columns: output row `r` is the next
+/// row of run `from[r]` not yet taken (each run's rows are taken in its
+/// order, as the store's sort merged them).
+///
+/// Every run is read front to back, so each value is a sequential bit
+/// unpack, not a cache miss. One column at a time: a column's runs are freed
+/// once it is re-encoded, so the load holds the staged values and one
+/// re-encoded column on top of the rest, never two copies of everything.
+pub fn merge<T: Copy + Into<usize> + Sync>(
+    mut runs: Vec<Run>,
+    from: &[T],
+    infos: Vec<DetailInfo>,
+    dicts: Vec<Option<TextDict>>,
+) -> Details {
+    let rows = from.len();
+    assert_eq!(runs.iter().map(Run::rows).sum::<usize>(), rows, "the runs hold as many rows as are merged");
+    // Where each run's cursor stands at the start of each chunk.
+    let counts: Vec<Vec<u32>> = from
+        .par_chunks(MERGE_CHUNK_ROWS)
+        .map(|chunk| {
+            let mut c = vec![0u32; runs.len()];
+            for &f in chunk {
+                c[f.into()] += 1;
             }
+            c
+        })
+        .collect();
+    let mut cursors = Vec::with_capacity(counts.len());
+    let mut at = vec![0u32; runs.len()];
+    for c in &counts {
+        cursors.push(at.clone());
+        for (a, n) in at.iter_mut().zip(c) {
+            *a += n;
         }
-        let columns = infos
-            .into_iter()
-            .zip(dicts)
-            .zip(by_column)
-            .map(|((info, dict), parts)| {
-                let kind = info.kind;
-                let flat = FlatColumn::decode(kind, &parts, &starts, rows);
-                drop(parts);
-                let blocks: Vec<EncBlock> = ids
-                    .par_chunks(DETAIL_BLOCK_ROWS)
-                    .map(|chunk| EncBlock::encode(kind, &flat.gather(chunk)))
-                    .collect();
-                drop(flat);
-                crate::mem::return_freed_memory();
-                super::phase(&info.column, "detail column in store order", started);
-                DetailColumn { info, data: Encoded { kind, rows: ids.len(), blocks, pending: vec![] }, dict }
-            })
-            .collect();
-        Details { columns, rows: ids.len() }
     }
-}
-
-/// A staged column's lane values decoded into one array, in staged row order.
-struct FlatColumn {
-    values: FlatValues,
-    /// Bit `i` set when staged row `i` is missing; `None` when none is.
-    nulls: Option<Vec<u64>>,
-}
-
-enum FlatValues {
-    /// Offsets from `base`, when every value of the column fits.
-    Narrow { base: i64, offsets: Vec<u32> },
-    /// The lane values themselves (floats' bits, wide integers).
-    Wide(Vec<i64>),
-}
-
-impl FlatColumn {
-    /// Decodes `parts` (part `k` starts at staged row `starts[k]`) into `rows` values.
-    fn decode(kind: DetailKind, parts: &[Encoded], starts: &[usize], rows: usize) -> FlatColumn {
-        // Every block with the staged row it starts at, for a parallel decode
-        // into disjoint slices.
-        let blocks: Vec<(usize, &EncBlock, usize)> = parts
-            .iter()
-            .zip(starts)
-            .flat_map(|(p, &s)| {
-                let mut left = p.rows;
-                p.blocks.iter().enumerate().map(move |(b, blk)| {
-                    let n = left.min(DETAIL_BLOCK_ROWS);
-                    left -= n;
-                    (s + b * DETAIL_BLOCK_ROWS, blk, n)
+    drop(counts);
+    let started = std::time::Instant::now();
+    let columns = infos
+        .into_iter()
+        .zip(dicts)
+        .enumerate()
+        .map(|(c, (info, dict))| {
+            let kind = info.kind;
+            let parts: Vec<&Encoded> = runs.iter().map(|r| &r.columns[c]).collect();
+            let chunks: Vec<Vec<EncBlock>> = from
+                .par_chunks(MERGE_CHUNK_ROWS)
+                .zip(cursors.par_iter())
+                .map(|(chunk, start)| {
+                    let mut cur = start.clone();
+                    let mut vals: Vec<Lane> = Vec::with_capacity(DETAIL_BLOCK_ROWS);
+                    chunk
+                        .chunks(DETAIL_BLOCK_ROWS)
+                        .map(|block| {
+                            vals.clear();
+                            vals.extend(block.iter().map(|&f| {
+                                let i = f.into();
+                                let v = parts[i].get(cur[i] as usize);
+                                cur[i] += 1;
+                                v
+                            }));
+                            EncBlock::encode(kind, &vals)
+                        })
+                        .collect()
                 })
-            })
-            .collect();
-        let any_null = blocks.iter().any(|(_, b, _)| b.nulls.is_some());
-        let nulls = any_null.then(|| {
-            let mut m = vec![0u64; rows.div_ceil(64)];
-            for &(start, b, n) in &blocks {
-                if let Some(bm) = &b.nulls {
-                    for i in 0..n {
-                        if bm[i / 64] >> (i % 64) & 1 == 1 {
-                            let r = start + i;
-                            m[r / 64] |= 1 << (r % 64);
-                        }
-                    }
-                }
+                .collect();
+            for run in &mut runs {
+                run.columns[c] = Encoded::new(kind);
             }
-            m
-        });
-        // Floats travel as their bits, whose range is never narrow.
-        let range = (kind != DetailKind::Float).then(|| {
-            // Blocks of missing values only (whose frame is 0) do not count.
-            let all_null = |b: &EncBlock, n: usize| {
-                b.nulls.as_ref().is_some_and(|m| m.iter().map(|w| w.count_ones() as usize).sum::<usize>() == n)
-            };
-            blocks
-                .iter()
-                .filter(|(_, b, n)| !all_null(b, *n))
-                .map(|(_, b, _)| b.value_bounds())
-                .fold((i64::MAX, i64::MIN), |(lo, hi), (l, h)| (lo.min(l), hi.max(h)))
-        });
-        let values = match range {
-            Some((lo, hi)) if lo > hi => FlatValues::Narrow { base: 0, offsets: vec![0; rows] },
-            Some((lo, hi)) if (hi as i128 - lo as i128) < u32::MAX as i128 => {
-                let mut offsets = vec![0u32; rows];
-                fill_blocks(&mut offsets, &blocks, |b, i| b.get(kind, i).map_or(0, |v| (v - lo) as u32));
-                FlatValues::Narrow { base: lo, offsets }
-            }
-            _ => {
-                let mut vals = vec![0i64; rows];
-                fill_blocks(&mut vals, &blocks, |b, i| b.get(kind, i).unwrap_or(0));
-                FlatValues::Wide(vals)
-            }
-        };
-        FlatColumn { values, nulls }
-    }
-
-    /// The lane values of staged rows `ids`.
-    fn gather(&self, ids: &[u32]) -> Vec<Lane> {
-        let mut out: Vec<Lane> = match &self.values {
-            FlatValues::Narrow { base, offsets } => {
-                ids.iter().map(|&id| Some(base + offsets[id as usize] as i64)).collect()
-            }
-            FlatValues::Wide(vals) => ids.iter().map(|&id| Some(vals[id as usize])).collect(),
-        };
-        if let Some(m) = &self.nulls {
-            for (o, &id) in out.iter_mut().zip(ids) {
-                let id = id as usize;
-                if m[id / 64] >> (id % 64) & 1 == 1 {
-                    *o = None;
-                }
-            }
-        }
-        out
-    }
-}
-
-/// Fills `out` block by block (each `(start, block, rows)`), in parallel.
-fn fill_blocks<T: Send>(
-    out: &mut [T],
-    blocks: &[(usize, &EncBlock, usize)],
-    value: impl Fn(&EncBlock, usize) -> T + Sync,
-) {
-    let mut slices = Vec::with_capacity(blocks.len());
-    let mut rest = out;
-    let mut at = 0;
-    for &(start, _, n) in blocks {
-        let (_, tail) = rest.split_at_mut(start - at);
-        let (mine, tail) = tail.split_at_mut(n);
-        slices.push(mine);
-        rest = tail;
-        at = start + n;
-    }
-    slices.into_par_iter().zip(blocks.par_iter()).for_each(|(slice, &(_, b, _))| {
-        for (i, o) in slice.iter_mut().enumerate() {
-            *o = value(b, i);
-        }
-    });
+            crate::mem::return_freed_memory();
+            super::phase(&info.column, "detail column in store order", started);
+            let blocks = chunks.into_iter().flatten().collect();
+            DetailColumn { info, data: Encoded { kind, blocks }, dict }
+        })
+        .collect();
+    Details { columns, rows }
 }
 
 /// One held detail column.
@@ -720,19 +655,22 @@ mod tests {
     }
 
     #[test]
-    fn permuted_stages_hold_each_row_s_values_in_the_new_order() {
-        // Three stages (decoding units) of uneven sizes, a permutation, and a
-        // reference of plain vectors.
+    fn reordered_and_merged_runs_hold_each_row_s_values_in_the_new_order() {
+        // Four stages (decoding units) of uneven sizes, each reordered by its
+        // own permutation (its sort), then merged by a random interleaving of
+        // the runs; a reference of plain vectors follows every row.
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
-        // The last column spans more than 32 bits: permuted through 64-bit values.
+        // The last column spans more than 32 bits: reordered through 64-bit values.
         let kinds = [DetailKind::Int, DetailKind::Float, DetailKind::Text, DetailKind::Time, DetailKind::Int];
         let interners = Interners::new(&kinds);
         let names = ["Alpha", "Beta", "", "Gamma delta", "Zoë"];
-        let mut reference: Vec<Vec<DetailValue>> = vec![];
-        let mut stages = vec![];
+        // Per run, its rows' reference values in the run's (sorted) order.
+        let mut reference: Vec<Vec<Vec<DetailValue>>> = vec![];
+        let mut runs = vec![];
         // The third stage has no int or time value at all.
         for (part, size) in [5000usize, 1, 300, DETAIL_BLOCK_ROWS * 2 + 17].into_iter().enumerate() {
             let mut st = DetailStage::new(&kinds);
+            let mut staged = vec![];
             for _ in 0..size {
                 let int = (part != 2 && rng.random_bool(0.95)).then(|| rng.random_range(-5..1_000_000i64));
                 let float = rng.random_bool(0.95).then(|| rng.random_range(0..4000) as f64 / 100.0);
@@ -741,7 +679,7 @@ mod tests {
                 let code = text.map(|t| interners.0[2].as_ref().unwrap().lock().unwrap().code(t) as i64);
                 let wide = rng.random_bool(0.9).then(|| rng.random::<i64>());
                 st.push_row([int, float.map(|f: f64| f.to_bits() as i64), code, time, wide].into_iter());
-                reference.push(vec![
+                staged.push(vec![
                     int.map_or(DetailValue::Null, DetailValue::Int),
                     float.map_or(DetailValue::Null, DetailValue::Float),
                     text.map_or(DetailValue::Null, |t| DetailValue::Text(t.into())),
@@ -749,17 +687,32 @@ mod tests {
                     wide.map_or(DetailValue::Null, DetailValue::Int),
                 ]);
             }
-            stages.push(st);
+            let mut ids: Vec<u32> = (0..size as u32).collect();
+            for i in (1..size).rev() {
+                ids.swap(i, rng.random_range(0..=i));
+            }
+            reference.push(ids.iter().map(|&id| staged[id as usize].clone()).collect());
+            runs.push(st.reorder(&ids));
         }
-        let mut all = stages.remove(0);
-        for s in stages {
-            all.append(s);
+        // The interleaving: each run's rows in order, runs drawn at random.
+        let mut left: Vec<usize> = reference.iter().map(Vec::len).collect();
+        let mut from: Vec<u8> = vec![];
+        while left.iter().any(|&l| l > 0) {
+            let i = rng.random_range(0..left.len());
+            if left[i] > 0 {
+                left[i] -= 1;
+                from.push(i as u8);
+            }
         }
-        let n = reference.len();
-        let mut ids: Vec<u32> = (0..n as u32).collect();
-        for i in (1..n).rev() {
-            ids.swap(i, rng.random_range(0..=i));
-        }
+        let mut taken = vec![0usize; reference.len()];
+        let want: Vec<&Vec<DetailValue>> = from
+            .iter()
+            .map(|&i| {
+                taken[i as usize] += 1;
+                &reference[i as usize][taken[i as usize] - 1]
+            })
+            .collect();
+        let n = want.len();
         let infos = kinds
             .iter()
             .enumerate()
@@ -771,12 +724,11 @@ mod tests {
                 dimension: None,
             })
             .collect();
-        let details = all.permute(&ids, infos, interners.into_dicts());
+        let details = merge(runs, &from, infos, interners.into_dicts());
         assert_eq!(details.rows(), n);
-        for _ in 0..20_000 {
-            let r = rng.random_range(0..n);
+        for (r, row) in want.iter().enumerate() {
             for (c, col) in details.columns.iter().enumerate() {
-                assert_eq!(col.value(r), reference[ids[r] as usize][c], "row {r} column {c}");
+                assert_eq!(col.value(r), row[c], "row {r} column {c}");
             }
         }
         // Arrow arrays carry the same values.
@@ -784,7 +736,7 @@ mod tests {
         let ints = details.columns[0].take(&rows);
         let ints = ints.as_any().downcast_ref::<Int64Array>().unwrap();
         for (k, &r) in rows.iter().enumerate() {
-            let want = match &reference[ids[r as usize] as usize][0] {
+            let want = match &want[r as usize][0] {
                 DetailValue::Int(v) => Some(*v),
                 _ => None,
             };

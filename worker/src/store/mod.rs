@@ -14,11 +14,11 @@ mod registry;
 
 pub use aggregates::{Aggregates, SAMPLE_KEEP, SUB_ROWS};
 pub use brush::{BrushIndex, BrushIndexes, BrushKey};
+pub(crate) use build::phase;
 pub use build::{
     Builder, DetailMeta, MAX_RECORD_DIMS, hilbert_key, hilbert_point, peak_bytes_per_row,
     peak_bytes_per_row_with_details,
 };
-pub(crate) use build::phase;
 pub use detail::{DetailInfo, DetailKind, Details};
 pub use registry::{Registry, Slot, SlotStatus};
 
