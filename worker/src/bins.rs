@@ -28,7 +28,7 @@ pub enum Kind {
 
 #[derive(Clone, Debug)]
 enum Rule {
-    Categorical { by_text: HashMap<String, u8>, ranges: Vec<(i64, i64, u8)>, other: u8 },
+    Categorical { by_text: HashMap<String, u8, foldhash::fast::RandomState>, ranges: Vec<(i64, i64, u8)>, other: u8 },
     Linear { min: f64, max: f64, n: u32 },
     Log { lmin: f64, lmax: f64, n: u32 },
     Temporal { edges: Vec<i64> },
@@ -70,7 +70,7 @@ impl DimBins {
                 if categories.is_empty() || categories.len() > 64 {
                     return Err(bad(format!("{} categories; 1 to 64 allowed", categories.len())));
                 }
-                let mut by_text = HashMap::new();
+                let mut by_text = HashMap::default();
                 let mut ranges = Vec::new();
                 let mut labels = Vec::new();
                 let mut colors = Vec::new();

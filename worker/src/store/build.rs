@@ -360,7 +360,7 @@ impl Records {
 /// Rows a decoding unit stages before it sorts them into a run: its staged
 /// detail values (8 bytes each) stay a few megabytes, and in cache while
 /// they are put in order.
-pub const SEAL_ROWS: usize = 1 << 19;
+pub const SEAL_ROWS: usize = 1 << 18;
 
 /// Rows above which a run is sorted by every thread (a decoding unit's rows
 /// are sorted on its own thread, beside other units').

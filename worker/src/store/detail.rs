@@ -45,7 +45,7 @@ pub use crate::spec::DetailKind;
 /// parallel so codes are global to the column.
 #[derive(Debug, Default)]
 pub struct Interner {
-    codes: HashMap<Box<str>, u32>,
+    codes: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
     dict: TextDict,
 }
 
