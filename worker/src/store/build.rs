@@ -819,16 +819,17 @@ mod tests {
     fn runs_merge_into_one_sort_s_order_with_each_row_s_details() {
         // Decoding units of uneven sizes (some empty, some sealed part way, as
         // a unit past SEAL_ROWS is), with few distinct positions so that
-        // equal records abound; more rows than one merge range. Each row's
-        // detail value is its position in the order of pushes, which must
-        // come out beside its row, equal rows in the order they were pushed.
+        // equal records abound; more rows than one merge range or one chunk
+        // of the details' merge. Each row's detail value is its position in
+        // the order of pushes, which must come out beside its row, equal rows
+        // in the order they were pushed.
         for ndims in [3, 6] {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12 + ndims as u64);
             let kinds = [DetailKind::Int];
             let mut all = Builder::with_details(ndims, 0, &kinds);
             let mut rows: Vec<(u32, u32, Vec<u8>, i64)> = vec![];
             for unit in 0..40 {
-                let size = if unit % 9 == 0 { 0 } else { rng.random_range(1..3 * MERGE_RANGE_ROWS / 40) };
+                let size = if unit % 9 == 0 { 0 } else { rng.random_range(1..6 * MERGE_RANGE_ROWS / 40) };
                 let mut b = Builder::with_details(ndims, size, &kinds);
                 let seal_at = rng.random_range(0..size.max(1));
                 for i in 0..size {
@@ -847,7 +848,7 @@ mod tests {
                 all.append(b);
             }
             assert_eq!((all.len(), all.dropped), (rows.len(), 40));
-            assert!(rows.len() > MERGE_RANGE_ROWS, "several merge ranges");
+            assert!(rows.len() > detail::MERGE_CHUNK_ROWS.max(MERGE_RANGE_ROWS), "several merge ranges and chunks");
             let info = DetailInfo {
                 column: "id".into(),
                 title: "Id".into(),

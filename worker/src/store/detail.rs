@@ -269,6 +269,34 @@ impl EncBlock {
         Some(int)
     }
 
+    /// The lane values of rows `rows` of the block into `out` (`None`
+    /// where missing), what [`EncBlock::get`] gives row by row, with the
+    /// block's decisions (dictionary, scale) taken once.
+    fn decode_into(&self, kind: DetailKind, rows: std::ops::Range<usize>, out: &mut Vec<Lane>) {
+        out.clear();
+        let first = rows.start;
+        let packed = rows.map(|i| unpack(&self.words, self.width, i));
+        match (&self.dict, kind == DetailKind::Float && self.scale != RAW_BITS) {
+            (Some(d), false) => out.extend(packed.map(|p| Some(d[p as usize]))),
+            (None, false) => out.extend(packed.map(|p| Some((self.base as i128 + p as i128) as i64))),
+            (dict, true) => {
+                let pow = POW10[self.scale as usize];
+                out.extend(packed.map(|p| {
+                    let int = dict.as_ref().map_or((self.base as i128 + p as i128) as i64, |d| d[p as usize]);
+                    Some(((int as f64) / pow).to_bits() as i64)
+                }))
+            }
+        }
+        if let Some(m) = &self.nulls {
+            for (k, o) in out.iter_mut().enumerate() {
+                let i = first + k;
+                if m[i / 64] >> (i % 64) & 1 == 1 {
+                    *o = None;
+                }
+            }
+        }
+    }
+
     fn bytes(&self) -> usize {
         self.words.len() * 8
             + self.dict.as_ref().map_or(0, |d| d.len() * 8)
@@ -282,6 +310,42 @@ fn present_min_max(ints: &[i64], vals: &[Option<i64>]) -> (i64, i64) {
         return (0, 0);
     };
     it.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v)))
+}
+
+/// Rows a [`Cursor`] decodes at once: enough to take the block's decisions
+/// once for many rows, few enough that a merge chunk decodes little past
+/// what it takes from each run.
+const CURSOR_ROWS: usize = 512;
+
+/// Reads one run's column front to back, decoding [`CURSOR_ROWS`] at a time.
+struct Cursor<'a> {
+    col: &'a Encoded,
+    rows: usize,
+    /// Next row to hand out.
+    at: usize,
+    /// The values of rows `at - taken ..`, decoded.
+    window: Vec<Lane>,
+    taken: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(col: &'a Encoded, rows: usize, at: usize) -> Cursor<'a> {
+        Cursor { col, rows, at, window: Vec::with_capacity(CURSOR_ROWS), taken: 0 }
+    }
+
+    #[inline]
+    fn next(&mut self) -> Lane {
+        if self.taken == self.window.len() {
+            let (b, i) = (self.at / DETAIL_BLOCK_ROWS, self.at % DETAIL_BLOCK_ROWS);
+            let n = (self.rows - b * DETAIL_BLOCK_ROWS).min(DETAIL_BLOCK_ROWS);
+            self.col.blocks[b].decode_into(self.col.kind, i..n.min(i + CURSOR_ROWS), &mut self.window);
+            self.taken = 0;
+        }
+        let v = self.window[self.taken];
+        self.taken += 1;
+        self.at += 1;
+        v
+    }
 }
 
 /// A value as the encoder sees it ("lane"): ints and seconds as they are,
@@ -412,8 +476,9 @@ impl Run {
 }
 
 /// Output rows whose run cursors [`merge`] finds in one pass and then
-/// re-encodes in parallel with other such chunks (16 detail blocks).
-const MERGE_CHUNK_ROWS: usize = 16 * DETAIL_BLOCK_ROWS;
+/// re-encodes in parallel with other such chunks (256 detail blocks): each
+/// run's cursor decodes at most [`CURSOR_ROWS`] past what a chunk takes.
+pub(crate) const MERGE_CHUNK_ROWS: usize = 256 * DETAIL_BLOCK_ROWS;
 
 /// The runs' rows as the store's detail columns: output row `r` is the next
 /// row of run `from[r]` not yet taken (each run's rows are taken in its
@@ -463,18 +528,18 @@ pub fn merge<T: Copy + Into<usize> + Sync>(
                 .par_chunks(MERGE_CHUNK_ROWS)
                 .zip(cursors.par_iter())
                 .map(|(chunk, start)| {
-                    let mut cur = start.clone();
+                    let mut cur: Vec<Cursor<'_>> = parts
+                        .iter()
+                        .zip(&runs)
+                        .zip(start)
+                        .map(|((p, r), &at)| Cursor::new(p, r.rows, at as usize))
+                        .collect();
                     let mut vals: Vec<Lane> = Vec::with_capacity(DETAIL_BLOCK_ROWS);
                     chunk
                         .chunks(DETAIL_BLOCK_ROWS)
                         .map(|block| {
                             vals.clear();
-                            vals.extend(block.iter().map(|&f| {
-                                let i = f.into();
-                                let v = parts[i].get(cur[i] as usize);
-                                cur[i] += 1;
-                                v
-                            }));
+                            vals.extend(block.iter().map(|&f| cur[f.into()].next()));
                             EncBlock::encode(kind, &vals)
                         })
                         .collect()
