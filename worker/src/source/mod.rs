@@ -162,6 +162,9 @@ pub async fn load(spec: &DatasetSpec, shard: ShardId, opts: &LoadOptions) -> Res
     .buffered(parallel);
     while let Some(part) = stream.next().await {
         builder.append(part?);
+        // A unit's decode buffers and staging, freed, would otherwise stay
+        // with the allocator between the runs the load keeps.
+        return_freed_memory();
     }
     drop(stream);
     crate::store::phase(&spec.name, "decoded", started);
