@@ -10,12 +10,13 @@
 //! records + columns.
 //!
 //! A dataset with detail columns (see [`super::detail`]) stages their values
-//! encoded, in decoding order. While a unit's rows are sorted, its records
-//! carry their position in the unit, and its staged values are put in the
-//! run's order then, while they are few and in cache. The merge notes which
-//! run each row came from, and the detail columns are merged by reading each
-//! run's values front to back: no row id is held past a unit, and no column
-//! is read at random.
+//! as they are, in decoding order, until the rows are sealed into a run
+//! (every [`SEAL_ROWS`]). The records being sorted carry their position among
+//! those rows, and the staged values are put in the run's order and encoded
+//! then, while they are few and in cache. The merge notes which run each row
+//! came from, and the detail columns are merged by reading each run's values
+//! front to back: no row id is held past a run, and no column is read at
+//! random at the scale of the shard.
 
 use rayon::prelude::*;
 
@@ -575,14 +576,11 @@ fn merge_range<const N: usize>(parts: &[&[[u32; N]]], mut emit: impl FnMut(usize
             .collect();
     }
     tree[0] = round[0];
-    let mut o = 0;
-    loop {
+    // As many rounds as rows: no round needs to ask whether any are left.
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    for o in 0..total {
         let mut winner = tree[0];
-        if keys[winner] == DONE {
-            break;
-        }
         emit(o, winner, &parts[winner][pos[winner]]);
-        o += 1;
         pos[winner] += 1;
         keys[winner] = key(winner, pos[winner]);
         let mut node = (winner + size) / 2;

@@ -16,7 +16,7 @@ pub use aggregates::{Aggregates, SAMPLE_KEEP, SUB_ROWS};
 pub use brush::{BrushIndex, BrushIndexes, BrushKey};
 pub(crate) use build::phase;
 pub use build::{
-    Builder, DetailMeta, MAX_RECORD_DIMS, hilbert_key, hilbert_point, peak_bytes_per_row,
+    Builder, DetailMeta, MAX_RECORD_DIMS, SEAL_ROWS, hilbert_key, hilbert_point, peak_bytes_per_row,
     peak_bytes_per_row_with_details,
 };
 pub use detail::{DetailInfo, DetailKind, Details};
