@@ -301,7 +301,7 @@ impl Fanout {
                         let q = q.clone();
                         move |w: Arc<dyn Worker>| {
                             let q = q.clone();
-                            async move { w.query(&q).await }
+                            async move { query_worker(w.as_ref(), &q).await }
                         }
                     };
                     let r = this.call_one(ep, this.timeout, op).await;
@@ -486,7 +486,7 @@ impl Fanout {
             }
             let t = tokio::time::Instant::now();
             let result = match this.client(guard.endpoint()).await {
-                Ok(c) => c.query(&q).await,
+                Ok(c) => query_worker(c.as_ref(), &q).await,
                 Err(e) => Err(e),
             };
             (guard, t.elapsed(), result)
@@ -564,4 +564,27 @@ pub fn one_answer_per_shard(replies: Vec<Reply<QueryResult>>) -> Vec<Reply<Query
         };
     }
     replies.into_iter().zip(keep).filter_map(|(r, k)| k.then_some(r)).collect()
+}
+
+/// Asks a worker a query. A worker built before all-or-none samples refuses
+/// the `allOrNone` field (its tickets deny unknown fields): while a rollout
+/// has new dashboards and old workers, such a worker is asked again for a
+/// plain sample of the same limit. The answer stays all-or-none: the merge
+/// keeps the rows only when the shards' matches together fit the limit, and
+/// then every shard's matches are in its rows.
+pub async fn query_worker(w: &dyn Worker, q: &Query) -> WorkerResult<QueryResult> {
+    use quiver_worker::protocol::View;
+    match w.query(q).await {
+        Err(quiver_worker::Error::InvalidQuery(m)) if m.contains("unknown field `allOrNone`") => {
+            tracing::debug!("a worker predates all-or-none samples; asking it for a plain sample");
+            let mut plain = q.clone();
+            for v in &mut plain.views {
+                if let View::Sample { all_or_none, .. } = v {
+                    *all_or_none = false;
+                }
+            }
+            w.query(&plain).await
+        }
+        r => r,
+    }
 }

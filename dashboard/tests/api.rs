@@ -54,6 +54,37 @@ async fn malformed_and_oversize_bodies_are_refused() {
 }
 
 #[tokio::test]
+async fn workers_from_before_all_or_none_samples_are_asked_for_plain_ones() {
+    // During a rollout: shard 1's worker predates `allOrNone` and refuses it.
+    // It is asked again for a plain sample, and the answer is still whole or
+    // empty: each shard matches 3 rows, 6 in all.
+    let old = FakeWorker::new(1, 2, Mode::BeforeAllOrNone);
+    let (app, _) = app_with(vec![FakeWorker::new(0, 2, Mode::Ok), old.clone()]);
+    let ask = |limit: u32| {
+        query(json!({
+            "dataset": "celltowers",
+            "viewport": world(),
+            "histograms": ["radio"],
+            "sample": {"limit": limit, "allOrNone": true}
+        }))
+    };
+    let a = send(&app, ask(10)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", String::from_utf8_lossy(&a.body));
+    let j = a.json();
+    assert_eq!(j["partial"], false, "{j}");
+    assert_eq!((j["sample"]["matched"].as_u64(), j["sample"]["rows"].as_array().map(Vec::len)), (Some(6), Some(6)));
+    assert_eq!(old.queries.load(std::sync::atomic::Ordering::SeqCst), 2, "refused, then asked without the flag");
+    let j = send(&app, ask(4)).await.json();
+    assert_eq!(j["partial"], false, "{j}");
+    assert_eq!((j["sample"]["matched"].as_u64(), j["sample"]["rows"].as_array().map(Vec::len)), (Some(6), Some(0)));
+    // A query without a sample is not refused, so not asked twice.
+    let before = old.queries.load(std::sync::atomic::Ordering::SeqCst);
+    let a = send(&app, query(json!({"dataset": "celltowers", "viewport": world(), "histograms": ["radio"]}))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(old.queries.load(std::sync::atomic::Ordering::SeqCst), before + 1);
+}
+
+#[tokio::test]
 async fn a_query_sums_every_shard_and_returns_a_png() {
     let app = app();
     let a = send(

@@ -42,6 +42,29 @@ pub enum Mode {
     Slow(Duration),
     /// Answers admin calls but refuses queries: its shard is not loaded.
     NotLoaded,
+    /// A worker built before all-or-none samples: refuses a sample view
+    /// with `allOrNone` as its ticket parser did, answers others.
+    BeforeAllOrNone,
+}
+
+/// The error a worker from before all-or-none samples gives a query with
+/// them: its sample view had `limit` only and denied unknown fields (the
+/// message comes from serde, as it did there).
+fn refusal_of_all_or_none(q: &Query) -> Option<quiver_worker::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+    enum OldView {
+        Sample {
+            #[allow(dead_code)]
+            limit: u32,
+        },
+    }
+    q.views.iter().filter(|v| matches!(v, View::Sample { .. })).find_map(|v| {
+        let json = serde_json::to_vec(v).expect("a view serialises");
+        serde_json::from_slice::<OldView>(&json)
+            .err()
+            .map(|e| quiver_worker::Error::InvalidQuery(format!("ticket is not a valid query: {e}")))
+    })
 }
 
 /// A fake worker holding one shard of `celltowers`.
@@ -115,7 +138,7 @@ impl FakeWorker {
     async fn gate(&self) -> WorkerResult<()> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         match self.mode() {
-            Mode::Ok | Mode::NotLoaded => Ok(()),
+            Mode::Ok | Mode::NotLoaded | Mode::BeforeAllOrNone => Ok(()),
             Mode::Slow(d) => {
                 tokio::time::sleep(d).await;
                 Ok(())
@@ -201,6 +224,11 @@ impl Worker for FakeWorker {
         }
         if q.dataset != "celltowers" {
             return Err(quiver_worker::Error::UnknownDataset(q.dataset.clone()));
+        }
+        if self.mode() == Mode::BeforeAllOrNone
+            && let Some(e) = refusal_of_all_or_none(q)
+        {
+            return Err(e);
         }
         Ok(fake_answer(self.info(), q))
     }
