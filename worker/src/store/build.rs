@@ -821,13 +821,16 @@ mod tests {
         // of the details' merge. Each row's detail value is its position in
         // the order of pushes, which must come out beside its row, equal rows
         // in the order they were pushed.
-        for ndims in [3, 6] {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12 + ndims as u64);
+        // The last case has more than 256 runs: each row's run takes 2 bytes.
+        for (ndims, units, most) in
+            [(3, 40, 6 * MERGE_RANGE_ROWS / 40), (6, 40, 6 * MERGE_RANGE_ROWS / 40), (3, 300, 200)]
+        {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12 + ndims as u64 + units as u64);
             let kinds = [DetailKind::Int];
             let mut all = Builder::with_details(ndims, 0, &kinds);
             let mut rows: Vec<(u32, u32, Vec<u8>, i64)> = vec![];
-            for unit in 0..40 {
-                let size = if unit % 9 == 0 { 0 } else { rng.random_range(1..6 * MERGE_RANGE_ROWS / 40) };
+            for unit in 0..units {
+                let size = if unit % 9 == 0 { 0 } else { rng.random_range(1..most) };
                 let mut b = Builder::with_details(ndims, size, &kinds);
                 let seal_at = rng.random_range(0..size.max(1));
                 for i in 0..size {
@@ -845,8 +848,12 @@ mod tests {
                 b.dropped = 1;
                 all.append(b);
             }
-            assert_eq!((all.len(), all.dropped), (rows.len(), 40));
-            assert!(rows.len() > detail::MERGE_CHUNK_ROWS.max(MERGE_RANGE_ROWS), "several merge ranges and chunks");
+            assert_eq!((all.len(), all.dropped), (rows.len(), units as u64));
+            if units > 256 {
+                assert!(all.runs.len() > 256, "{} runs", all.runs.len());
+            } else {
+                assert!(rows.len() > detail::MERGE_CHUNK_ROWS.max(MERGE_RANGE_ROWS), "several merge ranges and chunks");
+            }
             let info = DetailInfo {
                 column: "id".into(),
                 title: "Id".into(),
@@ -856,7 +863,7 @@ mod tests {
             };
             let ((xs, ys, codes), details) = all.into_sorted_columns_and_details((vec![info], vec![None]));
             rows.sort_by_key(|(x, y, c, id)| (hilbert_key(*x, *y), *x, *y, c.clone(), *id));
-            assert_eq!(xs, rows.iter().map(|r| r.0).collect::<Vec<_>>(), "{ndims} dimensions");
+            assert_eq!(xs, rows.iter().map(|r| r.0).collect::<Vec<_>>(), "{ndims} dimensions, {units} units");
             assert_eq!(ys, rows.iter().map(|r| r.1).collect::<Vec<_>>());
             for (d, col) in codes.iter().enumerate() {
                 assert!(col.iter().zip(&rows).all(|(c, r)| *c == r.2[d]), "dimension {d}");
