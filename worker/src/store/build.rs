@@ -331,8 +331,8 @@ impl Builder {
         };
         let details = match (from, meta) {
             (None, _) => Details::default(),
-            (Some(From::Byte(f)), Some((infos, dicts))) => detail::merge(stages, &f, infos, dicts),
-            (Some(From::Wide(f)), Some((infos, dicts))) => detail::merge(stages, &f, infos, dicts),
+            (Some(RunOfRow::Byte(f)), Some((infos, dicts))) => detail::merge(stages, &f, infos, dicts),
+            (Some(RunOfRow::Wide(f)), Some((infos, dicts))) => detail::merge(stages, &f, infos, dicts),
             (Some(_), None) => panic!("detail columns staged without their description"),
         };
         (cols, details)
@@ -402,7 +402,7 @@ fn sort_with_ids<const M: usize, const N: usize>(
 type Columns = (Vec<u32>, Vec<u32>, Vec<Vec<u8>>);
 
 /// Which run each output row of a merge came from.
-enum From {
+enum RunOfRow {
     /// Up to 256 runs.
     Byte(Vec<u8>),
     Wide(Vec<u16>),
@@ -437,7 +437,7 @@ fn merge_runs<const N: usize>(
     mut runs: Vec<Vec<[u32; N]>>,
     ndims: usize,
     note_runs: Option<usize>,
-) -> (Columns, Option<From>) {
+) -> (Columns, Option<RunOfRow>) {
     runs.retain(|r| !r.is_empty());
     let n: usize = runs.iter().map(Vec::len).sum();
     let nranges = n.div_ceil(MERGE_RANGE_ROWS).max(1);
@@ -538,7 +538,7 @@ fn merge_runs<const N: usize>(
     phase("rows", "records merged into columns", started);
     drop(runs);
     crate::mem::return_freed_memory();
-    let from = from8.map(From::Byte).or(from16.map(From::Wide));
+    let from = from8.map(RunOfRow::Byte).or(from16.map(RunOfRow::Wide));
     ((xs, ys, codes), from)
 }
 
