@@ -474,37 +474,22 @@ fn merge_runs<const N: usize>(
         from8: Option<&'a mut [u8]>,
         from16: Option<&'a mut [u16]>,
     }
-    let mut outs: Vec<Out<'_>> = Vec::with_capacity(nranges);
-    {
-        let (mut xr, mut yr) = (&mut xs[..], &mut ys[..]);
-        let mut cr: Vec<&mut [u8]> = codes.iter_mut().map(|c| &mut c[..]).collect();
-        let mut f8 = from8.as_deref_mut();
-        let mut f16 = from16.as_deref_mut();
-        for j in 0..nranges {
-            let len = starts[j + 1] - starts[j];
-            let (x, xt) = std::mem::take(&mut xr).split_at_mut(len);
-            let (y, yt) = std::mem::take(&mut yr).split_at_mut(len);
-            xr = xt;
-            yr = yt;
-            let mut cs = Vec::with_capacity(ndims);
-            for c in cr.iter_mut() {
-                let (h, t) = std::mem::take(c).split_at_mut(len);
-                cs.push(h);
-                *c = t;
-            }
-            let f8h = f8.take().map(|f| {
-                let (h, t) = f.split_at_mut(len);
-                f8 = Some(t);
-                h
-            });
-            let f16h = f16.take().map(|f| {
-                let (h, t) = f.split_at_mut(len);
-                f16 = Some(t);
-                h
-            });
-            outs.push(Out { xs: x, ys: y, codes: cs, from8: f8h, from16: f16h });
-        }
-    }
+    let lens: Vec<usize> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    let mut code_parts: Vec<std::vec::IntoIter<&mut [u8]>> =
+        codes.iter_mut().map(|c| split_by_lens(c, &lens).into_iter()).collect();
+    let mut from8_parts = from8.as_deref_mut().map(|f| split_by_lens(f, &lens).into_iter());
+    let mut from16_parts = from16.as_deref_mut().map(|f| split_by_lens(f, &lens).into_iter());
+    let outs: Vec<Out<'_>> = split_by_lens(&mut xs, &lens)
+        .into_iter()
+        .zip(split_by_lens(&mut ys, &lens))
+        .map(|(xs, ys)| Out {
+            xs,
+            ys,
+            codes: code_parts.iter_mut().map(|p| p.next().expect("one part per range")).collect(),
+            from8: from8_parts.as_mut().and_then(Iterator::next),
+            from16: from16_parts.as_mut().and_then(Iterator::next),
+        })
+        .collect();
     let started = std::time::Instant::now();
     let wave = rayon::current_num_threads().max(1) * 2;
     let mut j0 = 0;
@@ -540,6 +525,17 @@ fn merge_runs<const N: usize>(
     crate::mem::return_freed_memory();
     let from = from8.map(RunOfRow::Byte).or(from16.map(RunOfRow::Wide));
     ((xs, ys, codes), from)
+}
+
+/// `v` cut into consecutive slices of these lengths.
+fn split_by_lens<'a, T>(mut v: &'a mut [T], lens: &[usize]) -> Vec<&'a mut [T]> {
+    lens.iter()
+        .map(|&len| {
+            let (head, tail) = std::mem::take(&mut v).split_at_mut(len);
+            v = tail;
+            head
+        })
+        .collect()
 }
 
 /// Calls `emit(output index, part, record)` for the records of sorted
