@@ -176,6 +176,14 @@ impl PixelMap {
         ((dy as u128 * self.sy as u128) >> 32) as u32
     }
 
+    /// The pixel rows (half-open) that points with `ymin ≤ y ≤ ymax` inside
+    /// the viewport fall in; `None` when that range misses the viewport.
+    pub fn rows_of(&self, ymin: u32, ymax: u32) -> Option<std::ops::Range<u32>> {
+        let vp = self.vp;
+        let (lo, hi) = (ymin.max(vp.y0) as u64, (ymax as u64).min(vp.y0 as u64 + vp.hy.saturating_sub(1)));
+        (lo <= hi).then(|| self.row(lo - vp.y0 as u64)..self.row(hi - vp.y0 as u64) + 1)
+    }
+
     /// Pixel index (`row * width + col`) of a point inside the viewport.
     #[inline(always)]
     pub fn pixel(&self, x: u32, y: u32) -> u32 {

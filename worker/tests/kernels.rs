@@ -245,23 +245,29 @@ proptest! {
         dim in prop_oneof![Just("range"), Just("created")],
         positions in prop::collection::vec((0u32..64, 0u32..64), 1..6),
         sample in prop_oneof![Just(0u32), 1u32..=40],
+        threads in 1usize..6,
     ) {
         let shard = shard_from(&rows, default_view(Preset::Celltowers));
-        for (i, &(a, b)) in positions.iter().enumerate() {
-            let mut filters = BTreeMap::new();
-            filters.insert(dim.to_string(), brush_filter(dim, a, b));
-            let q = query(filters, viewport, vpf, w, h, sample, false);
-            let plan = Plan::new(&q, &shard).unwrap();
-            let mut scan_only = plan.clone();
-            scan_only.aggregable = false;
-            let want = kernel::scan(&shard, &scan_only);
-            prop_assert_eq!(kernel::answer(&shard, &plan), want, "position {}", i);
-            // A filter passing every code does not brush; any other does, and
-            // then the index is there for the next position.
-            if kernel::brush::brushed_dim(&plan).is_some() {
-                prop_assert_eq!(shard.brushes.len(), 1);
+        // The index is counted in one band of pixel rows per thread.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| -> Result<(), TestCaseError> {
+            for (i, &(a, b)) in positions.iter().enumerate() {
+                let mut filters = BTreeMap::new();
+                filters.insert(dim.to_string(), brush_filter(dim, a, b));
+                let q = query(filters, viewport, vpf, w, h, sample, false);
+                let plan = Plan::new(&q, &shard).unwrap();
+                let mut scan_only = plan.clone();
+                scan_only.aggregable = false;
+                let want = kernel::scan(&shard, &scan_only);
+                prop_assert_eq!(kernel::answer(&shard, &plan), want, "position {}", i);
+                // A filter passing every code does not brush; any other does, and
+                // then the index is there for the next position.
+                if kernel::brush::brushed_dim(&plan).is_some() {
+                    prop_assert_eq!(shard.brushes.len(), 1);
+                }
             }
-        }
+            Ok(())
+        })?;
     }
 }
 

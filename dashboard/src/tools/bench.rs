@@ -55,6 +55,9 @@ pub struct BenchArgs {
     /// Only measure merging, shading and PNG encoding of a synthetic raster (no servers).
     #[arg(long)]
     pub shade_only: bool,
+    /// Only these interactions, by name (e.g. `--only "realistic mix"`); all when empty.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 /// Times of the dashboard's CPU work on one image, milliseconds (median of runs).
@@ -392,6 +395,9 @@ fn nth_body(it: &Interaction, identical: bool, n: u64) -> Bytes {
 pub const MIX: [(&str, usize); 5] =
     [("world view", 1), ("time brush", 1), ("brush drag", 6), ("city zoom", 2), ("category click", 1)];
 
+/// The mix's name in the table and for `--only`.
+pub const MIX_NAME: &str = "realistic mix";
+
 /// The interactions of [`MIX`], each repeated by its share, interleaved (so
 /// consecutive requests of one client differ).
 pub fn mix(list: &[Interaction]) -> Vec<Interaction> {
@@ -548,6 +554,11 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         .ok_or_else(|| Error::Setup(format!("the dashboard does not serve {:?}", a.dataset)))?;
     // Paris: the generator clusters towers around real cities.
     let list = interactions(&dataset, a.width, a.height, (2.35, 48.86))?;
+    let names: Vec<&str> = list.iter().map(|i| i.name).chain([MIX_NAME]).collect();
+    if let Some(unknown) = a.only.iter().find(|o| !names.contains(&o.as_str())) {
+        return Err(Error::Config(format!("--only {unknown:?}: the interactions are {}", names.join(", "))));
+    }
+    let wanted = |name: &str| a.only.is_empty() || a.only.iter().any(|o| o == name);
 
     println!(
         "quiver-dashboard bench: {} · {} ({} rows) · {}x{} image · {} per cell",
@@ -582,7 +593,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         "errors",
         "partial"
     );
-    for it in &list {
+    for it in list.iter().filter(|it| wanted(it.name)) {
         let body = Bytes::from(serde_json::to_vec(&it.body).expect("json"));
         // Warm up (and check the request is accepted), on a connection of its
         // own: the dashboard closes a keep-alive connection left idle longer
@@ -619,9 +630,9 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     }
     // Every client runs the realistic mix, each request distinct.
     let sessions = mix(&list);
-    for &clients in &a.clients {
+    for &clients in a.clients.iter().filter(|_| wanted(MIX_NAME)) {
         let c = run_cell(addr, &host_header, &token, &api_query, &sessions, false, clients, duration).await?;
-        print_row("realistic mix", clients, &c);
+        print_row(MIX_NAME, clients, &c);
     }
     println!("(realistic mix: {})", MIX.iter().map(|(n, k)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
     if let Some(s) = stack {

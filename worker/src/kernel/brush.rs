@@ -18,7 +18,6 @@
 //! out past a byte budget.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use rayon::prelude::*;
 
@@ -70,22 +69,45 @@ pub fn build(shard: &Shard, plan: &Plan, dim: usize, max_bytes: usize) -> Option
         }
     }
     first.push(cats.len() as u32);
-    // Rows per (entry, code), counted by every thread into one table.
-    let counts: Vec<AtomicU32> = (0..entries * ncodes).map(|_| AtomicU32::new(0)).collect();
+    // Rows per (entry, code). The image is cut into bands of pixel rows
+    // holding about equal rows, one per thread; a band owns its entries'
+    // part of the table (entries run in pixel order), so threads count
+    // without atomics, and each reads only the blocks reaching its rows.
+    let mut counts = vec![0u32; entries * ncodes];
+    let edges = band_edges(&all, pm.width, pm.height, ncat, rayon::current_num_threads());
+    let mut bands = Vec::with_capacity(edges.len() - 1);
+    let (mut rest, mut done) = (counts.as_mut_slice(), 0usize);
+    for w in edges.windows(2) {
+        let upto = first[all.pixels.partition_point(|&p| p < w[1] * pm.width)] as usize;
+        let (mine, tail) = rest.split_at_mut((upto - done) * ncodes);
+        bands.push((w[0]..w[1], done, mine));
+        (rest, done) = (tail, upto);
+    }
     let (cat_codes, codes) = (&shard.codes[plan.cat_dim], &shard.codes[dim]);
-    shard.blocks.par_iter().for_each(|blk| {
-        let check = match blk.overlap(&pm.vp) {
-            Overlap::Outside => return,
-            Overlap::Inside => false,
-            Overlap::Partial => true,
-        };
-        for r in blk.start as usize..blk.end as usize {
-            let (x, y) = (shard.xs[r], shard.ys[r]);
-            if check && !pm.vp.contains(x, y) {
-                continue;
+    bands.into_par_iter().for_each(|(rows, e0, mine)| {
+        let pixels = rows.start * pm.width..rows.end * pm.width;
+        for blk in &shard.blocks {
+            let check = match blk.overlap(&pm.vp) {
+                Overlap::Outside => continue,
+                Overlap::Inside => false,
+                Overlap::Partial => true,
+            };
+            match pm.rows_of(blk.ymin, blk.ymax) {
+                Some(r) if r.start < rows.end && rows.start < r.end => {}
+                _ => continue,
             }
-            let e = id[pm.pixel(x, y) as usize * ncat + cat_codes[r] as usize] as usize - 1;
-            counts[e * ncodes + codes[r] as usize].fetch_add(1, Ordering::Relaxed);
+            for r in blk.start as usize..blk.end as usize {
+                let (x, y) = (shard.xs[r], shard.ys[r]);
+                if check && !pm.vp.contains(x, y) {
+                    continue;
+                }
+                let p = pm.pixel(x, y);
+                if !pixels.contains(&p) {
+                    continue;
+                }
+                let e = id[p as usize * ncat + cat_codes[r] as usize] as usize - 1 - e0;
+                mine[e * ncodes + codes[r] as usize] += 1;
+            }
         }
     });
     drop(id);
@@ -94,11 +116,36 @@ pub fn build(shard: &Shard, plan: &Plan, dim: usize, max_bytes: usize) -> Option
         let mut sum = 0u32;
         prefix.push(0);
         for c in 0..ncodes {
-            sum += counts[e * ncodes + c].load(Ordering::Relaxed);
+            sum += counts[e * ncodes + c];
             prefix.push(sum);
         }
     }
     Some(BrushIndex::from_parts(ncat, ncodes, all.pixels, first, cats, prefix))
+}
+
+/// Edges of `bands` bands of the image's pixel rows (`bands + 1` rows, from
+/// 0 to `height`), each holding about the same rows of `all`'s raster.
+fn band_edges(all: &Counts, width: u32, height: u32, ncat: usize, bands: usize) -> Vec<u32> {
+    let mut per_row = vec![0u64; height as usize];
+    for (i, &p) in all.pixels.iter().enumerate() {
+        per_row[(p / width) as usize] += all.cells[i * ncat..(i + 1) * ncat].iter().map(|&n| n as u64).sum::<u64>();
+    }
+    let total: u64 = per_row.iter().sum();
+    let bands = bands.max(1) as u64;
+    let mut edges = vec![0u32];
+    let mut acc = 0u64;
+    for (r, n) in per_row.iter().enumerate() {
+        acc += n;
+        // Close a band once it holds its share of the rows.
+        while (edges.len() as u64) < bands && acc * bands >= total * edges.len() as u64 && total > 0 {
+            edges.push(r as u32 + 1);
+        }
+    }
+    while edges.len() as u64 <= bands {
+        edges.push(height);
+    }
+    *edges.last_mut().expect("edges") = height;
+    edges
 }
 
 /// The dimension a plan brushes, when its raster can come from an index: a
@@ -146,4 +193,48 @@ fn with_raster_from(shard: &Shard, plan: &Plan, d: usize, index: &BrushIndex) ->
     let mut counts = scan(shard, &rest);
     (counts.pixels, counts.cells) = index.raster(|c| plan.fail[d][c] == 0);
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A raster of `width` columns with `rows[r]` rows in one pixel of each
+    /// pixel row `r`, split over two categories.
+    fn raster(width: u32, rows: &[u32]) -> Counts {
+        let mut c = Counts {
+            hists: vec![],
+            selected: 0,
+            in_view: 0,
+            pixels: vec![],
+            cells: vec![],
+            sample: vec![],
+        };
+        for (r, &n) in rows.iter().enumerate().filter(|&(_, &n)| n > 0) {
+            c.pixels.push(r as u32 * width + (r as u32 % width));
+            c.cells.extend([n / 2, n - n / 2]);
+        }
+        c
+    }
+
+    #[test]
+    fn bands_cover_every_pixel_row_once_with_about_equal_rows() {
+        let cases: [&[u32]; 5] = [&[5, 0, 0, 7, 1, 1, 0, 9], &[0; 6], &[100, 0, 0, 0], &[1; 40], &[0, 0, 3]];
+        for rows in cases {
+            let height = rows.len() as u32;
+            let total: u32 = rows.iter().sum();
+            let largest = rows.iter().copied().max().unwrap_or(0);
+            for bands in 1..6 {
+                let edges = band_edges(&raster(7, rows), 7, height, 2, bands);
+                assert_eq!(edges.len(), bands + 1, "{rows:?} in {bands}");
+                assert_eq!((edges[0], edges[bands]), (0, height), "{rows:?} in {bands}");
+                assert!(edges.windows(2).all(|w| w[0] <= w[1]), "{rows:?} in {bands}: {edges:?}");
+                for w in edges.windows(2) {
+                    let held: u32 = rows[w[0] as usize..w[1] as usize].iter().sum();
+                    // A band closes at the first row reaching its share.
+                    assert!(held <= total.div_ceil(bands as u32) + largest, "{rows:?} in {bands}: {edges:?}");
+                }
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@ pub mod raster;
 pub mod reference;
 
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -266,12 +267,34 @@ pub fn answer_shared(shard: &std::sync::Arc<Shard>, plan: &Plan) -> Counts {
     brush::answer_shared(shard, plan).unwrap_or_else(|| scan(shard, plan))
 }
 
+/// Scans running in this process.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// One running scan, counted in [`RUNNING`] while it lives.
+struct Running;
+
+impl Running {
+    /// Counts a scan in; returns it and how many others were running.
+    fn enter() -> (Running, usize) {
+        (Running, RUNNING.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Runs the plan over the shard with the rayon pool of the caller.
 pub fn scan(shard: &Shard, plan: &Plan) -> Counts {
     let work = visits(shard, plan);
     let rows: usize = work.iter().map(|&(b, _)| (shard.blocks[b].end - shard.blocks[b].start) as usize).sum();
     let threads = rayon::current_num_threads().max(1);
-    let parts = if rows < SMALL_SCAN_ROWS { 1 } else { threads };
+    let (_running, others) = Running::enter();
+    // Threads other scans leave free: a busy worker runs its scans side by
+    // side, each on one thread (one raster grid each, none to merge).
+    let parts = if rows < SMALL_SCAN_ROWS { 1 } else { threads.saturating_sub(others).max(1) };
     // Contiguous parts of about equal rows.
     let mut ranges = Vec::with_capacity(parts);
     let (mut start, mut acc_rows) = (0usize, 0usize);
@@ -342,11 +365,8 @@ fn mark_block(grid: &mut raster::Grid, pm: &PixelMap, blk: &crate::store::Block)
     let vp = pm.vp;
     let last = |n: u64| n.saturating_sub(1);
     // y: no wrap; clip to the viewport.
-    let (ylo, yhi) = (blk.ymin.max(vp.y0) as u64, (blk.ymax as u64).min(vp.y0 as u64 + last(vp.hy)));
-    if ylo > yhi {
-        return None;
-    }
-    let (r0, r1) = (pm.row(ylo - vp.y0 as u64), pm.row(yhi - vp.y0 as u64));
+    let rows = pm.rows_of(blk.ymin, blk.ymax)?;
+    let (r0, r1) = (rows.start, rows.end - 1);
     // x: modulo 2^32 from the west edge; a block straddling the west edge marks every column.
     let a = blk.xmin.wrapping_sub(vp.x0) as u64;
     let b = blk.xmax.wrapping_sub(vp.x0) as u64;
