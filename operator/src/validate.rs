@@ -509,10 +509,13 @@ fn check_dns_subdomain(field: &str, name: &str) -> Result<()> {
 }
 
 /// In-memory bytes per row a worker holds for a dataset: the presets' as
-/// measured (celltowers 11, rounded up), else 8 for x/y plus 4 per dimension.
+/// measured with their default detail columns, rounded up (celltowers 18.2
+/// at 40 M rows, `quiver-worker bench`), else 8 for x/y plus 4 per
+/// dimension. The quarter the request adds covers a load's peak (1.24× what
+/// it leaves at 40 M rows).
 pub fn bytes_per_row(d: &DatasetSpec) -> u64 {
     match d.preset {
-        Some(quiver_worker::spec::Preset::Celltowers) => 16,
+        Some(quiver_worker::spec::Preset::Celltowers) => 19,
         Some(quiver_worker::spec::Preset::Ais) => 24,
         None => 8 + 4 * d.view.as_ref().map_or(4, |v| v.dimensions.len() as u64),
     }

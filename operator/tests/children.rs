@@ -380,10 +380,10 @@ fn workers_without_resources_request_memory_sized_from_their_datasets() {
         let req = r.requests.unwrap();
         (req["memory"].0.clone(), req["cpu"].0.clone())
     };
-    // 40 M cell towers over 2 workers: 20 M rows x 16 B x 1.25 + 256 MiB, rounded up to 64 MiB.
+    // 40 M cell towers over 2 workers: 20 M rows x 19 B x 1.25 + 256 MiB, rounded up to 64 MiB.
     let with_rows = "apiVersion: quiver.dev/v1alpha1\nkind: DataCluster\nmetadata: {name: t, namespace: n, uid: u}\n\
         spec:\n  workers: {replicas: 2}\n  datasets: [{name: t, preset: celltowers, source: \"s3://b/t/\", expectedRows: 40000000}]\n";
-    assert_eq!(sized(with_rows), ("640Mi".to_string(), "500m".to_string()));
+    assert_eq!(sized(with_rows), ("768Mi".to_string(), "500m".to_string()));
     // Unknown size: a floor that still schedules honestly.
     let without = "apiVersion: quiver.dev/v1alpha1\nkind: DataCluster\nmetadata: {name: t, namespace: n, uid: u}\n\
         spec:\n  datasets: [{name: t, preset: celltowers, source: \"s3://b/t/\"}]\n";
