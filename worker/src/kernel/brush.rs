@@ -202,14 +202,7 @@ mod tests {
     /// A raster of `width` columns with `rows[r]` rows in one pixel of each
     /// pixel row `r`, split over two categories.
     fn raster(width: u32, rows: &[u32]) -> Counts {
-        let mut c = Counts {
-            hists: vec![],
-            selected: 0,
-            in_view: 0,
-            pixels: vec![],
-            cells: vec![],
-            sample: vec![],
-        };
+        let mut c = Counts { hists: vec![], selected: 0, in_view: 0, pixels: vec![], cells: vec![], sample: vec![] };
         for (r, &n) in rows.iter().enumerate().filter(|&(_, &n)| n > 0) {
             c.pixels.push(r as u32 * width + (r as u32 % width));
             c.cells.extend([n / 2, n - n / 2]);
