@@ -58,7 +58,7 @@ pub trait Worker: Send + Sync + 'static {
 }
 
 /// Record batches streamed from a worker.
-pub type BatchStream = futures::stream::BoxStream<'static, WorkerResult<arrow::array::RecordBatch>>;
+pub type BatchStream = futures::stream::BoxStream<'static, WorkerResult<arrow_array::RecordBatch>>;
 
 /// Makes a client for an endpoint.
 #[async_trait]

@@ -1,7 +1,7 @@
 //! The JSON API over fake workers: validation errors, merged answers, partial
 //! answers, status, reload, datasets, assets.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 

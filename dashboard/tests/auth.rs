@@ -1,6 +1,6 @@
 //! Login, sessions, Bearer tokens, rate limiting and the `/api` guard, through the router.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,13 +3,14 @@
 //! Parquet that parse back; the row limit refused with the count before any
 //! byte; a wrong token refused; the Python snippet names the workers.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampSecondType};
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampSecondType};
 use axum::http::StatusCode;
 use common::*;
 use quiver_dashboard::discovery::Discovery;
@@ -154,11 +155,11 @@ async fn exports_stream_exactly_the_selected_rows_as_csv_and_parquet() {
     assert_eq!(csv.header("x-quiver-rows"), Some(want.len().to_string().as_str()));
     let text = String::from_utf8(csv.body.to_vec()).unwrap();
     assert!(text.starts_with("lon,lat,radio,radio.exact,mcc,net,range,created\n"), "{}", &text[..200.min(text.len())]);
-    let (schema, _) = arrow::csv::reader::Format::default()
+    let (schema, _) = arrow_csv::reader::Format::default()
         .with_header(true)
         .infer_schema(std::io::Cursor::new(text.as_bytes()), None)
         .unwrap();
-    let reader = arrow::csv::ReaderBuilder::new(Arc::new(schema))
+    let reader = arrow_csv::ReaderBuilder::new(Arc::new(schema))
         .with_header(true)
         .build(std::io::Cursor::new(text.as_bytes()))
         .unwrap();
@@ -168,11 +169,9 @@ async fn exports_stream_exactly_the_selected_rows_as_csv_and_parquet() {
     // CSV carries times as text: compare the other values, and the times parsed.
     let mut got = vec![];
     for b in &batches {
-        let int =
-            |n: &str| arrow::compute::cast(b.column_by_name(n).unwrap(), &arrow::datatypes::DataType::Int64).unwrap();
+        let int = |n: &str| arrow_cast::cast(b.column_by_name(n).unwrap(), &arrow_schema::DataType::Int64).unwrap();
         let (mcc, net, range) = (int("mcc"), int("net"), int("range"));
-        let created =
-            arrow::compute::cast(b.column_by_name("created").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+        let created = arrow_cast::cast(b.column_by_name("created").unwrap(), &arrow_schema::DataType::Utf8).unwrap();
         for i in 0..b.num_rows() {
             let t = quiver_worker::bins::parse_timestamp(created.as_string::<i32>().value(i)).unwrap();
             got.push((

@@ -1,7 +1,7 @@
 //! Fan-out failure paths: with fake workers under a paused clock, and with real
 //! in-process workers over Flight (one of them killed mid-session).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -3,7 +3,7 @@
 //! killed, refuses, hangs or is slow is retried or hedged on the other, and
 //! the answer stays complete; replicas of another generation are not mixed in.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -2,7 +2,7 @@
 //! it asks the operator's resume endpoint (here a fake one on 127.0.0.1),
 //! presenting its login token.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,7 +1,7 @@
 //! The dashboard on a real socket: peer addresses reach the rate limiter, and
 //! shutdown is graceful.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Behaviour of the child builders beyond the goldens: variants of the spec.
 
-mod common;
+use crate::common;
 
 use common::{fixture, valid_fixture};
 use k8s_openapi::api::apps::v1::StatefulSet;

@@ -1,7 +1,7 @@
 //! Golden YAML of every child built for the sample DataCluster, and of the CRD.
 //! `QUIVER_BLESS=1 cargo test -p quiver-operator` rewrites them.
 
-mod common;
+use crate::common;
 
 use common::{check_golden, crate_dir, valid_fixture};
 use quiver_operator::children::{Component, build_all, build_token_secret};

@@ -3,7 +3,7 @@
 //! unchanged for its duration (by its own clock); a lost race stays standby;
 //! rounds are bounded; a stop is never read as a lost Lease.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The reconciler against a mocked API server, one scenario per lifecycle path.
 //! Workers and the clock are injected; no Kubernetes API server runs here.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! StatefulSet (pod count, shard count, placement), the PDB and the status
 //! counting of shards with replicas. Pure.
 
-mod common;
+use crate::common;
 
 use common::fixture;
 use k8s_openapi::api::apps::v1::StatefulSet;

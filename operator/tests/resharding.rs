@@ -5,8 +5,6 @@
 //! scale settles, old-sharding answers are not counted; once it settles, every
 //! row is counted exactly once.
 
-mod common;
-
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;

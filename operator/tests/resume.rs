@@ -2,7 +2,7 @@
 //! server: the dashboard's login token opens it, and the only write it makes
 //! is the resume annotation.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

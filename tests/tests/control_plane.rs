@@ -244,7 +244,7 @@ impl Drop for S3Server {
 
 /// Rows per `radio` value, read back from the Parquet files (null as `None`).
 fn radio_counts(dir: &Path) -> BTreeMap<Option<String>, u64> {
-    use arrow::array::{Array, StringArray};
+    use arrow_array::{Array, StringArray};
     let mut counts = BTreeMap::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
@@ -257,11 +257,9 @@ fn radio_counts(dir: &Path) -> BTreeMap<Option<String>, u64> {
                 .unwrap();
         for batch in reader {
             let batch = batch.unwrap();
-            let col = arrow::compute::cast(
-                batch.column_by_name("radio").expect("a radio column"),
-                &arrow::datatypes::DataType::Utf8,
-            )
-            .unwrap();
+            let col =
+                arrow_cast::cast(batch.column_by_name("radio").expect("a radio column"), &arrow_schema::DataType::Utf8)
+                    .unwrap();
             let col = col.as_any().downcast_ref::<StringArray>().unwrap();
             for i in 0..col.len() {
                 let v = (!col.is_null(i)).then(|| col.value(i).to_string());

@@ -106,7 +106,7 @@ async fn pyarrow_flight_reads_our_answers() {
 
 /// LTE rows of the generated files, read with the parquet crate.
 fn lte_rows(dir: &std::path::Path) -> usize {
-    use arrow::array::AsArray;
+    use arrow_array::cast::AsArray;
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();

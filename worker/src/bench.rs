@@ -353,7 +353,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             let arrow_s = t.elapsed().as_secs_f64();
             let t = Instant::now();
             let mut out = Vec::new();
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+            let mut w = arrow_csv::WriterBuilder::new().with_header(true).build(&mut out);
             for b in &batches {
                 w.write(b)?;
             }

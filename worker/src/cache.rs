@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arrow::record_batch::RecordBatch;
+use arrow_array::RecordBatch;
 use tokio::sync::OnceCell;
 
 /// The default budget of kept answers: half a dozen world views with a
@@ -216,8 +216,8 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
 
-    use arrow::array::UInt64Array;
-    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow_array::UInt64Array;
+    use arrow_schema::{DataType, Field, Schema};
 
     use super::*;
 

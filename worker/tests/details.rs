@@ -6,9 +6,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, ArrayRef};
+use arrow_cast::cast;
+use arrow_schema::DataType;
 use quiver_worker::geo::{lat_to_y, lon_to_x};
 use quiver_worker::source::{LoadOptions, ShardId, load, presets};
 use quiver_worker::spec::{DatasetSpec, Format, Preset};
@@ -37,7 +39,7 @@ async fn generate(preset: Preset, rows: u64, format: Format, dir: &std::path::Pa
 }
 
 /// The source rows, read back from the files with arrow's own readers.
-fn source_batches(dir: &std::path::Path, preset: Preset) -> Vec<arrow::array::RecordBatch> {
+fn source_batches(dir: &std::path::Path, preset: Preset) -> Vec<arrow_array::RecordBatch> {
     let mut out = vec![];
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -48,7 +50,7 @@ fn source_batches(dir: &std::path::Path, preset: Preset) -> Vec<arrow::array::Re
             out.extend(r.map(|b| b.unwrap()));
         } else if name.ends_with(".csv") {
             let f = std::fs::File::open(&p).unwrap();
-            let r = arrow::csv::ReaderBuilder::new(presets::schema(preset)).with_header(true).build(f).unwrap();
+            let r = arrow_csv::ReaderBuilder::new(presets::schema(preset)).with_header(true).build(f).unwrap();
             out.extend(r.map(|b| b.unwrap()));
         }
     }

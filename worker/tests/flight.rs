@@ -3,7 +3,7 @@
 //! answers against a reference computed from the raw values, auth, and every
 //! kind of bad input.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -446,8 +446,8 @@ fn write_seed_corpus() {
 fn other_types_parquet() -> Vec<u8> {
     use std::sync::Arc;
 
-    use arrow::array::{ArrayRef, DictionaryArray, Float32Array, Int32Array, RecordBatch, TimestampMillisecondArray};
-    use arrow::datatypes::Int8Type;
+    use arrow_array::types::Int8Type;
+    use arrow_array::{ArrayRef, DictionaryArray, Float32Array, Int32Array, RecordBatch, TimestampMillisecondArray};
     use parquet::arrow::ArrowWriter;
     use parquet::file::properties::WriterProperties;
 

@@ -269,7 +269,7 @@ impl Shared {
 #[allow(clippy::large_enum_variant, reason = "one per download, never moved in a loop")]
 enum Writer {
     Csv { header: bool },
-    Parquet { out: Shared, writer: Option<(parquet::arrow::ArrowWriter<Shared>, arrow::datatypes::SchemaRef)> },
+    Parquet { out: Shared, writer: Option<(parquet::arrow::ArrowWriter<Shared>, arrow_schema::SchemaRef)> },
 }
 
 impl Writer {
@@ -280,15 +280,15 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, b: &arrow::array::RecordBatch) -> std::result::Result<Bytes, String> {
+    fn write(&mut self, b: &arrow_array::RecordBatch) -> std::result::Result<Bytes, String> {
         self.write_inner(b).map_err(|e| e.to_string())
     }
 
-    fn write_inner(&mut self, b: &arrow::array::RecordBatch) -> std::result::Result<Bytes, Box<dyn std::error::Error>> {
+    fn write_inner(&mut self, b: &arrow_array::RecordBatch) -> std::result::Result<Bytes, Box<dyn std::error::Error>> {
         match self {
             Writer::Csv { header } => {
                 let mut buf = Vec::with_capacity(b.num_rows() * 64);
-                let mut w = arrow::csv::WriterBuilder::new().with_header(*header).build(&mut buf);
+                let mut w = arrow_csv::WriterBuilder::new().with_header(*header).build(&mut buf);
                 w.write(b)?;
                 drop(w);
                 *header = false;
@@ -301,12 +301,12 @@ impl Writer {
                         .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP))
                         .build();
                     // Shards' schemas differ only in their metadata (shard index): keep none.
-                    let schema = Arc::new(arrow::datatypes::Schema::new(b.schema().fields().clone()));
+                    let schema = Arc::new(arrow_schema::Schema::new(b.schema().fields().clone()));
                     *writer =
                         Some((parquet::arrow::ArrowWriter::try_new(out.clone(), schema.clone(), Some(props))?, schema));
                 }
                 let (w, schema) = writer.as_mut().expect("created above");
-                let b = arrow::array::RecordBatch::try_new(schema.clone(), b.columns().to_vec())?;
+                let b = arrow_array::RecordBatch::try_new(schema.clone(), b.columns().to_vec())?;
                 // Row groups are written to `out` as they fill.
                 w.write(&b)?;
                 let ready = out.0.lock().expect("export buffer lock").len();

@@ -284,8 +284,8 @@ impl Worker for FakeWorker {
             return Err(quiver_worker::Error::UnknownDataset(q.dataset.clone()));
         }
         // One batch naming the shard.
-        let shard = arrow::array::UInt32Array::from(vec![self.shard]);
-        let batch = arrow::array::RecordBatch::try_from_iter([("shard", Arc::new(shard) as arrow::array::ArrayRef)])
+        let shard = arrow_array::UInt32Array::from(vec![self.shard]);
+        let batch = arrow_array::RecordBatch::try_from_iter([("shard", Arc::new(shard) as arrow_array::ArrayRef)])
             .expect("a one-column batch");
         Ok(Box::pin(futures::stream::iter([Ok(batch)])))
     }

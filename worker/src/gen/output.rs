@@ -6,9 +6,9 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
-use arrow::error::ArrowError;
+use arrow_array::RecordBatch;
+use arrow_schema::ArrowError;
+use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
@@ -119,8 +119,8 @@ pub(super) async fn upload(
 /// A format's encoder over the sink.
 pub(super) enum Encoder {
     Parquet(Box<ArrowWriter<ChannelSink>>),
-    Csv(Box<arrow::csv::Writer<ChannelSink>>),
-    CsvGz(Box<arrow::csv::Writer<flate2::write::GzEncoder<ChannelSink>>>),
+    Csv(Box<arrow_csv::Writer<ChannelSink>>),
+    CsvGz(Box<arrow_csv::Writer<flate2::write::GzEncoder<ChannelSink>>>),
 }
 
 fn parquet_err(e: parquet::errors::ParquetError) -> Error {
@@ -175,7 +175,7 @@ pub(super) fn parquet_properties(preset: Preset) -> WriterProperties {
 
 impl Encoder {
     pub(super) fn new(format: Format, preset: Preset, schema: SchemaRef, sink: ChannelSink) -> Result<Encoder> {
-        let csv = || arrow::csv::WriterBuilder::new().with_header(true);
+        let csv = || arrow_csv::WriterBuilder::new().with_header(true);
         Ok(match format {
             Format::Parquet => Encoder::Parquet(Box::new(
                 ArrowWriter::try_new(sink, schema, Some(parquet_properties(preset))).map_err(parquet_err)?,

@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::concat_batches;
-use arrow::datatypes::{Float64Type, Int32Type, Int64Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type, Int64Type};
+use arrow_array::{Array, RecordBatch};
+use arrow_select::concat::concat_batches;
 use bytes::Bytes;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -40,7 +41,7 @@ fn read_bytes(bytes: Bytes, format: Format, schema: SchemaRef) -> RecordBatch {
             } else {
                 bytes.to_vec()
             };
-            let reader = arrow::csv::ReaderBuilder::new(schema.clone())
+            let reader = arrow_csv::ReaderBuilder::new(schema.clone())
                 .with_header(true)
                 .build(std::io::Cursor::new(text))
                 .unwrap();
@@ -237,16 +238,16 @@ async fn works_on_a_single_threaded_runtime() {
 
 // ---- facts about the data ----
 
-fn col_f64<'a>(b: &'a RecordBatch, name: &str) -> &'a arrow::array::Float64Array {
+fn col_f64<'a>(b: &'a RecordBatch, name: &str) -> &'a arrow_array::Float64Array {
     b.column_by_name(name).unwrap().as_primitive::<Float64Type>()
 }
-fn col_i64<'a>(b: &'a RecordBatch, name: &str) -> &'a arrow::array::Int64Array {
+fn col_i64<'a>(b: &'a RecordBatch, name: &str) -> &'a arrow_array::Int64Array {
     b.column_by_name(name).unwrap().as_primitive::<Int64Type>()
 }
-fn col_i32<'a>(b: &'a RecordBatch, name: &str) -> &'a arrow::array::Int32Array {
+fn col_i32<'a>(b: &'a RecordBatch, name: &str) -> &'a arrow_array::Int32Array {
     b.column_by_name(name).unwrap().as_primitive::<Int32Type>()
 }
-fn col_str<'a>(b: &'a RecordBatch, name: &str) -> &'a arrow::array::StringArray {
+fn col_str<'a>(b: &'a RecordBatch, name: &str) -> &'a arrow_array::StringArray {
     b.column_by_name(name).unwrap().as_string::<i32>()
 }
 

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_cast::cast;
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use parquet::arrow::ProjectionMask;
@@ -287,14 +289,14 @@ fn csv_rows<R: BufRead>(
     let needed = wanted_columns(view, &header);
     let projection: Vec<usize> =
         needed.iter().map(|c| header.iter().position(|h| h == c).expect("checked above")).collect();
-    let mut decoder = arrow::csv::ReaderBuilder::new(schema)
+    let mut decoder = arrow_csv::ReaderBuilder::new(schema)
         .with_header(false)
         .with_batch_size(CSV_CHUNK_ROWS)
         .with_projection(projection)
         .build_decoder();
     let mut out = ctx.builder(0);
     let mut row: u64 = 0; // data rows seen (after the header)
-    let flush = |decoder: &mut arrow::csv::reader::Decoder, out: &mut Builder| -> Result<()> {
+    let flush = |decoder: &mut arrow_csv::reader::Decoder, out: &mut Builder| -> Result<()> {
         if let Some(batch) = decoder.flush().map_err(|e| csv_error(url, e, &needed))? {
             append_batch(out, &batch, ctx, url)?;
             counted.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
@@ -306,7 +308,7 @@ fn csv_rows<R: BufRead>(
         Some(s) => (row / CSV_CHUNK_ROWS as u64) % s.count as u64 == s.index as u64,
     };
     let last = std::cell::Cell::new(b'\n');
-    let feed = |bytes: &[u8], decoder: &mut arrow::csv::reader::Decoder, out: &mut Builder| -> Result<()> {
+    let feed = |bytes: &[u8], decoder: &mut arrow_csv::reader::Decoder, out: &mut Builder| -> Result<()> {
         if let Some(&l) = bytes.last() {
             last.set(l);
         }
@@ -369,7 +371,7 @@ fn csv_rows<R: BufRead>(
     Ok(out)
 }
 
-fn csv_error(url: &str, e: arrow::error::ArrowError, needed: &[String]) -> Error {
+fn csv_error(url: &str, e: arrow_schema::ArrowError, needed: &[String]) -> Error {
     // Arrow numbers projected columns; name them.
     let mut msg = e.to_string();
     if let Some(pos) = msg.find("for column ") {
@@ -396,7 +398,7 @@ fn as_f64(col: &ArrayRef, name: &str, url: &str) -> Result<Vec<Option<f64>>> {
         file: url.to_string(),
         message: format!("column {name:?} of type {} is not numeric: {e}", col.data_type()),
     })?;
-    let a = c.as_primitive::<arrow::datatypes::Float64Type>();
+    let a = c.as_primitive::<arrow_array::types::Float64Type>();
     Ok(a.iter().collect())
 }
 
@@ -425,7 +427,7 @@ fn codes(col: &ArrayRef, dim: &DimBins, url: &str) -> Result<Vec<u8>> {
         }
         DataType::Date32 => {
             let i = cast(col, &DataType::Int32).map_err(|e| bad(e.to_string()))?;
-            i.as_primitive::<arrow::datatypes::Int32Type>()
+            i.as_primitive::<arrow_array::types::Int32Type>()
                 .iter()
                 .map(|v| v.map_or(miss, |v| dim.code_i64(v as i64 * 86_400)))
                 .collect()
@@ -436,7 +438,7 @@ fn codes(col: &ArrayRef, dim: &DimBins, url: &str) -> Result<Vec<u8>> {
         }
         t if t.is_floating() || matches!(t, DataType::Decimal128(_, _) | DataType::Decimal256(_, _)) => {
             let f = cast(col, &DataType::Float64).map_err(|e| bad(e.to_string()))?;
-            let f = f.as_primitive::<arrow::datatypes::Float64Type>();
+            let f = f.as_primitive::<arrow_array::types::Float64Type>();
             if dim.kind() == Kind::Categorical {
                 f.iter()
                     .map(|v| v.map_or(miss, |v| if v.is_finite() { dim.code_i64(v as i64) } else { miss }))
@@ -475,7 +477,7 @@ fn detail_lanes(
         DetailKind::Int => ints(&DataType::Int64)?,
         DetailKind::Float => {
             let c = cast(col, &DataType::Float64).map_err(|e| bad(e.to_string()))?;
-            c.as_primitive::<arrow::datatypes::Float64Type>().iter().map(|v| v.map(|f| f.to_bits() as i64)).collect()
+            c.as_primitive::<arrow_array::types::Float64Type>().iter().map(|v| v.map(|f| f.to_bits() as i64)).collect()
         }
         DetailKind::Time => match col.data_type() {
             DataType::Timestamp(..) => ints(&DataType::Timestamp(TimeUnit::Second, None))?,

@@ -31,8 +31,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampSecondArray};
-use arrow::datatypes::Field;
+use arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampSecondArray};
+use arrow_schema::Field;
 use rayon::prelude::*;
 
 /// Rows per encoded block of a detail column.
@@ -671,7 +671,7 @@ impl Interners {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::Array;
+    use arrow_array::Array;
     use rand::{Rng, SeedableRng};
 
     fn roundtrip(kind: DetailKind, vals: &[Lane]) -> EncBlock {

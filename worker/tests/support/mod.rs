@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow_array::{Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
 use rand::{Rng, SeedableRng};
 
 /// One raw tower, as in the OpenCelliD file.
@@ -112,7 +112,7 @@ pub fn write_parquet(path: &Path, rows: &[Tower], row_group: usize) {
 pub fn write_csv(path: &Path, rows: &[Tower], gzip: bool) {
     let mut buf = vec![];
     {
-        let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
+        let mut w = arrow_csv::WriterBuilder::new().with_header(true).build(&mut buf);
         for chunk in rows.chunks(10_000) {
             w.write(&batch(chunk)).unwrap();
         }
